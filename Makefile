@@ -1,0 +1,35 @@
+# The two commands of the README: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+START ?= 2026-06-01
+STOP ?= 2026-06-04
+export LUIGI_CONFIG_PATH ?= $(CURDIR)/luigi.cfg
+
+.PHONY: run test test-slow bench venv clean
+
+$(BIN)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+## Score START..STOP (STOP exclusive) on the embedded defaults, then say what was written.
+run: venv
+	$(BIN)/luigi --module pipelines RangeDaily --of DailyScore --start $(START) --stop $(STOP)
+	$(BIN)/python -m pipelines.summary --start $(START) --stop $(STOP)
+
+## The default test suite (unit, task and end-to-end tiers); slow suites are marked.
+test: venv
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: venv
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+bench: venv
+	$(BIN)/python bench/score.py $(BENCH_ARGS)
+
+clean:
+	rm -rf data mlflow.db mlruns .cache bench/out

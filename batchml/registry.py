@@ -1,0 +1,168 @@
+"""The MLflow model registry behind a small interface, and the local artifact cache.
+
+A registered version carries, as version tags, the sha256 of its ONNX export; fetching a
+version copies the ONNX file into a local cache and refuses it when the hash differs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from batchml.errors import IntegrityError
+from batchml.provenance import code_version, sha256_bytes, sha256_file
+
+log = logging.getLogger(__name__)
+
+ONNX_ARTIFACT = "onnx/model.onnx"
+PROFILE_ARTIFACT = "profile/reference.json"
+SKOPS_TRUSTED = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
+
+
+@dataclass(frozen=True)
+class ModelPin:
+    """The model version a date is scored with, fixed the first time the date resolves it."""
+
+    name: str
+    version: str
+    sha256: str
+    alias: str
+    run_id: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelPin:
+        return cls(**json.loads(text))
+
+
+def configure_http(max_retries: int, timeout: int) -> None:
+    """Bound MLflow's HTTP retries (its defaults wait about four minutes on a dead server)."""
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(max_retries)
+    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(timeout)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+
+
+class Registry:
+    def __init__(self, tracking_uri: str, model_name: str):
+        import mlflow
+
+        self.tracking_uri, self.name = tracking_uri, model_name
+        self.client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    def version_by_alias(self, alias: str):
+        """The ModelVersion behind `alias`, or None when the model or the alias does not exist."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_model_version_by_alias(self.name, alias)
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise
+
+    def pin(self, alias: str):
+        """Resolve `alias` once into a ModelPin; None when no version holds it."""
+        mv = self.version_by_alias(alias)
+        if mv is None:
+            return None
+        sha = mv.tags.get("onnx_sha256")
+        if not sha:
+            raise IntegrityError(f"models:/{self.name}/{mv.version} has no onnx_sha256 tag; it was not registered by batchml")
+        return ModelPin(name=self.name, version=str(mv.version), sha256=sha, alias=alias, run_id=mv.run_id)
+
+    def register(
+        self,
+        model,
+        train_frame: pd.DataFrame,
+        *,
+        onnx_bytes: bytes,
+        profile: dict,
+        params: dict,
+        metrics: dict,
+        tags: dict,
+        feature_names: list[str],
+    ) -> str:
+        """Log a trained model with its ONNX export and profile, register it, return the version."""
+        import mlflow
+        import sklearn
+        from mlflow.models import infer_signature
+
+        sha = sha256_bytes(onnx_bytes)
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        experiment = mlflow.set_experiment(self.name)
+        example = train_frame[feature_names].head(5)
+        with mlflow.start_run(experiment_id=experiment.experiment_id) as run, tempfile.TemporaryDirectory() as tmp:
+            mlflow.log_params(params)
+            mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+            mlflow.set_tags({**tags, "code_version": code_version(), "onnx_sha256": sha})
+            mlflow.sklearn.log_model(
+                model,
+                name="model",
+                signature=infer_signature(example, model.predict(example)),
+                input_example=example,
+                skops_trusted_types=SKOPS_TRUSTED,
+                pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"],
+            )
+            onnx_path = Path(tmp, "model.onnx")
+            onnx_path.write_bytes(onnx_bytes)
+            mlflow.log_artifact(str(onnx_path), artifact_path="onnx")
+            mlflow.log_dict(profile, PROFILE_ARTIFACT)
+            mlflow.log_dict({"onnx/model.onnx": sha}, "sha256.json")
+            run_id = run.info.run_id
+        try:
+            self.client.create_registered_model(self.name)
+        except Exception as exc:  # already exists
+            if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+                raise
+        mv = self.client.create_model_version(
+            self.name, source=f"runs:/{run_id}/model", run_id=run_id, tags={**tags, "onnx_sha256": sha, "onnx_artifact": ONNX_ARTIFACT}
+        )
+        log.info("registered models:/%s/%s (run %s, onnx sha256 %s)", self.name, mv.version, run_id, sha[:12])
+        return str(mv.version)
+
+    def set_alias(self, alias: str, version: str) -> None:
+        self.client.set_registered_model_alias(self.name, alias, version)
+
+    def fetch_onnx(self, pin: ModelPin, cache_dir: str | os.PathLike) -> Path:
+        """The pinned ONNX file in the local cache, downloaded if needed, sha256 verified."""
+        target = Path(cache_dir, self.name, pin.version, "model.onnx")
+        if target.exists() and sha256_file(target) == pin.sha256:
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            downloaded = Path(self.client.download_artifacts(pin.run_id, ONNX_ARTIFACT, tmp))
+            actual = sha256_file(downloaded)
+            if actual != pin.sha256:
+                raise IntegrityError(
+                    f"models:/{self.name}/{pin.version}: {ONNX_ARTIFACT} has sha256 {actual}, "
+                    f"but the version was registered with {pin.sha256}; refusing to score with it"
+                )
+            os.replace(downloaded, target)
+        return target
+
+    def reference_profile(self, pin: ModelPin) -> dict:
+        with tempfile.TemporaryDirectory() as tmp:
+            return json.loads(Path(self.client.download_artifacts(pin.run_id, PROFILE_ARTIFACT, tmp)).read_text())
+
+
+def verify_cached(path: Path, sha256: str) -> Path:
+    """Check a cached artifact against its recorded hash before use."""
+    actual = sha256_file(path)
+    if actual != sha256:
+        raise IntegrityError(f"{path}: sha256 {actual} differs from the pinned {sha256}; refusing to score with it")
+    return path
+
+
+def copy_into(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)

@@ -1,0 +1,194 @@
+"""Date-partitioned datasets with an all-or-nothing commit.
+
+Layout under the storage root:
+
+    <root>/<dataset>/date=YYYY-MM-DD/part-*.parquet   committed data
+    <root>/<dataset>/date=YYYY-MM-DD/_MANIFEST.json   what was committed (written last)
+    <root>/<dataset>/_staging/date=YYYY-MM-DD/<run>/  a write in progress
+    <root>/<dataset>/_locks/date=YYYY-MM-DD.lock      one writer per date at a time
+
+Readers (pyarrow, Dask, DuckDB, Spark) skip `_`-prefixed names, so they see a date only
+once it is committed. A write holds the date's lock, removes staging left by crashed
+runs, writes into its own staging folder, writes the manifest last, and publishes the
+folder with one rename that never replaces a committed date unless asked to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from batchml.errors import IntegrityError
+
+MANIFEST = "_MANIFEST.json"
+_DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+
+
+@dataclass
+class Manifest:
+    """What a committed date holds and where it came from."""
+
+    dataset: str
+    date: str
+    rows: dict[str, int]
+    schema_hash: str
+    input_fingerprint: str
+    code_version: str
+    run_id: str
+    files: list[dict] = field(default_factory=list)
+    model: dict | None = None
+    extra: dict = field(default_factory=dict)
+    created_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        return cls(**json.loads(text))
+
+
+class Storage:
+    """A storage root on the local filesystem (object stores subclass the publish step)."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).expanduser().absolute()
+
+    def __repr__(self) -> str:
+        return f"Storage({str(self.root)!r})"
+
+    # -- layout ---------------------------------------------------------------------------
+    def dataset_path(self, dataset: str) -> Path:
+        return self.root / dataset
+
+    def partition_path(self, dataset: str, date: dt.date) -> Path:
+        return self.root / dataset / f"date={date.isoformat()}"
+
+    def manifest_path(self, dataset: str, date: dt.date) -> Path:
+        return self.partition_path(dataset, date) / MANIFEST
+
+    # -- reading --------------------------------------------------------------------------
+    def manifest(self, dataset: str, date: dt.date) -> Manifest | None:
+        """The committed manifest of a date, or None if the date is not committed."""
+        try:
+            return Manifest.from_json(self.manifest_path(dataset, date).read_text())
+        except FileNotFoundError:
+            return None
+
+    def is_committed(self, dataset: str, date: dt.date) -> bool:
+        return self.manifest_path(dataset, date).exists()
+
+    def committed_dates(self, dataset: str) -> set[dt.date]:
+        """Every committed date of a dataset, from one listing of its folder."""
+        base = self.dataset_path(dataset)
+        if not base.exists():
+            return set()
+        out = set()
+        for entry in os.scandir(base):
+            m = _DATE_DIR.match(entry.name)
+            if m and os.path.exists(os.path.join(entry.path, MANIFEST)):
+                out.add(dt.date.fromisoformat(m.group(1)))
+        return out
+
+    def verify(self, dataset: str, date: dt.date) -> Manifest:
+        """The manifest of a date, after checking that the files on disk agree with it."""
+        manifest = self.manifest(dataset, date)
+        if manifest is None:
+            raise IntegrityError(f"{self.partition_path(dataset, date)}: not committed (no {MANIFEST})")
+        _check_files(self.partition_path(dataset, date), manifest)
+        return manifest
+
+    def data_files(self, dataset: str, date: dt.date) -> list[Path]:
+        manifest = self.verify(dataset, date)
+        folder = self.partition_path(dataset, date)
+        return [folder / f["path"] for f in manifest.files]
+
+    # -- writing --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def writer(self, dataset: str, date: dt.date, *, replace: bool = False) -> Iterator[PartitionWriter]:
+        """Hold the date's lock and give a fresh staging folder to write the date into.
+
+        Inside the block, `writer.committed` tells whether another run committed the date
+        meanwhile; the caller should then stop. Staging is removed on the way out unless
+        it was published.
+        """
+        locks = self.dataset_path(dataset) / "_locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with open(locks / f"date={date.isoformat()}.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released by the kernel if this process dies
+            staging_parent = self.dataset_path(dataset) / "_staging" / f"date={date.isoformat()}"
+            shutil.rmtree(staging_parent, ignore_errors=True)  # leftovers of crashed runs
+            staging = staging_parent / uuid.uuid4().hex[:12]
+            staging.mkdir(parents=True)
+            writer = PartitionWriter(self, dataset, date, staging, replace=replace)
+            try:
+                yield writer
+            finally:
+                shutil.rmtree(staging_parent, ignore_errors=True)
+
+    def _publish(self, staging: Path, final: Path, replace: bool) -> None:
+        """Move a complete staging folder into place with one rename."""
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if replace and final.exists():
+            trash = final.parent / "_trash" / f"{final.name}.{uuid.uuid4().hex[:8]}"
+            trash.parent.mkdir(exist_ok=True)
+            os.rename(final, trash)
+            os.rename(staging, final)
+            shutil.rmtree(trash, ignore_errors=True)
+            return
+        if final.exists():  # a folder without manifest: a pre-manifest crash of an old layout
+            if (final / MANIFEST).exists():
+                raise IntegrityError(f"{final}: already committed; refusing to replace it")
+            shutil.rmtree(final)
+        os.rename(staging, final)
+
+
+class PartitionWriter:
+    """A date being written: files go into `path`, then `commit()` publishes them."""
+
+    def __init__(self, storage: Storage, dataset: str, date: dt.date, path: Path, *, replace: bool):
+        self.storage, self.dataset, self.date, self.path, self.replace = storage, dataset, date, path, replace
+        self.published = False
+
+    @property
+    def committed(self) -> bool:
+        """True when the date is already committed and this writer should not replace it."""
+        return not self.replace and self.storage.is_committed(self.dataset, self.date)
+
+    def commit(self, manifest: Manifest, file_rows: dict[str, int] | None = None) -> Manifest:
+        """Record the staged files in the manifest, write it last, and publish the date."""
+        file_rows = file_rows or {}
+        manifest.files = []
+        for p in sorted(self.path.iterdir()):
+            if not p.name.startswith(("_", ".")):
+                entry = {"path": p.name, "size": p.stat().st_size}
+                if p.name in file_rows:
+                    entry["rows"] = int(file_rows[p.name])
+                manifest.files.append(entry)
+        manifest_tmp = self.path / ".manifest.tmp"
+        manifest_tmp.write_text(manifest.to_json())
+        with open(manifest_tmp) as fh:
+            os.fsync(fh.fileno())
+        os.rename(manifest_tmp, self.path / MANIFEST)
+        self.storage._publish(self.path, self.storage.partition_path(self.dataset, self.date), self.replace)
+        self.published = True
+        return manifest
+
+
+def _check_files(folder: Path, manifest: Manifest) -> None:
+    on_disk = {e.name: e.stat().st_size for e in os.scandir(folder) if not e.name.startswith(("_", "."))}
+    listed = {f["path"]: f["size"] for f in manifest.files}
+    if on_disk != listed:
+        missing = sorted(set(listed) - set(on_disk))
+        extra = sorted(set(on_disk) - set(listed))
+        resized = sorted(k for k in set(listed) & set(on_disk) if listed[k] != on_disk[k])
+        raise IntegrityError(f"{folder}: files disagree with {MANIFEST} (missing {missing}, unlisted {extra}, resized {resized})")
