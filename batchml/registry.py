@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -52,10 +51,10 @@ def configure_http(max_retries: int, timeout: int) -> None:
 
 
 class Registry:
-    def __init__(self, tracking_uri: str, model_name: str):
+    def __init__(self, tracking_uri: str, model_name: str, artifact_location: str = ""):
         import mlflow
 
-        self.tracking_uri, self.name = tracking_uri, model_name
+        self.tracking_uri, self.name, self.artifact_location = tracking_uri, model_name, artifact_location
         self.client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
     def version_by_alias(self, alias: str):
@@ -99,9 +98,9 @@ class Registry:
         sha = sha256_bytes(onnx_bytes)
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
-        experiment = mlflow.set_experiment(self.name)
+        experiment_id = self._experiment_id()
         example = train_frame[feature_names].head(5)
-        with mlflow.start_run(experiment_id=experiment.experiment_id) as run, tempfile.TemporaryDirectory() as tmp:
+        with mlflow.start_run(experiment_id=experiment_id) as run, tempfile.TemporaryDirectory() as tmp:
             mlflow.log_params(params)
             mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
             mlflow.set_tags({**tags, "code_version": code_version(), "onnx_sha256": sha})
@@ -129,6 +128,13 @@ class Registry:
         )
         log.info("registered models:/%s/%s (run %s, onnx sha256 %s)", self.name, mv.version, run_id, sha[:12])
         return str(mv.version)
+
+    def _experiment_id(self) -> str:
+        """The experiment named after the model, created with the configured artifact location."""
+        found = self.client.get_experiment_by_name(self.name)
+        if found is not None:
+            return found.experiment_id
+        return self.client.create_experiment(self.name, artifact_location=self.artifact_location or None)
 
     def set_alias(self, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(self.name, alias, version)
@@ -161,8 +167,3 @@ def verify_cached(path: Path, sha256: str) -> Path:
     if actual != sha256:
         raise IntegrityError(f"{path}: sha256 {actual} differs from the pinned {sha256}; refusing to score with it")
     return path
-
-
-def copy_into(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src, dst)

@@ -112,7 +112,36 @@ class Storage:
         folder = self.partition_path(dataset, date)
         return [folder / f["path"] for f in manifest.files]
 
+    def read_text(self, relative: str) -> str | None:
+        """A small file under the root (pins, reports), or None when absent."""
+        try:
+            return (self.root / relative).read_text()
+        except FileNotFoundError:
+            return None
+
     # -- writing --------------------------------------------------------------------------
+    def write_once(self, relative: str, text: str) -> bool:
+        """Create a small file atomically unless it exists; False when another run made it first."""
+        final = self.root / relative
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}.tmp"
+        tmp.write_text(text)
+        try:
+            os.link(tmp, final)  # fails if `final` exists: first writer wins, atomically
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink()
+
+    def write_text(self, relative: str, text: str) -> None:
+        """Replace a small file atomically (readers see the old or the new text)."""
+        final = self.root / relative
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, final)
+
     @contextlib.contextmanager
     def writer(self, dataset: str, date: dt.date, *, replace: bool = False) -> Iterator[PartitionWriter]:
         """Hold the date's lock and give a fresh staging folder to write the date into.

@@ -1,0 +1,1 @@
+"""Thin Luigi tasks over batchml: parameters, requires(), output() and a run() that calls the core."""

@@ -1,0 +1,109 @@
+"""One luigi.Config class per luigi.cfg section, and the factories that turn them into batchml objects."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import luigi
+from luigi.parameter import OptionalParameterMixin
+
+from batchml.registry import Registry, configure_http
+from batchml.schema import Schema
+from batchml.sources import FileSource, Source, SqlSource, SyntheticSource
+from batchml.storage import Storage
+
+
+class OptionalDateParameter(OptionalParameterMixin, luigi.DateParameter):
+    """A date that may be left empty in luigi.cfg."""
+
+    expected_type = __import__("datetime").date
+
+
+class storage(luigi.Config):
+    root = luigi.Parameter(default="./data", description="Storage root: a local folder (object storage URLs come later).")
+    rows_per_file = luigi.IntParameter(default=250_000, description="Rows per Parquet file of features; one Dask partition each.")
+
+
+class source(luigi.Config):
+    kind = luigi.ChoiceParameter(choices=["synthetic", "files", "sql"], default="synthetic", description="Where raw trips come from.")
+    rows_per_day = luigi.IntParameter(default=20_000, description="synthetic: trips per date.")
+    seed = luigi.IntParameter(default=42, description="synthetic: seed; each date is deterministic per (seed, date).")
+    drift_start = OptionalDateParameter(default=None, description="synthetic: first date of the drift scenario (empty: no drift).")
+    bad_row_share = luigi.FloatParameter(default=0.001, description="synthetic: share of rows corrupted to exercise quarantine.")
+    label_lag_days = luigi.IntParameter(default=2, description="Labels (true durations) of date D arrive on D + label_lag_days.")
+    path = luigi.Parameter(default="", description="files: fsspec path with {date}, a folder of files or one file.")
+    labels_path = luigi.Parameter(default="", description="files: fsspec path with {date} of the labels (trip_id, trip_duration_s).")
+    format = luigi.ChoiceParameter(choices=["parquet", "csv"], default="parquet", description="files: file format.")
+    url = luigi.Parameter(default="", description="sql: SQLAlchemy URL (put credentials in the environment, e.g. a DSN).")
+    query = luigi.Parameter(default="", description="sql: query returning one date of trips; binds :date (YYYY-MM-DD).")
+    labels_query = luigi.Parameter(default="", description="sql: query returning trip_id, trip_duration_s of one date; binds :date.")
+
+
+class schema(luigi.Config):
+    path = luigi.Parameter(default="config/schema.yaml", description="The input schema contract (YAML).")
+    max_reject_share = luigi.FloatParameter(default=0.05, description="A date with a larger share of rejected rows fails.")
+
+
+class mlflow(luigi.Config):
+    tracking_uri = luigi.Parameter(default="sqlite:///mlflow.db", description="MLflow tracking and registry URI.")
+    registered_model = luigi.Parameter(default="trip_duration", description="Registered model name.")
+    alias = luigi.Parameter(default="champion", description="The alias a date resolves and pins.")
+    artifact_location = luigi.Parameter(default="", description="Artifact root of the experiment when batchml creates it (empty: MLflow's default).")
+    cache_dir = luigi.Parameter(default=".cache/batchml/models", description="Local cache of model artifacts, sha256 verified.")
+    http_request_max_retries = luigi.IntParameter(default=3, description="MLflow HTTP retries before a call fails.")
+    http_request_timeout = luigi.IntParameter(default=20, description="Seconds per MLflow HTTP request.")
+
+
+class training(luigi.Config):
+    window_days = luigi.IntParameter(default=14, description="Days of labelled history a model trains on.")
+    max_rows = luigi.IntParameter(default=500_000, description="Rows sampled from that window at most.")
+    max_iter = luigi.IntParameter(default=200, description="Boosting iterations.")
+    seed = luigi.IntParameter(default=7, description="Seed of sampling and training.")
+
+
+class dask(luigi.Config):
+    scheduler_address = luigi.Parameter(default="", description="Existing Dask scheduler (tcp://host:8786); empty starts a LocalCluster.")
+    n_workers = luigi.IntParameter(default=2, description="LocalCluster workers.")
+    threads_per_worker = luigi.IntParameter(default=1, description="LocalCluster threads per worker.")
+    processes = luigi.BoolParameter(default=False, description="LocalCluster workers as processes instead of threads.")
+
+
+def make_storage() -> Storage:
+    return Storage(storage().root)
+
+
+def make_source() -> Source:
+    cfg = source()
+    if cfg.kind == "synthetic":
+        return SyntheticSource(
+            rows_per_day=cfg.rows_per_day, seed=cfg.seed, drift_start=cfg.drift_start, bad_row_share=cfg.bad_row_share, chunk_rows=storage().rows_per_file
+        )
+    if cfg.kind == "files":
+        return FileSource(path=cfg.path, labels_path=cfg.labels_path, fmt=cfg.format)
+    return SqlSource(url=cfg.url, query=cfg.query, labels_query=cfg.labels_query, chunk_rows=storage().rows_per_file)
+
+
+@functools.cache
+def _schema(path: str) -> Schema:
+    return Schema.load(path)
+
+
+def load_schema() -> Schema:
+    return _schema(schema().path)
+
+
+def make_registry() -> Registry:
+    cfg = mlflow()
+    configure_http(cfg.http_request_max_retries, cfg.http_request_timeout)
+    location = cfg.artifact_location
+    if location and "://" not in location:
+        location = os.path.abspath(location)  # MLflow stores it as given; pin it to this folder
+    return Registry(cfg.tracking_uri, cfg.registered_model, location)
+
+
+def dask_client():
+    from batchml.compute import get_client
+
+    cfg = dask()
+    return get_client(cfg.scheduler_address, n_workers=cfg.n_workers, threads_per_worker=cfg.threads_per_worker, processes=cfg.processes)

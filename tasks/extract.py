@@ -1,0 +1,44 @@
+"""SourceData (external) and ExtractFeatures: a date's validated features and quarantine."""
+
+from __future__ import annotations
+
+import luigi
+
+from batchml.extract import FEATURES, extract_date
+from batchml.provenance import new_run_id
+from tasks.config import load_schema, make_source, make_storage, schema, storage
+from tasks.targets import PartitionTarget
+
+
+class SourceData(luigi.ExternalTask):
+    """The raw trips of a date at the source; missing means Luigi's missing-data exit code."""
+
+    date = luigi.DateParameter()
+
+    def complete(self) -> bool:
+        return make_source().exists(self.date)
+
+
+class ExtractFeatures(luigi.Task):
+    """features/date=D (valid rows, model features) and quarantine/date=D (rejected rows, reasons)."""
+
+    date = luigi.DateParameter()
+
+    def requires(self):
+        return SourceData(self.date)
+
+    def output(self) -> PartitionTarget:
+        return PartitionTarget(FEATURES, self.date)
+
+    def run(self):
+        self.set_status_message("validating rows against the schema contract")
+        result = extract_date(
+            make_source(),
+            load_schema(),
+            make_storage(),
+            self.date,
+            run_id=new_run_id(),
+            max_reject_share=schema().max_reject_share,
+            rows_per_file=storage().rows_per_file,
+        )
+        self.set_status_message(f"{result.rows_valid} valid, {result.rows_rejected} quarantined of {result.rows_in}")

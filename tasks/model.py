@@ -1,0 +1,75 @@
+"""ChampionModel (cold start) and ResolveModel: the model version pinned for a date."""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+from pathlib import Path
+
+import luigi
+
+from batchml.lifecycle import train_and_register
+from batchml.registry import ModelPin
+from tasks.config import load_schema, make_registry, make_source, make_storage, mlflow, source, training
+from tasks.targets import StorageFileTarget
+
+
+def pin_path(date: dt.date) -> str:
+    return f"pins/date={date.isoformat()}.json"
+
+
+class ChampionModel(luigi.Task):
+    """A registered model holding the alias; trains the first one when the registry has none."""
+
+    date = luigi.DateParameter(description="The date that needs a model; the training window ends label_lag_days before it.")
+
+    def complete(self) -> bool:
+        return make_registry().version_by_alias(mlflow().alias) is not None
+
+    def run(self):
+        lock = Path(mlflow().cache_dir, ".cold-start.lock")
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock, "a+") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)  # one cold start per host, even with --workers N
+            registry = make_registry()
+            if registry.version_by_alias(mlflow().alias) is not None:
+                return
+            self.set_status_message("cold start: training the first model")
+            cfg = training()
+            version = train_and_register(
+                make_source(),
+                load_schema(),
+                registry,
+                window_end=self.date - dt.timedelta(days=source().label_lag_days),
+                window_days=cfg.window_days,
+                max_rows=cfg.max_rows,
+                max_iter=cfg.max_iter,
+                seed=cfg.seed,
+                reason="cold start: no version held the alias",
+            )
+            registry.set_alias(mlflow().alias, version)
+
+
+class ResolveModel(luigi.Task):
+    """pins/date=D.json: the alias resolved once for the date, its artifact cached and verified."""
+
+    date = luigi.DateParameter()
+
+    def output(self) -> StorageFileTarget:
+        return StorageFileTarget(pin_path(self.date))
+
+    def run(self):
+        registry = make_registry()
+        pin = registry.pin(mlflow().alias)
+        if pin is None:
+            yield ChampionModel(self.date)
+            pin = registry.pin(mlflow().alias)
+        registry.fetch_onnx(pin, mlflow().cache_dir)  # refuses an artifact whose sha256 differs
+        make_storage().write_once(pin_path(self.date), pin.to_json())  # a concurrent run may have pinned first
+
+
+def read_pin(date: dt.date) -> ModelPin:
+    text = make_storage().read_text(pin_path(date))
+    if text is None:
+        raise FileNotFoundError(f"{make_storage().root / pin_path(date)}: {date} has no pinned model; run ResolveModel first")
+    return ModelPin.from_json(text)

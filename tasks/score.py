@@ -1,0 +1,30 @@
+"""ScorePredictions: predictions/date=D from the date's features and pinned model."""
+
+from __future__ import annotations
+
+import luigi
+
+from batchml.predictions import PREDICTIONS, predict_date
+from batchml.provenance import new_run_id
+from tasks.config import dask_client, make_registry, make_storage, mlflow
+from tasks.extract import ExtractFeatures
+from tasks.model import ResolveModel, read_pin
+from tasks.targets import PartitionTarget
+
+
+class ScorePredictions(luigi.Task):
+    date = luigi.DateParameter()
+
+    def requires(self):
+        return {"features": ExtractFeatures(self.date), "model": ResolveModel(self.date)}
+
+    def output(self) -> PartitionTarget:
+        return PartitionTarget(PREDICTIONS, self.date)
+
+    def run(self):
+        pin = read_pin(self.date)
+        model_path = make_registry().fetch_onnx(pin, mlflow().cache_dir)
+        self.set_status_message(f"scoring with models:/{pin.name}/{pin.version}")
+        manifest = predict_date(make_storage(), self.date, pin=pin, model_path=model_path, client=dask_client(), run_id=new_run_id())
+        if manifest:
+            self.set_status_message(f"committed {manifest.rows['written']} predictions with models:/{pin.name}/{pin.version}")

@@ -1,0 +1,129 @@
+import datetime as dt
+import json
+import threading
+
+import pandas as pd
+import pyarrow.dataset as ds
+import pytest
+
+from batchml.errors import IntegrityError
+from batchml.storage import MANIFEST, Manifest, Storage
+
+DAY = dt.date(2026, 1, 5)
+
+
+def manifest(rows=3) -> Manifest:
+    return Manifest(dataset="d", date=DAY.isoformat(), rows={"in": rows, "written": rows, "quarantined": 0}, schema_hash="s", input_fingerprint="f", code_version="c", run_id="r")
+
+
+def write_rows(folder, n=3, name="part-00000.parquet"):
+    pd.DataFrame({"x": range(n)}).to_parquet(folder / name, index=False)
+
+
+def visible_rows(storage) -> int:
+    if not storage.dataset_path("d").exists():
+        return 0
+    return ds.dataset(storage.dataset_path("d"), format="parquet", partitioning="hive").count_rows()
+
+
+def test_readers_see_a_date_only_after_commit(tmp_path):
+    storage = Storage(tmp_path)
+    with storage.writer("d", DAY) as w:
+        write_rows(w.path)
+        assert visible_rows(storage) == 0 and not storage.is_committed("d", DAY)
+        committed = w.commit(manifest())
+    assert visible_rows(storage) == 3
+    assert committed.files == [{"path": "part-00000.parquet", "size": (storage.partition_path("d", DAY) / "part-00000.parquet").stat().st_size}]
+    assert json.loads(storage.manifest_path("d", DAY).read_text())["run_id"] == "r"
+    assert storage.committed_dates("d") == {DAY}
+    assert not list((storage.dataset_path("d") / "_staging").iterdir())
+
+
+def test_an_exception_inside_the_writer_publishes_nothing(tmp_path):
+    storage = Storage(tmp_path)
+    with pytest.raises(RuntimeError):
+        with storage.writer("d", DAY) as w:
+            write_rows(w.path)
+            raise RuntimeError("boom")
+    assert visible_rows(storage) == 0 and storage.committed_dates("d") == set()
+
+
+def test_staging_left_by_a_crashed_run_is_removed_by_the_next_writer(tmp_path):
+    storage = Storage(tmp_path)
+    crashed = storage.dataset_path("d") / "_staging" / f"date={DAY}" / "deadbeef"
+    crashed.mkdir(parents=True)
+    write_rows(crashed)
+    with storage.writer("d", DAY) as w:
+        assert not crashed.exists()
+        write_rows(w.path)
+        w.commit(manifest())
+    assert visible_rows(storage) == 3
+
+
+def test_a_committed_date_is_never_replaced_unless_asked(tmp_path):
+    storage = Storage(tmp_path)
+    with storage.writer("d", DAY) as w:
+        write_rows(w.path)
+        w.commit(manifest())
+    with storage.writer("d", DAY) as w:
+        assert w.committed
+        write_rows(w.path, n=5)
+        with pytest.raises(IntegrityError, match="already committed"):
+            w.commit(manifest(5))
+    assert visible_rows(storage) == 3
+    with storage.writer("d", DAY, replace=True) as w:
+        write_rows(w.path, n=5)
+        w.commit(manifest(5))
+    assert visible_rows(storage) == 5
+
+
+def test_verify_catches_files_that_disagree_with_the_manifest(tmp_path):
+    storage = Storage(tmp_path)
+    with storage.writer("d", DAY) as w:
+        write_rows(w.path)
+        w.commit(manifest())
+    storage.verify("d", DAY)
+    write_rows(storage.partition_path("d", DAY), name="part-00001.parquet")
+    with pytest.raises(IntegrityError, match=r"unlisted \['part-00001.parquet'\]"):
+        storage.verify("d", DAY)
+
+
+def test_concurrent_writers_of_one_date_commit_exactly_once(tmp_path):
+    storage = Storage(tmp_path)
+    barrier = threading.Barrier(4)
+    outcomes = []
+
+    def writer(i):
+        barrier.wait()
+        with storage.writer("d", DAY) as w:
+            if w.committed:
+                outcomes.append("skipped")
+                return
+            write_rows(w.path, n=10)
+            w.commit(manifest(10))
+            outcomes.append("committed")
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert sorted(outcomes) == ["committed", "skipped", "skipped", "skipped"]
+    assert visible_rows(storage) == 10
+
+
+def test_write_once_keeps_the_first_text(tmp_path):
+    storage = Storage(tmp_path)
+    assert storage.write_once("pins/a.json", "first")
+    assert not storage.write_once("pins/a.json", "second")
+    assert storage.read_text("pins/a.json") == "first"
+    assert storage.read_text("pins/none.json") is None
+    assert [p.name for p in (tmp_path / "pins").iterdir()] == ["a.json"]
+
+
+def test_manifest_is_inside_the_partition_and_ignored_by_readers(tmp_path):
+    storage = Storage(tmp_path)
+    with storage.writer("d", DAY) as w:
+        write_rows(w.path)
+        w.commit(manifest())
+    assert (storage.partition_path("d", DAY) / MANIFEST).exists()
+    table = ds.dataset(storage.dataset_path("d"), format="parquet", partitioning="hive").to_table()
+    assert table.column_names == ["x", "date"]
