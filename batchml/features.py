@@ -28,7 +28,7 @@ def build_features(trips: pd.DataFrame) -> pd.DataFrame:
     int64/float64 keep the MLflow signature and a CSV of the same rows in agreement.
     """
     ts = trips["pickup_datetime"]
-    weekday = ts.dt.weekday.astype("int64")
+    weekday = ts.dt.day_of_week.astype("int64")
     out = pd.DataFrame(
         {
             KEY: trips[KEY].astype("int64"),

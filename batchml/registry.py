@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -104,6 +105,7 @@ class Registry:
             mlflow.log_params(params)
             mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
             mlflow.set_tags({**tags, "code_version": code_version(), "onnx_sha256": sha})
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")  # validated: no nulls
             mlflow.sklearn.log_model(
                 model,
                 name="model",

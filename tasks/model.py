@@ -55,6 +55,11 @@ class ResolveModel(luigi.Task):
 
     date = luigi.DateParameter()
 
+    def requires(self):
+        from tasks.extract import SourceData
+
+        return SourceData(self.date)  # no pin for a date the source does not have
+
     def output(self) -> StorageFileTarget:
         return StorageFileTarget(pin_path(self.date))
 

@@ -27,6 +27,7 @@ def pipeline_settings(tmp_path: Path) -> dict[str, dict[str, str]]:
     """Every setting a test run needs, pointing only inside tmp_path."""
     settings = {section: dict(values) for section, values in SMALL.items()}
     settings["storage"]["root"] = str(tmp_path / "data")
+    settings["core"] = {"logging_conf_file": str(REPO / "config" / "logging.cfg")}
     settings["mlflow"] = {
         "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
         "artifact_location": str(tmp_path / "mlartifacts"),
@@ -61,7 +62,7 @@ def pipeline(tmp_path, monkeypatch):
     """Point Luigi's in-process configuration at tmp_path; undo it afterwards."""
     monkeypatch.chdir(tmp_path)
     config = luigi.configuration.get_config()
-    saved = {s: dict(config.items(s)) if config.has_section(s) else None for s in ("source", "training", "storage", "schema", "dask", "mlflow")}
+    saved = {s: dict(config.items(s)) if config.has_section(s) else None for s in ("core", "source", "training", "storage", "schema", "dask", "mlflow")}
     settings = pipeline_settings(tmp_path)
 
     def apply(overrides: dict[str, dict[str, str]] | None = None):
