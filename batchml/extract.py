@@ -80,11 +80,10 @@ def extract_date(
                 f"above max_reject_share={max_reject_share:.1%}. Top reasons: {listed}. Rejected rows kept in {kept}"
             )
 
-        rows = {"in": rows_in, "written": rows_valid, "quarantined": len(bad)}
-        common = dict(date=date.isoformat(), rows=rows, schema_hash=schema.fingerprint(), input_fingerprint=source.fingerprint(date), code_version=code_version(), run_id=run_id)
+        common = dict(date=date.isoformat(), schema_hash=schema.fingerprint(), input_fingerprint=source.fingerprint(date), code_version=code_version(), run_id=run_id)
         bad.to_parquet(quarantine.path / "part-00000.parquet", index=False)
-        quarantine.commit(Manifest(dataset=QUARANTINE, extra={"top_reasons": reasons}, **common), {"part-00000.parquet": len(bad)})
-        features.commit(Manifest(dataset=FEATURES, extra={"top_reasons": reasons}, **common), file_rows)
+        quarantine.commit(Manifest(dataset=QUARANTINE, rows={"in": rows_in, "written": len(bad), "quarantined": len(bad)}, extra={"top_reasons": reasons}, **common), {"part-00000.parquet": len(bad)})
+        features.commit(Manifest(dataset=FEATURES, rows={"in": rows_in, "written": rows_valid, "quarantined": len(bad)}, extra={"top_reasons": reasons}, **common), file_rows)
         log.info("%s: %d rows in, %d valid, %d quarantined", date, rows_in, rows_valid, len(bad))
         return ExtractResult(rows_in, rows_valid, len(bad), reasons)
 

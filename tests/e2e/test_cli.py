@@ -1,0 +1,59 @@
+"""The real `luigi --module pipelines ...` command against a fresh storage root and tracking store."""
+
+import datetime as dt
+import json
+
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from tests.e2e.conftest import last_lines
+
+DAY = dt.date(2026, 1, 20)  # far more than 100 days before today: RangeDaily must not skip it
+
+
+def committed_rows(root, dataset):
+    return sum(json.loads(p.read_text())["rows"]["written"] for p in (root / dataset).glob("date=*/_MANIFEST.json"))
+
+
+def test_daily_score_then_a_rerun_that_does_nothing(cli):
+    first = cli.luigi("DailyScore", "--date", DAY.isoformat())
+    assert first.returncode == 0, last_lines(first, 40)
+    assert "ScorePredictions(date=2026-01-20)" in first.stderr
+    manifest = json.loads((cli.root / "predictions" / f"date={DAY}" / "_MANIFEST.json").read_text())
+    assert manifest["rows"]["in"] == manifest["rows"]["written"] + manifest["rows"]["quarantined"] == 3000
+    assert manifest["model"]["version"] == "1"
+
+    again = cli.luigi("DailyScore", "--date", DAY.isoformat())
+    assert again.returncode == 0 and "Did not run any tasks" in again.stderr + again.stdout
+
+
+def test_range_daily_backfill_and_readers_see_exactly_the_committed_rows(cli):
+    stop = DAY + dt.timedelta(days=3)
+    run = cli.luigi("RangeDaily", "--of", "DailyScore", "--start", DAY.isoformat(), "--stop", stop.isoformat())
+    assert run.returncode == 0, last_lines(run, 40)
+    dates = sorted(p.name for p in (cli.root / "predictions").glob("date=*"))
+    assert dates == [f"date={DAY + dt.timedelta(days=i)}" for i in range(3)]
+
+    # A crashed run's staging folder must stay invisible to readers of the dataset root.
+    orphan = cli.root / "predictions" / "_staging" / f"date={stop}" / "deadbeef"
+    orphan.mkdir(parents=True)
+    pq.write_table(pq.read_table(next((cli.root / "predictions" / f"date={DAY}").glob("*.parquet"))), orphan / "part-00000.parquet")
+    table = ds.dataset(cli.root / "predictions", format="parquet", partitioning="hive").to_table()
+    assert table.num_rows == committed_rows(cli.root, "predictions") == 3 * 3000 - committed_rows(cli.root, "quarantine")
+    assert len(set(table.column("trip_id").to_pylist())) == table.num_rows
+    assert sorted(set(str(d) for d in table.column("date").to_pylist())) == [str(DAY + dt.timedelta(days=i)) for i in range(3)]
+
+
+def test_a_failed_date_exits_non_zero_and_names_the_cause(cli):
+    run = cli.luigi("DailyScore", "--date", DAY.isoformat(), "--source-bad-row-share", "0.3")
+    assert run.returncode == 30, last_lines(run, 40)  # [retcode] task_failed
+    output = run.stdout + run.stderr
+    assert "RejectedShareTooHigh" in output and "broke the schema contract" in output and "Top reasons: " in output
+    assert not (cli.root / "features" / f"date={DAY}").exists()
+
+
+def test_a_date_missing_at_the_source_exits_with_missing_data(cli, tmp_path):
+    run = cli.luigi("DailyScore", "--date", DAY.isoformat(), "--source-kind", "files", "--source-path", str(tmp_path / "raw" / "{date}.parquet"))
+    assert run.returncode == 20, last_lines(run, 40)  # [retcode] missing_data
+    assert "Traceback" not in run.stderr
+    assert "SourceData(date=2026-01-20)" in run.stderr + run.stdout
