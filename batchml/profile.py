@@ -1,8 +1,10 @@
-"""Distribution profiles: the reference made at training time, binned on fixed edges.
+"""Distribution profiles on fixed bins: the reference made at training time, and daily ones.
 
-A profile is plain JSON: per column, either numeric quantile bin edges with counts, or the
-categories with counts, plus null rate, quantiles, mean and std. Later profiles of daily
-data are counted on the reference's edges so the two can be compared bin by bin.
+A reference profile is plain JSON: per column either numeric quantile bin edges or the
+categories, with counts on those bins, the mean value inside each bin, null rate,
+quantiles, mean and std. A daily profile is counted on the reference's bins, partition by
+partition, as one flat vector per column, so partitions combine by addition (a Dask tree
+reduction) and the data is read once.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
-N_BINS = 10
+N_BINS = 20
 
 
 def reference_profile(frame: pd.DataFrame, categorical: tuple[str, ...] = (), n_bins: int = N_BINS) -> dict:
@@ -19,48 +21,85 @@ def reference_profile(frame: pd.DataFrame, categorical: tuple[str, ...] = (), n_
     columns = {}
     for name in frame.columns:
         values = frame[name]
+        arr = _finite(values)
         if name in categorical:
-            categories = np.sort(values.dropna().unique()).tolist()
-            columns[name] = {"kind": "categorical", "categories": categories}
+            spec = {"kind": "categorical", "categories": np.sort(values.dropna().unique()).tolist()}
         else:
-            arr = values.to_numpy(dtype="float64", na_value=np.nan)
-            arr = arr[~np.isnan(arr)]
             inner = np.unique(np.quantile(arr, np.linspace(0, 1, n_bins + 1)[1:-1])) if len(arr) else np.array([])
-            columns[name] = {"kind": "numeric", "edges": inner.tolist()}
-        columns[name].update(summarize(values, columns[name]))
+            spec = {"kind": "numeric", "edges": inner.tolist()}
+        columns[name] = {**spec, **finalize(spec, partial_profile(values, spec))}
+        if spec["kind"] == "numeric" and len(arr):
+            columns[name]["quantiles"] = {str(q): float(v) for q, v in zip(QUANTILES, np.quantile(arr, QUANTILES))}
     return {"rows": int(len(frame)), "columns": columns}
 
 
-def bin_counts(values: pd.Series, spec: dict) -> np.ndarray:
-    """Counts on a reference column's bins; numeric bins are open at both ends.
+def n_bins(spec: dict) -> int:
+    """Numeric: one more bin than inner edges (both ends open). Categorical: one slot for unseen."""
+    return len(spec["edges"]) + 1 if spec["kind"] == "numeric" else len(spec["categories"]) + 1
 
-    Categorical counts have one more slot at the end for categories the reference never saw.
+
+def partial_profile(values: pd.Series, spec: dict) -> np.ndarray:
+    """One column of one partition as a flat vector that adds up across partitions.
+
+    Layout: counts per bin, [numeric: sum of values per bin], nulls, n, sum, sum of squares.
     """
-    if spec["kind"] == "categorical":
-        cats = np.asarray(spec["categories"])
-        arr = values.dropna().to_numpy()
-        idx = np.searchsorted(cats, arr)
-        idx = np.clip(idx, 0, len(cats) - 1) if len(cats) else idx
-        known = (cats[idx] == arr) if len(cats) else np.zeros(len(arr), bool)
-        counts = np.bincount(idx[known], minlength=len(cats))
-        return np.append(counts, int((~known).sum()))
+    k = n_bins(spec)
     arr = values.to_numpy(dtype="float64", na_value=np.nan)
-    arr = arr[~np.isnan(arr)]
-    return np.bincount(np.searchsorted(np.asarray(spec["edges"]), arr, side="right"), minlength=len(spec["edges"]) + 1)
-
-
-def summarize(values: pd.Series, spec: dict) -> dict:
-    """Counts on the bins plus the moments and quantiles of one column."""
-    n = len(values)
-    nulls = int(values.isna().sum())
-    out = {"count": n, "null_rate": nulls / n if n else 0.0, "counts": bin_counts(values, spec).tolist()}
+    valid = ~np.isnan(arr)
+    x = arr[valid] if not valid.all() else arr
     if spec["kind"] == "numeric":
-        arr = values.to_numpy(dtype="float64", na_value=np.nan)
-        arr = arr[~np.isnan(arr)]
-        if len(arr):
-            out.update(
-                mean=float(arr.mean()),
-                std=float(arr.std()),
-                quantiles={str(q): float(v) for q, v in zip(QUANTILES, np.quantile(arr, QUANTILES))},
-            )
+        idx = np.searchsorted(np.asarray(spec["edges"], dtype="float64"), x, side="right")
+        counts = np.bincount(idx, minlength=k)
+        sums = np.bincount(idx, weights=x, minlength=k)
+        head = np.concatenate([counts, sums])
+    else:
+        cats = np.asarray(spec["categories"], dtype="float64")
+        idx = np.searchsorted(cats, x)
+        known = idx < len(cats)
+        known[known] = cats[idx[known]] == x[known]
+        idx = np.where(known, idx, len(cats))
+        head = np.bincount(idx, minlength=k).astype("float64")
+    tail = [len(arr) - len(x), len(arr), float(x.sum()), float(np.dot(x, x))]
+    return np.concatenate([head, tail]).astype("float64")
+
+
+def finalize(spec: dict, vector: np.ndarray) -> dict:
+    """Counts, bin means, null rate, mean and std from a summed partial profile vector."""
+    k = n_bins(spec)
+    counts = vector[:k]
+    nulls, n, total, squares = vector[-4:]
+    valid = n - nulls
+    out = {
+        "count": int(n),
+        "null_rate": float(nulls / n) if n else 0.0,
+        "counts": counts.astype("int64").tolist(),
+        "mean": float(total / valid) if valid else None,
+        "std": float(np.sqrt(max(squares / valid - (total / valid) ** 2, 0.0))) if valid else None,
+    }
+    if spec["kind"] == "numeric":
+        sums = vector[k : 2 * k]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["bin_means"] = [float(s / c) if c else None for s, c in zip(sums, counts)]
     return out
+
+
+def profile_partition(frame: pd.DataFrame, specs: dict[str, dict]) -> dict[str, np.ndarray]:
+    """Partial profiles of every profiled column of one partition."""
+    return {name: partial_profile(frame[name], spec) for name, spec in specs.items()}
+
+
+def add_profiles(*parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Combine partial profiles (associative, so Dask can reduce them as a tree)."""
+    parts = [p for p in parts if p]
+    if not parts:
+        return {}
+    return {name: np.sum([p[name] for p in parts], axis=0) for name in parts[0]}
+
+
+def daily_profile(partial: dict[str, np.ndarray], specs: dict[str, dict]) -> dict:
+    return {"rows": int(next(iter(partial.values()))[-3]) if partial else 0, "columns": {n: finalize(specs[n], v) for n, v in partial.items()}}
+
+
+def _finite(values: pd.Series) -> np.ndarray:
+    arr = values.to_numpy(dtype="float64", na_value=np.nan)
+    return arr[~np.isnan(arr)]

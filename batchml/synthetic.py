@@ -76,7 +76,7 @@ def _chunk(rng, date, n, *, id_offset, drifted, bad_row_share) -> pd.DataFrame:
     groups = [0.55, 0.2, 0.08, 0.05, 0.08, 0.04] if drifted else [0.72, 0.14, 0.05, 0.03, 0.04, 0.02]
     passengers = rng.choice(np.arange(1, 7), n, p=groups)
     vendor = rng.choice([1, 2], n, p=[0.45, 0.55])
-    payment = rng.choice([1, 2, 3, 4], n, p=[0.74, 0.23, 0.02, 0.01])
+    payment = rng.choice([1, 2, 3, 4], n, p=[0.5, 0.46, 0.03, 0.01] if drifted else [0.74, 0.23, 0.02, 0.01])
     rate = rng.choice(np.arange(1, 7), n, p=[0.94, 0.025, 0.01, 0.005, 0.015, 0.005])
 
     weekend = np.full(n, date.weekday() >= 5)
