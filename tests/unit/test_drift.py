@@ -1,0 +1,77 @@
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from scipy.spatial import distance
+
+from batchml.drift import DriftThresholds, drift_report, psi
+from batchml.profile import add_profiles, daily_profile, profile_partition, reference_profile
+
+rng = np.random.default_rng(0)
+
+
+def frames(shift=0.0, n=20_000, new_category=False):
+    ref = pd.DataFrame({"x": rng.normal(10, 2, n), "c": rng.choice([1, 2, 3], n, p=[0.5, 0.3, 0.2])})
+    cur = pd.DataFrame({"x": rng.normal(10 + shift, 2, n // 2), "c": rng.choice([1, 2, 3, 4], n // 2, p=[0.4, 0.3, 0.2, 0.1] if new_category else [0.5, 0.3, 0.2, 0])})
+    return ref, cur
+
+
+def profiles(ref, cur, parts=4):
+    reference = reference_profile(ref, categorical=("c",))
+    specs = reference["columns"]
+    bounds = np.linspace(0, len(cur), parts + 1).astype(int)
+    partials = [profile_partition(cur.iloc[a:b], specs) for a, b in zip(bounds[:-1], bounds[1:])]
+    return reference, daily_profile(add_profiles(*partials), specs)
+
+
+def test_partition_profiles_add_up_to_the_whole():
+    ref, cur = frames()
+    reference, daily = profiles(ref, cur, parts=7)
+    _, whole = profiles(ref, cur, parts=1)
+    for name in ("x", "c"):
+        assert daily["columns"][name]["counts"] == whole["columns"][name]["counts"]
+        assert daily["columns"][name]["mean"] == pytest.approx(whole["columns"][name]["mean"])
+    assert daily["columns"]["x"]["mean"] == pytest.approx(cur["x"].mean())
+    assert daily["columns"]["x"]["std"] == pytest.approx(cur["x"].std(ddof=0))
+
+
+def test_statistics_match_direct_numpy_and_scipy_on_the_raw_data():
+    ref, cur = frames(shift=0.6)
+    reference, daily = profiles(ref, cur)
+    report = drift_report(reference, daily, ["x", "c"], DriftThresholds())
+    edges = np.concatenate([[-np.inf], reference["columns"]["x"]["edges"], [np.inf]])
+    p = np.histogram(ref["x"], edges)[0] / len(ref)
+    q = np.histogram(cur["x"], edges)[0] / len(cur)
+    assert report["features"]["x"]["psi"] == pytest.approx(np.sum((q - p) * np.log(q / p)), rel=1e-9)
+    assert report["features"]["x"]["js"] == pytest.approx(distance.jensenshannon(p, q, base=2), rel=1e-9)
+    exact = stats.wasserstein_distance(ref["x"], cur["x"]) / ref["x"].std(ddof=0)
+    assert report["features"]["x"]["wasserstein"] == pytest.approx(exact, abs=0.02)
+    pc = ref["c"].value_counts().sort_index().to_numpy()
+    qc = cur["c"].value_counts().sort_index().to_numpy()
+    assert report["features"]["c"]["chi2_pvalue"] == pytest.approx(stats.chi2_contingency(np.array([pc, qc]))[1], rel=1e-6)
+
+
+def test_same_distribution_is_no_drift_and_a_shift_names_the_feature():
+    ref, cur = frames()
+    assert drift_report(*profiles(ref, cur), ["x", "c"], DriftThresholds())["verdict"] == "no drift"
+    ref, cur = frames(shift=1.5)
+    report = drift_report(*profiles(ref, cur), ["x", "c"], DriftThresholds())
+    assert report["drifted_features"] == ["x"] and report["verdict"] == "drift"
+    assert report["features"]["x"]["over_threshold"] == ["psi", "wasserstein"]
+
+
+def test_an_unseen_category_lands_in_its_own_slot_and_counts_as_drift():
+    ref, cur = frames(new_category=True)
+    reference, daily = profiles(ref, cur)
+    assert daily["columns"]["c"]["counts"][-1] == (cur["c"] == 4).sum() > 0
+    assert drift_report(reference, daily, ["c"], DriftThresholds())["features"]["c"]["drifted"]
+
+
+def test_excluded_features_are_not_judged():
+    ref, cur = frames(shift=3)
+    report = drift_report(*profiles(ref, cur), ["x", "c"], DriftThresholds(exclude=("x",)))
+    assert report["verdict"] == "no drift" and "x" not in report["features"]
+
+
+def test_psi_of_an_empty_bin_is_finite():
+    assert np.isfinite(psi([10, 0, 5], [0, 10, 5]))
