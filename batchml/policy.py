@@ -1,0 +1,59 @@
+"""When to retrain: a pure function of the recorded daily results."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class RetrainPolicy:
+    k: int = 3  # drifted dates ...
+    n: int = 5  # ... among the last n dates with a drift verdict
+    error_increase: float = 0.3  # realized MAE at least this much above the model's holdout MAE
+    cooldown_days: int = 7
+    allow_in_backfill: bool = False
+
+
+@dataclass(frozen=True)
+class DayResult:
+    date: dt.date
+    drift_verdict: str | None = None
+    realized_mae: float | None = None
+    model_holdout_mae: float | None = None
+
+
+def retrain_decision(
+    date: dt.date,
+    results: list[DayResult],
+    *,
+    last_retrain: dt.date | None,
+    latest_scored: dt.date | None,
+    policy: RetrainPolicy,
+) -> dict:
+    """`triggered` or `not triggered`, with the reason and the numbers behind it."""
+    recent = sorted((r for r in results if r.date <= date and r.drift_verdict is not None), key=lambda r: r.date)[-policy.n :]
+    drifted = [r.date.isoformat() for r in recent if r.drift_verdict == "drift"]
+    latest = max((r for r in results if r.date <= date and r.realized_mae is not None), key=lambda r: r.date, default=None)
+    increase = (latest.realized_mae / latest.model_holdout_mae - 1) if latest and latest.model_holdout_mae else None
+    numbers = {
+        "drifted_dates": drifted,
+        "dates_considered": [r.date.isoformat() for r in recent],
+        "error_increase": increase,
+        "last_retrain": last_retrain.isoformat() if last_retrain else None,
+        "latest_scored": latest_scored.isoformat() if latest_scored else None,
+        "policy": asdict(policy),
+    }
+
+    def decide(decision: str, reason: str) -> dict:
+        return {"date": date.isoformat(), "decision": decision, "reason": reason, **numbers}
+
+    if latest_scored and date < latest_scored and not policy.allow_in_backfill:
+        return decide("not triggered", f"backfill: {date} is behind the latest scored date {latest_scored}")
+    if last_retrain and (date - last_retrain).days < policy.cooldown_days:
+        return decide("not triggered", f"cooldown: last retrain {last_retrain}, {policy.cooldown_days} days must pass")
+    if len(drifted) >= policy.k:
+        return decide("triggered", f"drift on {len(drifted)} of the last {len(recent)} dates (policy: {policy.k} of {policy.n})")
+    if increase is not None and increase >= policy.error_increase:
+        return decide("triggered", f"realized MAE {increase:+.0%} against the model's holdout MAE (policy: +{policy.error_increase:.0%})")
+    return decide("not triggered", f"drift on {len(drifted)} of the last {len(recent)} dates; error increase {increase if increase is None else f'{increase:+.0%}'}")
