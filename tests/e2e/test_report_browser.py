@@ -1,0 +1,169 @@
+"""The daily report in a real browser: headless Chromium renders it with no network.
+
+A realistic page (synthetic trips with 265 zones, drifted current data) is written to a
+file, screenshotted and its DOM dumped; the screenshot must not be blank and every section
+must be in the DOM.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from batchml.checks import CheckThresholds, realized_performance, run_checks
+from batchml.drift import DriftThresholds, drift_report
+from batchml.features import CATEGORICAL, FEATURES, KEY, LABEL, build_features
+from batchml.profile import add_profiles, daily_profile, profile_partition, reference_profile
+from batchml.report import render_daily_report, render_index, status_of
+from batchml.synthetic import trips
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+DAY = dt.date(2026, 6, 14)
+SECTIONS = ("summary", "drift", "metrics", "trends", "retraining")
+
+
+def _scored(date: dt.date, rows: int, drift_start: dt.date | None, coef: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """Features, label and prediction of one date; a linear stand-in model is fitted when `coef` is None."""
+    raw = pd.concat(trips(date, rows=rows, seed=7, drift_start=drift_start))
+    frame = build_features(raw)
+    frame[LABEL] = raw[LABEL].to_numpy()
+    hour = frame["pickup_hour"].to_numpy()
+    rush = ((hour >= 7) & (hour < 10)) | ((hour >= 16) & (hour < 19))
+    x = np.column_stack([np.ones(len(frame)), frame["trip_distance"], frame["trip_distance"] * rush, frame["passenger_count"] >= 5, frame["rate_code"] == 2])
+    if coef is None:
+        coef = np.linalg.lstsq(x, frame[LABEL].to_numpy(), rcond=None)[0]
+    frame["prediction"] = x @ coef
+    return frame, coef
+
+
+def realistic_inputs(day: dt.date = DAY) -> dict:
+    """Every input of `render_daily_report` for a drifted date, made by the real functions."""
+    drift_start = day - dt.timedelta(days=3)
+    train, coef = _scored(day - dt.timedelta(days=30), 42_000, None)
+    train = pd.concat([train] + [_scored(day - dt.timedelta(days=30 + i), 6_000, None, coef)[0] for i in range(1, 7)], ignore_index=True)
+    current, _ = _scored(day, 12_000, drift_start, coef)
+    champion_mae = float(np.mean(np.abs(train["prediction"] - train[LABEL])))
+    reference = reference_profile(train[list(FEATURES)], categorical=CATEGORICAL)
+    reference["prediction"] = reference_profile(train[["prediction"]])["columns"]["prediction"]
+    specs = {**reference["columns"], "prediction": reference["prediction"]}
+    parts = np.array_split(np.arange(len(current)), 4)
+    daily = daily_profile(add_profiles(*(profile_partition(current.iloc[p], specs) for p in parts)), specs)
+    drift = drift_report(reference, daily, list(FEATURES), DriftThresholds(exclude=("is_weekend", "pickup_weekday")))
+    realized = realized_performance(current[[KEY, "prediction"]], current[[KEY, LABEL]].sample(frac=0.8, random_state=1))
+    metrics = run_checks(
+        rows_in=12_031,
+        trailing_rows=[11_800, 12_100, 11_950, 12_300, 12_050, 11_700, 12_200],
+        quarantined=31,
+        null_rates={c: daily["columns"][c]["null_rate"] for c in FEATURES},
+        prediction=daily["columns"]["prediction"],
+        reference_prediction=reference["prediction"],
+        realized=realized,
+        champion_mae=champion_mae,
+        thresholds=CheckThresholds(),
+    )
+    history = []
+    for i in range(14, -1, -1):
+        date = day - dt.timedelta(days=i)
+        drifted, gap = date >= drift_start, i == 6  # one date whose run never finished
+        wobble = ((i * 37) % 11 - 5) / 5  # deterministic day-to-day noise in [-1, 1]
+        history.append(
+            {
+                "date": date.isoformat(),
+                "status": "missing" if gap else "warn" if drifted else "fail" if i == 9 else "ok",
+                "rows_in": None if gap else int(12_000 + 300 * wobble),
+                "drift_share": None if gap else (drift["drifted_share"] if drifted else 0.0) + 0.0625 * (wobble > 0.5),
+                "realized_mae": None if gap or i < 2 else (realized["mae"] if drifted else champion_mae) * (1 + 0.04 * wobble),
+                "prediction_mean": None if gap else (daily["columns"]["prediction"] if drifted else reference["prediction"])["mean"] * (1 + 0.01 * wobble),
+            }
+        )
+    summary = {
+        "rows_in": 12_031,
+        "scored": 12_000,
+        "quarantined": 31,
+        "top_reasons": [["passenger_count: value is not >= 1", 12], ["trip_distance: value is not > 0", 9], ["dropoff_zone: null", 6], ["vendor_id: value is not in {1, 2}", 4]],
+        "model": {"name": "trip_duration", "version": "4", "sha256": "9f2c1e7a5b3d8c0e4f6a2b1c9d7e5f3a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e"},
+        "durations": {"ExtractTrips": 4.8, "ResolveModel": 0.6, "ScorePredictions": 9.3, "DailyProfile": 2.1, "DriftReport": 0.4, "MetricChecks": 1.2},
+    }
+    retrain = {
+        "decision": "promoted",
+        "reason": "dataset drift for 3 consecutive dates; the candidate beat the champion on recent labels",
+        "candidate_version": "5",
+        "candidate_mae": round(0.7 * realized["mae"], 1),
+        "champion_mae": round(realized["mae"], 1),
+        "training_rows": 200_000,
+        "window": ["2026-06-07", "2026-06-13"],
+    }
+    return {"summary": summary, "drift": drift, "reference": reference, "daily": daily, "metrics": metrics, "history": history, "retrain": retrain}
+
+
+def _chromium(*args: str, user_data: Path) -> subprocess.CompletedProcess:
+    """Headless Chromium with a fresh profile and nothing that would reach the network on its own."""
+    flags = [*CHROMIUM_FLAGS, f"--user-data-dir={user_data}"]
+    return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def chromium():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"chromium is not installed ({CHROMIUM} missing; apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def monitoring(tmp_path_factory) -> Path:
+    """A monitoring folder as the pipeline lays it out: index.html and date=D/report.html."""
+    root = tmp_path_factory.mktemp("monitoring")
+    inputs = realistic_inputs()
+    page = root / f"date={DAY}" / "report.html"
+    page.parent.mkdir()
+    page.write_text(render_daily_report(DAY, **inputs), encoding="utf-8")
+    entries = [dict(h) for h in inputs["history"]]
+    entries[-1]["status"] = status_of(inputs["metrics"], inputs["drift"])
+    (root / "index.html").write_text(render_index(entries), encoding="utf-8")
+    return root
+
+
+def test_the_daily_report_renders_in_chromium(chromium, monitoring, tmp_path):
+    page = (monitoring / f"date={DAY}" / "report.html").as_uri()
+    png = tmp_path / "report.png"
+    shot = _chromium(f"--screenshot={png}", "--window-size=1280,2400", page, user_data=tmp_path / "profile-shot")
+    assert shot.returncode == 0 and png.exists(), shot.stderr[-2000:]
+
+    image = Image.open(png).convert("RGB")
+    assert image.size == (1280, 2400)
+    colours = image.getcolors(maxcolors=1 << 20)
+    background = max(colours)[1]
+    foreground = sum(n for n, c in colours if c != background) / (image.width * image.height)
+    assert len(colours) > 200, "the page looks blank: too few distinct colours"
+    assert foreground > 0.1, f"the page looks blank: only {foreground:.0%} of pixels differ from the background"
+    # The header is painted in the status colour (warn amber: #c27803), so the CSS was applied.
+    assert sum(n for n, c in colours if c == (0xC2, 0x78, 0x03)) > 20_000
+
+    dom = _chromium("--dump-dom", page, user_data=tmp_path / "profile-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    for section in SECTIONS:
+        assert f'id="{section}"' in dom.stdout
+    assert dom.stdout.count('class="hist"') == len(FEATURES) - 2 + 1  # monitored features + the prediction
+
+
+def test_the_index_links_every_date_in_chromium(chromium, monitoring, tmp_path):
+    dom = _chromium("--dump-dom", (monitoring / "index.html").as_uri(), user_data=tmp_path / "profile")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert dom.stdout.count('href="date=') == 15
+    assert dom.stdout.index(f'href="date={DAY}/report.html"') < dom.stdout.index(f'href="date={DAY - dt.timedelta(days=1)}/report.html"')

@@ -1,0 +1,230 @@
+import datetime as dt
+from html.parser import HTMLParser
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from batchml.checks import CheckThresholds, run_checks
+from batchml.drift import DriftThresholds, drift_report
+from batchml.profile import add_profiles, daily_profile, profile_partition, reference_profile
+from batchml.report import render_daily_report, render_index, status_of
+
+DAY = dt.date(2026, 6, 3)
+EVIL = "<script>alert('x')</script>"
+FEATURES = ["distance", "zone", "vendor", EVIL]
+SECTIONS = ["summary", "drift", "metrics", "trends", "retraining"]
+
+
+class Page(HTMLParser):
+    """Start tags (with attributes, unescaped by the parser) and text of an HTML page."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, {k: v or "" for k, v in attrs}))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+    def find(self, tag: str, cls: str | None = None) -> list[dict]:
+        return [a for t, a in self.tags if t == tag and (cls is None or cls in a.get("class", "").split())]
+
+    def inside(self, tag: str, cls: str, key: str, value: str, child: str) -> list[dict]:
+        """Attributes of the `child` tags after the matching tag, up to the next `tag` of `cls`."""
+        out, inside = [], False
+        for t, a in self.tags:
+            if t == tag and cls in a.get("class", "").split():
+                inside = a.get(key) == value
+            elif inside and t == child:
+                out.append(a)
+        return out
+
+
+def make_inputs(shift: float = 1.0, quarantined: int = 5) -> dict:
+    rng = np.random.default_rng(0)
+    zones, popularity = np.arange(1, 266), rng.dirichlet(np.full(265, 2.0))
+
+    def frame(n, scale, new_zone=False):
+        zone = rng.choice(zones, n, p=popularity)
+        if new_zone:
+            zone[:50] = 300  # a zone the reference never saw
+        out = pd.DataFrame({"distance": rng.lognormal(1, 0.5, n) * scale, "zone": zone, "vendor": rng.choice([1, 2], n), EVIL: rng.normal(0, 1, n)})
+        return out, 100 + 60 * out["distance"]
+
+    ref, ref_pred = frame(20_000, 1.0)
+    cur, cur_pred = frame(10_000, 1.0 + shift, new_zone=True)
+    reference = reference_profile(ref, categorical=("zone", "vendor"))
+    reference["prediction"] = reference_profile(pd.DataFrame({"prediction": ref_pred}))["columns"]["prediction"]
+    specs = {**reference["columns"], "prediction": reference["prediction"]}
+    cur["prediction"] = cur_pred
+    daily = daily_profile(add_profiles(profile_partition(cur.iloc[:4000], specs), profile_partition(cur.iloc[4000:], specs)), specs)
+    drift = drift_report(reference, daily, FEATURES, DriftThresholds())
+    metrics = run_checks(
+        rows_in=10_000 + quarantined,
+        trailing_rows=[9_800, 10_100, 10_050],
+        quarantined=quarantined,
+        null_rates={f: daily["columns"][f]["null_rate"] for f in FEATURES},
+        prediction=daily["columns"]["prediction"],
+        reference_prediction=reference["prediction"],
+        realized={"mae": 90.0, "rmse": 120.0, "r2": 0.7, "mape": 0.2, "coverage": 0.95, "labelled": 9_500, "scored": 10_000},
+        champion_mae=50.0,
+        thresholds=CheckThresholds(),
+    )
+    history = [
+        {"date": "2026-06-01", "status": "ok", "rows_in": 9_800, "drift_share": 0.0, "realized_mae": 48.0, "prediction_mean": 300.0},
+        {"date": "2026-06-02", "status": "warn", "rows_in": None, "drift_share": None, "realized_mae": None, "prediction_mean": None},
+        {"date": "2026-06-03", "status": status_of(metrics, drift), "rows_in": 10_005, "drift_share": drift["drifted_share"], "realized_mae": None, "prediction_mean": 420.0},
+    ]
+    summary = {
+        "rows_in": 10_000 + quarantined,
+        "scored": 10_000,
+        "quarantined": quarantined,
+        "top_reasons": [[f"trip_distance: {EVIL}", quarantined]],
+        "model": {"name": "trip_duration", "version": "3", "sha256": "ab" * 32},
+        "durations": {"ExtractTrips": 3.5, "ScorePredictions": 75.0},
+    }
+    retrain = {"decision": "triggered", "reason": f"drift in {EVIL}", "candidate_mae": 41.5, "window_days": 7}
+    return {"summary": summary, "drift": drift, "reference": reference, "daily": daily, "metrics": metrics, "history": history, "retrain": retrain}
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    return make_inputs()
+
+
+@pytest.fixture(scope="module")
+def html(inputs):
+    return render_daily_report(DAY, **inputs)
+
+
+def test_every_section_is_there_and_the_header_has_the_status_colour(inputs, html):
+    page = Page(html)
+    assert [a["id"] for a in page.find("section")] == SECTIONS
+    assert status_of(inputs["metrics"], inputs["drift"]) == "warn"
+    assert "status-warn" in page.find("header")[0]["class"].split()
+
+
+def test_one_histogram_per_feature_and_one_for_the_prediction(html):
+    assert [a["data-column"] for a in Page(html).find("svg", "hist")] == FEATURES + ["prediction"]
+
+
+def test_drifted_features_and_over_threshold_statistics_are_marked(inputs, html):
+    drift, page = inputs["drift"], Page(html)
+    assert "distance" in drift["drifted_features"] and "vendor" not in drift["drifted_features"]
+    drifted = set(drift["drifted_features"]) | ({"prediction"} if drift["prediction"]["drifted"] else set())
+    assert {a["data-column"] for a in page.find("tr", "drifted")} == drifted
+    assert {a["data-column"] for a in page.find("figure", "drifted")} == drifted
+    over = sum(len(c["over_threshold"]) for c in [*drift["features"].values(), drift["prediction"]])
+    assert len(page.find("td", "over")) == over > 0
+
+
+def test_many_categories_show_the_top_20_by_reference_share_then_other_and_unseen(inputs, html):
+    bins = Page(html).inside("svg", "hist", "data-column", "zone", "g")
+    labels = [b["data-label"] for b in bins if "bin" in b.get("class", "")]
+    ref = inputs["reference"]["columns"]["zone"]
+    top = [str(ref["categories"][i]) for i in np.argsort(-np.asarray(ref["counts"][:-1]), kind="stable")[:20]]
+    assert labels == top + ["other", "unseen"]
+    assert len(Page(html).inside("svg", "hist", "data-column", "vendor", "rect")) == 2 * 2  # two vendors, no unseen bar
+
+
+def test_every_string_from_the_inputs_is_escaped(html):
+    assert "<script" not in html.lower()
+    assert html.count("&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;") >= 4  # reason, feature, its chart, retrain reason
+    assert EVIL in "".join(Page(html).text)
+
+
+def test_the_page_needs_no_network(html):
+    page = Page(html)
+    assert "http://" not in html and "https://" not in html
+    assert "url(" not in html and "@import" not in html
+    assert not [t for t, a in page.tags if t in ("script", "link", "img", "iframe", "object", "embed") or "src" in a]
+    assert {a["href"] for a in page.find("a")} == {"../index.html", *(f"#{s}" for s in SECTIONS)}
+
+
+def test_every_check_is_a_row_and_a_breached_warning_is_marked(inputs, html):
+    page, metrics = Page(html), inputs["metrics"]
+    assert [a["data-check"] for a in page.find("tr") if "data-check" in a] == [c["name"] for c in metrics["checks"]]
+    assert [a["data-check"] for a in page.find("tr", "warn")] == metrics["warned"]
+    assert "realized_mae_ratio" in metrics["warned"] and not metrics["failed"]
+    assert not page.find("tr", "error")
+
+
+def test_a_failed_check_shows_in_the_banner_and_the_table():
+    html = render_daily_report(DAY, **make_inputs(quarantined=2_000))
+    page = Page(html)
+    assert [a["data-check"] for a in page.find("tr", "error")] == ["quarantine_rate"]
+    assert "failed: quarantine_rate" in "".join(page.text)
+
+
+def test_trends_skip_missing_points(html):
+    page = Page(html)
+    trends = {a["data-series"]: a for a in page.find("svg", "trend")}
+    assert set(trends) == {"rows_in", "drift_share", "realized_mae", "prediction_mean"}
+    assert {k: int(a["data-points"]) for k, a in trends.items()} == {"rows_in": 2, "drift_share": 2, "realized_mae": 1, "prediction_mean": 2}
+    assert len(page.inside("svg", "trend", "data-series", "rows_in", "circle")) == 2
+    assert "nan" not in page.inside("svg", "trend", "data-series", "rows_in", "polyline")[0]["points"]
+
+
+def test_missing_pieces_render_a_note_instead_of_failing(inputs):
+    html = render_daily_report(DAY, summary=inputs["summary"], drift=None, reference={}, daily={}, metrics=None, history=[], retrain=None)
+    page = Page(html)
+    text = " ".join(page.text)
+    assert [a["id"] for a in page.find("section")] == SECTIONS
+    assert "Drift report not available" in text and "Metric checks not available" in text
+    assert "No history available" in text and "No retraining decision recorded" in text
+    assert "status-missing" in page.find("header")[0]["class"].split()
+    assert not page.find("svg")
+
+
+def test_no_labels_yet_and_an_empty_day_render():
+    inputs = make_inputs()
+    inputs["metrics"]["numbers"]["realized"] = None
+    inputs["summary"].update(rows_in=0, scored=0, quarantined=0, top_reasons=[], durations={})
+    text = " ".join(Page(render_daily_report(DAY, **inputs)).text)
+    assert "Realized performance not available" in text and "No rows were quarantined" in text
+
+
+def test_the_retrain_decision_is_a_table_of_its_keys(html):
+    page = Page(html)
+    codes = [t for t in page.text if t in ("decision", "reason", "candidate_mae", "window_days")]
+    assert codes == ["decision", "reason", "candidate_mae", "window_days"]
+    assert "status-warn" in [a["class"] for a in page.find("div", "banner")][-1]
+
+
+def test_the_index_lists_dates_newest_first_with_relative_links_and_badges():
+    entries = [
+        {"date": "2026-06-02", "status": "drift", "rows_in": 10, "drift_share": 0.6, "realized_mae": None},
+        {"date": "2026-06-03", "status": "fail", "rows_in": 12},
+        {"date": "2026-05-30", "status": EVIL},
+        {"date": "2026-05-29", "status": "ok", "has_report": False},
+    ]
+    html = render_index(entries)
+    page = Page(html)
+    assert [a["href"] for a in page.find("a")] == ["date=2026-06-03/report.html", "date=2026-06-02/report.html", "date=2026-05-30/report.html"]
+    assert [a["class"] for a in page.find("span", "badge")][-4:] == ["badge status-fail", "badge status-drift", "badge status-missing", "badge status-ok"]
+    columns = [t for t in page.text if t in ("Rows in", "Drift share", "Realized MAE", "Prediction mean")]
+    assert columns == ["Rows in", "Drift share"]  # only the numbers some entry has
+    assert "<script" not in html.lower() and "http" not in html
+    assert "No dates have been reported yet" in " ".join(Page(render_index([])).text)
+
+
+@pytest.mark.parametrize(
+    "metrics, verdict, expected",
+    [
+        ({"status": "fail"}, "drift", "fail"),
+        ({"status": "warn"}, "drift", "warn"),
+        ({"status": "ok"}, "drift", "drift"),
+        ({"status": "ok"}, "no drift", "ok"),
+        ({"status": "ok"}, None, "ok"),
+        (None, "drift", "drift"),
+        (None, "no drift", "missing"),
+        (None, None, "missing"),
+    ],
+)
+def test_status_of(metrics, verdict, expected):
+    assert status_of(metrics, {"verdict": verdict} if verdict else None) == expected
