@@ -91,3 +91,27 @@ def extract_date(
 def _empty_rejected(schema: Schema) -> pd.DataFrame:
     frame = validate(pd.DataFrame({c: pd.Series([], dtype="object") for c in schema.names}), schema, dt.date.min, origin="").rejected
     return frame.assign(source=pd.Series([], dtype="string"))
+
+
+LABELS = "labels"
+
+
+def extract_labels(source: Source, storage: Storage, date: dt.date, *, run_id: str) -> int | None:
+    """Commit the arrived labels of `date` to labels/date=D; None if another run did first."""
+    with storage.writer(LABELS, date) as out:
+        if out.committed:
+            return None
+        labels = source.labels(date)
+        labels = labels.astype({KEY: "int64", "trip_duration_s": "float64"})
+        labels.to_parquet(out.path / "part-00000.parquet", index=False)
+        manifest = Manifest(
+            dataset=LABELS,
+            date=date.isoformat(),
+            rows={"in": len(labels), "written": len(labels), "quarantined": 0},
+            schema_hash="labels-v1",
+            input_fingerprint=source.fingerprint(date),
+            code_version=code_version(),
+            run_id=run_id,
+        )
+        out.commit(manifest, {"part-00000.parquet": len(labels)})
+        return len(labels)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
 from pathlib import Path
 
 from batchml.errors import IntegrityError
 from batchml.extract import FEATURES
+from batchml.profile import daily_profile
 from batchml.provenance import code_version
 from batchml.registry import ModelPin
 from batchml.scoring import score_files
@@ -16,12 +18,25 @@ from batchml.storage import Manifest, Storage
 
 log = logging.getLogger(__name__)
 PREDICTIONS = "predictions"
+PROFILE_FILE = "_profile.json"  # the date's profile on the reference bins, committed with the predictions
 
 
-def predict_date(storage: Storage, date: dt.date, *, pin: ModelPin, model_path: Path, client, run_id: str) -> Manifest | None:
+def predict_date(
+    storage: Storage,
+    date: dt.date,
+    *,
+    pin: ModelPin,
+    model_path: Path,
+    client,
+    run_id: str,
+    reference: dict | None = None,
+    on_progress=None,
+) -> Manifest | None:
     """Commit predictions for `date`; None when another run committed them first.
 
-    Checks rows in = rows scored + rows quarantined before anything is published.
+    With a `reference` profile, the date's profile on the reference bins is computed in the
+    same pass and committed with the predictions. Checks rows in = rows scored + rows
+    quarantined before anything is published.
     """
     features = storage.verify(FEATURES, date)
     with storage.writer(PREDICTIONS, date) as out:
@@ -36,6 +51,8 @@ def predict_date(storage: Storage, date: dt.date, *, pin: ModelPin, model_path: 
             sha256=pin.sha256,
             model_name=pin.name,
             model_version=pin.version,
+            profile_specs=profile_specs(reference),
+            on_progress=on_progress,
         )
         rows = {"in": features.rows["in"], "written": result.rows, "quarantined": features.rows["quarantined"]}
         if rows["in"] != rows["written"] + rows["quarantined"]:
@@ -50,7 +67,17 @@ def predict_date(storage: Storage, date: dt.date, *, pin: ModelPin, model_path: 
             run_id=run_id,
             model={"name": pin.name, "version": pin.version, "sha256": pin.sha256},
         )
+        if result.profile is not None:
+            body = daily_profile(result.profile, profile_specs(reference))
+            (out.path / PROFILE_FILE).write_text(json.dumps(body, sort_keys=True))
         return out.commit(manifest, result.file_rows)
+
+
+def profile_specs(reference: dict | None) -> dict[str, dict] | None:
+    """The bins to count a date on: every reference feature column, and the prediction."""
+    if reference is None:
+        return None
+    return {**reference["columns"], "prediction": reference["prediction"]}
 
 
 def _fingerprint(features: Manifest) -> str:

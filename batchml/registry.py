@@ -158,9 +158,40 @@ class Registry:
             os.replace(downloaded, target)
         return target
 
-    def reference_profile(self, pin: ModelPin) -> dict:
-        with tempfile.TemporaryDirectory() as tmp:
-            return json.loads(Path(self.client.download_artifacts(pin.run_id, PROFILE_ARTIFACT, tmp)).read_text())
+    def reference_profile(self, pin: ModelPin, cache_dir: str | os.PathLike) -> dict:
+        """The version's reference profile, cached next to its ONNX file."""
+        target = Path(cache_dir, self.name, pin.version, "reference_profile.json")
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+                os.replace(self.client.download_artifacts(pin.run_id, PROFILE_ARTIFACT, tmp), target)
+        return json.loads(target.read_text())
+
+    def version_tags(self, version: str) -> dict[str, str]:
+        return dict(self.client.get_model_version(self.name, version).tags)
+
+    def log_daily(self, date: str, metrics: dict[str, float], tags: dict[str, str], documents: dict[str, dict]) -> str:
+        """Log a date's monitoring numbers to its own run in `<model>-monitoring`; re-runs reuse it."""
+        experiment = f"{self.name}-monitoring"
+        found = self.client.get_experiment_by_name(experiment)
+        experiment_id = found.experiment_id if found else self.client.create_experiment(
+            experiment, artifact_location=f"{self.artifact_location}/monitoring" if self.artifact_location else None
+        )
+        runs = self.client.search_runs([experiment_id], filter_string=f"tags.date = '{date}'", max_results=1)
+        run_id = runs[0].info.run_id if runs else self.client.create_run(experiment_id, run_name=date, tags={"date": date}).info.run_id
+        step = int(date.replace("-", ""))
+        from mlflow.entities import Metric, RunTag
+
+        now = int(__import__("time").time() * 1000)
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), now, step) for k, v in sorted(metrics.items())],
+            tags=[RunTag(k, str(v)) for k, v in tags.items()],
+        )
+        for name, body in documents.items():
+            self.client.log_dict(run_id, body, name)
+        self.client.set_terminated(run_id)
+        return run_id
 
 
 def verify_cached(path: Path, sha256: str) -> Path:

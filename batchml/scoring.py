@@ -3,6 +3,10 @@
 `predict_partition` is the module-level function Dask maps over partitions. It finds
 the ONNX session in a per-process cache keyed by the model's sha256, so each worker
 loads and verifies the model once; tasks carry only the model's URL and hash.
+
+Each partition is one fused Dask task (read -> predict -> write) running ONNX Runtime on
+one thread; everything around the model is kept single-threaded and light so the cores
+stay on the model (measurements in bench/score.py).
 """
 
 from __future__ import annotations
@@ -10,13 +14,17 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+import dask.dataframe as dd  # imported here, not per call: the first import takes ~0.7 s
 import fsspec
 import numpy as np
+import onnxruntime as ort
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from batchml.errors import IntegrityError
 from batchml.features import FEATURES, KEY, model_matrix
+from batchml.profile import add_profiles, profile_partition
 from batchml.provenance import sha256_bytes
 
 PREDICTION = "prediction"
@@ -31,8 +39,6 @@ def onnx_session(model_url: str, sha256: str):
         return session
     with _sessions_lock:
         if sha256 not in _sessions:
-            import onnxruntime as ort
-
             with fsspec.open(model_url, "rb") as fh:
                 blob = fh.read()
             if sha256_bytes(blob) != sha256:
@@ -70,27 +76,90 @@ def predict_partition(part: pd.DataFrame, model_url: str, sha256: str, model_nam
     )
 
 
+def score_partition(
+    part: pd.DataFrame,
+    out_dir: str,
+    model_url: str,
+    sha256: str,
+    model_name: str,
+    model_version: str,
+    specs: dict | None,
+    partition_info: dict | None = None,
+) -> pd.DataFrame:
+    """Score one partition, write it as one Parquet file, and profile it, in one task.
+
+    Returns a one-row frame: the file written, its rows, and the partition's partial
+    profile on the reference bins (None without `specs`).
+    """
+    name = _file_name(partition_info["number"] if partition_info else 0)
+    predictions = predict_partition(part, model_url, sha256, model_name, model_version)
+    with fsspec.open(f"{out_dir}/{name}", "wb") as fh:
+        pq.write_table(pa.Table.from_pandas(predictions, preserve_index=False), fh, use_dictionary=["model_name", "model_version"])
+    partial = None
+    if specs:
+        partial = profile_partition(part.assign(**{PREDICTION: predictions[PREDICTION].to_numpy()}), specs)
+    return pd.DataFrame({"file": [name], "rows": [len(predictions)], "profile": [partial]})
+
+
+def _combine(*frames: pd.DataFrame) -> pd.DataFrame:
+    """Tree-reduction step: concatenate the file list, add the partial profiles."""
+    frame = pd.concat(frames, ignore_index=True)
+    profiles = [p for p in frame["profile"] if p is not None]
+    combined = add_profiles(*profiles) if profiles else None
+    return pd.DataFrame({"file": [list(_flatten(frame["file"]))], "rows": [list(_flatten(frame["rows"]))], "profile": [combined]})
+
+
+def _flatten(values):
+    for v in values:
+        yield from (v if isinstance(v, list) else [v])
+
+
 @dataclass
 class ScoreResult:
     rows: int
     file_rows: dict[str, int]
+    profile: dict | None = None
 
 
-def score_files(client, features_url: str, out_dir: str, *, model_url: str, sha256: str, model_name: str, model_version: str) -> ScoreResult:
-    """Read features, map the predictor over partitions, write Parquet files into `out_dir`."""
-    import dask.dataframe as dd
+def score_files(
+    client,
+    features_url: str,
+    out_dir: str,
+    *,
+    model_url: str,
+    sha256: str,
+    model_name: str,
+    model_version: str,
+    profile_specs: dict | None = None,
+    on_progress=None,
+    split_every: int = 8,
+) -> ScoreResult:
+    """Score a features folder into Parquet files in `out_dir`, profiling in the same pass.
 
+    Each partition is one fused task (read, predict, write, profile); the small
+    per-partition results are tree-reduced on the cluster. `on_progress(done, total)` is
+    called as partitions finish.
+    """
     features = dd.read_parquet(features_url, columns=[KEY, *FEATURES])
-    predictions = features.map_partitions(
-        predict_partition, model_url, sha256, model_name, model_version, meta=output_meta(model_name, model_version)
-    )
-    written = predictions.to_parquet(out_dir, write_index=False, compute=False, name_function=lambda i: f"part-{i:05d}.parquet")
-    client.compute(written).result()
-    file_rows = {p.name: pq.ParquetFile(p).metadata.num_rows for p in sorted(_local(out_dir).glob("part-*.parquet"))}
-    return ScoreResult(rows=sum(file_rows.values()), file_rows=file_rows)
+    meta = pd.DataFrame({"file": pd.Series([], dtype=object), "rows": pd.Series([], dtype="int64"), "profile": pd.Series([], dtype=object)})
+    results = features.map_partitions(score_partition, out_dir, model_url, sha256, model_name, model_version, profile_specs, meta=meta)
+    # One fused task per partition: Client.compute does not fuse dask-expr graphs itself
+    # (dask/distributed#8833), and unfused partitions are read ahead and held in memory.
+    parts = client.compute(results.to_delayed(optimize_graph=True))
+    total = len(parts)
+    if on_progress:
+        from distributed import as_completed
+
+        on_progress(0, total)
+        for done, _ in enumerate(as_completed(parts), start=1):
+            on_progress(done, total)
+    level = parts
+    while len(level) > 1:
+        level = [client.submit(_combine, *level[i : i + split_every], pure=False) for i in range(0, len(level), split_every)]
+    combined = _combine(level[0].result())
+    file_rows = dict(zip(combined["file"].iloc[0], combined["rows"].iloc[0]))
+    return ScoreResult(rows=sum(file_rows.values()), file_rows=file_rows, profile=combined["profile"].iloc[0])
 
 
-def _local(path: str):
-    from pathlib import Path
-
-    return Path(path)
+def _file_name(i: int) -> str:
+    return f"part-{i:05d}.parquet"

@@ -2,40 +2,71 @@
 
 from __future__ import annotations
 
+import atexit
+import json
 import logging
+import sys
 
 import luigi
 from luigi.tools.range import RangeDaily  # noqa: F401  (so `--module pipelines RangeDaily` finds it)
 
+from batchml.monitoring import monitoring_file
 from batchml.predictions import PREDICTIONS
 from tasks.config import make_storage
 from tasks.extract import ExtractFeatures, SourceData  # noqa: F401
 from tasks.model import ChampionModel, ResolveModel  # noqa: F401
-from tasks.score import ScorePredictions
+from tasks.monitor import CheckMetrics, DailyReport, DetectDrift, ExtractLabels, Metrics  # noqa: F401
+from tasks.score import ScorePredictions  # noqa: F401
 
 log = logging.getLogger("batchml")
 
-# The datasets whose committed manifests together mean "this date is done".
-DAILY_OUTPUTS = (PREDICTIONS,)
-
 
 class DailyScore(luigi.WrapperTask):
-    """Everything the daily job produces for one date."""
+    """Everything the daily job produces and checks for one date."""
 
     date = luigi.DateParameter()
 
     def requires(self):
-        return ScorePredictions(self.date)
+        return [CheckMetrics(self.date), DailyReport(self.date)]
 
     @classmethod
     def bulk_complete(cls, parameter_tuples):
-        """Complete dates from one manifest listing per dataset (RangeDaily calls this)."""
-        storage = make_storage()
-        done = set.intersection(*(storage.committed_dates(d) for d in DAILY_OUTPUTS))
-        return [d for d in parameter_tuples if d in done]
+        """Complete dates for RangeDaily: one listing of committed predictions, then complete() on those."""
+        scored = make_storage().committed_dates(PREDICTIONS)
+        return [d for d in parameter_tuples if d in scored and cls(date=d).complete()]
+
+
+# -- what a person reading the end of a run's output needs -------------------------------
+_failures: list[str] = []
 
 
 @luigi.Task.event_handler(luigi.Event.FAILURE)
-def _one_line_cause(task, exception):
-    """Name the failed task and its cause on one line, after Luigi's traceback."""
-    log.error("%s failed: %s: %s", task.task_id, type(exception).__name__, exception)
+def _record_failure(task, exception):
+    line = f"{task.task_id} failed: {type(exception).__name__}: {exception}"
+    log.error(line)
+    _failures.append(line)
+
+
+@luigi.Task.event_handler(luigi.Event.PROCESSING_TIME)
+def _record_duration(task, seconds):
+    """Keep each task's duration next to the date's results, for the daily report."""
+    date = getattr(task, "date", None)
+    if date is None or not hasattr(date, "isoformat"):
+        return
+    try:
+        storage = make_storage()
+        relative = monitoring_file(date, "durations.json")
+        durations = json.loads(storage.read_text(relative) or "{}")
+        durations[task.get_task_family()] = round(float(seconds), 3)
+        storage.write_text(relative, json.dumps(durations, indent=2, sort_keys=True))
+    except OSError as exc:  # durations are informative; never fail a run over them
+        log.warning("could not record the duration of %s: %s", task.task_id, exc)
+
+
+@atexit.register
+def _print_causes():
+    """Repeat the causes after Luigi's summary, so they are a run's last lines."""
+    if _failures:
+        print("\nbatchml: the run failed because:", file=sys.stderr)
+        for line in _failures:
+            print(f"  {line}", file=sys.stderr)

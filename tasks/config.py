@@ -69,6 +69,58 @@ class dask(luigi.Config):
     processes = luigi.BoolParameter(default=False, description="LocalCluster workers as processes instead of threads.")
 
 
+class drift(luigi.Config):
+    psi = luigi.FloatParameter(default=0.2, description="PSI at or above which a column drifted.")
+    js = luigi.FloatParameter(default=0.1, description="Jensen-Shannon distance (base 2) at or above which a column drifted.")
+    wasserstein = luigi.FloatParameter(default=0.1, description="Wasserstein distance / reference std at or above which a column drifted.")
+    drift_share = luigi.FloatParameter(default=0.5, description="Share of drifted features at which the date's verdict is drift.")
+    numeric_methods = luigi.ListParameter(default=["psi", "wasserstein"], description="Methods that decide for numeric features (any crossing).")
+    categorical_methods = luigi.ListParameter(default=["psi", "js"], description="Methods that decide for categorical features (any crossing).")
+    exclude = luigi.ListParameter(
+        default=["pickup_weekday", "is_weekend"], description="Features not judged: constant within a date, so always 'drifted' against a multi-day reference."
+    )
+
+
+class checks(luigi.Config):
+    trailing_days = luigi.IntParameter(default=7, description="Dates whose median row count a date is compared with.")
+    min_row_ratio = luigi.FloatParameter(default=0.5, description="Rows in / trailing median below this fails.")
+    max_row_ratio = luigi.FloatParameter(default=2.0, description="Rows in / trailing median above this fails.")
+    max_null_rate = luigi.FloatParameter(default=0.01, description="Null rate of any scored feature or the prediction above this fails.")
+    max_quarantine_rate = luigi.FloatParameter(default=0.02, description="Quarantined / rows in above this fails.")
+    max_prediction_mean_shift = luigi.FloatParameter(default=0.5, description="|mean prediction / reference mean - 1| above this breaches.")
+    max_mae_ratio = luigi.FloatParameter(default=1.5, description="Realized MAE / the model's holdout MAE above this breaches.")
+    min_label_coverage = luigi.FloatParameter(default=0.9, description="Labelled share of the scored rows of D - label_lag below this breaches.")
+    warn_only = luigi.ListParameter(
+        default=["realized_mae_ratio", "label_coverage", "prediction_mean_shift"], description="Checks that only warn; all others fail the date."
+    )
+
+
+class report(luigi.Config):
+    trend_days = luigi.IntParameter(default=30, description="Dates shown in the report's trend charts.")
+
+
+def drift_thresholds():
+    from batchml.drift import DriftThresholds
+
+    cfg = drift()
+    return DriftThresholds(
+        psi=cfg.psi,
+        js=cfg.js,
+        wasserstein=cfg.wasserstein,
+        drift_share=cfg.drift_share,
+        numeric_methods=tuple(cfg.numeric_methods),
+        categorical_methods=tuple(cfg.categorical_methods),
+        exclude=tuple(cfg.exclude),
+    )
+
+
+def check_thresholds():
+    from batchml.checks import CheckThresholds
+
+    cfg = checks()
+    return CheckThresholds(**{k: (tuple(v) if k == "warn_only" else v) for k, v in cfg.param_kwargs.items()})
+
+
 def make_storage() -> Storage:
     return Storage(storage().root)
 

@@ -13,6 +13,8 @@ from tasks.targets import PartitionTarget
 
 
 class ScorePredictions(luigi.Task):
+    """predictions/date=D, and the date's profile on the model's reference bins, in one pass."""
+
     date = luigi.DateParameter()
 
     def requires(self):
@@ -23,8 +25,18 @@ class ScorePredictions(luigi.Task):
 
     def run(self):
         pin = read_pin(self.date)
-        model_path = make_registry().fetch_onnx(pin, mlflow().cache_dir)
+        registry = make_registry()
+        model_path = registry.fetch_onnx(pin, mlflow().cache_dir)
+        reference = registry.reference_profile(pin, mlflow().cache_dir)
         self.set_status_message(f"scoring with models:/{pin.name}/{pin.version}")
-        manifest = predict_date(make_storage(), self.date, pin=pin, model_path=model_path, client=dask_client(), run_id=new_run_id())
+        self.set_progress_percentage(0)
+
+        def progress(done: int, total: int) -> None:
+            self.set_progress_percentage(int(100 * done / total))
+            self.set_status_message(f"scored {done} of {total} partitions with models:/{pin.name}/{pin.version}")
+
+        manifest = predict_date(
+            make_storage(), self.date, pin=pin, model_path=model_path, client=dask_client(), run_id=new_run_id(), reference=reference, on_progress=progress
+        )
         if manifest:
             self.set_status_message(f"committed {manifest.rows['written']} predictions with models:/{pin.name}/{pin.version}")

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import os
+import shutil
 
 import luigi
 import pandas as pd
@@ -65,7 +66,8 @@ def test_a_past_date_keeps_its_pin_after_the_champion_moves(pipeline, day):
     registry.set_alias("champion", second)
 
     storage = make_storage()
-    os.remove(storage.manifest_path("predictions", day))  # force a re-score of the past date
+    os.remove(storage.manifest_path("predictions", day))  # force a re-score of the past date ...
+    shutil.rmtree(storage.root / "monitoring" / f"date={day}")  # ... and of what was derived from it
     nxt = day + dt.timedelta(days=1)
     assert build(DailyScore(day), DailyScore(nxt)).status == LuigiStatusCode.SUCCESS
     assert storage.manifest("predictions", day).model["version"] == first.version

@@ -30,14 +30,14 @@ def test_missing_model_or_alias_resolves_to_none(registry, tmp_path):
     assert registry.pin("no-such-alias") is None
 
 
-def test_pin_carries_version_and_onnx_hash(registry):
+def test_pin_carries_version_and_onnx_hash(registry, tmp_path):
     pin = registry.pin("champion")
     mv = registry.client.get_model_version("trips", pin.version)
     assert pin.version == "1" and pin.sha256 == mv.tags["onnx_sha256"] and pin.run_id == mv.run_id
     assert mv.tags["reason"] == "test" and mv.tags["window_end"] == "2026-05-01"
     run = registry.client.get_run(pin.run_id)
     assert {"holdout_mae", "holdout_rmse", "holdout_r2", "holdout_mape"} <= set(run.data.metrics)
-    profile = registry.reference_profile(pin)
+    profile = registry.reference_profile(pin, tmp_path / "cache")
     assert set(profile["columns"]) >= {"trip_distance", "pickup_zone"} and "prediction" in profile
 
 

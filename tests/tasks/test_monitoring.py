@@ -1,0 +1,114 @@
+"""Drift, metrics and the report through luigi.build, checked against direct computations."""
+
+import datetime as dt
+import json
+
+import luigi
+import numpy as np
+import pandas as pd
+import pytest
+from luigi.execution_summary import LuigiStatusCode
+from scipy import stats
+from scipy.spatial import distance
+
+from batchml.features import CATEGORICAL, FEATURES
+from batchml.schema import Schema
+from batchml.sources import SyntheticSource
+from batchml.training import labelled_frame, labelled_window
+from pipelines import DailyScore
+from tasks.config import make_registry, make_storage, mlflow
+from tasks.model import read_pin
+from tests.conftest import SCHEMA
+
+DRIFT_START = dt.date(2026, 6, 12)
+
+
+def build(*tasks):
+    return luigi.build(list(tasks), local_scheduler=True, detailed_summary=True, log_level="WARNING")
+
+
+def monitoring(day, name):
+    text = make_storage().read_text(f"monitoring/date={day}/{name}")
+    return json.loads(text) if name.endswith(".json") else text
+
+
+@pytest.fixture
+def drifting(pipeline):
+    pipeline({"source": {"rows_per_day": "10000", "drift_start": DRIFT_START.isoformat(), "label_lag_days": "2"}})
+
+
+def test_the_first_drifted_date_is_flagged_and_names_the_shifted_features(drifting):
+    days = [DRIFT_START - dt.timedelta(days=1), DRIFT_START]
+    result = build(*(DailyScore(d) for d in days))
+    assert result.status == LuigiStatusCode.SUCCESS, result.summary_text
+    before, after = (monitoring(d, "drift.json") for d in days)
+    assert before["verdict"] == "no drift" and before["drifted_features"] == []
+    assert after["verdict"] == "drift"
+    assert set(after["drifted_features"]) == {"dropoff_zone", "trip_distance", "passenger_count", "payment_type", "pickup_hour"}
+    assert after["prediction"]["drifted"]
+    assert "pickup_weekday" not in after["features"]  # constant within a date: excluded, not judged
+
+
+def test_pipeline_statistics_match_a_direct_computation_on_the_same_data(drifting):
+    day = DRIFT_START
+    labelled = day - dt.timedelta(days=2)
+    assert build(DailyScore(labelled), DailyScore(day)).status == LuigiStatusCode.SUCCESS
+    storage = make_storage()
+    drift = monitoring(day, "drift.json")
+    reference = make_registry().reference_profile(read_pin(day), mlflow().cache_dir)
+    current = pd.read_parquet(storage.partition_path("features", day))
+
+    # PSI and JS on the reference bins, straight from numpy and scipy.
+    ref = reference["columns"]["trip_distance"]
+    edges = np.concatenate([[-np.inf], ref["edges"], [np.inf]])
+    p = np.maximum(np.asarray(ref["counts"]) / sum(ref["counts"]), 1e-4)
+    q = np.maximum(np.histogram(current["trip_distance"], edges)[0] / len(current), 1e-4)
+    assert drift["features"]["trip_distance"]["psi"] == pytest.approx(np.sum((q - p) * np.log(q / p)), rel=1e-6)
+    assert drift["features"]["trip_distance"]["js"] == pytest.approx(
+        distance.jensenshannon(ref["counts"], np.histogram(current["trip_distance"], edges)[0], base=2), rel=1e-6
+    )
+
+    # Wasserstein against the raw training rows the reference was made from (same seeds, same code).
+    window_end = day - dt.timedelta(days=2)
+    src = SyntheticSource(rows_per_day=10000, seed=11, drift_start=DRIFT_START, bad_row_share=0.002, chunk_rows=1000)
+    frame = labelled_frame(src, Schema.load(SCHEMA), labelled_window(window_end, 5), max_rows=20000, seed=3)
+    train = frame[frame["date"] != window_end]
+    exact = stats.wasserstein_distance(train["trip_distance"], current["trip_distance"]) / train["trip_distance"].std(ddof=0)
+    assert drift["features"]["trip_distance"]["wasserstein"] == pytest.approx(exact, rel=0.05)
+
+    # Realized MAE of D - label_lag from the committed predictions and labels, with pandas.
+    metrics = monitoring(day, "metrics.json")
+    preds = pd.read_parquet(storage.partition_path("predictions", labelled))
+    labels = pd.read_parquet(storage.partition_path("labels", labelled))
+    joined = preds.merge(labels, on="trip_id")
+    realized = metrics["numbers"]["realized"]
+    assert realized["mae"] == pytest.approx((joined["prediction"] - joined["trip_duration_s"]).abs().mean(), rel=1e-6)
+    assert realized["coverage"] == pytest.approx(len(joined) / len(preds))
+    assert realized["date"] == labelled.isoformat()
+
+
+def test_every_number_reaches_mlflow_and_the_report_has_its_sections(pipeline, day):
+    assert build(DailyScore(day)).status == LuigiStatusCode.SUCCESS
+    registry = make_registry()
+    experiment = registry.client.get_experiment_by_name("trip_duration-monitoring")
+    (run,) = registry.client.search_runs([experiment.experiment_id], filter_string=f"tags.date = '{day}'")
+    metrics = monitoring(day, "metrics.json")
+    assert run.data.metrics["rows_in"] == metrics["numbers"]["rows_in"]
+    assert run.data.metrics["quarantine_rate"] == pytest.approx(next(c["value"] for c in metrics["checks"] if c["name"] == "quarantine_rate"))
+    assert "drift_psi.trip_distance" in run.data.metrics and run.data.tags["status"] == metrics["status"]
+    page = monitoring(day, "report.html")
+    for section in ('id="summary"', 'id="drift"', 'id="metrics"', 'id="trends"', 'id="retraining"'):
+        assert section in page
+    assert f"date={day}/report.html" in make_storage().read_text("monitoring/index.html")
+    durations = monitoring(day, "durations.json")
+    assert {"ExtractFeatures", "ScorePredictions", "DetectDrift"} <= set(durations)
+
+
+def test_a_breach_fails_the_date_and_a_warn_only_setting_lets_it_pass(pipeline, day):
+    pipeline({"checks": {"max_quarantine_rate": "0.0001"}})
+    result = build(DailyScore(day))
+    assert result.status == LuigiStatusCode.FAILED
+    assert monitoring(day, "metrics.json")["failed"] == ["quarantine_rate"]
+    assert monitoring(day, "report.html") is not None  # the page shows the breach
+    pipeline({"checks": {"max_quarantine_rate": "0.0001", "warn_only": '["quarantine_rate"]'}})
+    assert build(DailyScore(day)).status == LuigiStatusCode.SUCCESS
