@@ -57,3 +57,29 @@ def retrain_decision(
     if increase is not None and increase >= policy.error_increase:
         return decide("triggered", f"realized MAE {increase:+.0%} against the model's holdout MAE (policy: +{policy.error_increase:.0%})")
     return decide("not triggered", f"drift on {len(drifted)} of the last {len(recent)} dates; error increase {increase if increase is None else f'{increase:+.0%}'}")
+
+
+def training_window(
+    date: dt.date, *, onset: dt.date | None, label_lag: int, gate_days: int, window_days: int, min_days: int
+) -> tuple[dt.date, dt.date] | None:
+    """The labelled dates a challenger trains on, or None while too few exist yet.
+
+    It ends before the held-out gate dates, and starts no earlier than the drift onset:
+    a model meant to replace a drifted one learns from the data as it is now.
+    """
+    end = date - dt.timedelta(days=label_lag + gate_days)
+    start = end - dt.timedelta(days=window_days - 1)
+    if onset is not None and onset > start:
+        start = onset
+    return (start, end) if (end - start).days + 1 >= min_days else None
+
+
+def drift_onset(date: dt.date, results: list[DayResult]) -> dt.date | None:
+    """The first date of the run of drifted verdicts that ends at or just before `date`."""
+    onset = None
+    for r in sorted((r for r in results if r.date <= date), key=lambda r: r.date, reverse=True):
+        if r.drift_verdict == "drift":
+            onset = r.date
+        elif onset is not None:
+            break
+    return onset

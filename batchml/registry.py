@@ -79,6 +79,11 @@ class Registry:
             raise IntegrityError(f"models:/{self.name}/{mv.version} has no onnx_sha256 tag; it was not registered by batchml")
         return ModelPin(name=self.name, version=str(mv.version), sha256=sha, alias=alias, run_id=mv.run_id)
 
+    def pin_version(self, version: str) -> ModelPin:
+        """A ModelPin for an explicit version (a challenger, a rollback target)."""
+        mv = self.client.get_model_version(self.name, str(version))
+        return ModelPin(name=self.name, version=str(mv.version), sha256=mv.tags["onnx_sha256"], alias="", run_id=mv.run_id)
+
     def register(
         self,
         model,

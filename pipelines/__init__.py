@@ -16,6 +16,7 @@ from tasks.config import make_storage
 from tasks.extract import ExtractFeatures, SourceData  # noqa: F401
 from tasks.model import ChampionModel, ResolveModel  # noqa: F401
 from tasks.monitor import CheckMetrics, DailyReport, DetectDrift, ExtractLabels, Metrics  # noqa: F401
+from tasks.retrain import RetrainIfDrifted, Rollback, TrainChallenger  # noqa: F401
 from tasks.score import ScorePredictions  # noqa: F401
 
 log = logging.getLogger("batchml")
@@ -27,7 +28,7 @@ class DailyScore(luigi.WrapperTask):
     date = luigi.DateParameter()
 
     def requires(self):
-        return [CheckMetrics(self.date), DailyReport(self.date)]
+        return [CheckMetrics(self.date), RetrainIfDrifted(self.date), DailyReport(self.date)]
 
     @classmethod
     def bulk_complete(cls, parameter_tuples):

@@ -165,7 +165,9 @@ class DailyReport(luigi.Task):
     date = luigi.DateParameter()
 
     def requires(self):
-        return {"scores": ScorePredictions(self.date), "drift": DetectDrift(self.date), "metrics": Metrics(self.date)}
+        from tasks.retrain import RetrainIfDrifted
+
+        return {"scores": ScorePredictions(self.date), "drift": DetectDrift(self.date), "metrics": Metrics(self.date), "retrain": RetrainIfDrifted(self.date)}
 
     def output(self) -> StorageFileTarget:
         return StorageFileTarget(monitoring_file(self.date, "report.html"))
@@ -193,7 +195,7 @@ class DailyReport(luigi.Task):
             daily=read_json(storage, f"{PREDICTIONS}/date={self.date.isoformat()}/{PROFILE_FILE}"),
             metrics=read_json(storage, monitoring_file(self.date, "metrics.json")),
             history=history(storage, self.date, report().trend_days),
-            retrain=read_json(storage, monitoring_file(self.date, "retrain.json")),
+            retrain=_decisions(storage, self.date),
         )
         storage.write_text(self.output().relative, page)
         entries = []
@@ -202,3 +204,12 @@ class DailyReport(luigi.Task):
             drift = read_json(storage, monitoring_file(d, "drift.json"))
             entries.append({"date": d.isoformat(), "status": status_of(metrics, drift), "has_report": d == self.date or storage.read_text(monitoring_file(d, "report.html")) is not None})
         storage.write_text("monitoring/index.html", render_index(entries))
+
+
+def _decisions(storage, date: dt.date) -> dict | None:
+    """The date's retraining decision, with a rollback made on that date if any."""
+    decision = read_json(storage, monitoring_file(date, "retrain.json"))
+    rollback = read_json(storage, monitoring_file(date, "rollback.json"))
+    if rollback:
+        decision = {**(decision or {}), "rollback": f"{rollback['from_version']} -> {rollback['to_version']}: {rollback['reason']}"}
+    return decision

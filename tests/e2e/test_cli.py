@@ -57,3 +57,11 @@ def test_a_date_missing_at_the_source_exits_with_missing_data(cli, tmp_path):
     assert run.returncode == 20, last_lines(run, 40)  # [retcode] missing_data
     assert "Traceback" not in run.stderr
     assert "SourceData(date=2026-01-20)" in run.stderr + run.stdout
+
+
+def test_a_metric_breach_exits_non_zero_with_the_cause_in_the_last_lines(cli):
+    run = cli.luigi("DailyScore", "--date", DAY.isoformat(), "--checks-max-quarantine-rate", "0.0001")
+    assert run.returncode == 30, last_lines(run, 40)
+    tail = last_lines(run, 4)
+    assert "CheckMetrics" in tail and "MetricBreach" in tail and "quarantine_rate" in tail
+    assert (cli.root / "monitoring" / f"date={DAY}" / "report.html").exists()  # the page shows the breach

@@ -50,3 +50,16 @@ def test_a_backfilled_date_never_triggers_unless_allowed():
 def test_dates_after_the_decision_date_are_ignored():
     future = [DayResult(D + dt.timedelta(days=i), "drift") for i in range(1, 6)]
     assert decide(days(["no drift"] * 5) + future)["decision"] == "not triggered"
+
+
+def test_the_window_starts_at_the_drift_onset_and_waits_for_enough_labels():
+    from batchml.policy import drift_onset, training_window
+
+    results = days(["no drift", "no drift", "drift", "drift", "drift"])
+    onset = drift_onset(D, results)
+    assert onset == D - dt.timedelta(days=2)
+    kw = dict(label_lag=2, gate_days=1, window_days=5, min_days=2)
+    assert training_window(D, onset=onset, **kw) is None  # window would end before the onset
+    later = D + dt.timedelta(days=4)
+    assert training_window(later, onset=onset, **kw) == (onset, later - dt.timedelta(days=3))
+    assert training_window(D, onset=None, **kw) == (D - dt.timedelta(days=7), D - dt.timedelta(days=3))
