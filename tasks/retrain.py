@@ -28,7 +28,7 @@ class retrain(luigi.Config):
     margin = luigi.FloatParameter(default=0.02, description="The challenger's MAE must be this much lower (relative) to be promoted.")
     guards = luigi.ListParameter(default=["rmse"], description="Metrics the challenger must not lose.")
     guard_tolerance = luigi.FloatParameter(default=0.02, description="How much worse (relative) a guard metric may be.")
-    min_train_days = luigi.IntParameter(default=2, description="Labelled dates since the drift onset needed before a challenger is trained.")
+    min_train_days = luigi.IntParameter(default=7, description="Labelled dates since the drift onset needed before a challenger is trained (a week: every weekday seen).")
 
 
 def _policy() -> RetrainPolicy:
