@@ -32,7 +32,7 @@ run: venv
 test: venv system-deps
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
-test-slow: venv
+test-slow: venv system-deps
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 bench: venv
