@@ -6,13 +6,14 @@ import argparse
 import datetime as dt
 
 from batchml.extract import FEATURES, QUARANTINE
+from batchml.monitoring import monitoring_file, read_json
 from batchml.predictions import PREDICTIONS
 from tasks.config import make_storage
 
 
 def summary_lines(start: dt.date, stop: dt.date) -> list[str]:
     storage = make_storage()
-    lines = [f"{'date':10}  {'rows in':>9}  {'scored':>9}  {'quarantined':>11}  model"]
+    lines = [f"{'date':10}  {'rows in':>9}  {'scored':>9}  {'quarantined':>11}  {'model':18}  {'drift':8}  {'checks':6}  retraining"]
     day = start
     while day < stop:
         m = storage.manifest(PREDICTIONS, day)
@@ -20,10 +21,14 @@ def summary_lines(start: dt.date, stop: dt.date) -> list[str]:
             lines.append(f"{day}  not scored")
         else:
             model = f"{m.model['name']} v{m.model['version']}"
-            lines.append(f"{day}  {m.rows['in']:>9,}  {m.rows['written']:>9,}  {m.rows['quarantined']:>11,}  {model}")
+            drift = (read_json(storage, monitoring_file(day, "drift.json")) or {}).get("verdict", "-")
+            checks = (read_json(storage, monitoring_file(day, "metrics.json")) or {}).get("status", "-")
+            retrain = (read_json(storage, monitoring_file(day, "retrain.json")) or {}).get("decision", "-")
+            lines.append(f"{day}  {m.rows['in']:>9,}  {m.rows['written']:>9,}  {m.rows['quarantined']:>11,}  {model:18}  {drift:8}  {checks:6}  {retrain}")
         day += dt.timedelta(days=1)
     for dataset in (FEATURES, QUARANTINE, PREDICTIONS):
         lines.append(f"{dataset + '/':13} {storage.dataset_path(dataset)}")
+    lines.append(f"{'reports':13} {storage.root / 'monitoring' / 'index.html'}")
     return lines
 
 
