@@ -31,15 +31,18 @@ def predict_date(
     run_id: str,
     reference: dict | None = None,
     on_progress=None,
+    replace: bool = False,
 ) -> Manifest | None:
     """Commit predictions for `date`; None when another run committed them first.
 
     With a `reference` profile, the date's profile on the reference bins is computed in the
     same pass and committed with the predictions. Checks rows in = rows scored + rows
-    quarantined before anything is published.
+    quarantined before anything is published. `replace` re-scores a committed date (on
+    request only: a re-pinned, stale date); the old files stay visible until the new ones
+    are complete.
     """
     features = storage.verify(FEATURES, date)
-    with storage.writer(PREDICTIONS, date) as out:
+    with storage.writer(PREDICTIONS, date, replace=replace) as out:
         if out.committed:
             log.info("predictions for %s already committed by another run; nothing to do", date)
             return None

@@ -11,8 +11,9 @@ import luigi
 from luigi.tools.range import RangeDaily  # noqa: F401  (so `--module pipelines RangeDaily` finds it)
 
 from batchml.monitoring import monitoring_file
-from batchml.predictions import PREDICTIONS
 from tasks.config import make_storage
+from tasks.backfill import Backfill, RescoreDate  # noqa: F401
+from tasks.daily import DailyScore  # noqa: F401
 from tasks.extract import ExtractFeatures, SourceData  # noqa: F401
 from tasks.model import ChampionModel, ResolveModel  # noqa: F401
 from tasks.monitor import CheckMetrics, DailyReport, DetectDrift, ExtractLabels, Metrics  # noqa: F401
@@ -20,21 +21,6 @@ from tasks.retrain import RetrainIfDrifted, Rollback, TrainChallenger  # noqa: F
 from tasks.score import ScorePredictions  # noqa: F401
 
 log = logging.getLogger("batchml")
-
-
-class DailyScore(luigi.WrapperTask):
-    """Everything the daily job produces and checks for one date."""
-
-    date = luigi.DateParameter()
-
-    def requires(self):
-        return [CheckMetrics(self.date), RetrainIfDrifted(self.date), DailyReport(self.date)]
-
-    @classmethod
-    def bulk_complete(cls, parameter_tuples):
-        """Complete dates for RangeDaily: one listing of committed predictions, then complete() on those."""
-        scored = make_storage().committed_dates(PREDICTIONS)
-        return [d for d in parameter_tuples if d in scored and cls(date=d).complete()]
 
 
 # -- what a person reading the end of a run's output needs -------------------------------

@@ -1,0 +1,78 @@
+"""Backfill and RescoreDate: run a range's missing dates, and re-score stale ones on request."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import luigi
+
+from batchml.backfill import plan
+from batchml.monitoring import monitoring_file
+from batchml.predictions import predict_date
+from batchml.provenance import new_run_id
+from tasks.config import dask_client, make_registry, make_storage, mlflow
+from tasks.daily import DailyScore
+from tasks.model import pin_path
+
+log = logging.getLogger("batchml")
+DERIVED = ("drift.json", "metrics.json", "report.html")  # recomputed after a re-score; decisions are kept
+
+
+class RescoreDate(luigi.Task):
+    """Re-pin a scored date to the current champion and score it again (on request only)."""
+
+    date = luigi.DateParameter()
+
+    def complete(self) -> bool:
+        manifest = make_storage().manifest("predictions", self.date)
+        champion = make_registry().pin(mlflow().alias)
+        return manifest is not None and champion is not None and manifest.model["version"] == champion.version
+
+    def run(self):
+        storage, registry = make_storage(), make_registry()
+        pin = registry.pin(mlflow().alias)
+        old = storage.manifest("predictions", self.date).model["version"]
+        if old != pin.version:  # run() starts over after the yield below: re-score only once
+            storage.write_text(pin_path(self.date), pin.to_json())  # the request is the re-pin
+            predict_date(
+                storage,
+                self.date,
+                pin=pin,
+                model_path=registry.fetch_onnx(pin, mlflow().cache_dir),
+                client=dask_client(),
+                run_id=new_run_id(),
+                reference=registry.reference_profile(pin, mlflow().cache_dir),
+                replace=True,
+            )
+            for name in DERIVED:
+                (storage.root / monitoring_file(self.date, name)).unlink(missing_ok=True)
+            log.info("%s re-scored: version %s -> %s", self.date, old, pin.version)
+        yield DailyScore(self.date)  # drift, metrics and report again, against the new version
+
+
+class Backfill(luigi.WrapperTask):
+    """Every date of [start, stop) that needs work; --dry-run only lists them."""
+
+    start = luigi.DateParameter()
+    stop = luigi.DateParameter(description="Exclusive, as in RangeDaily.")
+    dry_run = luigi.BoolParameter(default=False, description="List missing, stale and failed dates; run nothing.")
+    reprocess = luigi.ChoiceParameter(choices=["none", "stale"], default="none", description="'stale': re-score dates scored by another version than @champion.")
+    newest_first = luigi.BoolParameter(default=False, description="Schedule the newest dates first.")
+
+    def _dates(self) -> list[dt.date]:
+        return [self.start + dt.timedelta(days=i) for i in range((self.stop - self.start).days)]
+
+    def requires(self):
+        champion = make_registry().pin(mlflow().alias)
+        todo = plan(make_storage(), self._dates(), champion.version if champion else None)
+        for line in todo.lines(champion.version if champion else None):
+            log.info("backfill %s..%s: %s", self.start, self.stop, line)
+        if self.dry_run:
+            print("\n".join(todo.lines(champion.version if champion else None)))
+            return []
+        tasks = [DailyScore(d) for d in sorted(set(todo.missing) | set(todo.failed))]
+        if self.reprocess == "stale":
+            tasks += [RescoreDate(d) for d in todo.stale if d not in todo.missing]
+        tasks.sort(key=lambda t: t.date, reverse=self.newest_first)
+        return tasks
