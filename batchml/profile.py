@@ -53,14 +53,25 @@ def partial_profile(values: pd.Series, spec: dict) -> np.ndarray:
         sums = np.bincount(idx, weights=x, minlength=k)
         head = np.concatenate([counts, sums])
     else:
-        cats = np.asarray(spec["categories"], dtype="float64")
-        idx = np.searchsorted(cats, x)
-        known = idx < len(cats)
-        known[known] = cats[idx[known]] == x[known]
-        idx = np.where(known, idx, len(cats))
-        head = np.bincount(idx, minlength=k).astype("float64")
-    tail = [len(arr) - len(x), len(arr), float(x.sum()), float(np.dot(x, x))]
+        head = np.bincount(_category_index(x, spec["categories"]), minlength=k).astype("float64")
+    # einsum, not np.dot: dot wakes the BLAS thread pool, whose spinning threads take a core
+    # from ONNX Runtime for longer than the product itself (measured in bench/).
+    tail = [len(arr) - len(x), len(arr), float(x.sum()), float(np.einsum("i,i->", x, x))]
     return np.concatenate([head, tail]).astype("float64")
+
+
+def _category_index(x: np.ndarray, categories: list) -> np.ndarray:
+    """Slot of each value among `categories`; unseen values go to the last slot."""
+    cats = np.asarray(categories, dtype="float64")
+    unseen = len(cats)
+    if unseen and np.array_equal(cats, np.arange(cats[0], cats[0] + unseen)):  # e.g. zones 1..265: direct
+        idx = x - cats[0]
+        known = (idx >= 0) & (idx < unseen) & (idx == np.floor(idx))
+        return np.where(known, idx, unseen).astype(np.intp)
+    idx = np.searchsorted(cats, x)
+    known = idx < unseen
+    known[known] = cats[idx[known]] == x[known]
+    return np.where(known, idx, unseen)
 
 
 def finalize(spec: dict, vector: np.ndarray) -> dict:
@@ -83,9 +94,10 @@ def finalize(spec: dict, vector: np.ndarray) -> dict:
     return out
 
 
-def profile_partition(frame: pd.DataFrame, specs: dict[str, dict]) -> dict[str, np.ndarray]:
-    """Partial profiles of every profiled column of one partition."""
-    return {name: partial_profile(frame[name], spec) for name, spec in specs.items()}
+def profile_partition(frame: pd.DataFrame, specs: dict[str, dict], extra: dict[str, pd.Series] | None = None) -> dict[str, np.ndarray]:
+    """Partial profiles of every profiled column of one partition (`extra` adds columns without copying it)."""
+    extra = extra or {}
+    return {name: partial_profile(extra[name] if name in extra else frame[name], spec) for name, spec in specs.items()}
 
 
 def add_profiles(*parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -97,7 +97,7 @@ def score_partition(
         pq.write_table(pa.Table.from_pandas(predictions, preserve_index=False), fh, use_dictionary=["model_name", "model_version"])
     partial = None
     if specs:
-        partial = profile_partition(part.assign(**{PREDICTION: predictions[PREDICTION].to_numpy()}), specs)
+        partial = profile_partition(part, specs, extra={PREDICTION: predictions[PREDICTION]})
     return pd.DataFrame({"file": [name], "rows": [len(predictions)], "profile": [partial]})
 
 
@@ -140,6 +140,8 @@ def score_files(
     per-partition results are tree-reduced on the cluster. `on_progress(done, total)` is
     called as partitions finish.
     """
+    fs, path = fsspec.core.url_to_fs(out_dir)
+    fs.makedirs(path, exist_ok=True)
     features = dd.read_parquet(features_url, columns=[KEY, *FEATURES])
     meta = pd.DataFrame({"file": pd.Series([], dtype=object), "rows": pd.Series([], dtype="int64"), "profile": pd.Series([], dtype=object)})
     results = features.map_partitions(score_partition, out_dir, model_url, sha256, model_name, model_version, profile_specs, meta=meta)
