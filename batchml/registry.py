@@ -197,11 +197,3 @@ class Registry:
             self.client.log_dict(run_id, body, name)
         self.client.set_terminated(run_id)
         return run_id
-
-
-def verify_cached(path: Path, sha256: str) -> Path:
-    """Check a cached artifact against its recorded hash before use."""
-    actual = sha256_file(path)
-    if actual != sha256:
-        raise IntegrityError(f"{path}: sha256 {actual} differs from the pinned {sha256}; refusing to score with it")
-    return path

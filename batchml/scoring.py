@@ -50,17 +50,6 @@ def onnx_session(model_url: str, sha256: str):
         return _sessions[sha256]
 
 
-def output_meta(model_name: str, model_version: str) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            KEY: pd.Series([], dtype="int64"),
-            PREDICTION: pd.Series([], dtype="float32"),
-            "model_name": pd.Categorical([], categories=[model_name]),
-            "model_version": pd.Categorical([], categories=[model_version]),
-        }
-    )
-
-
 def predict_partition(part: pd.DataFrame, model_url: str, sha256: str, model_name: str, model_version: str) -> pd.DataFrame:
     """Predictions for one partition of features: key, prediction, model name and version."""
     session = onnx_session(model_url, sha256)

@@ -107,11 +107,6 @@ class Storage:
         _check_files(self.partition_path(dataset, date), manifest)
         return manifest
 
-    def data_files(self, dataset: str, date: dt.date) -> list[Path]:
-        manifest = self.verify(dataset, date)
-        folder = self.partition_path(dataset, date)
-        return [folder / f["path"] for f in manifest.files]
-
     def read_text(self, relative: str) -> str | None:
         """A small file under the root (pins, reports), or None when absent."""
         try:

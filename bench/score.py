@@ -332,8 +332,6 @@ def first_rows(features_dir: Path, n: int):
 
 def measure_mlflow_cli(model, features_dir: Path, rows: int, work: Path) -> dict:
     """MLflow CLI time at two subset sizes and its linear extrapolation to `rows` rows."""
-    import pandas as pd
-
     from batchml.features import FEATURES
 
     largest = min(rows, MLFLOW_SIZES[1])

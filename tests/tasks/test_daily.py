@@ -7,7 +7,6 @@ import shutil
 import luigi
 import pandas as pd
 import pyarrow.dataset as ds
-import pytest
 from luigi.execution_summary import LuigiStatusCode
 from luigi.tools.range import RangeDaily
 

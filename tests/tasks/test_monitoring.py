@@ -11,7 +11,6 @@ from luigi.execution_summary import LuigiStatusCode
 from scipy import stats
 from scipy.spatial import distance
 
-from batchml.features import CATEGORICAL, FEATURES
 from batchml.schema import Schema
 from batchml.sources import SyntheticSource
 from batchml.training import labelled_frame, labelled_window
