@@ -45,7 +45,10 @@ def get_client(scheduler_address: str = "", *, n_workers: int = 2, threads_per_w
                     n_workers=n_workers,
                     threads_per_worker=threads_per_worker,
                     processes=processes,
-                    dashboard_address=None,
+                    # dashboard_address=None still serves HTTP on 0.0.0.0:8787: keep every
+                    # listener of the embedded cluster on loopback, on a free port.
+                    dashboard_address="127.0.0.1:0",
+                    worker_dashboard_address="127.0.0.1:0",
                     silence_logs=logging.WARNING,
                 )
             _client = Client(cluster)
