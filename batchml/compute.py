@@ -9,6 +9,7 @@ import threading
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _client = None
+_settings: tuple | None = None  # what _client was made for
 
 # The embedded cluster runs a few long tasks (about one second per partition) on as many
 # cores. Distributed's defaults suit an interactive cluster: a stack sampler every 10 ms per
@@ -29,7 +30,10 @@ def get_client(scheduler_address: str = "", *, n_workers: int = 2, threads_per_w
     pyarrow release the GIL, so threads score in parallel without copying partitions
     between processes (measured faster and leaner than worker processes; see bench/).
     """
-    global _client
+    global _client, _settings
+    wanted = (scheduler_address, n_workers, threads_per_worker, processes)
+    if _client is not None and _settings != wanted:
+        close_client()  # configured for another cluster: do not score on the old one
     with _lock:
         if _client is not None and _client.status == "running":
             return _client
@@ -53,6 +57,7 @@ def get_client(scheduler_address: str = "", *, n_workers: int = 2, threads_per_w
                 )
             _client = Client(cluster)
             log.info("started a LocalCluster: %d workers x %d threads (processes=%s)", n_workers, threads_per_worker, processes)
+        _settings = wanted
         atexit.register(close_client)
         return _client
 
