@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from batchml.errors import RejectedShareTooHigh
-from batchml.features import KEY, build_features
+from batchml.features import KEY, LABEL, build_features
 from batchml.provenance import code_version
 from batchml.schema import REASON, Schema, top_reasons, validate
 from batchml.sources import Source
@@ -102,7 +102,7 @@ def extract_labels(source: Source, storage: Storage, date: dt.date, *, run_id: s
         if out.committed:
             return None
         labels = source.labels(date)
-        labels = labels.astype({KEY: "int64", "trip_duration_s": "float64"})
+        labels = labels.astype({KEY: "int64", LABEL: "float64"})
         labels.to_parquet(out.path / "part-00000.parquet", index=False)
         manifest = Manifest(
             dataset=LABELS,

@@ -76,6 +76,11 @@ def predict_date(
         return out.commit(manifest, result.file_rows)
 
 
+def profile_path(date: dt.date) -> str:
+    """Where a date's profile lives, relative to the storage root."""
+    return f"{PREDICTIONS}/date={date.isoformat()}/{PROFILE_FILE}"
+
+
 def profile_specs(reference: dict | None) -> dict[str, dict] | None:
     """The bins to count a date on: every reference feature column, and the prediction."""
     if reference is None:

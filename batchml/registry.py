@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -187,7 +188,7 @@ class Registry:
         step = int(date.replace("-", ""))
         from mlflow.entities import Metric, RunTag
 
-        now = int(__import__("time").time() * 1000)
+        now = int(time.time() * 1000)
         self.client.log_batch(
             run_id,
             metrics=[Metric(k, float(v), now, step) for k, v in sorted(metrics.items())],

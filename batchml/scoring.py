@@ -90,17 +90,19 @@ def score_partition(
     return pd.DataFrame({"file": [name], "rows": [len(predictions)], "profile": [partial]})
 
 
-def _combine(*frames: pd.DataFrame) -> pd.DataFrame:
-    """Tree-reduction step: concatenate the file list, add the partial profiles."""
-    frame = pd.concat(frames, ignore_index=True)
-    profiles = [p for p in frame["profile"] if p is not None]
-    combined = add_profiles(*profiles) if profiles else None
-    return pd.DataFrame({"file": [list(_flatten(frame["file"]))], "rows": [list(_flatten(frame["rows"]))], "profile": [combined]})
+def _combine(*parts) -> dict:
+    """Tree-reduction step: merge the files written and add up the partial profiles.
 
-
-def _flatten(values):
-    for v in values:
-        yield from (v if isinstance(v, list) else [v])
+    A part is a partition's one-row result frame, or an earlier step's dict.
+    """
+    files, profiles = {}, []
+    for part in parts:
+        if isinstance(part, pd.DataFrame):
+            part = {"files": dict(zip(part["file"], part["rows"])), "profile": part["profile"].iloc[0]}
+        files.update(part["files"])
+        if part["profile"] is not None:
+            profiles.append(part["profile"])
+    return {"files": files, "profile": add_profiles(*profiles) if profiles else None}
 
 
 @dataclass
@@ -148,8 +150,8 @@ def score_files(
     while len(level) > 1:
         level = [client.submit(_combine, *level[i : i + split_every], pure=False) for i in range(0, len(level), split_every)]
     combined = _combine(level[0].result())
-    file_rows = dict(zip(combined["file"].iloc[0], combined["rows"].iloc[0]))
-    return ScoreResult(rows=sum(file_rows.values()), file_rows=file_rows, profile=combined["profile"].iloc[0])
+    file_rows = {name: int(rows) for name, rows in combined["files"].items()}
+    return ScoreResult(rows=sum(file_rows.values()), file_rows=file_rows, profile=combined["profile"])
 
 
 def _file_name(i: int) -> str:

@@ -27,6 +27,8 @@ class Source(Protocol):
 
     def labels(self, date: dt.date) -> pd.DataFrame: ...
 
+    def has_labels(self, date: dt.date) -> bool: ...
+
     def fingerprint(self, date: dt.date) -> str: ...
 
 
@@ -49,6 +51,9 @@ class SyntheticSource:
 
     def labels(self, date):
         return pd.concat([c[[KEY, LABEL]] for c in synthetic.trips(date, **self.params)], ignore_index=True)
+
+    def has_labels(self, date):
+        return True
 
     def fingerprint(self, date):
         return _digest({"kind": "synthetic", "date": date, **self.params})
@@ -94,6 +99,9 @@ class FileSource:
         for url in files:
             yield url, self._read(url)
 
+    def has_labels(self, date):
+        return bool(self.labels_path) and bool(self._files(self.labels_path, date))
+
     def labels(self, date):
         files = self._files(self.labels_path, date) if self.labels_path else []
         if not files:
@@ -138,6 +146,15 @@ class SqlSource:
             chunks = pd.read_sql(sqlalchemy.text(self.query), conn, params=self._params(date), chunksize=self.chunk_rows)
             for i, chunk in enumerate(chunks):
                 yield f"{origin}#{i}", chunk
+
+    def has_labels(self, date):
+        import sqlalchemy
+
+        if not self.labels_query:
+            return False
+        with self.engine.connect() as conn:
+            probe = sqlalchemy.text(f"SELECT 1 FROM ({self.labels_query}) AS q LIMIT 1")
+            return conn.execute(probe, self._params(date)).first() is not None
 
     def labels(self, date):
         import sqlalchemy

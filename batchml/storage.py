@@ -117,10 +117,7 @@ class Storage:
     # -- writing --------------------------------------------------------------------------
     def write_once(self, relative: str, text: str) -> bool:
         """Create a small file atomically unless it exists; False when another run made it first."""
-        final = self.root / relative
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}.tmp"
-        tmp.write_text(text)
+        final, tmp = self._beside(relative, text)
         try:
             os.link(tmp, final)  # fails if `final` exists: first writer wins, atomically
             return True
@@ -131,11 +128,16 @@ class Storage:
 
     def write_text(self, relative: str, text: str) -> None:
         """Replace a small file atomically (readers see the old or the new text)."""
+        final, tmp = self._beside(relative, text)
+        os.replace(tmp, final)
+
+    def _beside(self, relative: str, text: str) -> tuple[Path, Path]:
+        """The final path of a small file, and `text` written to a hidden temporary file beside it."""
         final = self.root / relative
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}.tmp"
         tmp.write_text(text)
-        os.replace(tmp, final)
+        return final, tmp
 
     @contextlib.contextmanager
     def writer(self, dataset: str, date: dt.date, *, replace: bool = False) -> Iterator[PartitionWriter]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import functools
 import os
 
@@ -17,7 +18,7 @@ from batchml.storage import Storage
 class OptionalDateParameter(OptionalParameterMixin, luigi.DateParameter):
     """A date that may be left empty in luigi.cfg."""
 
-    expected_type = __import__("datetime").date
+    expected_type = datetime.date
 
 
 class storage(luigi.Config):

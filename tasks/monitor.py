@@ -13,7 +13,7 @@ from batchml.errors import BatchmlError
 from batchml.extract import FEATURES, LABELS, extract_labels
 from batchml.features import FEATURES as MODEL_FEATURES
 from batchml.monitoring import history, monitored_dates, monitoring_file, read_json, trailing_rows, write_json
-from batchml.predictions import PREDICTIONS, PROFILE_FILE
+from batchml.predictions import PREDICTIONS, profile_path
 from batchml.provenance import new_run_id
 from tasks.config import check_thresholds, checks, drift_thresholds, make_registry, make_source, make_storage, mlflow, report, source
 from tasks.model import read_pin
@@ -31,11 +31,7 @@ class LabelsArrived(luigi.ExternalTask):
     date = luigi.DateParameter()
 
     def complete(self) -> bool:
-        try:
-            make_source().labels(self.date)
-            return True
-        except BatchmlError:
-            return False
+        return make_source().has_labels(self.date)
 
 
 class ExtractLabels(luigi.Task):
@@ -68,7 +64,7 @@ class DetectDrift(luigi.Task):
         storage = make_storage()
         pin = read_pin(self.date)
         reference = make_registry().reference_profile(pin, mlflow().cache_dir)
-        daily = read_json(storage, f"{PREDICTIONS}/date={self.date.isoformat()}/{PROFILE_FILE}")
+        daily = read_json(storage, profile_path(self.date))
         result = drift_report(reference, daily, list(MODEL_FEATURES), drift_thresholds())
         result["model"] = {"name": pin.name, "version": pin.version}
         write_json(storage, self.output().relative, result)
@@ -96,7 +92,7 @@ class Metrics(luigi.Task):
     def run(self):
         storage, registry = make_storage(), make_registry()
         predictions = storage.verify(PREDICTIONS, self.date)
-        daily = read_json(storage, f"{PREDICTIONS}/date={self.date.isoformat()}/{PROFILE_FILE}")
+        daily = read_json(storage, profile_path(self.date))
         reference = registry.reference_profile(read_pin(self.date), mlflow().cache_dir)
         realized, champion_mae = self._realized(storage, registry)
         result = run_checks(
@@ -192,7 +188,7 @@ class DailyReport(luigi.Task):
             summary=summary,
             drift=read_json(storage, monitoring_file(self.date, "drift.json")),
             reference=make_registry().reference_profile(pin, mlflow().cache_dir),
-            daily=read_json(storage, f"{PREDICTIONS}/date={self.date.isoformat()}/{PROFILE_FILE}"),
+            daily=read_json(storage, profile_path(self.date)),
             metrics=read_json(storage, monitoring_file(self.date, "metrics.json")),
             history=history(storage, self.date, report().trend_days),
             retrain=_decisions(storage, self.date),

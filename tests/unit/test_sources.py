@@ -37,6 +37,7 @@ def test_parquet_folder_per_date(tmp_path):
     assert [o.rsplit("/", 1)[-1] for o, _ in batches] == ["a.parquet", "b.parquet"]
     assert sum(len(b) for _, b in batches) == 200
     assert len(src.labels(DAY)) == 200
+    assert src.has_labels(DAY) and not src.has_labels(DAY + dt.timedelta(days=1))
 
 
 def test_csv_file_per_date_and_missing_date(tmp_path):
@@ -76,3 +77,4 @@ def test_sql_query_binds_the_date(tmp_path):
     batches = list(src.batches(DAY))
     assert [len(b) for _, b in batches] == [100, 50]
     assert len(src.labels(DAY + dt.timedelta(days=1))) == 80
+    assert src.has_labels(DAY) and not src.has_labels(DAY + dt.timedelta(days=5))
