@@ -19,6 +19,7 @@ import pandas as pd
 
 from batchml.errors import IntegrityError
 from batchml.provenance import code_version, sha256_bytes, sha256_file
+from batchml.retry import RetryPolicy, Retrying
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +54,19 @@ def configure_http(max_retries: int, timeout: int) -> None:
 
 
 class Registry:
-    def __init__(self, tracking_uri: str, model_name: str, artifact_location: str = ""):
+    """The registered model `model_name` at `tracking_uri`.
+
+    Every client call is retried under `retry` when the server does not answer (a
+    deterministic error, such as a missing version, is raised at once). Logging a new
+    model goes through MLflow's fluent API and relies on MLflow's own HTTP retries.
+    """
+
+    def __init__(self, tracking_uri: str, model_name: str, artifact_location: str = "", retry: RetryPolicy | None = None):
         import mlflow
 
         self.tracking_uri, self.name, self.artifact_location = tracking_uri, model_name, artifact_location
-        self.client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        self.client = Retrying(client, retry, f"MLflow registry at {tracking_uri}") if retry else client
 
     def version_by_alias(self, alias: str):
         """The ModelVersion behind `alias`, or None when the model or the alias does not exist."""

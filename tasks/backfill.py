@@ -11,7 +11,7 @@ from batchml.backfill import plan
 from batchml.monitoring import monitoring_file
 from batchml.predictions import predict_date
 from batchml.provenance import new_run_id
-from tasks.config import dask_client, make_registry, make_storage, mlflow
+from tasks.config import dask_client, make_registry, make_storage, mlflow, retry_policy
 from tasks.daily import DailyScore
 from tasks.model import pin_path
 
@@ -34,16 +34,14 @@ class RescoreDate(luigi.Task):
         pin = registry.pin(mlflow().alias)
         old = storage.manifest("predictions", self.date).model["version"]
         if old != pin.version:  # run() starts over after the yield below: re-score only once
+            model_path = registry.fetch_onnx(pin, mlflow().cache_dir)  # before the re-pin: an outage leaves the pin as it was
+            reference = registry.reference_profile(pin, mlflow().cache_dir)
             storage.write_text(pin_path(self.date), pin.to_json())  # the request is the re-pin
-            predict_date(
-                storage,
-                self.date,
-                pin=pin,
-                model_path=registry.fetch_onnx(pin, mlflow().cache_dir),
-                client=dask_client(),
-                run_id=new_run_id(),
-                reference=registry.reference_profile(pin, mlflow().cache_dir),
-                replace=True,
+            retry_policy().call(
+                f"re-scoring {self.date} on Dask",
+                lambda: predict_date(
+                    storage, self.date, pin=pin, model_path=model_path, client=dask_client(), run_id=new_run_id(), reference=reference, replace=True
+                ),
             )
             for name in DERIVED:
                 (storage.root / monitoring_file(self.date, name)).unlink(missing_ok=True)

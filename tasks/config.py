@@ -10,6 +10,7 @@ import luigi
 from luigi.parameter import OptionalParameterMixin
 
 from batchml.registry import Registry, configure_http
+from batchml.retry import RetryPolicy
 from batchml.schema import Schema
 from batchml.sources import FileSource, Source, SqlSource, SyntheticSource
 from batchml.storage import Storage
@@ -52,8 +53,17 @@ class mlflow(luigi.Config):
     alias = luigi.Parameter(default="champion", description="The alias a date resolves and pins.")
     artifact_location = luigi.Parameter(default="", description="Artifact root of the experiment when batchml creates it (empty: MLflow's default).")
     cache_dir = luigi.Parameter(default=".cache/batchml/models", description="Local cache of model artifacts, sha256 verified.")
-    http_request_max_retries = luigi.IntParameter(default=3, description="MLflow HTTP retries before a call fails.")
-    http_request_timeout = luigi.IntParameter(default=20, description="Seconds per MLflow HTTP request.")
+    http_request_max_retries = luigi.IntParameter(default=2, description="MLflow's own quick HTTP retries inside one attempt of [retry].")
+    http_request_timeout = luigi.IntParameter(default=10, description="Seconds per MLflow HTTP request.")
+
+
+class retry(luigi.Config):
+    attempts = luigi.IntParameter(default=5, description="Tries of a call that fails transiently (server not answering, Dask scheduler lost). Other failures are not retried.")
+    initial_delay = luigi.FloatParameter(default=2.0, description="Seconds before the first retry; the wait doubles each time, with jitter.")
+    max_delay = luigi.FloatParameter(default=30.0, description="Longest wait between two tries.")
+    deadline = luigi.FloatParameter(
+        default=120.0, description="No retry starts once this many seconds have passed since the first try: a call gives up within deadline + one try."
+    )
 
 
 class training(luigi.Config):
@@ -146,13 +156,18 @@ def load_schema() -> Schema:
     return _schema(schema().path)
 
 
+def retry_policy() -> RetryPolicy:
+    cfg = retry()
+    return RetryPolicy(attempts=cfg.attempts, initial_delay=cfg.initial_delay, max_delay=cfg.max_delay, deadline=cfg.deadline)
+
+
 def make_registry() -> Registry:
     cfg = mlflow()
     configure_http(cfg.http_request_max_retries, cfg.http_request_timeout)
     location = cfg.artifact_location
     if location and "://" not in location:
         location = os.path.abspath(location)  # MLflow stores it as given; pin it to this folder
-    return Registry(cfg.tracking_uri, cfg.registered_model, location)
+    return Registry(cfg.tracking_uri, cfg.registered_model, location, retry=retry_policy())
 
 
 def dask_client():

@@ -6,7 +6,7 @@ import luigi
 
 from batchml.predictions import PREDICTIONS, predict_date
 from batchml.provenance import new_run_id
-from tasks.config import dask_client, make_registry, make_storage, mlflow
+from tasks.config import dask_client, make_registry, make_storage, mlflow, retry_policy
 from tasks.extract import ExtractFeatures
 from tasks.model import ResolveModel, read_pin
 from tasks.targets import PartitionTarget
@@ -35,8 +35,11 @@ class ScorePredictions(luigi.Task):
             self.set_progress_percentage(int(100 * done / total))
             self.set_status_message(f"scored {done} of {total} partitions with models:/{pin.name}/{pin.version}")
 
-        manifest = predict_date(
-            make_storage(), self.date, pin=pin, model_path=model_path, client=dask_client(), run_id=new_run_id(), reference=reference, on_progress=progress
-        )
+        def attempt():  # a new client if the last one lost its scheduler; staging starts clean
+            return predict_date(
+                make_storage(), self.date, pin=pin, model_path=model_path, client=dask_client(), run_id=new_run_id(), reference=reference, on_progress=progress
+            )
+
+        manifest = retry_policy().call(f"scoring {self.date} on Dask", attempt)
         if manifest:
             self.set_status_message(f"committed {manifest.rows['written']} predictions with models:/{pin.name}/{pin.version}")

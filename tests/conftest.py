@@ -23,10 +23,12 @@ SMALL = {
     # Only drift triggers retraining in tests: at 3,000 rows a day, weekday effects alone move
     # absolute MAE by 30%. Tests of the error trigger set it themselves.
     "retrain": {"error_increase": "10"},
+    # Transient failures are retried in tests too, with waits short enough for a test.
+    "retry": {"attempts": "3", "initial_delay": "0.2", "max_delay": "1", "deadline": "10"},
 }
 
 
-SECTIONS = ("core", "source", "training", "storage", "schema", "dask", "mlflow", "checks", "drift", "report", "retrain")
+SECTIONS = ("core", "source", "training", "storage", "schema", "dask", "mlflow", "checks", "drift", "report", "retrain", "retry")
 
 
 def pipeline_settings(tmp_path: Path) -> dict[str, dict[str, str]]:
