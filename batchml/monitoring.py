@@ -24,6 +24,21 @@ def write_json(storage: Storage, relative: str, body: dict) -> None:
     storage.write_text(relative, json.dumps(body, indent=2, sort_keys=True, default=str))
 
 
+def record_duration(storage: Storage, date: dt.date, task: str, seconds: float) -> None:
+    """One file per task, so tasks of a date that finish at once (--workers N) never race."""
+    storage.write_text(monitoring_file(date, f"durations/{task}.json"), json.dumps({"task": task, "seconds": round(float(seconds), 3)}))
+
+
+def read_durations(storage: Storage, date: dt.date) -> dict[str, float]:
+    """Seconds per task family of a date's last run of each task."""
+    out = {}
+    for name in storage.list_names(monitoring_file(date, "durations")):
+        body = read_json(storage, monitoring_file(date, f"durations/{name}"))
+        if body:
+            out[body["task"]] = body["seconds"]
+    return out
+
+
 def trailing_rows(storage: Storage, dataset: str, date: dt.date, days: int) -> list[int]:
     """Rows in of the committed dates among the `days` before `date`."""
     out = []

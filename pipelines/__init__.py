@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import sys
 
 import luigi
 from luigi.tools.range import RangeDaily  # noqa: F401  (so `--module pipelines RangeDaily` finds it)
 
-from batchml.monitoring import monitoring_file
+from batchml.monitoring import record_duration
 from tasks.config import make_storage
 from tasks.backfill import Backfill, RescoreDate  # noqa: F401
 from tasks.daily import DailyScore  # noqa: F401
@@ -41,11 +40,7 @@ def _record_duration(task, seconds):
     if date is None or not hasattr(date, "isoformat"):
         return
     try:
-        storage = make_storage()
-        relative = monitoring_file(date, "durations.json")
-        durations = json.loads(storage.read_text(relative) or "{}")
-        durations[task.get_task_family()] = round(float(seconds), 3)
-        storage.write_text(relative, json.dumps(durations, indent=2, sort_keys=True))
+        record_duration(make_storage(), date, task.get_task_family(), seconds)
     except OSError as exc:  # durations are informative; never fail a run over them
         log.warning("could not record the duration of %s: %s", task.task_id, exc)
 

@@ -12,7 +12,7 @@ from batchml.drift import drift_report
 from batchml.errors import BatchmlError
 from batchml.extract import FEATURES, LABELS, extract_labels
 from batchml.features import FEATURES as MODEL_FEATURES
-from batchml.monitoring import history, monitored_dates, monitoring_file, read_json, trailing_rows, write_json
+from batchml.monitoring import history, monitored_dates, monitoring_file, read_durations, read_json, trailing_rows, write_json
 from batchml.predictions import PREDICTIONS, profile_path
 from batchml.provenance import new_run_id
 from tasks.config import check_thresholds, checks, drift_thresholds, make_registry, make_source, make_storage, mlflow, report, source
@@ -181,7 +181,7 @@ class DailyReport(luigi.Task):
             "quarantined": predictions.rows["quarantined"],
             "top_reasons": features.extra.get("top_reasons", []),
             "model": predictions.model,
-            "durations": read_json(storage, monitoring_file(self.date, "durations.json")) or {},
+            "durations": read_durations(storage, self.date),
         }
         page = render_daily_report(
             self.date,

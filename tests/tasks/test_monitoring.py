@@ -11,6 +11,7 @@ from luigi.execution_summary import LuigiStatusCode
 from scipy import stats
 from scipy.spatial import distance
 
+from batchml.monitoring import read_durations
 from batchml.schema import Schema
 from batchml.sources import SyntheticSource
 from batchml.training import labelled_frame, labelled_window
@@ -99,7 +100,7 @@ def test_every_number_reaches_mlflow_and_the_report_has_its_sections(pipeline, d
     for section in ('id="summary"', 'id="drift"', 'id="metrics"', 'id="trends"', 'id="retraining"'):
         assert section in page
     assert f"date={day}/report.html" in make_storage().read_text("monitoring/index.html")
-    durations = monitoring(day, "durations.json")
+    durations = read_durations(make_storage(), day)
     assert {"ExtractFeatures", "ScorePredictions", "DetectDrift"} <= set(durations)
 
 
