@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from batchml.errors import RejectedShareTooHigh
+from batchml.faults import failpoint
 from batchml.features import KEY, LABEL, build_features
 from batchml.provenance import code_version
 from batchml.schema import REASON, Schema, top_reasons, validate
@@ -63,6 +64,7 @@ def extract_date(
                 part = build_features(checked.valid.iloc[start : start + rows_per_file])
                 pq.write_table(pa.Table.from_pandas(part, preserve_index=False), features.path / name)
                 file_rows[name] = len(part)
+                failpoint("extract.staged")
             if len(checked.rejected):
                 rejected.append(checked.rejected.assign(source=origin))
 

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from batchml.errors import IntegrityError
+from batchml.faults import failpoint
 from batchml.features import FEATURES, KEY, model_matrix
 from batchml.profile import add_profiles, profile_partition
 from batchml.provenance import sha256_bytes
@@ -84,6 +85,7 @@ def score_partition(
     predictions = predict_partition(part, model_url, sha256, model_name, model_version)
     with fsspec.open(f"{out_dir}/{name}", "wb") as fh:
         pq.write_table(pa.Table.from_pandas(predictions, preserve_index=False), fh, use_dictionary=["model_name", "model_version"])
+    failpoint("score.partition")
     partial = None
     if specs:
         partial = profile_partition(part, specs, extra={PREDICTION: predictions[PREDICTION]})

@@ -16,6 +16,8 @@ folder with one rename that never replaces a committed date unless asked to.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import datetime as dt
 import fcntl
 import json
@@ -28,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from batchml.errors import IntegrityError
+from batchml.faults import failpoint
 
 MANIFEST = "_MANIFEST.json"
 _DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
@@ -114,6 +117,13 @@ class Storage:
         except FileNotFoundError:
             return None
 
+    def list_names(self, relative: str) -> list[str]:
+        """Names in a folder under the root, sorted; hidden and temporary names left out."""
+        try:
+            return sorted(e.name for e in os.scandir(self.root / relative) if not e.name.startswith("."))
+        except FileNotFoundError:
+            return []
+
     # -- writing --------------------------------------------------------------------------
     def write_once(self, relative: str, text: str) -> bool:
         """Create a small file atomically unless it exists; False when another run made it first."""
@@ -147,10 +157,12 @@ class Storage:
         meanwhile; the caller should then stop. Staging is removed on the way out unless
         it was published.
         """
+        failpoint(f"writer.{dataset}")
         locks = self.dataset_path(dataset) / "_locks"
         locks.mkdir(parents=True, exist_ok=True)
         with open(locks / f"date={date.isoformat()}.lock", "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released by the kernel if this process dies
+            self._recover(dataset, date)
             staging_parent = self.dataset_path(dataset) / "_staging" / f"date={date.isoformat()}"
             shutil.rmtree(staging_parent, ignore_errors=True)  # leftovers of crashed runs
             staging = staging_parent / uuid.uuid4().hex[:12]
@@ -161,10 +173,24 @@ class Storage:
             finally:
                 shutil.rmtree(staging_parent, ignore_errors=True)
 
+    def _recover(self, dataset: str, date: dt.date) -> None:
+        """Under the date's lock: finish or undo what a crashed replace left in _trash."""
+        final = self.partition_path(dataset, date)
+        for old in sorted((self.dataset_path(dataset) / "_trash").glob(f"{final.name}.*")):
+            if not final.exists() and (old / MANIFEST).exists():
+                os.rename(old, final)  # crashed between the two renames: the old date comes back
+            else:
+                shutil.rmtree(old, ignore_errors=True)
+
     def _publish(self, staging: Path, final: Path, replace: bool) -> None:
-        """Move a complete staging folder into place with one rename."""
+        """Move a complete staging folder into place with one rename (one exchange to replace)."""
         final.parent.mkdir(parents=True, exist_ok=True)
         if replace and final.exists():
+            if _exchange(staging, final):  # readers see the old date or the new one, never neither
+                shutil.rmtree(staging, ignore_errors=True)  # it holds the old date now
+                return
+            # No atomic exchange on this filesystem: two renames. A crash between them
+            # leaves the old date in _trash, and the next writer of the date puts it back.
             trash = final.parent / "_trash" / f"{final.name}.{uuid.uuid4().hex[:8]}"
             trash.parent.mkdir(exist_ok=True)
             os.rename(final, trash)
@@ -200,14 +226,35 @@ class PartitionWriter:
                 if p.name in file_rows:
                     entry["rows"] = int(file_rows[p.name])
                 manifest.files.append(entry)
+        failpoint(f"commit.{self.dataset}.files")
         manifest_tmp = self.path / ".manifest.tmp"
         manifest_tmp.write_text(manifest.to_json())
         with open(manifest_tmp) as fh:
             os.fsync(fh.fileno())
         os.rename(manifest_tmp, self.path / MANIFEST)
+        failpoint(f"commit.{self.dataset}.manifest")
         self.storage._publish(self.path, self.storage.partition_path(self.dataset, self.date), self.replace)
         self.published = True
         return manifest
+
+
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically with renameat2(RENAME_EXCHANGE); False where unsupported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd = -100
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
 
 
 def _check_files(folder: Path, manifest: Manifest) -> None:

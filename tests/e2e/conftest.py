@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,16 +31,71 @@ class Cli:
         env["LUIGI_CONFIG_PATH"] = str(self.config)
         return env
 
-    def luigi(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    def luigi(self, *args: str, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """Run `luigi --module pipelines ARGS` from tmp_path as a user would."""
         return subprocess.run(
             [str(BIN / "luigi"), "--module", "pipelines", *args],
             cwd=self.tmp_path,
-            env=self.env(),
+            env={**self.env(), **(env or {})},
             capture_output=True,
             text=True,
             timeout=timeout,
         )
+
+    def start(self, *args: str, env: dict[str, str] | None = None) -> Running:
+        """Start `luigi --module pipelines ARGS` in the background, in its own process group."""
+        proc = subprocess.Popen(
+            [str(BIN / "luigi"), "--module", "pipelines", *args],
+            cwd=self.tmp_path,
+            env={**self.env(), **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        return Running(proc)
+
+
+class Running:
+    """A run in the background whose output is read line by line as it comes."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc, self.lines = proc, []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        self.proc.wait()
+        with self._changed:
+            self._changed.notify_all()  # wake waiters: the run ended
+
+    def wait_for(self, text: str, timeout: float = 120) -> str:
+        """The first output line containing `text`; fails if the run ends or times out first."""
+        with self._changed:
+            found = self._changed.wait_for(lambda: any(text in l for l in self.lines) or self.proc.poll() is not None, timeout)
+            match = next((l for l in self.lines if text in l), None)
+        if match is None:
+            raise AssertionError(f"{text!r} never appeared ({'exit ' + str(self.proc.poll()) if found else 'timeout'}):\n{self.output[-4000:]}")
+        return match
+
+    def kill(self) -> None:
+        """kill -9 the run's whole process group, as the kernel's OOM killer or a node loss would."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def wait(self, timeout: float = 300) -> int:
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=30)  # every line read
+        return code
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 import datetime as dt
 import json
+import os
 import threading
 
 import pandas as pd
@@ -127,3 +128,32 @@ def test_manifest_is_inside_the_partition_and_ignored_by_readers(tmp_path):
     assert (storage.partition_path("d", DAY) / MANIFEST).exists()
     table = ds.dataset(storage.dataset_path("d"), format="parquet", partitioning="hive").to_table()
     assert table.column_names == ["x", "date"]
+
+
+def test_a_replace_swaps_old_and_new_in_one_step(tmp_path, monkeypatch):
+    storage = Storage(tmp_path)
+    with storage.writer("d", DAY) as w:
+        write_rows(w.path, 3)
+        w.commit(manifest(3))
+    renames, real_rename = [], os.rename
+    monkeypatch.setattr("batchml.storage.os.rename", lambda *a: renames.append(a) or real_rename(*a))
+    with storage.writer("d", DAY, replace=True) as w:
+        write_rows(w.path, 5)
+        w.commit(manifest(5))
+    assert renames == [(w.path / ".manifest.tmp", w.path / MANIFEST)]  # the publish itself is one renameat2 exchange
+    assert visible_rows(storage) == 5 and storage.verify("d", DAY).rows["in"] == 5
+
+
+def test_an_old_date_left_in_trash_by_a_crashed_replace_comes_back(tmp_path):
+    storage = Storage(tmp_path)
+    with storage.writer("d", DAY) as w:
+        write_rows(w.path, 3)
+        w.commit(manifest(3))
+    # What the two-rename fallback leaves when killed between its renames.
+    trash = storage.dataset_path("d") / "_trash" / f"date={DAY}.0badc0de"
+    trash.parent.mkdir()
+    storage.partition_path("d", DAY).rename(trash)
+    assert visible_rows(storage) == 0
+    with storage.writer("d", DAY) as w:
+        assert w.committed  # the old date is back before the writer decides anything
+    assert visible_rows(storage) == 3 and not trash.exists()

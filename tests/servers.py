@@ -1,0 +1,80 @@
+"""Real servers for tests, on 127.0.0.1 and free ports, stopped by whoever starts them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def wait_until(ready, what: str, timeout: float = 60, proc: subprocess.Popen | None = None, log: Path | None = None) -> None:
+    """Poll `ready()` until it is true; fail naming `what` (and the server's log) otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        if proc is not None and proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    tail = log.read_text()[-3000:] if log and log.exists() else ""
+    raise TimeoutError(f"{what} not ready after {timeout} s (exit {proc.poll() if proc else None})\n{tail}")
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+class Server:
+    """A command in its own process group, with its output in a log file."""
+
+    def __init__(self, name: str, argv: list[str], *, cwd: Path, health: str, env: dict | None = None):
+        self.name, self.argv, self.cwd, self.health, self.env = name, argv, cwd, health, env
+        self.log = cwd / f"{name}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 90) -> Server:
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_until(lambda: http_ok(self.health), self.name, timeout, self.proc, self.log)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the whole process group (servers fork workers) and wait for it."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = None
+            return
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+        self.proc = None
+        wait_until(lambda: not http_ok(self.health), f"{self.name} stopping", timeout=30)
+
+
+def mlflow_server(tmp_path: Path, port: int, *, artifacts_destination: str | None = None, env: dict | None = None) -> Server:
+    """`mlflow server` with a SQLite store under tmp_path, serving artifacts itself."""
+    home = tmp_path / "mlflow-server"
+    home.mkdir(exist_ok=True)
+    argv = [
+        str(BIN / "mlflow"), "server",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}",
+        "--artifacts-destination", artifacts_destination or str(home / "artifacts"),
+    ]  # fmt: skip
+    return Server("mlflow-server", argv, cwd=home, health=f"http://127.0.0.1:{port}/health", env=env)
