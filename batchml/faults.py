@@ -4,8 +4,9 @@
 print `batchml failpoint <name> reached (pid N)` on stderr and then
 
 - with `BATCHML_FAILPOINT_FIFO` unset, stop there until the process is killed;
-- with `BATCHML_FAILPOINT_FIFO=<path>` (a named pipe), wait until something opens the
-  pipe for writing, which releases every process waiting on it at the same instant.
+- with `BATCHML_FAILPOINT_FIFO=<path>` (a named pipe the test holds open for writing),
+  open the pipe, announce, and wait for its end of file: when the test closes its end,
+  every process waiting on the pipe is released at the same instant.
 
 Unset, a failpoint is one dictionary lookup. The names are listed where they are used:
 `writer.<dataset>` (before taking a date's lock), `extract.staged` (a features file
@@ -26,11 +27,12 @@ def failpoint(name: str) -> None:
     if os.environ.get("BATCHML_FAILPOINT") != name or name in _fired:
         return
     _fired.add(name)
+    fifo = os.environ.get("BATCHML_FAILPOINT_FIFO")
+    pipe = open(fifo, "rb") if fifo else None  # opened before announcing: no release can be missed
     sys.stderr.write(f"batchml failpoint {name} reached (pid {os.getpid()})\n")
     sys.stderr.flush()
-    fifo = os.environ.get("BATCHML_FAILPOINT_FIFO")
-    if fifo:
-        with open(fifo, "rb") as released:  # blocks until a writer opens the pipe
-            released.read()
-    else:
+    if pipe is None:
         threading.Event().wait()  # until killed (works in worker threads too)
+        return
+    with pipe:
+        pipe.read()  # end of file once the test closes the write end

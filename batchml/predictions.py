@@ -73,7 +73,9 @@ def predict_date(
         if result.profile is not None:
             body = daily_profile(result.profile, profile_specs(reference))
             (out.path / PROFILE_FILE).write_text(json.dumps(body, sort_keys=True))
-        return out.commit(manifest, result.file_rows)
+        committed = out.commit(manifest, result.file_rows)
+        log.info("committed predictions for %s: %d rows, models:/%s/%s", date, rows["written"], pin.name, pin.version)
+        return committed
 
 
 def profile_path(date: dt.date) -> str:

@@ -1,0 +1,106 @@
+"""Two runs of one date at the same instant: one committed partition per dataset, no duplicates.
+
+The runs are two `luigi` processes with local schedulers, as two CronJob pods or cron plus
+a backfill would be. A failpoint with a named pipe holds both at the same place until
+both have arrived, then releases them together, so they race for the same date's commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import pyarrow.dataset as ds
+import pytest
+
+from batchml.storage import Storage
+from tests.conftest import pipeline_settings, write_cfg
+from tests.e2e.conftest import Cli, last_lines
+
+DAY = dt.date(2026, 5, 12)
+DATASETS = ("features", "quarantine", "predictions")
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory) -> dict[str, str]:
+    """A registry with a champion already, as on any day after the first."""
+    home = tmp_path_factory.mktemp("registry")
+    settings = {"tracking_uri": f"sqlite:///{home / 'mlflow.db'}", "artifact_location": str(home / "mlartifacts"), "cache_dir": str(home / "cache")}
+    warm = make_cli(tmp_path_factory.mktemp("warm"), settings)
+    run = warm.luigi("ChampionModel", "--date", DAY.isoformat())
+    assert run.returncode == 0, last_lines(run, 40)
+    return settings
+
+
+def make_cli(tmp_path, registry) -> Cli:
+    settings = pipeline_settings(tmp_path)
+    settings["mlflow"].update(registry)
+    return Cli(tmp_path, write_cfg(tmp_path / "luigi.cfg", settings))
+
+
+class Barrier:
+    """A named pipe whose write end the test holds; runs wait at a failpoint for its end of file."""
+
+    def __init__(self, tmp_path):
+        self.path = tmp_path / "barrier"
+        os.mkfifo(self.path)
+        self._fd = os.open(self.path, os.O_RDWR)  # O_RDWR does not block without a reader (Linux)
+
+    def env(self, failpoint: str) -> dict[str, str]:
+        return {"BATCHML_FAILPOINT": failpoint, "BATCHML_FAILPOINT_FIFO": str(self.path)}
+
+    def release(self) -> None:
+        os.close(self._fd)  # every run waiting on the pipe sees its end of file at once
+
+
+def assert_one_clean_commit(root) -> None:
+    storage = Storage(root)
+    for dataset in DATASETS:
+        assert storage.committed_dates(dataset) == {DAY}, dataset
+        manifest = storage.verify(dataset, DAY)  # the files on disk are the ones the manifest lists
+        table = ds.dataset(root / dataset, format="parquet", partitioning="hive").to_table()
+        assert table.num_rows == manifest.rows["written"], f"{dataset}: readers see {table.num_rows} rows, the manifest says {manifest.rows['written']}"
+        if dataset != "quarantine":
+            assert len(set(table["trip_id"].to_pylist())) == table.num_rows, f"{dataset}: duplicate rows"
+        assert not list((root / dataset / "_staging").rglob("*")), f"{dataset}: staging left behind"
+    predictions, features = storage.manifest("predictions", DAY), storage.manifest("features", DAY)
+    assert predictions.rows["in"] == features.rows["in"] == predictions.rows["written"] + predictions.rows["quarantined"]
+    pin = (root / "pins" / f"date={DAY}.json").read_text()
+    assert f'"version": "{predictions.model["version"]}"' in pin
+
+
+@pytest.mark.slow
+@pytest.mark.faults
+@pytest.mark.parametrize("repeat", range(2))
+@pytest.mark.parametrize("barrier", ["writer.features", "writer.predictions"])
+def test_two_runs_released_at_the_same_instant_commit_the_date_once(tmp_path, registry, barrier, repeat):
+    cli = make_cli(tmp_path, registry)
+    gate = Barrier(tmp_path)
+    runs = [
+        # Separate lock folders: Luigi's pid lock is per host, so two pods never see each other's.
+        cli.start("DailyScore", "--date", DAY.isoformat(), "--lock-pid-dir", str(tmp_path / f"pod{i}"), env=gate.env(barrier))
+        for i in range(2)
+    ]
+    for run in runs:
+        run.wait_for(f"batchml failpoint {barrier} reached")
+    gate.release()
+    for run in runs:
+        assert run.wait() == 0, run.output[-4000:]
+    assert_one_clean_commit(cli.root)
+    commits = [line for run in runs for line in run.lines if f"committed predictions for {DAY}" in line]
+    assert len(commits) == 1, commits
+
+
+@pytest.mark.slow
+@pytest.mark.faults
+def test_a_second_run_of_the_same_command_on_one_host_exits_already_running(tmp_path, registry):
+    cli = make_cli(tmp_path, registry)
+    gate = Barrier(tmp_path)
+    locks = str(tmp_path / "locks")
+    first = cli.start("DailyScore", "--date", DAY.isoformat(), "--lock-pid-dir", locks, env=gate.env("writer.predictions"))
+    first.wait_for("batchml failpoint writer.predictions reached")
+    second = cli.luigi("DailyScore", "--date", DAY.isoformat(), "--lock-pid-dir", locks)
+    assert second.returncode == 10, last_lines(second)  # [retcode] already_running
+    gate.release()
+    assert first.wait() == 0, first.output[-4000:]
+    assert_one_clean_commit(cli.root)
