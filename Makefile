@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 START ?= 2026-06-01
 STOP ?= 2026-06-04
 export LUIGI_CONFIG_PATH ?= $(CURDIR)/luigi.cfg
+LUIGID_ADDRESS ?= 127.0.0.1
+LUIGID_PORT ?= 8082
 
-.PHONY: run test test-slow bench venv system-deps clean
+.PHONY: run test test-slow bench venv system-deps clean luigid
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +36,12 @@ test: venv system-deps
 
 test-slow: venv system-deps
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+## luigid, the central scheduler, in the foreground (config/luigid.cfg); UI on
+## http://$(LUIGID_ADDRESS):$(LUIGID_PORT). Ctrl-C saves its task graph in luigid/state.pkl.
+luigid: venv
+	mkdir -p luigid
+	LUIGI_CONFIG_PATH=$(CURDIR)/config/luigid.cfg $(BIN)/python -m tasks.luigid --address $(LUIGID_ADDRESS) --port $(LUIGID_PORT)
 
 bench: venv
 	$(BIN)/python bench/score.py $(BENCH_ARGS)
