@@ -7,8 +7,10 @@ STOP ?= 2026-06-04
 export LUIGI_CONFIG_PATH ?= $(CURDIR)/luigi.cfg
 LUIGID_ADDRESS ?= 127.0.0.1
 LUIGID_PORT ?= 8082
+IMAGE ?= batchml:latest
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' batchml/__init__.py)
 
-.PHONY: run test test-slow bench venv system-deps clean luigid
+.PHONY: run test test-slow bench venv system-deps clean luigid test-container image
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +32,9 @@ run: venv
 	$(BIN)/luigi --module pipelines RangeDaily --of DailyScore --start $(START) --stop $(STOP)
 	$(BIN)/python -m pipelines.summary --start $(START) --stop $(STOP)
 
-## The default test suite (unit, task and end-to-end tiers); slow suites are marked.
+## The default test suite (unit, task and end-to-end tiers); slow and container suites are marked.
 test: venv system-deps
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow and not container" $(PYTEST_ARGS)
 
 test-slow: venv system-deps
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
@@ -42,6 +44,17 @@ test-slow: venv system-deps
 luigid: venv
 	mkdir -p luigid
 	LUIGI_CONFIG_PATH=$(CURDIR)/config/luigid.cfg $(BIN)/python -m tasks.luigid --address $(LUIGID_ADDRESS) --port $(LUIGID_PORT)
+
+## Builds the image and runs the CronJob's command in it, then the compose stack (needs Docker:
+## started, or installed from Debian's docker.io, when run as root; skipped if it cannot start).
+test-container: venv
+	$(BIN)/python -m pytest -m container $(PYTEST_ARGS)
+
+## The image, tagged $(IMAGE) and batchml:$(VERSION) (the tag docker/k8s/ runs). Its base is
+## built from Debian packages (docker/base-image.sh) unless PYTHON_IMAGE names another.
+image:
+	docker/dockerd.sh
+	$(if $(PYTHON_IMAGE),PYTHON_IMAGE=$(PYTHON_IMAGE)) docker/build-image.sh $(IMAGE) batchml:$(VERSION)
 
 bench: venv
 	$(BIN)/python bench/score.py $(BENCH_ARGS)
