@@ -6,6 +6,7 @@ version copies the ONNX file into a local cache and refuses it when the hash dif
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -53,6 +54,23 @@ def configure_http(max_retries: int, timeout: int) -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 
 
+def _open_client(tracking_uri: str):
+    """An MlflowClient; a SQLite store is opened under a file lock, because opening one
+    creates and migrates its schema, and processes of a `--workers N` run that do it at
+    once race in the migration and fail."""
+    import mlflow
+
+    if not tracking_uri.startswith("sqlite:///"):
+        return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    db = Path(tracking_uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(f".{db.name}.lock"), "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)  # the tracking tables
+        client.search_registered_models(max_results=1)  # and the registry's
+        return client
+
+
 class Registry:
     """The registered model `model_name` at `tracking_uri`.
 
@@ -62,10 +80,8 @@ class Registry:
     """
 
     def __init__(self, tracking_uri: str, model_name: str, artifact_location: str = "", retry: RetryPolicy | None = None):
-        import mlflow
-
         self.tracking_uri, self.name, self.artifact_location = tracking_uri, model_name, artifact_location
-        client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        client = _open_client(tracking_uri)
         self.client = Retrying(client, retry, f"MLflow registry at {tracking_uri}") if retry else client
 
     def version_by_alias(self, alias: str):

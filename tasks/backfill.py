@@ -72,5 +72,7 @@ class Backfill(luigi.WrapperTask):
         tasks = [DailyScore(d) for d in sorted(set(todo.missing) | set(todo.failed))]
         if self.reprocess == "stale":
             tasks += [RescoreDate(d) for d in todo.stale if d not in todo.missing]
-        tasks.sort(key=lambda t: t.date, reverse=self.newest_first)
+        # Luigi's worker adds requirements last-listed first, and runs tasks of equal
+        # priority in the order they were added: list the dates that should run first last.
+        tasks.sort(key=lambda t: t.date, reverse=not self.newest_first)
         return tasks

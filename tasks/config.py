@@ -171,7 +171,14 @@ def make_registry() -> Registry:
 
 
 def dask_client():
-    from batchml.compute import get_client
+    """The run's Dask client; with `--workers N`, every task process shares one cluster."""
+    import multiprocessing
+
+    from batchml.compute import get_client, shared_cluster
+    from luigi.worker import TaskProcess
 
     cfg = dask()
-    return get_client(cfg.scheduler_address, n_workers=cfg.n_workers, threads_per_worker=cfg.threads_per_worker, processes=cfg.processes)
+    address = cfg.scheduler_address
+    if not address and isinstance(multiprocessing.current_process(), TaskProcess):  # forked by a luigi --workers N run
+        address = shared_cluster(os.getppid(), n_workers=cfg.n_workers, threads_per_worker=cfg.threads_per_worker)
+    return get_client(address, n_workers=cfg.n_workers, threads_per_worker=cfg.threads_per_worker, processes=cfg.processes)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 import luigi
 
 from batchml.predictions import PREDICTIONS, predict_date
 from batchml.provenance import new_run_id
+from batchml.retry import one_line
 from tasks.config import dask_client, make_registry, make_storage, mlflow, retry_policy
 from tasks.extract import ExtractFeatures
 from tasks.model import ResolveModel, read_pin
 from tasks.targets import PartitionTarget
+
+log = logging.getLogger("batchml")
 
 
 class ScorePredictions(luigi.Task):
@@ -32,8 +37,11 @@ class ScorePredictions(luigi.Task):
         self.set_progress_percentage(0)
 
         def progress(done: int, total: int) -> None:
-            self.set_progress_percentage(int(100 * done / total))
-            self.set_status_message(f"scored {done} of {total} partitions with models:/{pin.name}/{pin.version}")
+            try:
+                self.set_progress_percentage(int(100 * done / total))
+                self.set_status_message(f"scored {done} of {total} partitions with models:/{pin.name}/{pin.version}")
+            except Exception as exc:  # luigid not answering: progress is informative, scoring goes on
+                log.warning("could not report progress to the scheduler: %s", one_line(exc))
 
         def attempt():  # a new client if the last one lost its scheduler; staging starts clean
             return predict_date(

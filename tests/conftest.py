@@ -28,7 +28,7 @@ SMALL = {
 }
 
 
-SECTIONS = ("core", "source", "training", "storage", "schema", "dask", "mlflow", "checks", "drift", "report", "retrain", "retry")
+SECTIONS = ("core", "source", "training", "storage", "schema", "dask", "mlflow", "checks", "drift", "report", "retrain", "retry", "RangeDaily")
 
 
 def pipeline_settings(tmp_path: Path) -> dict[str, dict[str, str]]:

@@ -1,12 +1,16 @@
 """Backfill: lists what a range needs, re-scores stale dates only when asked."""
 
+import contextlib
 import datetime as dt
 import json
+import time
 
 import luigi
+import pytest
 from luigi.execution_summary import LuigiStatusCode
 
-from pipelines import Backfill, DailyScore
+from pipelines import Backfill, DailyScore, RangeDaily, ScorePredictions
+from tests.conftest import REPO
 from tasks.config import make_registry, make_storage
 
 
@@ -38,3 +42,40 @@ def test_stale_dates_are_listed_and_rescored_only_on_request(pipeline, day, caps
         assert storage.verify("predictions", d).rows["written"] + storage.manifest("predictions", d).rows["quarantined"] == 3000
         assert storage.read_text(f"monitoring/date={d}/report.html") is not None
         assert json.loads(storage.read_text(f"pins/date={d}.json"))["version"] == v2
+
+
+@contextlib.contextmanager
+def start_order(task_class):
+    """The dates of `task_class` tasks in the order the run starts them."""
+    order = []
+
+    def record(task):
+        order.append(task.date)
+
+    task_class.event_handler(luigi.Event.START)(record)
+    try:
+        yield order
+    finally:
+        task_class.remove_event_handler(luigi.Event.START, record)
+
+
+@pytest.mark.parametrize("newest_first", [True, False])
+def test_backfill_runs_dates_newest_first_on_request_and_oldest_first_otherwise(pipeline, day, newest_first):
+    dates = [day + dt.timedelta(days=i) for i in range(3)]
+    with start_order(ScorePredictions) as order:
+        assert build(Backfill(start=dates[0], stop=dates[-1] + dt.timedelta(days=1), newest_first=newest_first)).status == LuigiStatusCode.SUCCESS
+    assert order == (dates[::-1] if newest_first else dates)
+
+
+def test_range_daily_with_the_shipped_config_requires_every_missing_date_however_many_or_old(pipeline, day):
+    import configparser
+
+    shipped = configparser.ConfigParser()
+    shipped.read(REPO / "luigi.cfg")
+    pipeline({"RangeDaily": dict(shipped["RangeDaily"])})
+    build(DailyScore(day))
+    start = day - dt.timedelta(days=400)  # older than Luigi's default days_back=100
+    stop = day + dt.timedelta(days=30)
+    wanted = [start + dt.timedelta(days=i) for i in range((stop - start).days) if start + dt.timedelta(days=i) != day]
+    range_task = RangeDaily(of=DailyScore, start=start, stop=stop, now=int(time.mktime((stop + dt.timedelta(days=1)).timetuple())))
+    assert [t.date for t in range_task.requires()] == wanted  # 429 dates, above the default task_limit=50; the committed one left out
