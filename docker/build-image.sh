@@ -23,3 +23,7 @@ docker build \
   --build-arg PYTHON_IMAGE="$PYTHON_IMAGE" \
   --build-arg GIT_SHA="${GIT_SHA:-$(git rev-parse --short=12 HEAD 2>/dev/null || true)}" \
   "${tags[@]}" .
+
+# The images these tags held before, now untagged: only this stage carries the label, so the
+# build stages, which are the next build's cache, stay.
+docker image prune --force --filter label=org.opencontainers.image.title=batchml >/dev/null

@@ -29,6 +29,19 @@ BIN = Path(sys.executable).parent
 TEST_IMAGE = "batchml:test"
 
 
+def pytest_collection_modifyitems(config, items):
+    """The container suite builds an image (minutes, both cores): it runs only when asked for
+    by marker (`-m container`, `make test-container`), never as part of a plain `pytest`."""
+    if "container" in (config.option.markexpr or ""):
+        return
+    chosen, left_out = [], []
+    for item in items:
+        (left_out if item.get_closest_marker("container") else chosen).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = chosen
+
+
 # -- manifests --------------------------------------------------------------------------------
 def manifest_files() -> list[Path]:
     return sorted(K8S.glob("*.yaml"))
