@@ -62,7 +62,8 @@ def extract_date(
             for start in range(0, len(checked.valid), rows_per_file):
                 name = f"part-{len(file_rows):05d}.parquet"
                 part = build_features(checked.valid.iloc[start : start + rows_per_file])
-                pq.write_table(pa.Table.from_pandas(part, preserve_index=False), features.path / name)
+                with features.open(name) as fh:
+                    pq.write_table(pa.Table.from_pandas(part, preserve_index=False), fh)
                 file_rows[name] = len(part)
                 failpoint("extract.staged")
             if len(checked.rejected):
@@ -73,9 +74,10 @@ def extract_date(
         assert rows_in == rows_valid + len(bad), "rows in != valid + rejected"
         reasons = top_reasons(bad[REASON])
         if rows_in and len(bad) / rows_in > max_reject_share:
-            kept = storage.dataset_path(QUARANTINE) / "_rejected" / f"date={date.isoformat()}.{run_id}.parquet"
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            bad.to_parquet(kept, index=False)
+            relative = f"{QUARANTINE}/_rejected/date={date.isoformat()}.{run_id}.parquet"
+            with storage.open(relative, "wb") as fh:
+                bad.to_parquet(fh, index=False)
+            kept = storage.url(relative)
             listed = ", ".join(f"{r} ({n})" for r, n in reasons)
             raise RejectedShareTooHigh(
                 f"{date}: {len(bad)} of {rows_in} rows ({len(bad) / rows_in:.1%}) broke the schema contract, "
@@ -83,7 +85,8 @@ def extract_date(
             )
 
         common = dict(date=date.isoformat(), schema_hash=schema.fingerprint(), input_fingerprint=source.fingerprint(date), code_version=code_version(), run_id=run_id)
-        bad.to_parquet(quarantine.path / "part-00000.parquet", index=False)
+        with quarantine.open("part-00000.parquet") as fh:
+            bad.to_parquet(fh, index=False)
         quarantine.commit(Manifest(dataset=QUARANTINE, rows={"in": rows_in, "written": len(bad), "quarantined": len(bad)}, extra={"top_reasons": reasons}, **common), {"part-00000.parquet": len(bad)})
         features.commit(Manifest(dataset=FEATURES, rows={"in": rows_in, "written": rows_valid, "quarantined": len(bad)}, extra={"top_reasons": reasons}, **common), file_rows)
         log.info("%s: %d rows in, %d valid, %d quarantined", date, rows_in, rows_valid, len(bad))
@@ -105,7 +108,8 @@ def extract_labels(source: Source, storage: Storage, date: dt.date, *, run_id: s
             return None
         labels = source.labels(date)
         labels = labels.astype({KEY: "int64", LABEL: "float64"})
-        labels.to_parquet(out.path / "part-00000.parquet", index=False)
+        with out.open("part-00000.parquet") as fh:
+            labels.to_parquet(fh, index=False)
         manifest = Manifest(
             dataset=LABELS,
             date=date.isoformat(),

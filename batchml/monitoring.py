@@ -50,10 +50,7 @@ def trailing_rows(storage: Storage, dataset: str, date: dt.date, days: int) -> l
 
 
 def monitored_dates(storage: Storage) -> list[dt.date]:
-    base = storage.dataset_path(MONITORING)
-    if not base.exists():
-        return []
-    return sorted(dt.date.fromisoformat(p.name[5:]) for p in base.iterdir() if p.name.startswith("date="))
+    return sorted(dt.date.fromisoformat(name[5:]) for name in storage.list_names(MONITORING) if name.startswith("date="))
 
 
 def history(storage: Storage, date: dt.date, days: int) -> list[dict]:

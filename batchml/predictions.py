@@ -48,8 +48,8 @@ def predict_date(
             return None
         result = score_files(
             client,
-            str(storage.partition_path(FEATURES, date)),
-            str(out.path),
+            storage.files(FEATURES, date),
+            out.url,
             model_url=str(model_path),
             sha256=pin.sha256,
             model_name=pin.name,
@@ -72,7 +72,8 @@ def predict_date(
         )
         if result.profile is not None:
             body = daily_profile(result.profile, profile_specs(reference))
-            (out.path / PROFILE_FILE).write_text(json.dumps(body, sort_keys=True))
+            with out.open(PROFILE_FILE, "w") as fh:
+                fh.write(json.dumps(body, sort_keys=True))
         committed = out.commit(manifest, result.file_rows)
         log.info("committed predictions for %s: %d rows, models:/%s/%s", date, rows["written"], pin.name, pin.version)
         return committed

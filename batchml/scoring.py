@@ -116,7 +116,7 @@ class ScoreResult:
 
 def score_files(
     client,
-    features_url: str,
+    inputs: str | list[str],
     out_dir: str,
     *,
     model_url: str,
@@ -127,7 +127,8 @@ def score_files(
     on_progress=None,
     split_every: int = 8,
 ) -> ScoreResult:
-    """Score a features folder into Parquet files in `out_dir`, profiling in the same pass.
+    """Score features (a folder, or a committed date's files) into Parquet files in `out_dir`,
+    profiling in the same pass.
 
     Each partition is one fused task (read, predict, write, profile); the small
     per-partition results are tree-reduced on the cluster. `on_progress(done, total)` is
@@ -135,7 +136,7 @@ def score_files(
     """
     fs, path = fsspec.core.url_to_fs(out_dir)
     fs.makedirs(path, exist_ok=True)
-    features = dd.read_parquet(features_url, columns=[KEY, *FEATURES])
+    features = dd.read_parquet(inputs, columns=[KEY, *FEATURES])
     meta = pd.DataFrame({"file": pd.Series([], dtype=object), "rows": pd.Series([], dtype="int64"), "profile": pd.Series([], dtype=object)})
     results = features.map_partitions(score_partition, out_dir, model_url, sha256, model_name, model_version, profile_specs, meta=meta)
     # One fused task per partition: Client.compute does not fuse dask-expr graphs itself

@@ -79,6 +79,36 @@ class Storage:
     def manifest_path(self, dataset: str, date: dt.date) -> Path:
         return self.partition_path(dataset, date) / MANIFEST
 
+    def url(self, relative: str = "") -> str:
+        """Where `relative` lives, as a path or URL any fsspec-aware reader accepts."""
+        return str(self.root / relative) if relative else str(self.root)
+
+    def partition_url(self, dataset: str, date: dt.date) -> str:
+        return self.url(f"{dataset}/date={date.isoformat()}")
+
+    def files(self, dataset: str, date: dt.date) -> list[str]:
+        """The data files of a committed date, as its manifest lists them: what a safe reader reads."""
+        manifest = self.manifest(dataset, date)
+        if manifest is None:
+            raise IntegrityError(f"{self.partition_url(dataset, date)}: not committed (no {MANIFEST})")
+        return [f"{self.partition_url(dataset, date)}/{f['path']}" for f in manifest.files]
+
+    def read_table(self, dataset: str, date: dt.date, columns: list[str] | None = None):
+        """A committed date as one pandas frame, read through its manifest."""
+        import pandas as pd
+
+        frames = [pd.read_parquet(f, columns=columns) for f in self.files(dataset, date)]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+    def open(self, relative: str, mode: str = "rb"):
+        """A file under the root (writes create folders); for rejected rows and the like."""
+        if "w" in mode:
+            (self.root / relative).parent.mkdir(parents=True, exist_ok=True)
+        return open(self.root / relative, mode)
+
+    def delete(self, relative: str) -> None:
+        (self.root / relative).unlink(missing_ok=True)
+
     # -- reading --------------------------------------------------------------------------
     def manifest(self, dataset: str, date: dt.date) -> Manifest | None:
         """The committed manifest of a date, or None if the date is not committed."""
@@ -210,6 +240,14 @@ class PartitionWriter:
     def __init__(self, storage: Storage, dataset: str, date: dt.date, path: Path, *, replace: bool):
         self.storage, self.dataset, self.date, self.path, self.replace = storage, dataset, date, path, replace
         self.published = False
+
+    @property
+    def url(self) -> str:
+        """Where the date's files are staged: give it to writers that take a folder."""
+        return str(self.path)
+
+    def open(self, name: str, mode: str = "wb"):
+        return open(self.path / name, mode)
 
     @property
     def committed(self) -> bool:

@@ -27,8 +27,8 @@ def summary_lines(start: dt.date, stop: dt.date) -> list[str]:
             lines.append(f"{day}  {m.rows['in']:>9,}  {m.rows['written']:>9,}  {m.rows['quarantined']:>11,}  {model:18}  {drift:8}  {checks:6}  {retrain}")
         day += dt.timedelta(days=1)
     for dataset in (FEATURES, QUARANTINE, PREDICTIONS):
-        lines.append(f"{dataset + '/':13} {storage.dataset_path(dataset)}")
-    lines.append(f"{'reports':13} {storage.root / 'monitoring' / 'index.html'}")
+        lines.append(f"{dataset + '/':13} {storage.url(dataset)}")
+    lines.append(f"{'reports':13} {storage.url('monitoring/index.html')}")
     return lines
 
 

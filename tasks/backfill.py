@@ -44,7 +44,7 @@ class RescoreDate(luigi.Task):
                 ),
             )
             for name in DERIVED:
-                (storage.root / monitoring_file(self.date, name)).unlink(missing_ok=True)
+                storage.delete(monitoring_file(self.date, name))
             log.info("%s re-scored: version %s -> %s", self.date, old, pin.version)
         yield DailyScore(self.date)  # drift, metrics and report again, against the new version
 

@@ -76,5 +76,5 @@ class ResolveModel(luigi.Task):
 def read_pin(date: dt.date) -> ModelPin:
     text = make_storage().read_text(pin_path(date))
     if text is None:
-        raise FileNotFoundError(f"{make_storage().root / pin_path(date)}: {date} has no pinned model; run ResolveModel first")
+        raise FileNotFoundError(f"{make_storage().url(pin_path(date))}: {date} has no pinned model; run ResolveModel first")
     return ModelPin.from_json(text)

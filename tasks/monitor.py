@@ -121,8 +121,8 @@ class Metrics(luigi.Task):
         scored = storage.manifest(PREDICTIONS, self.labelled_date)
         if scored is None:
             return None, None
-        preds = pd.read_parquet(storage.partition_path(PREDICTIONS, self.labelled_date), columns=["trip_id", "prediction"])
-        labels = pd.read_parquet(storage.partition_path(LABELS, self.labelled_date))
+        preds = storage.read_table(PREDICTIONS, self.labelled_date, columns=["trip_id", "prediction"])
+        labels = storage.read_table(LABELS, self.labelled_date)
         holdout = registry.version_tags(scored.model["version"]).get("holdout_mae")
         return {**realized_performance(preds, labels), "date": self.labelled_date.isoformat(), "model_version": scored.model["version"]}, (
             float(holdout) if holdout else None

@@ -40,4 +40,4 @@ class StorageFileTarget(luigi.Target):
 
     @property
     def path(self) -> str:
-        return str(make_storage().root / self.relative)
+        return make_storage().url(self.relative)
