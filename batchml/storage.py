@@ -60,8 +60,18 @@ class Manifest:
         return cls(**json.loads(text))
 
 
+def open_storage(root: str | os.PathLike, *, lease_seconds: float = 60.0):
+    """The storage at `root`: a local folder, or an object store URL (s3://bucket/prefix)."""
+    text = str(root)
+    if "://" in text and not text.startswith("file://"):
+        from batchml.objectstore import ObjectStorage
+
+        return ObjectStorage(text, lease_seconds=lease_seconds)
+    return Storage(text.removeprefix("file://"))
+
+
 class Storage:
-    """A storage root on the local filesystem (object stores subclass the publish step)."""
+    """A storage root on the local filesystem; batchml.objectstore has the object store one."""
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root).expanduser().absolute()

@@ -13,7 +13,7 @@ from batchml.registry import Registry, configure_http
 from batchml.retry import RetryPolicy
 from batchml.schema import Schema
 from batchml.sources import FileSource, Source, SqlSource, SyntheticSource
-from batchml.storage import Storage
+from batchml.storage import open_storage
 
 
 class OptionalDateParameter(OptionalParameterMixin, luigi.DateParameter):
@@ -23,7 +23,8 @@ class OptionalDateParameter(OptionalParameterMixin, luigi.DateParameter):
 
 
 class storage(luigi.Config):
-    root = luigi.Parameter(default="./data", description="Storage root: a local folder (object storage URLs come later).")
+    root = luigi.Parameter(default="./data", description="Storage root: a local folder, or s3://bucket/prefix (endpoint and credentials from the environment: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).")
+    lease_seconds = luigi.FloatParameter(default=60.0, description="Object stores: a date's write lease; a crashed writer's lease expires after this long.")
     rows_per_file = luigi.IntParameter(default=250_000, description="Rows per Parquet file of features; one Dask partition each.")
 
 
@@ -132,8 +133,8 @@ def check_thresholds():
     return CheckThresholds(**{k: (tuple(v) if k == "warn_only" else v) for k, v in cfg.param_kwargs.items()})
 
 
-def make_storage() -> Storage:
-    return Storage(storage().root)
+def make_storage():
+    return open_storage(storage().root, lease_seconds=storage().lease_seconds)
 
 
 def make_source() -> Source:

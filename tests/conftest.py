@@ -104,3 +104,30 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A moto S3 server on 127.0.0.1 for the session; yields the environment that reaches it."""
+    from tests.servers import moto_server, s3_env
+
+    port = free_port()
+    server = moto_server(tmp_path_factory.mktemp("moto"), port).start()
+    try:
+        yield s3_env(port)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch):
+    """A fresh bucket, with this process's environment pointing at the S3 server; yields its s3:// URL."""
+    import uuid
+
+    import boto3
+
+    for key, value in s3_server.items():
+        monkeypatch.setenv(key, value)
+    bucket = f"batchml-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_server["AWS_ENDPOINT_URL"]).create_bucket(Bucket=bucket)
+    yield f"s3://{bucket}"

@@ -78,3 +78,21 @@ def mlflow_server(tmp_path: Path, port: int, *, artifacts_destination: str | Non
         "--artifacts-destination", artifacts_destination or str(home / "artifacts"),
     ]  # fmt: skip
     return Server("mlflow-server", argv, cwd=home, health=f"http://127.0.0.1:{port}/health", env=env)
+
+
+def moto_server(tmp_path: Path, port: int) -> Server:
+    """A moto S3 server: an S3 endpoint on 127.0.0.1 for object storage tests."""
+    home = tmp_path / "moto"
+    home.mkdir(exist_ok=True)
+    return Server("moto", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], cwd=home, health=f"http://127.0.0.1:{port}/moto-api/")
+
+
+def s3_env(port: int) -> dict[str, str]:
+    """What a process needs to reach the moto server at `port` through boto3, s3fs and MLflow."""
+    return {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }

@@ -1,0 +1,298 @@
+"""Date-partitioned datasets on an object store (s3://bucket/prefix), all-or-nothing per date.
+
+Object stores have no rename, so the manifest is the commit:
+
+1. A writer takes the date's lease, `<dataset>/_locks/date=D.json`, created with a
+   conditional PUT (If-None-Match: *) and renewed while it works. A lease whose holder
+   died expires after `lease_seconds`; the next writer takes it over with a PUT
+   conditional on the expired lease's ETag, so two writers never both win.
+2. Holding the lease, it removes what crashed writers left: staging, files in the date's
+   folder that its manifest does not list, and unfinished multipart uploads.
+3. It writes into `<dataset>/_staging/date=D/<run>/`, copies the staged data files into
+   `<dataset>/date=D/` under names that carry the run (`part-00000-<run>.parquet`), and
+   then PUTs `_MANIFEST.json`: one PUT, atomic, the commit. A replace deletes the old
+   files only after the new manifest is in place.
+
+A reader that goes through the manifest (`files`, `read_table`, `committed_dates`) sees a
+date whole or not at all. A reader that lists the prefix (DuckDB, Spark, pyarrow on
+`s3://.../predictions/`) can, while a commit is copying, see part of a new date, or the
+old and the new files of a replaced date together; see the README.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import fsspec
+
+from batchml.errors import IntegrityError
+from batchml.faults import failpoint
+from batchml.storage import MANIFEST, Manifest
+
+log = logging.getLogger(__name__)
+_DATE_DIR = re.compile(r"date=(\d{4}-\d{2}-\d{2})$")
+
+
+class ObjectStorage:
+    """The Storage interface on an fsspec object store; endpoint and credentials from the environment."""
+
+    def __init__(self, root: str, *, lease_seconds: float = 60.0):
+        self.fs, path = fsspec.core.url_to_fs(root)
+        self.protocol = root.split("://", 1)[0]
+        self.base = path.rstrip("/")  # bucket/prefix
+        self.root = f"{self.protocol}://{self.base}"
+        self.lease_seconds = lease_seconds
+
+    def __repr__(self) -> str:
+        return f"ObjectStorage({self.root!r})"
+
+    # -- layout ---------------------------------------------------------------------------
+    def _key(self, relative: str) -> str:
+        return f"{self.base}/{relative}" if relative else self.base
+
+    def url(self, relative: str = "") -> str:
+        return f"{self.protocol}://{self._key(relative)}"
+
+    def dataset_path(self, dataset: str) -> str:
+        return self.url(dataset)
+
+    def partition_path(self, dataset: str, date: dt.date) -> str:
+        return self.url(f"{dataset}/date={date.isoformat()}")
+
+    partition_url = partition_path
+
+    def _partition_key(self, dataset: str, date: dt.date) -> str:
+        return self._key(f"{dataset}/date={date.isoformat()}")
+
+    # -- reading --------------------------------------------------------------------------
+    def manifest(self, dataset: str, date: dt.date) -> Manifest | None:
+        try:
+            return Manifest.from_json(self.fs.cat_file(f"{self._partition_key(dataset, date)}/{MANIFEST}").decode())
+        except FileNotFoundError:
+            return None
+
+    def is_committed(self, dataset: str, date: dt.date) -> bool:
+        return self.manifest(dataset, date) is not None
+
+    def committed_dates(self, dataset: str) -> set[dt.date]:
+        """Every committed date of a dataset, from one listing."""
+        out = set()
+        self.fs.invalidate_cache(self._key(dataset))  # another process may have committed since the last listing
+        for key in self.fs.glob(f"{self._key(dataset)}/date=*/{MANIFEST}"):
+            m = _DATE_DIR.search(key.rsplit("/", 1)[0])
+            if m:
+                out.add(dt.date.fromisoformat(m.group(1)))
+        return out
+
+    def files(self, dataset: str, date: dt.date) -> list[str]:
+        manifest = self.manifest(dataset, date)
+        if manifest is None:
+            raise IntegrityError(f"{self.partition_url(dataset, date)}: not committed (no {MANIFEST})")
+        return [f"{self.partition_url(dataset, date)}/{f['path']}" for f in manifest.files]
+
+    def read_table(self, dataset: str, date: dt.date, columns: list[str] | None = None):
+        import pandas as pd
+
+        frames = [pd.read_parquet(f, columns=columns) for f in self.files(dataset, date)]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+    def verify(self, dataset: str, date: dt.date) -> Manifest:
+        """The manifest of a date, after checking that every file it lists is there, at its size."""
+        manifest = self.manifest(dataset, date)
+        if manifest is None:
+            raise IntegrityError(f"{self.partition_url(dataset, date)}: not committed (no {MANIFEST})")
+        sizes = {info["name"].rsplit("/", 1)[1]: info["size"] for info in self.fs.ls(self._partition_key(dataset, date), detail=True, refresh=True)}
+        bad = sorted(f["path"] for f in manifest.files if sizes.get(f["path"]) != f["size"])
+        if bad:
+            raise IntegrityError(f"{self.partition_url(dataset, date)}: files missing or resized against {MANIFEST}: {bad}")
+        return manifest
+
+    def read_text(self, relative: str) -> str | None:
+        try:
+            return self.fs.cat_file(self._key(relative)).decode()
+        except FileNotFoundError:
+            return None
+
+    def list_names(self, relative: str) -> list[str]:
+        try:
+            entries = self.fs.ls(self._key(relative), detail=False, refresh=True)
+        except FileNotFoundError:
+            return []
+        return sorted(name for name in (e.rstrip("/").rsplit("/", 1)[1] for e in entries) if not name.startswith("."))
+
+    def open(self, relative: str, mode: str = "rb"):
+        return self.fs.open(self._key(relative), mode)
+
+    def delete(self, relative: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(self._key(relative))
+
+    # -- writing --------------------------------------------------------------------------
+    def write_text(self, relative: str, text: str) -> None:
+        """One PUT: readers see the old or the new text."""
+        self.fs.pipe_file(self._key(relative), text.encode())
+
+    def write_once(self, relative: str, text: str) -> bool:
+        """Create a small object unless it exists (a conditional PUT); False when another run made it first."""
+        return self._put_if(self._key(relative), text.encode(), none_match=True) is not None
+
+    def _put_if(self, key: str, body: bytes, *, none_match: bool = False, match: str | None = None) -> str | None:
+        """PUT `body` if the key does not exist (`none_match`) or still has ETag `match`; the new ETag, or None."""
+        bucket, name = key.split("/", 1)
+        condition = {"IfNoneMatch": "*"} if none_match else {"IfMatch": match}
+        try:
+            answer = self.fs.call_s3("put_object", Bucket=bucket, Key=name, Body=body, **condition)
+        except FileExistsError:  # s3fs's name for 412 PreconditionFailed
+            return None
+        except OSError as exc:
+            if "ConditionalRequestConflict" in repr(exc.__cause__):  # a concurrent conditional write won
+                return None
+            raise
+        self.fs.invalidate_cache(key)
+        return answer["ETag"]
+
+    @contextlib.contextmanager
+    def writer(self, dataset: str, date: dt.date, *, replace: bool = False) -> Iterator[ObjectPartitionWriter]:
+        failpoint(f"writer.{dataset}")
+        with self._lease(dataset, date):
+            self._recover(dataset, date)
+            staging = self._key(f"{dataset}/_staging/date={date.isoformat()}/{uuid.uuid4().hex[:12]}")
+            writer = ObjectPartitionWriter(self, dataset, date, staging, replace=replace)
+            try:
+                yield writer
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.rm(staging, recursive=True)
+
+    @contextlib.contextmanager
+    def _lease(self, dataset: str, date: dt.date):
+        """Hold the date's lease for the block, renewing it at a third of its length."""
+        key = self._key(f"{dataset}/_locks/date={date.isoformat()}.json")
+        owner = uuid.uuid4().hex
+        etag = self._acquire(key, owner)
+        stop = threading.Event()
+        lost = []
+
+        def renew():
+            nonlocal etag
+            while not stop.wait(self.lease_seconds / 3):
+                etag = self._put_if(key, self._lease_body(owner), match=etag)
+                if etag is None:
+                    lost.append(True)
+                    log.error("%s: lost the lease of %s %s", self.root, dataset, date)
+                    return
+
+        thread = threading.Thread(target=renew, name=f"lease {dataset} {date}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            if not lost:
+                bucket, name = key.split("/", 1)
+                with contextlib.suppress(Exception):
+                    self.fs.call_s3("delete_object", Bucket=bucket, Key=name, IfMatch=etag)
+                self.fs.invalidate_cache(key)
+
+    def _lease_body(self, owner: str) -> bytes:
+        return json.dumps({"owner": owner, "expires": time.time() + self.lease_seconds}).encode()
+
+    def _acquire(self, key: str, owner: str) -> str:
+        wait = 0.05
+        while True:
+            etag = self._put_if(key, self._lease_body(owner), none_match=True)
+            if etag is not None:
+                return etag
+            try:
+                info = self.fs.info(key, refresh=True)
+                held = json.loads(self.fs.cat_file(key))
+            except FileNotFoundError:
+                continue  # released meanwhile: try again at once
+            if held["expires"] < time.time():  # its holder died: take it over, unless another run just did
+                etag = self._put_if(key, self._lease_body(owner), match=info["ETag"])
+                if etag is not None:
+                    log.warning("%s: took over an expired lease (%s)", self.root, key)
+                    return etag
+            time.sleep(wait)  # held by a live run: wait for it, as a file lock would
+            wait = min(wait * 2, 1.0)
+
+    def _recover(self, dataset: str, date: dt.date) -> None:
+        """Under the lease: remove staging, unlisted files and unfinished uploads of crashed writers."""
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(self._key(f"{dataset}/_staging/date={date.isoformat()}"), recursive=True)
+        folder = self._partition_key(dataset, date)
+        manifest = self.manifest(dataset, date)
+        listed = {f["path"] for f in manifest.files} if manifest else set()
+        with contextlib.suppress(FileNotFoundError):
+            for key in self.fs.ls(folder, detail=False, refresh=True):
+                name = key.rsplit("/", 1)[1]
+                if not name.startswith("_") and name not in listed:
+                    self.fs.rm_file(key)
+        bucket, prefix = self._key(dataset).split("/", 1)
+        uploads = self.fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=f"{prefix}/").get("Uploads", [])
+        for upload in uploads:
+            if f"date={date.isoformat()}/" in upload["Key"]:
+                self.fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+        self.fs.invalidate_cache(folder)
+
+
+class ObjectPartitionWriter:
+    """A date being written on an object store: stage files at `url`, then `commit()`."""
+
+    def __init__(self, storage: ObjectStorage, dataset: str, date: dt.date, staging: str, *, replace: bool):
+        self.storage, self.dataset, self.date, self.staging, self.replace = storage, dataset, date, staging, replace
+        self.run = staging.rsplit("/", 1)[1][:8]
+        self.published = False
+
+    @property
+    def url(self) -> str:
+        return f"{self.storage.protocol}://{self.staging}"
+
+    def open(self, name: str, mode: str = "wb"):
+        return self.storage.fs.open(f"{self.staging}/{name}", mode)
+
+    @property
+    def committed(self) -> bool:
+        return not self.replace and self.storage.is_committed(self.dataset, self.date)
+
+    def commit(self, manifest: Manifest, file_rows: dict[str, int] | None = None) -> Manifest:
+        """Copy the staged files into the date's folder under run-unique names, then PUT the manifest."""
+        fs, file_rows = self.storage.fs, file_rows or {}
+        folder = self.storage._partition_key(self.dataset, self.date)
+        old = self.storage.manifest(self.dataset, self.date)
+        if old is not None and not self.replace:
+            raise IntegrityError(f"{self.storage.partition_url(self.dataset, self.date)}: already committed; refusing to replace it")
+        manifest.files = []
+        for info in sorted(fs.ls(self.staging, detail=True, refresh=True), key=lambda i: i["name"]):
+            name = info["name"].rsplit("/", 1)[1]
+            if name.startswith(("_", ".")):
+                fs.copy(info["name"], f"{folder}/{name}")  # side files (the profile): one PUT each
+                continue
+            stem, dot, ext = name.partition(".")
+            final = f"{stem}-{self.run}{dot}{ext}"
+            fs.copy(info["name"], f"{folder}/{final}")
+            entry = {"path": final, "size": info["size"]}
+            if name in file_rows:
+                entry["rows"] = int(file_rows[name])
+            manifest.files.append(entry)
+        failpoint(f"commit.{self.dataset}.files")
+        fs.pipe_file(f"{folder}/{MANIFEST}", manifest.to_json().encode())  # the commit
+        fs.invalidate_cache(folder)
+        failpoint(f"commit.{self.dataset}.manifest")
+        if old is not None:
+            keep = {f["path"] for f in manifest.files}
+            for f in old.files:
+                if f["path"] not in keep:
+                    with contextlib.suppress(FileNotFoundError):
+                        fs.rm_file(f"{folder}/{f['path']}")
+        self.published = True
+        return manifest
