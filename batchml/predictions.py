@@ -26,7 +26,7 @@ def predict_date(
     date: dt.date,
     *,
     pin: ModelPin,
-    model_path: Path,
+    model_path: Path | str,
     client,
     run_id: str,
     reference: dict | None = None,
@@ -77,6 +77,23 @@ def predict_date(
         committed = out.commit(manifest, result.file_rows)
         log.info("committed predictions for %s: %d rows, models:/%s/%s", date, rows["written"], pin.name, pin.version)
         return committed
+
+
+def model_for_workers(storage, pin: ModelPin, local_path: Path) -> str:
+    """Where Dask workers read the pinned model from.
+
+    On an object store, the ONNX file is put once beside the data, named by its sha256,
+    so workers on other hosts read it straight from the store, once per worker (each keeps
+    its session); nothing goes through the scheduler. On a local root, the local cache.
+    """
+    if "://" not in storage.url():
+        return str(local_path)
+    relative = f"_models/{pin.sha256}.onnx"
+    if storage.read_text(f"_models/{pin.sha256}.json") is None:
+        with storage.open(relative, "wb") as fh:
+            fh.write(local_path.read_bytes())
+        storage.write_text(f"_models/{pin.sha256}.json", pin.to_json())  # written after the model: it marks it whole
+    return storage.url(relative)
 
 
 def profile_path(date: dt.date) -> str:

@@ -9,7 +9,7 @@ import luigi
 
 from batchml.backfill import plan
 from batchml.monitoring import monitoring_file
-from batchml.predictions import predict_date
+from batchml.predictions import model_for_workers, predict_date
 from batchml.provenance import new_run_id
 from tasks.config import dask_client, make_registry, make_storage, mlflow, retry_policy
 from tasks.daily import DailyScore
@@ -34,7 +34,7 @@ class RescoreDate(luigi.Task):
         pin = registry.pin(mlflow().alias)
         old = storage.manifest("predictions", self.date).model["version"]
         if old != pin.version:  # run() starts over after the yield below: re-score only once
-            model_path = registry.fetch_onnx(pin, mlflow().cache_dir)  # before the re-pin: an outage leaves the pin as it was
+            model_path = model_for_workers(storage, pin, registry.fetch_onnx(pin, mlflow().cache_dir))  # before the re-pin: an outage leaves the pin as it was
             reference = registry.reference_profile(pin, mlflow().cache_dir)
             storage.write_text(pin_path(self.date), pin.to_json())  # the request is the re-pin
             retry_policy().call(

@@ -6,7 +6,7 @@ import logging
 
 import luigi
 
-from batchml.predictions import PREDICTIONS, predict_date
+from batchml.predictions import PREDICTIONS, model_for_workers, predict_date
 from batchml.provenance import new_run_id
 from batchml.retry import one_line
 from tasks.config import dask_client, make_registry, make_storage, mlflow, retry_policy
@@ -43,9 +43,11 @@ class ScorePredictions(luigi.Task):
             except Exception as exc:  # luigid not answering: progress is informative, scoring goes on
                 log.warning("could not report progress to the scheduler: %s", one_line(exc))
 
+        model_url = model_for_workers(make_storage(), pin, model_path)
+
         def attempt():  # a new client if the last one lost its scheduler; staging starts clean
             return predict_date(
-                make_storage(), self.date, pin=pin, model_path=model_path, client=dask_client(), run_id=new_run_id(), reference=reference, on_progress=progress
+                make_storage(), self.date, pin=pin, model_path=model_url, client=dask_client(), run_id=new_run_id(), reference=reference, on_progress=progress
             )
 
         manifest = retry_policy().call(f"scoring {self.date} on Dask", attempt)
