@@ -135,3 +135,18 @@ def test_write_once_keeps_the_first_text(s3):
     storage.write_text("monitoring/x.json", "a")
     storage.write_text("monitoring/x.json", "b")
     assert storage.read_text("monitoring/x.json") == "b" and storage.list_names("monitoring") == ["x.json"]
+
+
+def test_the_batchml_reader_lists_only_committed_files_where_a_prefix_listing_sees_a_partial_commit(s3, capsys):
+    from batchml.reader import main
+
+    storage = open_storage(f"{s3}/root")
+    with storage.writer("d", DAY) as w:
+        stage(w, 3)
+        committed = w.commit(manifest(3))
+    later = DAY + dt.timedelta(days=1)
+    # What a plain-prefix reader can see while another run is copying a new date in.
+    storage.fs.pipe_file(f"{storage.base}/d/date={later}/part-00000-0badc0de.parquet", b"copied, no manifest yet")
+    assert len([k for k in storage.fs.find(f"{storage.base}/d", refresh=True) if k.endswith(".parquet")]) == 2
+    main([f"{s3}/root", "d"])
+    assert capsys.readouterr().out.split() == [f"{s3}/root/d/date={DAY}/{committed.files[0]['path']}"]
