@@ -35,13 +35,13 @@ import fsspec
 
 from batchml.errors import IntegrityError
 from batchml.faults import failpoint
-from batchml.storage import MANIFEST, Manifest
+from batchml.storage import MANIFEST, Manifest, ManifestReader
 
 log = logging.getLogger(__name__)
 _DATE_DIR = re.compile(r"date=(\d{4}-\d{2}-\d{2})$")
 
 
-class ObjectStorage:
+class ObjectStorage(ManifestReader):
     """The Storage interface on an fsspec object store; endpoint and credentials from the environment."""
 
     def __init__(self, root: str, *, lease_seconds: float = 60.0):
@@ -92,23 +92,9 @@ class ObjectStorage:
                 out.add(dt.date.fromisoformat(m.group(1)))
         return out
 
-    def files(self, dataset: str, date: dt.date) -> list[str]:
-        manifest = self.manifest(dataset, date)
-        if manifest is None:
-            raise IntegrityError(f"{self.partition_url(dataset, date)}: not committed (no {MANIFEST})")
-        return [f"{self.partition_url(dataset, date)}/{f['path']}" for f in manifest.files]
-
-    def read_table(self, dataset: str, date: dt.date, columns: list[str] | None = None):
-        import pandas as pd
-
-        frames = [pd.read_parquet(f, columns=columns) for f in self.files(dataset, date)]
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-
     def verify(self, dataset: str, date: dt.date) -> Manifest:
         """The manifest of a date, after checking that every file it lists is there, at its size."""
-        manifest = self.manifest(dataset, date)
-        if manifest is None:
-            raise IntegrityError(f"{self.partition_url(dataset, date)}: not committed (no {MANIFEST})")
+        manifest = self.committed_manifest(dataset, date)
         sizes = {info["name"].rsplit("/", 1)[1]: info["size"] for info in self.fs.ls(self._partition_key(dataset, date), detail=True, refresh=True)}
         bad = sorted(f["path"] for f in manifest.files if sizes.get(f["path"]) != f["size"])
         if bad:

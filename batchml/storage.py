@@ -70,7 +70,28 @@ def open_storage(root: str | os.PathLike, *, lease_seconds: float = 60.0):
     return Storage(text.removeprefix("file://"))
 
 
-class Storage:
+class ManifestReader:
+    """Reading committed dates through their manifests, for every kind of storage root."""
+
+    def committed_manifest(self, dataset: str, date: dt.date) -> Manifest:
+        manifest = self.manifest(dataset, date)
+        if manifest is None:
+            raise IntegrityError(f"{self.partition_url(dataset, date)}: not committed (no {MANIFEST})")
+        return manifest
+
+    def files(self, dataset: str, date: dt.date) -> list[str]:
+        """The data files of a committed date, as its manifest lists them: what a safe reader reads."""
+        return [f"{self.partition_url(dataset, date)}/{f['path']}" for f in self.committed_manifest(dataset, date).files]
+
+    def read_table(self, dataset: str, date: dt.date, columns: list[str] | None = None):
+        """A committed date as one pandas frame, read through its manifest."""
+        import pandas as pd
+
+        frames = [pd.read_parquet(f, columns=columns) for f in self.files(dataset, date)]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+class Storage(ManifestReader):
     """A storage root on the local filesystem; batchml.objectstore has the object store one."""
 
     def __init__(self, root: str | os.PathLike):
@@ -95,20 +116,6 @@ class Storage:
 
     def partition_url(self, dataset: str, date: dt.date) -> str:
         return self.url(f"{dataset}/date={date.isoformat()}")
-
-    def files(self, dataset: str, date: dt.date) -> list[str]:
-        """The data files of a committed date, as its manifest lists them: what a safe reader reads."""
-        manifest = self.manifest(dataset, date)
-        if manifest is None:
-            raise IntegrityError(f"{self.partition_url(dataset, date)}: not committed (no {MANIFEST})")
-        return [f"{self.partition_url(dataset, date)}/{f['path']}" for f in manifest.files]
-
-    def read_table(self, dataset: str, date: dt.date, columns: list[str] | None = None):
-        """A committed date as one pandas frame, read through its manifest."""
-        import pandas as pd
-
-        frames = [pd.read_parquet(f, columns=columns) for f in self.files(dataset, date)]
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
     def open(self, relative: str, mode: str = "rb"):
         """A file under the root (writes create folders); for rejected rows and the like."""
@@ -144,9 +151,7 @@ class Storage:
 
     def verify(self, dataset: str, date: dt.date) -> Manifest:
         """The manifest of a date, after checking that the files on disk agree with it."""
-        manifest = self.manifest(dataset, date)
-        if manifest is None:
-            raise IntegrityError(f"{self.partition_path(dataset, date)}: not committed (no {MANIFEST})")
+        manifest = self.committed_manifest(dataset, date)
         _check_files(self.partition_path(dataset, date), manifest)
         return manifest
 
