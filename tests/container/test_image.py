@@ -186,7 +186,13 @@ def test_root_filesystem_is_read_only_and_the_user_is_not_root(image):
 
 
 def test_the_image_runs_each_server_of_the_stack(image):
-    """One image: luigid, the MLflow server and Dask's scheduler and worker are all in it."""
-    for command in (["luigid", "--help"], ["mlflow", "server", "--help"], ["dask", "scheduler", "--help"], ["dask", "worker", "--help"]):
+    """One image: luigid, the MLflow server, Dask's scheduler and worker, and object storage."""
+    for command in (
+        ["luigid", "--help"],
+        ["mlflow", "server", "--help"],
+        ["dask", "scheduler", "--help"],
+        ["dask", "worker", "--help"],
+        ["python3", "-c", "import s3fs, boto3"],  # the s3 extra: storage roots on object stores
+    ):
         run(["docker", "run", "--rm", "--read-only", "--tmpfs", "/tmp", "--network", "none", "--entrypoint", command[0], image, *command[1:]])
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -193,3 +194,20 @@ def test_images_config_file_points_inside_the_image():
     assert cfg["mlflow"]["cache_dir"].startswith("/tmp/"), "writable under a read-only root"
     for path in (K8S, DOCKER / "base-image.sh", DOCKER / "build-image.sh", DOCKER / "dockerd.sh"):
         assert path.exists()
+
+
+def test_image_settings_are_the_dependencies_and_the_two_luigi_cfgs_merged(tmp_path):
+    """docker/settings.py, the build step: install_requires plus the s3 extra, and one
+    luigi.cfg with the repository's [retcode] and the image's paths."""
+    (tmp_path / "docker").mkdir()
+    for name in ("setup.cfg", "luigi.cfg", "docker/luigi.cfg"):
+        (tmp_path / name).write_text((REPO / name).read_text())
+    subprocess.run([sys.executable, str(DOCKER / "settings.py"), "req.txt", "merged.cfg", "s3"], cwd=tmp_path, check=True, timeout=30)
+    setup = read_cfg((REPO / "setup.cfg").read_text())
+    wanted = [r for r in setup["options"]["install_requires"].splitlines() if r.strip() and not r.startswith("#")]
+    required = (tmp_path / "req.txt").read_text().splitlines()
+    assert required[: len(wanted)] == wanted and "s3fs" in " ".join(required[len(wanted) :])
+    assert not any(r.startswith("batchml") for r in required)
+    merged, repo = read_cfg((tmp_path / "merged.cfg").read_text()), read_cfg((REPO / "luigi.cfg").read_text())
+    assert dict(merged["retcode"]) == dict(repo["retcode"])
+    assert merged["storage"]["root"] == "/data" and merged["core"]["logging_conf_file"] == "/app/config/logging.cfg"
