@@ -131,3 +131,41 @@ def s3(s3_server, monkeypatch):
     bucket = f"batchml-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=s3_server["AWS_ENDPOINT_URL"]).create_bucket(Bucket=bucket)
     yield f"s3://{bucket}"
+
+
+# Storage kinds the end-to-end fault tests run against: a local folder, and a bucket on the
+# session's moto S3 server (leases short enough that a killed writer's expires within a test).
+S3_LEASE_SECONDS = "3"
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage_root(request, tmp_path) -> str:
+    """A storage root for one test: tmp_path/data, or a fresh bucket (this process's environment set to reach it)."""
+    if request.param == "local":
+        return str(tmp_path / "data")
+    return f"{request.getfixturevalue('s3')}/data"
+
+
+def storage_settings(root: str) -> dict[str, str]:
+    """The [storage] overrides of a root from `storage_root`."""
+    return {"root": root, "lease_seconds": S3_LEASE_SECONDS} if root.startswith("s3://") else {"root": root}
+
+
+def storage_fs(storage):
+    """An fsspec filesystem and the storage root's path on it: to look under the manifests, as a plain reader would."""
+    import fsspec
+
+    if hasattr(storage, "fs"):  # ObjectStorage
+        storage.fs.invalidate_cache()
+        return storage.fs, storage.base
+    return fsspec.filesystem("file"), str(storage.root)
+
+
+def prefix_dataset(storage, dataset: str):
+    """A dataset as a reader of its prefix sees it (pyarrow, hive dates, `_` names skipped, no manifest); None if absent."""
+    import pyarrow.dataset as ds
+
+    fs, base = storage_fs(storage)
+    if not fs.exists(f"{base}/{dataset}"):
+        return None
+    return ds.dataset(f"{base}/{dataset}", filesystem=fs, format="parquet", partitioning="hive")

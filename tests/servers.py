@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -96,3 +97,68 @@ def s3_env(port: int) -> dict[str, str]:
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
+
+
+class DaskCluster:
+    """`dask scheduler` and `dask worker` processes on 127.0.0.1, each in its own process group
+    and folder with its output in a log file, as a cluster on other hosts would be: they share
+    nothing with the test but the network and the environment they are given."""
+
+    def __init__(self, home: Path, port: int, *, env: dict | None = None):
+        self.home, self.env = home, env
+        self.address = f"tcp://127.0.0.1:{port}"
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, workers: int = 2) -> DaskCluster:
+        self._spawn("scheduler", [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", self.address.rsplit(":", 1)[1], "--no-dashboard"])
+        for i in range(workers):
+            self.add_worker(f"w{i}")
+        return self
+
+    def add_worker(self, name: str, env: dict | None = None, timeout: float = 60) -> Path:
+        """Start worker `name` (one thread, behind a nanny) and wait until the scheduler has it; its log."""
+        folder = self.home / name
+        argv = [str(BIN / "dask"), "worker", self.address, "--host", "127.0.0.1", "--nthreads", "1", "--nworkers", "1"]
+        argv += ["--name", name, "--local-directory", str(folder), "--no-dashboard"]
+        proc = self._spawn(name, argv, env)
+        wait_until(lambda: name in self.worker_names(), f"dask worker {name}", timeout, proc, self.log(name))
+        return self.log(name)
+
+    def worker_names(self) -> set[str]:
+        from distributed import Client
+
+        try:
+            with Client(self.address, timeout="5s") as client:
+                return {w["name"] for w in client.scheduler_info(n_workers=-1)["workers"].values()}
+        except OSError:
+            return set()
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Signal a process's whole group (the nanny and its worker) and wait for it."""
+        proc = self.procs.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        for name in [n for n in self.procs if n != "scheduler"] + ["scheduler"] * ("scheduler" in self.procs):
+            proc = self.procs[name]
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill(name)
+            self.procs.pop(name, None)
+
+    def log(self, name: str) -> Path:
+        return self.home / f"{name}.log"
+
+    def _spawn(self, name: str, argv: list[str], env: dict | None = None) -> subprocess.Popen:
+        (self.home / name).mkdir(parents=True, exist_ok=True)
+        with open(self.log(name), "ab") as log:
+            proc = subprocess.Popen(
+                argv, cwd=self.home / name, env={**(self.env or os.environ), **(env or {})}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self.procs[name] = proc
+        return proc

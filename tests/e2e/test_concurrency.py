@@ -2,7 +2,8 @@
 
 The runs are two `luigi` processes with local schedulers, as two CronJob pods or cron plus
 a backfill would be. A failpoint with a named pipe holds both at the same place until
-both have arrived, then releases them together, so they race for the same date's commit.
+both have arrived, then releases them together, so they race for the same date's commit:
+on a local root for the date's file lock, on S3 (a moto server) for the date's lease.
 """
 
 from __future__ import annotations
@@ -10,11 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 
-import pyarrow.dataset as ds
 import pytest
 
-from batchml.storage import Storage
-from tests.conftest import pipeline_settings, write_cfg
+from batchml.storage import open_storage
+from tests.conftest import pipeline_settings, prefix_dataset, storage_fs, storage_settings, write_cfg
 from tests.e2e.conftest import Cli, last_lines
 
 DAY = dt.date(2026, 5, 12)
@@ -32,9 +32,11 @@ def registry(tmp_path_factory) -> dict[str, str]:
     return settings
 
 
-def make_cli(tmp_path, registry) -> Cli:
+def make_cli(tmp_path, registry, root: str | None = None) -> Cli:
     settings = pipeline_settings(tmp_path)
     settings["mlflow"].update(registry)
+    if root:
+        settings["storage"].update(storage_settings(root))
     return Cli(tmp_path, write_cfg(tmp_path / "luigi.cfg", settings))
 
 
@@ -53,19 +55,20 @@ class Barrier:
         os.close(self._fd)  # every run waiting on the pipe sees its end of file at once
 
 
-def assert_one_clean_commit(root) -> None:
-    storage = Storage(root)
+def assert_one_clean_commit(root: str) -> None:
+    storage = open_storage(root)
+    fs, base = storage_fs(storage)
     for dataset in DATASETS:
         assert storage.committed_dates(dataset) == {DAY}, dataset
-        manifest = storage.verify(dataset, DAY)  # the files on disk are the ones the manifest lists
-        table = ds.dataset(root / dataset, format="parquet", partitioning="hive").to_table()
+        manifest = storage.verify(dataset, DAY)  # the files are the ones the manifest lists
+        table = prefix_dataset(storage, dataset).to_table()  # a plain reader of the prefix
         assert table.num_rows == manifest.rows["written"], f"{dataset}: readers see {table.num_rows} rows, the manifest says {manifest.rows['written']}"
         if dataset != "quarantine":
             assert len(set(table["trip_id"].to_pylist())) == table.num_rows, f"{dataset}: duplicate rows"
-        assert not list((root / dataset / "_staging").rglob("*")), f"{dataset}: staging left behind"
+        assert not fs.find(f"{base}/{dataset}/_staging"), f"{dataset}: staging left behind"
     predictions, features = storage.manifest("predictions", DAY), storage.manifest("features", DAY)
     assert predictions.rows["in"] == features.rows["in"] == predictions.rows["written"] + predictions.rows["quarantined"]
-    pin = (root / "pins" / f"date={DAY}.json").read_text()
+    pin = storage.read_text(f"pins/date={DAY}.json")
     assert f'"version": "{predictions.model["version"]}"' in pin
 
 
@@ -73,8 +76,8 @@ def assert_one_clean_commit(root) -> None:
 @pytest.mark.faults
 @pytest.mark.parametrize("repeat", range(2))
 @pytest.mark.parametrize("barrier", ["writer.features", "writer.predictions"])
-def test_two_runs_released_at_the_same_instant_commit_the_date_once(tmp_path, registry, barrier, repeat):
-    cli = make_cli(tmp_path, registry)
+def test_two_runs_released_at_the_same_instant_commit_the_date_once(tmp_path, registry, barrier, repeat, storage_root):
+    cli = make_cli(tmp_path, registry, storage_root)
     gate = Barrier(tmp_path)
     runs = [
         # Separate lock folders: Luigi's pid lock is per host, so two pods never see each other's.
@@ -86,15 +89,15 @@ def test_two_runs_released_at_the_same_instant_commit_the_date_once(tmp_path, re
     gate.release()
     for run in runs:
         assert run.wait() == 0, run.output[-4000:]
-    assert_one_clean_commit(cli.root)
+    assert_one_clean_commit(storage_root)
     commits = [line for run in runs for line in run.lines if f"committed predictions for {DAY}" in line]
     assert len(commits) == 1, commits
 
 
 @pytest.mark.slow
 @pytest.mark.faults
-def test_a_second_run_of_the_same_command_on_one_host_exits_already_running(tmp_path, registry):
-    cli = make_cli(tmp_path, registry)
+def test_a_second_run_of_the_same_command_on_one_host_exits_already_running(tmp_path, registry, storage_root):
+    cli = make_cli(tmp_path, registry, storage_root)
     gate = Barrier(tmp_path)
     locks = str(tmp_path / "locks")
     first = cli.start("DailyScore", "--date", DAY.isoformat(), "--lock-pid-dir", locks, env=gate.env("writer.predictions"))
@@ -103,4 +106,4 @@ def test_a_second_run_of_the_same_command_on_one_host_exits_already_running(tmp_
     assert second.returncode == 10, last_lines(second)  # [retcode] already_running
     gate.release()
     assert first.wait() == 0, first.output[-4000:]
-    assert_one_clean_commit(cli.root)
+    assert_one_clean_commit(storage_root)

@@ -1,23 +1,31 @@
 """kill -9 of a real run at several points leaves no visible partial date, and the next run heals.
 
 Each run is held at a failpoint (batchml/faults.py) and killed there with SIGKILL, as the
-OOM killer or a lost node would. Readers going through pyarrow must see the state from
-before the run; the next run must finish the date with the rows of an undisturbed run.
+OOM killer or a lost node would. Readers going through the manifests must see the state
+from before the run; the next run must finish the date with the rows of an undisturbed run.
+Every scenario runs on a local storage root and on S3 (a moto server), where the next run
+first waits for the killed writer's lease to expire ([storage] lease_seconds, 3 s here).
+
+On a local root a date is published by one rename, so a plain reader of the dataset folder
+(pyarrow) sees nothing of it either. On S3 the manifest PUT is the commit: at
+`commit.<dataset>.files` the data files are already in the date's folder, which a plain
+prefix reader sees, and `commit.<dataset>.manifest` comes after the commit.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 
+import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 
-from batchml.storage import Storage
-from tests.conftest import pipeline_settings, write_cfg
+from batchml.storage import Storage, open_storage
+from tests.conftest import pipeline_settings, prefix_dataset, storage_fs, storage_settings, write_cfg
 from tests.e2e.conftest import Cli, last_lines
 
 DAY = dt.date(2026, 4, 20)
+PIN = f"pins/date={DAY}.json"
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +39,11 @@ def registry(tmp_path_factory) -> dict[str, str]:
     }
 
 
-def make_cli(tmp_path, registry) -> Cli:
+def make_cli(tmp_path, registry, root: str | None = None) -> Cli:
     settings = pipeline_settings(tmp_path)
     settings["mlflow"].update(registry)
+    if root:
+        settings["storage"].update(storage_settings(root))
     return Cli(tmp_path, write_cfg(tmp_path / "luigi.cfg", settings))
 
 
@@ -46,18 +56,23 @@ def undisturbed(tmp_path_factory, registry):
     return cli.root
 
 
-def visible(root, dataset: str):
-    """What a plain pyarrow reader of the dataset root sees: its files, and the rows of DAY."""
-    if not (root / dataset).exists():
-        return [], 0
-    data = ds.dataset(root / dataset, format="parquet", partitioning="hive")
-    if not data.files:
+def visible(storage, dataset: str):
+    """What a plain pyarrow reader of the dataset's prefix sees: its files, and the rows of DAY."""
+    data = prefix_dataset(storage, dataset)
+    if data is None or not data.files:
         return [], 0
     return data.files, data.count_rows(filter=ds.field("date") == DAY.isoformat())
 
 
-def table(root, dataset: str):
-    return ds.dataset(root / dataset / f"date={DAY}", format="parquet").to_table().sort_by("trip_id")
+def staged(storage, dataset: str) -> list[str]:
+    """Files under the staging prefix of DAY of a dataset."""
+    fs, base = storage_fs(storage)
+    return fs.find(f"{base}/{dataset}/_staging/date={DAY}")
+
+
+def table(storage, dataset: str) -> pd.DataFrame:
+    """DAY of a dataset, read through its manifest, in trip order."""
+    return storage.read_table(dataset, DAY).sort_values("trip_id", ignore_index=True)
 
 
 @pytest.mark.slow
@@ -72,31 +87,40 @@ def table(root, dataset: str):
         "commit.predictions.manifest",  # manifest staged, date not yet published
     ],
 )
-def test_a_run_killed_mid_write_leaves_the_old_state_and_the_next_run_heals(tmp_path, registry, undisturbed, point):
-    cli = make_cli(tmp_path, registry)
-    shutil.copytree(undisturbed / "pins", cli.root / "pins")  # the same model version as the undisturbed run
+def test_a_run_killed_mid_write_leaves_the_old_state_and_the_next_run_heals(tmp_path, registry, undisturbed, point, storage_root):
+    cli = make_cli(tmp_path, registry, storage_root)
+    storage, reference = open_storage(storage_root), Storage(undisturbed)
+    storage.write_once(PIN, reference.read_text(PIN))  # the same model version as the undisturbed run
     run = cli.start("DailyScore", "--date", DAY.isoformat(), env={"BATCHML_FAILPOINT": point})
     run.wait_for(f"batchml failpoint {point} reached")
     run.kill()
 
-    storage = Storage(cli.root)
+    on_s3 = storage_root.startswith("s3://")
     writing = "predictions" if "predictions" in point or "score" in point else "features"
+    committed_by_the_kill = on_s3 and point == f"commit.{writing}.manifest"  # the manifest PUT was the commit
     for dataset in ("quarantine", "features", "predictions"):
-        files, rows = visible(cli.root, dataset)
+        files, rows = visible(storage, dataset)
         assert not [f for f in files if "/_" in f], f"a reader of {dataset} sees staging files: {files}"
-        if dataset == writing or DAY not in storage.committed_dates(dataset):
+        if DAY in storage.committed_dates(dataset):  # committed before the kill: whole, and exactly what its manifest says
+            assert dataset != writing or committed_by_the_kill, f"{dataset}: committed by a run killed at {point}"
+            assert rows == storage.verify(dataset, DAY).rows["written"] == len(storage.read_table(dataset, DAY))
+        elif not (on_s3 and point == f"commit.{dataset}.files"):  # there, a prefix reader sees the copied files
             assert rows == 0, f"{dataset}: a reader sees {rows} rows of a date that was never committed"
-        else:  # committed before the kill: whole, and exactly what its manifest says
-            assert rows == storage.verify(dataset, DAY).rows["written"]
-    assert DAY not in storage.committed_dates(writing)
-    assert list((cli.root / writing / "_staging").rglob("*.parquet")), "nothing was staged: the failpoint is in the wrong place"
+    if not committed_by_the_kill:
+        assert DAY not in storage.committed_dates(writing) and storage.manifest(writing, DAY) is None
+        assert [f for f in staged(storage, writing) if f.endswith(".parquet")], "nothing was staged: the failpoint is in the wrong place"
 
     healed = cli.luigi("DailyScore", "--date", DAY.isoformat())
     assert healed.returncode == 0, last_lines(healed, 40)
+    if on_s3 and not committed_by_the_kill:
+        assert "took over an expired lease" in healed.stderr, last_lines(healed, 40)
     for dataset in ("features", "predictions"):
-        storage.verify(dataset, DAY)  # files on disk agree with the manifest
-        assert not (cli.root / dataset / "_staging" / f"date={DAY}").exists(), "leftovers of the killed run were not cleaned"
+        storage.verify(dataset, DAY)  # the files agree with the manifest
+        if not (committed_by_the_kill and dataset == writing):  # a committed date's writer never runs again
+            assert not staged(storage, dataset), f"leftovers of the killed run in {dataset} were not cleaned"
 
     for dataset in ("features", "predictions", "quarantine"):
-        assert table(cli.root, dataset).equals(table(undisturbed, dataset)), f"{dataset} differs from an undisturbed run"
-        assert storage.manifest(dataset, DAY).rows == Storage(undisturbed).manifest(dataset, DAY).rows
+        pd.testing.assert_frame_equal(table(storage, dataset), table(reference, dataset), obj=f"{dataset} against an undisturbed run")
+        assert storage.manifest(dataset, DAY).rows == reference.manifest(dataset, DAY).rows
+        files, rows = visible(storage, dataset)
+        assert rows == len(table(reference, dataset)), f"{dataset}: a plain reader sees {rows} rows after healing"
