@@ -1,6 +1,6 @@
 """Scoring throughput against its compute limit and against the MLflow CLI, in one run.
 
-Usage: bench/score.py [--rows 5000000] [--workers 2] [--out bench/out] [--rows-per-file 250000]
+Usage: bench/score.py [--rows 5000000] [--workers 2] [--out bench/out] [--rows-per-file 250000] [--storage local]
 
 Setup, with the project's own code: one synthetic date of --rows trips goes through
 validation into a committed features partition (`extract_date`, reused when already
@@ -28,6 +28,12 @@ Measured, each as rows/s of the same features:
             Whole process against whole process: a/c is also given with (a) timed as its
             whole subprocess (interpreter start, imports, cluster start and stop).
 
+--storage s3 puts the storage root (features, predictions, the model the workers read) on
+an S3 server started for the run: moto on 127.0.0.1, in memory, so the features are made
+again each run. Everything else (registry, model cache) stays in --out. Moto serves from a
+Python process on the same cores as the scoring, so the cost measured is S3's protocol and
+a busy server's CPU, not a network's latency.
+
 Printed: each measurement, the ratios a/b and a/c, and as the last line one JSON object.
 The machine this runs on is shared and noisy: compare ratios within a run, over several runs.
 """
@@ -35,15 +41,18 @@ The machine this runs on is shared and noisy: compare ratios within a run, over 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
-import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -58,6 +67,7 @@ LIMIT_BATCH = 262_144
 MLFLOW_SIZES = (1_000, 1_000_000)  # a start-up run and a run long enough to give a stable per-row cost
 RSS_POLL_S = 0.05
 TREE_LIST_S = 1.0
+BUCKET = "bench"
 
 
 @dataclass
@@ -75,19 +85,52 @@ class ScoreJob:
 
 
 # -- setup ------------------------------------------------------------------------------------
-def features_partition(root: Path, rows: int, rows_per_file: int) -> Path:
-    """The committed features partition of DATE with `rows` synthetic trips (made if missing)."""
+@contextlib.contextmanager
+def s3_server(home: Path):
+    """A moto S3 server on 127.0.0.1 with an empty bucket, this process's environment set to reach it; yields the bucket's URL."""
+    import boto3
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    with open(home / "moto.log", "ab") as log:
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(f"{endpoint}/moto-api/"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"moto_server did not start (exit {proc.poll()}); see {home / 'moto.log'}")
+            time.sleep(0.1)
+        os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        yield f"s3://{BUCKET}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+def features_partition(root: str, rows: int, rows_per_file: int):
+    """The storage at `root`, holding the committed features partition of DATE with `rows` synthetic trips (made if missing)."""
     from batchml.extract import FEATURES, extract_date
     from batchml.schema import Schema
     from batchml.sources import SyntheticSource
-    from batchml.storage import Storage
+    from batchml.storage import open_storage
 
-    storage = Storage(root)
+    storage = open_storage(root)
     if not storage.is_committed(FEATURES, DATE):
         source = SyntheticSource(rows_per_day=rows, seed=1, bad_row_share=0.001)
         schema = Schema.load(REPO / "config" / "schema.yaml")
         extract_date(source, schema, storage, DATE, run_id="bench", max_reject_share=0.05, rows_per_file=rows_per_file)
-    return storage.partition_path(FEATURES, DATE)
+    return storage
 
 
 def trained_model():
@@ -103,18 +146,17 @@ def trained_model():
     return train_model(frame, seed=1), frame
 
 
-def register_for_the_task(model, frame, onnx: bytes, work: Path) -> dict[str, dict[str, str]]:
-    """Register the model in the project's registry and pin it for DATE, as ResolveModel does.
+def register_for_the_task(model, frame, onnx: bytes, work: Path, storage) -> dict[str, dict[str, str]]:
+    """Register the model in the project's registry (once per --out) and pin it for DATE, as ResolveModel does.
 
     Returns the luigi config sections that point ScorePredictions at this setup.
     """
     from batchml.features import CATEGORICAL, FEATURES
     from batchml.profile import reference_profile
     from batchml.registry import Registry
-    from batchml.storage import Storage
 
     settings = {
-        "storage": {"root": str(work / "data")},
+        "storage": {"root": storage.url()},
         "mlflow": {
             "tracking_uri": f"sqlite:///{work / 'registry.db'}",
             "artifact_location": str(work / "registry-artifacts"),
@@ -124,14 +166,15 @@ def register_for_the_task(model, frame, onnx: bytes, work: Path) -> dict[str, di
         },
     }
     pin_file = f"pins/date={DATE.isoformat()}.json"
-    if Storage(work / "data").read_text(pin_file) is None:
+    if storage.read_text(pin_file) is None:
         registry = Registry(settings["mlflow"]["tracking_uri"], MODEL_NAME, settings["mlflow"]["artifact_location"])
-        sample = frame.sample(min(len(frame), 200_000), random_state=0)
-        profile = reference_profile(sample[list(FEATURES)], categorical=CATEGORICAL)
-        profile["prediction"] = reference_profile(sample.assign(prediction=model.predict(sample[list(FEATURES)]))[["prediction"]])["columns"]["prediction"]
-        version = registry.register(model, frame, onnx_bytes=onnx, profile=profile, params={}, metrics={}, tags={"reason": "bench"}, feature_names=list(FEATURES))
-        registry.set_alias("champion", version)
-        Storage(work / "data").write_once(pin_file, registry.pin("champion").to_json())
+        if registry.version_by_alias("champion") is None:  # an S3 root is new each run; the registry is not
+            sample = frame.sample(min(len(frame), 200_000), random_state=0)
+            profile = reference_profile(sample[list(FEATURES)], categorical=CATEGORICAL)
+            profile["prediction"] = reference_profile(sample.assign(prediction=model.predict(sample[list(FEATURES)]))[["prediction"]])["columns"]["prediction"]
+            version = registry.register(model, frame, onnx_bytes=onnx, profile=profile, params={}, metrics={}, tags={"reason": "bench"}, feature_names=list(FEATURES))
+            registry.set_alias("champion", version)
+        storage.write_once(pin_file, registry.pin("champion").to_json())
     return settings
 
 
@@ -154,14 +197,15 @@ def run_score_task(job: ScoreJob, client) -> int:
     import luigi
 
     from batchml.extract import FEATURES
-    from batchml.storage import Storage
+    from batchml.storage import open_storage
 
     date = dt.date.fromisoformat(job.date)
+    storage = open_storage(job.storage_root)
     if job.mode == "task":
         from tasks.score import ScorePredictions
 
         luigi.build([ScorePredictions(date=date)], local_scheduler=True, log_level="WARNING")
-        manifest = Storage(job.storage_root).verify("predictions", date)
+        manifest = storage.verify("predictions", date)
         return manifest.rows["written"]
 
     from batchml.predictions import profile_specs
@@ -171,10 +215,9 @@ def run_score_task(job: ScoreJob, client) -> int:
     cfg = job.settings["mlflow"]
     registry = Registry(cfg["tracking_uri"], cfg["registered_model"])
     reference = registry.reference_profile(registry.pin("champion"), cfg["cache_dir"]) if job.mode == "profiled" else None
-    features = Storage(job.storage_root).partition_path(FEATURES, date)
     result = score_files(
         client,
-        str(features),
+        storage.files(FEATURES, date),
         job.out_dir,
         model_url=job.model_path,
         sha256=job.sha256,
@@ -228,7 +271,11 @@ def measure_score(job: ScoreJob) -> dict:
     """Run the scoring subprocess, polling the RSS of its whole process tree."""
     import psutil
 
-    shutil.rmtree(job.out_dir, ignore_errors=True)
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(job.out_dir)
+    if fs.exists(path):  # the last run's output: a committed date is never scored again
+        fs.rm(path, recursive=True)
     cmd = [sys.executable, __file__, "--score-child", json.dumps(asdict(job))]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
@@ -261,14 +308,13 @@ def measure_score(job: ScoreJob) -> dict:
 
 
 # -- (b) compute limit ------------------------------------------------------------------------
-def compute_limit(features_dir: Path, model_path: Path, workers: int) -> tuple[int, float]:
+def compute_limit(storage, model_path: Path, workers: int) -> tuple[int, float]:
     """Rows and rows/s of single-thread ONNX Runtime on the features in memory, times `workers`."""
     import onnxruntime as ort
-    import pandas as pd
 
     from batchml.features import FEATURES, model_matrix
 
-    matrix = model_matrix(pd.read_parquet(features_dir, columns=list(FEATURES)))
+    matrix = model_matrix(storage.read_table("features", DATE, columns=list(FEATURES)))
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
@@ -317,12 +363,12 @@ def mlflow_cli_seconds(tracking_uri: str, rows_csv: Path, out_json: Path) -> flo
     return time.perf_counter() - start
 
 
-def first_rows(features_dir: Path, n: int):
-    """The first `n` rows of a features partition, reading only the files needed."""
+def first_rows(storage, n: int):
+    """The first `n` rows of the features partition, reading only the files needed."""
     import pandas as pd
 
     parts, have = [], 0
-    for path in sorted(features_dir.glob("part-*.parquet")):
+    for path in storage.files("features", DATE):
         parts.append(pd.read_parquet(path))
         have += len(parts[-1])
         if have >= n:
@@ -330,12 +376,12 @@ def first_rows(features_dir: Path, n: int):
     return pd.concat(parts, ignore_index=True).head(n)
 
 
-def measure_mlflow_cli(model, features_dir: Path, rows: int, work: Path) -> dict:
+def measure_mlflow_cli(model, storage, rows: int, work: Path) -> dict:
     """MLflow CLI time at two subset sizes and its linear extrapolation to `rows` rows."""
     from batchml.features import FEATURES
 
     largest = min(rows, MLFLOW_SIZES[1])
-    subset = first_rows(features_dir, largest)[list(FEATURES)]
+    subset = first_rows(storage, largest)[list(FEATURES)]
     with tempfile.TemporaryDirectory(dir=work, prefix="mlflow-") as tmp:
         store = Path(tmp)
         uri = register_in_mlflow(model, subset.head(5), store)
@@ -361,43 +407,52 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2, help="Dask workers (one thread each); the limit is multiplied by it")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out", help="working folder (git-ignored)")
     parser.add_argument("--rows-per-file", type=int, default=250_000, help="rows per features file, i.e. per Dask partition")
+    parser.add_argument("--storage", choices=["local", "s3"], default="local", help="storage root: under --out, or on a moto S3 server started for the run")
     parser.add_argument("--score-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.score_child:
         score_child(ScoreJob(**json.loads(args.score_child)))
         return
 
+    work = (args.out / f"rows-{args.rows}-per-file-{args.rows_per_file}{'-s3' * (args.storage == 's3')}").absolute()
+    work.mkdir(parents=True, exist_ok=True)
+    if args.storage == "local":
+        measure(args, work, str(work / "data"), str(work))
+        return
+    with s3_server(work) as bucket:
+        measure(args, work, f"{bucket}/data", bucket)
+
+
+def measure(args, work: Path, root: str, scratch: str) -> None:
+    """Set up under `work` and `root`, measure, and print; scoring outputs other than the task's go under `scratch`."""
     from batchml.provenance import sha256_bytes
     from batchml.training import to_onnx_bytes
 
-    work = (args.out / f"rows-{args.rows}-per-file-{args.rows_per_file}").absolute()
-    work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    features_dir = features_partition(work / "data", args.rows, args.rows_per_file)
+    storage = features_partition(root, args.rows, args.rows_per_file)
     model, frame = trained_model()
     onnx = to_onnx_bytes(model)
     model_path = work / "model.onnx"
     model_path.write_bytes(onnx)
-    settings = register_for_the_task(model, frame, onnx, work)
-    print(f"setup: {time.perf_counter() - start:.1f} s (features in {features_dir})", flush=True)
+    settings = register_for_the_task(model, frame, onnx, work, storage)
+    print(f"setup: {time.perf_counter() - start:.1f} s (features in {storage.partition_url('features', DATE)})", flush=True)
 
-    common = dict(storage_root=str(work / "data"), date=DATE.isoformat(), model_path=str(model_path), sha256=sha256_bytes(onnx), workers=args.workers, settings=settings)
-    predictions_dir = str(work / "data" / "predictions" / f"date={DATE.isoformat()}")
-    score = measure_score(ScoreJob(out_dir=predictions_dir, mode="task", **common))
-    plain = measure_score(ScoreJob(out_dir=str(work / "scored-plain"), mode="plain", **common))
-    profiled = measure_score(ScoreJob(out_dir=str(work / "scored-profiled"), mode="profiled", **common))
+    common = dict(storage_root=root, date=DATE.isoformat(), model_path=str(model_path), sha256=sha256_bytes(onnx), workers=args.workers, settings=settings)
+    score = measure_score(ScoreJob(out_dir=storage.partition_url("predictions", DATE), mode="task", **common))
+    plain = measure_score(ScoreJob(out_dir=f"{scratch}/scored-plain", mode="plain", **common))
+    profiled = measure_score(ScoreJob(out_dir=f"{scratch}/scored-profiled", mode="profiled", **common))
     profile_overhead = profiled["seconds"] / plain["seconds"] - 1
     score_rate = score["rows"] / score["seconds"]
     print(f"(a) score:  {score['rows']:,} rows in {score['seconds']:.2f} s = {score_rate:,.0f} rows/s; "
           f"peak RSS {score['peak_rss_mib']:.0f} MiB; not timed: imports {score['imports_s']:.2f} s, cluster start {score['cluster_start_s']:.2f} s", flush=True)
 
-    limit_rows, limit_rate = compute_limit(features_dir, model_path, args.workers)
+    limit_rows, limit_rate = compute_limit(storage, model_path, args.workers)
     if limit_rows != score["rows"]:
         raise RuntimeError(f"scored {score['rows']} rows but the features hold {limit_rows}")
     print(f"profile: score_files {plain['seconds']:.2f} s without the daily profile, {profiled['seconds']:.2f} s with it: overhead {profile_overhead:+.1%}", flush=True)
     print(f"(b) limit:  {limit_rate:,.0f} rows/s (ONNX Runtime, 1 thread, in memory, x {args.workers} workers)", flush=True)
 
-    cli = measure_mlflow_cli(model, features_dir, score["rows"], work)
+    cli = measure_mlflow_cli(model, storage, score["rows"], work)
     measured = ", ".join(f"{n:,} rows {s:.1f} s" for n, s in cli["seconds"].items())
     how = f"extrapolated to {score['rows']:,} rows: {cli['estimated_s']:.1f} s" if cli["extrapolated"] else "measured on all rows"
     print(f"(c) mlflow models predict: {measured}; start-up {cli['startup_s']:.1f} s; {how} "
@@ -423,6 +478,7 @@ def main(argv: list[str] | None = None) -> None:
         "imports_s": round(score["imports_s"], 2),
         "workers": args.workers,
         "rows_per_file": args.rows_per_file,
+        "storage": args.storage,
     }))
 
 
