@@ -12,6 +12,10 @@ Object stores have no rename, so the manifest is the commit:
    `<dataset>/date=D/` under names that carry the run (`part-00000-<run>.parquet`), and
    then PUTs `_MANIFEST.json`: one PUT, atomic, the commit. A replace deletes the old
    files only after the new manifest is in place.
+4. A writer that stopped renewing (a frozen VM, a long pause) may wake up after another
+   took its lease over. So the commit renews the lease before its copies and its manifest
+   PUT, and that PUT is conditional on the manifest it read (none, or the old one's ETag):
+   a writer that lost the date removes what it copied and fails, committing nothing.
 
 A reader that goes through the manifest (`files`, `read_table`, `committed_dates`) sees a
 date whole or not at all. A reader that lists the prefix (DuckDB, Spark, pyarrow on
@@ -148,10 +152,10 @@ class ObjectStorage(ManifestReader):
     @contextlib.contextmanager
     def writer(self, dataset: str, date: dt.date, *, replace: bool = False) -> Iterator[ObjectPartitionWriter]:
         failpoint(f"writer.{dataset}")
-        with self._lease(dataset, date):
+        with self._lease(dataset, date) as still_held:
             self._recover(dataset, date)
             staging = self._key(f"{dataset}/_staging/date={date.isoformat()}/{uuid.uuid4().hex[:12]}")
-            writer = ObjectPartitionWriter(self, dataset, date, staging, replace=replace)
+            writer = ObjectPartitionWriter(self, dataset, date, staging, replace=replace, still_held=still_held)
             try:
                 yield writer
             finally:
@@ -160,33 +164,53 @@ class ObjectStorage(ManifestReader):
 
     @contextlib.contextmanager
     def _lease(self, dataset: str, date: dt.date):
-        """Hold the date's lease for the block, renewing it at a third of its length."""
+        """Hold the date's lease for the block, renewing it at a third of its length.
+
+        Yields `still_held()`: renews the lease now, and raises IntegrityError if it was lost.
+        """
         key = self._key(f"{dataset}/_locks/date={date.isoformat()}.json")
         owner = uuid.uuid4().hex
-        etag = self._acquire(key, owner)
+        held = {"etag": self._acquire(key, owner), "renewed": time.monotonic(), "lost": False}
+        guard = threading.Lock()  # the renewing thread and the writer's checks
         stop = threading.Event()
-        lost = []
 
-        def renew():
-            nonlocal etag
-            while not stop.wait(self.lease_seconds / 3):
-                etag = self._put_if(key, self._lease_body(owner), match=etag)
-                if etag is None:
-                    lost.append(True)
-                    log.error("%s: lost the lease of %s %s", self.root, dataset, date)
-                    return
+        def renew() -> bool:
+            with guard:
+                if held["lost"]:
+                    return False
+                try:
+                    etag = self._put_if(key, self._lease_body(owner), match=held["etag"])
+                except Exception as exc:  # the store not answering: try again while the lease lasts
+                    if time.monotonic() - held["renewed"] < self.lease_seconds:
+                        log.warning("%s: could not renew the lease of %s %s: %s", self.root, dataset, date, exc)
+                        return True
+                    etag = None
+                if etag is not None:
+                    held.update(etag=etag, renewed=time.monotonic())
+                    return True
+                held["lost"] = True
+                log.error("%s: lost the lease of %s %s", self.root, dataset, date)
+                return False
 
-        thread = threading.Thread(target=renew, name=f"lease {dataset} {date}", daemon=True)
+        def keep():
+            while not stop.wait(self.lease_seconds / 3) and renew():
+                pass
+
+        def still_held() -> None:
+            if not renew():
+                raise IntegrityError(f"{self.partition_url(dataset, date)}: lost the lease of the date to another writer; nothing committed")
+
+        thread = threading.Thread(target=keep, name=f"lease {dataset} {date}", daemon=True)
         thread.start()
         try:
-            yield
+            yield still_held
         finally:
             stop.set()
             thread.join()
-            if not lost:
+            if not held["lost"]:
                 bucket, name = key.split("/", 1)
                 with contextlib.suppress(Exception):
-                    self.fs.call_s3("delete_object", Bucket=bucket, Key=name, IfMatch=etag)
+                    self.fs.call_s3("delete_object", Bucket=bucket, Key=name, IfMatch=held["etag"])
                 self.fs.invalidate_cache(key)
 
     def _lease_body(self, owner: str) -> bytes:
@@ -234,8 +258,9 @@ class ObjectStorage(ManifestReader):
 class ObjectPartitionWriter:
     """A date being written on an object store: stage files at `url`, then `commit()`."""
 
-    def __init__(self, storage: ObjectStorage, dataset: str, date: dt.date, staging: str, *, replace: bool):
+    def __init__(self, storage: ObjectStorage, dataset: str, date: dt.date, staging: str, *, replace: bool, still_held=lambda: None):
         self.storage, self.dataset, self.date, self.staging, self.replace = storage, dataset, date, staging, replace
+        self.still_held = still_held  # raises once another writer has taken the date's lease over
         self.run = staging.rsplit("/", 1)[1][:8]
         self.published = False
 
@@ -254,24 +279,39 @@ class ObjectPartitionWriter:
         """Copy the staged files into the date's folder under run-unique names, then PUT the manifest."""
         fs, file_rows = self.storage.fs, file_rows or {}
         folder = self.storage._partition_key(self.dataset, self.date)
+        try:
+            seen = fs.info(f"{folder}/{MANIFEST}", refresh=True)["ETag"]  # before reading it: the PUT below is conditional on it
+        except FileNotFoundError:
+            seen = None
         old = self.storage.manifest(self.dataset, self.date)
         if old is not None and not self.replace:
             raise IntegrityError(f"{self.storage.partition_url(self.dataset, self.date)}: already committed; refusing to replace it")
-        manifest.files = []
-        for info in sorted(fs.ls(self.staging, detail=True, refresh=True), key=lambda i: i["name"]):
-            name = info["name"].rsplit("/", 1)[1]
-            if name.startswith(("_", ".")):
-                fs.copy(info["name"], f"{folder}/{name}")  # side files (the profile): one PUT each
-                continue
-            stem, dot, ext = name.partition(".")
-            final = f"{stem}-{self.run}{dot}{ext}"
-            fs.copy(info["name"], f"{folder}/{final}")
-            entry = {"path": final, "size": info["size"]}
-            if name in file_rows:
-                entry["rows"] = int(file_rows[name])
-            manifest.files.append(entry)
-        failpoint(f"commit.{self.dataset}.files")
-        fs.pipe_file(f"{folder}/{MANIFEST}", manifest.to_json().encode())  # the commit
+        self.still_held()
+        manifest.files, copied = [], []
+        try:
+            for info in sorted(fs.ls(self.staging, detail=True, refresh=True), key=lambda i: i["name"]):
+                name = info["name"].rsplit("/", 1)[1]
+                if name.startswith(("_", ".")):
+                    fs.copy(info["name"], f"{folder}/{name}")  # side files (the profile): one PUT each
+                    continue
+                stem, dot, ext = name.partition(".")
+                final = f"{stem}-{self.run}{dot}{ext}"
+                copied.append(f"{folder}/{final}")
+                fs.copy(info["name"], copied[-1])
+                entry = {"path": final, "size": info["size"]}
+                if name in file_rows:
+                    entry["rows"] = int(file_rows[name])
+                manifest.files.append(entry)
+            failpoint(f"commit.{self.dataset}.files")
+            self.still_held()
+            # The commit: a PUT that fails if another writer committed since `seen`.
+            if self.storage._put_if(f"{folder}/{MANIFEST}", manifest.to_json().encode(), none_match=seen is None, match=seen) is None:
+                raise IntegrityError(f"{self.storage.partition_url(self.dataset, self.date)}: another writer committed the date meanwhile; nothing committed")
+        except BaseException:
+            for key in copied:  # named after this run: no other writer's manifest lists them
+                with contextlib.suppress(Exception):
+                    fs.rm_file(key)
+            raise
         fs.invalidate_cache(folder)
         failpoint(f"commit.{self.dataset}.manifest")
         if old is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
 
 import pytest
 
@@ -106,4 +107,28 @@ def test_a_second_run_of_the_same_command_on_one_host_exits_already_running(tmp_
     assert second.returncode == 10, last_lines(second)  # [retcode] already_running
     gate.release()
     assert first.wait() == 0, first.output[-4000:]
+    assert_one_clean_commit(storage_root)
+
+
+@pytest.mark.slow
+@pytest.mark.faults
+@pytest.mark.parametrize("storage_root", ["s3"], indirect=True)  # a local date lock never expires: a paused writer keeps it
+def test_a_writer_paused_past_its_lease_never_commits_over_the_run_that_took_it_over(tmp_path, registry, storage_root):
+    cli = make_cli(tmp_path, registry, storage_root)
+    gate = Barrier(tmp_path)
+    paused = cli.start("DailyScore", "--date", DAY.isoformat(), "--lock-pid-dir", str(tmp_path / "pod0"), env=gate.env("commit.predictions.files"))
+    paused.wait_for("batchml failpoint commit.predictions.files reached")  # its files copied into the date, no manifest yet
+    os.killpg(paused.proc.pid, signal.SIGSTOP)  # a frozen VM or a long pause: its lease is no longer renewed
+    try:
+        other = cli.luigi("DailyScore", "--date", DAY.isoformat(), "--lock-pid-dir", str(tmp_path / "pod1"))
+    finally:
+        os.killpg(paused.proc.pid, signal.SIGCONT)
+    assert other.returncode == 0, last_lines(other, 40)
+    assert "took over an expired lease" in other.stderr, last_lines(other, 40)
+    committed = open_storage(storage_root).manifest("predictions", DAY)
+
+    gate.release()  # the paused writer goes on to its manifest PUT
+    assert paused.wait() == 30, paused.output[-4000:]
+    assert "lost the lease" in paused.output.split("the run failed because:")[-1], paused.output[-4000:]
+    assert open_storage(storage_root).manifest("predictions", DAY) == committed
     assert_one_clean_commit(storage_root)
