@@ -49,7 +49,9 @@ class ObjectStorage(ManifestReader):
     """The Storage interface on an fsspec object store; endpoint and credentials from the environment."""
 
     def __init__(self, root: str, *, lease_seconds: float = 60.0):
-        self.fs, path = fsspec.core.url_to_fs(root)
+        # No listings cache: other processes commit under our feet, and a cached listing of a
+        # date's folder would hide a manifest PUT after it (fsspec answers "not found" from it).
+        self.fs, path = fsspec.core.url_to_fs(root, use_listings_cache=False)
         self.protocol = root.split("://", 1)[0]
         self.base = path.rstrip("/")  # bucket/prefix
         self.root = f"{self.protocol}://{self.base}"
@@ -302,6 +304,9 @@ class ObjectPartitionWriter:
                 if name in file_rows:
                     entry["rows"] = int(file_rows[name])
                 manifest.files.append(entry)
+            # Staging is not needed once copied: removed before the commit, a writer killed
+            # right after its manifest PUT leaves nothing behind but its (expiring) lease.
+            fs.rm(self.staging, recursive=True)
             failpoint(f"commit.{self.dataset}.files")
             self.still_held()
             # The commit: a PUT that fails if another writer committed since `seen`.
