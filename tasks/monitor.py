@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import luigi
-import pandas as pd
 
 from batchml.checks import flat_metrics, realized_performance, run_checks
 from batchml.drift import drift_report

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import pipeline_settings, write_cfg
+from tests.conftest import pipeline_settings, storage_settings, write_cfg
 
 BIN = Path(sys.executable).parent
 
@@ -105,3 +105,17 @@ def cli(tmp_path) -> Cli:
 
 def last_lines(proc: subprocess.CompletedProcess, n: int = 15) -> str:
     return "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-n:])
+
+
+def registry_settings(home: Path) -> dict[str, str]:
+    """[mlflow] settings of a SQLite registry in `home`, for the tests of a module to share."""
+    return {"tracking_uri": f"sqlite:///{home / 'mlflow.db'}", "artifact_location": str(home / "mlartifacts"), "cache_dir": str(home / "cache")}
+
+
+def make_cli(tmp_path: Path, registry: dict[str, str], root: str | None = None) -> Cli:
+    """A Cli on tmp_path that uses a shared registry, and optionally another storage root."""
+    settings = pipeline_settings(tmp_path)
+    settings["mlflow"].update(registry)
+    if root:
+        settings["storage"].update(storage_settings(root))
+    return Cli(tmp_path, write_cfg(tmp_path / "luigi.cfg", settings))

@@ -15,8 +15,8 @@ import signal
 import pytest
 
 from batchml.storage import open_storage
-from tests.conftest import pipeline_settings, prefix_dataset, storage_fs, storage_settings, write_cfg
-from tests.e2e.conftest import Cli, last_lines
+from tests.conftest import prefix_dataset, storage_fs
+from tests.e2e.conftest import last_lines, make_cli, registry_settings
 
 DAY = dt.date(2026, 5, 12)
 DATASETS = ("features", "quarantine", "predictions")
@@ -26,19 +26,11 @@ DATASETS = ("features", "quarantine", "predictions")
 def registry(tmp_path_factory) -> dict[str, str]:
     """A registry with a champion already, as on any day after the first."""
     home = tmp_path_factory.mktemp("registry")
-    settings = {"tracking_uri": f"sqlite:///{home / 'mlflow.db'}", "artifact_location": str(home / "mlartifacts"), "cache_dir": str(home / "cache")}
+    settings = registry_settings(home)
     warm = make_cli(tmp_path_factory.mktemp("warm"), settings)
     run = warm.luigi("ChampionModel", "--date", DAY.isoformat())
     assert run.returncode == 0, last_lines(run, 40)
     return settings
-
-
-def make_cli(tmp_path, registry, root: str | None = None) -> Cli:
-    settings = pipeline_settings(tmp_path)
-    settings["mlflow"].update(registry)
-    if root:
-        settings["storage"].update(storage_settings(root))
-    return Cli(tmp_path, write_cfg(tmp_path / "luigi.cfg", settings))
 
 
 class Barrier:

@@ -21,8 +21,8 @@ import pyarrow.dataset as ds
 import pytest
 
 from batchml.storage import Storage, open_storage
-from tests.conftest import pipeline_settings, prefix_dataset, storage_fs, storage_settings, write_cfg
-from tests.e2e.conftest import Cli, last_lines
+from tests.conftest import prefix_dataset, storage_fs
+from tests.e2e.conftest import last_lines, make_cli, registry_settings
 
 DAY = dt.date(2026, 4, 20)
 PIN = f"pins/date={DAY}.json"
@@ -32,19 +32,7 @@ PIN = f"pins/date={DAY}.json"
 def registry(tmp_path_factory) -> dict[str, str]:
     """One registry for the module: the first test cold-starts the model, the others reuse it."""
     home = tmp_path_factory.mktemp("registry")
-    return {
-        "tracking_uri": f"sqlite:///{home / 'mlflow.db'}",
-        "artifact_location": str(home / "mlartifacts"),
-        "cache_dir": str(home / "cache"),
-    }
-
-
-def make_cli(tmp_path, registry, root: str | None = None) -> Cli:
-    settings = pipeline_settings(tmp_path)
-    settings["mlflow"].update(registry)
-    if root:
-        settings["storage"].update(storage_settings(root))
-    return Cli(tmp_path, write_cfg(tmp_path / "luigi.cfg", settings))
+    return registry_settings(home)
 
 
 @pytest.fixture(scope="module")
