@@ -21,6 +21,13 @@ def write_rows(folder, n=3, name="part-00000.parquet"):
     pd.DataFrame({"x": range(n)}).to_parquet(folder / name, index=False)
 
 
+def commit_rows(storage, n=3, *, replace=False) -> None:
+    """Commit a date of `n` rows through the writer, as any dataset does."""
+    with storage.writer("d", DAY, replace=replace) as w:
+        write_rows(w.path, n)
+        w.commit(manifest(n))
+
+
 def visible_rows(storage) -> int:
     if not storage.dataset_path("d").exists():
         return 0
@@ -63,26 +70,20 @@ def test_staging_left_by_a_crashed_run_is_removed_by_the_next_writer(tmp_path):
 
 def test_a_committed_date_is_never_replaced_unless_asked(tmp_path):
     storage = Storage(tmp_path)
-    with storage.writer("d", DAY) as w:
-        write_rows(w.path)
-        w.commit(manifest())
+    commit_rows(storage)
     with storage.writer("d", DAY) as w:
         assert w.committed
         write_rows(w.path, n=5)
         with pytest.raises(IntegrityError, match="already committed"):
             w.commit(manifest(5))
     assert visible_rows(storage) == 3
-    with storage.writer("d", DAY, replace=True) as w:
-        write_rows(w.path, n=5)
-        w.commit(manifest(5))
+    commit_rows(storage, 5, replace=True)
     assert visible_rows(storage) == 5
 
 
 def test_verify_catches_files_that_disagree_with_the_manifest(tmp_path):
     storage = Storage(tmp_path)
-    with storage.writer("d", DAY) as w:
-        write_rows(w.path)
-        w.commit(manifest())
+    commit_rows(storage)
     storage.verify("d", DAY)
     write_rows(storage.partition_path("d", DAY), name="part-00001.parquet")
     with pytest.raises(IntegrityError, match=r"unlisted \['part-00001.parquet'\]"):
@@ -122,9 +123,7 @@ def test_write_once_keeps_the_first_text(tmp_path):
 
 def test_manifest_is_inside_the_partition_and_ignored_by_readers(tmp_path):
     storage = Storage(tmp_path)
-    with storage.writer("d", DAY) as w:
-        write_rows(w.path)
-        w.commit(manifest())
+    commit_rows(storage)
     assert (storage.partition_path("d", DAY) / MANIFEST).exists()
     table = ds.dataset(storage.dataset_path("d"), format="parquet", partitioning="hive").to_table()
     assert table.column_names == ["x", "date"]
@@ -132,9 +131,7 @@ def test_manifest_is_inside_the_partition_and_ignored_by_readers(tmp_path):
 
 def test_a_replace_swaps_old_and_new_in_one_step(tmp_path, monkeypatch):
     storage = Storage(tmp_path)
-    with storage.writer("d", DAY) as w:
-        write_rows(w.path, 3)
-        w.commit(manifest(3))
+    commit_rows(storage, 3)
     renames, real_rename = [], os.rename
     monkeypatch.setattr("batchml.storage.os.rename", lambda *a: renames.append(a) or real_rename(*a))
     with storage.writer("d", DAY, replace=True) as w:
@@ -146,9 +143,7 @@ def test_a_replace_swaps_old_and_new_in_one_step(tmp_path, monkeypatch):
 
 def test_an_old_date_left_in_trash_by_a_crashed_replace_comes_back(tmp_path):
     storage = Storage(tmp_path)
-    with storage.writer("d", DAY) as w:
-        write_rows(w.path, 3)
-        w.commit(manifest(3))
+    commit_rows(storage, 3)
     # What the two-rename fallback leaves when killed between its renames.
     trash = storage.dataset_path("d") / "_trash" / f"date={DAY}.0badc0de"
     trash.parent.mkdir()
