@@ -91,7 +91,6 @@ class ObjectStorage(ManifestReader):
     def committed_dates(self, dataset: str) -> set[dt.date]:
         """Every committed date of a dataset, from one listing."""
         out = set()
-        self.fs.invalidate_cache(self._key(dataset))  # another process may have committed since the last listing
         for key in self.fs.glob(f"{self._key(dataset)}/date=*/{MANIFEST}"):
             m = _DATE_DIR.search(key.rsplit("/", 1)[0])
             if m:
@@ -101,7 +100,7 @@ class ObjectStorage(ManifestReader):
     def verify(self, dataset: str, date: dt.date) -> Manifest:
         """The manifest of a date, after checking that every file it lists is there, at its size."""
         manifest = self.committed_manifest(dataset, date)
-        sizes = {info["name"].rsplit("/", 1)[1]: info["size"] for info in self.fs.ls(self._partition_key(dataset, date), detail=True, refresh=True)}
+        sizes = {info["name"].rsplit("/", 1)[1]: info["size"] for info in self.fs.ls(self._partition_key(dataset, date), detail=True)}
         bad = sorted(f["path"] for f in manifest.files if sizes.get(f["path"]) != f["size"])
         if bad:
             raise IntegrityError(f"{self.partition_url(dataset, date)}: files missing or resized against {MANIFEST}: {bad}")
@@ -115,7 +114,7 @@ class ObjectStorage(ManifestReader):
 
     def list_names(self, relative: str) -> list[str]:
         try:
-            entries = self.fs.ls(self._key(relative), detail=False, refresh=True)
+            entries = self.fs.ls(self._key(relative), detail=False)
         except FileNotFoundError:
             return []
         return sorted(name for name in (e.rstrip("/").rsplit("/", 1)[1] for e in entries) if not name.startswith("."))
@@ -148,7 +147,6 @@ class ObjectStorage(ManifestReader):
             if "ConditionalRequestConflict" in repr(exc.__cause__):  # a concurrent conditional write won
                 return None
             raise
-        self.fs.invalidate_cache(key)
         return answer["ETag"]
 
     @contextlib.contextmanager
@@ -213,7 +211,6 @@ class ObjectStorage(ManifestReader):
                 bucket, name = key.split("/", 1)
                 with contextlib.suppress(Exception):
                     self.fs.call_s3("delete_object", Bucket=bucket, Key=name, IfMatch=held["etag"])
-                self.fs.invalidate_cache(key)
 
     def _lease_body(self, owner: str) -> bytes:
         return json.dumps({"owner": owner, "expires": time.time() + self.lease_seconds}).encode()
@@ -225,7 +222,7 @@ class ObjectStorage(ManifestReader):
             if etag is not None:
                 return etag
             try:
-                info = self.fs.info(key, refresh=True)
+                info = self.fs.info(key)
                 held = json.loads(self.fs.cat_file(key))
             except FileNotFoundError:
                 continue  # released meanwhile: try again at once
@@ -245,7 +242,7 @@ class ObjectStorage(ManifestReader):
         manifest = self.manifest(dataset, date)
         listed = {f["path"] for f in manifest.files} if manifest else set()
         with contextlib.suppress(FileNotFoundError):
-            for key in self.fs.ls(folder, detail=False, refresh=True):
+            for key in self.fs.ls(folder, detail=False):
                 name = key.rsplit("/", 1)[1]
                 if not name.startswith("_") and name not in listed:
                     self.fs.rm_file(key)
@@ -254,7 +251,6 @@ class ObjectStorage(ManifestReader):
         for upload in uploads:
             if f"date={date.isoformat()}/" in upload["Key"]:
                 self.fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-        self.fs.invalidate_cache(folder)
 
 
 class ObjectPartitionWriter:
@@ -282,7 +278,7 @@ class ObjectPartitionWriter:
         fs, file_rows = self.storage.fs, file_rows or {}
         folder = self.storage._partition_key(self.dataset, self.date)
         try:
-            seen = fs.info(f"{folder}/{MANIFEST}", refresh=True)["ETag"]  # before reading it: the PUT below is conditional on it
+            seen = fs.info(f"{folder}/{MANIFEST}")["ETag"]  # before reading it: the PUT below is conditional on it
         except FileNotFoundError:
             seen = None
         old = self.storage.manifest(self.dataset, self.date)
@@ -291,7 +287,7 @@ class ObjectPartitionWriter:
         self.still_held()
         manifest.files, copied = [], []
         try:
-            for info in sorted(fs.ls(self.staging, detail=True, refresh=True), key=lambda i: i["name"]):
+            for info in sorted(fs.ls(self.staging, detail=True), key=lambda i: i["name"]):
                 name = info["name"].rsplit("/", 1)[1]
                 if name.startswith(("_", ".")):
                     fs.copy(info["name"], f"{folder}/{name}")  # side files (the profile): one PUT each
@@ -317,7 +313,6 @@ class ObjectPartitionWriter:
                 with contextlib.suppress(Exception):
                     fs.rm_file(key)
             raise
-        fs.invalidate_cache(folder)
         failpoint(f"commit.{self.dataset}.manifest")
         if old is not None:
             keep = {f["path"] for f in manifest.files}

@@ -54,13 +54,16 @@ def configure_http(max_retries: int, timeout: int) -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 
 
+_created_stores: set[str] = set()
+
+
 def _open_client(tracking_uri: str):
     """An MlflowClient; a SQLite store is opened under a file lock, because opening one
     creates and migrates its schema, and processes of a `--workers N` run that do it at
     once race in the migration and fail."""
     import mlflow
 
-    if not tracking_uri.startswith("sqlite:///"):
+    if not tracking_uri.startswith("sqlite:///") or tracking_uri in _created_stores:
         return mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     db = Path(tracking_uri.removeprefix("sqlite:///"))
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +71,8 @@ def _open_client(tracking_uri: str):
         fcntl.flock(lock, fcntl.LOCK_EX)
         client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)  # the tracking tables
         client.search_registered_models(max_results=1)  # and the registry's
-        return client
+    _created_stores.add(tracking_uri)  # once per process: every task makes a Registry
+    return client
 
 
 class Registry:
