@@ -4,7 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 START ?= 2026-06-01
 STOP ?= 2026-06-04
-export LUIGI_CONFIG_PATH ?= $(CURDIR)/luigi.cfg
+# The project `make run` runs: the taxi example, from its own folder (its luigi.cfg).
+EXAMPLE ?= examples/taxi
 LUIGID_ADDRESS ?= 127.0.0.1
 LUIGID_PORT ?= 8082
 IMAGE ?= batchml:latest
@@ -29,8 +30,8 @@ system-deps:
 
 ## Score START..STOP (STOP exclusive) on the embedded defaults, then say what was written.
 run: venv
-	$(BIN)/luigi --module pipelines RangeDaily --of DailyScore --start $(START) --stop $(STOP)
-	$(BIN)/python -m pipelines.summary --start $(START) --stop $(STOP)
+	cd $(EXAMPLE) && $(CURDIR)/$(BIN)/luigi --module pipelines RangeDaily --of DailyScore --start $(START) --stop $(STOP)
+	cd $(EXAMPLE) && $(CURDIR)/$(BIN)/python -m pipelines.summary --start $(START) --stop $(STOP)
 
 ## The default test suite (unit, task and end-to-end tiers); slow and container suites are marked.
 test: venv system-deps
@@ -60,4 +61,4 @@ bench: venv
 	$(BIN)/python bench/score.py $(BENCH_ARGS)
 
 clean:
-	rm -rf data mlflow.db mlruns .cache bench/out
+	rm -rf bench/out $(foreach e,$(wildcard examples/*),$(e)/data $(e)/mlflow.db $(e)/mlartifacts $(e)/.cache)

@@ -12,8 +12,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from batchml.features import KEY, LABEL
-from batchml.training import regression_metrics
+from batchml.metrics import PRIMARY, lower_is_better, model_metrics
 
 
 @dataclass(frozen=True)
@@ -24,9 +23,10 @@ class CheckThresholds:
     max_null_rate: float = 0.01
     max_quarantine_rate: float = 0.02
     max_prediction_mean_shift: float = 0.5
-    max_mae_ratio: float = 1.5
+    max_class_share_shift: float = 0.2
+    max_error_ratio: float = 1.5
     min_label_coverage: float = 0.9
-    warn_only: tuple[str, ...] = field(default=("realized_mae_ratio", "label_coverage", "prediction_mean_shift"))
+    warn_only: tuple[str, ...] = field(default=("realized_error_ratio", "label_coverage", "prediction_mean_shift", "class_share_shift"))
 
 
 @dataclass
@@ -49,11 +49,20 @@ def _check(name: str, value, low=None, high=None, thresholds: CheckThresholds | 
     return Check(name, None if value is None else float(value), bound, ok, severity)
 
 
-def realized_performance(predictions: pd.DataFrame, labels: pd.DataFrame) -> dict:
-    """MAE, RMSE, R2, MAPE of predictions against arrived labels, with the label coverage."""
-    joined = predictions[[KEY, "prediction"]].merge(labels[[KEY, LABEL]], on=KEY, how="inner")
-    metrics = regression_metrics(joined[LABEL].to_numpy(), joined["prediction"].to_numpy()) if len(joined) else {}
+def realized_performance(predictions: pd.DataFrame, labels: pd.DataFrame, *, key: list[str], label: str, task: str, classes=None) -> dict:
+    """The task's metrics of predictions against arrived labels (joined on the key), with the label coverage."""
+    joined = predictions.merge(labels[[*key, label]], on=key, how="inner")
+    joined = joined[joined[label].notna()]  # rows whose label the source could not give
+    metrics = model_metrics(task, joined[label].to_numpy(), {c: joined[c].to_numpy() for c in joined.columns}, classes) if len(joined) else {}
     return {**metrics, "labelled": int(len(joined)), "scored": int(len(predictions)), "coverage": len(joined) / len(predictions) if len(predictions) else 0.0}
+
+
+def error_ratio(realized: dict, holdout: float | None, metric: str) -> float | None:
+    """How much worse the realized primary metric is than at training time (> 1 is worse, either direction)."""
+    value = realized.get(metric)
+    if value is None or not holdout or not np.isfinite(value):
+        return None
+    return value / holdout if lower_is_better(metric) else holdout / value if value else None
 
 
 def run_checks(
@@ -65,23 +74,36 @@ def run_checks(
     prediction: dict,
     reference_prediction: dict,
     realized: dict | None,
-    champion_mae: float | None,
+    holdout: float | None,
     thresholds: CheckThresholds,
+    task: str = "regression",
+    class_shares: dict[str, float] | None = None,
+    reference_shares: dict[str, float] | None = None,
+    realized_status: str = "available",
 ) -> dict:
-    """Every number of a date's checks and their verdict: ok, warn or fail."""
+    """Every number of a date's checks and their verdict: ok, warn or fail.
+
+    Realized metrics are for the labelled date (D - lag); `realized_status` says whether
+    they are available, pending (labels not arrived yet) or impossible (date not scored).
+    """
     t = thresholds
+    primary = PRIMARY[task]
     checks: list[Check] = []
     median = statistics.median(trailing_rows) if trailing_rows else None
     checks.append(_check("row_count_ratio", rows_in / median if median else None, t.min_row_ratio, t.max_row_ratio, t))
     checks.append(_check("quarantine_rate", quarantined / rows_in if rows_in else 0.0, None, t.max_quarantine_rate, t))
     for column, rate in sorted(null_rates.items()):
         checks.append(_check(f"null_rate.{column}", rate, None, t.max_null_rate, t))
-    ref_mean = reference_prediction.get("mean")
-    shift = abs(prediction["mean"] / ref_mean - 1) if ref_mean and prediction.get("mean") is not None else None
-    checks.append(_check("prediction_mean_shift", shift, None, t.max_prediction_mean_shift, t))
+    if task == "classification":
+        if class_shares and reference_shares:
+            shift = max(abs(class_shares.get(c, 0.0) - reference_shares.get(c, 0.0)) for c in reference_shares)
+            checks.append(_check("class_share_shift", shift, None, t.max_class_share_shift, t))
+    else:
+        ref_mean = (reference_prediction or {}).get("mean")
+        shift = abs(prediction["mean"] / ref_mean - 1) if ref_mean and prediction.get("mean") is not None else None
+        checks.append(_check("prediction_mean_shift", shift, None, t.max_prediction_mean_shift, t))
     if realized:
-        ratio = realized["mae"] / champion_mae if champion_mae and "mae" in realized else None
-        checks.append(_check("realized_mae_ratio", ratio, None, t.max_mae_ratio, t))
+        checks.append(_check("realized_error_ratio", error_ratio(realized, holdout, primary), None, t.max_error_ratio, t))
         checks.append(_check("label_coverage", realized["coverage"], t.min_label_coverage, None, t))
     failed = [c for c in checks if c.breached_error]
     warned = [c for c in checks if not c.ok and not c.breached_error]
@@ -94,10 +116,15 @@ def run_checks(
             "rows_in": rows_in,
             "rows_trailing_median": median,
             "quarantined": quarantined,
-            "prediction": {k: prediction.get(k) for k in ("mean", "std", "null_rate", "count")},
+            "prediction": {k: prediction.get(k) for k in ("mean", "std", "null_rate", "count", "quantiles")},
+            "class_shares": class_shares,
             "realized": realized,
-            "champion_holdout_mae": champion_mae,
+            "realized_status": realized_status,
+            f"champion_holdout_{primary}": holdout,
+            "champion_holdout": holdout,
         },
+        "task": task,
+        "primary_metric": primary,
         "thresholds": asdict(t),
     }
 
@@ -109,13 +136,15 @@ def flat_metrics(report: dict, drift: dict | None = None) -> dict[str, float]:
         if c["value"] is not None:
             out[c["name"]] = c["value"]
     realized = report["numbers"].get("realized") or {}
-    for k in ("mae", "rmse", "r2", "mape", "coverage"):
+    for k in ("mae", "rmse", "r2", "mape", "log_loss", "roc_auc", "accuracy", "f1", "brier", "coverage"):
         if realized.get(k) is not None:
             out[f"realized_{k}"] = realized[k]
     pred = report["numbers"]["prediction"]
     for k in ("mean", "std"):
-        if pred.get(k) is not None:
+        if pred.get(k) is not None and isinstance(pred.get(k), (int, float)):
             out[f"prediction_{k}"] = pred[k]
+    for c, share in (report["numbers"].get("class_shares") or {}).items():
+        out[f"class_share.{c}"] = share
     out["rows_in"] = report["numbers"]["rows_in"]
     if drift:
         out["drift_share"] = drift["drifted_share"]

@@ -19,3 +19,11 @@ class RejectedShareTooHigh(BatchmlError):
 
 class IntegrityError(BatchmlError):
     """An artifact or partition does not match what was recorded for it."""
+
+
+class HookError(BatchmlError):
+    """A project's hook could not be imported, raised, or returned something unusable."""
+
+
+class ConfigError(BatchmlError):
+    """A setting that cannot work: a wrong value, a missing file, an unknown name."""

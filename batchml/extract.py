@@ -1,4 +1,4 @@
-"""Validate a date of raw trips and commit its features and quarantined rows."""
+"""Validate a date's rows against the contract and commit its features, quarantine and labels."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from batchml.errors import RejectedShareTooHigh
+from batchml.contract import REASON, Contract, empty_rejected, top_reasons, validate
+from batchml.errors import MissingInput, RejectedShareTooHigh
 from batchml.faults import failpoint
-from batchml.features import KEY, LABEL, build_features
+from batchml.features import labels_of, model_inputs
 from batchml.provenance import code_version
-from batchml.schema import REASON, Schema, top_reasons, validate
 from batchml.sources import Source
 from batchml.storage import Manifest, Storage
 
@@ -34,10 +34,11 @@ class ExtractResult:
 
 def extract_date(
     source: Source,
-    schema: Schema,
+    contract: Contract,
     storage: Storage,
     date: dt.date,
     *,
+    transform: str = "",
     run_id: str,
     max_reject_share: float,
     rows_per_file: int,
@@ -45,23 +46,27 @@ def extract_date(
     """Validate every row of `date`, commit quarantine/ then features/ (features marks done).
 
     Raises RejectedShareTooHigh, after keeping the rejected rows under
-    `quarantine/_rejected/`, when more than `max_reject_share` of the rows break the contract.
+    `quarantine/_rejected/`, when more than `max_reject_share` of the rows break the contract,
+    and MissingInput when the source holds no row of the date (an empty file is missing
+    data, not an empty date: the date runs when its rows arrive).
     """
     with storage.writer(FEATURES, date) as features, storage.writer(QUARANTINE, date, replace=True) as quarantine:
         if features.committed:
             log.info("features for %s already committed by another run; nothing to do", date)
             return ExtractResult(0, 0, 0, [], skipped=True)
-        seen = np.empty(0, dtype="int64")
+        seen = np.empty(0, dtype="uint64")
+        columns: dict[str, str] = {}
         file_rows: dict[str, int] = {}
         rejected: list[pd.DataFrame] = []
         rows_in = 0
         for origin, batch in source.batches(date):
-            checked = validate(batch, schema, date, origin=origin, seen_keys=seen)
+            checked = validate(batch, contract, date, origin=origin, seen_keys=seen)
             rows_in += checked.rows_in
-            seen = np.concatenate([seen, checked.valid[KEY].to_numpy()])
+            seen = np.concatenate([seen, checked.key_hashes])
             for start in range(0, len(checked.valid), rows_per_file):
                 name = f"part-{len(file_rows):05d}.parquet"
-                part = build_features(checked.valid.iloc[start : start + rows_per_file])
+                part = model_inputs(checked.valid.iloc[start : start + rows_per_file].reset_index(drop=True), contract, transform)
+                columns = columns or {c: str(t) for c, t in part.dtypes.items()}
                 with features.open(name) as fh:
                     pq.write_table(pa.Table.from_pandas(part, preserve_index=False), fh)
                 file_rows[name] = len(part)
@@ -69,7 +74,9 @@ def extract_date(
             if len(checked.rejected):
                 rejected.append(checked.rejected.assign(source=origin))
 
-        bad = pd.concat(rejected, ignore_index=True) if rejected else _empty_rejected(schema)
+        if rows_in == 0:
+            raise MissingInput(f"{date}: the source holds no rows of this date (an empty file or query); nothing committed")
+        bad = pd.concat(rejected, ignore_index=True) if rejected else empty_rejected(contract).assign(source=pd.Series([], dtype="string"))
         rows_valid = sum(file_rows.values())
         assert rows_in == rows_valid + len(bad), "rows in != valid + rejected"
         reasons = top_reasons(bad[REASON])
@@ -84,40 +91,44 @@ def extract_date(
                 f"above max_reject_share={max_reject_share:.1%}. Top reasons: {listed}. Rejected rows kept in {kept}"
             )
 
-        common = dict(date=date.isoformat(), schema_hash=schema.fingerprint(), input_fingerprint=source.fingerprint(date), code_version=code_version(), run_id=run_id)
+        common = dict(date=date.isoformat(), schema_hash=contract.fingerprint(), input_fingerprint=source.fingerprint(date), code_version=code_version(), run_id=run_id)
         with quarantine.open("part-00000.parquet") as fh:
             bad.to_parquet(fh, index=False)
         quarantine.commit(Manifest(dataset=QUARANTINE, rows={"in": rows_in, "written": len(bad), "quarantined": len(bad)}, extra={"top_reasons": reasons}, **common), {"part-00000.parquet": len(bad)})
-        features.commit(Manifest(dataset=FEATURES, rows={"in": rows_in, "written": rows_valid, "quarantined": len(bad)}, extra={"top_reasons": reasons}, **common), file_rows)
+        extra = {"top_reasons": reasons, "columns": columns, "key": list(contract.key)}
+        features.commit(Manifest(dataset=FEATURES, rows={"in": rows_in, "written": rows_valid, "quarantined": len(bad)}, extra=extra, **common), file_rows)
         log.info("%s: %d rows in, %d valid, %d quarantined", date, rows_in, rows_valid, len(bad))
         return ExtractResult(rows_in, rows_valid, len(bad), reasons)
-
-
-def _empty_rejected(schema: Schema) -> pd.DataFrame:
-    frame = validate(pd.DataFrame({c: pd.Series([], dtype="object") for c in schema.names}), schema, dt.date.min, origin="").rejected
-    return frame.assign(source=pd.Series([], dtype="string"))
 
 
 LABELS = "labels"
 
 
-def extract_labels(source: Source, storage: Storage, date: dt.date, *, run_id: str) -> int | None:
-    """Commit the arrived labels of `date` to labels/date=D; None if another run did first."""
+def extract_labels(source: Source, contract: Contract, storage: Storage, date: dt.date, *, transform: str = "", run_id: str) -> int | None:
+    """Commit the labels of `date` to labels/date=D; None if another run did first.
+
+    With `[labels] transform`, labels are derived from the date's own valid rows;
+    otherwise they are read from the source's labels feed.
+    """
     with storage.writer(LABELS, date) as out:
         if out.committed:
             return None
-        labels = source.labels(date)
-        labels = labels.astype({KEY: "int64", LABEL: "float64"})
+        if transform:
+            rows = [validate(b, contract, date, origin=o).valid for o, b in source.batches(date)]
+            labels = labels_of(pd.concat(rows, ignore_index=True), contract, transform)
+        else:
+            labels = source.labels(date)
         with out.open("part-00000.parquet") as fh:
             labels.to_parquet(fh, index=False)
         manifest = Manifest(
             dataset=LABELS,
             date=date.isoformat(),
             rows={"in": len(labels), "written": len(labels), "quarantined": 0},
-            schema_hash="labels-v1",
+            schema_hash=contract.fingerprint(),
             input_fingerprint=source.fingerprint(date),
             code_version=code_version(),
             run_id=run_id,
+            extra={"label": contract.label.column, "key": list(contract.key)},
         )
         out.commit(manifest, {"part-00000.parquet": len(labels)})
         return len(labels)

@@ -1,55 +1,71 @@
-"""The feature pipeline shared by training and scoring: validated trips -> model inputs."""
+"""A date's validated rows -> the model's inputs and the labels, through the project's hooks.
+
+Without a `[features] transform` the model receives the contract's columns as they are;
+with one, the transform returns the model's input columns and batchml carries the key
+beside them. The same code runs at extraction and when a training frame is built, so a
+model never trains on inputs it would not be scored on.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-KEY = "trip_id"
-LABEL = "trip_duration_s"
-FEATURES = (
-    "pickup_zone",
-    "dropoff_zone",
-    "trip_distance",
-    "passenger_count",
-    "vendor_id",
-    "payment_type",
-    "rate_code",
-    "pickup_hour",
-    "pickup_weekday",
-    "is_weekend",
-)
-CATEGORICAL = ("pickup_zone", "dropoff_zone", "vendor_id", "payment_type", "rate_code", "pickup_weekday")
+from batchml.contract import Contract
+from batchml.errors import HookError
+from batchml.hooks import call_hook
+
+FEATURES_HOOK = "[features] transform"
+LABELS_HOOK = "[labels] transform"
 
 
-def build_features(trips: pd.DataFrame) -> pd.DataFrame:
-    """The key and the model features of validated trips, integers as int64, reals as float64.
-
-    int64/float64 keep the MLflow signature and a CSV of the same rows in agreement.
-    """
-    ts = trips["pickup_datetime"]
-    weekday = ts.dt.day_of_week.astype("int64")
-    out = pd.DataFrame(
-        {
-            KEY: trips[KEY].astype("int64"),
-            "pickup_zone": trips["pickup_zone"].astype("int64"),
-            "dropoff_zone": trips["dropoff_zone"].astype("int64"),
-            "trip_distance": trips["trip_distance"].astype("float64"),
-            "passenger_count": trips["passenger_count"].astype("int64"),
-            "vendor_id": trips["vendor_id"].astype("int64"),
-            "payment_type": trips["payment_type"].astype("int64"),
-            "rate_code": trips["rate_code"].astype("int64"),
-            "pickup_hour": (ts.dt.hour + ts.dt.minute / 60.0).astype("float64"),
-            "pickup_weekday": weekday,
-            "is_weekend": (weekday >= 5).astype("int64"),
-        }
-    )
-    return out
+def model_inputs(rows: pd.DataFrame, contract: Contract, transform: str = "") -> pd.DataFrame:
+    """The key columns plus the model's inputs for validated `rows`, row for row."""
+    if not transform:
+        return rows[list(dict.fromkeys([*contract.key, *contract.default_inputs]))].reset_index(drop=True)
+    out = call_hook(FEATURES_HOOK, transform, rows.copy())
+    if not isinstance(out, pd.DataFrame):
+        raise HookError(f"{FEATURES_HOOK} = {transform} returned {type(out).__name__}, expected a pandas DataFrame")
+    if len(out) != len(rows):
+        raise HookError(f"{FEATURES_HOOK} = {transform} returned {len(out)} rows for {len(rows)}: a transform keeps every row (reject rows in the contract)")
+    out = out.reset_index(drop=True)
+    for k in contract.key:
+        if k not in out.columns:
+            out[k] = rows[k].to_numpy()
+    return out[list(dict.fromkeys([*contract.key, *out.columns]))]
 
 
-def model_matrix(features: pd.DataFrame, dtype=np.float32) -> np.ndarray:
-    """The features in model order as one C-contiguous matrix (float32 for ONNX Runtime)."""
-    out = np.empty((len(features), len(FEATURES)), dtype=dtype)
-    for j, name in enumerate(FEATURES):
-        out[:, j] = features[name].to_numpy()
-    return out
+def labels_of(rows: pd.DataFrame, contract: Contract, transform: str) -> pd.DataFrame:
+    """Key columns and the label derived from a date's own rows by `[labels] transform`."""
+    label = contract.label.column
+    out = call_hook(LABELS_HOOK, transform, rows.copy())
+    if isinstance(out, pd.DataFrame):
+        if label not in out.columns:
+            raise HookError(f"{LABELS_HOOK} = {transform} returned no column {label!r} (the contract's label)")
+        out = out[label]
+    values = np.asarray(out)
+    if len(values) != len(rows):
+        raise HookError(f"{LABELS_HOOK} = {transform} returned {len(values)} labels for {len(rows)} rows")
+    frame = rows[list(contract.key)].reset_index(drop=True).copy()
+    frame[label] = values
+    return frame
+
+
+def input_frame(features: pd.DataFrame, inputs: list[str]) -> pd.DataFrame:
+    """The inputs a model was fitted on, in its order; missing ones named."""
+    missing = [c for c in inputs if c not in features.columns]
+    if missing:
+        raise KeyError(f"model inputs missing from the features: {', '.join(missing)}")
+    return features[inputs]
+
+
+def categorical_inputs(frame: pd.DataFrame, inputs: list[str], max_integer_levels: int = 300) -> tuple[str, ...]:
+    """Inputs profiled by category: text, booleans, and integers with few distinct values."""
+    out = []
+    for name in inputs:
+        s = frame[name]
+        if pd.api.types.is_bool_dtype(s.dtype) or not pd.api.types.is_numeric_dtype(s.dtype):
+            out.append(name)
+        elif pd.api.types.is_integer_dtype(s.dtype) and s.nunique() <= max_integer_levels:
+            out.append(name)
+    return tuple(out)

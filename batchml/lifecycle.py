@@ -1,4 +1,5 @@
-"""A model's life: train on a labelled window, register with its evidence, set aliases."""
+"""A model's life: train on a labelled window with the project's recipe, register it with its
+evidence, and compare a challenger with the champion on the same held-out rows."""
 
 from __future__ import annotations
 
@@ -7,88 +8,143 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from batchml.features import CATEGORICAL, FEATURES, LABEL, model_matrix
+from batchml.contract import Contract
+from batchml.features import categorical_inputs
+from batchml.metrics import PRIMARY, lower_is_better, model_metrics
 from batchml.profile import reference_profile
-from batchml.registry import Registry
-from batchml.scoring import onnx_session
-from batchml.schema import Schema
+from batchml.registry import ModelPin, Registry
+from batchml.scoring import PREDICTION, ModelSpec, predict_partition, proba_columns
 from batchml.sources import Source
-from batchml.training import labelled_frame, labelled_window, regression_metrics, to_onnx_bytes, train_model
+from batchml.training import TrainingSettings, fit_recipe, fitted_inputs, labelled_frame, labelled_window, model_classes, to_onnx_bytes
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Project:
+    """The project's hooks and contract, as training needs them."""
+
+    contract: Contract
+    recipe: str
+    features: str = ""
+    labels: str = ""
+    params: dict | None = None
+
+
 def train_and_register(
     source: Source,
-    schema: Schema,
+    project: Project,
     registry: Registry,
     *,
     window_end: dt.date,
     window_days: int,
     max_rows: int,
-    max_iter: int,
     seed: int,
     reason: str,
+    run_name: str,
 ) -> str:
     """Train on the labelled window ending at `window_end`, register the model, return its version.
 
-    The last date of the window is held out: its metrics are the version's
-    training-time reference for realized error later.
+    The last date of the window is held out: its metrics are the version's training-time
+    reference for realized error later.
     """
+    contract = project.contract
     dates = labelled_window(window_end, window_days)
-    frame = labelled_frame(source, schema, dates, max_rows=max_rows, seed=seed)
-    holdout = frame["date"] == dates[-1]
+    log.info("training: reading the labelled window %s..%s", dates[0], dates[-1])
+    frame = labelled_frame(source, contract, dates, features=project.features, labels=project.labels, max_rows=max_rows, seed=seed)
+    label = contract.label.column
+    holdout = frame["date"] == frame["date"].max()
     train = frame[~holdout] if (~holdout).any() and holdout.any() else frame
-    model = train_model(train, seed=seed, max_iter=max_iter)
+    inputs = [c for c in train.columns if c not in (*contract.key, label, "date")] if project.features else [c for c in contract.default_inputs if c not in contract.key]
+    settings = TrainingSettings(inputs=tuple(inputs), label=label, task=contract.task, seed=seed, classes=contract.label.classes, params=dict(project.params or {}))
+    log.info("training: fitting %s on %d rows", project.recipe, len(train))
+    model = fit_recipe(project.recipe, train.reset_index(drop=True), settings)
+    inputs = fitted_inputs(model, settings)
+    classes = model_classes(model) if contract.task == "classification" else None
     valid = frame[holdout] if holdout.any() else frame
-    metrics = {f"holdout_{k}": v for k, v in regression_metrics(valid[LABEL], model.predict(valid[list(FEATURES)])).items()}
+    outputs = _predict_estimator(model, valid[inputs], classes)
+    metrics = {f"holdout_{k}": v for k, v in model_metrics(contract.task, valid[label].to_numpy(), outputs, classes).items()}
     metrics["train_rows"] = len(train)
+    onnx_bytes, export_note = to_onnx_bytes(model, train[inputs].head(2000), classes=classes)
+    log.info("training: %s", export_note)
 
-    profile = reference_profile(train[list(FEATURES)], categorical=CATEGORICAL)
-    profile["prediction"] = reference_profile(
-        train.assign(prediction=model.predict(train[list(FEATURES)]))[["prediction"]]
-    )["columns"]["prediction"]
+    categorical = categorical_inputs(train, inputs)
+    profile = reference_profile(train[inputs], categorical=categorical)
+    train_outputs = _predict_estimator(model, train[inputs], classes)
+    scored = pd.DataFrame({c: train_outputs[c] for c in _profiled_outputs(classes)})
+    profile["prediction"] = reference_profile(scored[[_profiled_outputs(classes)[0]]])["columns"][_profiled_outputs(classes)[0]]
+    profile["outputs"] = reference_profile(scored)["columns"]
+    profile["task"] = contract.task
+    primary = PRIMARY[contract.task]
     version = registry.register(
         model,
         train,
-        onnx_bytes=to_onnx_bytes(model),
+        onnx_bytes=onnx_bytes,
         profile=profile,
-        params={"estimator": type(model).__name__, "max_iter": max_iter, "seed": seed, "window_start": dates[0].isoformat(), "window_end": dates[-1].isoformat(), "max_rows": max_rows},
+        params={"estimator": type(model).__name__, "recipe": project.recipe, "seed": seed, "window_start": dates[0].isoformat(), "window_end": dates[-1].isoformat(), "max_rows": max_rows},
         metrics=metrics,
-        tags={"reason": reason, "window_start": dates[0].isoformat(), "window_end": dates[-1].isoformat(), "holdout_mae": f"{metrics['holdout_mae']:.3f}"},
-        feature_names=list(FEATURES),
+        tags={"reason": reason, "window_start": dates[0].isoformat(), "window_end": dates[-1].isoformat(), f"holdout_{primary}": f"{metrics[f'holdout_{primary}']:.6g}", "export": export_note},
+        inputs=inputs,
+        classes=classes,
+        run_name=run_name,
     )
-    log.info("trained version %s on %s..%s (%d rows): holdout MAE %.1f s", version, dates[0], dates[-1], len(train), metrics["holdout_mae"])
+    log.info("trained version %s on %s..%s (%d rows): holdout %s %.4g", version, dates[0], dates[-1], len(train), primary, metrics[f"holdout_{primary}"])
     return version
+
+
+def _profiled_outputs(classes) -> list[str]:
+    """The outputs whose distribution is watched: the prediction, or each class probability."""
+    return proba_columns(classes) if classes else [PREDICTION]
+
+
+def _predict_estimator(model, frame: pd.DataFrame, classes) -> dict[str, np.ndarray]:
+    if classes:
+        proba = model.predict_proba(frame)
+        return {PREDICTION: model.predict(frame), **{c: proba[:, j] for j, c in enumerate(proba_columns(classes))}}
+    return {PREDICTION: np.asarray(model.predict(frame), dtype="float64")}
 
 
 @dataclass(frozen=True)
 class GatePolicy:
     primary: str = "mae"
-    margin: float = 0.02  # the challenger's primary metric must be this much lower (relative)
+    margin: float = 0.02  # the challenger's primary metric must be this much better (relative)
     guards: tuple[str, ...] = ("rmse",)
-    guard_tolerance: float = 0.02  # a guard metric may be at most this much higher (relative)
+    guard_tolerance: float = 0.02  # a guard metric may be at most this much worse (relative)
 
 
-def evaluate_onnx(model_path: Path, sha256: str, frame: pd.DataFrame) -> dict[str, float]:
-    """Metrics of an ONNX model (what is deployed, not the scikit-learn object) on labelled rows."""
-    session = onnx_session(str(model_path), sha256)
-    prediction = session.run(None, {session.get_inputs()[0].name: model_matrix(frame)})[0].ravel()
-    return regression_metrics(frame[LABEL].to_numpy(), prediction)
+def evaluate(pin: ModelPin, model_path: Path, frame: pd.DataFrame, contract: Contract) -> dict[str, float]:
+    """Metrics of what is deployed (the pinned runtime, not the scikit-learn object) on labelled rows."""
+    spec = ModelSpec(str(model_path), pin.sha256, pin.runtime, pin.inputs or tuple(contract.default_inputs), contract.key, pin.name, pin.version, pin.classes)
+    outputs = predict_partition(frame, spec)
+    return model_metrics(contract.task, frame[contract.label.column].to_numpy(), outputs, pin.classes)
+
+
+def _better(challenger: float, champion: float, metric: str, margin: float) -> bool:
+    if lower_is_better(metric):
+        return challenger <= champion - abs(champion) * margin
+    return challenger >= champion + abs(champion) * margin
+
+
+def _not_worse(challenger: float, champion: float, metric: str, tolerance: float) -> bool:
+    if lower_is_better(metric):
+        return challenger <= champion + abs(champion) * tolerance
+    return challenger >= champion - abs(champion) * tolerance
 
 
 def gate(challenger: dict[str, float], champion: dict[str, float], policy: GatePolicy) -> dict:
     """Promote only if the challenger wins the primary metric by the margin and loses no guard."""
     p = policy.primary
-    wins = challenger[p] <= champion[p] * (1 - policy.margin)
-    guards = {g: challenger[g] <= champion[g] * (1 + policy.guard_tolerance) for g in policy.guards}
+    wins = _better(challenger[p], champion[p], p, policy.margin)
+    guards = {g: _not_worse(challenger[g], champion[g], g, policy.guard_tolerance) for g in policy.guards}
     promoted = wins and all(guards.values())
+    change = f"({challenger[p] / champion[p] - 1:+.1%})" if champion[p] else ""
     if promoted:
-        reason = f"{p} {challenger[p]:.1f} vs champion {champion[p]:.1f} ({challenger[p] / champion[p] - 1:+.1%}), guards held"
+        reason = f"{p} {challenger[p]:.4g} vs champion {champion[p]:.4g} {change}, guards held"
     elif not wins:
-        reason = f"{p} {challenger[p]:.1f} vs champion {champion[p]:.1f}: not better by the {policy.margin:.0%} margin"
+        reason = f"{p} {challenger[p]:.4g} vs champion {champion[p]:.4g}: not better by the {policy.margin:.0%} margin"
     else:
         reason = f"guard metric(s) worse: {', '.join(g for g, ok in guards.items() if not ok)}"
     return {"decision": "promoted" if promoted else "rejected", "reason": reason, "challenger": challenger, "champion": champion, "guards_held": guards, "gate": asdict(policy)}

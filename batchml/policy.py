@@ -19,8 +19,8 @@ class RetrainPolicy:
 class DayResult:
     date: dt.date
     drift_verdict: str | None = None
-    realized_mae: float | None = None
-    model_holdout_mae: float | None = None
+    realized_error: float | None = None  # the primary metric, oriented so that larger is worse
+    model_holdout_error: float | None = None
 
 
 def retrain_decision(
@@ -34,8 +34,8 @@ def retrain_decision(
     """`triggered` or `not triggered`, with the reason and the numbers behind it."""
     recent = sorted((r for r in results if r.date <= date and r.drift_verdict is not None), key=lambda r: r.date)[-policy.n :]
     drifted = [r.date.isoformat() for r in recent if r.drift_verdict == "drift"]
-    latest = max((r for r in results if r.date <= date and r.realized_mae is not None), key=lambda r: r.date, default=None)
-    increase = (latest.realized_mae / latest.model_holdout_mae - 1) if latest and latest.model_holdout_mae else None
+    latest = max((r for r in results if r.date <= date and r.realized_error is not None), key=lambda r: r.date, default=None)
+    increase = (latest.realized_error / latest.model_holdout_error - 1) if latest and latest.model_holdout_error else None
     numbers = {
         "drifted_dates": drifted,
         "dates_considered": [r.date.isoformat() for r in recent],

@@ -8,12 +8,12 @@ import json
 import logging
 from pathlib import Path
 
-from batchml.errors import IntegrityError
+from batchml.errors import IntegrityError, SchemaError
 from batchml.extract import FEATURES
 from batchml.profile import daily_profile
 from batchml.provenance import code_version
 from batchml.registry import ModelPin
-from batchml.scoring import score_files
+from batchml.scoring import ModelSpec, score_files
 from batchml.storage import Manifest, Storage
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ def predict_date(
     *,
     pin: ModelPin,
     model_path: Path | str,
+    key: tuple[str, ...],
     client,
     run_id: str,
     reference: dict | None = None,
@@ -42,6 +43,8 @@ def predict_date(
     are complete.
     """
     features = storage.verify(FEATURES, date)
+    inputs = check_inputs(pin, features, date)
+    spec = ModelSpec(str(model_path), pin.sha256, pin.runtime, inputs, tuple(key), pin.name, pin.version, pin.classes)
     with storage.writer(PREDICTIONS, date, replace=replace) as out:
         if out.committed:
             log.info("predictions for %s already committed by another run; nothing to do", date)
@@ -50,10 +53,7 @@ def predict_date(
             client,
             storage.files(FEATURES, date),
             out.url,
-            model_url=str(model_path),
-            sha256=pin.sha256,
-            model_name=pin.name,
-            model_version=pin.version,
+            spec=spec,
             profile_specs=profile_specs(reference),
             on_progress=on_progress,
         )
@@ -68,7 +68,7 @@ def predict_date(
             input_fingerprint=_fingerprint(features),
             code_version=code_version(),
             run_id=run_id,
-            model={"name": pin.name, "version": pin.version, "sha256": pin.sha256},
+            model={"name": pin.name, "version": pin.version, "sha256": pin.sha256, "runtime": pin.runtime, "flavor": pin.flavor},
         )
         if result.profile is not None:
             body = daily_profile(result.profile, profile_specs(reference))
@@ -79,6 +79,21 @@ def predict_date(
         return committed
 
 
+def check_inputs(pin: ModelPin, features: Manifest, date: dt.date) -> tuple[str, ...]:
+    """The model's inputs, checked against the date's feature columns before any scoring."""
+    columns = features.extra.get("columns") or {}
+    key = set(features.extra.get("key") or ())
+    if not pin.inputs:  # no signature: every feature column, by name
+        return tuple(c for c in columns if c not in key) or tuple(columns)
+    missing = [c for c in pin.inputs if c not in columns]
+    if missing:
+        raise SchemaError(
+            f"{date}: models:/{pin.name}/{pin.version} takes column(s) {', '.join(missing)} that the features of the date lack "
+            f"(features have {', '.join(columns)}); check the contract, [features] transform and the model's signature"
+        )
+    return pin.inputs
+
+
 def model_for_workers(storage, pin: ModelPin, local_path: Path) -> str:
     """Where Dask workers read the pinned model from.
 
@@ -86,8 +101,8 @@ def model_for_workers(storage, pin: ModelPin, local_path: Path) -> str:
     so workers on other hosts read it straight from the store, once per worker (each keeps
     its session); nothing goes through the scheduler. On a local root, the local cache.
     """
-    if "://" not in storage.url():
-        return str(local_path)
+    if "://" not in storage.url() or Path(local_path).is_dir():
+        return str(local_path)  # a pyfunc model folder is read from the local cache
     relative = f"_models/{pin.sha256}.onnx"
     if storage.read_text(f"_models/{pin.sha256}.json") is None:
         with storage.open(relative, "wb") as fh:
@@ -105,7 +120,7 @@ def profile_specs(reference: dict | None) -> dict[str, dict] | None:
     """The bins to count a date on: every reference feature column, and the prediction."""
     if reference is None:
         return None
-    return {**reference["columns"], "prediction": reference["prediction"]}
+    return {**reference["columns"], **(reference.get("outputs") or {"prediction": reference["prediction"]})}
 
 
 def _fingerprint(features: Manifest) -> str:

@@ -21,9 +21,13 @@ def reference_profile(frame: pd.DataFrame, categorical: tuple[str, ...] = (), n_
     columns = {}
     for name in frame.columns:
         values = frame[name]
-        arr = _finite(values)
+        arr = _finite(values) if name not in categorical else np.empty(0)
         if name in categorical:
-            spec = {"kind": "categorical", "categories": np.sort(values.dropna().unique()).tolist()}
+            if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+                categories = np.sort(values.dropna().unique()).tolist()
+            else:
+                categories = sorted({_category_key(v) for v in values.dropna().astype(object)})
+            spec = {"kind": "categorical", "categories": categories}
         else:
             inner = np.unique(np.quantile(arr, np.linspace(0, 1, n_bins + 1)[1:-1])) if len(arr) else np.array([])
             spec = {"kind": "numeric", "edges": inner.tolist()}
@@ -44,6 +48,8 @@ def partial_profile(values: pd.Series, spec: dict) -> np.ndarray:
     Layout: counts per bin, [numeric: sum of values per bin], nulls, n, sum, sum of squares.
     """
     k = n_bins(spec)
+    if spec["kind"] == "categorical" and not _numeric_categories(spec["categories"], values):
+        return _text_partial(values, spec["categories"], k)
     arr = values.to_numpy(dtype="float64", na_value=np.nan)
     valid = ~np.isnan(arr)
     x = arr[valid] if not valid.all() else arr
@@ -58,6 +64,26 @@ def partial_profile(values: pd.Series, spec: dict) -> np.ndarray:
     # from ONNX Runtime for longer than the product itself (measured in bench/).
     tail = [len(arr) - len(x), len(arr), float(x.sum()), float(np.einsum("i,i->", x, x))]
     return np.concatenate([head, tail]).astype("float64")
+
+
+def _numeric_categories(categories: list, values: pd.Series) -> bool:
+    if categories:
+        return all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in categories)
+    return pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype)
+
+
+def _text_partial(values: pd.Series, categories: list, k: int) -> np.ndarray:
+    """Counts of text or boolean categories (unseen ones in the last slot); no sums."""
+    present = values.notna().to_numpy()
+    codes = pd.Categorical(values.astype(object).where(values.notna(), None).map(_category_key), categories=categories).codes
+    codes = np.where(codes < 0, k - 1, codes)[present]
+    head = np.bincount(codes, minlength=k).astype("float64")
+    return np.concatenate([head, [len(values) - int(present.sum()), len(values), 0.0, 0.0]])
+
+
+def _category_key(value):
+    """Categories as JSON keeps them: text, or booleans as 'True'/'False'."""
+    return None if value is None else str(value)
 
 
 def _category_index(x: np.ndarray, categories: list) -> np.ndarray:

@@ -7,6 +7,7 @@ version copies the ONNX file into a local cache and refuses it when the hash dif
 from __future__ import annotations
 
 import fcntl
+import shutil
 import json
 import logging
 import os
@@ -16,10 +17,11 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from batchml.errors import IntegrityError
-from batchml.provenance import code_version, sha256_bytes, sha256_file
+from batchml.provenance import code_version, sha256_bytes, sha256_file, sha256_tree
 from batchml.retry import RetryPolicy, Retrying
 
 log = logging.getLogger(__name__)
@@ -31,20 +33,33 @@ SKOPS_TRUSTED = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredict
 
 @dataclass(frozen=True)
 class ModelPin:
-    """The model version a date is scored with, fixed the first time the date resolves it."""
+    """The model version a date is scored with, fixed the first time the date resolves it.
+
+    `runtime` says how it is scored (onnx | pyfunc), `sha256` what exactly: the ONNX file,
+    or the digest of the MLflow model's folder. `inputs` are the columns it takes, in order.
+    """
 
     name: str
     version: str
     sha256: str
     alias: str
     run_id: str
+    runtime: str = "onnx"
+    flavor: str = "batchml"
+    inputs: tuple[str, ...] = ()
+    classes: tuple | None = None
+    artifact: str = ONNX_ARTIFACT  # run-relative ONNX file, or a models:/ URI for a whole model
+    note: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> ModelPin:
-        return cls(**json.loads(text))
+        body = json.loads(text)
+        body["inputs"] = tuple(body.get("inputs") or ())
+        body["classes"] = tuple(body["classes"]) if body.get("classes") else None
+        return cls(**body)
 
 
 def configure_http(max_retries: int, timeout: int) -> None:
@@ -52,6 +67,21 @@ def configure_http(max_retries: int, timeout: int) -> None:
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(max_retries)
     os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(timeout)
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+
+
+def _widen_integers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Integers as int64 before a signature is inferred: int8/int32 columns would reject a CSV's int64."""
+    return frame.astype({c: "int64" for c in frame.columns if pd.api.types.is_integer_dtype(frame[c].dtype) and frame[c].notna().all()})
+
+
+def _trusted_types(model) -> list[str]:
+    """The types skops must be told to trust to save `model` (batchml trained it itself)."""
+    try:
+        import skops.io
+
+        return sorted(set(SKOPS_TRUSTED) | set(skops.io.get_untrusted_types(data=skops.io.dumps(model))))
+    except Exception:  # skops missing or unable to serialise: MLflow reports the real problem
+        return SKOPS_TRUSTED
 
 
 _created_stores: set[str] = set()
@@ -99,71 +129,129 @@ class Registry:
                 return None
             raise
 
-    def pin(self, alias: str):
+    def pin(self, alias: str, cache_dir: str | os.PathLike = ".cache/batchml/models", classes=None):
         """Resolve `alias` once into a ModelPin; None when no version holds it."""
         mv = self.version_by_alias(alias)
-        if mv is None:
-            return None
-        sha = mv.tags.get("onnx_sha256")
-        if not sha:
-            raise IntegrityError(f"models:/{self.name}/{mv.version} has no onnx_sha256 tag; it was not registered by batchml")
-        return ModelPin(name=self.name, version=str(mv.version), sha256=sha, alias=alias, run_id=mv.run_id)
+        return None if mv is None else self._pin(mv, alias, cache_dir, classes)
 
-    def pin_version(self, version: str) -> ModelPin:
+    def pin_version(self, version: str, cache_dir: str | os.PathLike = ".cache/batchml/models", classes=None) -> ModelPin:
         """A ModelPin for an explicit version (a challenger, a rollback target)."""
-        mv = self.client.get_model_version(self.name, str(version))
-        return ModelPin(name=self.name, version=str(mv.version), sha256=mv.tags["onnx_sha256"], alias="", run_id=mv.run_id)
+        return self._pin(self.client.get_model_version(self.name, str(version)), "", cache_dir, classes)
+
+    def _pin(self, mv, alias: str, cache_dir, classes) -> ModelPin:
+        """How a version is scored: batchml's own carry their ONNX digest, inputs and classes as tags;
+        any other version is read from its MLmodel (onnx flavour: ONNX Runtime; otherwise pyfunc)."""
+        tags = mv.tags
+        if tags.get("onnx_sha256"):
+            return ModelPin(
+                name=self.name,
+                version=str(mv.version),
+                sha256=tags["onnx_sha256"],
+                alias=alias,
+                run_id=mv.run_id,
+                inputs=tuple(json.loads(tags.get("inputs", "[]"))),
+                classes=tuple(json.loads(tags["classes"])) if tags.get("classes") else None,
+            )
+        from mlflow.models import Model
+
+        folder = self._download_model(str(mv.version), cache_dir)
+        meta = Model.load(str(folder))
+        signature_inputs = tuple(meta.signature.inputs.input_names()) if meta.signature and meta.signature.inputs else ()
+        uri = f"models:/{self.name}/{mv.version}"
+        if "onnx" in meta.flavors:
+            onnx_file = folder / meta.flavors["onnx"]["data"]
+            return ModelPin(self.name, str(mv.version), sha256_file(onnx_file), alias, mv.run_id or "", "onnx", "onnx", signature_inputs, classes, uri)
+        flavor = "sklearn" if "sklearn" in meta.flavors else "python_function"
+        if "python_function" not in meta.flavors:
+            raise IntegrityError(f"{uri} has flavours {sorted(meta.flavors)}: batchml scores onnx, sklearn or python_function models")
+        note = "" if signature_inputs else f"{uri} has no signature: inputs are taken by name from the features"
+        inputs = signature_inputs
+        if flavor == "sklearn" and (not inputs or classes is None):
+            import mlflow.pyfunc
+
+            raw = mlflow.pyfunc.load_model(str(folder)).get_raw_model()
+            inputs = inputs or tuple(getattr(raw, "feature_names_in_", ()))
+            if classes is None and hasattr(raw, "predict_proba") and hasattr(raw, "classes_"):
+                classes = tuple(c.item() if hasattr(c, "item") else c for c in raw.classes_)
+        return ModelPin(self.name, str(mv.version), sha256_tree(folder), alias, mv.run_id or "", "pyfunc", flavor, tuple(inputs), classes, uri, note)
+
+    def _download_model(self, version: str, cache_dir) -> Path:
+        """The whole MLflow model of a version in the local cache (replaced atomically)."""
+        import mlflow.artifacts
+
+        target = Path(cache_dir, self.name, version, "model")
+        if (target / "MLmodel").exists():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            got = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{self.name}/{version}", dst_path=tmp, tracking_uri=self.tracking_uri)
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(got, target)
+        return target
 
     def register(
         self,
         model,
         train_frame: pd.DataFrame,
         *,
-        onnx_bytes: bytes,
+        onnx_bytes: bytes | None,
         profile: dict,
         params: dict,
         metrics: dict,
         tags: dict,
-        feature_names: list[str],
+        inputs: list[str],
+        classes: list | None,
+        run_name: str,
     ) -> str:
-        """Log a trained model with its ONNX export and profile, register it, return the version."""
+        """Log a trained model with its ONNX export and profile, register it, return the version.
+
+        The version is registered from the logged model itself, so `models:/<name>@<alias>`
+        loads with `mlflow.pyfunc.load_model`. Its tags say how batchml scores it: the ONNX
+        file's sha256 (absent when the export failed: then the pyfunc runtime scores it),
+        its inputs in order and its classes.
+        """
         import mlflow
         import sklearn
         from mlflow.models import infer_signature
 
-        sha = sha256_bytes(onnx_bytes)
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
         experiment_id = self._experiment_id()
-        example = train_frame[feature_names].head(5)
-        with mlflow.start_run(experiment_id=experiment_id) as run, tempfile.TemporaryDirectory() as tmp:
+        example = _widen_integers(train_frame[inputs].head(5))
+        output = model.predict_proba(example) if classes else model.predict(example)
+        version_tags = {**tags, "inputs": json.dumps(inputs), "task": "classification" if classes else "regression"}
+        if classes:
+            version_tags["classes"] = json.dumps([c.item() if hasattr(c, "item") else c for c in classes])
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run, tempfile.TemporaryDirectory() as tmp:
             mlflow.log_params(params)
-            mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
-            mlflow.set_tags({**tags, "code_version": code_version(), "onnx_sha256": sha})
+            mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and np.isfinite(v)})
             warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")  # validated: no nulls
-            mlflow.sklearn.log_model(
+            info = mlflow.sklearn.log_model(
                 model,
                 name="model",
-                signature=infer_signature(example, model.predict(example)),
+                signature=infer_signature(example, output),
                 input_example=example,
-                skops_trusted_types=SKOPS_TRUSTED,
+                skops_trusted_types=_trusted_types(model),
                 pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"],
             )
-            onnx_path = Path(tmp, "model.onnx")
-            onnx_path.write_bytes(onnx_bytes)
-            mlflow.log_artifact(str(onnx_path), artifact_path="onnx")
+            if onnx_bytes is not None:
+                version_tags["onnx_sha256"] = sha256_bytes(onnx_bytes)
+                version_tags["onnx_artifact"] = ONNX_ARTIFACT
+                onnx_path = Path(tmp, "model.onnx")
+                onnx_path.write_bytes(onnx_bytes)
+                mlflow.log_artifact(str(onnx_path), artifact_path="onnx")
+                mlflow.log_dict({ONNX_ARTIFACT: version_tags["onnx_sha256"]}, "sha256.json")
             mlflow.log_dict(profile, PROFILE_ARTIFACT)
-            mlflow.log_dict({"onnx/model.onnx": sha}, "sha256.json")
+            mlflow.set_tags({**version_tags, "code_version": code_version()})
             run_id = run.info.run_id
         try:
             self.client.create_registered_model(self.name)
         except Exception as exc:  # already exists
             if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
                 raise
-        mv = self.client.create_model_version(
-            self.name, source=f"runs:/{run_id}/model", run_id=run_id, tags={**tags, "onnx_sha256": sha, "onnx_artifact": ONNX_ARTIFACT}
-        )
-        log.info("registered models:/%s/%s (run %s, onnx sha256 %s)", self.name, mv.version, run_id, sha[:12])
+        mv = self.client.create_model_version(self.name, source=info.model_uri, run_id=run_id, tags=version_tags, model_id=info.model_id)
+        runtime = "onnx" if onnx_bytes is not None else "pyfunc"
+        log.info("registered models:/%s/%s (run %s, scored with %s)", self.name, mv.version, run_id, runtime)
         return str(mv.version)
 
     def _experiment_id(self) -> str:
@@ -176,25 +264,43 @@ class Registry:
     def set_alias(self, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(self.name, alias, version)
 
+    def fetch(self, pin: ModelPin, cache_dir: str | os.PathLike) -> Path:
+        """The pinned model in the local cache (an ONNX file or a model folder), sha256 verified."""
+        if pin.artifact.startswith("models:/"):
+            folder = self._download_model(pin.version, cache_dir)
+            if pin.runtime == "onnx":
+                from mlflow.models import Model
+
+                path = folder / Model.load(str(folder)).flavors["onnx"]["data"]
+                actual = sha256_file(path)
+            else:
+                path, actual = folder, sha256_tree(folder)
+            if actual != pin.sha256:
+                raise IntegrityError(f"models:/{self.name}/{pin.version}: artifacts have sha256 {actual}, but the date was pinned to {pin.sha256}; refusing to score with them")
+            return path
+        return self.fetch_onnx(pin, cache_dir)
+
     def fetch_onnx(self, pin: ModelPin, cache_dir: str | os.PathLike) -> Path:
-        """The pinned ONNX file in the local cache, downloaded if needed, sha256 verified."""
+        """The pinned ONNX file of a batchml-registered version in the local cache, sha256 verified."""
         target = Path(cache_dir, self.name, pin.version, "model.onnx")
         if target.exists() and sha256_file(target) == pin.sha256:
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-            downloaded = Path(self.client.download_artifacts(pin.run_id, ONNX_ARTIFACT, tmp))
+            downloaded = Path(self.client.download_artifacts(pin.run_id, pin.artifact, tmp))
             actual = sha256_file(downloaded)
             if actual != pin.sha256:
                 raise IntegrityError(
-                    f"models:/{self.name}/{pin.version}: {ONNX_ARTIFACT} has sha256 {actual}, "
+                    f"models:/{self.name}/{pin.version}: {pin.artifact} has sha256 {actual}, "
                     f"but the version was registered with {pin.sha256}; refusing to score with it"
                 )
             os.replace(downloaded, target)
         return target
 
-    def reference_profile(self, pin: ModelPin, cache_dir: str | os.PathLike) -> dict:
-        """The version's reference profile, cached next to its ONNX file."""
+    def reference_profile(self, pin: ModelPin, cache_dir: str | os.PathLike) -> dict | None:
+        """The version's reference profile, cached next to its ONNX file; None for a version batchml did not train."""
+        if pin.flavor != "batchml":
+            return None  # not trained by batchml: drift waits for a baseline of scored dates
         target = Path(cache_dir, self.name, pin.version, "reference_profile.json")
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -1,12 +1,15 @@
-"""Scoring a features partition with ONNX Runtime on Dask.
+"""Scoring a features partition on Dask, with the runtime the date's pin chose.
 
-`predict_partition` is the module-level function Dask maps over partitions. It finds
-the ONNX session in a per-process cache keyed by the model's sha256, so each worker
-loads and verifies the model once; tasks carry only the model's URL and hash.
+`predict_partition` is the module-level function Dask maps over partitions. It finds the
+model in a per-process cache keyed by its sha256, so each worker loads and verifies a
+model once; tasks carry only a small `ModelSpec` (where the model is and what it takes).
 
-Each partition is one fused Dask task (read -> predict -> write) running ONNX Runtime on
-one thread; everything around the model is kept single-threaded and light so the cores
-stay on the model (measurements in bench/score.py).
+Runtimes: `onnx` (ONNX Runtime: inputs fed by name, one column each, or as one 2-D tensor
+in the model's input order) and `pyfunc` (an MLflow model loaded with
+`mlflow.pyfunc.load_model` from a verified local copy). Each partition is one fused Dask
+task (read -> predict -> write -> profile) running the model on one thread; everything
+around the model is kept single-threaded and light so the cores stay on the model
+(measurements in bench/score.py).
 """
 
 from __future__ import annotations
@@ -24,56 +27,162 @@ import pyarrow.parquet as pq
 
 from batchml.errors import IntegrityError
 from batchml.faults import failpoint
-from batchml.features import FEATURES, KEY, model_matrix
 from batchml.profile import add_profiles, profile_partition
-from batchml.provenance import sha256_bytes
+from batchml.provenance import sha256_bytes, sha256_tree
 
 PREDICTION = "prediction"
-_sessions: dict[str, object] = {}
-_sessions_lock = threading.Lock()
+PROBA = "proba_"
+_models: dict[str, object] = {}
+_models_lock = threading.Lock()
+_ORT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a worker needs to score with a pinned model version."""
+
+    url: str  # the ONNX file, or the folder of an MLflow model (pyfunc)
+    sha256: str
+    runtime: str  # onnx | pyfunc
+    inputs: tuple[str, ...]
+    key: tuple[str, ...]
+    name: str
+    version: str
+    classes: tuple | None = None  # classifiers: the classes, in probability column order
+
+    @property
+    def output_columns(self) -> list[str]:
+        return [PREDICTION, *proba_columns(self.classes)]
+
+
+def proba_columns(classes) -> list[str]:
+    return [f"{PROBA}{c}" for c in classes] if classes else []
 
 
 def onnx_session(model_url: str, sha256: str):
     """The process-wide ONNX Runtime session of a model, created on first use and verified."""
-    session = _sessions.get(sha256)
-    if session is not None:
-        return session
-    with _sessions_lock:
-        if sha256 not in _sessions:
-            with fsspec.open(model_url, "rb") as fh:
-                blob = fh.read()
-            if sha256_bytes(blob) != sha256:
-                raise IntegrityError(f"{model_url}: sha256 {sha256_bytes(blob)} differs from the pinned {sha256}")
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = 1  # parallelism comes from Dask: one partition per thread
-            options.inter_op_num_threads = 1
-            _sessions[sha256] = ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
-        return _sessions[sha256]
+
+    def load():
+        with fsspec.open(model_url, "rb") as fh:
+            blob = fh.read()
+        if sha256_bytes(blob) != sha256:
+            raise IntegrityError(f"{model_url}: sha256 {sha256_bytes(blob)} differs from the pinned {sha256}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1  # parallelism comes from Dask: one partition per thread
+        options.inter_op_num_threads = 1
+        return ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
+
+    return _cached(sha256, load)
 
 
-def predict_partition(part: pd.DataFrame, model_url: str, sha256: str, model_name: str, model_version: str) -> pd.DataFrame:
-    """Predictions for one partition of features: key, prediction, model name and version."""
-    session = onnx_session(model_url, sha256)
+def pyfunc_model(model_dir: str, sha256: str):
+    """The process-wide MLflow pyfunc model of a verified local folder."""
+
+    def load():
+        import mlflow.pyfunc
+
+        actual = sha256_tree(model_dir)
+        if actual != sha256:
+            raise IntegrityError(f"{model_dir}: artifacts sha256 {actual} differs from the pinned {sha256}")
+        try:
+            return mlflow.pyfunc.load_model(model_dir)
+        except ModuleNotFoundError as exc:
+            raise ModuleNotFoundError(f"the model in {model_dir} needs the package {exc.name!r}, which this worker's environment lacks") from exc
+
+    return _cached(sha256, load)
+
+
+def _cached(sha256: str, load):
+    model = _models.get(sha256)
+    if model is not None:
+        return model
+    with _models_lock:
+        if sha256 not in _models:
+            _models[sha256] = load()
+        return _models[sha256]
+
+
+def onnx_feed(session, part: pd.DataFrame, inputs: tuple[str, ...]) -> dict:
+    """ONNX inputs from a frame: one input per column by name, or one 2-D tensor in `inputs` order."""
+    declared = session.get_inputs()
     n = len(part)
-    prediction = session.run(None, {session.get_inputs()[0].name: model_matrix(part)})[0].reshape(n) if n else np.empty(0, np.float32)
-    return pd.DataFrame(
-        {
-            KEY: part[KEY].to_numpy(),
-            PREDICTION: prediction.astype(np.float32, copy=False),
-            "model_name": pd.Categorical.from_codes(np.zeros(n, np.int8), categories=[model_name]),
-            "model_version": pd.Categorical.from_codes(np.zeros(n, np.int8), categories=[model_version]),
-        }
-    )
+    if len(declared) == 1 and declared[0].name not in part.columns:
+        dtype = _ORT_TYPES.get(declared[0].type, np.float32)
+        matrix = np.empty((n, len(inputs)), dtype=dtype)
+        for j, name in enumerate(inputs):
+            matrix[:, j] = part[name].to_numpy(dtype=dtype, na_value=np.nan)
+        return {declared[0].name: matrix}
+    feed = {}
+    for item in declared:
+        column = part[item.name]
+        if item.type == "tensor(string)":
+            values = column.astype(object).where(column.notna(), "").to_numpy(dtype=object)
+        else:
+            values = column.to_numpy(dtype=_ORT_TYPES.get(item.type, np.float32), na_value=np.nan)
+        feed[item.name] = values.reshape(n, 1)
+    return feed
+
+
+def onnx_outputs(session, feed: dict, n: int, classes) -> dict[str, np.ndarray]:
+    """`prediction` (and `proba_<class>` for a classifier) from an ONNX model's outputs."""
+    outputs = session.run(None, feed)
+    if not classes:
+        return {PREDICTION: np.asarray(outputs[0]).reshape(n).astype(np.float32, copy=False)}
+    label, proba = np.asarray(outputs[0]).reshape(n), None
+    for out in outputs[1:]:
+        if isinstance(out, list):  # ZipMap: one dict per row
+            proba = pd.DataFrame(out).reindex(columns=list(classes)).to_numpy(dtype=np.float32)
+        elif getattr(out, "ndim", 0) == 2 and out.shape[1] == len(classes):
+            proba = out.astype(np.float32, copy=False)
+    if proba is None:
+        raise IntegrityError(f"the ONNX model has no probability output for its {len(classes)} classes")
+    return {PREDICTION: label, **{c: proba[:, j] for j, c in enumerate(proba_columns(classes))}}
+
+
+def pyfunc_outputs(model, frame: pd.DataFrame, n: int, classes) -> dict[str, np.ndarray]:
+    """`prediction` (and `proba_<class>`) from a pyfunc model; a DataFrame result contributes its columns."""
+    raw = model.get_raw_model() if classes and hasattr(model, "get_raw_model") else None
+    if raw is not None and hasattr(raw, "predict_proba"):
+        proba = np.asarray(raw.predict_proba(frame), dtype=np.float32)
+        order = [list(raw.classes_).index(c) if c in list(raw.classes_) else None for c in classes]
+        label = np.asarray(raw.classes_)[proba.argmax(axis=1)] if n else np.empty(0)
+        return {PREDICTION: label, **{name: proba[:, j] if j is not None else np.zeros(n, np.float32) for name, j in zip(proba_columns(classes), order)}}
+    out = model.predict(frame)
+    if isinstance(out, pd.DataFrame):
+        cols = {str(c): out[c].to_numpy() for c in out.columns}
+        if PREDICTION not in cols:
+            first = str(out.columns[0])
+            cols[PREDICTION] = cols.pop(first)
+        return cols
+    values = np.asarray(out).reshape(n)
+    return {PREDICTION: values.astype(np.float32) if not classes and values.dtype.kind in "fiu" else values}
+
+
+def predict_partition(part: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
+    """Predictions for one partition of features: the key, the outputs, model name and version."""
+    n = len(part)
+    if spec.runtime == "onnx":
+        session = onnx_session(spec.url, spec.sha256)
+        outputs = onnx_outputs(session, onnx_feed(session, part, spec.inputs), n, spec.classes) if n else _empty_outputs(spec)
+    else:
+        model = pyfunc_model(spec.url, spec.sha256)
+        outputs = pyfunc_outputs(model, part[list(spec.inputs)], n, spec.classes) if n else _empty_outputs(spec)
+    columns = {k: part[k].to_numpy() for k in spec.key}
+    columns.update(outputs)
+    columns["model_name"] = pd.Categorical.from_codes(np.zeros(n, np.int8), categories=[spec.name])
+    columns["model_version"] = pd.Categorical.from_codes(np.zeros(n, np.int8), categories=[spec.version])
+    return pd.DataFrame(columns)
+
+
+def _empty_outputs(spec: ModelSpec) -> dict[str, np.ndarray]:
+    return {c: np.empty(0, np.float32) for c in spec.output_columns}
 
 
 def score_partition(
     part: pd.DataFrame,
     out_dir: str,
-    model_url: str,
-    sha256: str,
-    model_name: str,
-    model_version: str,
-    specs: dict | None,
+    spec: ModelSpec,
+    profile_specs: dict | None,
     partition_info: dict | None = None,
 ) -> pd.DataFrame:
     """Score one partition, write it as one Parquet file, and profile it, in one task.
@@ -82,13 +191,13 @@ def score_partition(
     profile on the reference bins (None without `specs`).
     """
     name = _file_name(partition_info["number"] if partition_info else 0)
-    predictions = predict_partition(part, model_url, sha256, model_name, model_version)
+    predictions = predict_partition(part, spec)
     with fsspec.open(f"{out_dir}/{name}", "wb") as fh:
         pq.write_table(pa.Table.from_pandas(predictions, preserve_index=False), fh, use_dictionary=["model_name", "model_version"])
     failpoint("score.partition")
     partial = None
-    if specs:
-        partial = profile_partition(part, specs, extra={PREDICTION: predictions[PREDICTION]})
+    if profile_specs:
+        partial = profile_partition(part, profile_specs, extra={c: predictions[c] for c in spec.output_columns if c in profile_specs})
     return pd.DataFrame({"file": [name], "rows": [len(predictions)], "profile": [partial]})
 
 
@@ -119,10 +228,7 @@ def score_files(
     inputs: str | list[str],
     out_dir: str,
     *,
-    model_url: str,
-    sha256: str,
-    model_name: str,
-    model_version: str,
+    spec: ModelSpec,
     profile_specs: dict | None = None,
     on_progress=None,
     split_every: int = 8,
@@ -136,9 +242,9 @@ def score_files(
     """
     fs, path = fsspec.core.url_to_fs(out_dir)
     fs.makedirs(path, exist_ok=True)
-    features = dd.read_parquet(inputs, columns=[KEY, *FEATURES])
+    features = dd.read_parquet(inputs, columns=list(dict.fromkeys([*spec.key, *spec.inputs])))
     meta = pd.DataFrame({"file": pd.Series([], dtype=object), "rows": pd.Series([], dtype="int64"), "profile": pd.Series([], dtype=object)})
-    results = features.map_partitions(score_partition, out_dir, model_url, sha256, model_name, model_version, profile_specs, meta=meta)
+    results = features.map_partitions(score_partition, out_dir, spec, profile_specs, meta=meta)
     # One fused task per partition: Client.compute does not fuse dask-expr graphs itself
     # (dask/distributed#8833), and unfused partitions are read ahead and held in memory.
     parts = client.compute(results.to_delayed(optimize_graph=True))

@@ -1,7 +1,8 @@
-"""Where a date's raw trips and their labels come from: synthetic, files, or SQL.
+"""Where a date's rows and their labels come from: files, SQL, or a project's generator.
 
 Every source yields a date as (origin, DataFrame) batches so memory stays bounded and an
-error can name the file or query it came from.
+error can name the file or query it came from. Column names are the source's own; the
+dataset contract maps them (`source:`) and validates the values.
 """
 
 from __future__ import annotations
@@ -9,23 +10,28 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 from collections.abc import Iterator
 from typing import Protocol
 
 import fsspec
 import pandas as pd
 
-from batchml import synthetic
-from batchml.errors import MissingInput, SchemaError
-from batchml.features import KEY, LABEL
+from batchml.contract import Contract, _datetimes
+from batchml.errors import ConfigError, MissingInput, SchemaError
+from batchml.hooks import call_hook
+
+log = logging.getLogger(__name__)
 
 
 class Source(Protocol):
     def exists(self, date: dt.date) -> bool: ...
 
-    def batches(self, date: dt.date) -> Iterator[tuple[str, pd.DataFrame]]: ...
+    def batches(self, date: dt.date) -> Iterator[tuple[str, pd.DataFrame]]:
+        """The rows of `date` (and, from a file holding many dates, only those)."""
 
-    def labels(self, date: dt.date) -> pd.DataFrame: ...
+    def labels(self, date: dt.date) -> pd.DataFrame:
+        """Key columns and the label column of `date`, from a separate labels feed."""
 
     def has_labels(self, date: dt.date) -> bool: ...
 
@@ -36,68 +42,156 @@ def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-class SyntheticSource:
-    """Generated trips; labels are the same rows' true durations."""
+def expand(template: str, date: dt.date) -> str:
+    """A path template for one date: {date} (ISO), {year}, {month}, {day}, or strftime fields
+    such as {date:%Y-%m} (written {date:%%Y-%%m} in luigi.cfg, which interpolates %)."""
+    return template.format(date=date, year=f"{date.year:04d}", month=f"{date.month:02d}", day=f"{date.day:02d}")
 
-    def __init__(self, *, rows_per_day: int, seed: int, drift_start: dt.date | None = None, bad_row_share: float = 0.0, chunk_rows: int = 250_000):
-        self.params = dict(rows=rows_per_day, seed=seed, drift_start=drift_start, bad_row_share=bad_row_share, chunk_rows=chunk_rows)
 
-    def exists(self, date: dt.date) -> bool:
+class GeneratorSource:
+    """Rows made by a project's function `generator(date, **options)` -> DataFrame or batches of them.
+
+    The taxi example's synthetic trips come from one; a team can also wrap any reader of
+    its own (an API, a warehouse client) this way.
+    """
+
+    def __init__(self, *, generator: str, options: dict):
+        self.generator, self.options = generator, dict(options)
+
+    def exists(self, date):
         return True
 
     def batches(self, date):
-        for i, chunk in enumerate(synthetic.trips(date, **self.params)):
-            yield f"synthetic:{date}#{i}", chunk.drop(columns=[LABEL])
-
-    def labels(self, date):
-        return pd.concat([c[[KEY, LABEL]] for c in synthetic.trips(date, **self.params)], ignore_index=True)
+        out = call_hook("[source] generator", self.generator, date, **self.options)
+        for i, chunk in enumerate([out] if isinstance(out, pd.DataFrame) else out):
+            yield f"{self.generator}({date})#{i}", chunk
 
     def has_labels(self, date):
-        return True
+        return False
+
+    def labels(self, date):
+        raise MissingInput(f"[source] kind = python has no labels feed: set [labels] transform to derive labels of {date} from its rows")
 
     def fingerprint(self, date):
-        return _digest({"kind": "synthetic", "date": date, **self.params})
+        return _digest({"kind": "python", "generator": self.generator, "date": date, **self.options})
 
 
 class FileSource:
-    """Parquet or CSV files under an fsspec path with `{date}` in it (a folder or a file).
+    """Parquet or CSV (gzip too) under an fsspec path template (a file, a folder or a glob).
 
-    `path = s3://raw/trips/date={date}` reads every file in that folder;
-    `path = /data/trips_{date}.csv` reads one file.
+    `s3://raw/trips/date={date}/` reads every file in that folder; a template such as
+    `/data/yellow_tripdata_{year}-{month}.parquet` names a file holding many dates, from
+    which a date's rows are those whose contract timestamp falls on it (pushed down into
+    the Parquet read as a filter). Rows of a date-specific file that belong to another
+    date are kept and quarantined by validation instead.
     """
 
-    def __init__(self, *, path: str, labels_path: str = "", fmt: str = "parquet", storage_options: dict | None = None):
-        if "{date}" not in path:
-            raise ValueError(f"[source] path must contain '{{date}}': {path!r}")
+    def __init__(
+        self,
+        *,
+        path: str,
+        contract: Contract,
+        labels_path: str = "",
+        fmt: str = "parquet",
+        encoding: str = "utf-8",
+        storage_options: dict | None = None,
+    ):
+        if "{" not in path:
+            raise ConfigError(f"[source] path {path!r} has no date field: use {{date}}, {{year}}, {{month}}, {{day}} or {{date:%%Y-%%m}}")
         if fmt not in ("parquet", "csv"):
-            raise ValueError(f"[source] format must be parquet or csv, not {fmt!r}")
-        self.path, self.labels_path, self.fmt, self.options = path, labels_path, fmt, storage_options or {}
+            raise ConfigError(f"[source] format must be parquet or csv, not {fmt!r}")
+        self.path, self.labels_path, self.fmt, self.encoding = path, labels_path, fmt, encoding
+        self.contract, self.options = contract, storage_options or {}
 
     def _files(self, template: str, date: dt.date) -> list[str]:
-        url = template.format(date=date.isoformat())
+        url = expand(template, date)
         fs, path = fsspec.core.url_to_fs(url, **self.options)
-        if fs.isdir(path):
-            files = sorted(p for p in fs.ls(path, detail=False) if p.rsplit("/", 1)[-1].endswith(f".{self.fmt}"))
+        if any(c in path for c in "*?["):
+            files = sorted(fs.glob(path))
+        elif fs.isdir(path):
+            files = sorted(p for p in fs.ls(path, detail=False) if _is_data(p.rsplit("/", 1)[-1], self.fmt))
         else:
             files = [path] if fs.exists(path) else []
         return [fs.unstrip_protocol(p) for p in files]
 
+    def holds_many_dates(self, date: dt.date) -> bool:
+        """True when the date's path is shared with the day before or after (monthly files)."""
+        day = dt.timedelta(days=1)
+        here = expand(self.path, date)
+        return here in (expand(self.path, date - day), expand(self.path, date + day))
+
     def exists(self, date):
         return bool(self._files(self.path, date))
-
-    def _read(self, url: str) -> pd.DataFrame:
-        try:
-            with fsspec.open(url, "rb", **self.options) as fh:
-                return pd.read_parquet(fh) if self.fmt == "parquet" else pd.read_csv(fh)
-        except Exception as exc:  # any parser error: name the file, keep the cause
-            raise SchemaError(f"{url}: cannot be read as {self.fmt}: {type(exc).__name__}: {exc}") from exc
 
     def batches(self, date):
         files = self._files(self.path, date)
         if not files:
-            raise MissingInput(f"no {self.fmt} files for {date} at {self.path.format(date=date.isoformat())}")
+            raise MissingInput(f"no {self.fmt} files for {date} at {expand(self.path, date)}")
+        many = self.holds_many_dates(date)
         for url in files:
-            yield url, self._read(url)
+            frame = self._read(url, date if many else None)
+            if many:
+                frame = self._rows_on(frame, date, url)
+            yield url, frame
+
+    def _read(self, url: str, date: dt.date | None, columns_of=None) -> pd.DataFrame:
+        """The contract's columns of one file; with `date`, Parquet row groups of other dates are skipped."""
+        try:
+            if self.fmt == "parquet":
+                import pyarrow.parquet as pq
+
+                with fsspec.open(url, "rb", **self.options) as fh:
+                    pf = pq.ParquetFile(fh)
+                    names = pf.schema_arrow.names
+                    wanted = (columns_of or self.contract.read_columns)(names)
+                    table = pq.read_table(fh, columns=wanted, filters=self._day_filter(pf.schema_arrow, date))
+                return table.to_pandas()
+            with fsspec.open(url, "rb", compression="infer", **self.options) as fh:
+                # Text, exactly as written: no float round trip of long integers, no format
+                # guessed from a first value; undecodable bytes marked, not fatal.
+                return pd.read_csv(
+                    fh,
+                    dtype=object,
+                    usecols=lambda c: c in set((columns_of or self.contract.read_columns)([c])),
+                    encoding=self.encoding,
+                    encoding_errors="surrogateescape",
+                    keep_default_na=False,
+                    na_values=[""],
+                )
+        except (MissingInput, SchemaError):
+            raise
+        except Exception as exc:  # any parser error: name the file, keep the cause
+            raise SchemaError(f"{url}: cannot be read as {self.fmt}: {type(exc).__name__}: {exc}") from exc
+
+    def _timestamp_source(self, names) -> str | None:
+        ts = self.contract.timestamp
+        if ts is None:
+            return None
+        return ts if ts in names else next((s for s in self.contract.column(ts).source if s in names), None)
+
+    def _day_filter(self, schema, date: dt.date | None):
+        """A pyarrow filter on the timestamp column for one date, or None when it cannot be pushed down."""
+        import pyarrow as pa
+
+        name = self._timestamp_source(schema.names) if date is not None else None
+        if name is None or not pa.types.is_timestamp(schema.field(name).type):
+            return None
+        start, end = self.contract.day_bounds(date)
+        if schema.field(name).type.tz is not None:
+            start, end = start.tz_localize(self.contract.timezone), end.tz_localize(self.contract.timezone)
+        return [(name, ">=", start), (name, "<", end)]
+
+    def _rows_on(self, frame: pd.DataFrame, date: dt.date, url: str) -> pd.DataFrame:
+        """Rows of a many-dates file placed on `date`; rows with no usable timestamp are counted, not guessed."""
+        name = self._timestamp_source(frame.columns)
+        if name is None:
+            return frame  # validation names the missing column
+        ts = _datetimes(frame[name], self.contract.timezone)
+        start, end = self.contract.day_bounds(date)
+        unplaced = ts.isna() & frame[name].notna()
+        if unplaced.any():
+            log.warning("%s: %d rows have a %s that cannot be placed on a date; they belong to no date", url, int(unplaced.sum()), name)
+        return frame.loc[((ts >= start) & (ts < end)).to_numpy()].reset_index(drop=True)
 
     def has_labels(self, date):
         return bool(self.labels_path) and bool(self._files(self.labels_path, date))
@@ -105,56 +199,81 @@ class FileSource:
     def labels(self, date):
         files = self._files(self.labels_path, date) if self.labels_path else []
         if not files:
-            raise MissingInput(f"no labels for {date} at {self.labels_path.format(date=date.isoformat())!r}")
-        frame = pd.concat([self._read(u) for u in files], ignore_index=True)
-        for col in (KEY, LABEL):
-            if col not in frame.columns:
-                raise SchemaError(f"{files[0]}: missing required column {col} (labels)")
-        return frame[[KEY, LABEL]]
+            raise MissingInput(f"no labels for {date} at {expand(self.labels_path, date)!r}")
+        wanted = _label_columns(self.contract)
+        frames = [self._read(u, None, columns_of=lambda names: [n for n in names if n in wanted or n in self.contract.source_names(names)]) for u in files]
+        return conform_labels(pd.concat(frames, ignore_index=True), self.contract, origin=files[0])
 
     def fingerprint(self, date):
-        fs, _ = fsspec.core.url_to_fs(self.path.format(date=date.isoformat()), **self.options)
-        return _digest([(u, fs.info(u).get("size"), str(fs.info(u).get("mtime", fs.info(u).get("LastModified")))) for u in self._files(self.path, date)])
+        """What the date's rows were read from: every file's name, size and modification time."""
+        out = []
+        for url in self._files(self.path, date):
+            fs, path = fsspec.core.url_to_fs(url, **self.options)
+            info = fs.info(path)
+            out.append((url, info.get("size"), str(info.get("mtime", info.get("LastModified")))))
+        return _digest([out, self.holds_many_dates(date) and date])
+
+
+def _is_data(name: str, fmt: str) -> bool:
+    return not name.startswith(("_", ".")) and (name.endswith(f".{fmt}") or name.endswith(f".{fmt}.gz"))
+
+
+def _label_columns(contract: Contract) -> set[str]:
+    return {*contract.key, contract.label.column} if contract.label else set(contract.key)
+
+
+def conform_labels(frame: pd.DataFrame, contract: Contract, *, origin: str) -> pd.DataFrame:
+    """Key and label columns of a labels feed, under the contract's names and key dtypes."""
+    if contract.label is None:
+        raise SchemaError(f"{contract.path}: the contract has no label; labels cannot be read")
+    frame = frame.rename(columns=contract.source_names(frame.columns))
+    missing = [c for c in (*contract.key, contract.label.column) if c not in frame.columns]
+    if missing:
+        raise SchemaError(f"{origin}: missing required column(s) {', '.join(missing)} (labels of contract {contract.dataset})")
+    from batchml.contract import _coerce
+
+    out = pd.DataFrame({k: _coerce(frame[k], contract.column(k), contract.timezone)[0].astype(contract.column(k).final_dtype()) for k in contract.key})
+    out[contract.label.column] = frame[contract.label.column].to_numpy()
+    return out
 
 
 class SqlSource:
     """A SQL query through SQLAlchemy with the date bound as `:date` (ISO text)."""
 
-    def __init__(self, *, url: str, query: str, labels_query: str = "", chunk_rows: int = 250_000):
+    def __init__(self, *, url: str, query: str, contract: Contract, labels_query: str = "", chunk_rows: int = 250_000):
         import sqlalchemy
 
         if ":date" not in query:
-            raise ValueError("[source] query must use the bound parameter :date")
-        self.engine = sqlalchemy.create_engine(url)
-        self.url, self.query, self.labels_query, self.chunk_rows = url, query, labels_query, chunk_rows
+            raise ConfigError("[source] query must use the bound parameter :date")
+        try:
+            self.engine = sqlalchemy.create_engine(url)
+        except Exception as exc:
+            raise ConfigError(f"[source] url {url!r}: {type(exc).__name__}: {exc}") from exc
+        self.url, self.query, self.labels_query, self.chunk_rows, self.contract = url, query, labels_query, chunk_rows, contract
 
     def _params(self, date):
         return {"date": date.isoformat()}
 
-    def exists(self, date):
+    def _probe(self, query: str, date) -> bool:
         import sqlalchemy
 
         with self.engine.connect() as conn:
-            probe = sqlalchemy.text(f"SELECT 1 FROM ({self.query}) AS q LIMIT 1")
-            return conn.execute(probe, self._params(date)).first() is not None
+            return conn.execute(sqlalchemy.text(f"SELECT 1 FROM ({query}) AS q LIMIT 1"), self._params(date)).first() is not None
+
+    def exists(self, date):
+        return self._probe(self.query, date)
 
     def batches(self, date):
         import sqlalchemy
 
         origin = f"{self.engine.url.render_as_string(hide_password=True)} query for {date}"
         with self.engine.connect() as conn:
-            chunks = pd.read_sql(sqlalchemy.text(self.query), conn, params=self._params(date), chunksize=self.chunk_rows)
+            chunks = pd.read_sql(sqlalchemy.text(self.query), conn, params=self._params(date), chunksize=self.chunk_rows, coerce_float=False)
             for i, chunk in enumerate(chunks):
                 yield f"{origin}#{i}", chunk
 
     def has_labels(self, date):
-        import sqlalchemy
-
-        if not self.labels_query:
-            return False
-        with self.engine.connect() as conn:
-            probe = sqlalchemy.text(f"SELECT 1 FROM ({self.labels_query}) AS q LIMIT 1")
-            return conn.execute(probe, self._params(date)).first() is not None
+        return bool(self.labels_query) and self._probe(self.labels_query, date)
 
     def labels(self, date):
         import sqlalchemy
@@ -165,7 +284,7 @@ class SqlSource:
             frame = pd.read_sql(sqlalchemy.text(self.labels_query), conn, params=self._params(date))
         if frame.empty:
             raise MissingInput(f"no labels for {date} from {self.labels_query!r}")
-        return frame[[KEY, LABEL]]
+        return conform_labels(frame, self.contract, origin=f"labels query for {date}")
 
     def fingerprint(self, date):
         return _digest({"kind": "sql", "url": self.engine.url.render_as_string(hide_password=True), "query": self.query, "date": date})

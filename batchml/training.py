@@ -1,19 +1,38 @@
-"""Training data, the estimator, its ONNX export and its evaluation."""
+"""Training data and the trained model: the labelled window, the project's recipe, the ONNX export.
+
+batchml keeps the window, the sampling, the export, logging, registration and the gate;
+the project's `[training] recipe` owns the estimator.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingRegressor
 
-from batchml.features import FEATURES, KEY, LABEL, build_features, model_matrix
-from batchml.schema import Schema, validate
+from batchml.contract import Contract, validate
+from batchml.errors import HookError, MissingInput
+from batchml.features import labels_of, model_inputs
+from batchml.hooks import call_hook
 from batchml.sources import Source
 
 log = logging.getLogger(__name__)
+RECIPE_HOOK = "[training] recipe"
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """What a recipe is told: the inputs, the label, the task, a seed and its own parameters."""
+
+    inputs: tuple[str, ...]
+    label: str
+    task: str
+    seed: int
+    classes: tuple | None = None
+    params: dict = field(default_factory=dict)
 
 
 def labelled_window(end: dt.date, days: int) -> list[dt.date]:
@@ -21,51 +40,117 @@ def labelled_window(end: dt.date, days: int) -> list[dt.date]:
     return [end - dt.timedelta(days=i) for i in range(days - 1, -1, -1)]
 
 
-def labelled_frame(source: Source, schema: Schema, dates: list[dt.date], *, max_rows: int, seed: int) -> pd.DataFrame:
-    """Valid features joined with their labels over `dates`, sampled down to `max_rows`.
+def labelled_frame(
+    source: Source,
+    contract: Contract,
+    dates: list[dt.date],
+    *,
+    features: str = "",
+    labels: str = "",
+    max_rows: int,
+    seed: int,
+) -> pd.DataFrame:
+    """Model inputs joined with their labels over `dates`, sampled down to `max_rows`.
 
-    Rows come through the same validation and feature code as scoring, so a model never
-    trains on rows it would refuse to score.
+    Rows come through the same validation and features transform as scoring, so a model
+    never trains on rows it would refuse to score. Labels come from `[labels] transform`
+    on the same rows, or from the source's labels feed. Dates without rows are skipped.
     """
+    label = contract.label.column
     per_date = max(1, max_rows // max(1, len(dates)))
     parts = []
     for i, date in enumerate(dates):
-        batches = [validate(b, schema, date, origin=o).valid for o, b in source.batches(date)]
-        features = build_features(pd.concat(batches, ignore_index=True))
-        joined = features.merge(source.labels(date), on=KEY, how="inner", validate="one_to_one")
+        try:
+            batches = [validate(b, contract, date, origin=o).valid for o, b in source.batches(date)]
+        except MissingInput as exc:
+            log.warning("training window: %s skipped: %s", date, exc)
+            continue
+        rows = pd.concat(batches, ignore_index=True)
+        inputs = model_inputs(rows, contract, features)
+        truth = labels_of(rows, contract, labels) if labels else source.labels(date)
+        on = list(contract.key)
+        joined = inputs.drop(columns=[label], errors="ignore").merge(truth[[*on, label]], on=on, how="inner", validate="one_to_one")
         if len(joined) > per_date:
             joined = joined.sample(per_date, random_state=seed + i)
         parts.append(joined.assign(date=date))
+    if not parts:
+        raise MissingInput(f"no labelled rows in {dates[0]}..{dates[-1]} to train on")
     frame = pd.concat(parts, ignore_index=True)
-    return frame[np.isfinite(frame[LABEL]) & (frame[LABEL] > 0)].reset_index(drop=True)
+    keep = frame[label].notna().to_numpy().copy()
+    if contract.task == "regression":
+        keep &= np.isfinite(frame[label].to_numpy(dtype="float64", na_value=np.nan))
+    return frame[keep].reset_index(drop=True)
 
 
-def train_model(frame: pd.DataFrame, *, seed: int, max_iter: int = 200) -> HistGradientBoostingRegressor:
-    """A gradient-boosted tree regressor of trip duration on the model features (float64)."""
-    model = HistGradientBoostingRegressor(max_iter=max_iter, learning_rate=0.1, max_leaf_nodes=31, early_stopping=False, random_state=seed)
-    model.fit(frame[list(FEATURES)], frame[LABEL].to_numpy())
+def fit_recipe(recipe: str, frame: pd.DataFrame, settings: TrainingSettings):
+    """The project's recipe fitted on the training frame; checked to be a scikit-learn-API estimator."""
+    model = call_hook(RECIPE_HOOK, recipe, frame, settings)
+    if not hasattr(model, "predict"):
+        raise HookError(f"{RECIPE_HOOK} = {recipe} returned {type(model).__name__}, expected a fitted estimator with predict()")
+    if settings.task == "classification" and not hasattr(model, "predict_proba"):
+        raise HookError(f"{RECIPE_HOOK} = {recipe} returned {type(model).__name__} without predict_proba; a classifier must give probabilities")
     return model
 
 
-def to_onnx_bytes(model) -> bytes:
-    """The model as ONNX taking one float32 matrix `input` in FEATURES order."""
+def fitted_inputs(model, settings: TrainingSettings) -> list[str]:
+    """The columns the model was fitted on, in order (scikit-learn records them for DataFrames)."""
+    names = getattr(model, "feature_names_in_", None)
+    return [str(n) for n in names] if names is not None else list(settings.inputs)
+
+
+def model_classes(model) -> list | None:
+    classes = getattr(model, "classes_", None)
+    return [c.item() if hasattr(c, "item") else c for c in classes] if classes is not None else None
+
+
+def to_onnx_bytes(model, sample: pd.DataFrame, *, classes=None, rtol: float = 1e-3, atol: float = 1e-3) -> tuple[bytes | None, str]:
+    """The model as ONNX, checked against its own predictions on `sample`; (None, why) when it cannot be.
+
+    All-numeric inputs become one float32 tensor in input order (the fastest feed);
+    mixed inputs one input per column, as skl2onnx does for DataFrames.
+    """
     from skl2onnx import to_onnx
 
-    sample = model_matrix(pd.DataFrame({f: [0.0] for f in FEATURES}))
-    return to_onnx(model, sample, target_opset={"": 17, "ai.onnx.ml": 3}).SerializeToString()
+    from batchml.scoring import PREDICTION, onnx_feed, onnx_outputs
+
+    numeric = all(pd.api.types.is_numeric_dtype(sample[c].dtype) and not pd.api.types.is_bool_dtype(sample[c].dtype) for c in sample.columns)
+    options = {id(_final_step(model)): {"zipmap": False}} if classes else None
+    try:
+        if numeric:
+            x = sample.to_numpy(dtype=np.float32, na_value=np.nan)
+            onx = to_onnx(model, x, target_opset={"": 17, "ai.onnx.ml": 3}, options=options)
+        else:
+            onx = to_onnx(model, _onnx_frame(sample), target_opset={"": 17, "ai.onnx.ml": 3}, options=options)
+        blob = onx.SerializeToString()
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
+        got = onnx_outputs(session, onnx_feed(session, _onnx_frame(sample), tuple(sample.columns)), len(sample), classes)
+    except Exception as exc:  # an estimator skl2onnx cannot convert: scored with pyfunc instead
+        return None, f"ONNX export failed: {type(exc).__name__}: {str(exc)[:300]}"
+    if classes:
+        want, have = model.predict_proba(sample), np.column_stack([got[f"proba_{c}"] for c in classes])
+    else:
+        want, have = model.predict(sample), got[PREDICTION]
+    if not np.allclose(np.asarray(have, dtype="float64"), np.asarray(want, dtype="float64"), rtol=rtol, atol=atol, equal_nan=True):
+        worst = float(np.nanmax(np.abs(np.asarray(have, dtype="float64") - np.asarray(want, dtype="float64"))))
+        return None, f"ONNX export disagrees with the model by up to {worst:.3g} on {len(sample)} rows"
+    return blob, "onnx export matches the model"
 
 
-def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """MAE, RMSE, R2 and MAPE (on rows with a positive truth)."""
-    y_true = np.asarray(y_true, dtype="float64")
-    y_pred = np.asarray(y_pred, dtype="float64")
-    err = y_pred - y_true
-    ss_tot = float(((y_true - y_true.mean()) ** 2).sum())
-    pos = y_true > 0
-    return {
-        "mae": float(np.abs(err).mean()),
-        "rmse": float(np.sqrt((err**2).mean())),
-        "r2": float(1 - (err**2).sum() / ss_tot) if ss_tot else float("nan"),
-        "mape": float(np.abs(err[pos] / y_true[pos]).mean()),
-        "n": int(len(y_true)),
-    }
+def _final_step(model):
+    return model.steps[-1][1] if hasattr(model, "steps") else model
+
+
+def _onnx_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text as object columns (skl2onnx maps them to string tensors), integers as int64."""
+    out = {}
+    for c in frame.columns:
+        s = frame[c]
+        if pd.api.types.is_bool_dtype(s.dtype) or not pd.api.types.is_numeric_dtype(s.dtype):
+            out[c] = s.astype(object).where(s.notna(), "").astype(str).to_numpy(dtype=object)
+        elif pd.api.types.is_integer_dtype(s.dtype):
+            out[c] = s.to_numpy(dtype="float64", na_value=np.nan) if s.isna().any() else s.to_numpy(dtype="int64")
+        else:
+            out[c] = s.to_numpy(dtype="float32", na_value=np.nan)  # float32: ONNX Runtime's tree ops take no doubles
+    return pd.DataFrame(out)

@@ -15,7 +15,8 @@ from tasks.backfill import Backfill, RescoreDate  # noqa: F401
 from tasks.daily import DailyScore  # noqa: F401
 from tasks.extract import ExtractFeatures, SourceData  # noqa: F401
 from tasks.model import ChampionModel, ResolveModel  # noqa: F401
-from tasks.monitor import CheckMetrics, DailyReport, DetectDrift, ExtractLabels, Metrics  # noqa: F401
+from tasks.monitor import CheckMetrics, DetectDrift, ExtractLabels, Metrics  # noqa: F401
+from tasks.report import DailyReport  # noqa: F401
 from tasks.retrain import RetrainIfDrifted, Rollback, TrainChallenger  # noqa: F401
 from tasks.score import ScorePredictions  # noqa: F401
 

@@ -11,7 +11,7 @@ from batchml.backfill import plan
 from batchml.monitoring import monitoring_file
 from batchml.predictions import model_for_workers, predict_date
 from batchml.provenance import new_run_id
-from tasks.config import dask_client, make_registry, make_storage, mlflow, retry_policy
+from tasks.config import cache_dir, dask_client, load_contract, make_registry, make_storage, mlflow, retry_policy
 from tasks.daily import DailyScore
 from tasks.model import pin_path
 
@@ -26,27 +26,32 @@ class RescoreDate(luigi.Task):
 
     def complete(self) -> bool:
         manifest = make_storage().manifest("predictions", self.date)
-        champion = make_registry().pin(mlflow().alias)
-        return manifest is not None and champion is not None and manifest.model["version"] == champion.version
+        champion = make_registry().version_by_alias(mlflow().alias)
+        return manifest is not None and champion is not None and manifest.model["version"] == str(champion.version)
 
     def run(self):
         storage, registry = make_storage(), make_registry()
-        pin = registry.pin(mlflow().alias)
+        pin = registry.pin(mlflow().alias, cache_dir(), _classes())
         old = storage.manifest("predictions", self.date).model["version"]
         if old != pin.version:  # run() starts over after the yield below: re-score only once
-            model_path = model_for_workers(storage, pin, registry.fetch_onnx(pin, mlflow().cache_dir))  # before the re-pin: an outage leaves the pin as it was
-            reference = registry.reference_profile(pin, mlflow().cache_dir)
+            model_path = model_for_workers(storage, pin, registry.fetch(pin, cache_dir()))  # before the re-pin: an outage leaves the pin as it was
+            reference = registry.reference_profile(pin, cache_dir())
             storage.write_text(pin_path(self.date), pin.to_json())  # the request is the re-pin
             retry_policy().call(
                 f"re-scoring {self.date} on Dask",
                 lambda: predict_date(
-                    storage, self.date, pin=pin, model_path=model_path, client=dask_client(), run_id=new_run_id(), reference=reference, replace=True
+                    storage, self.date, pin=pin, model_path=model_path, key=load_contract().key, client=dask_client(), run_id=new_run_id(), reference=reference, replace=True
                 ),
             )
             for name in DERIVED:
                 storage.delete(monitoring_file(self.date, name))
             log.info("%s re-scored: version %s -> %s", self.date, old, pin.version)
         yield DailyScore(self.date)  # drift, metrics and report again, against the new version
+
+
+def _classes():
+    label = load_contract().label
+    return label.classes if label and label.is_classification else None
 
 
 class Backfill(luigi.WrapperTask):
@@ -62,12 +67,12 @@ class Backfill(luigi.WrapperTask):
         return [self.start + dt.timedelta(days=i) for i in range((self.stop - self.start).days)]
 
     def requires(self):
-        champion = make_registry().pin(mlflow().alias)
-        todo = plan(make_storage(), self._dates(), champion.version if champion else None)
-        for line in todo.lines(champion.version if champion else None):
+        champion = make_registry().version_by_alias(mlflow().alias)
+        todo = plan(make_storage(), self._dates(), str(champion.version) if champion else None)
+        for line in todo.lines(str(champion.version) if champion else None):
             log.info("backfill %s..%s: %s", self.start, self.stop, line)
         if self.dry_run:
-            print("\n".join(todo.lines(champion.version if champion else None)))
+            print("\n".join(todo.lines(str(champion.version) if champion else None)))
             return []
         tasks = [DailyScore(d) for d in sorted(set(todo.missing) | set(todo.failed))]
         if self.reprocess == "stale":

@@ -5,14 +5,17 @@ from __future__ import annotations
 import datetime
 import functools
 import os
+from pathlib import Path
 
 import luigi
 from luigi.parameter import OptionalParameterMixin
 
+from batchml.contract import Contract
+from batchml.errors import ConfigError
+from batchml.hooks import add_project_path
 from batchml.registry import Registry, configure_http
 from batchml.retry import RetryPolicy
-from batchml.schema import Schema
-from batchml.sources import FileSource, Source, SqlSource, SyntheticSource
+from batchml.sources import FileSource, GeneratorSource, Source, SqlSource
 from batchml.storage import open_storage
 
 
@@ -22,36 +25,64 @@ class OptionalDateParameter(OptionalParameterMixin, luigi.DateParameter):
     expected_type = datetime.date
 
 
+def project_dir() -> Path:
+    """The user's project: the folder of the most specific luigi.cfg Luigi read (else the current folder).
+
+    Relative paths in settings resolve against it, never against wherever the command
+    happens to run, and its modules (hooks) are importable.
+    """
+    parser = luigi.configuration.get_config()
+    read = [p for p in type(parser)._config_paths if os.path.isfile(p)]
+    folder = Path(read[-1]).resolve().parent if read else Path.cwd()
+    add_project_path(folder)
+    return folder
+
+
+def in_project(path: str) -> str:
+    """A path setting resolved against the project folder (URLs and absolute paths as given)."""
+    if not path or "://" in path or os.path.isabs(os.path.expanduser(path)):
+        return os.path.expanduser(path)
+    return str(project_dir() / path)
+
+
 class storage(luigi.Config):
-    root = luigi.Parameter(default="./data", description="Storage root: a local folder, or s3://bucket/prefix (endpoint and credentials from the environment: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).")
+    root = luigi.Parameter(default="data", description="Storage root: a folder (relative to the project), or s3://bucket/prefix (endpoint and credentials from the environment: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).")
     lease_seconds = luigi.FloatParameter(default=60.0, description="Object stores: a date's write lease; a crashed writer's lease expires after this long.")
     rows_per_file = luigi.IntParameter(default=250_000, description="Rows per Parquet file of features; one Dask partition each.")
 
 
 class source(luigi.Config):
-    kind = luigi.ChoiceParameter(choices=["synthetic", "files", "sql"], default="synthetic", description="Where raw trips come from.")
-    rows_per_day = luigi.IntParameter(default=20_000, description="synthetic: trips per date.")
-    seed = luigi.IntParameter(default=42, description="synthetic: seed; each date is deterministic per (seed, date).")
-    drift_start = OptionalDateParameter(default=None, description="synthetic: first date of the drift scenario (empty: no drift).")
-    bad_row_share = luigi.FloatParameter(default=0.001, description="synthetic: share of rows corrupted to exercise quarantine.")
-    label_lag_days = luigi.IntParameter(default=2, description="Labels (true durations) of date D arrive on D + label_lag_days.")
-    path = luigi.Parameter(default="", description="files: fsspec path with {date}, a folder of files or one file.")
-    labels_path = luigi.Parameter(default="", description="files: fsspec path with {date} of the labels (trip_id, trip_duration_s).")
-    format = luigi.ChoiceParameter(choices=["parquet", "csv"], default="parquet", description="files: file format.")
+    kind = luigi.ChoiceParameter(choices=["files", "sql", "python"], default="files", description="Where a date's rows come from: files, a SQL query, or a project's generator function.")
+    label_lag_days = luigi.IntParameter(default=2, description="Labels of date D are complete on D + label_lag_days; realized metrics of D are computed then.")
+    path = luigi.Parameter(default="", description="files: fsspec path template of a date's rows: {date} (YYYY-MM-DD), {year}, {month}, {day}, or {date:%%Y-%%m}; a file, a folder or a glob. A file holding many dates gives each date its rows.")
+    labels_path = luigi.Parameter(default="", description="files: path template of a labels feed (key columns and the label column); not needed with [labels] transform.")
+    format = luigi.ChoiceParameter(choices=["parquet", "csv"], default="parquet", description="files: file format (CSV may be gzip-compressed: .csv.gz).")
+    encoding = luigi.Parameter(default="utf-8", description="files, CSV: text encoding. A value that does not decode quarantines its row, naming the column.")
     url = luigi.Parameter(default="", description="sql: SQLAlchemy URL (put credentials in the environment, e.g. a DSN).")
-    query = luigi.Parameter(default="", description="sql: query returning one date of trips; binds :date (YYYY-MM-DD).")
-    labels_query = luigi.Parameter(default="", description="sql: query returning trip_id, trip_duration_s of one date; binds :date.")
+    query = luigi.Parameter(default="", description="sql: query returning one date's rows; binds :date (YYYY-MM-DD).")
+    labels_query = luigi.Parameter(default="", description="sql: query returning the key columns and the label of one date; binds :date.")
+    generator = luigi.Parameter(default="", description="python: module:function called as function(date, **options), returning a DataFrame or an iterable of them.")
+    options = luigi.DictParameter(default={}, description="python: keyword arguments of the generator (JSON).")
 
 
 class schema(luigi.Config):
-    path = luigi.Parameter(default="config/schema.yaml", description="The input schema contract (YAML).")
+    path = luigi.Parameter(default="contract.yaml", description="The dataset contract (YAML), relative to the project folder.")
     max_reject_share = luigi.FloatParameter(default=0.05, description="A date with a larger share of rejected rows fails.")
 
 
+class features(luigi.Config):
+    transform = luigi.Parameter(default="", description="module:function: a date's validated rows -> the model's input columns (batchml keeps the key beside them). Empty: the contract's columns as they are.")
+
+
+class labels(luigi.Config):
+    transform = luigi.Parameter(default="", description="module:function: a date's validated rows -> its labels (a Series, or a frame with the label column). Empty: the source's labels feed.")
+
+
 class mlflow(luigi.Config):
-    tracking_uri = luigi.Parameter(default="sqlite:///mlflow.db", description="MLflow tracking and registry URI.")
-    registered_model = luigi.Parameter(default="trip_duration", description="Registered model name.")
+    tracking_uri = luigi.Parameter(default="sqlite:///mlflow.db", description="MLflow tracking and registry URI (a relative SQLite path is in the project folder).")
+    registered_model = luigi.Parameter(default="", description="Registered model name (empty: the contract's dataset name).")
     alias = luigi.Parameter(default="champion", description="The alias a date resolves and pins.")
+    cold_start = luigi.BoolParameter(default=False, description="Train and register a first model with the project's recipe when no version holds the alias. Off: such a run fails naming the alias and registry.")
     artifact_location = luigi.Parameter(default="", description="Artifact root of the experiment when batchml creates it (empty: MLflow's default).")
     cache_dir = luigi.Parameter(default=".cache/batchml/models", description="Local cache of model artifacts, sha256 verified.")
     http_request_max_retries = luigi.IntParameter(default=2, description="MLflow's own quick HTTP retries inside one attempt of [retry].")
@@ -68,9 +99,10 @@ class retry(luigi.Config):
 
 
 class training(luigi.Config):
+    recipe = luigi.Parameter(default="", description="module:function: (labelled training frame, TrainingSettings) -> a fitted scikit-learn-API estimator. Empty: retraining is unavailable.")
+    params = luigi.DictParameter(default={}, description="The recipe's own parameters (JSON), given to it as settings.params.")
     window_days = luigi.IntParameter(default=14, description="Days of labelled history a model trains on.")
     max_rows = luigi.IntParameter(default=500_000, description="Rows sampled from that window at most.")
-    max_iter = luigi.IntParameter(default=200, description="Boosting iterations.")
     seed = luigi.IntParameter(default=7, description="Seed of sampling and training.")
 
 
@@ -88,9 +120,7 @@ class drift(luigi.Config):
     drift_share = luigi.FloatParameter(default=0.5, description="Share of drifted features at which the date's verdict is drift.")
     numeric_methods = luigi.ListParameter(default=["psi", "wasserstein"], description="Methods that decide for numeric features (any crossing).")
     categorical_methods = luigi.ListParameter(default=["psi", "js"], description="Methods that decide for categorical features (any crossing).")
-    exclude = luigi.ListParameter(
-        default=["pickup_weekday", "is_weekend"], description="Features not judged: constant within a date, so always 'drifted' against a multi-day reference."
-    )
+    exclude = luigi.ListParameter(default=[], description="Features not judged, e.g. ones constant within a date (a weekday), always 'drifted' against a multi-day reference.")
 
 
 class checks(luigi.Config):
@@ -99,16 +129,25 @@ class checks(luigi.Config):
     max_row_ratio = luigi.FloatParameter(default=2.0, description="Rows in / trailing median above this fails.")
     max_null_rate = luigi.FloatParameter(default=0.01, description="Null rate of any scored feature or the prediction above this fails.")
     max_quarantine_rate = luigi.FloatParameter(default=0.02, description="Quarantined / rows in above this fails.")
-    max_prediction_mean_shift = luigi.FloatParameter(default=0.5, description="|mean prediction / reference mean - 1| above this breaches.")
-    max_mae_ratio = luigi.FloatParameter(default=1.5, description="Realized MAE / the model's holdout MAE above this breaches.")
+    max_prediction_mean_shift = luigi.FloatParameter(default=0.5, description="Regression: |mean prediction / reference mean - 1| above this breaches.")
+    max_class_share_shift = luigi.FloatParameter(default=0.2, description="Classification: largest change of a class's mean probability against the reference above this breaches.")
+    max_error_ratio = luigi.FloatParameter(default=1.5, description="Realized primary metric against the model's holdout value (>1 is worse, whatever the metric's direction) above this breaches.")
     min_label_coverage = luigi.FloatParameter(default=0.9, description="Labelled share of the scored rows of D - label_lag below this breaches.")
     warn_only = luigi.ListParameter(
-        default=["realized_mae_ratio", "label_coverage", "prediction_mean_shift"], description="Checks that only warn; all others fail the date."
+        default=["realized_error_ratio", "label_coverage", "prediction_mean_shift", "class_share_shift"], description="Checks that only warn; all others fail the date."
     )
 
 
 class report(luigi.Config):
     trend_days = luigi.IntParameter(default=30, description="Dates shown in the report's trend charts.")
+
+
+def project():
+    """What training needs of the project: contract, recipe, transforms and the recipe's parameters."""
+    from batchml.lifecycle import Project
+
+    h = hooks()
+    return Project(contract=load_contract(), recipe=h["recipe"], features=h["features"], labels=h["labels"], params=dict(training().params))
 
 
 def drift_thresholds():
@@ -134,27 +173,57 @@ def check_thresholds():
 
 
 def make_storage():
-    return open_storage(storage().root, lease_seconds=storage().lease_seconds)
+    root = storage().root
+    if "://" not in root:
+        root = in_project(root)
+        if os.path.exists(root) and not os.path.isdir(root):
+            raise ConfigError(f"[storage] root = {storage().root}: {root} is a file, not a folder")
+    return open_storage(root, lease_seconds=storage().lease_seconds)
 
 
 def make_source() -> Source:
     cfg = source()
-    if cfg.kind == "synthetic":
-        return SyntheticSource(
-            rows_per_day=cfg.rows_per_day, seed=cfg.seed, drift_start=cfg.drift_start, bad_row_share=cfg.bad_row_share, chunk_rows=storage().rows_per_file
-        )
+    if cfg.kind == "python":
+        if not cfg.generator:
+            raise ConfigError("[source] kind = python needs [source] generator = module:function")
+        project_dir()
+        return GeneratorSource(generator=cfg.generator, options=dict(cfg.options))
     if cfg.kind == "files":
-        return FileSource(path=cfg.path, labels_path=cfg.labels_path, fmt=cfg.format)
-    return SqlSource(url=cfg.url, query=cfg.query, labels_query=cfg.labels_query, chunk_rows=storage().rows_per_file)
+        if not cfg.path:
+            raise ConfigError("[source] kind = files needs [source] path (a path template with {date})")
+        return FileSource(path=in_project(cfg.path), labels_path=in_project(cfg.labels_path), contract=load_contract(), fmt=cfg.format, encoding=cfg.encoding)
+    return SqlSource(url=cfg.url, query=cfg.query, labels_query=cfg.labels_query, contract=load_contract(), chunk_rows=storage().rows_per_file)
 
 
 @functools.cache
-def _schema(path: str) -> Schema:
-    return Schema.load(path)
+def _contract(path: str) -> Contract:
+    return Contract.load(path)
 
 
-def load_schema() -> Schema:
-    return _schema(schema().path)
+def load_contract() -> Contract:
+    return _contract(in_project(schema().path))
+
+
+def hooks() -> dict[str, str]:
+    """The project's hooks by role, with the project folder importable."""
+    project_dir()
+    return {"features": features().transform, "labels": labels().transform, "recipe": training().recipe}
+
+
+def model_name() -> str:
+    return mlflow().registered_model or load_contract().dataset
+
+
+def tracking_uri() -> str:
+    """The tracking URI, a relative SQLite file resolved in the project folder."""
+    uri = mlflow().tracking_uri
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return "sqlite:///" + in_project(uri.removeprefix("sqlite:///"))
+    return uri
+
+
+def cache_dir() -> str:
+    return in_project(mlflow().cache_dir)
 
 
 def retry_policy() -> RetryPolicy:
@@ -165,10 +234,8 @@ def retry_policy() -> RetryPolicy:
 def make_registry() -> Registry:
     cfg = mlflow()
     configure_http(cfg.http_request_max_retries, cfg.http_request_timeout)
-    location = cfg.artifact_location
-    if location and "://" not in location:
-        location = os.path.abspath(location)  # MLflow stores it as given; pin it to this folder
-    return Registry(cfg.tracking_uri, cfg.registered_model, location, retry=retry_policy())
+    location = in_project(cfg.artifact_location) if cfg.artifact_location else ""  # MLflow stores it as given
+    return Registry(tracking_uri(), model_name(), location, retry=retry_policy())
 
 
 def dask_client():

@@ -6,7 +6,8 @@ import luigi
 
 from batchml.predictions import PREDICTIONS
 from tasks.config import make_storage
-from tasks.monitor import CheckMetrics, DailyReport
+from tasks.monitor import CheckMetrics
+from tasks.report import DailyReport
 from tasks.retrain import RetrainIfDrifted
 
 

@@ -6,12 +6,12 @@ import luigi
 
 from batchml.extract import FEATURES, extract_date
 from batchml.provenance import new_run_id
-from tasks.config import load_schema, make_source, make_storage, schema, storage
+from tasks.config import hooks, load_contract, make_source, make_storage, schema, storage
 from tasks.targets import PartitionTarget
 
 
 class SourceData(luigi.ExternalTask):
-    """The raw trips of a date at the source; missing means Luigi's missing-data exit code."""
+    """The rows of a date at the source; missing means Luigi's missing-data exit code."""
 
     date = luigi.DateParameter()
 
@@ -34,9 +34,10 @@ class ExtractFeatures(luigi.Task):
         self.set_status_message("validating rows against the schema contract")
         result = extract_date(
             make_source(),
-            load_schema(),
+            load_contract(),
             make_storage(),
             self.date,
+            transform=hooks()["features"],
             run_id=new_run_id(),
             max_reject_share=schema().max_reject_share,
             rows_per_file=storage().rows_per_file,

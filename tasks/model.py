@@ -10,7 +10,8 @@ import luigi
 
 from batchml.lifecycle import train_and_register
 from batchml.registry import ModelPin
-from tasks.config import load_schema, make_registry, make_source, make_storage, mlflow, source, training
+from batchml.errors import ConfigError
+from tasks.config import cache_dir, load_contract, make_registry, make_source, make_storage, mlflow, project, source, training
 from tasks.targets import StorageFileTarget
 
 
@@ -34,18 +35,25 @@ class ChampionModel(luigi.Task):
             registry = make_registry()
             if registry.version_by_alias(mlflow().alias) is not None:
                 return
+            if not mlflow().cold_start:
+                raise ConfigError(
+                    f"no version of {registry.name!r} holds @{mlflow().alias} at {registry.tracking_uri}; register one and set the alias, "
+                    "or set [mlflow] cold_start = true to train a first one with [training] recipe"
+                )
+            if not training().recipe:
+                raise ConfigError(f"no version of {registry.name!r} holds @{mlflow().alias} and [training] recipe is not set: nothing can train a first model")
             self.set_status_message("cold start: training the first model")
             cfg = training()
             version = train_and_register(
                 make_source(),
-                load_schema(),
+                project(),
                 registry,
                 window_end=self.date - dt.timedelta(days=source().label_lag_days),
                 window_days=cfg.window_days,
                 max_rows=cfg.max_rows,
-                max_iter=cfg.max_iter,
                 seed=cfg.seed,
                 reason="cold start: no version held the alias",
+                run_name=f"cold start {self.date}",
             )
             registry.set_alias(mlflow().alias, version)
 
@@ -65,12 +73,18 @@ class ResolveModel(luigi.Task):
 
     def run(self):
         registry = make_registry()
-        pin = registry.pin(mlflow().alias)
+        classes = _contract_classes()
+        pin = registry.pin(mlflow().alias, cache_dir(), classes)
         if pin is None:
             yield ChampionModel(self.date)
-            pin = registry.pin(mlflow().alias)
-        registry.fetch_onnx(pin, mlflow().cache_dir)  # refuses an artifact whose sha256 differs
+            pin = registry.pin(mlflow().alias, cache_dir(), classes)
+        registry.fetch(pin, cache_dir())  # refuses artifacts whose sha256 differs
         make_storage().write_once(pin_path(self.date), pin.to_json())  # a concurrent run may have pinned first
+
+
+def _contract_classes():
+    label = load_contract().label
+    return label.classes if label and label.is_classification else None
 
 
 def read_pin(date: dt.date) -> ModelPin:

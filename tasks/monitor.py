@@ -1,4 +1,4 @@
-"""ExtractLabels, DetectDrift, Metrics, CheckMetrics and DailyReport: is a date healthy?"""
+"""ExtractLabels, DetectDrift, Metrics and CheckMetrics: is a date healthy?"""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from batchml.checks import flat_metrics, realized_performance, run_checks
 from batchml.drift import drift_report
 from batchml.errors import BatchmlError
 from batchml.extract import FEATURES, LABELS, extract_labels
-from batchml.features import FEATURES as MODEL_FEATURES
-from batchml.monitoring import history, monitored_dates, monitoring_file, read_durations, read_json, trailing_rows, write_json
+from batchml.monitoring import monitoring_file, read_json, trailing_rows, write_json
 from batchml.predictions import PREDICTIONS, profile_path
 from batchml.provenance import new_run_id
-from tasks.config import check_thresholds, checks, drift_thresholds, make_registry, make_source, make_storage, mlflow, report, source
+from batchml.scoring import PREDICTION, proba_columns
+from tasks.config import cache_dir, check_thresholds, checks, drift_thresholds, hooks, load_contract, make_registry, make_source, make_storage, source
+from tasks.extract import SourceData
 from tasks.model import read_pin
 from tasks.score import ScorePredictions
 from tasks.targets import PartitionTarget, StorageFileTarget
@@ -24,17 +25,23 @@ class MetricBreach(BatchmlError):
     """A date's checks breached an error threshold."""
 
 
+def labels_arrived(date: dt.date) -> bool:
+    """Labels of `date` can be had: from its own rows with [labels] transform, or from the labels feed."""
+    src = make_source()
+    return src.exists(date) if hooks()["labels"] else src.has_labels(date)
+
+
 class LabelsArrived(luigi.ExternalTask):
     """The labels of a date at the source (they arrive label_lag_days after it)."""
 
     date = luigi.DateParameter()
 
     def complete(self) -> bool:
-        return make_source().has_labels(self.date)
+        return labels_arrived(self.date)
 
 
 class ExtractLabels(luigi.Task):
-    """labels/date=D: the true durations of the trips of D, once they have arrived."""
+    """labels/date=D: the labels of the rows of D, once they have arrived."""
 
     date = luigi.DateParameter()
 
@@ -45,7 +52,7 @@ class ExtractLabels(luigi.Task):
         return PartitionTarget(LABELS, self.date)
 
     def run(self):
-        extract_labels(make_source(), make_storage(), self.date, run_id=new_run_id())
+        extract_labels(make_source(), load_contract(), make_storage(), self.date, transform=hooks()["labels"], run_id=new_run_id())
 
 
 class DetectDrift(luigi.Task):
@@ -62,9 +69,19 @@ class DetectDrift(luigi.Task):
     def run(self):
         storage = make_storage()
         pin = read_pin(self.date)
-        reference = make_registry().reference_profile(pin, mlflow().cache_dir)
+        reference = make_registry().reference_profile(pin, cache_dir())
         daily = read_json(storage, profile_path(self.date))
-        result = drift_report(reference, daily, list(MODEL_FEATURES), drift_thresholds())
+        if reference is None or daily is None:
+            result = {
+                "verdict": "collecting baseline",
+                "reason": f"models:/{pin.name}/{pin.version} was not trained by batchml and carries no reference profile",
+                "drifted_share": None,
+                "drifted_features": [],
+                "features": {},
+                "prediction": None,
+            }
+        else:
+            result = drift_report(reference, daily, list(reference["columns"]), drift_thresholds())
         result["model"] = {"name": pin.name, "version": pin.version}
         write_json(storage, self.output().relative, result)
         self.set_status_message(f"{result['verdict']}: {', '.join(result['drifted_features']) or 'no feature'} drifted")
@@ -73,7 +90,10 @@ class DetectDrift(luigi.Task):
 class Metrics(luigi.Task):
     """monitoring/date=D/metrics.json: data quality, prediction statistics, realized error of D - lag.
 
-    Writes the numbers whatever they say; CheckMetrics turns breaches into a failure.
+    Writes the numbers whatever they say; CheckMetrics turns breaches into a failure. Labels
+    that have not arrived leave the realized metrics pending, never the date failed; once
+    they arrive, the date is incomplete again and the next run fills them in, without
+    re-scoring.
     """
 
     date = luigi.DateParameter()
@@ -83,49 +103,82 @@ class Metrics(luigi.Task):
         return self.date - dt.timedelta(days=source().label_lag_days)
 
     def requires(self):
-        return {"scores": ScorePredictions(self.date), "drift": DetectDrift(self.date), "labels": ExtractLabels(self.labelled_date)}
+        return {"scores": ScorePredictions(self.date), "drift": DetectDrift(self.date)}
 
     def output(self) -> StorageFileTarget:
         return StorageFileTarget(monitoring_file(self.date, "metrics.json"))
 
+    def complete(self) -> bool:
+        done = read_json(make_storage(), self.output().relative)
+        if done is None:
+            return False
+        return not (done["numbers"].get("realized_status") == "pending" and labels_arrived(self.labelled_date))
+
     def run(self):
         storage, registry = make_storage(), make_registry()
+        contract = load_contract()
+        labelled = self.labelled_date
+        status = "not scored"
+        if storage.is_committed(PREDICTIONS, labelled) or SourceData(labelled).complete():
+            status = "pending"
+            if labels_arrived(labelled):
+                yield [ScorePredictions(labelled), ExtractLabels(labelled)]  # scored in this run too: realized metrics are not lost
+                status = "available"
         predictions = storage.verify(PREDICTIONS, self.date)
-        daily = read_json(storage, profile_path(self.date))
-        reference = registry.reference_profile(read_pin(self.date), mlflow().cache_dir)
-        realized, champion_mae = self._realized(storage, registry)
+        pin = read_pin(self.date)
+        daily = read_json(storage, profile_path(self.date)) or {"columns": {}}
+        reference = registry.reference_profile(pin, cache_dir()) or {}
+        realized, holdout = (self._realized(storage, registry, contract) if status == "available" else (None, None))
+        classes = pin.classes
+        shares = _class_shares(daily, classes) if classes else None
         result = run_checks(
             rows_in=predictions.rows["in"],
             trailing_rows=trailing_rows(storage, FEATURES, self.date, checks().trailing_days),
             quarantined=predictions.rows["quarantined"],
             null_rates={c: v["null_rate"] for c, v in daily["columns"].items()},
-            prediction=daily["columns"]["prediction"],
-            reference_prediction=reference["prediction"],
+            prediction=daily["columns"].get(PREDICTION, {}) if not classes else {},
+            reference_prediction=reference.get("prediction") or {},
             realized=realized,
-            champion_mae=champion_mae,
+            holdout=holdout,
             thresholds=check_thresholds(),
+            task=contract.task,
+            class_shares=shares,
+            reference_shares=_class_shares(reference.get("outputs") and {"columns": reference["outputs"]}, classes) if classes else None,
+            realized_status=status,
         )
-        result["labelled_date"] = self.labelled_date.isoformat()
+        result["labelled_date"] = labelled.isoformat()
         write_json(storage, self.output().relative, result)
         drift = read_json(storage, monitoring_file(self.date, "drift.json"))
         registry.log_daily(
             self.date.isoformat(),
-            flat_metrics(result, drift),
+            flat_metrics(result, drift if drift and drift.get("features") else None),
             {"status": result["status"], "drift_verdict": drift["verdict"], "model_version": predictions.model["version"]},
             {"metrics.json": result, "drift.json": drift},
         )
 
-    def _realized(self, storage, registry):
-        """Realized performance of the labelled date, if it was scored; with its model's holdout MAE."""
-        scored = storage.manifest(PREDICTIONS, self.labelled_date)
-        if scored is None:
-            return None, None
-        preds = storage.read_table(PREDICTIONS, self.labelled_date, columns=["trip_id", "prediction"])
-        labels = storage.read_table(LABELS, self.labelled_date)
-        holdout = registry.version_tags(scored.model["version"]).get("holdout_mae")
-        return {**realized_performance(preds, labels), "date": self.labelled_date.isoformat(), "model_version": scored.model["version"]}, (
-            float(holdout) if holdout else None
-        )
+    def _realized(self, storage, registry, contract):
+        """Realized performance of the labelled date, with its model's holdout value of the primary metric."""
+        labelled = self.labelled_date
+        scored = storage.manifest(PREDICTIONS, labelled)
+        pin = read_pin(labelled)
+        outputs = [PREDICTION, *proba_columns(pin.classes)]
+        preds = storage.read_table(PREDICTIONS, labelled, columns=[*contract.key, *outputs])
+        labels = storage.read_table(LABELS, labelled)
+        result = realized_performance(preds, labels, key=list(contract.key), label=contract.label.column, task=contract.task, classes=pin.classes)
+        from batchml.metrics import PRIMARY
+
+        tags = registry.version_tags(scored.model["version"])
+        holdout = tags.get(f"holdout_{PRIMARY[contract.task]}")
+        return {**result, "date": labelled.isoformat(), "model_version": scored.model["version"]}, (float(holdout) if holdout else None)
+
+
+def _class_shares(profile: dict | None, classes) -> dict[str, float] | None:
+    """Mean probability of each class over a date (or the reference): the classifier's class balance."""
+    if not profile:
+        return None
+    cols = profile.get("columns") or {}
+    out = {str(c): cols[name]["mean"] for c, name in zip(classes, proba_columns(classes)) if cols.get(name, {}).get("mean") is not None}
+    return out or None
 
 
 class CheckMetrics(luigi.Task):
@@ -152,59 +205,3 @@ class CheckMetrics(luigi.Task):
         if breaches:
             causes = "; ".join(f"{c['name']} = {c['value']:.4g} outside {c['bound']}" for c in breaches)
             raise MetricBreach(f"{self.date}: {causes} (monitoring/date={self.date}/metrics.json)")
-
-
-class DailyReport(luigi.Task):
-    """monitoring/date=D/report.html, and monitoring/index.html across every date."""
-
-    date = luigi.DateParameter()
-
-    def requires(self):
-        from tasks.retrain import RetrainIfDrifted
-
-        return {"scores": ScorePredictions(self.date), "drift": DetectDrift(self.date), "metrics": Metrics(self.date), "retrain": RetrainIfDrifted(self.date)}
-
-    def output(self) -> StorageFileTarget:
-        return StorageFileTarget(monitoring_file(self.date, "report.html"))
-
-    def run(self):
-        from batchml.report import render_daily_report, render_index, status_of
-
-        storage = make_storage()
-        predictions = storage.verify(PREDICTIONS, self.date)
-        features = storage.manifest(FEATURES, self.date)
-        pin = read_pin(self.date)
-        summary = {
-            "rows_in": predictions.rows["in"],
-            "scored": predictions.rows["written"],
-            "quarantined": predictions.rows["quarantined"],
-            "top_reasons": features.extra.get("top_reasons", []),
-            "model": predictions.model,
-            "durations": read_durations(storage, self.date),
-        }
-        page = render_daily_report(
-            self.date,
-            summary=summary,
-            drift=read_json(storage, monitoring_file(self.date, "drift.json")),
-            reference=make_registry().reference_profile(pin, mlflow().cache_dir),
-            daily=read_json(storage, profile_path(self.date)),
-            metrics=read_json(storage, monitoring_file(self.date, "metrics.json")),
-            history=history(storage, self.date, report().trend_days),
-            retrain=_decisions(storage, self.date),
-        )
-        storage.write_text(self.output().relative, page)
-        entries = []
-        for d in monitored_dates(storage):
-            metrics = read_json(storage, monitoring_file(d, "metrics.json"))
-            drift = read_json(storage, monitoring_file(d, "drift.json"))
-            entries.append({"date": d.isoformat(), "status": status_of(metrics, drift), "has_report": d == self.date or storage.read_text(monitoring_file(d, "report.html")) is not None})
-        storage.write_text("monitoring/index.html", render_index(entries))
-
-
-def _decisions(storage, date: dt.date) -> dict | None:
-    """The date's retraining decision, with a rollback made on that date if any."""
-    decision = read_json(storage, monitoring_file(date, "retrain.json"))
-    rollback = read_json(storage, monitoring_file(date, "rollback.json"))
-    if rollback:
-        decision = {**(decision or {}), "rollback": f"{rollback['from_version']} -> {rollback['to_version']}: {rollback['reason']}"}
-    return decision

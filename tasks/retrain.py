@@ -6,12 +6,14 @@ import datetime as dt
 
 import luigi
 
-from batchml.lifecycle import GatePolicy, evaluate_onnx, gate, train_and_register
+from batchml.checks import error_ratio
+from batchml.lifecycle import GatePolicy, evaluate, gate, train_and_register
+from batchml.metrics import PRIMARY
 from batchml.monitoring import monitored_dates, monitoring_file, read_json, write_json
 from batchml.policy import DayResult, RetrainPolicy, drift_onset, retrain_decision, training_window
 from batchml.predictions import PREDICTIONS
 from batchml.training import labelled_frame
-from tasks.config import load_schema, make_registry, make_source, make_storage, mlflow, source, training
+from tasks.config import cache_dir, load_contract, make_registry, make_source, make_storage, mlflow, project, source, training
 from tasks.monitor import Metrics
 from tasks.targets import StorageFileTarget
 
@@ -21,12 +23,13 @@ PREVIOUS = "previous"
 class retrain(luigi.Config):
     k = luigi.IntParameter(default=3, description="Retrain when the drift verdict held on at least k ...")
     n = luigi.IntParameter(default=5, description="... of the last n dates with a verdict.")
-    error_increase = luigi.FloatParameter(default=0.3, description="Or when realized MAE is this much above the model's holdout MAE.")
+    error_increase = luigi.FloatParameter(default=0.3, description="Or when the realized primary metric is this much worse (relative) than the model's holdout value.")
     cooldown_days = luigi.IntParameter(default=7, description="No retrain within this many days of the last one.")
     allow_in_backfill = luigi.BoolParameter(default=False, description="Let dates behind the latest scored date trigger a retrain.")
     gate_days = luigi.IntParameter(default=2, description="Most recent labelled dates held out to compare challenger and champion.")
-    margin = luigi.FloatParameter(default=0.02, description="The challenger's MAE must be this much lower (relative) to be promoted.")
-    guards = luigi.ListParameter(default=["rmse"], description="Metrics the challenger must not lose.")
+    metric = luigi.Parameter(default="", description="The gate's primary metric (empty: mae for regression, log_loss for classification); its direction is known.")
+    margin = luigi.FloatParameter(default=0.02, description="The challenger's primary metric must be this much better (relative) to be promoted.")
+    guards = luigi.ListParameter(default=[], description="Metrics the challenger must not lose (empty: rmse for regression, roc_auc for classification).")
     guard_tolerance = luigi.FloatParameter(default=0.02, description="How much worse (relative) a guard metric may be.")
     min_train_days = luigi.IntParameter(default=7, description="Labelled dates since the drift onset needed before a challenger is trained (a week: every weekday seen).")
 
@@ -48,8 +51,9 @@ def _results(storage, date: dt.date, days: int) -> list[DayResult]:
         d = date - dt.timedelta(days=i)
         drift = read_json(storage, monitoring_file(d, "drift.json"))
         metrics = read_json(storage, monitoring_file(d, "metrics.json"))
-        realized = (metrics or {}).get("numbers", {}).get("realized") or {}
-        out.append(DayResult(d, (drift or {}).get("verdict"), realized.get("mae"), (metrics or {}).get("numbers", {}).get("champion_holdout_mae")))
+        numbers = (metrics or {}).get("numbers", {})
+        ratio = error_ratio(numbers.get("realized") or {}, numbers.get("champion_holdout"), (metrics or {}).get("primary_metric", "mae"))
+        out.append(DayResult(d, (drift or {}).get("verdict"), ratio, 1.0 if ratio is not None else None))
     return out
 
 
@@ -77,14 +81,14 @@ class TrainChallenger(luigi.Task):
         cfg = training()
         version = train_and_register(
             make_source(),
-            load_schema(),
+            project(),
             make_registry(),
             window_end=self.window_end,
             window_days=(self.window_end - self.window_start).days + 1,
             max_rows=cfg.max_rows,
-            max_iter=cfg.max_iter,
             seed=cfg.seed,
             reason=f"challenger for {self.date}: {self.reason}",
+            run_name=f"challenger {self.date}",
         )
         body = {"version": version, "window": [self.window_start.isoformat(), self.window_end.isoformat()], "reason": self.reason}
         write_json(make_storage(), self.output().relative, body)
@@ -111,6 +115,8 @@ class RetrainIfDrifted(luigi.Task):
             self.date, results, last_retrain=_last_retrain(storage, self.date), latest_scored=max(scored) if scored else None, policy=policy
         )
         window = None
+        if decision["decision"] == "triggered" and not training().recipe:
+            decision = {**decision, "decision": "unavailable", "trigger_reason": decision["reason"], "reason": "retraining unavailable: [training] recipe is not set"}
         if decision["decision"] == "triggered":
             onset = drift_onset(self.date, results) if decision["drifted_dates"] and len(decision["drifted_dates"]) >= policy.k else None
             window = training_window(
@@ -130,14 +136,16 @@ class RetrainIfDrifted(luigi.Task):
     def _gate(self, registry, challenger_version: str) -> dict:
         """Evaluate challenger and champion on the same held-out dates; move @champion if it wins."""
         alias = mlflow().alias
-        champion = registry.pin(alias)
-        challenger = registry.pin_version(challenger_version)
+        contract, p = load_contract(), project()
+        classes = contract.label.classes if contract.label.is_classification else None
+        champion = registry.pin(alias, cache_dir(), classes)
+        challenger = registry.pin_version(challenger_version, cache_dir(), classes)
         cfg = retrain()
-        frame = labelled_frame(make_source(), load_schema(), _gate_dates(self.date), max_rows=training().max_rows, seed=training().seed)
-        scores = {
-            pin.version: evaluate_onnx(registry.fetch_onnx(pin, mlflow().cache_dir), pin.sha256, frame) for pin in (champion, challenger)
-        }
-        result = gate(scores[challenger.version], scores[champion.version], GatePolicy(margin=cfg.margin, guards=tuple(cfg.guards), guard_tolerance=cfg.guard_tolerance))
+        frame = labelled_frame(make_source(), contract, _gate_dates(self.date), features=p.features, labels=p.labels, max_rows=training().max_rows, seed=training().seed)
+        scores = {pin.version: evaluate(pin, registry.fetch(pin, cache_dir()), frame, contract) for pin in (champion, challenger)}
+        primary = cfg.metric or PRIMARY[contract.task]
+        guards = tuple(cfg.guards) or (("rmse",) if contract.task == "regression" else ("roc_auc",))
+        result = gate(scores[challenger.version], scores[champion.version], GatePolicy(primary=primary, margin=cfg.margin, guards=guards, guard_tolerance=cfg.guard_tolerance))
         tags = {"gate": result["decision"], "gate_reason": result["reason"], "gate_dates": ",".join(d.isoformat() for d in _gate_dates(self.date))}
         for key, value in tags.items():
             registry.client.set_model_version_tag(registry.name, challenger.version, key, value)
@@ -166,7 +174,7 @@ class Rollback(luigi.Task):
     def run(self):
         registry = make_registry()
         alias = mlflow().alias
-        current = registry.pin(alias)
+        current = registry.version_by_alias(alias)
         target = self.to_version or getattr(registry.version_by_alias(PREVIOUS), "version", None)
         if current is None or target is None:
             raise ValueError(f"nothing to roll back to: @{alias} is {getattr(current, 'version', None)}, @{PREVIOUS} is not set and no --to-version given")
@@ -174,6 +182,6 @@ class Rollback(luigi.Task):
         registry.set_alias(alias, target)
         registry.set_alias(PREVIOUS, current.version)
         registry.client.set_model_version_tag(registry.name, current.version, "rolled_back", f"{self.date}: {self.reason}")
-        record = {"decision": "rolled back", "reason": self.reason, "from_version": current.version, "to_version": target, "date": self.date.isoformat()}
+        record = {"decision": "rolled back", "reason": self.reason, "from_version": str(current.version), "to_version": target, "date": self.date.isoformat()}
         write_json(make_storage(), self.output().relative, record)
         registry.log_daily(self.date.isoformat(), {}, {"rollback": f"{current.version} -> {target}"}, {"rollback.json": record})

@@ -9,7 +9,7 @@ import luigi
 from batchml.predictions import PREDICTIONS, model_for_workers, predict_date
 from batchml.provenance import new_run_id
 from batchml.retry import one_line
-from tasks.config import dask_client, make_registry, make_storage, mlflow, retry_policy
+from tasks.config import cache_dir, dask_client, load_contract, make_registry, make_storage, retry_policy
 from tasks.extract import ExtractFeatures
 from tasks.model import ResolveModel, read_pin
 from tasks.targets import PartitionTarget
@@ -31,8 +31,8 @@ class ScorePredictions(luigi.Task):
     def run(self):
         pin = read_pin(self.date)
         registry = make_registry()
-        model_path = registry.fetch_onnx(pin, mlflow().cache_dir)
-        reference = registry.reference_profile(pin, mlflow().cache_dir)
+        model_path = registry.fetch(pin, cache_dir())
+        reference = registry.reference_profile(pin, cache_dir())
         self.set_status_message(f"scoring with models:/{pin.name}/{pin.version}")
         self.set_progress_percentage(0)
 
@@ -47,7 +47,15 @@ class ScorePredictions(luigi.Task):
 
         def attempt():  # a new client if the last one lost its scheduler; staging starts clean
             return predict_date(
-                make_storage(), self.date, pin=pin, model_path=model_url, client=dask_client(), run_id=new_run_id(), reference=reference, on_progress=progress
+                make_storage(),
+                self.date,
+                pin=pin,
+                model_path=model_url,
+                key=load_contract().key,
+                client=dask_client(),
+                run_id=new_run_id(),
+                reference=reference,
+                on_progress=progress,
             )
 
         manifest = retry_policy().call(f"scoring {self.date} on Dask", attempt)

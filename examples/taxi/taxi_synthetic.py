@@ -49,21 +49,24 @@ def _rush_speed(hour: np.ndarray, weekend: np.ndarray) -> np.ndarray:
 def trips(
     date: dt.date,
     *,
-    rows: int,
+    rows_per_day: int,
     seed: int,
-    drift_start: dt.date | None = None,
+    drift_start: dt.date | str | None = None,
     bad_row_share: float = 0.0,
     chunk_rows: int = 250_000,
 ) -> Iterator[pd.DataFrame]:
-    """Yield the trips of `date` in chunks, with the true `trip_duration_s` label column."""
+    """Yield the trips of `date` in chunks, as the TLC publishes them (the duration is dropoff - pickup)."""
+    if isinstance(drift_start, str):
+        drift_start = dt.date.fromisoformat(drift_start) if drift_start else None
+    rows = rows_per_day
     drifted = drift_start is not None and date >= drift_start
     for chunk, start in enumerate(range(0, rows, chunk_rows)):
         n = min(chunk_rows, rows - start)
         rng = np.random.default_rng([seed, date.toordinal(), chunk])
-        yield _chunk(rng, date, n, id_offset=date.toordinal() * 100_000_000 + start, drifted=drifted, bad_row_share=bad_row_share)
+        yield _chunk(rng, date, n, drifted=drifted, bad_row_share=bad_row_share)
 
 
-def _chunk(rng, date, n, *, id_offset, drifted, bad_row_share) -> pd.DataFrame:
+def _chunk(rng, date, n, *, drifted, bad_row_share) -> pd.DataFrame:
     hours_w = _NIGHT_HOURS if drifted else _HOURS
     hour = rng.choice(24, n, p=hours_w / hours_w.sum())
     seconds = hour * 3600 + rng.integers(0, 3600, n)
@@ -88,16 +91,15 @@ def _chunk(rng, date, n, *, id_offset, drifted, bad_row_share) -> pd.DataFrame:
 
     frame = pd.DataFrame(
         {
-            "trip_id": np.arange(id_offset, id_offset + n, dtype="int64"),
+            "vendor_id": vendor.astype("int64"),
             "pickup_datetime": pickup,
-            "pickup_zone": pd.array(_ZONE_IDS[pz], dtype="Int64"),
-            "dropoff_zone": pd.array(_ZONE_IDS[dz], dtype="Int64"),
+            "dropoff_datetime": pickup + (duration * 1e6).astype("timedelta64[us]"),
             "passenger_count": passengers.astype("int64"),
             "trip_distance": distance,
-            "vendor_id": vendor.astype("int64"),
+            "rate_code_id": rate.astype("int64"),
+            "pickup_location_id": pd.array(_ZONE_IDS[pz], dtype="Int64"),
+            "dropoff_location_id": pd.array(_ZONE_IDS[dz], dtype="Int64"),
             "payment_type": payment.astype("int64"),
-            "rate_code": rate.astype("int64"),
-            "trip_duration_s": duration,
         }
     )
     if bad_row_share > 0:
@@ -111,5 +113,5 @@ def _corrupt(frame: pd.DataFrame, rng, share: float) -> None:
     kinds = rng.integers(0, 4, len(bad))
     frame.loc[bad[kinds == 0], "passenger_count"] = 0
     frame.loc[bad[kinds == 1], "trip_distance"] = -frame.loc[bad[kinds == 1], "trip_distance"]
-    frame.loc[bad[kinds == 2], "dropoff_zone"] = pd.NA
+    frame.loc[bad[kinds == 2], "dropoff_location_id"] = pd.NA
     frame.loc[bad[kinds == 3], "vendor_id"] = 9
