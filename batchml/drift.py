@@ -245,7 +245,7 @@ def drift_report(reference: dict, daily: dict, features: list[str], thresholds: 
         "prediction": prediction,
         "excluded": list(thresholds.exclude),
         "thresholds": asdict(thresholds),
-        "reference_rows": reference.get("rows"),
+        "reference_rows": sum(reference["dates"][d]["rows"] for d in matched) if matched else reference.get("rows"),
         "reference_dates": matched,
         "current_rows": daily.get("rows"),
         "rows": daily.get("rows"),

@@ -142,14 +142,17 @@ def window_profile(profiles: dict[str, dict | None], specs: dict[str, dict]) -> 
 
     `profiles` maps each date of the window (ISO string) to its daily profile, or None when the
     date has none; missing dates are skipped and listed. Columns absent from a profile are
-    skipped for that date. The result has the shape of `daily_profile`, plus `window_days`
-    (dates asked for), `dates` (dates summed) and `missing`.
+    skipped for that date. Every profile must be counted on `specs` (the same model version's
+    reference): a column with another number of bins raises ValueError. The result has the
+    shape of `daily_profile`, plus `window_days` (dates asked for), `dates` (dates summed) and `missing`.
     """
     present = {d: p for d, p in sorted(profiles.items()) if p}
     vectors: dict[str, np.ndarray] = {}
     for profile in present.values():
         for name, column in profile["columns"].items():
             if name in specs:
+                if len(column["counts"]) != n_bins(specs[name]):
+                    raise ValueError(f"{name}: {len(column['counts'])} bins in a daily profile, {n_bins(specs[name])} in the reference")
                 v = profile_vector(specs[name], column)
                 vectors[name] = vectors[name] + v if name in vectors else v
     rows = sum(int(p.get("rows", 0)) for p in present.values())

@@ -96,6 +96,13 @@ def test_a_window_of_daily_profiles_is_the_profile_of_the_concatenated_rows():
     assert window["columns"]["x"]["std"] == pytest.approx(pd.concat(frames.values())["x"].std(ddof=0), rel=1e-9)
 
 
+def test_profiles_counted_on_other_bins_do_not_add_up():
+    specs = reference_profile(pd.DataFrame({"x": np.arange(100.0)}))["columns"]
+    other = reference_profile(pd.DataFrame({"x": np.arange(100.0)}), n_bins=5)["columns"]
+    with pytest.raises(ValueError, match="bins"):
+        window_profile({"2026-06-01": daily_profile(profile_partition(pd.DataFrame({"x": [1.0, 2.0]}), other), other)}, specs)
+
+
 def test_analytic_floors_agree_with_the_bootstrap_and_shrink_with_rows():
     ref = {"kind": "categorical", "counts": [4000, 3000, 2000, 1000, 0]}
     for n in (300, 2_000, 20_000):
