@@ -13,23 +13,32 @@ level is the column's **noise floor**: the 95th percentile of the statistic when
 (the current window's rows) and a reference of the reference's size are both drawn from
 the reference's bin shares. It is analytic where the chi-squared approximation holds (PSI
 and JS with at least 5 expected rows in every bin) and otherwise a seeded multinomial
-bootstrap on the reference bins (deterministic, cached per column and n). A column drifts
-on a method when the statistic, with its floor taken out, still reaches the threshold:
-PSI - floor >= threshold (PSI is a divergence: noise adds to it), and for the distances
-sqrt(value^2 - floor^2) >= threshold (noise adds to their squares). So the threshold keeps
-one meaning at every volume, the size of a change worth acting on, and a healthy column
-crosses it on at most about 5% of dates. At high volume floors are close to 0 and this is
-the fixed-threshold rule. Each column's record gives `value`, `floor`, `threshold`,
-`limit` (what the value had to reach) and `decided_by`: "floor" when the floor alone is
-above the threshold (a fixed threshold would flag this column every day at this volume).
+bootstrap on the reference bins, which also sends the Good-Turing share of categories the
+reference never saw to the unseen slot (deterministic, cached per column and n).
+
+A column drifts on a method when the statistic, with its floor taken out, still reaches
+the threshold: PSI - floor >= threshold (PSI is a divergence: noise adds to it), and for
+the distances sqrt(value^2 - floor^2) >= threshold (noise adds to their squares). So the
+threshold keeps one meaning at every volume, the size of a change worth acting on, and a
+healthy column crosses it on well under 5% of dates (a plain max(threshold, floor) would
+instead flag changes far below the threshold whenever the floor is high). At high volume
+the floors are close to 0 and this is the fixed-threshold rule. Each column's `methods`
+gives `value`, `floor`, `threshold`, `limit` (what the value had to reach), `excess` and
+`decided_by`: "floor" when the floor alone is above the threshold, i.e. a fixed threshold
+would flag this column every day at this volume. Example, a Sunday of 300 rows against
+the 600 rows of the two training Sundays: pickup_zone js 0.41, floor 0.42, limit 0.43, not
+drifted (a true change of 0.1 would read about 0.43). Many columns decided by the floor
+mean the table is small for its bins: raise `window_days` (7 days also compares with the
+whole reference, all weekdays being in the window).
 
 The **window** (`window_days`, default 1) sums the daily profiles of the dates ending at
 D before comparing: 7 days of 300 rows are judged as 2,100 rows, which lowers the floor
 and sees smaller changes, at the price of a change showing fully only after a week.
-`rows` is the window's row count, `dates` what went in (missing dates are skipped and
-listed). When the reference carries its per-date profiles (`reference["dates"]`), the
-window is compared with the reference dates of the same weekdays (`reference_dates`), so
-a Saturday is judged against training Saturdays: day-of-week structure is not drift.
+`rows` is the window's row count, `dates` what went in, `missing_dates` what did not.
+When the reference carries its per-date profiles (`reference["dates"]`), the window is
+compared with the reference dates of the same weekdays (`reference_dates`, and
+`reference_rows` is their size), so a Saturday is judged against training Saturdays:
+day-of-week structure is not drift. A reference without them is compared whole.
 """
 
 from __future__ import annotations
@@ -58,10 +67,10 @@ class DriftThresholds:
     numeric_methods: tuple[str, ...] = ("psi", "wasserstein")
     categorical_methods: tuple[str, ...] = ("psi", "js")
     exclude: tuple[str, ...] = field(default=())
-    window_days: int = 1
-    floor_quantile: float = 0.95
-    floor_draws: int = 400
-    match_weekdays: bool = True
+    window_days: int = 1  # dates summed into the current profile (read by the caller: see profile.window_profile)
+    floor_quantile: float = 0.95  # the no-drift quantile a noise floor is
+    floor_draws: int = 400  # bootstrap draws per (column, n)
+    match_weekdays: bool = True  # compare with the reference's dates on the window's weekdays, when it has them
 
 
 def psi(ref_counts, cur_counts) -> float:
