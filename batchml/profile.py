@@ -141,3 +141,60 @@ def daily_profile(partial: dict[str, np.ndarray], specs: dict[str, dict]) -> dic
 def _finite(values: pd.Series) -> np.ndarray:
     arr = values.to_numpy(dtype="float64", na_value=np.nan)
     return arr[~np.isnan(arr)]
+
+
+def profile_vector(spec: dict, column: dict) -> np.ndarray:
+    """The additive vector of a finalized column (the inverse of `finalize`), so saved daily profiles add up.
+
+    Counts, nulls and n come back exactly; bin sums, sum and sum of squares to float rounding.
+    """
+    k = n_bins(spec)
+    counts = np.asarray(column["counts"], dtype="float64")
+    n = float(column["count"])
+    nulls = float(round(column["null_rate"] * n))
+    valid = n - nulls
+    mean = column["mean"] or 0.0
+    std = column["std"] or 0.0
+    head = [counts]
+    if spec["kind"] == "numeric":
+        means = np.array([m if m is not None else 0.0 for m in column.get("bin_means", [None] * k)], dtype="float64")
+        head.append(means * counts)
+    tail = [nulls, n, mean * valid, (std * std + mean * mean) * valid]
+    return np.concatenate([*head, tail])
+
+
+def window_profile(profiles: dict[str, dict | None], specs: dict[str, dict]) -> dict:
+    """The sum of the daily profiles of a window's dates: one profile, as if the rows were profiled together.
+
+    `profiles` maps each date of the window (ISO string) to its daily profile, or None when the
+    date has none; missing dates are skipped and listed. Columns absent from a profile are
+    skipped for that date. Every profile must be counted on `specs` (the same model version's
+    reference): a column with another number of bins raises ValueError. The result has the
+    shape of `daily_profile`, plus `window_days` (dates asked for), `dates` (dates summed) and `missing`.
+    """
+    present = {d: p for d, p in sorted(profiles.items()) if p}
+    vectors: dict[str, np.ndarray] = {}
+    for profile in present.values():
+        for name, column in profile["columns"].items():
+            if name in specs:
+                if len(column["counts"]) != n_bins(specs[name]):
+                    raise ValueError(f"{name}: {len(column['counts'])} bins in a daily profile, {n_bins(specs[name])} in the reference")
+                v = profile_vector(specs[name], column)
+                vectors[name] = vectors[name] + v if name in vectors else v
+    rows = sum(int(p.get("rows", 0)) for p in present.values())
+    out = {"rows": rows, "columns": {n: finalize(specs[n], v) for n, v in vectors.items()}}
+    return {**out, "window_days": len(profiles), "dates": list(present), "missing": sorted(d for d, p in profiles.items() if not p)}
+
+
+def date_profiles(frame: pd.DataFrame, dates: pd.Series, specs: dict[str, dict]) -> dict[str, dict]:
+    """Daily profiles (on the reference bins `specs`) of each date of a multi-day frame, keyed by ISO date.
+
+    Stored with a reference profile (as `reference["dates"]`), they let drift compare a date with
+    the reference dates of the same weekdays, and they add up like any daily profiles.
+    """
+    keys = pd.to_datetime(dates).dt.date.to_numpy()
+    out = {}
+    for day in sorted(set(keys)):
+        part = frame[keys == day]
+        out[day.isoformat()] = daily_profile(profile_partition(part, {n: s for n, s in specs.items() if n in part.columns}), specs)
+    return out
