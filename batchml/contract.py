@@ -271,7 +271,7 @@ def validate(
         hashes = key_hashes(typed_frame, contract.key)
         dup = pd.Series(hashes).duplicated().to_numpy()
         if seen_keys is not None and len(seen_keys):
-            dup |= np.isin(hashes, seen_keys)
+            dup = dup | np.isin(hashes, seen_keys)
         rules.append((dup & ~key_null, f"key ({', '.join(contract.key)}): duplicate"))
     else:
         hashes = np.empty(0, dtype="uint64")

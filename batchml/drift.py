@@ -243,7 +243,12 @@ def drift_report(reference: dict, daily: dict, features: list[str], thresholds: 
         return column_drift(ref_columns[name], daily["columns"][name], thresholds, std=pooled[name].get("std"))
 
     per_feature = {f: judge(f) for f in monitored}
-    prediction = judge("prediction") if "prediction" in reference and "prediction" in daily["columns"] else None
+    # The prediction's drift: a regressor's prediction, or a classifier's probabilities (the most drifted class).
+    outputs = [n for n in pooled if n not in reference["columns"] and n in daily["columns"]]
+    judged = {n: judge(n) for n in outputs}
+    prediction = max(judged.values(), key=lambda r: (r["drifted"], r.get("psi", 0.0)), default=None)
+    if prediction is not None and len(judged) > 1:
+        prediction = {**prediction, "output": max(judged, key=lambda n: (judged[n]["drifted"], judged[n].get("psi", 0.0))), "outputs": judged}
     drifted = [f for f, r in per_feature.items() if r["drifted"]]
     share = len(drifted) / len(monitored) if monitored else 0.0
     return {
@@ -265,8 +270,9 @@ def drift_report(reference: dict, daily: dict, features: list[str], thresholds: 
 
 
 def _reference_columns(reference: dict) -> dict[str, dict]:
-    """The reference's feature columns and its prediction column, by name."""
-    return {**reference["columns"], **({"prediction": reference["prediction"]} if "prediction" in reference else {})}
+    """The reference's feature columns and its output columns (the prediction, or a classifier's probabilities), by name."""
+    outputs = reference.get("outputs") or ({"prediction": reference["prediction"]} if "prediction" in reference else {})
+    return {**reference["columns"], **outputs}
 
 
 def _shares(counts) -> np.ndarray:

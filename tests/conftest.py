@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import socket
+import sys
 from pathlib import Path
 
 import luigi
@@ -11,15 +13,22 @@ import pytest
 from luigi.task_register import Register
 
 REPO = Path(__file__).resolve().parents[1]
-SCHEMA = REPO / "config" / "schema.yaml"
+TAXI = REPO / "examples" / "taxi"
+CONTRACT = TAXI / "contract.yaml"
+PROJECT_FILES = ("contract.yaml", "taxi_hooks.py", "taxi_synthetic.py")
+sys.path.insert(0, str(TAXI))  # the taxi example's modules (hooks, generator), as its project folder makes them
 
 # Small enough for seconds per date, large enough to train a useful model.
+TRIPS = {"rows_per_day": 3000, "seed": 11, "drift_start": "", "bad_row_share": 0.002}
 SMALL = {
-    "source": {"kind": "synthetic", "rows_per_day": "3000", "seed": "11", "label_lag_days": "2", "bad_row_share": "0.002", "drift_start": ""},
-    "training": {"window_days": "5", "max_rows": "20000", "max_iter": "40", "seed": "3"},
+    "source": {"kind": "python", "generator": "taxi_hooks:trips", "options": json.dumps(TRIPS), "label_lag_days": "2"},
+    "features": {"transform": "taxi_hooks:features"},
+    "labels": {"transform": "taxi_hooks:duration"},
+    "training": {"recipe": "taxi_hooks:recipe", "params": json.dumps({"max_iter": 40}), "window_days": "5", "max_rows": "20000", "seed": "3"},
     "storage": {"rows_per_file": "1000"},
-    "schema": {"path": str(SCHEMA), "max_reject_share": "0.05"},
+    "schema": {"path": str(CONTRACT), "max_reject_share": "0.05"},
     "dask": {"scheduler_address": "", "n_workers": "2", "threads_per_worker": "1"},
+    "drift": {"exclude": json.dumps(["pickup_weekday", "is_weekend"])},
     # Only drift triggers retraining in tests: at 3,000 rows a day, weekday effects alone move
     # absolute MAE by 30%. Tests of the error trigger set it themselves.
     "retrain": {"error_increase": "10"},
@@ -28,19 +37,24 @@ SMALL = {
 }
 
 
-SECTIONS = ("core", "source", "training", "storage", "schema", "dask", "mlflow", "checks", "drift", "report", "retrain", "retry", "RangeDaily")
+def trips(**changes) -> dict[str, str]:
+    """[source] settings of the taxi generator with some options changed (rows_per_day=..., drift_start=...)."""
+    return {"options": json.dumps({**TRIPS, **changes})}
+
+
+SECTIONS = ("core", "source", "features", "labels", "training", "storage", "schema", "dask", "mlflow", "checks", "drift", "report", "retrain", "retry", "RangeDaily")
 
 
 def pipeline_settings(tmp_path: Path) -> dict[str, dict[str, str]]:
     """Every setting a test run needs, pointing only inside tmp_path."""
     settings = {section: dict(values) for section, values in SMALL.items()}
     settings["storage"]["root"] = str(tmp_path / "data")
-    settings["core"] = {"logging_conf_file": str(REPO / "config" / "logging.cfg")}
     settings["mlflow"] = {
         "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
         "artifact_location": str(tmp_path / "mlartifacts"),
         "registered_model": "trip_duration",
         "alias": "champion",
+        "cold_start": "true",
         "cache_dir": str(tmp_path / "cache"),
         "http_request_max_retries": "0",
         "http_request_timeout": "10",
@@ -49,12 +63,14 @@ def pipeline_settings(tmp_path: Path) -> dict[str, dict[str, str]]:
 
 
 def write_cfg(path: Path, settings: dict[str, dict[str, str]]) -> Path:
-    """A luigi.cfg for subprocess runs: the repo's file, overridden by `settings`."""
+    """A project for subprocess runs: the taxi example's files and luigi.cfg beside `path`, overridden by `settings`."""
     import configparser
+    import shutil
 
-    cfg = configparser.ConfigParser()
-    cfg.read(REPO / "luigi.cfg")
-    cfg["core"]["logging_conf_file"] = str(REPO / "config" / "logging.cfg")
+    for name in PROJECT_FILES:
+        shutil.copy(TAXI / name, path.parent / name)
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(TAXI / "luigi.cfg")
     for section, values in settings.items():
         if not cfg.has_section(section):
             cfg.add_section(section)

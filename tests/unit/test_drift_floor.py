@@ -14,9 +14,10 @@ from batchml.profile import add_profiles, daily_profile, date_profiles, profile_
 
 def synthetic_trips(date: dt.date, rows: int, drift_start: dt.date | None = None) -> pd.DataFrame:
     """One date of the taxi-like generator (the only import of it: it moves to the taxi example)."""
-    from batchml.synthetic import trips
+    from taxi_synthetic import trips
 
-    return pd.concat(trips(date, rows=rows, seed=42, drift_start=drift_start), ignore_index=True)
+    frame = pd.concat(trips(date, rows_per_day=rows, seed=42, drift_start=drift_start), ignore_index=True)
+    return frame.rename(columns={"pickup_location_id": "pickup_zone", "dropoff_location_id": "dropoff_zone", "rate_code_id": "rate_code"})
 
 
 NUMERIC = ("trip_distance", "passenger_count", "pickup_hour", "is_weekend")

@@ -1,0 +1,208 @@
+"""The dataset contract: loading, and validation of rows as real files give them."""
+
+import datetime as dt
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from batchml.contract import Contract, top_reasons, validate
+from batchml.errors import SchemaError
+
+DAY = dt.date(2026, 6, 10)
+ORDERS = {
+    "dataset": "orders",
+    "key": ["store", "order_no"],
+    "timestamp": "ordered_at",
+    "columns": {
+        "store": {"dtype": "string", "nullable": False, "allowed": ["north", "south"], "source": "StoreCode"},
+        "order_no": {"dtype": "integer", "nullable": False, "source": ["OrderNo", "order_number"]},
+        "ordered_at": {"dtype": "datetime", "nullable": False},
+        "amount": {"dtype": "float", "min": 0},
+        "items": {"dtype": "integer", "min": 1, "max": 50},
+        "express": {"dtype": "boolean"},
+    },
+    "label": {"column": "returned", "task": "classification", "classes": [0, 1]},
+}
+
+
+@pytest.fixture
+def contract() -> Contract:
+    return Contract.from_dict(ORDERS, path="orders.yaml")
+
+
+def csv(text: str) -> pd.DataFrame:
+    """A CSV as batchml's file source reads it: text exactly as written, bad bytes marked."""
+    return pd.read_csv(io.BytesIO(text.encode("latin-1")), dtype=object, encoding_errors="surrogateescape", keep_default_na=False, na_values=[""])
+
+
+GOOD = "StoreCode,OrderNo,ordered_at,amount,items,express,unused\n" + "\n".join(
+    f"{'north' if i % 2 else 'south'},{i},2026-06-10 {i % 24:02d}:15:00,{i * 1.5},{i % 9 + 1},{'true' if i % 3 else 'false'},x" for i in range(1, 41)
+)
+
+
+def test_clean_rows_pass_with_source_names_mapped_and_contract_dtypes(contract):
+    out = validate(csv(GOOD), contract, DAY, origin="orders.csv")
+    assert len(out.valid) == 40 and len(out.rejected) == 0
+    assert list(out.valid.columns) == ["store", "order_no", "ordered_at", "amount", "items", "express"]
+    assert {c: str(t) for c, t in out.valid.dtypes.items()} == {
+        "store": "string",
+        "order_no": "int64",
+        "ordered_at": "datetime64[us]",
+        "amount": "float64",
+        "items": "Int64",
+        "express": "boolean",
+    }
+
+
+@pytest.mark.parametrize(
+    "column, value, reason",
+    [
+        ("store", "east", "store: not in ['north', 'south']"),
+        ("items", "0", "items: below minimum 1"),
+        ("items", "51", "items: above maximum 50"),
+        ("amount", "abc", "amount: 'abc' is not a valid float"),
+        ("items", "1.5", "items: '1.5' is not a valid integer (or outside the 64-bit signed range)"),
+        ("express", "maybe", "express: 'maybe' is not a valid boolean"),
+        ("order_no", "", "order_no: is null"),
+        ("ordered_at", "2026-06-11 00:00:01", "ordered_at: not on 2026-06-10 (UTC)"),
+    ],
+)
+def test_each_rule_rejects_the_row_keeping_its_raw_values(contract, column, value, reason):
+    frame = csv(GOOD).rename(columns={"StoreCode": "store", "OrderNo": "order_no"})
+    frame.loc[3, column] = value if value != "" else None
+    out = validate(frame, contract, DAY, origin="t")
+    assert len(out.valid) == 39 and len(out.rejected) == 1
+    assert out.rejected["reason"].iloc[0] == reason
+    raw = out.rejected.iloc[0]
+    for name in ("store", "order_no", "amount", "items"):
+        assert (pd.isna(raw[name]) and pd.isna(frame.loc[3, name])) or raw[name] == frame.loc[3, name]
+
+
+def test_quarantined_text_is_the_source_text_not_a_coerced_null(contract):
+    frame = csv(GOOD)
+    frame.loc[0, "items"] = "a very long value that is certainly not a number of items at all"
+    out = validate(frame, contract, DAY, origin="t")
+    assert out.rejected["items"].iloc[0] == frame.loc[0, "items"]
+    assert frame.loc[0, "items"] in out.rejected["reason"].iloc[0]  # the reason is not cut short
+
+
+def test_composite_key_duplicates_across_batches_and_within(contract):
+    frame = csv(GOOD)
+    first = validate(frame.iloc[:10], contract, DAY, origin="a")
+    again = frame.iloc[5:15].copy()
+    again.loc[again.index[-1], "OrderNo"] = again.iloc[-2]["OrderNo"]  # same store? differs: rows alternate stores
+    again.loc[again.index[-1], "StoreCode"] = again.iloc[-2]["StoreCode"]
+    out = validate(again, contract, DAY, origin="b", seen_keys=first.key_hashes)
+    assert out.rejected["reason"].str.startswith("key (store, order_no): duplicate").sum() == 6
+    # the same order number in the other store is another key
+    other = frame.iloc[:1].copy()
+    other["StoreCode"] = "south" if other["StoreCode"].iloc[0] == "north" else "north"
+    assert len(validate(other, contract, DAY, origin="c", seen_keys=first.key_hashes).valid) == 1
+
+
+def test_integers_beyond_int64_are_quarantined_and_never_changed(contract):
+    frame = csv(GOOD)
+    frame.loc[0:9, "OrderNo"] = "99999999999999999999"
+    frame.loc[10, "OrderNo"] = "9223372036854775808"
+    frame.loc[11, "OrderNo"] = "9007199254740993"  # above 2**53: exact as text
+    out = validate(frame, contract, DAY, origin="orders.csv")
+    assert len(out.rejected) == 11
+    assert set(out.rejected["order_no"]) == {"99999999999999999999", "9223372036854775808"}
+    assert out.rejected["reason"].str.contains("order_no: .* outside the 64-bit signed range").all()
+    assert 9007199254740993 in set(out.valid["order_no"])
+    assert -9223372036854775808 not in set(out.valid["order_no"])
+
+
+def test_integer_keys_read_as_float_beyond_2_53_are_refused_not_rounded(contract):
+    frame = csv(GOOD).rename(columns={"StoreCode": "store", "OrderNo": "order_no"})
+    frame["order_no"] = frame["order_no"].astype("float64")
+    frame.loc[0, "order_no"] = 2.0**60
+    frame.loc[1, "order_no"] = 1e20
+    out = validate(frame, contract, DAY, origin="t")
+    assert len(out.rejected) == 2 and out.rejected["reason"].str.startswith("order_no:").all()
+
+
+def test_timezone_aware_and_mixed_iso_timestamps_are_normalised(contract):
+    frame = csv(GOOD)
+    frame.loc[0, "ordered_at"] = "2026-06-10T11:00:00"
+    frame.loc[1, "ordered_at"] = "2026-06-10T11:00:00+02:00"
+    frame.loc[2, "ordered_at"] = "2026-06-10 23:30:00Z"
+    frame.loc[3, "ordered_at"] = "2026-06-10T23:30:00-04:00"  # 03:30 UTC on the next day
+    out = validate(frame, contract, DAY, origin="t")
+    by_no = out.valid.set_index("order_no")["ordered_at"]
+    assert by_no[1] == pd.Timestamp("2026-06-10 11:00") and by_no[2] == pd.Timestamp("2026-06-10 09:00")
+    assert by_no[3] == pd.Timestamp("2026-06-10 23:30")
+    assert list(out.rejected["reason"]) == ["ordered_at: not on 2026-06-10 (UTC)"]
+
+
+def test_parquet_timestamps_with_a_timezone_and_a_contract_timezone():
+    local = Contract.from_dict({**ORDERS, "timezone": "America/New_York"})
+    frame = csv(GOOD).rename(columns={"StoreCode": "store", "OrderNo": "order_no"})
+    frame["ordered_at"] = pd.to_datetime(frame["ordered_at"]).dt.tz_localize("UTC")  # 01:15 .. 23:15 UTC
+    out = validate(frame, local, DAY, origin="t")
+    assert (out.valid["ordered_at"].dt.date == DAY).all()
+    assert out.rejected["reason"].str.contains(r"not on 2026-06-10 \(America/New_York\)").all() and len(out.rejected) > 0
+    assert out.rows_in == 40
+
+
+def test_a_bad_byte_quarantines_its_row_naming_the_column_and_unused_columns_are_not_decoded(contract):
+    text = GOOD.replace("north,3,", "nor\xe9h,3,").replace(",x\n", ",caf\xe9\n", 5)
+    out = validate(csv(text), contract, DAY, origin="orders.csv")
+    assert len(out.rejected) == 1
+    assert out.rejected["reason"].iloc[0] == "store: 'nor\\\\xe9h' is not valid text in the source's encoding"
+    assert out.rejected["store"].iloc[0] == "nor\\xe9h"
+
+
+def test_missing_column_names_the_origin_the_column_and_its_source_names(contract):
+    with pytest.raises(SchemaError, match=r"orders_2026-06-10\.csv: missing required column\(s\) order_no \(source name OrderNo or order_number\)"):
+        validate(csv(GOOD).drop(columns="OrderNo"), contract, DAY, origin="orders_2026-06-10.csv")
+
+
+def test_a_row_breaking_two_rules_lists_both(contract):
+    frame = csv(GOOD)
+    frame.loc[0, "items"] = "99"
+    frame.loc[0, "StoreCode"] = "west"
+    out = validate(frame, contract, DAY, origin="t")
+    assert out.rejected["reason"].iloc[0] == "store: not in ['north', 'south']; items: above maximum 50"
+
+
+def test_top_reasons_count_each_rule():
+    reasons = pd.Series(["a: x", "a: x; b: y", "b: y", "b: y"], dtype="string")
+    assert top_reasons(reasons) == [("b: y", 3), ("a: x", 2)]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"columns": {"id": {"dtype": "int32"}}, "key": "id"}, "dtype 'int32'"),
+        ({"key": "order_id"}, "key column 'order_id' is not among the columns; did you mean 'order_no'"),
+        ({"timestamp": "amount"}, "timestamp 'amount' must name a datetime column"),
+        ({"timezone": "Mars/Olympus"}, "timezone 'Mars/Olympus'"),
+        ({"label": {"column": "y", "task": "ranking"}}, "label task 'ranking'"),
+        ({"columns": {**ORDERS["columns"], "items": {"dtype": "integer", "maximum": 5}}}, "column 'items' has an unknown field 'maximum'; did you mean 'max'"),
+        ({"lable": {"column": "y"}}, "unknown field 'lable'; did you mean 'label'"),
+    ],
+)
+def test_a_wrong_contract_is_refused_naming_file_and_field(change, message):
+    with pytest.raises(SchemaError, match="orders.yaml: .*" + message.replace("(", r"\(").replace(")", r"\)")):
+        Contract.from_dict({**ORDERS, **change}, path="orders.yaml")
+
+
+def test_fingerprint_changes_with_a_rule(contract):
+    changed = {**ORDERS, "columns": {**ORDERS["columns"], "items": {"dtype": "integer", "min": 1, "max": 51}}}
+    assert Contract.from_dict(changed).fingerprint() != contract.fingerprint()
+
+
+def test_the_taxi_example_contract_validates_its_generator(tmp_path):
+    from taxi_synthetic import trips
+
+    from tests.conftest import CONTRACT
+
+    taxi = Contract.load(CONTRACT)
+    frame = next(trips(DAY, rows_per_day=20000, seed=2, bad_row_share=0.01))
+    out = validate(frame, taxi, DAY, origin="t")
+    assert 120 < len(out.rejected) < 280
+    assert taxi.key == ("vendor_id", "pickup_datetime", "dropoff_datetime", "pickup_location_id", "dropoff_location_id")
+    assert not np.isin(out.key_hashes, validate(frame.iloc[:0], taxi, DAY, origin="t").key_hashes).any()
