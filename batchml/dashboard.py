@@ -174,11 +174,11 @@ def _events(retrain: dict, rollback: dict | None) -> list[dict]:
     decision = retrain.get("decision")
     if decision in ("promoted", "rejected"):
         version = retrain.get("challenger_version") or retrain.get("candidate_version")
-        text = f"{EVENT_LABELS[decision]}{f' v{version}' if version else ''}: {retrain.get('reason') or ''}".rstrip(": ")
+        text = EVENT_LABELS[decision] + (f" v{version}" if version else "") + (f": {retrain['reason']}" if retrain.get("reason") else "")
         out.append({"kind": decision, "version": str(version) if version else None, "text": text})
     if rollback:
         to = rollback.get("to_version")
-        text = f"rolled back v{rollback.get('from_version')} → v{to}: {rollback.get('reason') or ''}".rstrip(": ")
+        text = f"rolled back v{rollback.get('from_version')} → v{to}" + (f": {rollback['reason']}" if rollback.get("reason") else "")
         out.append({"kind": "rollback", "version": str(to) if to is not None else None, "text": text})
     return out
 
@@ -271,6 +271,15 @@ class _Axis:
     def x(self, i: int) -> float:
         return LEFT + i * self.step
 
+    @property
+    def gap(self) -> float:
+        """White space between neighbouring cells; none when dates are too narrow to spare it."""
+        return 1.0 if self.step >= 4 else 0.0
+
+    def cell(self, i: int) -> str:
+        """x and width attributes of the cell of date i."""
+        return f'x="{self.x(i) + self.gap / 2:.2f}" width="{max(self.step - self.gap, 0.5):.2f}"'
+
     def mid(self, i: int) -> float:
         return LEFT + (i + 0.5) * self.step
 
@@ -291,7 +300,17 @@ class _Axis:
 
     def svg(self, height: int, body: str, *, chart: str, label: str) -> Markup:
         guide = f'<line class="guide" x1="0" x2="0" y1="0" y2="{height - 22}" visibility="hidden"/>'
-        return _svg(WIDTH, height, body + guide, cls="timeline", label=label, chart=chart, left=LEFT, step=f"{self.step:.4f}", n=self.n)
+        return _svg(
+            WIDTH,
+            height,
+            body + guide,
+            cls="timeline" + (" dense" if not self.gap else ""),
+            label=label,
+            chart=chart,
+            left=LEFT,
+            step=f"{self.step:.4f}",
+            n=self.n,
+        )
 
 
 def _charts(dates: list[dict]) -> list[dict]:
@@ -368,7 +387,7 @@ def _status_chart(axis: _Axis) -> Markup:
         title = escape(d["date"] + " · " + STATUS_LABELS[d["status"]] + (f": {d['cause']}" if d["cause"] else ""))
         out += (
             f'<rect class="status status-{d["status"]}" data-date="{d["date"]}" data-i="{i}" data-status="{d["status"]}" '
-            f'x="{axis.x(i) + 0.5:.1f}" y="{top}" width="{max(axis.step - 1, 0.6):.1f}" height="{lane}"><title>{title}</title></rect>'
+            f'{axis.cell(i)} y="{top}" height="{lane}"><title>{title}</title></rect>'
         )
     for version, start, end in _bands(axis.dates):
         x, w = axis.x(start), axis.x(end + 1) - axis.x(start)
@@ -376,7 +395,7 @@ def _status_chart(axis: _Axis) -> Markup:
         label = f'<text class="band-label" x="{x + w / 2:.1f}" y="{band_y + 14}" text-anchor="middle">v{escape(version)}</text>' if w >= 26 else ""
         out += (
             f'<g class="band" data-version="{escape(version)}" data-start="{first}" data-end="{last}">'
-            f'<title>model v{escape(version)}: {first} to {last}</title>'
+            f"<title>model v{escape(version)}: {first} to {last}</title>"
             f'<rect class="band v{_band_colour(version)}" x="{x + 0.5:.1f}" y="{band_y}" width="{max(w - 1, 0.6):.1f}" height="20" rx="3"/>{label}</g>'
         )
     for i, d in enumerate(axis.dates):
@@ -466,10 +485,7 @@ def _realized_chart(axis: _Axis) -> Markup:
     for i, d in enumerate(axis.dates):
         state = d["realized_status"]
         if state in ("pending", "not scored"):
-            out += (
-                f'<rect class="pending" data-date="{d["date"]}" data-state="{state}" x="{axis.x(i) + 0.5:.1f}" y="{top}" '
-                f'width="{max(axis.step - 1, 0.6):.1f}" height="{h1}"><title>{d["date"]}: realized {escape(d["metric"])} {state}</title></rect>'
-            )
+            out += f'<rect class="pending" data-date="{d["date"]}" data-state="{state}" {axis.cell(i)} y="{top}" height="{h1}"><title>{d["date"]}: realized {escape(d["metric"])} {state}</title></rect>'
         coverage = d["coverage"]
         if _finite(coverage):
             h = h2 * max(0.0, min(1.0, coverage))
@@ -495,7 +511,9 @@ def _drift_chart(axis: _Axis) -> Markup:
         v = d["drifted_share"]
         if _finite(v) and v > 0:
             cls = "share drifted" if d["verdict"] == "drift" else "share"
-            out += f'<rect class="{cls}" x="{axis.x(i) + axis.step * 0.12:.1f}" y="{y1(v):.1f}" width="{axis.step * 0.76:.1f}" height="{top + h1 - y1(v):.1f}"/>'
+            out += (
+                f'<rect class="{cls}" x="{axis.x(i) + axis.step * 0.12:.1f}" y="{y1(v):.1f}" width="{axis.step * 0.76:.1f}" height="{top + h1 - y1(v):.1f}"/>'
+            )
     thresholds = [d["drift_threshold"] for d in axis.dates if _finite(d["drift_threshold"])]
     if thresholds:
         y = y1(thresholds[-1])
@@ -505,7 +523,7 @@ def _drift_chart(axis: _Axis) -> Markup:
     y0 = top + h1 + gap
     for r, name in enumerate(columns):
         y = y0 + r * row
-        out += f'<g class="heat-row" data-feature="{escape(name)}">' + _lane_label(y + 12, name)
+        out += f'<g class="heat-row" data-feature="{escape(name)}"><text class="feature" x="2" y="{y + 12}">{escape(name)}</text>'
         for i, d in enumerate(axis.dates):
             cell = d["cells"].get(name)
             if cell is None:
@@ -514,8 +532,8 @@ def _drift_chart(axis: _Axis) -> Markup:
             what = f"{method} {_num(value, 3)} = {ratio:.2f}× threshold" if method else ("drifted" if drifted else "stable")
             out += (
                 f'<rect class="cell{" drifted" if drifted else ""}" data-feature="{escape(name)}" data-date="{d["date"]}" data-ratio="{ratio}" '
-                f'x="{axis.x(i) + 0.5:.1f}" y="{y + 0.5}" width="{max(axis.step - 1, 0.6):.1f}" height="{row - 1}" fill="{_heat(ratio, drifted)}">'
-                f'<title>{d["date"]} · {escape(name)}: {escape(what)}{" (drifted)" if drifted else ""}</title></rect>'
+                f'{axis.cell(i)} y="{y + 0.5}" height="{row - 1}" fill="{_heat(ratio, drifted)}">'
+                f"<title>{d['date']} · {escape(name)}: {escape(what)}{' (drifted)' if drifted else ''}</title></rect>"
             )
         out += "</g>"
     base = y0 + len(columns) * row + 2
@@ -557,7 +575,9 @@ def _prediction_chart(axis: _Axis) -> Markup:
     for i, p in enumerate(preds):
         a, b = p.get("q0.05"), p.get("q0.95")
         if _finite(a) and _finite(b):
-            out += f'<rect class="qband" x="{axis.x(i) + axis.step * 0.2:.1f}" y="{y(b):.1f}" width="{axis.step * 0.6:.1f}" height="{max(y(a) - y(b), 0.5):.1f}"/>'
+            out += (
+                f'<rect class="qband" x="{axis.x(i) + axis.step * 0.2:.1f}" y="{y(b):.1f}" width="{axis.step * 0.6:.1f}" height="{max(y(a) - y(b), 0.5):.1f}"/>'
+            )
     out += _polyline(axis, [p.get("q0.5") for p in preds], y, "median") + _polyline(axis, [p.get("mean") for p in preds], y, "mean")
     base = top + h
     return axis.svg(base + 26, out + axis.ticks(base), chart="prediction", label="prediction quantiles per date")
