@@ -52,8 +52,8 @@ def _documents(storage: Storage, date: dt.date) -> dict:
         docs[key] = read_json(storage, monitoring_file(date, f"{key}.json")) if f"{key}.json" in names else None
     for key in ("predictions", "features"):
         docs[key] = _manifest_dict(storage.manifest(DATASETS[key], date))
-    if not any(docs[k] for k in ("metrics", "drift", "failure", "predictions")):
-        docs["labels"] = storage.manifest(DATASETS["labels"], date) is not None or "durations" in names
+    if not any(docs[k] for k in ("metrics", "drift", "failure", "predictions")):  # only then can it be a label-only date
+        docs["labels"] = storage.manifest(DATASETS["labels"], date) is not None
     return docs
 
 

@@ -128,8 +128,10 @@ def write_scenario(root) -> Storage:
     for docs in drift_scenario():
         date = dt.date.fromisoformat(docs["date"])
         folder = f"monitoring/date={date}"
-        if docs.get("labels"):
+        if docs.get("labels"):  # ExtractLabels records its duration there, and commits the labels
             storage.write_text(f"{folder}/durations/ExtractLabels.json", json.dumps({"task": "ExtractLabels", "seconds": 1.0}))
+            manifest = Manifest(dataset="labels", date=str(date), rows={"in": 10, "written": 10, "quarantined": 0}, schema_hash="x", input_fingerprint="x", code_version="x", run_id="r")
+            storage.write_text(f"labels/date={date}/_MANIFEST.json", manifest.to_json())
         for key in ("metrics", "drift", "retrain", "rollback", "failure"):
             if docs.get(key):
                 storage.write_text(f"{folder}/{key}.json", json.dumps(docs[key]))
