@@ -50,12 +50,22 @@ def _column(name: str, date: dt.date, i: int) -> dict:
     drifted = name in DRIFTING and date >= ONSET
     wobble = ((i * 7 + len(name)) % 5) / 100  # deterministic noise
     methods = ("psi", "js") if name in CATEGORICAL else ("psi", "wasserstein")
-    values = {"psi": (0.35 if drifted else 0.02) + wobble, "js": (0.16 if drifted else 0.03) + wobble / 2, "wasserstein": (0.22 if drifted else 0.02) + wobble / 2}
+    values = {
+        "psi": (0.35 if drifted else 0.02) + wobble,
+        "js": (0.16 if drifted else 0.03) + wobble / 2,
+        "wasserstein": (0.22 if drifted else 0.02) + wobble / 2,
+    }
     if name in CATEGORICAL:
         values.pop("wasserstein")
         values["chi2_pvalue"] = 1e-9 if drifted else 0.4
     over = [m for m in methods if values[m] >= THRESHOLDS[m]]
-    return {"kind": "categorical" if name in CATEGORICAL else "numeric", **values, "deciding_methods": list(methods), "over_threshold": over, "drifted": bool(over)}
+    return {
+        "kind": "categorical" if name in CATEGORICAL else "numeric",
+        **values,
+        "deciding_methods": list(methods),
+        "over_threshold": over,
+        "drifted": bool(over),
+    }
 
 
 def day_documents(i: int) -> dict:
@@ -86,7 +96,11 @@ def day_documents(i: int) -> dict:
     after = date >= ONSET
     pending = i >= DAYS - PENDING
     error = 4.0 + (2.2 if after and version == "1" else 0.5 if after else 0) + ((i * 11) % 7) / 20
-    realized = None if pending else {"mae": error, "rmse": error * 1.3, "coverage": 0.62 if i == 33 else 0.95, "labelled": 11_000, "scored": 11_600, "model_version": version}
+    realized = (
+        None
+        if pending
+        else {"mae": error, "rmse": error * 1.3, "coverage": 0.62 if i == 33 else 0.95, "labelled": 11_000, "scored": 11_600, "model_version": version}
+    )
     failed = ["quarantine_rate"] if failure else []
     warned = ["row_count_ratio"] if date == WARNED else (["realized_mae_ratio"] if after and realized and error > 6 else [])
     median = 30 + (8 if after else 0)
@@ -99,15 +113,29 @@ def day_documents(i: int) -> dict:
         "numbers": {
             "rows_in": rows_in,
             "quarantined": quarantined,
-            "prediction": {"mean": median * 1.05, "std": 9.0, "null_rate": 0.0, "count": rows_in - quarantined, "quantiles": {"0.05": median - 14, "0.5": median, "0.95": median + 19}},
+            "prediction": {
+                "mean": median * 1.05,
+                "std": 9.0,
+                "null_rate": 0.0,
+                "count": rows_in - quarantined,
+                "quantiles": {"0.05": median - 14, "0.5": median, "0.95": median + 19},
+            },
             "realized": realized,
             "realized_status": "pending" if pending else "available",
         },
     }
     docs.update(metrics=metrics, drift=drift)
-    docs["predictions"] = {"rows": {"in": rows_in, "written": rows_in - quarantined, "quarantined": quarantined}, "model": {"name": "demand", "version": version, "sha256": "ab" * 32}}
+    docs["predictions"] = {
+        "rows": {"in": rows_in, "written": rows_in - quarantined, "quarantined": quarantined},
+        "model": {"name": "demand", "version": version, "sha256": "ab" * 32},
+    }
     if date == PROMOTED:
-        docs["retrain"] = {"decision": "promoted", "reason": "the challenger beat the champion on recent labels", "challenger_version": "2", "champion_version": "1"}
+        docs["retrain"] = {
+            "decision": "promoted",
+            "reason": "the challenger beat the champion on recent labels",
+            "challenger_version": "2",
+            "champion_version": "1",
+        }
     elif date == REJECTED:
         docs["retrain"] = {"decision": "rejected", "reason": "the challenger lost on recent labels", "challenger_version": "3", "champion_version": "2"}
     elif after:
@@ -130,7 +158,15 @@ def write_scenario(root) -> Storage:
         folder = f"monitoring/date={date}"
         if docs.get("labels"):  # ExtractLabels records its duration there, and commits the labels
             storage.write_text(f"{folder}/durations/ExtractLabels.json", json.dumps({"task": "ExtractLabels", "seconds": 1.0}))
-            manifest = Manifest(dataset="labels", date=str(date), rows={"in": 10, "written": 10, "quarantined": 0}, schema_hash="x", input_fingerprint="x", code_version="x", run_id="r")
+            manifest = Manifest(
+                dataset="labels",
+                date=str(date),
+                rows={"in": 10, "written": 10, "quarantined": 0},
+                schema_hash="x",
+                input_fingerprint="x",
+                code_version="x",
+                run_id="r",
+            )
             storage.write_text(f"labels/date={date}/_MANIFEST.json", manifest.to_json())
         for key in ("metrics", "drift", "retrain", "rollback", "failure"):
             if docs.get(key):
@@ -139,7 +175,9 @@ def write_scenario(root) -> Storage:
             storage.write_text(f"{folder}/report.html", "<html></html>")
         if docs.get("predictions"):
             p = docs["predictions"]
-            manifest = Manifest(dataset="predictions", date=str(date), rows=p["rows"], schema_hash="x", input_fingerprint="x", code_version="x", run_id="r", model=p["model"])
+            manifest = Manifest(
+                dataset="predictions", date=str(date), rows=p["rows"], schema_hash="x", input_fingerprint="x", code_version="x", run_id="r", model=p["model"]
+            )
             storage.write_text(f"predictions/date={date}/_MANIFEST.json", manifest.to_json())
     return storage
 
@@ -266,7 +304,11 @@ def test_a_classifier_date_and_a_p_value_as_deciding_statistic():
             "window_days": 7,
             "numbers": {"rows_in": 100, "quarantined": 0, "class_shares": {"yes": 0.3, "no": 0.7}, "realized": {"log_loss": 0.41, "coverage": 0.9}},
         },
-        "drift": {"verdict": "drift", "features": {"c": {"deciding_methods": ["chi2_pvalue"], "chi2_pvalue": 0.001, "drifted": True}}, "thresholds": {"chi2_pvalue": 0.01}},
+        "drift": {
+            "verdict": "drift",
+            "features": {"c": {"deciding_methods": ["chi2_pvalue"], "chi2_pvalue": 0.001, "drifted": True}},
+            "thresholds": {"chi2_pvalue": 0.01},
+        },
     }
     s = summarize_date(docs)
     assert (s["metric"], s["realized"], s["class_shares"], s["window_days"]) == ("log_loss", 0.41, {"yes": 0.3, "no": 0.7}, 7)
@@ -361,7 +403,11 @@ def test_links_only_to_reports_that_exist_and_nothing_external(page):
 
 def test_strings_from_the_documents_are_escaped():
     evil = "<script>alert('x')</script>"
-    docs = {"date": "2026-03-01", "failure": {"task": evil, "cause": evil}, "drift": {"verdict": "drift", "features": {evil: {"drifted": True}}, "model": {"version": evil}}}
+    docs = {
+        "date": "2026-03-01",
+        "failure": {"task": evil, "cause": evil},
+        "drift": {"verdict": "drift", "features": {evil: {"drifted": True}}, "model": {"version": evil}},
+    }
     html = render_dashboard([summarize_date(docs)])
     assert "<script>alert" not in html
     assert len(re.findall(r"<script>", html)) == 1  # the page's own hover script
@@ -387,3 +433,17 @@ def test_400_dates_render_from_their_summaries():
     assert len(html) < 3_000_000
     ticks = [t for t, a in dom.tags if t == "line" and "tick" in a.get("class", "").split()]
     assert len(ticks) <= 5 * 9  # about eight date labels per chart, not 400
+
+
+def test_heatmap_colour_follows_the_ratio_to_the_threshold(page):
+    _, dom = page
+    fills = {(c["data-feature"], c["data-date"]): (float(c["data-ratio"]), c["fill"], "drifted" in c["class"].split()) for c in dom.find("rect", "cell")}
+
+    def violet(colour: str) -> bool:
+        r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+        return b > g + 60 and r < b
+
+    assert all(violet(fill) == drifted for ratio, fill, drifted in fills.values())
+    assert all(ratio >= 1 for ratio, _, drifted in fills.values() if drifted)
+    stable = sorted((ratio, fill) for ratio, fill, drifted in fills.values() if not drifted)
+    assert stable[0][1] != stable[-1][1]  # the colour moves with the ratio below the threshold too
