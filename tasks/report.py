@@ -7,7 +7,7 @@ import datetime as dt
 import luigi
 
 from batchml.extract import FEATURES
-from batchml.monitoring import history, monitored_dates, monitoring_file, read_durations, read_json
+from batchml.monitoring import history, monitoring_file, read_durations, read_json
 from batchml.predictions import PREDICTIONS, profile_path
 from tasks.config import cache_dir, make_registry, make_storage, report
 from tasks.model import read_pin
@@ -29,7 +29,8 @@ class DailyReport(luigi.Task):
         return StorageFileTarget(monitoring_file(self.date, "report.html"))
 
     def run(self):
-        from batchml.report import render_daily_report, render_index, status_of
+        from batchml.dashboard import write_index
+        from batchml.report import render_daily_report
 
         storage = make_storage()
         predictions = storage.verify(PREDICTIONS, self.date)
@@ -54,12 +55,7 @@ class DailyReport(luigi.Task):
             retrain=_decisions(storage, self.date),
         )
         storage.write_text(self.output().relative, page)
-        entries = []
-        for d in monitored_dates(storage):
-            metrics = read_json(storage, monitoring_file(d, "metrics.json"))
-            drift = read_json(storage, monitoring_file(d, "drift.json"))
-            entries.append({"date": d.isoformat(), "status": status_of(metrics, drift), "has_report": d == self.date or storage.read_text(monitoring_file(d, "report.html")) is not None})
-        storage.write_text("monitoring/index.html", render_index(entries))
+        write_index(storage)
 
 
 def _decisions(storage, date: dt.date) -> dict | None:

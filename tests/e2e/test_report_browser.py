@@ -1,8 +1,9 @@
-"""The daily report in a real browser: headless Chromium renders it with no network.
+"""The daily report and the dashboard in a real browser: headless Chromium, no network.
 
-A realistic page (synthetic trips with 265 zones, drifted current data) is written to a
-file, screenshotted and its DOM dumped; the screenshot must not be blank and every section
-must be in the DOM.
+A realistic daily page (synthetic trips with 265 zones, drifted current data) and the
+dashboard of a generated 60-day drift scenario are written to files, screenshotted and their
+DOM dumped; the screenshots must not be blank, and the DOM must show the sections, the
+drifted heatmap cells, the version bands and the failed dates' causes.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import pytest
 from PIL import Image
 
 from batchml.checks import CheckThresholds, realized_performance, run_checks
+from batchml.dashboard import render_dashboard, summarize_date
 from batchml.drift import DriftThresholds, drift_report
 from batchml.features import CATEGORICAL, FEATURES, KEY, LABEL, build_features
 from batchml.profile import add_profiles, daily_profile, profile_partition, reference_profile
-from batchml.report import render_daily_report, render_index, status_of
+from batchml.report import render_daily_report
 from batchml.synthetic import trips
+from tests.unit.test_dashboard import DAYS, DRIFTING, FAILED, LABEL_ONLY, ONSET, PROMOTED, Dom, drift_scenario
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = (
@@ -116,7 +119,7 @@ def realistic_inputs(day: dt.date = DAY) -> dict:
 def _chromium(*args: str, user_data: Path) -> subprocess.CompletedProcess:
     """Headless Chromium with a fresh profile and nothing that would reach the network on its own."""
     flags = [*CHROMIUM_FLAGS, f"--user-data-dir={user_data}"]
-    return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([CHROMIUM, *flags, *args], check=False, capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture
@@ -127,16 +130,25 @@ def chromium():
 
 @pytest.fixture(scope="module")
 def monitoring(tmp_path_factory) -> Path:
-    """A monitoring folder as the pipeline lays it out: index.html and date=D/report.html."""
+    """A monitoring folder as the pipeline lays it out: index.html (the scenario's dashboard) and date=D/report.html."""
     root = tmp_path_factory.mktemp("monitoring")
-    inputs = realistic_inputs()
     page = root / f"date={DAY}" / "report.html"
     page.parent.mkdir()
-    page.write_text(render_daily_report(DAY, **inputs), encoding="utf-8")
-    entries = [dict(h) for h in inputs["history"]]
-    entries[-1]["status"] = status_of(inputs["metrics"], inputs["drift"])
-    (root / "index.html").write_text(render_index(entries), encoding="utf-8")
+    page.write_text(render_daily_report(DAY, **realistic_inputs()), encoding="utf-8")
+    (root / "index.html").write_text(render_dashboard([summarize_date(d) for d in drift_scenario()]), encoding="utf-8")
     return root
+
+
+def _not_blank(png: Path, size: tuple[int, int]) -> list:
+    """The colours of a screenshot, after checking it has the size asked and is not blank."""
+    image = Image.open(png).convert("RGB")
+    assert image.size == size
+    colours = image.getcolors(maxcolors=1 << 20)
+    background = max(colours)[1]
+    foreground = sum(n for n, c in colours if c != background) / (image.width * image.height)
+    assert len(colours) > 200, "the page looks blank: too few distinct colours"
+    assert foreground > 0.1, f"the page looks blank: only {foreground:.0%} of pixels differ from the background"
+    return colours
 
 
 def test_the_daily_report_renders_in_chromium(chromium, monitoring, tmp_path):
@@ -145,15 +157,10 @@ def test_the_daily_report_renders_in_chromium(chromium, monitoring, tmp_path):
     shot = _chromium(f"--screenshot={png}", "--window-size=1280,2400", page, user_data=tmp_path / "profile-shot")
     assert shot.returncode == 0 and png.exists(), shot.stderr[-2000:]
 
-    image = Image.open(png).convert("RGB")
-    assert image.size == (1280, 2400)
-    colours = image.getcolors(maxcolors=1 << 20)
-    background = max(colours)[1]
-    foreground = sum(n for n, c in colours if c != background) / (image.width * image.height)
-    assert len(colours) > 200, "the page looks blank: too few distinct colours"
-    assert foreground > 0.1, f"the page looks blank: only {foreground:.0%} of pixels differ from the background"
-    # The header is painted in the status colour (warn amber: #c27803), so the CSS was applied.
-    assert sum(n for n, c in colours if c == (0xC2, 0x78, 0x03)) > 20_000
+    colours = _not_blank(png, (1280, 2400))
+    # The header is painted in the status colour (drift violet: #7c3aed; drift outranks the
+    # warnings it causes), so the CSS was applied.
+    assert sum(n for n, c in colours if c == (0x7C, 0x3A, 0xED)) > 20_000
 
     dom = _chromium("--dump-dom", page, user_data=tmp_path / "profile-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
@@ -162,8 +169,57 @@ def test_the_daily_report_renders_in_chromium(chromium, monitoring, tmp_path):
     assert dom.stdout.count('class="hist"') == len(FEATURES) - 2 + 1  # monitored features + the prediction
 
 
-def test_the_index_links_every_date_in_chromium(chromium, monitoring, tmp_path):
-    dom = _chromium("--dump-dom", (monitoring / "index.html").as_uri(), user_data=tmp_path / "profile")
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    assert dom.stdout.count('href="date=') == 15
-    assert dom.stdout.index(f'href="date={DAY}/report.html"') < dom.stdout.index(f'href="date={DAY - dt.timedelta(days=1)}/report.html"')
+def test_the_dashboard_renders_in_chromium(chromium, monitoring, tmp_path):
+    """Drifted heatmap cells from the onset only, bands v1 then v2 with the promotion, failed dates with their causes."""
+    page = (monitoring / "index.html").as_uri()
+    png = Path(os.environ.get("BATCHML_SCREENSHOTS", tmp_path)) / "dashboard.png"
+    shot = _chromium(f"--screenshot={png}", "--window-size=1280,1800", page, user_data=tmp_path / "profile-shot")
+    assert shot.returncode == 0 and png.exists(), shot.stderr[-2000:]
+    colours = _not_blank(png, (1280, 1800))
+    assert sum(n for n, c in colours if c == (0x7C, 0x3A, 0xED)) > 5_000  # the drift status cells, so the CSS applied
+
+    dump = _chromium("--dump-dom", page, user_data=tmp_path / "profile-dom")
+    assert dump.returncode == 0, dump.stderr[-2000:]
+    dom = Dom(dump.stdout)
+    cells = dom.find("rect", "cell")
+    assert cells, "no heatmap in the DOM"
+    for feature in DRIFTING:
+        row = {c["data-date"]: "drifted" in c["class"].split() for c in cells if c["data-feature"] == feature}
+        assert row[ONSET.isoformat()] and row[(ONSET + dt.timedelta(days=1)).isoformat()]
+        assert not any(flag for date, flag in row.items() if date < ONSET.isoformat())
+        assert all(flag for date, flag in row.items() if date >= ONSET.isoformat())
+    assert not [c for c in cells if c["data-feature"] not in DRIFTING and "drifted" in c["class"].split()]
+
+    bands = [(b["data-version"], b["data-start"], b["data-end"]) for b in dom.find("g", "band")]
+    assert [v for v, _, _ in bands][:2] == ["1", "2"]
+    assert bands[0][2] == PROMOTED.isoformat() and bands[1][1] == (PROMOTED + dt.timedelta(days=1)).isoformat()
+    promotions = [m["data-date"] for m in dom.find("g", "marker") if m["data-kind"] == "promoted"]
+    assert promotions == [PROMOTED.isoformat()]
+
+    for date, failure in FAILED.items():
+        row = dom.find("tr", data_date=date.isoformat())
+        assert row and row[0]["data-status"] == "fail" and failure["cause"] in row[0]["title"]
+        assert f"{failure['task']} failed: {failure['cause']}" in dom.text
+        assert dom.find("rect", "status", data_date=date.isoformat())[0]["data-status"] == "fail"
+    assert len(dom.find("rect", "status")) == len(LABEL_ONLY) + DAYS
+
+
+def test_hovering_a_date_shows_its_cause_in_chromium(chromium, monitoring, tmp_path):
+    """The inline script: a mouse move over a failed date's status cell fills the hover box with its cause."""
+    date, failure = next(iter(FAILED.items()))
+    probe = monitoring / "hover-probe.html"
+    script = (
+        f"<script>var r = document.querySelector('rect.status[data-date=\"{date}\"]').getBoundingClientRect();"
+        "document.querySelector('svg.timeline').dispatchEvent(new MouseEvent('mousemove', {clientX: r.left + r.width / 2, clientY: r.top + 2, bubbles: true}));"
+        "</script></body>"
+    )
+    probe.write_text((monitoring / "index.html").read_text(encoding="utf-8").replace("</body>", script), encoding="utf-8")
+    dump = _chromium("--dump-dom", probe.as_uri(), user_data=tmp_path / "profile")
+    assert dump.returncode == 0, dump.stderr[-2000:]
+    dom = Dom(dump.stdout)
+    box = dom.find("div", "hover")[0]
+    assert "hidden" not in box
+    assert any(failure["cause"] in t for t in dom.text)
+    guides = [a for t, a in dom.tags if t == "line" and "guide" in a.get("class", "").split()]
+    assert len(guides) == 5 and all(g["visibility"] == "visible" for g in guides)
+    assert len({g["x1"] for g in guides}) == 1  # one date, the same x on every chart
