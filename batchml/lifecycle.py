@@ -14,7 +14,7 @@ import pandas as pd
 from batchml.contract import Contract
 from batchml.features import categorical_inputs
 from batchml.metrics import PRIMARY, lower_is_better, model_metrics
-from batchml.profile import reference_profile
+from batchml.profile import date_profiles, reference_profile
 from batchml.registry import ModelPin, Registry
 from batchml.scoring import PREDICTION, ModelSpec, predict_partition, proba_columns
 from batchml.sources import Source
@@ -78,6 +78,9 @@ def train_and_register(
     profile["prediction"] = reference_profile(scored[[_profiled_outputs(classes)[0]]])["columns"][_profiled_outputs(classes)[0]]
     profile["outputs"] = reference_profile(scored)["columns"]
     profile["task"] = contract.task
+    # Per training date, on the same bins: drift compares a date with the reference's same weekdays.
+    specs = {**profile["columns"], **profile["outputs"]}
+    profile["dates"] = date_profiles(pd.concat([train[inputs].reset_index(drop=True), scored], axis=1), train["date"].reset_index(drop=True), specs)
     primary = PRIMARY[contract.task]
     version = registry.register(
         model,

@@ -121,6 +121,10 @@ class drift(luigi.Config):
     numeric_methods = luigi.ListParameter(default=["psi", "wasserstein"], description="Methods that decide for numeric features (any crossing).")
     categorical_methods = luigi.ListParameter(default=["psi", "js"], description="Methods that decide for categorical features (any crossing).")
     exclude = luigi.ListParameter(default=[], description="Features not judged, e.g. ones constant within a date (a weekday), always 'drifted' against a multi-day reference.")
+    window_days = luigi.IntParameter(default=1, description="The current profile of D is the sum of the daily profiles of the window_days dates ending at D (scored by the same version): raise it for low-volume tables.")
+    floor_quantile = luigi.FloatParameter(default=0.95, description="A statistic's noise floor is this quantile of its value when nothing drifted, at the window's row count.")
+    floor_draws = luigi.IntParameter(default=400, description="Bootstrap draws per (column, rows) where no analytic floor applies.")
+    match_weekdays = luigi.BoolParameter(default=True, description="Compare a window with the reference's dates on the same weekdays, when the reference keeps per-date profiles.")
 
 
 class checks(luigi.Config):
@@ -162,6 +166,10 @@ def drift_thresholds():
         numeric_methods=tuple(cfg.numeric_methods),
         categorical_methods=tuple(cfg.categorical_methods),
         exclude=tuple(cfg.exclude),
+        window_days=cfg.window_days,
+        floor_quantile=cfg.floor_quantile,
+        floor_draws=cfg.floor_draws,
+        match_weekdays=cfg.match_weekdays,
     )
 
 

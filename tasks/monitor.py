@@ -7,7 +7,9 @@ import datetime as dt
 import luigi
 
 from batchml.checks import flat_metrics, realized_performance, run_checks
-from batchml.drift import drift_report
+from batchml.drift import drift_report, window_dates
+from batchml.predictions import profile_specs
+from batchml.profile import window_profile
 from batchml.errors import BatchmlError
 from batchml.extract import FEATURES, LABELS, extract_labels
 from batchml.monitoring import monitoring_file, read_json, trailing_rows, write_json
@@ -81,10 +83,22 @@ class DetectDrift(luigi.Task):
                 "prediction": None,
             }
         else:
-            result = drift_report(reference, daily, list(reference["columns"]), drift_thresholds())
+            thresholds = drift_thresholds()
+            current = window_profile({d.isoformat(): self._profile(storage, d, pin) for d in window_dates(self.date, thresholds.window_days)}, profile_specs(reference))
+            result = drift_report(reference, current, list(reference["columns"]), thresholds)
         result["model"] = {"name": pin.name, "version": pin.version}
         write_json(storage, self.output().relative, result)
         self.set_status_message(f"{result['verdict']}: {', '.join(result['drifted_features']) or 'no feature'} drifted")
+
+
+    def _profile(self, storage, date: dt.date, pin) -> dict | None:
+        """A window date's daily profile, when it was scored by the same version (same reference bins)."""
+        if date == self.date:
+            return read_json(storage, profile_path(date))
+        manifest = storage.manifest(PREDICTIONS, date)
+        if manifest is None or manifest.model.get("version") != pin.version:
+            return None
+        return read_json(storage, profile_path(date))
 
 
 class Metrics(luigi.Task):
