@@ -45,8 +45,8 @@ def classification_metrics(y_true, proba: np.ndarray, classes) -> dict[str, floa
     proba = proba / proba.sum(axis=1, keepdims=True)
     known = np.isin(y_true, classes)
     y_true, proba = y_true[known], proba[known]
-    y_pred = np.asarray(classes, dtype=object)[proba.argmax(axis=1)] if len(proba) else np.empty(0, dtype=object)
-    onehot = (y_true[:, None] == np.asarray(classes, dtype=object)[None, :]).astype("float64")
+    y_pred = np.asarray(classes)[proba.argmax(axis=1)] if len(proba) else np.empty(0)
+    onehot = (y_true[:, None] == np.asarray(classes)[None, :]).astype("float64")
     out = {
         "log_loss": float(skm.log_loss(y_true, proba, labels=classes)) if len(y_true) else float("nan"),
         "accuracy": float((y_pred == y_true).mean()) if len(y_true) else float("nan"),

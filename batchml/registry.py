@@ -6,6 +6,7 @@ version copies the ONNX file into a local cache and refuses it when the hash dif
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import shutil
 import json
@@ -67,6 +68,32 @@ def configure_http(max_retries: int, timeout: int) -> None:
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(max_retries)
     os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(timeout)
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+
+
+@contextlib.contextmanager
+def _fluent_uris(uri: str):
+    """Point MLflow's fluent API (start_run, log_model) at `uri`, then put back what was there.
+
+    set_tracking_uri/set_registry_uri also export MLFLOW_*_URI for subprocesses: those are
+    restored too, so a user's own MLflow calls in the same process are not redirected.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved = tracking_utils._tracking_uri, registry_utils._registry_uri, {n: os.environ.get(n) for n in names}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        tracking_utils._tracking_uri, registry_utils._registry_uri = saved[0], saved[1]
+        for name, value in saved[2].items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _widen_integers(frame: pd.DataFrame) -> pd.DataFrame:
@@ -210,12 +237,14 @@ class Registry:
         file's sha256 (absent when the export failed: then the pyfunc runtime scores it),
         its inputs in order and its classes.
         """
+        with _fluent_uris(self.tracking_uri):  # the process's MLflow settings stay the caller's
+            return self._register(model, train_frame, onnx_bytes=onnx_bytes, profile=profile, params=params, metrics=metrics, tags=tags, inputs=inputs, classes=classes, run_name=run_name)
+
+    def _register(self, model, train_frame, *, onnx_bytes, profile, params, metrics, tags, inputs, classes, run_name) -> str:
         import mlflow
         import sklearn
         from mlflow.models import infer_signature
 
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_registry_uri(self.tracking_uri)
         experiment_id = self._experiment_id()
         example = _widen_integers(train_frame[inputs].head(5))
         output = model.predict_proba(example) if classes else model.predict(example)

@@ -1,26 +1,28 @@
-"""The registry against a real MLflow SQLite store and artifact folder."""
+"""The registry against a real MLflow SQLite store: what batchml registers, and what others register."""
 
 import datetime as dt
 
+import mlflow
+import numpy as np
+import pandas as pd
 import pytest
 
+from batchml.contract import Contract
 from batchml.errors import IntegrityError
-from batchml.lifecycle import train_and_register
+from batchml.lifecycle import Project, train_and_register
 from batchml.provenance import sha256_file
 from batchml.registry import ONNX_ARTIFACT, Registry
-from batchml.schema import Schema
-from batchml.sources import SyntheticSource
-from tests.conftest import SCHEMA
+from batchml.sources import GeneratorSource
+from tests.conftest import CONTRACT
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
     root = tmp_path_factory.mktemp("registry")
     reg = Registry(f"sqlite:///{root / 'mlflow.db'}", "trips", str(root / "artifacts"))
-    src = SyntheticSource(rows_per_day=2000, seed=4)
-    version = train_and_register(
-        src, Schema.load(SCHEMA), reg, window_end=dt.date(2026, 5, 1), window_days=3, max_rows=6000, max_iter=20, seed=1, reason="test"
-    )
+    src = GeneratorSource(generator="taxi_hooks:trips", options={"rows_per_day": 2000, "seed": 4})
+    project = Project(Contract.load(CONTRACT), recipe="taxi_hooks:recipe", features="taxi_hooks:features", labels="taxi_hooks:duration", params={"max_iter": 20})
+    version = train_and_register(src, project, reg, window_end=dt.date(2026, 5, 1), window_days=3, max_rows=6000, seed=1, reason="test", run_name="cold start 2026-05-03")
     reg.set_alias("champion", version)
     return reg
 
@@ -30,22 +32,30 @@ def test_missing_model_or_alias_resolves_to_none(registry, tmp_path):
     assert registry.pin("no-such-alias") is None
 
 
-def test_pin_carries_version_and_onnx_hash(registry, tmp_path):
-    pin = registry.pin("champion")
+def test_pin_carries_version_runtime_inputs_and_onnx_hash(registry, tmp_path):
+    pin = registry.pin("champion", tmp_path / "cache")
     mv = registry.client.get_model_version("trips", pin.version)
     assert pin.version == "1" and pin.sha256 == mv.tags["onnx_sha256"] and pin.run_id == mv.run_id
+    assert pin.runtime == "onnx" and pin.flavor == "batchml" and pin.inputs[:2] == ("pickup_zone", "dropoff_zone") and pin.classes is None
     assert mv.tags["reason"] == "test" and mv.tags["window_end"] == "2026-05-01"
     run = registry.client.get_run(pin.run_id)
+    assert run.info.run_name == "cold start 2026-05-03"
     assert {"holdout_mae", "holdout_rmse", "holdout_r2", "holdout_mape"} <= set(run.data.metrics)
     profile = registry.reference_profile(pin, tmp_path / "cache")
-    assert set(profile["columns"]) >= {"trip_distance", "pickup_zone"} and "prediction" in profile
+    assert set(profile["columns"]) >= {"trip_distance", "pickup_zone"} and "prediction" in profile and len(profile["dates"]) == 2
+
+
+def test_the_registered_version_loads_by_alias_with_mlflow_itself(registry):
+    mlflow.set_tracking_uri(registry.tracking_uri)
+    model = mlflow.pyfunc.load_model("models:/trips@champion")
+    assert model.metadata.signature.inputs.input_names()[0] == "pickup_zone"
 
 
 def test_fetch_caches_and_verifies(registry, tmp_path):
     pin = registry.pin("champion")
-    path = registry.fetch_onnx(pin, tmp_path / "cache")
+    path = registry.fetch(pin, tmp_path / "cache")
     assert sha256_file(path) == pin.sha256
-    assert registry.fetch_onnx(pin, tmp_path / "cache") == path
+    assert registry.fetch(pin, tmp_path / "cache") == path
 
 
 def test_a_tampered_artifact_is_refused(registry, tmp_path):
@@ -57,8 +67,27 @@ def test_a_tampered_artifact_is_refused(registry, tmp_path):
         with open(source_file, "ab") as fh:
             fh.write(b"tampered")
         with pytest.raises(IntegrityError, match="refusing to score"):
-            registry.fetch_onnx(pin, tmp_path / "cache2")
+            registry.fetch(pin, tmp_path / "cache2")
         assert not (tmp_path / "cache2" / "trips" / pin.version / "model.onnx").exists()
     finally:
         open(source_file, "wb").write(original)
     assert sha256_file(stored) == pin.sha256
+
+
+def test_a_data_scientists_sklearn_model_is_pinned_for_the_pyfunc_runtime_with_its_digest(tmp_path):
+    from sklearn.linear_model import LinearRegression
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    x = pd.DataFrame({"a": np.arange(50.0), "b": np.arange(50.0) % 7})
+    with mlflow.start_run():
+        mlflow.sklearn.log_model(LinearRegression().fit(x, 2 * x["a"] + 1), name="model", input_example=x.head(3), registered_model_name="prices")
+    reg = Registry(uri, "prices")
+    reg.set_alias("champion", "1")
+    pin = reg.pin("champion", tmp_path / "cache")
+    assert (pin.runtime, pin.flavor, pin.inputs, pin.artifact) == ("pyfunc", "sklearn", ("a", "b"), "models:/prices/1")
+    folder = reg.fetch(pin, tmp_path / "cache")
+    assert (folder / "MLmodel").exists() and reg.reference_profile(pin, tmp_path / "cache") is None
+    (folder / "MLmodel").write_text((folder / "MLmodel").read_text() + "\n# changed\n")
+    with pytest.raises(IntegrityError, match="refusing to score"):
+        reg.fetch(pin, tmp_path / "cache")

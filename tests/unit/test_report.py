@@ -72,7 +72,7 @@ def make_inputs(shift: float = 1.0, quarantined: int = 5) -> dict:
         prediction=daily["columns"]["prediction"],
         reference_prediction=reference["prediction"],
         realized={"mae": 90.0, "rmse": 120.0, "r2": 0.7, "mape": 0.2, "coverage": 0.95, "labelled": 9_500, "scored": 10_000},
-        champion_mae=50.0,
+        holdout=50.0,
         thresholds=CheckThresholds(),
     )
     history = [
@@ -152,7 +152,7 @@ def test_every_check_is_a_row_and_a_breached_warning_is_marked(inputs, html):
     page, metrics = Page(html), inputs["metrics"]
     assert [a["data-check"] for a in page.find("tr") if "data-check" in a] == [c["name"] for c in metrics["checks"]]
     assert [a["data-check"] for a in page.find("tr", "warn")] == metrics["warned"]
-    assert "realized_mae_ratio" in metrics["warned"] and not metrics["failed"]
+    assert "realized_error_ratio" in metrics["warned"] and not metrics["failed"]
     assert not page.find("tr", "error")
 
 

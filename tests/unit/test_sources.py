@@ -1,80 +1,167 @@
+"""Sources as users point them at their data: per-date and monthly files, real TLC records, SQL, generators."""
+
 import datetime as dt
+import gzip
+import shutil
 
 import pandas as pd
 import pytest
 import sqlalchemy
 
-from batchml import synthetic
-from batchml.errors import MissingInput, SchemaError
-from batchml.sources import FileSource, SqlSource, SyntheticSource
+from batchml.contract import Contract, validate
+from batchml.errors import ConfigError, HookError, MissingInput, SchemaError
+from batchml.sources import FileSource, GeneratorSource, SqlSource, expand
+from tests.conftest import CONTRACT, REPO
 
 DAY = dt.date(2026, 2, 3)
+TLC = REPO.parent / "shared" / "data" / "tlc"
+CAMEL = {
+    "vendor_id": "VendorID",
+    "pickup_datetime": "tpep_pickup_datetime",
+    "dropoff_datetime": "tpep_dropoff_datetime",
+    "rate_code_id": "RatecodeID",
+    "pickup_location_id": "PULocationID",
+    "dropoff_location_id": "DOLocationID",
+}
+
+
+@pytest.fixture(scope="module")
+def taxi() -> Contract:
+    return Contract.load(CONTRACT)
 
 
 def trips(n=200, date=DAY) -> pd.DataFrame:
-    return next(synthetic.trips(date, rows=n, seed=9))
+    from taxi_synthetic import trips as generate
+
+    return next(generate(date, rows_per_day=n, seed=9))
 
 
-def test_synthetic_labels_match_the_trips():
-    src = SyntheticSource(rows_per_day=500, seed=1)
-    (_, batch), = list(src.batches(DAY))
-    assert "trip_duration_s" not in batch.columns
-    assert list(src.labels(DAY)["trip_id"]) == list(batch["trip_id"])
-    assert src.fingerprint(DAY) != src.fingerprint(DAY + dt.timedelta(days=1))
+def test_path_templates_take_iso_dates_parts_and_strftime_fields():
+    d = dt.date(2018, 1, 9)
+    assert expand("/x/{date}/y", d) == "/x/2018-01-09/y"
+    assert expand("tripdata_{year}-{month}.parquet", d) == "tripdata_2018-01.parquet"
+    assert expand("tripdata_{date:%Y-%m}.csv.gz", d) == "tripdata_2018-01.csv.gz"
+    assert expand("{year}/{month}/{day}", d) == "2018/01/09"
 
 
-def test_parquet_folder_per_date(tmp_path):
+def test_parquet_folder_per_date_with_a_labels_feed(tmp_path, taxi):
     folder = tmp_path / f"date={DAY}"
     folder.mkdir()
     frame = trips()
-    frame.iloc[:120].drop(columns="trip_duration_s").to_parquet(folder / "a.parquet")
-    frame.iloc[120:].drop(columns="trip_duration_s").to_parquet(folder / "b.parquet")
+    frame.iloc[:120].to_parquet(folder / "a.parquet")
+    frame.iloc[120:].to_parquet(folder / "b.parquet")
     (folder / "notes.txt").write_text("ignored")
-    frame[["trip_id", "trip_duration_s"]].to_parquet(tmp_path / f"labels_{DAY}.parquet")
-    src = FileSource(path=str(tmp_path / "date={date}"), labels_path=str(tmp_path / "labels_{date}.parquet"))
+    labels = frame[list(taxi.key)].assign(trip_duration_s=1.0)
+    labels.to_parquet(tmp_path / f"labels_{DAY}.parquet")
+    src = FileSource(path=str(tmp_path / "date={date}"), labels_path=str(tmp_path / "labels_{date}.parquet"), contract=taxi)
     assert src.exists(DAY) and not src.exists(DAY + dt.timedelta(days=1))
     batches = list(src.batches(DAY))
     assert [o.rsplit("/", 1)[-1] for o, _ in batches] == ["a.parquet", "b.parquet"]
     assert sum(len(b) for _, b in batches) == 200
-    assert len(src.labels(DAY)) == 200
+    got = src.labels(DAY)
+    assert list(got.columns) == [*taxi.key, "trip_duration_s"] and len(got) == 200
     assert src.has_labels(DAY) and not src.has_labels(DAY + dt.timedelta(days=1))
 
 
-def test_csv_file_per_date_and_missing_date(tmp_path):
+def test_a_real_monthly_tlc_file_gives_each_date_its_rows_and_no_other(tmp_path, taxi):
+    shutil.copy(TLC / "yellow_tripdata_sample_2018-01.csv.gz", tmp_path)
+    src = FileSource(path=str(tmp_path / "yellow_tripdata_sample_{year}-{month}.csv.gz"), fmt="csv", contract=taxi)
+    month = pd.read_csv(TLC / "yellow_tripdata_sample_2018-01.csv.gz", dtype=str)
+    local_day = pd.to_datetime(month["pickup_datetime"]).dt.date
+    total = 0
+    for day in (dt.date(2018, 1, 1), dt.date(2018, 1, 15), dt.date(2018, 1, 31)):
+        assert src.holds_many_dates(day)
+        (origin, frame), = list(src.batches(day))
+        assert origin.endswith("yellow_tripdata_sample_2018-01.csv.gz")
+        assert len(frame) == (local_day == day).sum() > 250  # a low-volume table: ~330 trips a day
+        out = validate(frame, taxi, day, origin=origin)
+        assert not out.rejected["reason"].str.contains("not on").any()  # other dates' rows are not quarantined
+        assert out.rejected["reason"].str.contains("passenger_count: below minimum 1|trip_distance: below minimum").any() or len(out.rejected) == 0
+        total += len(frame)
+    assert set(frame.columns) <= set(taxi.names)  # unused columns (fares, surcharges) are not read
+    assert src.fingerprint(dt.date(2018, 1, 2)) != src.fingerprint(dt.date(2018, 1, 3))
+
+
+def test_camelcase_parquet_month_is_read_through_source_names_with_a_pushed_down_day_filter(tmp_path, taxi):
+    month = pd.read_csv(TLC / "yellow_tripdata_sample_2018-02.csv.gz")
+    for c in ("pickup_datetime", "dropoff_datetime"):
+        month[c] = pd.to_datetime(month[c]).dt.tz_localize("America/New_York", ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+    month = month.rename(columns=CAMEL).sort_values("tpep_pickup_datetime")
+    month.loc[month.index[:3], "passenger_count"] = None  # recent years: nulls where the meter did not record
+    month.to_parquet(tmp_path / "yellow_tripdata_2018-02.parquet", row_group_size=500)
+    src = FileSource(path=str(tmp_path / "yellow_tripdata_{date:%Y-%m}.parquet"), contract=taxi)
+    day = dt.date(2018, 2, 14)
+    (_, frame), = list(src.batches(day))
+    expected = month["tpep_pickup_datetime"].dt.tz_convert("America/New_York").dt.date == day
+    assert len(frame) == expected.sum()
+    assert "VendorID" in frame.columns and "fare_amount" not in frame.columns
+    out = validate(frame, taxi, day, origin="f")
+    assert out.rows_in == len(frame) and (out.valid["pickup_datetime"].dt.date == day).all()
+    assert str(out.valid["pickup_datetime"].dtype) == "datetime64[us]"
+    schema_filter = src._day_filter(__import__("pyarrow.parquet", fromlist=["x"]).read_schema(tmp_path / "yellow_tripdata_2018-02.parquet"), day)
+    assert schema_filter and schema_filter[0][0] == "tpep_pickup_datetime"
+
+
+def test_csv_file_per_date_and_missing_date(tmp_path, taxi):
     trips().to_csv(tmp_path / f"trips_{DAY}.csv", index=False)
-    src = FileSource(path=str(tmp_path / "trips_{date}.csv"), fmt="csv")
+    src = FileSource(path=str(tmp_path / "trips_{date}.csv"), fmt="csv", contract=taxi)
+    assert not src.holds_many_dates(DAY)
     (_, batch), = list(src.batches(DAY))
     assert len(batch) == 200
     with pytest.raises(MissingInput, match="no csv files for 2026-02-04"):
         list(src.batches(DAY + dt.timedelta(days=1)))
 
 
-def test_unreadable_file_is_named(tmp_path):
+def test_a_latin1_byte_in_an_unused_column_does_not_fail_the_file(tmp_path, taxi):
+    text = trips(20).assign(note="ok").to_csv(index=False).replace(",ok\n", ",caf\xe9\n", 3)
+    with gzip.open(tmp_path / f"trips_{DAY}.csv.gz", "wb") as fh:
+        fh.write(text.encode("latin-1"))
+    src = FileSource(path=str(tmp_path / "trips_{date}.csv.gz"), fmt="csv", contract=taxi)
+    (_, batch), = list(src.batches(DAY))
+    out = validate(batch, taxi, DAY, origin="f")
+    assert len(batch) == 20 and len(out.rejected) == 0
+
+
+def test_unreadable_file_is_named(tmp_path, taxi):
     (tmp_path / f"trips_{DAY}.parquet").write_bytes(b"not parquet at all")
-    src = FileSource(path=str(tmp_path / "trips_{date}.parquet"))
+    src = FileSource(path=str(tmp_path / "trips_{date}.parquet"), contract=taxi)
     with pytest.raises(SchemaError, match=rf"trips_{DAY}\.parquet: cannot be read as parquet"):
         list(src.batches(DAY))
 
 
-def test_path_without_date_placeholder_is_refused():
-    with pytest.raises(ValueError, match=r"\{date\}"):
-        FileSource(path="/data/trips.parquet")
+def test_path_without_date_field_is_refused(taxi):
+    with pytest.raises(ConfigError, match=r"\{date\}"):
+        FileSource(path="/data/trips.parquet", contract=taxi)
 
 
-def test_sql_query_binds_the_date(tmp_path):
+def test_generator_source_names_its_hook_when_it_raises():
+    src = GeneratorSource(generator="taxi_hooks:trips", options={"rows_per_day": 10, "seed": 1})
+    (origin, frame), = list(src.batches(DAY))
+    assert origin.startswith("taxi_hooks:trips") and len(frame) == 10
+    broken = GeneratorSource(generator="taxi_hooks:trips", options={"rows": 10})
+    with pytest.raises(HookError, match=r"\[source\] generator = taxi_hooks:trips raised TypeError"):
+        list(broken.batches(DAY))
+    with pytest.raises(HookError, match="cannot import 'no_such_module'"):
+        list(GeneratorSource(generator="no_such_module:f", options={}).batches(DAY))
+
+
+def test_sql_query_binds_the_date_and_labels_join_on_the_composite_key(tmp_path, taxi):
     url = f"sqlite:///{tmp_path / 'trips.db'}"
     engine = sqlalchemy.create_engine(url)
     both = pd.concat([trips(150), trips(80, DAY + dt.timedelta(days=1))])
-    both.drop(columns="trip_duration_s").to_sql("trips", engine, index=False)
-    both[["trip_id", "trip_duration_s"]].assign(day=both["pickup_datetime"].dt.date.astype(str)).to_sql("labels", engine, index=False)
+    both.to_sql("trips", engine, index=False)
+    both[list(taxi.key)].assign(trip_duration_s=7.0, day=both["pickup_datetime"].dt.date.astype(str)).to_sql("labels", engine, index=False)
     src = SqlSource(
         url=url,
         query="SELECT * FROM trips WHERE date(pickup_datetime) = :date",
-        labels_query="SELECT trip_id, trip_duration_s FROM labels WHERE day = :date",
+        labels_query="SELECT * FROM labels WHERE day = :date",
+        contract=taxi,
         chunk_rows=100,
     )
     assert src.exists(DAY) and not src.exists(DAY + dt.timedelta(days=5))
     batches = list(src.batches(DAY))
     assert [len(b) for _, b in batches] == [100, 50]
-    assert len(src.labels(DAY + dt.timedelta(days=1))) == 80
+    assert sum(len(validate(b, taxi, DAY, origin=o).valid) for o, b in batches) == 150
+    labels = src.labels(DAY + dt.timedelta(days=1))
+    assert len(labels) == 80 and str(labels["pickup_datetime"].dtype) == "datetime64[us]"
     assert src.has_labels(DAY) and not src.has_labels(DAY + dt.timedelta(days=5))

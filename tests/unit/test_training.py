@@ -1,34 +1,75 @@
+"""Training frames through the project's hooks, ONNX export with a parity check, task-aware metrics."""
+
 import datetime as dt
 
 import numpy as np
-import onnxruntime as ort
+import pandas as pd
 import pytest
-from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score, log_loss, mean_absolute_error, mean_squared_error, r2_score, roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
 
-from batchml.features import FEATURES, LABEL, model_matrix
-from batchml.schema import Schema
-from batchml.sources import SyntheticSource
-from batchml.training import labelled_frame, labelled_window, regression_metrics, to_onnx_bytes, train_model
-from tests.conftest import SCHEMA
+from batchml.contract import Contract
+from batchml.errors import HookError
+from batchml.metrics import classification_metrics, regression_metrics
+from batchml.scoring import PREDICTION, ModelSpec, predict_partition
+from batchml.sources import GeneratorSource
+from batchml.training import TrainingSettings, fit_recipe, labelled_frame, labelled_window, to_onnx_bytes
+from tests.conftest import CONTRACT
+
+INPUTS = ["pickup_zone", "dropoff_zone", "trip_distance", "passenger_count", "vendor", "payment_type", "rate_code", "pickup_hour", "pickup_weekday", "is_weekend"]
 
 
 @pytest.fixture(scope="module")
 def frame():
-    src = SyntheticSource(rows_per_day=4000, seed=3, bad_row_share=0.01)
-    return labelled_frame(src, Schema.load(SCHEMA), labelled_window(dt.date(2026, 5, 10), 3), max_rows=9000, seed=1)
+    src = GeneratorSource(generator="taxi_hooks:trips", options={"rows_per_day": 4000, "seed": 3, "bad_row_share": 0.01})
+    dates = labelled_window(dt.date(2026, 5, 10), 3)
+    return labelled_frame(src, Contract.load(CONTRACT), dates, features="taxi_hooks:features", labels="taxi_hooks:duration", max_rows=9000, seed=1)
 
 
-def test_labelled_frame_samples_valid_rows_from_each_date(frame):
-    assert len(frame) == 9000
+def test_labelled_frame_samples_valid_rows_of_each_date_with_key_inputs_and_label(frame):
+    assert 8900 < len(frame) <= 9000  # rows without a usable label (impossible durations) are dropped
     assert sorted(frame["date"].unique()) == [dt.date(2026, 5, 8), dt.date(2026, 5, 9), dt.date(2026, 5, 10)]
-    assert (frame["passenger_count"] >= 1).all() and (frame[LABEL] > 0).all()
+    assert {"vendor_id", "pickup_datetime", *INPUTS, "trip_duration_s"} <= set(frame.columns)
+    assert (frame["passenger_count"] >= 1).all() and (frame["trip_duration_s"] > 0).all()
 
 
-def test_onnx_export_matches_scikit_learn_on_float64(frame):
-    model = train_model(frame, seed=0, max_iter=30)
-    session = ort.InferenceSession(to_onnx_bytes(model), providers=["CPUExecutionProvider"])
-    onnx_pred = session.run(None, {session.get_inputs()[0].name: model_matrix(frame)})[0].ravel()
-    np.testing.assert_allclose(onnx_pred, model.predict(frame[list(FEATURES)]), rtol=1e-4, atol=0.05)
+def test_the_recipe_fits_and_its_onnx_export_matches_scikit_learn(frame):
+    settings = TrainingSettings(inputs=tuple(INPUTS), label="trip_duration_s", task="regression", seed=0, params={"max_iter": 30})
+    model = fit_recipe("taxi_hooks:recipe", frame, settings)
+    blob, note = to_onnx_bytes(model, frame[INPUTS].head(500))
+    assert blob is not None, note
+    spec = ModelSpec("unused", "x", "onnx", tuple(INPUTS), ("vendor_id",), "m", "1")
+    import batchml.scoring as scoring
+    import onnxruntime as ort
+
+    scoring._models["x"] = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
+    try:
+        got = predict_partition(frame.head(2000), spec)
+    finally:
+        scoring._models.pop("x")
+    np.testing.assert_allclose(got[PREDICTION], model.predict(frame[INPUTS].head(2000)), rtol=1e-4, atol=0.05)
+
+
+def test_a_recipe_that_fails_is_named(frame):
+    settings = TrainingSettings(inputs=tuple(INPUTS), label="trip_duration_s", task="regression", seed=0)
+    with pytest.raises(HookError, match=r"\[training\] recipe = taxi_hooks:features raised TypeError"):
+        fit_recipe("taxi_hooks:features", frame, settings)
+
+
+def test_a_pipeline_with_text_categories_and_nulls_exports_with_one_input_per_column():
+    rng = np.random.default_rng(0)
+    n = 600
+    x = pd.DataFrame({"plan": rng.choice(["basic", "pro", "team"], n), "spend": rng.gamma(2, 10, n), "tenure": rng.integers(1, 60, n).astype("int64")})
+    x.loc[::17, "spend"] = np.nan
+    y = (x["plan"].eq("basic") & (x["tenure"] < 12)).astype(int).to_numpy()
+    pre = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), ["plan"]), ("num", SimpleImputer(), ["spend", "tenure"])])
+    model = make_pipeline(pre, LogisticRegression(max_iter=500)).fit(x, y)
+    blob, note = to_onnx_bytes(model, x, classes=[0, 1])
+    assert blob is not None, note
 
 
 def test_regression_metrics_agree_with_scikit_learn():
@@ -40,3 +81,19 @@ def test_regression_metrics_agree_with_scikit_learn():
     assert m["rmse"] == pytest.approx(np.sqrt(mean_squared_error(y, p)))
     assert m["r2"] == pytest.approx(r2_score(y, p))
     assert m["mape"] == pytest.approx(np.mean(np.abs((p - y) / y)))
+
+
+def test_classification_metrics_agree_with_scikit_learn_binary_and_multiclass():
+    rng = np.random.default_rng(1)
+    y = rng.choice(["no", "yes"], 400)
+    p1 = np.clip(0.5 + 0.3 * (y == "yes") + rng.normal(0, 0.2, 400), 0.01, 0.99)
+    proba = np.column_stack([1 - p1, p1])
+    m = classification_metrics(y, proba, ["no", "yes"])
+    assert m["log_loss"] == pytest.approx(log_loss(y, proba, labels=["no", "yes"]))
+    assert m["roc_auc"] == pytest.approx(roc_auc_score(y == "yes", p1))
+    assert m["f1"] == pytest.approx(f1_score(y, np.where(p1 >= 0.5, "yes", "no"), pos_label="yes"))
+    assert m["brier"] == pytest.approx(2 * np.mean((p1 - (y == "yes")) ** 2))
+    y3 = rng.choice([0, 1, 2], 300)
+    p3 = rng.dirichlet([1, 1, 1], 300)
+    m3 = classification_metrics(y3, p3, [0, 1, 2])
+    assert m3["roc_auc"] == pytest.approx(roc_auc_score(y3, p3, multi_class="ovr"))
