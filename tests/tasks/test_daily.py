@@ -11,13 +11,15 @@ from luigi.execution_summary import LuigiStatusCode
 from luigi.tools.range import RangeDaily
 
 from pipelines import DailyScore
-from tasks.config import make_registry, make_storage
-from tasks.config import mlflow
+from tasks.config import cache_dir, make_registry, make_storage
 from tasks.model import read_pin
+from tests.conftest import trips
+
+KEY = ["vendor_id", "pickup_datetime", "dropoff_datetime", "pickup_location_id", "dropoff_location_id"]
 
 
 def pipeline_cache():
-    return mlflow().cache_dir
+    return cache_dir()
 
 
 def build(*tasks):
@@ -37,14 +39,16 @@ def test_daily_score_commits_every_dataset_with_consistent_manifests(pipeline, d
     assert features.rows["in"] == 3000 == predictions.rows["written"] + predictions.rows["quarantined"]
     assert predictions.rows["quarantined"] == quarantine.rows["quarantined"] > 0
     pin = read_pin(day)
-    assert predictions.model == {"name": "trip_duration", "version": pin.version, "sha256": pin.sha256}
+    assert predictions.model == {"name": "trip_duration", "version": pin.version, "sha256": pin.sha256, "runtime": "onnx", "flavor": "batchml"}
     frame = pd.read_parquet(storage.partition_path("predictions", day))
-    assert len(frame) == predictions.rows["written"] and frame["trip_id"].is_unique
+    assert list(frame.columns) == [*KEY, "prediction", "model_name", "model_version"]  # every key column, the composite key
+    assert len(frame) == predictions.rows["written"] and not frame.duplicated(KEY).any()
     assert set(frame["model_version"].astype(str)) == {pin.version}
-    features_ids = pd.read_parquet(storage.partition_path("features", day), columns=["trip_id"])["trip_id"]
-    assert set(frame["trip_id"]) == set(features_ids)
-    reasons = pd.read_parquet(storage.partition_path("quarantine", day))["reason"]
-    assert reasons.str.contains("passenger_count|trip_distance|dropoff_zone|vendor_id").all()
+    features_keys = pd.read_parquet(storage.partition_path("features", day), columns=KEY)
+    assert frame[KEY].merge(features_keys, on=KEY).shape[0] == len(frame) == len(features_keys)
+    quarantine = pd.read_parquet(storage.partition_path("quarantine", day))
+    assert quarantine["reason"].str.contains("passenger_count|trip_distance|dropoff_location_id|vendor_id").all()
+    assert (quarantine["vendor_id"] == "9").any() or (quarantine["passenger_count"] == "0").any()  # raw values, as text
 
 
 def test_rerunning_a_complete_date_runs_nothing_and_rewrites_nothing(pipeline, day):
@@ -88,7 +92,7 @@ def test_a_date_missing_at_the_source_is_missing_data_not_a_failure(pipeline, da
 
 
 def test_too_many_rejected_rows_fail_the_date_and_keep_them(pipeline, day):
-    pipeline({"source": {"bad_row_share": "0.2"}})
+    pipeline({"source": trips(bad_row_share=0.2)})
     result = build(DailyScore(day))
     assert result.status == LuigiStatusCode.FAILED
     storage = make_storage()
@@ -105,7 +109,7 @@ def test_a_model_artifact_that_fails_its_hash_is_never_used(pipeline, day):
     pin = read_pin(day)
     registry = make_registry()
     artifact = registry.client.get_run(pin.run_id).info.artifact_uri.replace("file://", "") + "/onnx/model.onnx"
-    cached = registry.fetch_onnx(pin, pipeline_cache())
+    cached = registry.fetch(pin, pipeline_cache())
     for path in (artifact, cached):  # the registry's copy and the verified local cache
         with open(path, "ab") as fh:
             fh.write(b"\0")
@@ -117,7 +121,7 @@ def test_a_model_artifact_that_fails_its_hash_is_never_used(pipeline, day):
 
 def test_a_tampered_cache_is_fetched_again_from_the_registry(pipeline, day):
     assert build(DailyScore(day)).status == LuigiStatusCode.SUCCESS
-    cached = make_registry().fetch_onnx(read_pin(day), pipeline_cache())
+    cached = make_registry().fetch(read_pin(day), pipeline_cache())
     cached.write_bytes(b"garbage")
     assert build(DailyScore(day + dt.timedelta(days=1))).status == LuigiStatusCode.SUCCESS
-    assert make_registry().fetch_onnx(read_pin(day), pipeline_cache()).read_bytes() != b"garbage"
+    assert make_registry().fetch(read_pin(day), pipeline_cache()).read_bytes() != b"garbage"

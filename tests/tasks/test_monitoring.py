@@ -12,13 +12,13 @@ from scipy import stats
 from scipy.spatial import distance
 
 from batchml.monitoring import read_durations
-from batchml.schema import Schema
-from batchml.sources import SyntheticSource
+from batchml.contract import Contract
+from batchml.sources import GeneratorSource
 from batchml.training import labelled_frame, labelled_window
 from pipelines import DailyScore
-from tasks.config import make_registry, make_storage, mlflow
+from tasks.config import cache_dir, make_registry, make_storage
 from tasks.model import read_pin
-from tests.conftest import SCHEMA
+from tests.conftest import CONTRACT, TRIPS, trips
 
 DRIFT_START = dt.date(2026, 6, 12)
 
@@ -32,9 +32,13 @@ def monitoring(day, name):
     return json.loads(text) if name.endswith(".json") else text
 
 
+DRIFTING = {"source": {**trips(rows_per_day=10000, drift_start=DRIFT_START.isoformat()), "label_lag_days": "2"}, "training": {"window_days": "8"}}
+
+
 @pytest.fixture
 def drifting(pipeline):
-    pipeline({"source": {"rows_per_day": "10000", "drift_start": DRIFT_START.isoformat(), "label_lag_days": "2"}})
+    # A training window of 8 labelled dates: every weekday is in the reference (one is held out).
+    pipeline(DRIFTING)
 
 
 def test_the_first_drifted_date_is_flagged_and_names_the_shifted_features(drifting):
@@ -45,17 +49,18 @@ def test_the_first_drifted_date_is_flagged_and_names_the_shifted_features(drifti
     assert before["verdict"] == "no drift" and before["drifted_features"] == []
     assert after["verdict"] == "drift"
     assert set(after["drifted_features"]) == {"dropoff_zone", "trip_distance", "passenger_count", "payment_type", "pickup_hour"}
-    assert after["prediction"]["drifted"]
+    assert after["prediction"]["drifted"] and not before["prediction"]["drifted"]
     assert "pickup_weekday" not in after["features"]  # constant within a date: excluded, not judged
 
 
-def test_pipeline_statistics_match_a_direct_computation_on_the_same_data(drifting):
+def test_pipeline_statistics_match_a_direct_computation_on_the_same_data(drifting, pipeline):
+    pipeline({**DRIFTING, "drift": {"match_weekdays": "false"}})  # statistics against the whole reference
     day = DRIFT_START
     labelled = day - dt.timedelta(days=2)
     assert build(DailyScore(labelled), DailyScore(day)).status == LuigiStatusCode.SUCCESS
     storage = make_storage()
     drift = monitoring(day, "drift.json")
-    reference = make_registry().reference_profile(read_pin(day), mlflow().cache_dir)
+    reference = make_registry().reference_profile(read_pin(day), cache_dir())
     current = pd.read_parquet(storage.partition_path("features", day))
 
     # PSI and JS on the reference bins, straight from numpy and scipy.
@@ -68,10 +73,12 @@ def test_pipeline_statistics_match_a_direct_computation_on_the_same_data(driftin
         distance.jensenshannon(ref["counts"], np.histogram(current["trip_distance"], edges)[0], base=2), rel=1e-6
     )
 
-    # Wasserstein against the raw training rows the reference was made from (same seeds, same code).
-    window_end = day - dt.timedelta(days=2)
-    src = SyntheticSource(rows_per_day=10000, seed=11, drift_start=DRIFT_START, bad_row_share=0.002, chunk_rows=1000)
-    frame = labelled_frame(src, Schema.load(SCHEMA), labelled_window(window_end, 5), max_rows=20000, seed=3)
+    # Wasserstein against the raw training rows the reference was made from (same seeds, same code, the version's window).
+    tags = make_registry().version_tags(read_pin(day).version)
+    window_start, window_end = (dt.date.fromisoformat(tags[k]) for k in ("window_start", "window_end"))
+    src = GeneratorSource(generator="taxi_hooks:trips", options={**TRIPS, "rows_per_day": 10000, "drift_start": DRIFT_START.isoformat()})
+    dates = labelled_window(window_end, (window_end - window_start).days + 1)
+    frame = labelled_frame(src, Contract.load(CONTRACT), dates, features="taxi_hooks:features", labels="taxi_hooks:duration", max_rows=20000, seed=3)
     train = frame[frame["date"] != window_end]
     exact = stats.wasserstein_distance(train["trip_distance"], current["trip_distance"]) / train["trip_distance"].std(ddof=0)
     assert drift["features"]["trip_distance"]["wasserstein"] == pytest.approx(exact, rel=0.05)
@@ -80,7 +87,8 @@ def test_pipeline_statistics_match_a_direct_computation_on_the_same_data(driftin
     metrics = monitoring(day, "metrics.json")
     preds = pd.read_parquet(storage.partition_path("predictions", labelled))
     labels = pd.read_parquet(storage.partition_path("labels", labelled))
-    joined = preds.merge(labels, on="trip_id")
+    key = list(Contract.load(CONTRACT).key)
+    joined = preds.merge(labels, on=key).dropna(subset=["trip_duration_s"])
     realized = metrics["numbers"]["realized"]
     assert realized["mae"] == pytest.approx((joined["prediction"] - joined["trip_duration_s"]).abs().mean(), rel=1e-6)
     assert realized["coverage"] == pytest.approx(len(joined) / len(preds))

@@ -11,6 +11,7 @@ from luigi.execution_summary import LuigiStatusCode
 from pipelines import DailyScore
 from tasks.config import make_registry, make_storage
 from tasks.retrain import Rollback
+from tests.conftest import trips
 
 DAY0 = dt.date(2026, 5, 1)
 
@@ -27,7 +28,7 @@ def read(day: int, name: str):
 
 
 def champion() -> str:
-    return make_registry().pin("champion").version
+    return str(make_registry().version_by_alias("champion").version)
 
 
 def realized(day: int, key: str):
@@ -36,7 +37,7 @@ def realized(day: int, key: str):
 
 @pytest.mark.slow
 def test_drift_at_day_20_retrains_promotes_and_error_recovers(pipeline):
-    pipeline({"source": {"drift_start": (DAY0 + dt.timedelta(days=20)).isoformat()}, "retrain": {"min_train_days": "5"}})
+    pipeline({"source": trips(drift_start=(DAY0 + dt.timedelta(days=20)).isoformat()), "retrain": {"min_train_days": "5"}})
     run_days(0, 39)
     decisions = {i: read(i, "retrain.json")["decision"] for i in range(40)}
     trained = [i for i, d in decisions.items() if d in ("promoted", "rejected")]
@@ -73,7 +74,7 @@ def test_no_drift_means_no_retrain_in_40_dates(pipeline):
 def test_a_worse_challenger_is_rejected_and_the_champion_stays(pipeline):
     run_days(0, 2)
     # Any realized error now triggers, and the challenger gets one boosting round: it must lose.
-    pipeline({"retrain": {"error_increase": "-1", "gate_days": "1", "min_train_days": "1"}, "training": {"max_iter": "1"}})
+    pipeline({"retrain": {"error_increase": "-1", "gate_days": "1", "min_train_days": "1"}, "training": {"params": json.dumps({"max_iter": 1})}})
     run_days(3, 3)
     decision = read(3, "retrain.json")
     assert decision["decision"] == "rejected" and "not better" in decision["reason"]
