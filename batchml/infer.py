@@ -316,28 +316,38 @@ def _unique(hashes: list[np.ndarray]) -> bool:
 
 
 def guess_key(typed: pd.DataFrame, columns, timestamp: str | None) -> tuple[tuple[str, ...], str]:
-    """(key columns, why): a unique column, else the smallest combination unique in the sample,
-    preferring ids and timestamps; columns with nulls never."""
+    """(key columns, why): a unique id; else the smallest unique combination of ids and datetimes;
+    else any unique column; else the smallest unique combination of any columns. Never a column with nulls."""
+    columns = list(columns)
     full = [c for c in columns if not c.nullable]
     if not full:
         return (columns[0].name,), "no column is free of nulls in the sample: TODO name the columns that identify a row"
     ranked = sorted(full, key=lambda c: -_key_score(c, timestamp))  # stable: file order among equals
-    for c in ranked:
-        if c.dtype != "float" and c.distinct == c.rows:
-            return (c.name,), f"{c.name} is unique in the sample"
-    candidates = [c for c in ranked if c.dtype != "float"][:_KEY_CANDIDATES]
     hashes = {c.name: pd.util.hash_pandas_object(typed[c.name], index=False).to_numpy() for c in full}
-    for size in range(2, min(MAX_KEY_COLUMNS, len(candidates)) + 1):
-        found = [combo for combo in itertools.combinations(candidates, size) if _unique([hashes[c.name] for c in combo])]
+    preferred = [c for c in ranked if c.dtype != "float" and (is_id_like(c.name) or c.dtype == "datetime")]
+    others = [c for c in ranked if c.dtype != "float"]
+    for pool, single_only in ((preferred, False), (others, True), (others, False)):
+        found = _smallest_unique(pool, hashes, timestamp, max_size=1 if single_only else MAX_KEY_COLUMNS)
         if found:
-            best = max(found, key=lambda combo: sum(_key_score(c, timestamp) for c in combo))
-            names = tuple(c.name for c in sorted(best, key=lambda c: columns.index(c)))
-            return names, f"no column is unique in the sample; ({', '.join(names)}) is the smallest combination that is"
+            names = tuple(c.name for c in sorted(found, key=columns.index))
+            if len(names) == 1:
+                return names, f"{names[0]} is unique in the sample"
+            return names, f"no id is unique in the sample; ({', '.join(names)}) is the smallest combination that is, preferring ids and datetimes"
     names = tuple(c.name for c in full)
     if _unique([hashes[n] for n in names]):
         return names, "only all the columns without nulls together are unique in the sample: TODO name the columns that identify a row"
     dups = int(pd.Series(_combined(hashes, names)).duplicated().sum())
     return names, f"the sample has {dups} duplicated rows, so no key is unique (duplicates are quarantined): TODO name the columns that identify a row"
+
+
+def _smallest_unique(pool, hashes, timestamp, max_size: int):
+    """The best-scored smallest combination of `pool` unique in the sample, or None."""
+    pool = pool[:_KEY_CANDIDATES]
+    for size in range(1, min(max_size, len(pool)) + 1):
+        found = [combo for combo in itertools.combinations(pool, size) if _unique([hashes[c.name] for c in combo])]
+        if found:
+            return max(found, key=lambda combo: sum(_key_score(c, timestamp) for c in combo))
+    return None
 
 
 def _combined(hashes, names) -> np.ndarray:
