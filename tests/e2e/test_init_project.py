@@ -121,3 +121,33 @@ def test_init_then_register_then_score_a_date_from_the_project_folder(tmp_path):
     assert len(frame) == on_day and frame["prediction"].notna().all()
     assert set(contract.key) <= set(frame.columns)
     assert frame["prediction"].between(0, 6 * 3600).mean() > 0.95  # seconds of a taxi trip
+    assert predictions["model"]["version"] == "1"
+    assert score.returncode == 0, explain(score)
+
+
+CAMEL = {"vendor_id": "VendorID", "pickup_datetime": "tpep_pickup_datetime", "dropoff_datetime": "tpep_dropoff_datetime"}
+CAMEL |= {"pickup_location_id": "PULocationID", "dropoff_location_id": "DOLocationID", "rate_code_id": "RatecodeID"}
+
+
+def test_a_camel_case_copy_extracts_another_month_through_the_path_template(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for month in ("01", "02"):
+        frame = pd.read_csv(TLC / f"yellow_tripdata_sample_2018-{month}.csv.gz", dtype=str, keep_default_na=False)
+        frame.rename(columns=CAMEL).to_csv(raw / f"yellow_tripdata_2018-{month}.csv.gz", index=False)
+    project = tmp_path / "camel"
+    made = run([str(BIN / "batchml"), "init", str(project), "--sample", str(raw / "yellow_tripdata_2018-01.csv.gz")], cwd=tmp_path)
+    assert made.returncode == 0, explain(made)
+    contract = Contract.load(project / "contract.yaml")
+    assert contract.column("pu_location_id").source == ("PULocationID",) and contract.timestamp == "tpep_pickup_datetime"
+
+    day = dt.date(2018, 2, 10)  # a month the sample did not show: the template finds its file
+    extract = run([str(BIN / "luigi"), "--module", "pipelines", "ExtractFeatures", "--date", day.isoformat()], cwd=project)
+    features = manifest(project, "features", day)
+    assert features is not None and manifest(project, "quarantine", day) is not None, explain(extract)
+    february = pd.read_csv(raw / "yellow_tripdata_2018-02.csv.gz", usecols=["tpep_pickup_datetime"], parse_dates=["tpep_pickup_datetime"])
+    assert features["rows"]["in"] == int((february["tpep_pickup_datetime"].dt.date == day).sum()) > 0
+    assert features["rows"]["quarantined"] <= 0.05 * features["rows"]["in"]  # only values outside January's observed ranges
+    written = pd.read_parquet(project / "data" / "features" / f"date={day.isoformat()}")
+    assert {"vendor_id", "pu_location_id", "tpep_pickup_datetime_hour"} <= set(written.columns)
+    assert extract.returncode == 0, explain(extract)
