@@ -128,7 +128,7 @@ def read_sample(path: str | Path, max_rows: int = MAX_SAMPLE_ROWS) -> pd.DataFra
 
 
 def snake_case(name: str) -> str:
-    """'PULocationID' -> 'pu_location_id', 'VendorID' -> 'vendor_id', 'Trip Distance' -> 'trip_distance'."""
+    """'HTTPStatusCode' -> 'http_status_code', 'StoreID' -> 'store_id', 'Unit Price' -> 'unit_price'."""
     s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", str(name))
     s = re.sub(r"([a-z\d])([A-Z])", r"\1_\2", s)
     s = re.sub(r"[^0-9a-zA-Z]+", "_", s).strip("_").lower()
@@ -332,7 +332,7 @@ def guess_key(typed: pd.DataFrame, columns, timestamp: str | None) -> tuple[tupl
             names = tuple(c.name for c in sorted(found, key=columns.index))
             if len(names) == 1:
                 return names, f"{names[0]} is unique in the sample"
-            return names, f"no id is unique in the sample; ({', '.join(names)}) is the smallest combination that is, preferring ids and datetimes"
+            return names, f"no id is unique in the sample; ({', '.join(names)}) is the smallest combination that is (ids and datetimes first)"
     names = tuple(c.name for c in full)
     if _unique([hashes[n] for n in names]):
         return names, "only all the columns without nulls together are unique in the sample: TODO name the columns that identify a row"
@@ -374,7 +374,8 @@ def infer_contract(frame: pd.DataFrame, dataset: str) -> Inferred:
         timezone, tz_note = zones[0], "the sample's times carry this zone (or offset); dates are cut in it"
     else:
         timezone = "UTC"
-        tz_note = "TODO: the sample's times have no zone; they are read as wall-clock times of this one and dates are cut in it. Set the zone they were recorded in"
+        tz_note = "TODO: the sample's times have no zone; they are read as wall-clock times of this one, and dates are cut in it. "
+        tz_note += "Set the zone they were recorded in"
     key, key_note = guess_key(typed_frame, guesses, timestamp)
     dates: tuple[dt.date, ...] = ()
     if timestamp:

@@ -143,7 +143,7 @@ def module_name(folder: Path) -> str:
 
 
 def dataset_name(sample: Path) -> str:
-    """The sample's name without extensions and dates: yellow_tripdata_sample_2018-01.csv.gz -> yellow_tripdata_sample."""
+    """The sample's name without extensions and dates: sales_export_2026-06.csv.gz -> sales_export."""
     stem = sample.name.split(".")[0]
     stem = re.sub(r"\d{4}[-_]?\d{2}(?:[-_]?\d{2})?", "", stem)
     return snake_case(stem) or "dataset"
