@@ -1,0 +1,48 @@
+"""The `batchml` command: subcommands over functions of the core (`batchml init ...`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from batchml.errors import BatchmlError
+
+
+def _init(args: argparse.Namespace) -> int:
+    from batchml.starter import init_project
+
+    written = init_project(args.dir, args.sample, label=args.label, task=args.task, force=args.force)
+    for path in written:
+        print(f"wrote {path}")
+    print(f"next: review {written[0]}, then read {written[-1]}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="batchml", description="Daily batch inference and retraining with Luigi, MLflow and Dask.")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    init = commands.add_parser(
+        "init",
+        help="write a starter project (contract, luigi.cfg, hooks, README) inferred from a sample file",
+        description="Write a starter project into DIR, with a dataset contract inferred from a sample Parquet or CSV (gzip too) file.",
+    )
+    init.add_argument("dir", metavar="DIR", help="the project folder to create (refused when it exists and is not empty, unless --force)")
+    init.add_argument("--sample", required=True, metavar="FILE", help="a Parquet or CSV file of the table, as the source will give it")
+    init.add_argument("--label", metavar="COLUMN", help="the column the model predicts: a column of the sample, or one your labels transform will derive")
+    init.add_argument("--task", choices=["regression", "classification"], help="the label's task (default: regression)")
+    init.add_argument("--force", action="store_true", help="write into DIR even when it is not empty (the starter files are overwritten)")
+    init.set_defaults(run=_init)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except BatchmlError as exc:
+        print(f"batchml {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
