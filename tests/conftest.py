@@ -37,6 +37,20 @@ SMALL = {
 }
 
 
+KEY = ["vendor_id", "pickup_datetime", "dropoff_datetime", "pickup_location_id", "dropoff_location_id"]  # the taxi contract's
+
+
+def distinct_keys(table) -> int:
+    """How many distinct taxi keys a pyarrow table or pandas frame holds."""
+    frame = table if hasattr(table, "columns") and not hasattr(table, "schema") else table.to_pandas()
+    return len(frame[KEY].drop_duplicates())
+
+
+def options_arg(**changes) -> tuple[str, str]:
+    """The command-line override of the taxi generator's options."""
+    return ("--source-options", json.dumps({**TRIPS, **changes}))
+
+
 def trips(**changes) -> dict[str, str]:
     """[source] settings of the taxi generator with some options changed (rows_per_day=..., drift_start=...)."""
     return {"options": json.dumps({**TRIPS, **changes})}

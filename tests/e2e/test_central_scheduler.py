@@ -11,7 +11,7 @@ from collections import Counter
 import pyarrow.dataset as ds
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import distinct_keys, free_port, options_arg
 from tests.e2e.central import CentralCli, central_cli, luigid, make_luigid  # noqa: F401  (fixtures)
 from tests.e2e.conftest import last_lines
 from tests.servers import wait_until
@@ -75,7 +75,7 @@ def test_daily_score_through_luigid_every_task_done_with_progress_messages_and_h
 def test_a_date_that_keeps_failing_is_retried_after_a_delay_then_disabled(make_luigid, tmp_path):
     server = make_luigid(retry_delay="1")  # shipped: 300 s; retry_count and the windows as shipped
     cli = CentralCli.at(tmp_path, server.port)
-    bad = ("--source-bad-row-share", "0.3")  # ExtractFeatures rejects the date (max_reject_share 0.05)
+    bad = options_arg(bad_row_share=0.3)  # ExtractFeatures rejects the date (max_reject_share 0.05)
 
     # A worker that stays alive retries the failed task after retry_delay, until retry_count
     # failures disable it; then the run ends and fails.
@@ -145,7 +145,7 @@ def assert_every_date_committed_once(cli: CentralCli, server, *earlier: dict[str
     table = ds.dataset(cli.root / "predictions", format="parquet", partitioning="hive").to_table()
     rows = Counter(str(d) for d in table.column("date").to_pylist())
     assert rows == {str(d): manifest(cli.root, "predictions", d)["rows"]["written"] for d in DATES}
-    assert len(set(table.column("trip_id").to_pylist())) == table.num_rows
+    assert distinct_keys(table) == table.num_rows
 
 
 @pytest.mark.slow

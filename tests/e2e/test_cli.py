@@ -9,6 +9,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
+from tests.conftest import distinct_keys, options_arg
 from tests.e2e.conftest import last_lines
 
 DAY = dt.date(2026, 1, 20)  # far more than 100 days before today: RangeDaily must not skip it
@@ -43,12 +44,12 @@ def test_range_daily_backfill_and_readers_see_exactly_the_committed_rows(cli):
     pq.write_table(pq.read_table(next((cli.root / "predictions" / f"date={DAY}").glob("*.parquet"))), orphan / "part-00000.parquet")
     table = ds.dataset(cli.root / "predictions", format="parquet", partitioning="hive").to_table()
     assert table.num_rows == committed_rows(cli.root, "predictions") == 3 * 3000 - committed_rows(cli.root, "quarantine")
-    assert len(set(table.column("trip_id").to_pylist())) == table.num_rows
+    assert distinct_keys(table) == table.num_rows
     assert sorted(set(str(d) for d in table.column("date").to_pylist())) == [str(DAY + dt.timedelta(days=i)) for i in range(3)]
 
 
 def test_a_failed_date_exits_non_zero_and_names_the_cause(cli):
-    run = cli.luigi("DailyScore", "--date", DAY.isoformat(), "--source-bad-row-share", "0.3")
+    run = cli.luigi("DailyScore", "--date", DAY.isoformat(), *options_arg(bad_row_share=0.3))
     assert run.returncode == 30, last_lines(run, 40)  # [retcode] task_failed
     output = run.stdout + run.stderr
     assert "RejectedShareTooHigh" in output and "broke the schema contract" in output and "Top reasons: " in output

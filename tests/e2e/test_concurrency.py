@@ -15,7 +15,7 @@ import signal
 import pytest
 
 from batchml.storage import open_storage
-from tests.conftest import prefix_dataset, storage_fs
+from tests.conftest import distinct_keys, prefix_dataset, storage_fs
 from tests.e2e.conftest import last_lines, make_cli, registry_settings
 
 DAY = dt.date(2026, 5, 12)
@@ -57,7 +57,7 @@ def assert_one_clean_commit(root: str) -> None:
         table = prefix_dataset(storage, dataset).to_table()  # a plain reader of the prefix
         assert table.num_rows == manifest.rows["written"], f"{dataset}: readers see {table.num_rows} rows, the manifest says {manifest.rows['written']}"
         if dataset != "quarantine":
-            assert len(set(table["trip_id"].to_pylist())) == table.num_rows, f"{dataset}: duplicate rows"
+            assert distinct_keys(table) == table.num_rows, f"{dataset}: duplicate rows"
         assert not fs.find(f"{base}/{dataset}/_staging"), f"{dataset}: staging left behind"
     predictions, features = storage.manifest("predictions", DAY), storage.manifest("features", DAY)
     assert predictions.rows["in"] == features.rows["in"] == predictions.rows["written"] + predictions.rows["quarantined"]

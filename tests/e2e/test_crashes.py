@@ -21,7 +21,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from batchml.storage import Storage, open_storage
-from tests.conftest import prefix_dataset, storage_fs
+from tests.conftest import KEY, prefix_dataset, storage_fs
 from tests.e2e.conftest import last_lines, make_cli, registry_settings
 
 DAY = dt.date(2026, 4, 20)
@@ -60,7 +60,7 @@ def staged(storage, dataset: str) -> list[str]:
 
 def table(storage, dataset: str) -> pd.DataFrame:
     """DAY of a dataset, read through its manifest, in trip order."""
-    return storage.read_table(dataset, DAY).sort_values("trip_id", ignore_index=True)
+    return storage.read_table(dataset, DAY).sort_values(KEY, ignore_index=True)
 
 
 @pytest.mark.slow

@@ -21,10 +21,10 @@ from PIL import Image
 from batchml.checks import CheckThresholds, realized_performance, run_checks
 from batchml.dashboard import render_dashboard, summarize_date
 from batchml.drift import DriftThresholds, drift_report
-from batchml.features import CATEGORICAL, FEATURES, KEY, LABEL, build_features
 from batchml.profile import add_profiles, daily_profile, profile_partition, reference_profile
 from batchml.report import render_daily_report
-from batchml.synthetic import trips
+from taxi_hooks import duration, features
+from taxi_synthetic import trips
 from tests.unit.test_dashboard import DAYS, DRIFTING, FAILED, LABEL_ONLY, ONSET, PROMOTED, Dom, drift_scenario
 
 CHROMIUM = "/usr/bin/chromium"
@@ -39,14 +39,18 @@ CHROMIUM_FLAGS = (
     "--disable-sync",
 )
 DAY = dt.date(2026, 6, 14)
+LABEL = "trip_duration_s"
+FEATURES = ("pickup_zone", "dropoff_zone", "trip_distance", "passenger_count", "vendor", "payment_type", "rate_code", "pickup_hour", "pickup_weekday", "is_weekend")
+CATEGORICAL = ("pickup_zone", "dropoff_zone", "vendor", "payment_type", "rate_code", "pickup_weekday")
 SECTIONS = ("summary", "drift", "metrics", "trends", "retraining")
 
 
 def _scored(date: dt.date, rows: int, drift_start: dt.date | None, coef: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray]:
     """Features, label and prediction of one date; a linear stand-in model is fitted when `coef` is None."""
-    raw = pd.concat(trips(date, rows=rows, seed=7, drift_start=drift_start))
-    frame = build_features(raw)
-    frame[LABEL] = raw[LABEL].to_numpy()
+    raw = pd.concat(trips(date, rows_per_day=rows, seed=7, drift_start=drift_start), ignore_index=True)
+    frame = features(raw)
+    frame["trip"] = np.arange(len(frame))
+    frame[LABEL] = duration(raw).fillna(0.0).to_numpy()
     hour = frame["pickup_hour"].to_numpy()
     rush = ((hour >= 7) & (hour < 10)) | ((hour >= 16) & (hour < 19))
     x = np.column_stack([np.ones(len(frame)), frame["trip_distance"], frame["trip_distance"] * rush, frame["passenger_count"] >= 5, frame["rate_code"] == 2])
@@ -69,7 +73,7 @@ def realistic_inputs(day: dt.date = DAY) -> dict:
     parts = np.array_split(np.arange(len(current)), 4)
     daily = daily_profile(add_profiles(*(profile_partition(current.iloc[p], specs) for p in parts)), specs)
     drift = drift_report(reference, daily, list(FEATURES), DriftThresholds(exclude=("is_weekend", "pickup_weekday")))
-    realized = realized_performance(current[[KEY, "prediction"]], current[[KEY, LABEL]].sample(frac=0.8, random_state=1))
+    realized = realized_performance(current[["trip", "prediction"]], current[["trip", LABEL]].sample(frac=0.8, random_state=1), key=["trip"], label=LABEL, task="regression")
     metrics = run_checks(
         rows_in=12_031,
         trailing_rows=[11_800, 12_100, 11_950, 12_300, 12_050, 11_700, 12_200],
@@ -78,7 +82,7 @@ def realistic_inputs(day: dt.date = DAY) -> dict:
         prediction=daily["columns"]["prediction"],
         reference_prediction=reference["prediction"],
         realized=realized,
-        champion_mae=champion_mae,
+        holdout=champion_mae,
         thresholds=CheckThresholds(),
     )
     history = []

@@ -19,7 +19,7 @@ import s3fs
 from distributed import Client
 
 from batchml.storage import MANIFEST, open_storage
-from tests.conftest import free_port, pipeline_settings, write_cfg
+from tests.conftest import KEY, distinct_keys, free_port, pipeline_settings, write_cfg
 from tests.e2e.conftest import Cli, last_lines
 from tests.servers import DaskCluster, mlflow_server, wait_until
 
@@ -71,9 +71,9 @@ def assert_committed_whole(store, day: dt.date) -> None:
     rows = predictions.rows
     assert rows["in"] == features.rows["in"] == ROWS_PER_DAY, rows
     assert rows["in"] == rows["written"] + rows["quarantined"], rows
-    scored = store.read_table("predictions", day, columns=["trip_id"])
-    assert len(scored) == rows["written"] and scored["trip_id"].is_unique, f"{day}: {len(scored)} rows read, {scored['trip_id'].nunique()} trips"
-    assert set(scored["trip_id"]) == set(store.read_table("features", day, columns=["trip_id"])["trip_id"])
+    scored = store.read_table("predictions", day, columns=KEY)
+    assert len(scored) == rows["written"] and distinct_keys(scored) == len(scored), f"{day}: {len(scored)} rows read, {distinct_keys(scored)} trips"
+    assert len(scored.merge(store.read_table("features", day, columns=KEY), on=KEY)) == len(scored)
     # Nothing in the date's folder but what its manifest lists: no file of a lost worker or an earlier try.
     names = {key.rsplit("/", 1)[1] for key in store.fs.ls(store._partition_key("predictions", day), detail=False, refresh=True)}
     assert names == {f["path"] for f in predictions.files} | {MANIFEST, "_profile.json"}, sorted(names)
