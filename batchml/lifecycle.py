@@ -47,15 +47,20 @@ def train_and_register(
     metrics["train_rows"] = len(train)
 
     profile = reference_profile(train[list(FEATURES)], categorical=CATEGORICAL)
-    profile["prediction"] = reference_profile(
-        train.assign(prediction=model.predict(train[list(FEATURES)]))[["prediction"]]
-    )["columns"]["prediction"]
+    profile["prediction"] = reference_profile(train.assign(prediction=model.predict(train[list(FEATURES)]))[["prediction"]])["columns"]["prediction"]
     version = registry.register(
         model,
         train,
         onnx_bytes=to_onnx_bytes(model),
         profile=profile,
-        params={"estimator": type(model).__name__, "max_iter": max_iter, "seed": seed, "window_start": dates[0].isoformat(), "window_end": dates[-1].isoformat(), "max_rows": max_rows},
+        params={
+            "estimator": type(model).__name__,
+            "max_iter": max_iter,
+            "seed": seed,
+            "window_start": dates[0].isoformat(),
+            "window_end": dates[-1].isoformat(),
+            "max_rows": max_rows,
+        },
         metrics=metrics,
         tags={"reason": reason, "window_start": dates[0].isoformat(), "window_end": dates[-1].isoformat(), "holdout_mae": f"{metrics['holdout_mae']:.3f}"},
         feature_names=list(FEATURES),
@@ -91,4 +96,11 @@ def gate(challenger: dict[str, float], champion: dict[str, float], policy: GateP
         reason = f"{p} {challenger[p]:.1f} vs champion {champion[p]:.1f}: not better by the {policy.margin:.0%} margin"
     else:
         reason = f"guard metric(s) worse: {', '.join(g for g, ok in guards.items() if not ok)}"
-    return {"decision": "promoted" if promoted else "rejected", "reason": reason, "challenger": challenger, "champion": champion, "guards_held": guards, "gate": asdict(policy)}
+    return {
+        "decision": "promoted" if promoted else "rejected",
+        "reason": reason,
+        "challenger": challenger,
+        "champion": champion,
+        "guards_held": guards,
+        "gate": asdict(policy),
+    }

@@ -23,7 +23,10 @@ class OptionalDateParameter(OptionalParameterMixin, luigi.DateParameter):
 
 
 class storage(luigi.Config):
-    root = luigi.Parameter(default="./data", description="Storage root: a local folder, or s3://bucket/prefix (endpoint and credentials from the environment: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).")
+    root = luigi.Parameter(
+        default="./data",
+        description="Storage root: a local folder, or s3://bucket/prefix (endpoint and credentials from the environment: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).",
+    )
     lease_seconds = luigi.FloatParameter(default=60.0, description="Object stores: a date's write lease; a crashed writer's lease expires after this long.")
     rows_per_file = luigi.IntParameter(default=250_000, description="Rows per Parquet file of features; one Dask partition each.")
 
@@ -59,7 +62,9 @@ class mlflow(luigi.Config):
 
 
 class retry(luigi.Config):
-    attempts = luigi.IntParameter(default=5, description="Tries of a call that fails transiently (server not answering, Dask scheduler lost). Other failures are not retried.")
+    attempts = luigi.IntParameter(
+        default=5, description="Tries of a call that fails transiently (server not answering, Dask scheduler lost). Other failures are not retried."
+    )
     initial_delay = luigi.FloatParameter(default=2.0, description="Seconds before the first retry; the wait doubles each time, with jitter.")
     max_delay = luigi.FloatParameter(default=30.0, description="Longest wait between two tries.")
     deadline = luigi.FloatParameter(

@@ -197,7 +197,13 @@ class DailyReport(luigi.Task):
         for d in monitored_dates(storage):
             metrics = read_json(storage, monitoring_file(d, "metrics.json"))
             drift = read_json(storage, monitoring_file(d, "drift.json"))
-            entries.append({"date": d.isoformat(), "status": status_of(metrics, drift), "has_report": d == self.date or storage.read_text(monitoring_file(d, "report.html")) is not None})
+            entries.append(
+                {
+                    "date": d.isoformat(),
+                    "status": status_of(metrics, drift),
+                    "has_report": d == self.date or storage.read_text(monitoring_file(d, "report.html")) is not None,
+                }
+            )
         storage.write_text("monitoring/index.html", render_index(entries))
 
 

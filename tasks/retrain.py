@@ -28,7 +28,9 @@ class retrain(luigi.Config):
     margin = luigi.FloatParameter(default=0.02, description="The challenger's MAE must be this much lower (relative) to be promoted.")
     guards = luigi.ListParameter(default=["rmse"], description="Metrics the challenger must not lose.")
     guard_tolerance = luigi.FloatParameter(default=0.02, description="How much worse (relative) a guard metric may be.")
-    min_train_days = luigi.IntParameter(default=7, description="Labelled dates since the drift onset needed before a challenger is trained (a week: every weekday seen).")
+    min_train_days = luigi.IntParameter(
+        default=7, description="Labelled dates since the drift onset needed before a challenger is trained (a week: every weekday seen)."
+    )
 
 
 def _policy() -> RetrainPolicy:
@@ -114,15 +116,30 @@ class RetrainIfDrifted(luigi.Task):
         if decision["decision"] == "triggered":
             onset = drift_onset(self.date, results) if decision["drifted_dates"] and len(decision["drifted_dates"]) >= policy.k else None
             window = training_window(
-                self.date, onset=onset, label_lag=source().label_lag_days, gate_days=cfg.gate_days, window_days=training().window_days, min_days=cfg.min_train_days
+                self.date,
+                onset=onset,
+                label_lag=source().label_lag_days,
+                gate_days=cfg.gate_days,
+                window_days=training().window_days,
+                min_days=cfg.min_train_days,
             )
             if window is None:
-                decision = {**decision, "decision": "deferred", "reason": f"{decision['reason']}; waiting for {cfg.min_train_days} labelled dates since the drift onset {onset}"}
+                decision = {
+                    **decision,
+                    "decision": "deferred",
+                    "reason": f"{decision['reason']}; waiting for {cfg.min_train_days} labelled dates since the drift onset {onset}",
+                }
         if window is not None:
             start, end = window
             trained = yield TrainChallenger(self.date, window_start=start, window_end=end, reason=decision["reason"])  # exists only when the policy fires
             outcome = self._gate(registry, read_json(storage, trained.relative)["version"])
-            decision = {**decision, **outcome, "trigger_reason": decision["reason"], "reason": outcome["gate"]["reason"], "window": [start.isoformat(), end.isoformat()]}
+            decision = {
+                **decision,
+                **outcome,
+                "trigger_reason": decision["reason"],
+                "reason": outcome["gate"]["reason"],
+                "window": [start.isoformat(), end.isoformat()],
+            }
         write_json(storage, self.output().relative, decision)
         registry.log_daily(self.date.isoformat(), {}, {"retrain_decision": decision["decision"]}, {"retrain.json": decision})
         self.set_status_message(f"retraining: {decision['decision']} ({decision['reason']})")
@@ -134,10 +151,10 @@ class RetrainIfDrifted(luigi.Task):
         challenger = registry.pin_version(challenger_version)
         cfg = retrain()
         frame = labelled_frame(make_source(), load_schema(), _gate_dates(self.date), max_rows=training().max_rows, seed=training().seed)
-        scores = {
-            pin.version: evaluate_onnx(registry.fetch_onnx(pin, mlflow().cache_dir), pin.sha256, frame) for pin in (champion, challenger)
-        }
-        result = gate(scores[challenger.version], scores[champion.version], GatePolicy(margin=cfg.margin, guards=tuple(cfg.guards), guard_tolerance=cfg.guard_tolerance))
+        scores = {pin.version: evaluate_onnx(registry.fetch_onnx(pin, mlflow().cache_dir), pin.sha256, frame) for pin in (champion, challenger)}
+        result = gate(
+            scores[challenger.version], scores[champion.version], GatePolicy(margin=cfg.margin, guards=tuple(cfg.guards), guard_tolerance=cfg.guard_tolerance)
+        )
         tags = {"gate": result["decision"], "gate_reason": result["reason"], "gate_dates": ",".join(d.isoformat() for d in _gate_dates(self.date))}
         for key, value in tags.items():
             registry.client.set_model_version_tag(registry.name, challenger.version, key, value)

@@ -17,7 +17,7 @@ def trips(n=200, date=DAY) -> pd.DataFrame:
 
 def test_synthetic_labels_match_the_trips():
     src = SyntheticSource(rows_per_day=500, seed=1)
-    (_, batch), = list(src.batches(DAY))
+    ((_, batch),) = list(src.batches(DAY))
     assert "trip_duration_s" not in batch.columns
     assert list(src.labels(DAY)["trip_id"]) == list(batch["trip_id"])
     assert src.fingerprint(DAY) != src.fingerprint(DAY + dt.timedelta(days=1))
@@ -43,7 +43,7 @@ def test_parquet_folder_per_date(tmp_path):
 def test_csv_file_per_date_and_missing_date(tmp_path):
     trips().to_csv(tmp_path / f"trips_{DAY}.csv", index=False)
     src = FileSource(path=str(tmp_path / "trips_{date}.csv"), fmt="csv")
-    (_, batch), = list(src.batches(DAY))
+    ((_, batch),) = list(src.batches(DAY))
     assert len(batch) == 200
     with pytest.raises(MissingInput, match="no csv files for 2026-02-04"):
         list(src.batches(DAY + dt.timedelta(days=1)))
