@@ -10,7 +10,7 @@ LUIGID_PORT ?= 8082
 IMAGE ?= batchml:latest
 VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' batchml/__init__.py)
 
-.PHONY: run test test-slow bench venv system-deps clean luigid test-container image
+.PHONY: run lint test test-slow bench venv system-deps clean luigid test-container image
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,14 @@ run: venv
 	$(BIN)/luigi --module pipelines RangeDaily --of DailyScore --start $(START) --stop $(STOP)
 	$(BIN)/python -m pipelines.summary --start $(START) --stop $(STOP)
 
-## The default test suite (unit, task and end-to-end tiers); slow and container suites are marked.
-test: venv system-deps
+## Lint first (ruff, settings in pyproject.toml): a lint error fails `make test`. Then the
+## default test suite (unit, task and end-to-end tiers); slow and container suites are marked.
+LINTED := batchml tasks pipelines tests bench
+lint: venv
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+
+test: lint system-deps
 	$(BIN)/python -m pytest -m "not slow and not container" $(PYTEST_ARGS)
 
 test-slow: venv system-deps
