@@ -59,7 +59,7 @@ def _exception_line(traceback_text: str) -> str:
     for line in reversed(lines):
         head = line.split(":", 1)[0]
         if not line.startswith(" ") and head.replace(".", "").replace("_", "").isalnum() and head != "Traceback":
-            return line
+            return head.rsplit(".", 1)[-1] + line[len(head) :]  # TrackingStoreError, not batchml.preflight.TrackingStoreError
     return lines[-1]
 
 

@@ -9,6 +9,7 @@ import os
 import luigi
 from luigi.parameter import OptionalParameterMixin
 
+from batchml.preflight import check_sqlite_store, check_tracking_uri
 from batchml.registry import Registry, configure_http
 from batchml.retry import RetryPolicy
 from batchml.schema import Schema
@@ -169,6 +170,8 @@ def retry_policy() -> RetryPolicy:
 
 def make_registry() -> Registry:
     cfg = mlflow()
+    check_tracking_uri(cfg.tracking_uri)  # named errors before MLflow's own
+    check_sqlite_store(cfg.tracking_uri)
     configure_http(cfg.http_request_max_retries, cfg.http_request_timeout)
     location = cfg.artifact_location
     if location and "://" not in location:
