@@ -112,5 +112,5 @@ def _print_causes():
 
 # -- before Luigi schedules anything ----------------------------------------------------------
 apply_defaults(luigi.configuration.get_config())
-if "luigi.cmdline" in sys.modules:  # a `luigi --module pipelines ...` run, not a library import
+if startup.is_luigi_command():  # a `luigi --module pipelines ...` run, not a library import
     startup.prepare(sys.argv[1:])

@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import io
 import hashlib
 import os
 import socket
@@ -173,6 +175,13 @@ def exit_with(message: str, code: int) -> None:
     raise SystemExit(code or 1)
 
 
+def is_luigi_command() -> bool:
+    """True in the `luigi` console script or `python -m luigi`, not when pipelines is imported as a library."""
+    program = os.path.basename(sys.argv[0]) if sys.argv else ""
+    in_package = os.path.basename(os.path.dirname(sys.argv[0])) == "luigi" if sys.argv else False
+    return "luigi.cmdline" in sys.modules and (program == "luigi" or (program == "__main__.py" and in_package))
+
+
 def prepare(argv: list[str]) -> None:
     """Check the settings and the scheduler and key the pid lock on the storage root; exit on a problem."""
     from luigi.cmdline_parser import CmdlineParser
@@ -185,11 +194,11 @@ def prepare(argv: list[str]) -> None:
     except StartupError as exc:
         exit_with(str(exc), code)
     try:
-        with CmdlineParser.global_instance(argv):
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), CmdlineParser.global_instance(argv):
             from tasks.config import storage
 
             root = storage().root
-    except Exception:  # a command line Luigi will reject with its own message, or a task not yet imported
+    except (Exception, SystemExit):  # --help, a command line Luigi will reject with its own message, or a task not yet imported
         return
     base = lock_base(config)
     os.makedirs(base, exist_ok=True)  # Luigi makes only the last folder of lock_pid_dir
