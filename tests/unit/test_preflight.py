@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from batchml.preflight import TrackingStoreError, check_sqlite_store, check_tracking_uri
@@ -29,3 +31,12 @@ def test_a_missing_sqlite_file_is_a_new_store_and_a_folder_is_not_a_store(tmp_pa
     (tmp_path / "dir.db").mkdir()
     with pytest.raises(TrackingStoreError, match="not a file"):
         check_sqlite_store(f"sqlite:///{tmp_path / 'dir.db'}")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file whatever its mode")
+def test_an_unreadable_sqlite_file_is_named(tmp_path):
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(b"x")
+    db.chmod(0)
+    with pytest.raises(TrackingStoreError, match="not readable and writable"):
+        check_sqlite_store(f"sqlite:///{db}")
