@@ -56,12 +56,12 @@ def retrain_decision(
         return decide("triggered", f"drift on {len(drifted)} of the last {len(recent)} dates (policy: {policy.k} of {policy.n})")
     if increase is not None and increase >= policy.error_increase:
         return decide("triggered", f"realized MAE {increase:+.0%} against the model's holdout MAE (policy: +{policy.error_increase:.0%})")
-    return decide("not triggered", f"drift on {len(drifted)} of the last {len(recent)} dates; error increase {increase if increase is None else f'{increase:+.0%}'}")
+    return decide(
+        "not triggered", f"drift on {len(drifted)} of the last {len(recent)} dates; error increase {increase if increase is None else f'{increase:+.0%}'}"
+    )
 
 
-def training_window(
-    date: dt.date, *, onset: dt.date | None, label_lag: int, gate_days: int, window_days: int, min_days: int
-) -> tuple[dt.date, dt.date] | None:
+def training_window(date: dt.date, *, onset: dt.date | None, label_lag: int, gate_days: int, window_days: int, min_days: int) -> tuple[dt.date, dt.date] | None:
     """The labelled dates a challenger trains on, or None while too few exist yet.
 
     It ends before the held-out gate dates, and starts no earlier than the drift onset:

@@ -344,8 +344,10 @@ class Registry:
         """Log a date's monitoring numbers to its own run in `<model>-monitoring`; re-runs reuse it."""
         experiment = f"{self.name}-monitoring"
         found = self.client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found else self.client.create_experiment(
-            experiment, artifact_location=f"{self.artifact_location}/monitoring" if self.artifact_location else None
+        experiment_id = (
+            found.experiment_id
+            if found
+            else self.client.create_experiment(experiment, artifact_location=f"{self.artifact_location}/monitoring" if self.artifact_location else None)
         )
         runs = self.client.search_runs([experiment_id], filter_string=f"tags.date = '{date}'", max_results=1)
         run_id = runs[0].info.run_id if runs else self.client.create_run(experiment_id, run_name=date, tags={"date": date}).info.run_id

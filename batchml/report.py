@@ -255,7 +255,7 @@ def _line_svg(key: str, history: list[dict], today: str, threshold: float | None
         coords = " ".join(f"{x_of(i):.1f},{y_of(v):.1f}" for i, v, _ in points)
         out += f'<polyline class="line" points="{coords}"/>'
         for i, v, h in points:
-            tip = f'<title>{escape(str(h.get("date")))}: {escape(fmt(v))}</title>'
+            tip = f"<title>{escape(str(h.get('date')))}: {escape(fmt(v))}</title>"
             out += f'<circle class="point status-{_status_key(h.get("status"))}" cx="{x_of(i):.1f}" cy="{y_of(v):.1f}" r="3.5">{tip}</circle>'
     base = top + ph
     out += f'<line class="axis" x1="{left}" x2="{width - right}" y1="{base}" y2="{base}"/>'
@@ -313,7 +313,7 @@ def _num(value, digits: int = 4) -> str:
         return str(v)
     if v == 0:
         return "0"
-    if abs(v) >= 10 ** digits:
+    if abs(v) >= 10**digits:
         return f"{v:,.0f}"
     if abs(v) < 1e-3:
         return f"{v:.2e}"

@@ -54,9 +54,7 @@ class RetryPolicy:
                 elapsed = time.monotonic() - start
                 wait = self.delay(attempt)
                 if attempt == self.attempts or elapsed + wait > self.deadline:
-                    raise Unavailable(
-                        f"{what}: {one_line(exc)} (gave up after {attempt} attempt{'s' * (attempt > 1)} in {elapsed:.0f} s)"
-                    ) from exc
+                    raise Unavailable(f"{what}: {one_line(exc)} (gave up after {attempt} attempt{'s' * (attempt > 1)} in {elapsed:.0f} s)") from exc
                 log.warning("%s: %s; retry %d of %d in %.1f s", what, one_line(exc), attempt, self.attempts - 1, wait)
                 time.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover

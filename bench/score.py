@@ -172,7 +172,9 @@ def register_for_the_task(model, frame, onnx: bytes, work: Path, storage) -> dic
             sample = frame.sample(min(len(frame), 200_000), random_state=0)
             profile = reference_profile(sample[list(FEATURES)], categorical=CATEGORICAL)
             profile["prediction"] = reference_profile(sample.assign(prediction=model.predict(sample[list(FEATURES)]))[["prediction"]])["columns"]["prediction"]
-            version = registry.register(model, frame, onnx_bytes=onnx, profile=profile, params={}, metrics={}, tags={"reason": "bench"}, feature_names=list(FEATURES))
+            version = registry.register(
+                model, frame, onnx_bytes=onnx, profile=profile, params={}, metrics={}, tags={"reason": "bench"}, feature_names=list(FEATURES)
+            )
             registry.set_alias("champion", version)
         storage.write_once(pin_file, registry.pin("champion").to_json())
     return settings
@@ -443,43 +445,58 @@ def measure(args, work: Path, root: str, scratch: str) -> None:
     profiled = measure_score(ScoreJob(out_dir=f"{scratch}/scored-profiled", mode="profiled", **common))
     profile_overhead = profiled["seconds"] / plain["seconds"] - 1
     score_rate = score["rows"] / score["seconds"]
-    print(f"(a) score:  {score['rows']:,} rows in {score['seconds']:.2f} s = {score_rate:,.0f} rows/s; "
-          f"peak RSS {score['peak_rss_mib']:.0f} MiB; not timed: imports {score['imports_s']:.2f} s, cluster start {score['cluster_start_s']:.2f} s", flush=True)
+    print(
+        f"(a) score:  {score['rows']:,} rows in {score['seconds']:.2f} s = {score_rate:,.0f} rows/s; "
+        f"peak RSS {score['peak_rss_mib']:.0f} MiB; not timed: imports {score['imports_s']:.2f} s, cluster start {score['cluster_start_s']:.2f} s",
+        flush=True,
+    )
 
     limit_rows, limit_rate = compute_limit(storage, model_path, args.workers)
     if limit_rows != score["rows"]:
         raise RuntimeError(f"scored {score['rows']} rows but the features hold {limit_rows}")
-    print(f"profile: score_files {plain['seconds']:.2f} s without the daily profile, {profiled['seconds']:.2f} s with it: overhead {profile_overhead:+.1%}", flush=True)
+    print(
+        f"profile: score_files {plain['seconds']:.2f} s without the daily profile, {profiled['seconds']:.2f} s with it: overhead {profile_overhead:+.1%}",
+        flush=True,
+    )
     print(f"(b) limit:  {limit_rate:,.0f} rows/s (ONNX Runtime, 1 thread, in memory, x {args.workers} workers)", flush=True)
 
     cli = measure_mlflow_cli(model, storage, score["rows"], work)
     measured = ", ".join(f"{n:,} rows {s:.1f} s" for n, s in cli["seconds"].items())
     how = f"extrapolated to {score['rows']:,} rows: {cli['estimated_s']:.1f} s" if cli["extrapolated"] else "measured on all rows"
-    print(f"(c) mlflow models predict: {measured}; start-up {cli['startup_s']:.1f} s; {how} "
-          f"= {cli['rows_per_s']:,.0f} rows/s ({'EXTRAPOLATED' if cli['extrapolated'] else 'measured'})", flush=True)
+    print(
+        f"(c) mlflow models predict: {measured}; start-up {cli['startup_s']:.1f} s; {how} "
+        f"= {cli['rows_per_s']:,.0f} rows/s ({'EXTRAPOLATED' if cli['extrapolated'] else 'measured'})",
+        flush=True,
+    )
 
     process_rate = score["rows"] / score["process_s"]
-    print(f"a/b = {score_rate / limit_rate:.3f} of the compute limit; a/c = {score_rate / cli['rows_per_s']:.1f} x the MLflow CLI "
-          f"({process_rate / cli['rows_per_s']:.1f} x with (a) as its whole process, {score['process_s']:.1f} s)")
-    print(json.dumps({
-        "rows": score["rows"],
-        "score_rows_per_s": round(score_rate),
-        "limit_rows_per_s": round(limit_rate),
-        "ratio_to_limit": round(score_rate / limit_rate, 3),
-        "mlflow_cli_rows_per_s": round(cli["rows_per_s"]),
-        "mlflow_cli_extrapolated": cli["extrapolated"],
-        "ratio_to_mlflow_cli": round(score_rate / cli["rows_per_s"], 2),
-        "score_process_rows_per_s": round(process_rate),
-        "profile_overhead": round(profile_overhead, 3),
-        "ratio_to_mlflow_cli_whole_process": round(process_rate / cli["rows_per_s"], 2),
-        "peak_rss_mib": round(score["peak_rss_mib"]),
-        "score_s": round(score["seconds"], 2),
-        "cluster_start_s": round(score["cluster_start_s"], 2),
-        "imports_s": round(score["imports_s"], 2),
-        "workers": args.workers,
-        "rows_per_file": args.rows_per_file,
-        "storage": args.storage,
-    }))
+    print(
+        f"a/b = {score_rate / limit_rate:.3f} of the compute limit; a/c = {score_rate / cli['rows_per_s']:.1f} x the MLflow CLI "
+        f"({process_rate / cli['rows_per_s']:.1f} x with (a) as its whole process, {score['process_s']:.1f} s)"
+    )
+    print(
+        json.dumps(
+            {
+                "rows": score["rows"],
+                "score_rows_per_s": round(score_rate),
+                "limit_rows_per_s": round(limit_rate),
+                "ratio_to_limit": round(score_rate / limit_rate, 3),
+                "mlflow_cli_rows_per_s": round(cli["rows_per_s"]),
+                "mlflow_cli_extrapolated": cli["extrapolated"],
+                "ratio_to_mlflow_cli": round(score_rate / cli["rows_per_s"], 2),
+                "score_process_rows_per_s": round(process_rate),
+                "profile_overhead": round(profile_overhead, 3),
+                "ratio_to_mlflow_cli_whole_process": round(process_rate / cli["rows_per_s"], 2),
+                "peak_rss_mib": round(score["peak_rss_mib"]),
+                "score_s": round(score["seconds"], 2),
+                "cluster_start_s": round(score["cluster_start_s"], 2),
+                "imports_s": round(score["imports_s"], 2),
+                "workers": args.workers,
+                "rows_per_file": args.rows_per_file,
+                "storage": args.storage,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,10 @@ import sys
 import luigi
 from luigi.tools.range import RangeDaily  # noqa: F401  (so `--module pipelines RangeDaily` finds it)
 
+from batchml.failures import clear_failure, failure_of, one_line, record_failure
 from batchml.monitoring import record_duration
+from pipelines import startup
+from pipelines.defaults import apply_defaults
 from tasks.config import make_storage
 from tasks.backfill import Backfill, RescoreDate  # noqa: F401
 from tasks.daily import DailyScore  # noqa: F401
@@ -34,6 +37,59 @@ def _record_failure(task, exception):
     _failures.append(line)
 
 
+@luigi.Task.event_handler(luigi.Event.BROKEN_TASK)
+def _record_scheduling_error(task, exception):
+    """An exception in requires() (or Luigi's own scheduling calls): the run's cause too."""
+    _failures.append(f"{task.task_id} could not be scheduled: {one_line(exception)}")
+
+
+class _CompleteErrors(logging.Filter):
+    """Takes the cause of an exception in complete(), which Luigi only logs (as a traceback)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.msg if isinstance(record.msg, str) else ""
+        if text.startswith("Will not run ") and "due to error in complete() method" in text:
+            task = text.removeprefix("Will not run ").split(" or any dependencies", 1)[0]
+            _failures.append(f"{task} could not be scheduled: {_exception_line(text)}")
+        return True
+
+
+def _exception_line(traceback_text: str) -> str:
+    """The `ExcType: message` line that ends a formatted traceback."""
+    lines = [line for line in traceback_text.rstrip().splitlines() if line.strip()]
+    for line in reversed(lines):
+        head = line.split(":", 1)[0]
+        if not line.startswith(" ") and head.replace(".", "").replace("_", "").isalnum() and head != "Traceback":
+            return head.rsplit(".", 1)[-1] + line[len(head) :]  # TrackingStoreError, not batchml.preflight.TrackingStoreError
+    return lines[-1]
+
+
+logging.getLogger("luigi-interface").addFilter(_CompleteErrors())  # filters survive Luigi's logging setup; handlers do not
+
+
+@luigi.Task.event_handler(luigi.Event.FAILURE)
+def _record_date_failure(task, exception):
+    """monitoring/date=D/failure.json for the dashboard; recording never fails the run."""
+    date = getattr(task, "date", None)
+    if date is None or not hasattr(date, "isoformat"):
+        return
+    try:
+        record_failure(make_storage(), date, failure_of(task.get_task_family(), task.task_id, exception))
+    except Exception as exc:
+        log.warning("could not record the failure of %s: %s", task.task_id, one_line(exc))
+
+
+@luigi.Task.event_handler(luigi.Event.SUCCESS)
+def _clear_date_failure(task):
+    """A date whose daily job succeeded is no longer failing."""
+    if not isinstance(task, DailyScore):
+        return
+    try:
+        clear_failure(make_storage(), task.date)
+    except Exception as exc:
+        log.warning("could not clear the failure record of %s: %s", task.task_id, one_line(exc))
+
+
 @luigi.Task.event_handler(luigi.Event.PROCESSING_TIME)
 def _record_duration(task, seconds):
     """Keep each task's duration next to the date's results, for the daily report."""
@@ -53,3 +109,9 @@ def _print_causes():
         print("\nbatchml: the run failed because:", file=sys.stderr)
         for line in _failures:
             print(f"  {line}", file=sys.stderr)
+
+
+# -- before Luigi schedules anything ----------------------------------------------------------
+apply_defaults(luigi.configuration.get_config())
+if startup.is_luigi_command():  # a `luigi --module pipelines ...` run, not a library import
+    startup.prepare(sys.argv[1:])

@@ -60,7 +60,9 @@ class Backfill(luigi.WrapperTask):
     start = luigi.DateParameter()
     stop = luigi.DateParameter(description="Exclusive, as in RangeDaily.")
     dry_run = luigi.BoolParameter(default=False, description="List missing, stale and failed dates; run nothing.")
-    reprocess = luigi.ChoiceParameter(choices=["none", "stale"], default="none", description="'stale': re-score dates scored by another version than @champion.")
+    reprocess = luigi.ChoiceParameter(
+        choices=["none", "stale"], default="none", description="'stale': re-score dates scored by another version than @champion."
+    )
     newest_first = luigi.BoolParameter(default=False, description="Schedule the newest dates first.")
 
     def _dates(self) -> list[dt.date]:

@@ -13,6 +13,7 @@ from luigi.parameter import OptionalParameterMixin
 from batchml.contract import Contract
 from batchml.errors import ConfigError
 from batchml.hooks import add_project_path
+from batchml.preflight import check_sqlite_store, check_tracking_uri
 from batchml.registry import Registry, configure_http
 from batchml.retry import RetryPolicy
 from batchml.sources import FileSource, GeneratorSource, Source, SqlSource
@@ -241,6 +242,8 @@ def retry_policy() -> RetryPolicy:
 
 def make_registry() -> Registry:
     cfg = mlflow()
+    check_tracking_uri(tracking_uri())  # named errors before MLflow's own
+    check_sqlite_store(tracking_uri())
     configure_http(cfg.http_request_max_retries, cfg.http_request_timeout)
     location = in_project(cfg.artifact_location) if cfg.artifact_location else ""  # MLflow stores it as given
     return Registry(tracking_uri(), model_name(), location, retry=retry_policy())

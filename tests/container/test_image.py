@@ -195,4 +195,3 @@ def test_the_image_runs_each_server_of_the_stack(image):
         ["python3", "-c", "import s3fs, boto3"],  # the s3 extra: storage roots on object stores
     ):
         run(["docker", "run", "--rm", "--read-only", "--tmpfs", "/tmp", "--network", "none", "--entrypoint", command[0], image, *command[1:]])
-

@@ -198,6 +198,8 @@ def test_a_run_against_a_luigid_that_is_down_fails_within_a_minute(tmp_path):
     run = cli.luigi("DailyScore", "--date", DAY.isoformat())
     elapsed = time.monotonic() - start
     assert run.returncode == 40, last_lines(run, 40)  # [retcode] unhandled_exception
-    assert "Errors (7 attempts) when connecting to remote scheduler" in run.stderr
+    # checked before scheduling (pipelines/startup.py): one line naming the address, no rpc retries
+    assert "cannot reach the central scheduler at 127.0.0.1:" in run.stderr.strip().splitlines()[-1], last_lines(run)
+    assert "when connecting to remote scheduler" not in run.stderr
     assert elapsed < 60, elapsed
     assert not cli.root.exists()  # nothing ran without a scheduler

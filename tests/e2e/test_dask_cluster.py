@@ -23,7 +23,22 @@ def dask_cluster(tmp_path):
     for i in range(2):
         procs.append(
             subprocess.Popen(
-                [str(BIN / "dask"), "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--nworkers", "1", "--name", f"w{i}", "--local-directory", str(tmp_path / f"w{i}"), *common],
+                [
+                    str(BIN / "dask"),
+                    "worker",
+                    address,
+                    "--host",
+                    "127.0.0.1",
+                    "--nthreads",
+                    "1",
+                    "--nworkers",
+                    "1",
+                    "--name",
+                    f"w{i}",
+                    "--local-directory",
+                    str(tmp_path / f"w{i}"),
+                    *common,
+                ],
                 cwd=tmp_path,
                 stderr=subprocess.DEVNULL,
             )

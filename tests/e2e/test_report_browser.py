@@ -104,7 +104,12 @@ def realistic_inputs(day: dt.date = DAY) -> dict:
         "rows_in": 12_031,
         "scored": 12_000,
         "quarantined": 31,
-        "top_reasons": [["passenger_count: value is not >= 1", 12], ["trip_distance: value is not > 0", 9], ["dropoff_zone: null", 6], ["vendor_id: value is not in {1, 2}", 4]],
+        "top_reasons": [
+            ["passenger_count: value is not >= 1", 12],
+            ["trip_distance: value is not > 0", 9],
+            ["dropoff_zone: null", 6],
+            ["vendor_id: value is not in {1, 2}", 4],
+        ],
         "model": {"name": "trip_duration", "version": "4", "sha256": "9f2c1e7a5b3d8c0e4f6a2b1c9d7e5f3a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e"},
         "durations": {"ExtractTrips": 4.8, "ResolveModel": 0.6, "ScorePredictions": 9.3, "DailyProfile": 2.1, "DriftReport": 0.4, "MetricChecks": 1.2},
     }

@@ -35,7 +35,10 @@ BUCKET = "batchml-scale-out"
 def stack(s3_server, tmp_path_factory):
     """A bucket, an MLflow server with its artifacts in it, and a Dask cluster, all given the S3 environment."""
     boto3.client(
-        "s3", endpoint_url=s3_server["AWS_ENDPOINT_URL"], aws_access_key_id=s3_server["AWS_ACCESS_KEY_ID"], aws_secret_access_key=s3_server["AWS_SECRET_ACCESS_KEY"]
+        "s3",
+        endpoint_url=s3_server["AWS_ENDPOINT_URL"],
+        aws_access_key_id=s3_server["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=s3_server["AWS_SECRET_ACCESS_KEY"],
     ).create_bucket(Bucket=BUCKET)
     env = {**os.environ, **s3_server}
     port = free_port()

@@ -12,7 +12,9 @@ rng = np.random.default_rng(0)
 
 def frames(shift=0.0, n=20_000, new_category=False):
     ref = pd.DataFrame({"x": rng.normal(10, 2, n), "c": rng.choice([1, 2, 3], n, p=[0.5, 0.3, 0.2])})
-    cur = pd.DataFrame({"x": rng.normal(10 + shift, 2, n // 2), "c": rng.choice([1, 2, 3, 4], n // 2, p=[0.4, 0.3, 0.2, 0.1] if new_category else [0.5, 0.3, 0.2, 0])})
+    cur = pd.DataFrame(
+        {"x": rng.normal(10 + shift, 2, n // 2), "c": rng.choice([1, 2, 3, 4], n // 2, p=[0.4, 0.3, 0.2, 0.1] if new_category else [0.5, 0.3, 0.2, 0])}
+    )
     return ref, cur
 
 

@@ -78,7 +78,14 @@ def make_inputs(shift: float = 1.0, quarantined: int = 5) -> dict:
     history = [
         {"date": "2026-06-01", "status": "ok", "rows_in": 9_800, "drift_share": 0.0, "realized_mae": 48.0, "prediction_mean": 300.0},
         {"date": "2026-06-02", "status": "warn", "rows_in": None, "drift_share": None, "realized_mae": None, "prediction_mean": None},
-        {"date": "2026-06-03", "status": status_of(metrics, drift), "rows_in": 10_005, "drift_share": drift["drifted_share"], "realized_mae": None, "prediction_mean": 420.0},
+        {
+            "date": "2026-06-03",
+            "status": status_of(metrics, drift),
+            "rows_in": 10_005,
+            "drift_share": drift["drifted_share"],
+            "realized_mae": None,
+            "prediction_mean": 420.0,
+        },
     ]
     summary = {
         "rows_in": 10_000 + quarantined,

@@ -14,7 +14,15 @@ DAY = dt.date(2026, 1, 5)
 
 
 def manifest(rows=3) -> Manifest:
-    return Manifest(dataset="d", date=DAY.isoformat(), rows={"in": rows, "written": rows, "quarantined": 0}, schema_hash="s", input_fingerprint="f", code_version="c", run_id="r")
+    return Manifest(
+        dataset="d",
+        date=DAY.isoformat(),
+        rows={"in": rows, "written": rows, "quarantined": 0},
+        schema_hash="s",
+        input_fingerprint="f",
+        code_version="c",
+        run_id="r",
+    )
 
 
 def write_rows(folder, n=3, name="part-00000.parquet"):

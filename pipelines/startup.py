@@ -1,0 +1,212 @@
+"""What a `luigi --module pipelines ...` run checks and settles before Luigi schedules anything.
+
+- batchml's settings: a key or section of luigi.cfg that batchml does not know, or a value
+  its parameter cannot parse, stops the run with one line naming the file, the section and
+  the key (and the closest valid name), before anything is written.
+- the central scheduler: when the run is to use luigid and nothing answers at its address,
+  one line names the address and where it was configured, instead of Luigi's retries.
+- the pid lock: Luigi keys it on the command line only; the lock folder is made per storage
+  root, so runs of one command against different roots do not block each other.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import io
+import hashlib
+import os
+import socket
+import sys
+import tempfile
+from configparser import ConfigParser, Error as ConfigError
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import luigi
+from luigi.task_register import Register
+
+# Sections Luigi and its contrib modules read directly (not all are luigi.Config classes, and
+# contrib modules are not imported): their keys are Luigi's business, never checked here.
+LUIGI_SECTIONS = frozenset(
+    {
+        "core", "worker", "scheduler", "retcode", "email", "smtp", "sendgrid", "batch_email", "batch_notifier",
+        "execution_summary", "task_history", "logging", "resources", "cors", "hdfs", "webhdfs", "hadoop",
+        "hadoopcli", "hive", "pig", "spark", "pyspark_runner", "elasticsearch", "mysql", "mssql", "postgres",
+        "redshift", "redis", "salesforce", "sqlalchemy", "bigquery", "gcs", "s3", "ecs", "batch", "kubernetes",
+        "RangeDaily", "RangeDailyBase", "RangeHourly", "RangeHourlyBase", "RangeByMinutes", "RangeByMinutesBase",
+    }
+)  # fmt: skip
+# How alike an unknown section's name must be to one of batchml's to be taken for a typo of it.
+SIMILAR = 0.75
+
+
+class StartupError(Exception):
+    """A reason not to start the run, as the one line the run ends with."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    file: str
+    section: str
+    key: str
+
+
+def batchml_sections() -> dict[str, type]:
+    """batchml's luigi.Config classes by section: every one defined in a `tasks` module."""
+    return {
+        cls.get_task_family(): cls
+        for cls in Register._get_reg().values()
+        if isinstance(cls, type) and issubclass(cls, luigi.Config) and cls.__module__.split(".")[0] == "tasks"
+    }
+
+
+def luigi_sections() -> set[str]:
+    registered = {cls.get_task_family() for cls in Register._get_reg().values() if isinstance(cls, type) and cls.__module__.split(".")[0] == "luigi"}
+    return set(LUIGI_SECTIONS) | registered
+
+
+def config_files() -> list[str]:
+    """The files Luigi read its configuration from, in the order it read them (later wins)."""
+    from luigi.configuration.cfg_parser import LuigiConfigParser
+
+    return [path for path in LuigiConfigParser._config_paths if os.path.isfile(path)]
+
+
+def _read(path: str) -> ConfigParser:
+    parser = ConfigParser(interpolation=None, default_section="\0")  # [DEFAULT] checked as a section of its own
+    parser.optionxform = str
+    parser.read(path)
+    return parser
+
+
+def _suggestion(name: str, valid) -> str:
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def check_settings(files: list[str], sections: dict[str, type], known_sections: set[str], task_families: set[str]) -> None:
+    """Raise StartupError for the first unknown or unparsable setting of batchml's sections in `files`."""
+    for path in files:
+        try:
+            parser = _read(path)
+        except ConfigError as exc:
+            raise StartupError(f"{path}: not a valid configuration file: {str(exc).splitlines()[0]}") from exc
+        for section in parser.sections():
+            cls = sections.get(section)
+            if cls is None:
+                if section in known_sections or section in task_families:
+                    continue
+                close = difflib.get_close_matches(section, list(sections), n=1, cutoff=SIMILAR)
+                if close:
+                    raise StartupError(f"{path}: [{section}]: unknown section; did you mean '{close[0]}'?")
+                continue  # another tool's section
+            params = dict(cls.get_params())
+            for key, value in parser.items(section):
+                name = key.replace("-", "_")
+                param = params.get(name)
+                if param is None:
+                    raise StartupError(f"{path}: [{section}] {key}: unknown setting{_suggestion(name, params)}")
+                try:
+                    param.normalize(param.parse(value))
+                except Exception as exc:  # each Parameter type raises its own kind
+                    raise StartupError(f"{path}: [{section}] {key} = {value!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def where_set(section: str, keys: tuple[str, ...], files: list[str]) -> Setting | None:
+    """The last file (the one Luigi takes the value from) that sets any of `keys` in `section`."""
+    found = None
+    for path in files:
+        try:
+            parser = _read(path)
+        except ConfigError:
+            continue
+        for key in keys:
+            if parser.has_option(section, key):
+                found = Setting(path, section, key)
+    return found
+
+
+def root_lock_dir(base: str, root: str) -> str:
+    """A pid-lock folder under `base` for one storage root (a local root resolved to its real path)."""
+    resolved = root.rstrip("/") if "://" in root and not root.startswith("file://") else os.path.realpath(os.path.expanduser(root.removeprefix("file://")))
+    return os.path.join(base, "root-" + hashlib.sha256(resolved.encode()).hexdigest()[:16])
+
+
+SCHEDULER_KEYS = {
+    "url": ("default_scheduler_url", "default-scheduler-url", "scheduler_url"),
+    "host": ("default_scheduler_host", "default-scheduler-host", "scheduler_host"),
+    "port": ("default_scheduler_port", "default-scheduler-port", "scheduler_port"),
+}
+
+
+def check_scheduler(core, files: list[str], argv: list[str], timeout: float = 5.0) -> None:
+    """Raise StartupError when the run is to use a central scheduler that nothing answers at."""
+    if core.local_scheduler or core.assistant:
+        return
+    url = core.scheduler_url or f"http://{core.scheduler_host}:{core.scheduler_port}"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return  # http+unix:// and the like: left to Luigi
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+        return
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+    from_cli = [flag for flag in ("--scheduler-url", "--scheduler-host", "--scheduler-port") if any(a.split("=")[0] == flag for a in argv)]
+    if from_cli:
+        origin = "from the command line (" + ", ".join(from_cli) + ")"
+    else:
+        settings = [s for s in (where_set("core", SCHEDULER_KEYS[k], files) for k in ("url", "host", "port")) if s]
+        origin = "; ".join(f"[core] {s.key} in {s.file}" for s in settings) or "Luigi's default, as no [core] local_scheduler = true is set"
+    raise StartupError(f"cannot reach the central scheduler at {parts.hostname}:{port} ({origin}): {reason}; start luigid there or run with --local-scheduler")
+
+
+def lock_base(config) -> str:
+    """The pid-lock folder the user configured, or Luigi's default."""
+    return config.get("core", "lock_pid_dir", os.path.join(tempfile.gettempdir(), "luigi"))
+
+
+def exit_with(message: str, code: int) -> None:
+    """End the run with `message` as its last line."""
+    sys.stdout.flush()
+    print(f"batchml: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(code or 1)
+
+
+def is_luigi_command() -> bool:
+    """True in the `luigi` console script or `python -m luigi`, not when pipelines is imported as a library."""
+    program = os.path.basename(sys.argv[0]) if sys.argv else ""
+    in_package = os.path.basename(os.path.dirname(sys.argv[0])) == "luigi" if sys.argv else False
+    return "luigi.cmdline" in sys.modules and (program == "luigi" or (program == "__main__.py" and in_package))
+
+
+def prepare(argv: list[str]) -> None:
+    """Check the settings and the scheduler and key the pid lock on the storage root; exit on a problem."""
+    from luigi.cmdline_parser import CmdlineParser
+
+    config = luigi.configuration.get_config()
+    files = config_files()
+    code = int(config.get("retcode", "scheduling_error", 35))
+    try:
+        check_settings(files, batchml_sections(), luigi_sections(), set(Register._get_reg()))
+    except StartupError as exc:
+        exit_with(str(exc), code)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), CmdlineParser.global_instance(argv):
+            from tasks.config import storage
+
+            root = storage().root
+    except (Exception, SystemExit):  # --help, a command line Luigi will reject with its own message, or a task not yet imported
+        return
+    base = lock_base(config)
+    os.makedirs(base, exist_ok=True)  # Luigi makes only the last folder of lock_pid_dir
+    config.set("core", "lock_pid_dir", root_lock_dir(base, root).replace("%", "%%"))
+    Register.clear_instance_cache()
+    with CmdlineParser.global_instance(argv):
+        core = luigi.interface.core()
+    try:
+        check_scheduler(core, files, argv, timeout=float(config.get("core", "rpc_connect_timeout", 5)))
+    except StartupError as exc:
+        exit_with(str(exc), int(config.get("retcode", "unhandled_exception", 40)))

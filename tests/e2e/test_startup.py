@@ -1,0 +1,129 @@
+"""A user's project with its own minimal luigi.cfg: batchml's safety defaults apply, typos stop the run at start.
+
+Each run is the real `luigi --module pipelines ...` from an empty folder that is not the
+repository, with only ./luigi.cfg (no LUIGI_CONFIG_PATH, no [retcode] or [RangeDaily]).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import filecmp
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.defaults import packaged_logging_conf
+from tests.conftest import REPO, SCHEMA
+
+BIN = Path(sys.executable).parent
+DAY = dt.date(2026, 6, 1)
+OLD = dt.date.today() - dt.timedelta(days=400)  # far behind Luigi's RangeDaily default of 100 days back
+
+
+def minimal_cfg(tmp_path: Path, extra: str = "") -> str:
+    """A project's luigi.cfg: a files source with no files, everything inside tmp_path."""
+    return f"""
+[core]
+local_scheduler = true
+
+[source]
+kind = files
+path = {tmp_path}/incoming/{{date}}.parquet
+labels_path = {tmp_path}/incoming/labels-{{date}}.parquet
+
+[storage]
+root = {tmp_path}/data
+
+[schema]
+path = {SCHEMA}
+
+[mlflow]
+tracking_uri = sqlite:///{tmp_path}/mlflow.db
+artifact_location = {tmp_path}/mlartifacts
+cache_dir = {tmp_path}/cache
+{extra}"""
+
+
+def run_project(folder: Path, cfg: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`luigi --module pipelines ARGS` from `folder`, whose luigi.cfg is `cfg`."""
+    (folder / "luigi.cfg").write_text(cfg)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("LUIGI_", "MLFLOW_", "BATCHML_"))}
+    return subprocess.run(
+        [str(BIN / "luigi"), "--module", "pipelines", *args], cwd=folder, env={**clean, **(env or {})}, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def last_line(run: subprocess.CompletedProcess) -> str:
+    return (run.stdout + run.stderr).strip().splitlines()[-1]
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    assert folder.resolve() != REPO
+    return folder
+
+
+# -- 1. safety defaults in code -----------------------------------------------------------------
+def test_a_date_with_no_input_exits_missing_data_without_a_retcode_section(project, tmp_path):
+    run = run_project(project, minimal_cfg(tmp_path), "DailyScore", "--date", DAY.isoformat())
+    assert run.returncode == 20, run.stderr[-3000:]
+    assert "logging configured via *.conf file" in run.stderr  # the packaged logging.cfg
+
+
+def test_range_daily_tries_every_old_date_without_a_range_daily_section(project, tmp_path):
+    stop = OLD + dt.timedelta(days=3)
+    run = run_project(project, minimal_cfg(tmp_path), "RangeDaily", "--of", "DailyScore", "--start", OLD.isoformat(), "--stop", stop.isoformat())
+    assert "Empty range" not in run.stderr + run.stdout
+    assert run.returncode == 20, run.stderr[-3000:]
+    dates = ",".join((OLD + dt.timedelta(days=i)).isoformat() for i in range(3))
+    assert f"3 DailyScore(date={dates})" in run.stderr, run.stderr[-3000:]
+
+
+def test_the_packaged_logging_config_is_the_shipped_one():
+    assert Path(packaged_logging_conf()).is_file()
+    assert filecmp.cmp(packaged_logging_conf(), REPO / "config" / "logging.cfg", shallow=False), "config/logging.cfg and its packaged copy differ"
+
+
+def test_a_user_setting_is_kept():
+    from configparser import ConfigParser
+
+    from pipelines.defaults import apply_defaults
+
+    config = ConfigParser()
+    config.read_string("[retcode]\ntask_failed = 3\n[core]\nlogging_conf_file = mine.cfg\n")
+    applied = apply_defaults(config)
+    assert config["retcode"]["task_failed"] == "3" and config["retcode"]["missing_data"] == "20"
+    assert config["core"]["logging_conf_file"] == "mine.cfg" and "core" not in applied
+
+
+# -- 2. config typos fail at start ------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (("[source]", "[sorce]"), "luigi.cfg: [sorce]: unknown section; did you mean 'source'?"),
+        (("\nroot =", "\nrot ="), "luigi.cfg: [storage] rot: unknown setting; did you mean 'root'?"),
+        (("kind = files", "kind = filez"), "luigi.cfg: [source] kind = 'filez': ValueError: filez is not a valid choice"),
+        (("[storage]\n", "[storage]\nrows_per_file = many\n"), "luigi.cfg: [storage] rows_per_file = 'many': ValueError"),
+    ],
+)
+def test_a_typo_in_a_batchml_section_stops_the_run_with_one_line(project, tmp_path, edit, expected):
+    cfg = minimal_cfg(tmp_path)
+    assert edit[0] in cfg
+    run = run_project(project, cfg.replace(edit[0], edit[1], 1), "DailyScore", "--date", DAY.isoformat())
+    assert run.returncode == 35, run.stderr[-3000:]
+    assert expected in last_line(run), run.stderr[-3000:]
+    assert sorted(p.name for p in project.iterdir()) == ["luigi.cfg"]
+    assert not (tmp_path / "data").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_the_file_named_is_the_one_with_the_typo_and_luigi_sections_are_not_checked(project, tmp_path):
+    other = tmp_path / "other.cfg"
+    other.write_text("[core]\nanything_luigi = 1\n[my_tool]\nx = 1\n[DailyScore]\n[training]\nwindow_dayz = 3\n")
+    run = run_project(project, minimal_cfg(tmp_path), "DailyScore", "--date", DAY.isoformat(), env={"LUIGI_CONFIG_PATH": str(other)})
+    assert run.returncode == 35, run.stderr[-3000:]
+    assert f"{other}: [training] window_dayz: unknown setting; did you mean 'window_days'?" in last_line(run)
