@@ -163,7 +163,9 @@ class Contract:
 
     def fingerprint(self) -> str:
         """A short hash of the rules: manifests record which contract a partition passed."""
-        body = json.dumps({"columns": [asdict(c) for c in self.columns], "key": self.key, "ts": self.timestamp, "tz": self.timezone}, sort_keys=True, default=list)
+        body = json.dumps(
+            {"columns": [asdict(c) for c in self.columns], "key": self.key, "ts": self.timestamp, "tz": self.timezone}, sort_keys=True, default=list
+        )
         return hashlib.sha256(body.encode()).hexdigest()[:16]
 
     def source_names(self, available) -> dict[str, str]:

@@ -91,10 +91,15 @@ def extract_date(
                 f"above max_reject_share={max_reject_share:.1%}. Top reasons: {listed}. Rejected rows kept in {kept}"
             )
 
-        common = dict(date=date.isoformat(), schema_hash=contract.fingerprint(), input_fingerprint=source.fingerprint(date), code_version=code_version(), run_id=run_id)
+        common = dict(
+            date=date.isoformat(), schema_hash=contract.fingerprint(), input_fingerprint=source.fingerprint(date), code_version=code_version(), run_id=run_id
+        )
         with quarantine.open("part-00000.parquet") as fh:
             bad.to_parquet(fh, index=False)
-        quarantine.commit(Manifest(dataset=QUARANTINE, rows={"in": rows_in, "written": len(bad), "quarantined": len(bad)}, extra={"top_reasons": reasons}, **common), {"part-00000.parquet": len(bad)})
+        quarantine.commit(
+            Manifest(dataset=QUARANTINE, rows={"in": rows_in, "written": len(bad), "quarantined": len(bad)}, extra={"top_reasons": reasons}, **common),
+            {"part-00000.parquet": len(bad)},
+        )
         extra = {"top_reasons": reasons, "columns": columns, "key": list(contract.key)}
         features.commit(Manifest(dataset=FEATURES, rows={"in": rows_in, "written": rows_valid, "quarantined": len(bad)}, extra=extra, **common), file_rows)
         log.info("%s: %d rows in, %d valid, %d quarantined", date, rows_in, rows_valid, len(bad))

@@ -383,6 +383,13 @@ def infer_contract(frame: pd.DataFrame, dataset: str) -> Inferred:
         if not ts.empty:
             dates = tuple(sorted({d.date() for d in ts.dt.normalize().unique()}))
     return Inferred(
-        dataset=dataset, columns=tuple(guesses), key=key, key_note=key_note, timestamp=timestamp,
-        timezone=timezone, timezone_note=tz_note, rows=len(frame), dates=dates,
+        dataset=dataset,
+        columns=tuple(guesses),
+        key=key,
+        key_note=key_note,
+        timestamp=timestamp,
+        timezone=timezone,
+        timezone_note=tz_note,
+        rows=len(frame),
+        dates=dates,
     )

@@ -58,8 +58,14 @@ def train_and_register(
     label = contract.label.column
     holdout = frame["date"] == frame["date"].max()
     train = frame[~holdout] if (~holdout).any() and holdout.any() else frame
-    inputs = [c for c in train.columns if c not in (*contract.key, label, "date")] if project.features else [c for c in contract.default_inputs if c not in contract.key]
-    settings = TrainingSettings(inputs=tuple(inputs), label=label, task=contract.task, seed=seed, classes=contract.label.classes, params=dict(project.params or {}))
+    inputs = (
+        [c for c in train.columns if c not in (*contract.key, label, "date")]
+        if project.features
+        else [c for c in contract.default_inputs if c not in contract.key]
+    )
+    settings = TrainingSettings(
+        inputs=tuple(inputs), label=label, task=contract.task, seed=seed, classes=contract.label.classes, params=dict(project.params or {})
+    )
     log.info("training: fitting %s on %d rows", project.recipe, len(train))
     model = fit_recipe(project.recipe, train.reset_index(drop=True), settings)
     inputs = fitted_inputs(model, settings)
@@ -87,9 +93,22 @@ def train_and_register(
         train,
         onnx_bytes=onnx_bytes,
         profile=profile,
-        params={"estimator": type(model).__name__, "recipe": project.recipe, "seed": seed, "window_start": dates[0].isoformat(), "window_end": dates[-1].isoformat(), "max_rows": max_rows},
+        params={
+            "estimator": type(model).__name__,
+            "recipe": project.recipe,
+            "seed": seed,
+            "window_start": dates[0].isoformat(),
+            "window_end": dates[-1].isoformat(),
+            "max_rows": max_rows,
+        },
         metrics=metrics,
-        tags={"reason": reason, "window_start": dates[0].isoformat(), "window_end": dates[-1].isoformat(), f"holdout_{primary}": f"{metrics[f'holdout_{primary}']:.6g}", "export": export_note},
+        tags={
+            "reason": reason,
+            "window_start": dates[0].isoformat(),
+            "window_end": dates[-1].isoformat(),
+            f"holdout_{primary}": f"{metrics[f'holdout_{primary}']:.6g}",
+            "export": export_note,
+        },
         inputs=inputs,
         classes=classes,
         run_name=run_name,
@@ -150,4 +169,11 @@ def gate(challenger: dict[str, float], champion: dict[str, float], policy: GateP
         reason = f"{p} {challenger[p]:.4g} vs champion {champion[p]:.4g}: not better by the {policy.margin:.0%} margin"
     else:
         reason = f"guard metric(s) worse: {', '.join(g for g, ok in guards.items() if not ok)}"
-    return {"decision": "promoted" if promoted else "rejected", "reason": reason, "challenger": challenger, "champion": champion, "guards_held": guards, "gate": asdict(policy)}
+    return {
+        "decision": "promoted" if promoted else "rejected",
+        "reason": reason,
+        "challenger": challenger,
+        "champion": champion,
+        "guards_held": guards,
+        "gate": asdict(policy),
+    }

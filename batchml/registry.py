@@ -238,7 +238,18 @@ class Registry:
         its inputs in order and its classes.
         """
         with _fluent_uris(self.tracking_uri):  # the process's MLflow settings stay the caller's
-            return self._register(model, train_frame, onnx_bytes=onnx_bytes, profile=profile, params=params, metrics=metrics, tags=tags, inputs=inputs, classes=classes, run_name=run_name)
+            return self._register(
+                model,
+                train_frame,
+                onnx_bytes=onnx_bytes,
+                profile=profile,
+                params=params,
+                metrics=metrics,
+                tags=tags,
+                inputs=inputs,
+                classes=classes,
+                run_name=run_name,
+            )
 
     def _register(self, model, train_frame, *, onnx_bytes, profile, params, metrics, tags, inputs, classes, run_name) -> str:
         import mlflow
@@ -305,7 +316,9 @@ class Registry:
             else:
                 path, actual = folder, sha256_tree(folder)
             if actual != pin.sha256:
-                raise IntegrityError(f"models:/{self.name}/{pin.version}: artifacts have sha256 {actual}, but the date was pinned to {pin.sha256}; refusing to score with them")
+                raise IntegrityError(
+                    f"models:/{self.name}/{pin.version}: artifacts have sha256 {actual}, but the date was pinned to {pin.sha256}; refusing to score with them"
+                )
             return path
         return self.fetch_onnx(pin, cache_dir)
 

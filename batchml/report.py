@@ -162,7 +162,12 @@ def _retrain_view(retrain: dict | None) -> dict | None:
     if not retrain:
         return None
     decision = str(retrain.get("decision", "unknown"))
-    return {"decision": decision, "reason": _text(retrain.get("reason", "")), "colour": DECISION_STATUS.get(decision, "missing"), "items": list(retrain.items())}
+    return {
+        "decision": decision,
+        "reason": _text(retrain.get("reason", "")),
+        "colour": DECISION_STATUS.get(decision, "missing"),
+        "items": list(retrain.items()),
+    }
 
 
 # --- charts ---------------------------------------------------------------------------------
@@ -275,7 +280,9 @@ def _y_grid(values: list[float], fmt, x1: float, x2: float, top: float, ph: floa
 def _svg(width: int, height: int, body: str, *, cls: str, label: str, **data) -> Markup:
     """An SVG element around already-escaped `body`, marked safe for the templates."""
     attrs = "".join(f' data-{k}="{escape(str(v))}"' for k, v in data.items())
-    return Markup(f'<svg class="{cls}" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="{escape(label)}"{attrs}>{body}</svg>')
+    return Markup(
+        f'<svg class="{cls}" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="{escape(label)}"{attrs}>{body}</svg>'
+    )
 
 
 # --- small helpers --------------------------------------------------------------------------

@@ -396,7 +396,7 @@ Written by `batchml init` from `{sample}` ({inf.rows} rows read).
 
 1. Review `contract.yaml`. Its ranges, nullability and allowed values are what the sample showed,
    not rules; widen or delete those that real data may break. The guesses:
-{chr(10).join('   ' + g for g in guesses)}
+{chr(10).join("   " + g for g in guesses)}
 2. Check `[source] path` in `luigi.cfg`: the template for the other dates' files.
 {label_step}
 4. Register a model in the registry (`mlflow.db`, or your tracking server: `[mlflow] tracking_uri`)

@@ -40,7 +40,15 @@ class RescoreDate(luigi.Task):
             retry_policy().call(
                 f"re-scoring {self.date} on Dask",
                 lambda: predict_date(
-                    storage, self.date, pin=pin, model_path=model_path, key=load_contract().key, client=dask_client(), run_id=new_run_id(), reference=reference, replace=True
+                    storage,
+                    self.date,
+                    pin=pin,
+                    model_path=model_path,
+                    key=load_contract().key,
+                    client=dask_client(),
+                    run_id=new_run_id(),
+                    reference=reference,
+                    replace=True,
                 ),
             )
             for name in DERIVED:

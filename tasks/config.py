@@ -47,22 +47,34 @@ def in_project(path: str) -> str:
 
 
 class storage(luigi.Config):
-    root = luigi.Parameter(default="data", description="Storage root: a folder (relative to the project), or s3://bucket/prefix (endpoint and credentials from the environment: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).")
+    root = luigi.Parameter(
+        default="data",
+        description="Storage root: a folder (relative to the project), or s3://bucket/prefix (endpoint and credentials from the environment: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).",
+    )
     lease_seconds = luigi.FloatParameter(default=60.0, description="Object stores: a date's write lease; a crashed writer's lease expires after this long.")
     rows_per_file = luigi.IntParameter(default=250_000, description="Rows per Parquet file of features; one Dask partition each.")
 
 
 class source(luigi.Config):
-    kind = luigi.ChoiceParameter(choices=["files", "sql", "python"], default="files", description="Where a date's rows come from: files, a SQL query, or a project's generator function.")
+    kind = luigi.ChoiceParameter(
+        choices=["files", "sql", "python"], default="files", description="Where a date's rows come from: files, a SQL query, or a project's generator function."
+    )
     label_lag_days = luigi.IntParameter(default=2, description="Labels of date D are complete on D + label_lag_days; realized metrics of D are computed then.")
-    path = luigi.Parameter(default="", description="files: fsspec path template of a date's rows: {date} (YYYY-MM-DD), {year}, {month}, {day}, or {date:%%Y-%%m}; a file, a folder or a glob. A file holding many dates gives each date its rows.")
-    labels_path = luigi.Parameter(default="", description="files: path template of a labels feed (key columns and the label column); not needed with [labels] transform.")
+    path = luigi.Parameter(
+        default="",
+        description="files: fsspec path template of a date's rows: {date} (YYYY-MM-DD), {year}, {month}, {day}, or {date:%%Y-%%m}; a file, a folder or a glob. A file holding many dates gives each date its rows.",
+    )
+    labels_path = luigi.Parameter(
+        default="", description="files: path template of a labels feed (key columns and the label column); not needed with [labels] transform."
+    )
     format = luigi.ChoiceParameter(choices=["parquet", "csv"], default="parquet", description="files: file format (CSV may be gzip-compressed: .csv.gz).")
     encoding = luigi.Parameter(default="utf-8", description="files, CSV: text encoding. A value that does not decode quarantines its row, naming the column.")
     url = luigi.Parameter(default="", description="sql: SQLAlchemy URL (put credentials in the environment, e.g. a DSN).")
     query = luigi.Parameter(default="", description="sql: query returning one date's rows; binds :date (YYYY-MM-DD).")
     labels_query = luigi.Parameter(default="", description="sql: query returning the key columns and the label of one date; binds :date.")
-    generator = luigi.Parameter(default="", description="python: module:function called as function(date, **options), returning a DataFrame or an iterable of them.")
+    generator = luigi.Parameter(
+        default="", description="python: module:function called as function(date, **options), returning a DataFrame or an iterable of them."
+    )
     options = luigi.DictParameter(default={}, description="python: keyword arguments of the generator (JSON).")
 
 
@@ -72,18 +84,29 @@ class schema(luigi.Config):
 
 
 class features(luigi.Config):
-    transform = luigi.Parameter(default="", description="module:function: a date's validated rows -> the model's input columns (batchml keeps the key beside them). Empty: the contract's columns as they are.")
+    transform = luigi.Parameter(
+        default="",
+        description="module:function: a date's validated rows -> the model's input columns (batchml keeps the key beside them). Empty: the contract's columns as they are.",
+    )
 
 
 class labels(luigi.Config):
-    transform = luigi.Parameter(default="", description="module:function: a date's validated rows -> its labels (a Series, or a frame with the label column). Empty: the source's labels feed.")
+    transform = luigi.Parameter(
+        default="",
+        description="module:function: a date's validated rows -> its labels (a Series, or a frame with the label column). Empty: the source's labels feed.",
+    )
 
 
 class mlflow(luigi.Config):
-    tracking_uri = luigi.Parameter(default="sqlite:///mlflow.db", description="MLflow tracking and registry URI (a relative SQLite path is in the project folder).")
+    tracking_uri = luigi.Parameter(
+        default="sqlite:///mlflow.db", description="MLflow tracking and registry URI (a relative SQLite path is in the project folder)."
+    )
     registered_model = luigi.Parameter(default="", description="Registered model name (empty: the contract's dataset name).")
     alias = luigi.Parameter(default="champion", description="The alias a date resolves and pins.")
-    cold_start = luigi.BoolParameter(default=False, description="Train and register a first model with the project's recipe when no version holds the alias. Off: such a run fails naming the alias and registry.")
+    cold_start = luigi.BoolParameter(
+        default=False,
+        description="Train and register a first model with the project's recipe when no version holds the alias. Off: such a run fails naming the alias and registry.",
+    )
     artifact_location = luigi.Parameter(default="", description="Artifact root of the experiment when batchml creates it (empty: MLflow's default).")
     cache_dir = luigi.Parameter(default=".cache/batchml/models", description="Local cache of model artifacts, sha256 verified.")
     http_request_max_retries = luigi.IntParameter(default=2, description="MLflow's own quick HTTP retries inside one attempt of [retry].")
@@ -91,7 +114,9 @@ class mlflow(luigi.Config):
 
 
 class retry(luigi.Config):
-    attempts = luigi.IntParameter(default=5, description="Tries of a call that fails transiently (server not answering, Dask scheduler lost). Other failures are not retried.")
+    attempts = luigi.IntParameter(
+        default=5, description="Tries of a call that fails transiently (server not answering, Dask scheduler lost). Other failures are not retried."
+    )
     initial_delay = luigi.FloatParameter(default=2.0, description="Seconds before the first retry; the wait doubles each time, with jitter.")
     max_delay = luigi.FloatParameter(default=30.0, description="Longest wait between two tries.")
     deadline = luigi.FloatParameter(
@@ -100,7 +125,10 @@ class retry(luigi.Config):
 
 
 class training(luigi.Config):
-    recipe = luigi.Parameter(default="", description="module:function: (labelled training frame, TrainingSettings) -> a fitted scikit-learn-API estimator. Empty: retraining is unavailable.")
+    recipe = luigi.Parameter(
+        default="",
+        description="module:function: (labelled training frame, TrainingSettings) -> a fitted scikit-learn-API estimator. Empty: retraining is unavailable.",
+    )
     params = luigi.DictParameter(default={}, description="The recipe's own parameters (JSON), given to it as settings.params.")
     window_days = luigi.IntParameter(default=14, description="Days of labelled history a model trains on.")
     max_rows = luigi.IntParameter(default=500_000, description="Rows sampled from that window at most.")
@@ -121,11 +149,20 @@ class drift(luigi.Config):
     drift_share = luigi.FloatParameter(default=0.5, description="Share of drifted features at which the date's verdict is drift.")
     numeric_methods = luigi.ListParameter(default=["psi", "wasserstein"], description="Methods that decide for numeric features (any crossing).")
     categorical_methods = luigi.ListParameter(default=["psi", "js"], description="Methods that decide for categorical features (any crossing).")
-    exclude = luigi.ListParameter(default=[], description="Features not judged, e.g. ones constant within a date (a weekday), always 'drifted' against a multi-day reference.")
-    window_days = luigi.IntParameter(default=1, description="The current profile of D is the sum of the daily profiles of the window_days dates ending at D (scored by the same version): raise it for low-volume tables.")
-    floor_quantile = luigi.FloatParameter(default=0.95, description="A statistic's noise floor is this quantile of its value when nothing drifted, at the window's row count.")
+    exclude = luigi.ListParameter(
+        default=[], description="Features not judged, e.g. ones constant within a date (a weekday), always 'drifted' against a multi-day reference."
+    )
+    window_days = luigi.IntParameter(
+        default=1,
+        description="The current profile of D is the sum of the daily profiles of the window_days dates ending at D (scored by the same version): raise it for low-volume tables.",
+    )
+    floor_quantile = luigi.FloatParameter(
+        default=0.95, description="A statistic's noise floor is this quantile of its value when nothing drifted, at the window's row count."
+    )
     floor_draws = luigi.IntParameter(default=400, description="Bootstrap draws per (column, rows) where no analytic floor applies.")
-    match_weekdays = luigi.BoolParameter(default=True, description="Compare a window with the reference's dates on the same weekdays, when the reference keeps per-date profiles.")
+    match_weekdays = luigi.BoolParameter(
+        default=True, description="Compare a window with the reference's dates on the same weekdays, when the reference keeps per-date profiles."
+    )
 
 
 class checks(luigi.Config):
@@ -135,11 +172,16 @@ class checks(luigi.Config):
     max_null_rate = luigi.FloatParameter(default=0.01, description="Null rate of any scored feature or the prediction above this fails.")
     max_quarantine_rate = luigi.FloatParameter(default=0.02, description="Quarantined / rows in above this fails.")
     max_prediction_mean_shift = luigi.FloatParameter(default=0.5, description="Regression: |mean prediction / reference mean - 1| above this breaches.")
-    max_class_share_shift = luigi.FloatParameter(default=0.2, description="Classification: largest change of a class's mean probability against the reference above this breaches.")
-    max_error_ratio = luigi.FloatParameter(default=1.5, description="Realized primary metric against the model's holdout value (>1 is worse, whatever the metric's direction) above this breaches.")
+    max_class_share_shift = luigi.FloatParameter(
+        default=0.2, description="Classification: largest change of a class's mean probability against the reference above this breaches."
+    )
+    max_error_ratio = luigi.FloatParameter(
+        default=1.5, description="Realized primary metric against the model's holdout value (>1 is worse, whatever the metric's direction) above this breaches."
+    )
     min_label_coverage = luigi.FloatParameter(default=0.9, description="Labelled share of the scored rows of D - label_lag below this breaches.")
     warn_only = luigi.ListParameter(
-        default=["realized_error_ratio", "label_coverage", "prediction_mean_shift", "class_share_shift"], description="Checks that only warn; all others fail the date."
+        default=["realized_error_ratio", "label_coverage", "prediction_mean_shift", "class_share_shift"],
+        description="Checks that only warn; all others fail the date.",
     )
 
 

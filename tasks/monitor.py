@@ -84,12 +84,13 @@ class DetectDrift(luigi.Task):
             }
         else:
             thresholds = drift_thresholds()
-            current = window_profile({d.isoformat(): self._profile(storage, d, pin) for d in window_dates(self.date, thresholds.window_days)}, profile_specs(reference))
+            current = window_profile(
+                {d.isoformat(): self._profile(storage, d, pin) for d in window_dates(self.date, thresholds.window_days)}, profile_specs(reference)
+            )
             result = drift_report(reference, current, list(reference["columns"]), thresholds)
         result["model"] = {"name": pin.name, "version": pin.version}
         write_json(storage, self.output().relative, result)
         self.set_status_message(f"{result['verdict']}: {', '.join(result['drifted_features']) or 'no feature'} drifted")
-
 
     def _profile(self, storage, date: dt.date, pin) -> dict | None:
         """A window date's daily profile, when it was scored by the same version (same reference bins)."""
@@ -142,7 +143,7 @@ class Metrics(luigi.Task):
         pin = read_pin(self.date)
         daily = read_json(storage, profile_path(self.date)) or {"columns": {}}
         reference = registry.reference_profile(pin, cache_dir()) or {}
-        realized, holdout = (self._realized(storage, registry, contract) if status == "available" else (None, None))
+        realized, holdout = self._realized(storage, registry, contract) if status == "available" else (None, None)
         classes = pin.classes
         shares = _class_shares(daily, classes) if classes else None
         result = run_checks(

@@ -23,15 +23,21 @@ PREVIOUS = "previous"
 class retrain(luigi.Config):
     k = luigi.IntParameter(default=3, description="Retrain when the drift verdict held on at least k ...")
     n = luigi.IntParameter(default=5, description="... of the last n dates with a verdict.")
-    error_increase = luigi.FloatParameter(default=0.3, description="Or when the realized primary metric is this much worse (relative) than the model's holdout value.")
+    error_increase = luigi.FloatParameter(
+        default=0.3, description="Or when the realized primary metric is this much worse (relative) than the model's holdout value."
+    )
     cooldown_days = luigi.IntParameter(default=7, description="No retrain within this many days of the last one.")
     allow_in_backfill = luigi.BoolParameter(default=False, description="Let dates behind the latest scored date trigger a retrain.")
     gate_days = luigi.IntParameter(default=2, description="Most recent labelled dates held out to compare challenger and champion.")
-    metric = luigi.Parameter(default="", description="The gate's primary metric (empty: mae for regression, log_loss for classification); its direction is known.")
+    metric = luigi.Parameter(
+        default="", description="The gate's primary metric (empty: mae for regression, log_loss for classification); its direction is known."
+    )
     margin = luigi.FloatParameter(default=0.02, description="The challenger's primary metric must be this much better (relative) to be promoted.")
     guards = luigi.ListParameter(default=[], description="Metrics the challenger must not lose (empty: rmse for regression, roc_auc for classification).")
     guard_tolerance = luigi.FloatParameter(default=0.02, description="How much worse (relative) a guard metric may be.")
-    min_train_days = luigi.IntParameter(default=7, description="Labelled dates since the drift onset needed before a challenger is trained (a week: every weekday seen).")
+    min_train_days = luigi.IntParameter(
+        default=7, description="Labelled dates since the drift onset needed before a challenger is trained (a week: every weekday seen)."
+    )
 
 
 def _policy() -> RetrainPolicy:
@@ -116,19 +122,39 @@ class RetrainIfDrifted(luigi.Task):
         )
         window = None
         if decision["decision"] == "triggered" and not training().recipe:
-            decision = {**decision, "decision": "unavailable", "trigger_reason": decision["reason"], "reason": "retraining unavailable: [training] recipe is not set"}
+            decision = {
+                **decision,
+                "decision": "unavailable",
+                "trigger_reason": decision["reason"],
+                "reason": "retraining unavailable: [training] recipe is not set",
+            }
         if decision["decision"] == "triggered":
             onset = drift_onset(self.date, results) if decision["drifted_dates"] and len(decision["drifted_dates"]) >= policy.k else None
             window = training_window(
-                self.date, onset=onset, label_lag=source().label_lag_days, gate_days=cfg.gate_days, window_days=training().window_days, min_days=cfg.min_train_days
+                self.date,
+                onset=onset,
+                label_lag=source().label_lag_days,
+                gate_days=cfg.gate_days,
+                window_days=training().window_days,
+                min_days=cfg.min_train_days,
             )
             if window is None:
-                decision = {**decision, "decision": "deferred", "reason": f"{decision['reason']}; waiting for {cfg.min_train_days} labelled dates since the drift onset {onset}"}
+                decision = {
+                    **decision,
+                    "decision": "deferred",
+                    "reason": f"{decision['reason']}; waiting for {cfg.min_train_days} labelled dates since the drift onset {onset}",
+                }
         if window is not None:
             start, end = window
             trained = yield TrainChallenger(self.date, window_start=start, window_end=end, reason=decision["reason"])  # exists only when the policy fires
             outcome = self._gate(registry, read_json(storage, trained.relative)["version"])
-            decision = {**decision, **outcome, "trigger_reason": decision["reason"], "reason": outcome["gate"]["reason"], "window": [start.isoformat(), end.isoformat()]}
+            decision = {
+                **decision,
+                **outcome,
+                "trigger_reason": decision["reason"],
+                "reason": outcome["gate"]["reason"],
+                "window": [start.isoformat(), end.isoformat()],
+            }
         write_json(storage, self.output().relative, decision)
         registry.log_daily(self.date.isoformat(), {}, {"retrain_decision": decision["decision"]}, {"retrain.json": decision})
         self.set_status_message(f"retraining: {decision['decision']} ({decision['reason']})")
@@ -141,11 +167,17 @@ class RetrainIfDrifted(luigi.Task):
         champion = registry.pin(alias, cache_dir(), classes)
         challenger = registry.pin_version(challenger_version, cache_dir(), classes)
         cfg = retrain()
-        frame = labelled_frame(make_source(), contract, _gate_dates(self.date), features=p.features, labels=p.labels, max_rows=training().max_rows, seed=training().seed)
+        frame = labelled_frame(
+            make_source(), contract, _gate_dates(self.date), features=p.features, labels=p.labels, max_rows=training().max_rows, seed=training().seed
+        )
         scores = {pin.version: evaluate(pin, registry.fetch(pin, cache_dir()), frame, contract) for pin in (champion, challenger)}
         primary = cfg.metric or PRIMARY[contract.task]
         guards = tuple(cfg.guards) or (("rmse",) if contract.task == "regression" else ("roc_auc",))
-        result = gate(scores[challenger.version], scores[champion.version], GatePolicy(primary=primary, margin=cfg.margin, guards=guards, guard_tolerance=cfg.guard_tolerance))
+        result = gate(
+            scores[challenger.version],
+            scores[champion.version],
+            GatePolicy(primary=primary, margin=cfg.margin, guards=guards, guard_tolerance=cfg.guard_tolerance),
+        )
         tags = {"gate": result["decision"], "gate_reason": result["reason"], "gate_dates": ",".join(d.isoformat() for d in _gate_dates(self.date))}
         for key, value in tags.items():
             registry.client.set_model_version_tag(registry.name, challenger.version, key, value)

@@ -56,7 +56,23 @@ def trips(**changes) -> dict[str, str]:
     return {"options": json.dumps({**TRIPS, **changes})}
 
 
-SECTIONS = ("core", "source", "features", "labels", "training", "storage", "schema", "dask", "mlflow", "checks", "drift", "report", "retrain", "retry", "RangeDaily")
+SECTIONS = (
+    "core",
+    "source",
+    "features",
+    "labels",
+    "training",
+    "storage",
+    "schema",
+    "dask",
+    "mlflow",
+    "checks",
+    "drift",
+    "report",
+    "retrain",
+    "retry",
+    "RangeDaily",
+)
 
 
 def pipeline_settings(tmp_path: Path) -> dict[str, dict[str, str]]:

@@ -38,7 +38,7 @@ def labels(rows: pd.DataFrame) -> pd.Series:
 
 # What a data scientist runs to put a first model in the project's registry: plain MLflow,
 # trained on the project's own features transform and labels, registered and given the alias.
-REGISTER = '''
+REGISTER = """
 import configparser, datetime as dt, sys
 import mlflow, pandas as pd, skops.io
 from mlflow.models import infer_signature
@@ -65,7 +65,7 @@ with mlflow.start_run():
 version = info.registered_model_version
 mlflow.MlflowClient().set_registered_model_alias(cfg["mlflow"]["registered_model"], "champion", version)
 print("registered", version, len(x))
-'''
+"""
 
 
 def run(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:

@@ -40,7 +40,18 @@ CHROMIUM_FLAGS = (
 )
 DAY = dt.date(2026, 6, 14)
 LABEL = "trip_duration_s"
-FEATURES = ("pickup_zone", "dropoff_zone", "trip_distance", "passenger_count", "vendor", "payment_type", "rate_code", "pickup_hour", "pickup_weekday", "is_weekend")
+FEATURES = (
+    "pickup_zone",
+    "dropoff_zone",
+    "trip_distance",
+    "passenger_count",
+    "vendor",
+    "payment_type",
+    "rate_code",
+    "pickup_hour",
+    "pickup_weekday",
+    "is_weekend",
+)
 CATEGORICAL = ("pickup_zone", "dropoff_zone", "vendor", "payment_type", "rate_code", "pickup_weekday")
 SECTIONS = ("summary", "drift", "metrics", "trends", "retraining")
 
@@ -73,7 +84,9 @@ def realistic_inputs(day: dt.date = DAY) -> dict:
     parts = np.array_split(np.arange(len(current)), 4)
     daily = daily_profile(add_profiles(*(profile_partition(current.iloc[p], specs) for p in parts)), specs)
     drift = drift_report(reference, daily, list(FEATURES), DriftThresholds(exclude=("is_weekend", "pickup_weekday")))
-    realized = realized_performance(current[["trip", "prediction"]], current[["trip", LABEL]].sample(frac=0.8, random_state=1), key=["trip"], label=LABEL, task="regression")
+    realized = realized_performance(
+        current[["trip", "prediction"]], current[["trip", LABEL]].sample(frac=0.8, random_state=1), key=["trip"], label=LABEL, task="regression"
+    )
     metrics = run_checks(
         rows_in=12_031,
         trailing_rows=[11_800, 12_100, 11_950, 12_300, 12_050, 11_700, 12_200],

@@ -21,8 +21,12 @@ def registry(tmp_path_factory):
     root = tmp_path_factory.mktemp("registry")
     reg = Registry(f"sqlite:///{root / 'mlflow.db'}", "trips", str(root / "artifacts"))
     src = GeneratorSource(generator="taxi_hooks:trips", options={"rows_per_day": 2000, "seed": 4})
-    project = Project(Contract.load(CONTRACT), recipe="taxi_hooks:recipe", features="taxi_hooks:features", labels="taxi_hooks:duration", params={"max_iter": 20})
-    version = train_and_register(src, project, reg, window_end=dt.date(2026, 5, 1), window_days=3, max_rows=6000, seed=1, reason="test", run_name="cold start 2026-05-03")
+    project = Project(
+        Contract.load(CONTRACT), recipe="taxi_hooks:recipe", features="taxi_hooks:features", labels="taxi_hooks:duration", params={"max_iter": 20}
+    )
+    version = train_and_register(
+        src, project, reg, window_end=dt.date(2026, 5, 1), window_days=3, max_rows=6000, seed=1, reason="test", run_name="cold start 2026-05-03"
+    )
     reg.set_alias("champion", version)
     return reg
 

@@ -71,7 +71,7 @@ def test_a_real_monthly_tlc_file_gives_each_date_its_rows_and_no_other(tmp_path,
     total = 0
     for day in (dt.date(2018, 1, 1), dt.date(2018, 1, 15), dt.date(2018, 1, 31)):
         assert src.holds_many_dates(day)
-        (origin, frame), = list(src.batches(day))
+        ((origin, frame),) = list(src.batches(day))
         assert origin.endswith("yellow_tripdata_sample_2018-01.csv.gz")
         assert len(frame) == (local_day == day).sum() > 250  # a low-volume table: ~330 trips a day
         out = validate(frame, taxi, day, origin=origin)
@@ -91,7 +91,7 @@ def test_camelcase_parquet_month_is_read_through_source_names_with_a_pushed_down
     month.to_parquet(tmp_path / "yellow_tripdata_2018-02.parquet", row_group_size=500)
     src = FileSource(path=str(tmp_path / "yellow_tripdata_{date:%Y-%m}.parquet"), contract=taxi)
     day = dt.date(2018, 2, 14)
-    (_, frame), = list(src.batches(day))
+    ((_, frame),) = list(src.batches(day))
     expected = month["tpep_pickup_datetime"].dt.tz_convert("America/New_York").dt.date == day
     assert len(frame) == expected.sum()
     assert "VendorID" in frame.columns and "fare_amount" not in frame.columns
@@ -106,7 +106,7 @@ def test_csv_file_per_date_and_missing_date(tmp_path, taxi):
     trips().to_csv(tmp_path / f"trips_{DAY}.csv", index=False)
     src = FileSource(path=str(tmp_path / "trips_{date}.csv"), fmt="csv", contract=taxi)
     assert not src.holds_many_dates(DAY)
-    (_, batch), = list(src.batches(DAY))
+    ((_, batch),) = list(src.batches(DAY))
     assert len(batch) == 200
     with pytest.raises(MissingInput, match="no csv files for 2026-02-04"):
         list(src.batches(DAY + dt.timedelta(days=1)))
@@ -117,7 +117,7 @@ def test_a_latin1_byte_in_an_unused_column_does_not_fail_the_file(tmp_path, taxi
     with gzip.open(tmp_path / f"trips_{DAY}.csv.gz", "wb") as fh:
         fh.write(text.encode("latin-1"))
     src = FileSource(path=str(tmp_path / "trips_{date}.csv.gz"), fmt="csv", contract=taxi)
-    (_, batch), = list(src.batches(DAY))
+    ((_, batch),) = list(src.batches(DAY))
     out = validate(batch, taxi, DAY, origin="f")
     assert len(batch) == 20 and len(out.rejected) == 0
 
@@ -136,7 +136,7 @@ def test_path_without_date_field_is_refused(taxi):
 
 def test_generator_source_names_its_hook_when_it_raises():
     src = GeneratorSource(generator="taxi_hooks:trips", options={"rows_per_day": 10, "seed": 1})
-    (origin, frame), = list(src.batches(DAY))
+    ((origin, frame),) = list(src.batches(DAY))
     assert origin.startswith("taxi_hooks:trips") and len(frame) == 10
     broken = GeneratorSource(generator="taxi_hooks:trips", options={"rows": 10})
     with pytest.raises(HookError, match=r"\[source\] generator = taxi_hooks:trips raised TypeError"):

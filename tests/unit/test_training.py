@@ -20,7 +20,18 @@ from batchml.sources import GeneratorSource
 from batchml.training import TrainingSettings, fit_recipe, labelled_frame, labelled_window, to_onnx_bytes
 from tests.conftest import CONTRACT
 
-INPUTS = ["pickup_zone", "dropoff_zone", "trip_distance", "passenger_count", "vendor", "payment_type", "rate_code", "pickup_hour", "pickup_weekday", "is_weekend"]
+INPUTS = [
+    "pickup_zone",
+    "dropoff_zone",
+    "trip_distance",
+    "passenger_count",
+    "vendor",
+    "payment_type",
+    "rate_code",
+    "pickup_hour",
+    "pickup_weekday",
+    "is_weekend",
+]
 
 
 @pytest.fixture(scope="module")
