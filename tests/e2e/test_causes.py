@@ -19,8 +19,19 @@ DAY = dt.date(2026, 6, 1)
 
 
 def synthetic_cfg(tmp_path, extra: str = "") -> str:
-    """A project scoring the synthetic source, small, everything inside tmp_path."""
-    cfg = minimal_cfg(tmp_path, extra).replace("kind = files", "kind = synthetic\nrows_per_day = 500")
+    """A project scoring the taxi example's generator, small, everything inside tmp_path (its modules copied beside it)."""
+    import shutil
+
+    from tests.conftest import PROJECT_FILES, TAXI
+
+    for name in PROJECT_FILES:
+        shutil.copy(TAXI / name, tmp_path / "project" / name) if (tmp_path / "project").is_dir() else None
+    hooks = (
+        'kind = python\ngenerator = taxi_hooks:trips\noptions = {"rows_per_day": 500, "seed": 1}\n'
+        "[features]\ntransform = taxi_hooks:features\n[labels]\ntransform = taxi_hooks:duration\n"
+        '[training]\nrecipe = taxi_hooks:recipe\nparams = {"max_iter": 10}\nwindow_days = 3'
+    )
+    cfg = minimal_cfg(tmp_path, extra).replace("kind = files", hooks).replace("[mlflow]\n", "[mlflow]\ncold_start = true\n")
     return "\n".join(line for line in cfg.splitlines() if not line.startswith(("path = {", f"path = {tmp_path}/incoming", "labels_path =")))
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from pipelines.defaults import packaged_logging_conf
-from tests.conftest import REPO, SCHEMA
+from tests.conftest import CONTRACT as SCHEMA
+from tests.conftest import REPO
 
 BIN = Path(sys.executable).parent
 DAY = dt.date(2026, 6, 1)

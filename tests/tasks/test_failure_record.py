@@ -10,6 +10,7 @@ from luigi.execution_summary import LuigiStatusCode
 from batchml.failures import read_failure
 from pipelines import DailyScore
 from tasks.config import make_storage
+from tests.conftest import trips
 
 
 def build(*tasks):
@@ -17,7 +18,7 @@ def build(*tasks):
 
 
 def test_a_failed_date_is_recorded_for_the_dashboard_then_cleared_by_a_good_run(pipeline, day):
-    pipeline({"source": {"bad_row_share": "0.2"}})  # more rejected rows than [schema] max_reject_share
+    pipeline({"source": trips(bad_row_share=0.2)})  # more rejected rows than [schema] max_reject_share
     before = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     assert build(DailyScore(day)).status == LuigiStatusCode.FAILED
 
@@ -27,7 +28,7 @@ def test_a_failed_date_is_recorded_for_the_dashboard_then_cleared_by_a_good_run(
     assert before <= dt.datetime.fromisoformat(record.at) <= dt.datetime.now(dt.timezone.utc)
     assert (make_storage().root / f"monitoring/date={day}/failure.json").is_file()
 
-    pipeline({"source": {"bad_row_share": "0.002"}})
+    pipeline({"source": trips(bad_row_share=0.002)})
     assert build(DailyScore(day)).status == LuigiStatusCode.SUCCESS
     assert read_failure(make_storage(), day) is None
 
@@ -42,6 +43,6 @@ def test_recording_never_fails_the_run_it_warns(pipeline, day, monkeypatch):
         raise PermissionError("monitoring is read-only")
 
     monkeypatch.setattr(pipelines, "record_failure", broken)
-    pipeline({"source": {"bad_row_share": "0.2"}})
+    pipeline({"source": trips(bad_row_share=0.2)})
     assert build(DailyScore(day)).status == LuigiStatusCode.FAILED  # the task's own failure, nothing else
     assert any("could not record the failure of ExtractFeatures" in w and "PermissionError: monitoring is read-only" in w for w in warnings), warnings
