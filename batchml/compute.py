@@ -135,7 +135,7 @@ def _serve(owner: int, n_workers: int, threads_per_worker: int) -> None:
             select.select([fd], [], [])  # readable when the owner exits
         except ProcessLookupError:
             pass
-        sessions = client.run(lambda: sorted(__import__("batchml.scoring").scoring._sessions))
+        sessions = client.run(lambda: sorted(__import__("batchml.scoring").scoring._models))
         print(f"batchml: the run's shared Dask cluster stops; ONNX sessions per worker: {sessions}", file=sys.stderr, flush=True)
     state.unlink(missing_ok=True)
     state.with_suffix(".lock").unlink(missing_ok=True)

@@ -79,6 +79,7 @@ def pipeline_settings(tmp_path: Path) -> dict[str, dict[str, str]]:
     """Every setting a test run needs, pointing only inside tmp_path."""
     settings = {section: dict(values) for section, values in SMALL.items()}
     settings["storage"]["root"] = str(tmp_path / "data")
+    settings["core"] = {"local_scheduler": "true"}
     settings["mlflow"] = {
         "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
         "artifact_location": str(tmp_path / "mlartifacts"),

@@ -36,16 +36,17 @@ def test_range_daily_backfill_and_readers_see_exactly_the_committed_rows(cli):
     run = cli.luigi("RangeDaily", "--of", "DailyScore", "--start", DAY.isoformat(), "--stop", stop.isoformat())
     assert run.returncode == 0, last_lines(run, 40)
     dates = sorted(p.name for p in (cli.root / "predictions").glob("date=*"))
-    assert dates == [f"date={DAY + dt.timedelta(days=i)}" for i in range(3)]
+    # The range, and the dates its realized metrics are measured on (D - label_lag_days) scored with it.
+    assert dates == [f"date={DAY + dt.timedelta(days=i)}" for i in range(-2, 3)]
 
     # A crashed run's staging folder must stay invisible to readers of the dataset root.
     orphan = cli.root / "predictions" / "_staging" / f"date={stop}" / "deadbeef"
     orphan.mkdir(parents=True)
     pq.write_table(pq.read_table(next((cli.root / "predictions" / f"date={DAY}").glob("*.parquet"))), orphan / "part-00000.parquet")
     table = ds.dataset(cli.root / "predictions", format="parquet", partitioning="hive").to_table()
-    assert table.num_rows == committed_rows(cli.root, "predictions") == 3 * 3000 - committed_rows(cli.root, "quarantine")
+    assert table.num_rows == committed_rows(cli.root, "predictions") == 5 * 3000 - committed_rows(cli.root, "quarantine")
     assert distinct_keys(table) == table.num_rows
-    assert sorted(set(str(d) for d in table.column("date").to_pylist())) == [str(DAY + dt.timedelta(days=i)) for i in range(3)]
+    assert sorted(set(str(d) for d in table.column("date").to_pylist())) == [str(DAY + dt.timedelta(days=i)) for i in range(-2, 3)]
 
 
 def test_a_failed_date_exits_non_zero_and_names_the_cause(cli):

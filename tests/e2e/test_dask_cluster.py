@@ -63,7 +63,7 @@ def test_a_date_scores_on_an_existing_cluster_with_one_session_per_worker(cli, d
     def loaded_sessions():  # defined here so cloudpickle ships it by value
         import batchml.scoring
 
-        return sorted(batchml.scoring._sessions)
+        return sorted(batchml.scoring._models)
 
     with Client(dask_cluster) as client:
         sessions = client.run(loaded_sessions)

@@ -106,7 +106,7 @@ def test_dates_score_on_s3_through_a_remote_registry_and_an_existing_cluster(tmp
     def loaded_sessions():  # defined here so cloudpickle ships it by value
         import batchml.scoring
 
-        return sorted(batchml.scoring._sessions)
+        return sorted(batchml.scoring._models)
 
     with Client(stack.dask.address) as client:
         sessions = client.run(loaded_sessions)

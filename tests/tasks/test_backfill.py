@@ -10,7 +10,6 @@ import pytest
 from luigi.execution_summary import LuigiStatusCode
 
 from pipelines import Backfill, DailyScore, DetectDrift, RangeDaily
-from tests.conftest import REPO
 from tasks.config import make_registry, make_storage
 
 
@@ -70,12 +69,10 @@ def test_backfill_runs_dates_newest_first_on_request_and_oldest_first_otherwise(
         assert order == dates
 
 
-def test_range_daily_with_the_shipped_config_requires_every_missing_date_however_many_or_old(pipeline, day):
-    import configparser
+def test_range_daily_with_batchml_defaults_requires_every_missing_date_however_many_or_old(pipeline, day):
+    from pipelines.defaults import SAFETY_DEFAULTS
 
-    shipped = configparser.ConfigParser()
-    shipped.read(REPO / "luigi.cfg")
-    pipeline({"RangeDaily": dict(shipped["RangeDaily"])})
+    pipeline({"RangeDaily": dict(SAFETY_DEFAULTS["RangeDaily"])})
     build(DailyScore(day))
     start = day - dt.timedelta(days=400)  # older than Luigi's default days_back=100
     stop = day + dt.timedelta(days=30)
