@@ -210,7 +210,8 @@ class Registry:
         if (target / "MLmodel").exists():
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        # A models:/ URI is resolved against the process's registry URI, not `tracking_uri`: point it here.
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp, _fluent_uris(self.tracking_uri):
             got = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{self.name}/{version}", dst_path=tmp, tracking_uri=self.tracking_uri)
             shutil.rmtree(target, ignore_errors=True)
             os.replace(got, target)
