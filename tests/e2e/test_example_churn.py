@@ -30,12 +30,9 @@ LAG = 2  # [source] label_lag_days of the example
 KEY = ["region", "account_id"]
 CLASSES = [0, 1]
 OPTIONS = {"rows_per_day": 1500, "seed": 42, "drift_start": DRIFT.isoformat(), "bad_row_share": 0.004}
-# What the shipped defaults will hold (not in the example's luigi.cfg on this commit): no
-# central scheduler, Luigi's exit codes, and dates older than 100 days in a RangeDaily.
+# What the shipped defaults will hold (not in the example's luigi.cfg on this commit):
+# Luigi's exit codes, and dates older than 100 days in a RangeDaily.
 RUN_SETTINGS = """
-[core]
-local_scheduler = true
-
 [retcode]
 already_running = 10
 missing_data = 20
