@@ -30,20 +30,6 @@ LAG = 2  # [source] label_lag_days of the example
 KEY = ["region", "account_id"]
 CLASSES = [0, 1]
 OPTIONS = {"rows_per_day": 1500, "seed": 42, "drift_start": DRIFT.isoformat(), "bad_row_share": 0.004}
-# What the shipped defaults will hold (not in the example's luigi.cfg on this commit):
-# Luigi's exit codes, and dates older than 100 days in a RangeDaily.
-RUN_SETTINGS = """
-[retcode]
-already_running = 10
-missing_data = 20
-not_run = 25
-task_failed = 30
-scheduling_error = 35
-unhandled_exception = 40
-
-[RangeDaily]
-days_back = 36500
-"""
 
 
 def dates(first: dt.date, last: dt.date) -> list[dt.date]:
@@ -72,8 +58,6 @@ def churn(tmp_path_factory):
     """The example copied to a tmp folder and run: the first date (cold start), then the range up to LAST."""
     folder = tmp_path_factory.mktemp("example") / "churn"
     shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns("data", "mlflow.db", "mlartifacts", ".cache", "__pycache__"))
-    with open(folder / "luigi.cfg", "a") as fh:
-        fh.write(RUN_SETTINGS)
     # The first date alone: the cold start trains on the labelled week before it. A RangeDaily
     # schedules its newest date first, whose window would hold the dates it then scores.
     first = luigi(folder, "DailyScore", "--date", D0.isoformat())
