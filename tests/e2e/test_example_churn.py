@@ -183,7 +183,11 @@ def test_the_report_pages_exist(churn):
     for date in dates(D0, LAST):
         page = (folder / "data" / "monitoring" / f"date={date}" / "report.html").read_text()
         assert "account_churn" in page and "class_share_shift" in page and "proba_1" in page
-    assert "log_loss" in (folder / "data" / "monitoring" / f"date={LAST}" / "report.html").read_text()  # the gate's reason
+    page = (folder / "data" / "monitoring" / f"date={LAST}" / "report.html").read_text()
+    assert "log_loss" in page  # the gate's reason
+    for tile in ("Log loss", "ROC AUC", "Accuracy", "F1", "Brier score", "champion hold-out Log loss"):  # realized, of the classifier
+        assert f">{tile}" in page, tile
+    assert ">MAE<" not in page
     assert (folder / "data" / "monitoring" / "index.html").exists()
 
 
