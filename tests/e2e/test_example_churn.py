@@ -193,8 +193,9 @@ def test_the_report_pages_exist(churn):
 
 def test_onnx_scores_are_the_registered_models_own_probabilities(churn):
     """The fast path scores what was registered: predict_proba of the MLflow sklearn model, within 1e-4."""
-    import mlflow
     import mlflow.sklearn
+
+    from batchml.registry import _fluent_uris
 
     folder, _, _ = churn
     date = LAST
@@ -204,15 +205,8 @@ def test_onnx_scores_are_the_registered_models_own_probabilities(churn):
     joined = features.merge(predictions, on=KEY, how="inner", validate="one_to_one")
     assert len(joined) == len(predictions)
 
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    saved = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    try:
+    with _fluent_uris(f"sqlite:///{folder / 'mlflow.db'}"):  # models:/ resolves against the process's registry URI; restored after
         model = mlflow.sklearn.load_model(f"models:/{pin['name']}/{pin['version']}")
-    finally:
-        mlflow.set_tracking_uri(saved[0])
-        mlflow.set_registry_uri(saved[1])
     assert list(model.classes_) == CLASSES
     expected = model.predict_proba(joined[pin["inputs"]])
     np.testing.assert_allclose(joined[["proba_0", "proba_1"]].to_numpy(dtype="float64"), expected, atol=1e-4, rtol=0)
