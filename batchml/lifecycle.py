@@ -12,13 +12,14 @@ import numpy as np
 import pandas as pd
 
 from batchml.contract import Contract
+from batchml.errors import HookError
 from batchml.features import categorical_inputs
 from batchml.metrics import PRIMARY, lower_is_better, model_metrics
 from batchml.profile import date_profiles, reference_profile
 from batchml.registry import ModelPin, Registry
 from batchml.scoring import PREDICTION, ModelSpec, predict_partition, proba_columns
 from batchml.sources import Source
-from batchml.training import TrainingSettings, fit_recipe, fitted_inputs, labelled_frame, labelled_window, model_classes, to_onnx_bytes
+from batchml.training import RECIPE_HOOK, TrainingSettings, fit_recipe, fitted_inputs, labelled_frame, labelled_window, model_classes, to_onnx_bytes
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ def train_and_register(
     model = fit_recipe(project.recipe, train.reset_index(drop=True), settings)
     inputs = fitted_inputs(model, settings)
     classes = model_classes(model) if contract.task == "classification" else None
+    _check_classes(classes, contract, project)
     valid = frame[holdout] if holdout.any() else frame
     outputs = _predict_estimator(model, valid[inputs], classes)
     metrics = {f"holdout_{k}": v for k, v in model_metrics(contract.task, valid[label].to_numpy(), outputs, classes).items()}
@@ -115,6 +117,17 @@ def train_and_register(
     )
     log.info("trained version %s on %s..%s (%d rows): holdout %s %.4g", version, dates[0], dates[-1], len(train), primary, metrics[f"holdout_{primary}"])
     return version
+
+
+def _check_classes(classes, contract: Contract, project: Project) -> None:
+    """The fitted classes must be the contract's: they name the proba_<class> columns everyone reads."""
+    expected = contract.label.classes
+    if classes is None or not expected or sorted(map(repr, classes)) == sorted(map(repr, expected)):
+        return
+    raise HookError(
+        f"{RECIPE_HOOK} = {project.recipe} fitted classes {list(classes)}, but {contract.path or contract.dataset} lists "
+        f"label classes {list(expected)}: check [labels] transform (an unquoted yes/no in YAML is a boolean)"
+    )
 
 
 def _profiled_outputs(classes) -> list[str]:

@@ -40,13 +40,16 @@ def classification_metrics(y_true, proba: np.ndarray, classes) -> dict[str, floa
     from sklearn import metrics as skm
 
     classes = list(classes)
-    y_true = np.asarray(y_true)
+    # Truth and predicted labels in the classes' own dtype: scikit-learn calls an object array
+    # of integers an 'unknown' target and refuses it, and labels read back may be object or Int64.
+    labels = np.asarray(classes)
+    y_true = np.asarray(y_true, dtype=object)
     proba = np.clip(np.asarray(proba, dtype="float64"), 1e-15, 1 - 1e-15)
     proba = proba / proba.sum(axis=1, keepdims=True)
     known = np.isin(y_true, classes)
-    y_true, proba = y_true[known], proba[known]
-    y_pred = np.asarray(classes)[proba.argmax(axis=1)] if len(proba) else np.empty(0)
-    onehot = (y_true[:, None] == np.asarray(classes)[None, :]).astype("float64")
+    y_true, proba = y_true[known].astype(labels.dtype), proba[known]
+    y_pred = labels[proba.argmax(axis=1)] if len(proba) else np.empty(0, dtype=labels.dtype)
+    onehot = (y_true[:, None] == labels[None, :]).astype("float64")
     out = {
         "log_loss": float(skm.log_loss(y_true, proba, labels=classes)) if len(y_true) else float("nan"),
         "accuracy": float((y_pred == y_true).mean()) if len(y_true) else float("nan"),

@@ -210,7 +210,8 @@ class Registry:
         if (target / "MLmodel").exists():
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        # A models:/ URI is resolved against the process's registry URI, not `tracking_uri`: point it here.
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp, _fluent_uris(self.tracking_uri):
             got = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{self.name}/{version}", dst_path=tmp, tracking_uri=self.tracking_uri)
             shutil.rmtree(target, ignore_errors=True)
             os.replace(got, target)
@@ -259,7 +260,7 @@ class Registry:
         experiment_id = self._experiment_id()
         example = _widen_integers(train_frame[inputs].head(5))
         output = model.predict_proba(example) if classes else model.predict(example)
-        version_tags = {**tags, "inputs": json.dumps(inputs), "task": "classification" if classes else "regression"}
+        version_tags = {**tags, "inputs": json.dumps(inputs), "task": "classification" if classes else "regression", "reference_profile": PROFILE_ARTIFACT}
         if classes:
             version_tags["classes"] = json.dumps([c.item() if hasattr(c, "item") else c for c in classes])
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run, tempfile.TemporaryDirectory() as tmp:
@@ -340,11 +341,15 @@ class Registry:
         return target
 
     def reference_profile(self, pin: ModelPin, cache_dir: str | os.PathLike) -> dict | None:
-        """The version's reference profile, cached next to its ONNX file; None for a version batchml did not train."""
-        if pin.flavor != "batchml":
-            return None  # not trained by batchml: drift waits for a baseline of scored dates
+        """The version's reference profile, cached next to its ONNX file; None for a version batchml did not train.
+
+        A version batchml trained but could not export to ONNX is scored with pyfunc (its pin's
+        flavour is then the MLmodel's), and still has its profile: its tag says where.
+        """
         target = Path(cache_dir, self.name, pin.version, "reference_profile.json")
         if not target.exists():
+            if pin.flavor != "batchml" and not self.version_tags(pin.version).get("reference_profile"):
+                return None  # not trained by batchml: drift waits for a baseline of scored dates
             target.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
                 os.replace(self.client.download_artifacts(pin.run_id, PROFILE_ARTIFACT, tmp), target)

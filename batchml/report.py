@@ -26,6 +26,11 @@ TRENDS = (
     ("realized_mae", "Realized MAE"),
     ("prediction_mean", "Prediction mean"),
 )
+# The realized metrics shown per task, the primary one first (its tile compares with the hold-out).
+REALIZED = {
+    "regression": (("mae", "MAE"), ("rmse", "RMSE"), ("r2", "R²"), ("mape", "MAPE")),
+    "classification": (("log_loss", "Log loss"), ("roc_auc", "ROC AUC"), ("accuracy", "Accuracy"), ("f1", "F1"), ("brier", "Brier score")),
+}
 STATISTICS = (("psi", "PSI"), ("js", "JS distance"), ("wasserstein", "Wasserstein / std"), ("chi2_pvalue", "χ² p-value"))
 
 
@@ -155,7 +160,19 @@ def _metrics_view(metrics: dict | None) -> dict | None:
         "failed": metrics.get("failed") or [],
         "warned": metrics.get("warned") or [],
         "numbers": {"realized": numbers.get("realized"), "champion_holdout_mae": numbers.get("champion_holdout_mae")},
+        **_realized_view(metrics),
     }
+
+
+def _realized_view(metrics: dict) -> dict:
+    """The realized metrics of the date's task, and its champion's hold-out value of the primary one."""
+    task = metrics.get("task", "regression")
+    shown = REALIZED.get(task, REALIZED["regression"])
+    primary = metrics.get("primary_metric") or shown[0][0]
+    shown = tuple(sorted(shown, key=lambda item: item[0] != primary))
+    holdout = (metrics.get("numbers") or {}).get(f"champion_holdout_{primary}")
+    title = dict(shown).get(primary, primary)
+    return {"realized_metrics": shown, "champion_holdout": f"champion hold-out {title} {_num(holdout)}"}
 
 
 def _retrain_view(retrain: dict | None) -> dict | None:
