@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from batchml.contract import Contract
-from batchml.errors import HookError
+from batchml.contract import Contract, validate
+from batchml.errors import HookError, MissingInput
 from batchml.features import categorical_inputs
 from batchml.metrics import PRIMARY, lower_is_better, model_metrics
+from batchml.packaged import Packaging, raw_example
 from batchml.profile import date_profiles, reference_profile
 from batchml.registry import ModelPin, Registry
 from batchml.scoring import PREDICTION, ModelSpec, predict_partition, proba_columns
@@ -114,9 +115,28 @@ def train_and_register(
         inputs=inputs,
         classes=classes,
         run_name=run_name,
+        packaging=Packaging(
+            contract,
+            transform=project.features,
+            example=_raw_rows(source, contract, dates),
+            window=(dates[0].isoformat(), dates[-1].isoformat()),
+        ),
     )
     log.info("trained version %s on %s..%s (%d rows): holdout %s %.4g", version, dates[0], dates[-1], len(train), primary, metrics[f"holdout_{primary}"])
     return version
+
+
+def _raw_rows(source: Source, contract: Contract, dates: list[dt.date], n: int = 5) -> pd.DataFrame:
+    """A few valid rows of the window's latest date, as a user sends them: the registered model's input example."""
+    for date in reversed(dates):
+        try:
+            origin, batch = next(iter(source.batches(date)))
+        except (MissingInput, StopIteration):
+            continue
+        rows = validate(batch, contract, date, origin=origin).valid
+        if len(rows):
+            return raw_example(rows.head(n), contract)
+    raise MissingInput(f"no valid rows in {dates[0]}..{dates[-1]} for the registered model's input example")
 
 
 def _check_classes(classes, contract: Contract, project: Project) -> None:

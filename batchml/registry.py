@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from batchml.errors import IntegrityError
+from batchml.packaged import Packaging, log_model as log_packaged_model
 from batchml.provenance import code_version, sha256_bytes, sha256_file, sha256_tree
 from batchml.retry import RetryPolicy, Retrying
 
@@ -109,6 +110,16 @@ def _trusted_types(model) -> list[str]:
         return sorted(set(SKOPS_TRUSTED) | set(skops.io.get_untrusted_types(data=skops.io.dumps(model))))
     except Exception:  # skops missing or unable to serialise: MLflow reports the real problem
         return SKOPS_TRUSTED
+
+
+def _log_training_data(train_frame: pd.DataFrame, packaging: Packaging) -> None:
+    """The training frame as the run's dataset input, named after the contract's dataset, its window as context."""
+    import mlflow.data
+
+    first, last = packaging.window
+    label = packaging.contract.label.column if packaging.contract.label else None
+    dataset = mlflow.data.from_pandas(train_frame, name=f"{packaging.contract.dataset} {first}..{last}", targets=label if label in train_frame else None)
+    mlflow.log_input(dataset, context=f"training {first}..{last}")
 
 
 _created_stores: set[str] = set()
@@ -230,13 +241,17 @@ class Registry:
         inputs: list[str],
         classes: list | None,
         run_name: str,
+        packaging: Packaging | None = None,
     ) -> str:
         """Log a trained model with its ONNX export and profile, register it, return the version.
 
         The version is registered from the logged model itself, so `models:/<name>@<alias>`
-        loads with `mlflow.pyfunc.load_model`. Its tags say how batchml scores it: the ONNX
-        file's sha256 (absent when the export failed: then the pyfunc runtime scores it),
-        its inputs in order and its classes.
+        loads with `mlflow.pyfunc.load_model`. With `packaging` (what training passes) that
+        model takes raw contract rows, its features transform and ONNX file inside
+        (batchml.packaged); without it, it is the estimator on its inputs (sklearn flavour).
+        Either way the ONNX file is also logged at the run's `onnx/model.onnx`, and the
+        version's tags say how batchml scores it: the ONNX file's sha256 (absent when the
+        export failed: then the pyfunc runtime scores it), its inputs in order and its classes.
         """
         with _fluent_uris(self.tracking_uri):  # the process's MLflow settings stay the caller's
             return self._register(
@@ -250,9 +265,10 @@ class Registry:
                 inputs=inputs,
                 classes=classes,
                 run_name=run_name,
+                packaging=packaging,
             )
 
-    def _register(self, model, train_frame, *, onnx_bytes, profile, params, metrics, tags, inputs, classes, run_name) -> str:
+    def _register(self, model, train_frame, *, onnx_bytes, profile, params, metrics, tags, inputs, classes, run_name, packaging) -> str:
         import mlflow
         import sklearn
         from mlflow.models import infer_signature
@@ -267,21 +283,27 @@ class Registry:
             mlflow.log_params(params)
             mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and np.isfinite(v)})
             warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")  # validated: no nulls
-            info = mlflow.sklearn.log_model(
-                model,
-                name="model",
-                signature=infer_signature(example, output),
-                input_example=example,
-                skops_trusted_types=_trusted_types(model),
-                pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"],
-            )
-            if onnx_bytes is not None:
+            onnx_path = None
+            if onnx_bytes is not None:  # at the run's onnx/model.onnx: what a batchml pin fetches
                 version_tags["onnx_sha256"] = sha256_bytes(onnx_bytes)
                 version_tags["onnx_artifact"] = ONNX_ARTIFACT
                 onnx_path = Path(tmp, "model.onnx")
                 onnx_path.write_bytes(onnx_bytes)
                 mlflow.log_artifact(str(onnx_path), artifact_path="onnx")
                 mlflow.log_dict({ONNX_ARTIFACT: version_tags["onnx_sha256"]}, "sha256.json")
+            if packaging is None:
+                info = mlflow.sklearn.log_model(
+                    model,
+                    name="model",
+                    signature=infer_signature(example, output),
+                    input_example=example,
+                    skops_trusted_types=_trusted_types(model),
+                    pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"],
+                )
+            else:
+                version_tags["model_input"] = "raw"  # the registered model takes raw contract rows
+                _log_training_data(train_frame, packaging)
+                info = log_packaged_model(model, onnx_path, packaging, inputs=inputs, classes=classes, work=Path(tmp))
             mlflow.log_dict(profile, PROFILE_ARTIFACT)
             mlflow.set_tags({**version_tags, "code_version": code_version()})
             run_id = run.info.run_id
@@ -300,7 +322,11 @@ class Registry:
         found = self.client.get_experiment_by_name(self.name)
         if found is not None:
             return found.experiment_id
-        return self.client.create_experiment(self.name, artifact_location=self.artifact_location or None)
+        note = (
+            f"Versions of the registered model {self.name}, trained and registered by batchml: one run per training "
+            "(cold start or challenger), with its parameters, holdout metrics, reference profile, training data and model."
+        )
+        return self.client.create_experiment(self.name, artifact_location=self.artifact_location or None, tags={"mlflow.note.content": note})
 
     def set_alias(self, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(self.name, alias, version)

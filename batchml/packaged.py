@@ -1,0 +1,248 @@
+"""What makes a version batchml registers a first-class MLflow model.
+
+The logged model is `batchml.raw_model.RawRowsModel` as MLflow "model from code": it takes
+raw contract rows, so `mlflow.pyfunc.load_model`, `mlflow models predict/serve` and
+`spark_udf` work on the rows a user has and agree with the batch. Its code travels in the
+model (`code/`): a package `batchml_model` holding `raw_model.py`, `contract.py` and
+`errors.py` (copied, their batchml imports made relative: a model must load where batchml
+is not installed, and a different package name cannot shadow an installed batchml), and
+the project's hooks module with the project modules it imports. Its artifacts are the
+contract YAML and the ONNX file the batch scores (or the estimator, when there is none).
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import importlib.util
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from batchml.contract import Contract
+
+PACKAGE = "batchml_model"
+SHIPPED = ("raw_model", "contract", "errors")  # batchml modules copied into the model
+MODEL_CODE = f'''"""A batchml-registered model: raw dataset-contract rows in, predictions out ({PACKAGE}/raw_model.py)."""
+
+from mlflow.models import set_model
+
+from {PACKAGE}.raw_model import RawRowsModel
+
+set_model(RawRowsModel())
+'''
+REQUIREMENTS = ("scikit-learn", "onnxruntime", "pandas", "numpy", "pyarrow", "mlflow", "pyyaml")
+
+
+@dataclass(frozen=True)
+class Packaging:
+    """What the registered model needs beyond the estimator: the raw rows it takes and how they become inputs."""
+
+    contract: Contract
+    transform: str = ""  # the project's [features] transform, 'module:function'
+    example: pd.DataFrame | None = None  # a few validated rows of the contract, as a user would send them
+    window: tuple[str, str] = ("", "")  # the training window (first, last date), for the logged dataset
+
+
+def raw_columns(contract: Contract) -> list[str]:
+    """The columns the model takes: the contract's, without the label."""
+    label = contract.label.column if contract.label else None
+    return [c.name for c in contract.columns if c.name != label]
+
+
+def raw_signature_inputs(contract: Contract):
+    """The signature's input schema: one column per raw contract column.
+
+    Timestamps are ISO 8601 text: MLflow's CSV reader cannot read a datetime column of a
+    signature and JSON has none, and the contract parses text in its own timezone as the
+    batch does. Nullable integers are doubles, as MLflow advises (JSON null into a long fails).
+    """
+    from mlflow.types.schema import ColSpec, Schema
+
+    kinds = {"float": "double", "boolean": "boolean", "string": "string", "datetime": "string"}
+    label = contract.label.column if contract.label else None
+    return Schema(
+        [ColSpec(("double" if c.nullable else "long") if c.dtype == "integer" else kinds[c.dtype], c.name) for c in contract.columns if c.name != label]
+    )
+
+
+def raw_example(rows: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+    """Validated rows as a user sends them: the signature's columns, timestamps as ISO text."""
+    out = {}
+    for spec in raw_signature_inputs(contract).inputs:
+        col, values = contract.column(spec.name), rows[spec.name]
+        if col.dtype == "datetime":
+            out[spec.name] = values.map(lambda v: v.isoformat() if pd.notna(v) else None).astype(object)
+        elif spec.type.name == "double":
+            out[spec.name] = values.to_numpy(dtype="float64", na_value=np.nan)
+        elif spec.type.name == "long":
+            out[spec.name] = values.to_numpy(dtype="int64")
+        elif spec.type.name == "boolean":
+            out[spec.name] = values.to_numpy(dtype=bool)
+        else:
+            out[spec.name] = values.astype(object).where(values.notna(), None)
+    return pd.DataFrame(out).reset_index(drop=True)
+
+
+def contract_yaml(contract: Contract) -> str:
+    """The contract as YAML that Contract.from_dict reads back to the same rules."""
+    columns = {}
+    for c in contract.columns:
+        spec = {"dtype": c.dtype, "nullable": c.nullable}
+        spec.update({k: v for k, v in (("min", c.min), ("max", c.max)) if v is not None})
+        if c.allowed is not None:
+            spec["allowed"] = list(c.allowed)
+        columns[c.name] = spec
+    body = {"dataset": contract.dataset, "key": list(contract.key), "timezone": contract.timezone, "columns": columns}
+    if contract.timestamp:
+        body["timestamp"] = contract.timestamp
+    if contract.label:
+        body["label"] = {"column": contract.label.column, "task": contract.label.task}
+        if contract.label.classes:
+            body["label"]["classes"] = list(contract.label.classes)
+    return yaml.safe_dump(json.loads(json.dumps(body, default=_plain)), sort_keys=False)
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else str(value)
+
+
+def requirements(estimator: bool = False) -> list[str]:
+    """pip requirements of the packaged code, pinned to the versions that trained and checked it (skops reads an estimator)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for name in (*REQUIREMENTS, "skops") if estimator else REQUIREMENTS:
+        try:
+            out.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def build_code(folder: Path, transform: str) -> list[str]:
+    """Write the model's code into `folder`: the shipped package, the model-from-code file and the project's modules.
+
+    Returns the code paths to log (everything but the model-from-code file, `folder/model.py`).
+    """
+    package = folder / PACKAGE
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text('"""batchml code shipped inside a registered model; see batchml/packaged.py."""\n')
+    here = Path(__file__).parent
+    for name in SHIPPED:
+        (package / f"{name}.py").write_text(_relative_imports((here / f"{name}.py").read_text(), name))
+    (folder / "model.py").write_text(MODEL_CODE)
+    return [str(package), *(str(p) for p in project_modules(transform))]
+
+
+def _relative_imports(source: str, name: str) -> str:
+    """`from batchml.x import` -> `from .x import`; any other batchml import fails packaging, naming it."""
+    out = source.replace("from batchml.", "from .")
+    for node in ast.walk(ast.parse(out)):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+        level = getattr(node, "level", 0)
+        for imported in names:
+            top = imported.split(".")[0]
+            if (level == 0 and top == "batchml") or (level == 1 and top not in SHIPPED):
+                raise ImportError(f"batchml/{name}.py imports {imported!r}, which is not shipped in the model ({', '.join(SHIPPED)})")
+    return out
+
+
+def project_modules(transform: str) -> list[Path]:
+    """The transform's module (a file, or its top package) and the project modules beside it that it imports."""
+    if not transform:
+        return []
+    top = transform.partition(":")[0].split(".")[0]
+    spec = importlib.util.find_spec(top)
+    if spec is None or not spec.origin:
+        raise ImportError(f"[features] transform = {transform}: cannot find module {top!r} to package with the model")
+    first = Path(spec.origin).parent if spec.submodule_search_locations else Path(spec.origin)
+    folder, found, todo = first.parent, [], [first]
+    while todo:
+        path = todo.pop()
+        if path in found:
+            continue
+        found.append(path)
+        for source in [path] if path.is_file() else sorted(path.rglob("*.py")):
+            for imported in _top_imports(source):
+                for candidate in (folder / f"{imported}.py", folder / imported):
+                    if (candidate.is_file() or (candidate / "__init__.py").is_file()) and candidate not in found:
+                        todo.append(candidate)
+    return found
+
+
+def _top_imports(source: Path) -> set[str]:
+    tree = ast.parse(source.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@contextlib.contextmanager
+def importable(folder: Path):
+    """`folder` first on sys.path while MLflow runs the model code at logging; then the process is as before.
+
+    Modules imported from `folder` (or from MLflow's temporary copy of the model) are
+    forgotten, so the process keeps importing the project's and batchml's own.
+    """
+    saved_path, saved_modules = list(sys.path), set(sys.modules)
+    sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        sys.path[:] = saved_path
+        for name in set(sys.modules) - saved_modules:
+            if name == PACKAGE or name.startswith(f"{PACKAGE}.") or name.startswith("code_model_"):
+                del sys.modules[name]
+
+
+def log_model(model, onnx_path: Path | None, packaging: Packaging, *, inputs: list[str], classes, work: Path):
+    """Log the raw-rows model in the active run; returns MLflow's ModelInfo."""
+    import mlflow
+    from mlflow.models import ModelSignature, infer_signature
+
+    from batchml.registry import _trusted_types
+
+    contract_file = work / "contract.yaml"
+    contract_file.write_text(contract_yaml(packaging.contract))
+    artifacts = {"contract": str(contract_file)}
+    if onnx_path is not None:
+        artifacts["onnx"] = str(onnx_path)
+    else:
+        mlflow.sklearn.save_model(model, str(work / "sklearn"), skops_trusted_types=_trusted_types(model))
+        artifacts["sklearn"] = str(work / "sklearn")
+    config = {"transform": packaging.transform, "inputs": list(inputs), "classes": [_plain(c) for c in classes] if classes else None}
+    code_paths = build_code(work / "code", packaging.transform)
+    example = packaging.example
+    with importable(work / "code"):
+        output = _example_output(artifacts, config, example)
+        signature = ModelSignature(inputs=raw_signature_inputs(packaging.contract), outputs=infer_signature(example, output).outputs)
+        return mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(work / "code" / "model.py"),
+            artifacts=artifacts,
+            model_config=config,
+            code_paths=code_paths,
+            signature=signature,
+            input_example=example,
+            pip_requirements=requirements(estimator=onnx_path is None),
+        )
+
+
+def _example_output(artifacts: dict, config: dict, example: pd.DataFrame) -> pd.DataFrame:
+    """The packaged model's own output on the example rows (names the output signature)."""
+    from mlflow.pyfunc import PythonModelContext
+
+    raw_model = importlib.import_module(f"{PACKAGE}.raw_model")
+    instance = raw_model.RawRowsModel()
+    instance.load_context(PythonModelContext(artifacts=artifacts, model_config=config))
+    return instance.predict(None, example)

@@ -1,0 +1,133 @@
+"""The MLflow model batchml registers: raw contract rows in, the batch's outputs out.
+
+This module travels inside every model batchml registers (as `batchml_model.raw_model`,
+with `contract.py` and `errors.py` beside it), so it imports nothing else of batchml: a
+model must load where batchml is not installed. Its predict is the batch path row for row:
+the contract coerces and checks the raw values, the project's features transform makes
+the model inputs, and ONNX Runtime (the same file the batch scores) or, when the model
+could not be exported, the fitted estimator predicts.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import replace
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from batchml.contract import REASON, Contract, validate
+
+PREDICTION = "prediction"
+PROBA = "proba_"
+_ORT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
+
+
+def raw_contract(contract: Contract) -> Contract:
+    """The contract of the rows a model is asked about: every column but the label."""
+    label = contract.label.column if contract.label else None
+    return replace(contract, columns=tuple(c for c in contract.columns if c.name != label), label=None)
+
+
+class RawRowsModel(mlflow.pyfunc.PythonModel):
+    """Predicts on raw rows of the dataset contract.
+
+    Artifacts: `contract` (the YAML), and `onnx` (the exported model) or `sklearn` (the
+    estimator as an MLflow sklearn model). Model config: `transform` ('module:function',
+    empty for none), `inputs` (the model's inputs, in order), `classes` (classifiers).
+    """
+
+    def load_context(self, context):
+        config = dict(context.model_config or {})
+        self.contract = raw_contract(Contract.load(context.artifacts["contract"]))
+        self.inputs = tuple(config["inputs"])
+        self.classes = tuple(config["classes"]) if config.get("classes") else None
+        transform = config.get("transform") or ""
+        self.transform = _function(transform) if transform else None
+        self.session = self.estimator = None
+        if "onnx" in context.artifacts:
+            import onnxruntime as ort
+
+            self.session = ort.InferenceSession(context.artifacts["onnx"], providers=["CPUExecutionProvider"])
+        else:
+            import mlflow.sklearn
+
+            self.estimator = mlflow.sklearn.load_model(context.artifacts["sklearn"])
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        """`prediction` (and `proba_<class>` for a classifier) for each raw row; rows the contract refuses fail the call."""
+        checked = validate(pd.DataFrame(model_input).reset_index(drop=True), self.contract, None, origin="model input")
+        if len(checked.rejected):
+            reasons = " | ".join(checked.rejected[REASON].head(5).astype(str))
+            raise ValueError(f"{len(checked.rejected)} of {len(model_input)} rows break the dataset contract {self.contract.dataset}: {reasons}")
+        return self.predict_features(self.features(checked.valid))
+
+    def features(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """Validated rows -> the model's inputs, through the project's transform (as at scoring)."""
+        if self.transform is None:
+            return rows
+        out = self.transform(rows.copy())
+        return out.reset_index(drop=True)
+
+    def predict_features(self, features: pd.DataFrame) -> pd.DataFrame:
+        """The outputs for model inputs already made by the features transform (what the batch holds)."""
+        n = len(features)
+        if self.session is not None:
+            outputs = _onnx_outputs(self.session, _onnx_feed(self.session, features, self.inputs), n, self.classes)
+        else:
+            outputs = _estimator_outputs(self.estimator, features[list(self.inputs)], self.classes)
+        return pd.DataFrame(outputs)
+
+
+def _function(spec: str):
+    module, _, name = spec.partition(":")
+    fn = importlib.import_module(module)
+    for part in name.split("."):
+        fn = getattr(fn, part)
+    return fn
+
+
+def _onnx_feed(session, part: pd.DataFrame, inputs: tuple[str, ...]) -> dict:
+    """ONNX inputs from a frame: one input per column by name, or one 2-D tensor in `inputs` order (as batchml.scoring)."""
+    declared = session.get_inputs()
+    n = len(part)
+    if len(declared) == 1 and declared[0].name not in part.columns:
+        dtype = _ORT_TYPES.get(declared[0].type, np.float32)
+        matrix = np.empty((n, len(inputs)), dtype=dtype)
+        for j, name in enumerate(inputs):
+            matrix[:, j] = part[name].to_numpy(dtype=dtype, na_value=np.nan)
+        return {declared[0].name: matrix}
+    feed = {}
+    for item in declared:
+        column = part[item.name]
+        if item.type == "tensor(string)":
+            values = column.astype(object).where(column.notna(), "").to_numpy(dtype=object)
+        else:
+            values = column.to_numpy(dtype=_ORT_TYPES.get(item.type, np.float32), na_value=np.nan)
+        feed[item.name] = values.reshape(n, 1)
+    return feed
+
+
+def _onnx_outputs(session, feed: dict, n: int, classes) -> dict[str, np.ndarray]:
+    """`prediction` (and `proba_<class>`) from an ONNX model's outputs (as batchml.scoring)."""
+    outputs = session.run(None, feed)
+    if not classes:
+        return {PREDICTION: np.asarray(outputs[0]).reshape(n).astype(np.float32, copy=False)}
+    label, proba = np.asarray(outputs[0]).reshape(n), None
+    for out in outputs[1:]:
+        if isinstance(out, list):  # ZipMap: one dict per row
+            proba = pd.DataFrame(out).reindex(columns=list(classes)).to_numpy(dtype=np.float32)
+        elif getattr(out, "ndim", 0) == 2 and out.shape[1] == len(classes):
+            proba = out.astype(np.float32, copy=False)
+    if proba is None:
+        raise ValueError(f"the ONNX model has no probability output for its {len(classes)} classes")
+    return {PREDICTION: label, **{f"{PROBA}{c}": proba[:, j] for j, c in enumerate(classes)}}
+
+
+def _estimator_outputs(estimator, frame: pd.DataFrame, classes) -> dict[str, np.ndarray]:
+    if not classes:
+        return {PREDICTION: np.asarray(estimator.predict(frame)).astype(np.float32)}
+    proba = np.asarray(estimator.predict_proba(frame), dtype=np.float32)
+    order = [list(estimator.classes_).index(c) for c in classes]
+    return {PREDICTION: np.asarray(estimator.classes_)[proba.argmax(axis=1)], **{f"{PROBA}{c}": proba[:, j] for c, j in zip(classes, order)}}
