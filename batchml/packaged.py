@@ -7,7 +7,8 @@ model (`code/`): a package `batchml_model` holding `raw_model.py`, `contract.py`
 `errors.py` (copied, their batchml imports made relative: a model must load where batchml
 is not installed, and a different package name cannot shadow an installed batchml), and
 the project's hooks module with the project modules it imports. Its artifacts are the
-contract YAML and the ONNX file the batch scores (or the estimator, when there is none).
+contract YAML, the ONNX file the batch scores (when the export worked) and the fitted
+estimator as an MLflow sklearn model (`artifacts/sklearn`: scored only without ONNX).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from {PACKAGE}.raw_model import RawRowsModel
 
 set_model(RawRowsModel())
 '''
-REQUIREMENTS = ("scikit-learn", "onnxruntime", "pandas", "numpy", "pyarrow", "mlflow", "pyyaml")
+REQUIREMENTS = ("scikit-learn", "onnxruntime", "pandas", "numpy", "pyarrow", "mlflow", "pyyaml", "skops")
 
 
 @dataclass(frozen=True)
@@ -112,12 +113,12 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else str(value)
 
 
-def requirements(estimator: bool = False) -> list[str]:
-    """pip requirements of the packaged code, pinned to the versions that trained and checked it (skops reads an estimator)."""
+def requirements() -> list[str]:
+    """pip requirements of the packaged code, pinned to the versions that trained and checked it (skops reads the estimator)."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = []
-    for name in (*REQUIREMENTS, "skops") if estimator else REQUIREMENTS:
+    for name in REQUIREMENTS:
         try:
             out.append(f"{name}=={version(name)}")
         except PackageNotFoundError:
@@ -214,12 +215,10 @@ def log_model(model, onnx_path: Path | None, packaging: Packaging, *, inputs: li
 
     contract_file = work / "contract.yaml"
     contract_file.write_text(contract_yaml(packaging.contract))
-    artifacts = {"contract": str(contract_file)}
+    mlflow.sklearn.save_model(model, str(work / "sklearn"), skops_trusted_types=_trusted_types(model))
+    artifacts = {"contract": str(contract_file), "sklearn": str(work / "sklearn")}
     if onnx_path is not None:
         artifacts["onnx"] = str(onnx_path)
-    else:
-        mlflow.sklearn.save_model(model, str(work / "sklearn"), skops_trusted_types=_trusted_types(model))
-        artifacts["sklearn"] = str(work / "sklearn")
     config = {"transform": packaging.transform, "inputs": list(inputs), "classes": [_plain(c) for c in classes] if classes else None}
     code_paths = build_code(work / "code", packaging.transform)
     example = packaging.example
@@ -234,7 +233,7 @@ def log_model(model, onnx_path: Path | None, packaging: Packaging, *, inputs: li
             code_paths=code_paths,
             signature=signature,
             input_example=example,
-            pip_requirements=requirements(estimator=onnx_path is None),
+            pip_requirements=requirements(),
         )
 
 

@@ -33,8 +33,8 @@ def raw_contract(contract: Contract) -> Contract:
 class RawRowsModel(mlflow.pyfunc.PythonModel):
     """Predicts on raw rows of the dataset contract.
 
-    Artifacts: `contract` (the YAML), and `onnx` (the exported model) or `sklearn` (the
-    estimator as an MLflow sklearn model). Model config: `transform` ('module:function',
+    Artifacts: `contract` (the YAML), `sklearn` (the estimator as an MLflow sklearn model)
+    and `onnx` (its export, scored instead whenever present). Model config: `transform` ('module:function',
     empty for none), `inputs` (the model's inputs, in order), `classes` (classifiers).
     """
 
