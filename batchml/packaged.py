@@ -98,6 +98,8 @@ def contract_yaml(contract: Contract) -> str:
         spec.update({k: v for k, v in (("min", c.min), ("max", c.max)) if v is not None})
         if c.allowed is not None:
             spec["allowed"] = list(c.allowed)
+        if c.source:
+            spec["source"] = list(c.source)
         columns[c.name] = spec
     body = {"dataset": contract.dataset, "key": list(contract.key), "timezone": contract.timezone, "columns": columns}
     if contract.timestamp:
@@ -215,11 +217,16 @@ def log_model(model, onnx_path: Path | None, packaging: Packaging, *, inputs: li
 
     contract_file = work / "contract.yaml"
     contract_file.write_text(contract_yaml(packaging.contract))
-    mlflow.sklearn.save_model(model, str(work / "sklearn"), skops_trusted_types=_trusted_types(model))
+    # Requirements given, not inferred: inferring runs the model in a subprocess (about 6 s).
+    mlflow.sklearn.save_model(model, str(work / "sklearn"), skops_trusted_types=_trusted_types(model), pip_requirements=requirements())
     artifacts = {"contract": str(contract_file), "sklearn": str(work / "sklearn")}
     if onnx_path is not None:
         artifacts["onnx"] = str(onnx_path)
-    config = {"transform": packaging.transform, "inputs": list(inputs), "classes": [_plain(c) for c in classes] if classes else None}
+    config = {
+        "transform": packaging.transform,
+        "inputs": list(inputs),
+        "classes": [c.item() if hasattr(c, "item") else c for c in classes] if classes else None,
+    }
     code_paths = build_code(work / "code", packaging.transform)
     example = packaging.example
     with importable(work / "code"):
