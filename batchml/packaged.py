@@ -8,7 +8,8 @@ model (`code/`): a package `batchml_model` holding `raw_model.py`, `contract.py`
 is not installed, and a different package name cannot shadow an installed batchml), and
 the project's hooks module with the project modules it imports. Its artifacts are the
 contract YAML, the ONNX file the batch scores (when the export worked) and the fitted
-estimator as an MLflow sklearn model (`artifacts/sklearn`: scored only without ONNX).
+estimator as an MLflow sklearn model on the model inputs (ESTIMATOR_PATH; the pyfunc scores it
+only without ONNX).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from {PACKAGE}.raw_model import RawRowsModel
 
 set_model(RawRowsModel())
 '''
+ESTIMATOR_PATH = "artifacts/sklearn"  # in the registered model: the fitted estimator, an MLflow sklearn model on the model inputs
 REQUIREMENTS = ("scikit-learn", "onnxruntime", "pandas", "numpy", "pyarrow", "mlflow", "pyyaml", "skops")
 
 
@@ -208,8 +210,11 @@ def importable(folder: Path):
                 del sys.modules[name]
 
 
-def log_model(model, onnx_path: Path | None, packaging: Packaging, *, inputs: list[str], classes, work: Path):
-    """Log the raw-rows model in the active run; returns MLflow's ModelInfo."""
+def log_model(model, onnx_path: Path | None, packaging: Packaging, *, inputs: list[str], classes, work: Path, estimator_signature=None):
+    """Log the raw-rows model in the active run; returns MLflow's ModelInfo.
+
+    `estimator_signature` (on the model inputs) goes to the estimator inside it.
+    """
     import mlflow
     from mlflow.models import ModelSignature, infer_signature
 
@@ -218,8 +223,9 @@ def log_model(model, onnx_path: Path | None, packaging: Packaging, *, inputs: li
     contract_file = work / "contract.yaml"
     contract_file.write_text(contract_yaml(packaging.contract))
     # Requirements given, not inferred: inferring runs the model in a subprocess (about 6 s).
-    mlflow.sklearn.save_model(model, str(work / "sklearn"), skops_trusted_types=_trusted_types(model), pip_requirements=requirements())
-    artifacts = {"contract": str(contract_file), "sklearn": str(work / "sklearn")}
+    estimator = work / Path(ESTIMATOR_PATH).name
+    mlflow.sklearn.save_model(model, str(estimator), signature=estimator_signature, skops_trusted_types=_trusted_types(model), pip_requirements=requirements())
+    artifacts = {"contract": str(contract_file), "sklearn": str(estimator)}
     if onnx_path is not None:
         artifacts["onnx"] = str(onnx_path)
     config = {

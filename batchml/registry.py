@@ -303,7 +303,8 @@ class Registry:
             else:
                 version_tags["model_input"] = "raw"  # the registered model takes raw contract rows
                 _log_training_data(train_frame, packaging)
-                info = log_packaged_model(model, onnx_path, packaging, inputs=inputs, classes=classes, work=Path(tmp))
+                signature = infer_signature(example, output)
+                info = log_packaged_model(model, onnx_path, packaging, inputs=inputs, classes=classes, work=Path(tmp), estimator_signature=signature)
             mlflow.log_dict(profile, PROFILE_ARTIFACT)
             mlflow.set_tags({**version_tags, "code_version": code_version()})
             run_id = run.info.run_id

@@ -12,7 +12,7 @@ import pytest
 from batchml.contract import Contract, validate
 from batchml.features import model_inputs
 from batchml.hooks import add_project_path
-from batchml.packaged import Packaging, _relative_imports, contract_yaml, importable, project_modules, raw_example
+from batchml.packaged import ESTIMATOR_PATH, Packaging, _relative_imports, contract_yaml, importable, project_modules, raw_example
 from batchml.registry import Registry
 from batchml.training import to_onnx_bytes
 from tests.conftest import CONTRACT, REPO
@@ -146,7 +146,13 @@ def test_rows_that_break_the_contract_are_refused_with_the_rule(registered, tmp_
             pyfunc.predict(raw)
 
 
-def test_a_version_without_onnx_is_still_a_batchml_version_with_its_estimator(registered):
-    registry, _, _, versions = registered
+def test_a_version_without_onnx_is_still_a_batchml_version_with_its_estimator(registered, tmp_path):
+    registry, model, contract, versions = registered
     tags = registry.version_tags(versions["estimator"])
     assert "onnx_sha256" not in tags and tags["model_input"] == "raw" and tags["inputs"] == '["shop", "items", "amount", "hour"]'
+    inside = registry._download_model(versions["estimator"], tmp_path / "cache") / ESTIMATOR_PATH  # what the batch can score on its features
+    estimator = mlflow.pyfunc.load_model(str(inside))
+    assert estimator.metadata.signature.inputs.input_names() == ["shop", "items", "amount", "hour"]
+    rows = validate(orders(20, 5), contract, None, origin="check").valid
+    features = model_inputs(rows, contract, "order_hooks:features")[["shop", "items", "amount", "hour"]]
+    np.testing.assert_allclose(estimator.get_raw_model().predict_proba(features), model.predict_proba(features))
