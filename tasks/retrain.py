@@ -19,6 +19,8 @@ __all__ = ["PREVIOUS", "RetrainIfDrifted", "Rollback", "TrainChallenger"]
 
 
 class retrain(luigi.Config):
+    """When drift or error triggers a challenger, and the gate it must pass to be promoted."""
+
     k = luigi.IntParameter(default=3, description="Retrain when the drift verdict held on at least k ...")
     n = luigi.IntParameter(default=5, description="... of the last n dates with a verdict.")
     error_increase = luigi.FloatParameter(
