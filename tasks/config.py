@@ -34,7 +34,8 @@ def project_dir() -> Path:
     """
     parser = luigi.configuration.get_config()
     read = [p for p in type(parser)._config_paths if os.path.isfile(p)]
-    folder = Path(read[-1]).resolve().parent if read else Path.cwd()
+    named = os.environ.get("BATCHML_PROJECT_DIR")  # an image's project, whatever config files layer over it
+    folder = Path(named).resolve() if named else Path(read[-1]).resolve().parent if read else Path.cwd()
     add_project_path(folder)
     return folder
 
