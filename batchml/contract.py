@@ -360,7 +360,7 @@ def _integers(raw: pd.Series) -> pd.Series:
 
 
 def _from_objects(raw: pd.Series) -> pd.Series:
-    """Text or Python numbers to Int64 without a float round trip (keys above 2**53 stay exact)."""
+    """Text or Python numbers to Int64 without passing through a float (keys above 2**53 stay exact)."""
     out = np.zeros(len(raw), dtype="int64")
     ok = np.zeros(len(raw), dtype=bool)
     for i, v in enumerate(raw.to_numpy(dtype=object, na_value=None)):

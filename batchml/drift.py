@@ -8,7 +8,7 @@ Reading the numbers (operations)
 --------------------------------
 Every statistic is positive even when nothing changed: n rows drawn from the reference
 distribution itself differ from it by chance, more so with few rows and many bins (the JS
-distance of 265 zones is about 0.35 at 300 rows however healthy the data). That chance
+distance over 265 categories is about 0.35 at 300 rows however healthy the data). That chance
 level is the column's **noise floor**: the 95th percentile of the statistic when n rows
 (the current window's rows) and a reference of the reference's size are both drawn from
 the reference's bin shares. It is analytic where the chi-squared approximation holds (PSI
@@ -26,7 +26,7 @@ the floors are close to 0 and this is the fixed-threshold rule. Each column's `m
 gives `value`, `floor`, `threshold`, `limit` (what the value had to reach), `excess` and
 `decided_by`: "floor" when the floor alone is above the threshold, i.e. a fixed threshold
 would flag this column every day at this volume. Example, a Sunday of 300 rows against
-the 600 rows of the two training Sundays: pickup_zone js 0.41, floor 0.42, limit 0.43, not
+the 600 rows of the two training Sundays: a 265-category column, js 0.41, floor 0.42, limit 0.43, not
 drifted (a true change of 0.1 would read about 0.43). Many columns decided by the floor
 mean the table is small for its bins: raise `window_days` (7 days also compares with the
 whole reference, all weekdays being in the window).

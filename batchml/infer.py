@@ -31,9 +31,9 @@ _INT_RE = r"^[+-]?\d+$"
 _DATE_RE = r"^(?:\d{4}-\d{1,2}-\d{1,2}|\d{4}/\d{1,2}/\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4})(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:[AaPp][Mm])?)?"
 _OFFSET_RE = r"(?:[+-]\d{2}:?\d{2}|Z)$"
 _BOOL_WORDS = {"true", "false", "t", "f", "yes", "no", "y", "n"}
-_START_WORDS = ("pickup", "created", "event", "start", "begin", "order", "occurred", "timestamp", "ts")
+_START_WORDS = ("created", "event", "start", "begin", "order", "occurred", "timestamp", "ts")
 _TIME_WORDS = ("date", "time", "datetime", "day", "at")
-_END_WORDS = ("dropoff", "end", "ended", "stop", "finish", "finished", "updated", "modified", "deleted", "closed", "expiry", "expires")
+_END_WORDS = ("end", "ended", "stop", "finish", "finished", "updated", "modified", "deleted", "closed", "expiry", "expires")
 _ID_WORDS = ("id", "key", "uuid", "guid", "code", "number", "no", "nr")
 
 

@@ -75,3 +75,88 @@ def history(storage: Storage, date: dt.date, days: int) -> list[dict]:
             }
         )
     return rows
+
+
+def realized_of(storage, labelled: dt.date, contract, classes, holdout_of) -> tuple[dict, float | None]:
+    """Realized performance of a labelled date's committed predictions against its labels.
+
+    `holdout_of(version)` gives the scoring version's holdout value of the primary metric
+    (its training-time reference), returned beside the numbers.
+    """
+    from batchml.checks import realized_performance
+    from batchml.metrics import PRIMARY
+    from batchml.scoring import PREDICTION, proba_columns
+
+    scored = storage.manifest("predictions", labelled)
+    preds = storage.read_table("predictions", labelled, columns=[*contract.key, PREDICTION, *proba_columns(classes)])
+    labels = storage.read_table("labels", labelled)
+    result = realized_performance(preds, labels, key=list(contract.key), label=contract.label.column, task=contract.task, classes=classes)
+    version = scored.model["version"]
+    holdout = holdout_of(version, PRIMARY[contract.task])
+    return {**result, "date": labelled.isoformat(), "model_version": version}, holdout
+
+
+def date_checks(storage, date: dt.date, *, pin, reference: dict | None, contract, thresholds, trailing_days: int, realized, holdout, status: str) -> dict:
+    """Every number and check of a date (metrics.json): rows, quarantine, nulls, outputs, realized error."""
+    from batchml.checks import run_checks
+    from batchml.predictions import profile_path
+    from batchml.scoring import PREDICTION
+
+    predictions = storage.verify("predictions", date)
+    daily = read_json(storage, profile_path(date)) or {"columns": {}}
+    reference = reference or {}
+    classes = pin.classes
+    result = run_checks(
+        rows_in=predictions.rows["in"],
+        trailing_rows=trailing_rows(storage, "features", date, trailing_days),
+        quarantined=predictions.rows["quarantined"],
+        null_rates={c: v["null_rate"] for c, v in daily["columns"].items()},
+        prediction=daily["columns"].get(PREDICTION, {}) if not classes else {},
+        reference_prediction=reference.get("prediction") or {},
+        realized=realized,
+        holdout=holdout,
+        thresholds=thresholds,
+        task=contract.task,
+        class_shares=class_shares(daily, classes) if classes else None,
+        reference_shares=class_shares({"columns": reference.get("outputs") or {}}, classes) if classes else None,
+        realized_status=status,
+    )
+    result["model"] = predictions.model
+    return result
+
+
+def class_shares(profile: dict | None, classes) -> dict[str, float] | None:
+    """Mean probability of each class over a date (or the reference): a classifier's class balance."""
+    from batchml.scoring import proba_columns
+
+    cols = (profile or {}).get("columns") or {}
+    out = {str(c): cols[name]["mean"] for c, name in zip(classes, proba_columns(classes)) if cols.get(name, {}).get("mean") is not None}
+    return out or None
+
+
+def report_inputs(storage, date: dt.date, *, reference: dict | None, trend_days: int) -> dict:
+    """Everything the daily report of `date` shows, read from the storage root."""
+    from batchml.predictions import profile_path
+
+    predictions = storage.verify("predictions", date)
+    features = storage.manifest("features", date)
+    decision = read_json(storage, monitoring_file(date, "retrain.json"))
+    rollback = read_json(storage, monitoring_file(date, "rollback.json"))
+    if rollback:
+        decision = {**(decision or {}), "rollback": f"{rollback['from_version']} -> {rollback['to_version']}: {rollback['reason']}"}
+    return {
+        "summary": {
+            "rows_in": predictions.rows["in"],
+            "scored": predictions.rows["written"],
+            "quarantined": predictions.rows["quarantined"],
+            "top_reasons": features.extra.get("top_reasons", []),
+            "model": predictions.model,
+            "durations": read_durations(storage, date),
+        },
+        "drift": read_json(storage, monitoring_file(date, "drift.json")),
+        "reference": reference,
+        "daily": read_json(storage, profile_path(date)),
+        "metrics": read_json(storage, monitoring_file(date, "metrics.json")),
+        "history": history(storage, date, trend_days),
+        "retrain": decision,
+    }

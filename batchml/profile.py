@@ -90,7 +90,7 @@ def _category_index(x: np.ndarray, categories: list) -> np.ndarray:
     """Slot of each value among `categories`; unseen values go to the last slot."""
     cats = np.asarray(categories, dtype="float64")
     unseen = len(cats)
-    if unseen and np.array_equal(cats, np.arange(cats[0], cats[0] + unseen)):  # e.g. zones 1..265: direct
+    if unseen and np.array_equal(cats, np.arange(cats[0], cats[0] + unseen)):  # e.g. ids 1..265: direct
         idx = x - cats[0]
         known = (idx >= 0) & (idx < unseen) & (idx == np.floor(idx))
         return np.where(known, idx, unseen).astype(np.intp)

@@ -51,7 +51,7 @@ def expand(template: str, date: dt.date) -> str:
 class GeneratorSource:
     """Rows made by a project's function `generator(date, **options)` -> DataFrame or batches of them.
 
-    The taxi example's synthetic trips come from one; a team can also wrap any reader of
+    The examples' synthetic tables come from one; a team can also wrap any reader of
     its own (an API, a warehouse client) this way.
     """
 
@@ -79,7 +79,7 @@ class GeneratorSource:
 class FileSource:
     """Parquet or CSV (gzip too) under an fsspec path template (a file, a folder or a glob).
 
-    `s3://raw/trips/date={date}/` reads every file in that folder; a template such as
+    `s3://raw/orders/date={date}/` reads every file in that folder; a template such as
     `/data/yellow_tripdata_{year}-{month}.parquet` names a file holding many dates, from
     which a date's rows are those whose contract timestamp falls on it (pushed down into
     the Parquet read as a filter). Rows of a date-specific file that belong to another
@@ -147,7 +147,7 @@ class FileSource:
                     table = pq.read_table(fh, columns=wanted, filters=self._day_filter(pf.schema_arrow, date))
                 return table.to_pandas()
             with fsspec.open(url, "rb", compression="infer", **self.options) as fh:
-                # Text, exactly as written: no float round trip of long integers, no format
+                # Text, exactly as written: no long integer passed through a float, no format
                 # guessed from a first value; undecodable bytes marked, not fatal.
                 return pd.read_csv(
                     fh,

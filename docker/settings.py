@@ -33,9 +33,9 @@ def main(requirements: str, luigi_cfg: str, extras: str = "") -> None:
         fh.write("\n".join(wanted) + "\n")
 
     merged = _parser()
-    merged.read(["luigi.cfg", "docker/luigi.cfg"])
+    merged.read(["examples/taxi/luigi.cfg", "docker/luigi.cfg"])
     with open(luigi_cfg, "w") as fh:
-        fh.write("# The repository's luigi.cfg with docker/luigi.cfg over it (docker/settings.py).\n")
+        fh.write("# The taxi example's luigi.cfg with docker/luigi.cfg over it (docker/settings.py).\n")
         fh.write("# LUIGI_CONFIG_PATH, then the command line, override it.\n\n")
         merged.write(fh)
 

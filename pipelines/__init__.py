@@ -7,7 +7,7 @@ import logging
 import sys
 
 import luigi
-from luigi.tools.range import RangeDaily  # noqa: F401  (so `--module pipelines RangeDaily` finds it)
+import luigi.tools.range
 
 from batchml.failures import clear_failure, failure_of, one_line, record_failure
 from batchml.monitoring import record_duration
@@ -24,6 +24,18 @@ from tasks.retrain import RetrainIfDrifted, Rollback, TrainChallenger  # noqa: F
 from tasks.score import ScorePredictions  # noqa: F401
 
 log = logging.getLogger("batchml")
+
+
+class RangeDaily(luigi.tools.range.RangeDaily):
+    """Luigi's RangeDaily (`--module pipelines RangeDaily --of DailyScore`), with the missing dates run oldest first.
+
+    Luigi schedules a range's last-listed task first, so a backfill would start with its
+    newest date: a cold start there would train on the dates the range then scores, and
+    each date's realized metrics would wait for a later run.
+    """
+
+    def requires(self):
+        return sorted(super().requires(), key=lambda task: task.date, reverse=not self.reverse)
 
 
 # -- what a person reading the end of a run's output needs -------------------------------

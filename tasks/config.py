@@ -34,7 +34,8 @@ def project_dir() -> Path:
     """
     parser = luigi.configuration.get_config()
     read = [p for p in type(parser)._config_paths if os.path.isfile(p)]
-    folder = Path(read[-1]).resolve().parent if read else Path.cwd()
+    named = os.environ.get("BATCHML_PROJECT_DIR")  # an image's project, whatever config files layer over it
+    folder = Path(named).resolve() if named else Path(read[-1]).resolve().parent if read else Path.cwd()
     add_project_path(folder)
     return folder
 
@@ -47,6 +48,8 @@ def in_project(path: str) -> str:
 
 
 class storage(luigi.Config):
+    """Where datasets live: a folder or an object-store URL, one partition per date."""
+
     root = luigi.Parameter(
         default="data",
         description="Storage root: a folder (relative to the project), or s3://bucket/prefix (endpoint and credentials from the environment: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).",
@@ -56,6 +59,8 @@ class storage(luigi.Config):
 
 
 class source(luigi.Config):
+    """Where a date's rows come from, and when its labels are complete."""
+
     kind = luigi.ChoiceParameter(
         choices=["files", "sql", "python"], default="files", description="Where a date's rows come from: files, a SQL query, or a project's generator function."
     )
@@ -79,11 +84,15 @@ class source(luigi.Config):
 
 
 class schema(luigi.Config):
+    """The dataset contract and how many broken rows a date may have."""
+
     path = luigi.Parameter(default="contract.yaml", description="The dataset contract (YAML), relative to the project folder.")
     max_reject_share = luigi.FloatParameter(default=0.05, description="A date with a larger share of rejected rows fails.")
 
 
 class features(luigi.Config):
+    """The project's features transform (validated rows -> model inputs)."""
+
     transform = luigi.Parameter(
         default="",
         description="module:function: a date's validated rows -> the model's input columns (batchml keeps the key beside them). Empty: the contract's columns as they are.",
@@ -91,6 +100,8 @@ class features(luigi.Config):
 
 
 class labels(luigi.Config):
+    """How the labels of a date are derived from its rows (or read from a labels feed)."""
+
     transform = luigi.Parameter(
         default="",
         description="module:function: a date's validated rows -> its labels (a Series, or a frame with the label column). Empty: the source's labels feed.",
@@ -98,6 +109,8 @@ class labels(luigi.Config):
 
 
 class mlflow(luigi.Config):
+    """The registry: tracking URI, registered model, the alias a date pins, the local artifact cache."""
+
     tracking_uri = luigi.Parameter(
         default="sqlite:///mlflow.db", description="MLflow tracking and registry URI (a relative SQLite path is in the project folder)."
     )
@@ -114,6 +127,8 @@ class mlflow(luigi.Config):
 
 
 class retry(luigi.Config):
+    """Bounded, jittered retries of transient failures (a tracking server or Dask scheduler not answering)."""
+
     attempts = luigi.IntParameter(
         default=5, description="Tries of a call that fails transiently (server not answering, Dask scheduler lost). Other failures are not retried."
     )
@@ -125,6 +140,8 @@ class retry(luigi.Config):
 
 
 class training(luigi.Config):
+    """Retraining: the project's recipe, its parameters, the labelled window and sampling."""
+
     recipe = luigi.Parameter(
         default="",
         description="module:function: (labelled training frame, TrainingSettings) -> a fitted scikit-learn-API estimator. Empty: retraining is unavailable.",
@@ -136,6 +153,8 @@ class training(luigi.Config):
 
 
 class dask(luigi.Config):
+    """Where scoring runs: an embedded LocalCluster or an existing Dask scheduler."""
+
     scheduler_address = luigi.Parameter(default="", description="Existing Dask scheduler (tcp://host:8786); empty starts a LocalCluster.")
     n_workers = luigi.IntParameter(default=2, description="LocalCluster workers.")
     threads_per_worker = luigi.IntParameter(default=1, description="LocalCluster threads per worker.")
@@ -143,6 +162,8 @@ class dask(luigi.Config):
 
 
 class drift(luigi.Config):
+    """Drift statistics, their thresholds and noise floors, and the window a verdict uses."""
+
     psi = luigi.FloatParameter(default=0.2, description="PSI at or above which a column drifted.")
     js = luigi.FloatParameter(default=0.1, description="Jensen-Shannon distance (base 2) at or above which a column drifted.")
     wasserstein = luigi.FloatParameter(default=0.1, description="Wasserstein distance / reference std at or above which a column drifted.")
@@ -166,6 +187,8 @@ class drift(luigi.Config):
 
 
 class checks(luigi.Config):
+    """Daily checks of data quality, outputs and realized error; which only warn."""
+
     trailing_days = luigi.IntParameter(default=7, description="Dates whose median row count a date is compared with.")
     min_row_ratio = luigi.FloatParameter(default=0.5, description="Rows in / trailing median below this fails.")
     max_row_ratio = luigi.FloatParameter(default=2.0, description="Rows in / trailing median above this fails.")
@@ -186,6 +209,8 @@ class checks(luigi.Config):
 
 
 class report(luigi.Config):
+    """The monitoring pages."""
+
     trend_days = luigi.IntParameter(default=30, description="Dates shown in the report's trend charts.")
 
 

@@ -6,16 +6,15 @@ import datetime as dt
 
 import luigi
 
-from batchml.checks import flat_metrics, realized_performance, run_checks
+from batchml.checks import flat_metrics
 from batchml.drift import drift_report, window_dates
 from batchml.predictions import profile_specs
 from batchml.profile import window_profile
 from batchml.errors import BatchmlError
-from batchml.extract import FEATURES, LABELS, extract_labels
-from batchml.monitoring import monitoring_file, read_json, trailing_rows, write_json
+from batchml.extract import LABELS, extract_labels
+from batchml.monitoring import date_checks, monitoring_file, read_json, realized_of, write_json
 from batchml.predictions import PREDICTIONS, profile_path
 from batchml.provenance import new_run_id
-from batchml.scoring import PREDICTION, proba_columns
 from tasks.config import cache_dir, check_thresholds, checks, drift_thresholds, hooks, load_contract, make_registry, make_source, make_storage, source
 from tasks.extract import SourceData
 from tasks.model import read_pin
@@ -139,27 +138,21 @@ class Metrics(luigi.Task):
             if labels_arrived(labelled):
                 yield [ScorePredictions(labelled), ExtractLabels(labelled)]  # scored in this run too: realized metrics are not lost
                 status = "available"
-        predictions = storage.verify(PREDICTIONS, self.date)
         pin = read_pin(self.date)
-        daily = read_json(storage, profile_path(self.date)) or {"columns": {}}
-        reference = registry.reference_profile(pin, cache_dir()) or {}
-        realized, holdout = self._realized(storage, registry, contract) if status == "available" else (None, None)
-        classes = pin.classes
-        shares = _class_shares(daily, classes) if classes else None
-        result = run_checks(
-            rows_in=predictions.rows["in"],
-            trailing_rows=trailing_rows(storage, FEATURES, self.date, checks().trailing_days),
-            quarantined=predictions.rows["quarantined"],
-            null_rates={c: v["null_rate"] for c, v in daily["columns"].items()},
-            prediction=daily["columns"].get(PREDICTION, {}) if not classes else {},
-            reference_prediction=reference.get("prediction") or {},
+        realized, holdout = (None, None)
+        if status == "available":
+            realized, holdout = realized_of(storage, labelled, contract, read_pin(labelled).classes, lambda v, metric: _holdout(registry, v, metric))
+        result = date_checks(
+            storage,
+            self.date,
+            pin=pin,
+            reference=registry.reference_profile(pin, cache_dir()),
+            contract=contract,
+            thresholds=check_thresholds(),
+            trailing_days=checks().trailing_days,
             realized=realized,
             holdout=holdout,
-            thresholds=check_thresholds(),
-            task=contract.task,
-            class_shares=shares,
-            reference_shares=_class_shares(reference.get("outputs") and {"columns": reference["outputs"]}, classes) if classes else None,
-            realized_status=status,
+            status=status,
         )
         result["labelled_date"] = labelled.isoformat()
         write_json(storage, self.output().relative, result)
@@ -167,33 +160,15 @@ class Metrics(luigi.Task):
         registry.log_daily(
             self.date.isoformat(),
             flat_metrics(result, drift if drift and drift.get("features") else None),
-            {"status": result["status"], "drift_verdict": drift["verdict"], "model_version": predictions.model["version"]},
+            {"status": result["status"], "drift_verdict": drift["verdict"], "model_version": result["model"]["version"]},
             {"metrics.json": result, "drift.json": drift},
         )
 
-    def _realized(self, storage, registry, contract):
-        """Realized performance of the labelled date, with its model's holdout value of the primary metric."""
-        labelled = self.labelled_date
-        scored = storage.manifest(PREDICTIONS, labelled)
-        pin = read_pin(labelled)
-        outputs = [PREDICTION, *proba_columns(pin.classes)]
-        preds = storage.read_table(PREDICTIONS, labelled, columns=[*contract.key, *outputs])
-        labels = storage.read_table(LABELS, labelled)
-        result = realized_performance(preds, labels, key=list(contract.key), label=contract.label.column, task=contract.task, classes=pin.classes)
-        from batchml.metrics import PRIMARY
 
-        tags = registry.version_tags(scored.model["version"])
-        holdout = tags.get(f"holdout_{PRIMARY[contract.task]}")
-        return {**result, "date": labelled.isoformat(), "model_version": scored.model["version"]}, (float(holdout) if holdout else None)
-
-
-def _class_shares(profile: dict | None, classes) -> dict[str, float] | None:
-    """Mean probability of each class over a date (or the reference): the classifier's class balance."""
-    if not profile:
-        return None
-    cols = profile.get("columns") or {}
-    out = {str(c): cols[name]["mean"] for c, name in zip(classes, proba_columns(classes)) if cols.get(name, {}).get("mean") is not None}
-    return out or None
+def _holdout(registry, version: str, metric: str) -> float | None:
+    """A version's holdout value of `metric`, as batchml tagged it at registration."""
+    value = registry.version_tags(version).get(f"holdout_{metric}")
+    return float(value) if value else None
 
 
 class CheckMetrics(luigi.Task):

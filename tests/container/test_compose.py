@@ -86,7 +86,8 @@ def test_compose_stack_runs_a_date_through_every_service(stack):
     proc = stack(
         "run", "--rm", "pipeline",
         "--module", "pipelines", "DailyScore", "--date", DAY.isoformat(),
-        "--source-rows-per-day", "3000", "--training-max-iter", "40",
+        "--source-options", json.dumps({"rows_per_day": 3000, "seed": 42}), "--training-params", json.dumps({"max_iter": 40}),
+        "--mlflow-cold-start",  # the stack's registry starts empty; production configs leave cold start off
         timeout=900,
     )  # fmt: skip
     print(f"\none date through the compose stack: {time.monotonic() - started:.0f} s")

@@ -21,7 +21,7 @@ import pytest
 
 import batchml
 from batchml.storage import Storage
-from tests.conftest import SMALL
+from tests.conftest import SMALL, TRIPS
 from tests.container.conftest import (
     configmap_text,
     cfg_text,
@@ -47,7 +47,11 @@ def cronjob_config() -> str:
     cfg = read_cfg(configmap_text("luigi.cfg"))
     cfg["core"] = {"local_scheduler": "true"}
     cfg["mlflow"].update(
-        tracking_uri=f"sqlite:///{TRACKING}/mlflow.db", artifact_location=f"{TRACKING}/artifacts", cache_dir="/tmp/batchml/models", http_request_max_retries="0"
+        tracking_uri=f"sqlite:///{TRACKING}/mlflow.db",
+        artifact_location=f"{TRACKING}/artifacts",
+        cache_dir="/tmp/batchml/models",
+        http_request_max_retries="0",
+        cold_start="true",  # an empty registry: the example trains its first model
     )
     cfg["dask"] = {"scheduler_address": ""}
     for section in ("source", "training", "retrain"):
@@ -135,7 +139,7 @@ def test_cronjob_command_commits_the_last_days_as_non_root_on_a_read_only_root(c
     for day in dates:
         features = storage.verify("features", day)
         predictions = storage.verify("predictions", day)
-        assert predictions.rows["in"] == predictions.rows["written"] + predictions.rows["quarantined"] == int(SMALL["source"]["rows_per_day"])
+        assert predictions.rows["in"] == predictions.rows["written"] + predictions.rows["quarantined"] == TRIPS["rows_per_day"]
         assert features.rows["written"] == predictions.rows["written"]
         assert predictions.model["name"] == "trip_duration" and predictions.model["version"] == "1"
         assert predictions.code_version == f"{batchml.__version__}+{sha}"  # GIT_SHA baked into the image

@@ -46,7 +46,8 @@ def test_a_storage_root_that_is_a_regular_file_is_named(project, tmp_path):
     (tmp_path / "data").write_text("not a folder")
     run = run_project(project, minimal_cfg(tmp_path), "DailyScore", "--date", DAY.isoformat())
     assert run.returncode == 35, run.stderr[-3000:]  # an exception in complete(): a scheduling error
-    assert "could not be scheduled: ConfigError: [storage] root" in last_line(run) and f"{tmp_path}/data is a file, not a folder" in last_line(run), run.stderr[-3000:]
+    last = last_line(run)
+    assert "could not be scheduled: ConfigError: [storage] root" in last and f"{tmp_path}/data is a file, not a folder" in last, run.stderr[-3000:]
 
 
 def empty(path):

@@ -77,11 +77,11 @@ def test_workers_n_score_dates_in_parallel_on_one_cluster_with_one_model_per_wor
     stop = DAY + dt.timedelta(days=3)
     run = cli.luigi("RangeDaily", "--of", "DailyScore", "--start", DAY.isoformat(), "--stop", stop.isoformat(), "--workers", "2")
     assert run.returncode == 0, last_lines(run, 40)
-    assert sorted(p.name for p in (cli.root / "predictions").glob("date=*/")) == [f"date={DAY + dt.timedelta(days=i)}" for i in range(3)]
+    assert sorted(p.name for p in (cli.root / "predictions").glob("date=*/")) == [f"date={DAY + dt.timedelta(days=i)}" for i in range(-2, 3)]
     # Every task process of the run connected to one cluster, started once.
     assert run.stderr.count("started the run's shared Dask cluster") == 1, last_lines(run, 40)
     address = re.search(r"started the run's shared Dask cluster at (\S+)", run.stderr).group(1)
-    assert run.stderr.count(f"connected to Dask scheduler {address}") == 3  # one ScorePredictions process per date
+    assert run.stderr.count(f"connected to Dask scheduler {address}") == 5  # one ScorePredictions process per date (labelled dates too)
     # When the run ended, each of its Dask workers held exactly one ONNX session: the pinned model.
     sessions = ast.literal_eval(re.search(r"ONNX sessions per worker: (\{.*\})", run.stderr).group(1))
     sha = json.loads((cli.root / "predictions" / f"date={DAY}" / "_MANIFEST.json").read_text())["model"]["sha256"]

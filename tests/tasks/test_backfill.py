@@ -78,4 +78,16 @@ def test_range_daily_with_batchml_defaults_requires_every_missing_date_however_m
     stop = day + dt.timedelta(days=30)
     wanted = [start + dt.timedelta(days=i) for i in range((stop - start).days) if start + dt.timedelta(days=i) != day]
     range_task = RangeDaily(of=DailyScore, start=start, stop=stop, now=int(time.mktime((stop + dt.timedelta(days=1)).timetuple())))
-    assert [t.date for t in range_task.requires()] == wanted  # 429 dates, above the default task_limit=50; the committed one left out
+    assert [t.date for t in range_task.requires()] == wanted[
+        ::-1
+    ]  # listed newest first: Luigi runs the last-listed first  # 429 dates, above the default task_limit=50; the committed one left out
+
+
+def test_range_daily_runs_the_oldest_missing_date_first_so_a_cold_start_never_trains_on_the_range(pipeline, day):
+    dates = [day + dt.timedelta(days=i) for i in range(3)]
+    now = int(time.mktime((dates[-1] + dt.timedelta(days=2)).timetuple()))
+    with start_order(DetectDrift) as order:
+        assert build(RangeDaily(of=DailyScore, start=dates[0], stop=dates[-1] + dt.timedelta(days=1), now=now)).status == LuigiStatusCode.SUCCESS
+    assert order == dates
+    tags = make_registry().version_tags("1")  # the first model's window ends label_lag_days before the range
+    assert tags["window_end"] == (dates[0] - dt.timedelta(days=2)).isoformat()

@@ -108,12 +108,12 @@ def test_timestamp_guess_prefers_start_words_over_end_words():
     frame = pd.DataFrame(
         {
             "updated": ["2026-06-02 10:00", "2026-06-02 11:00"],
-            "dropoff_time": ["2026-06-01 10:30", "2026-06-01 11:30"],
-            "pickup_time": ["2026-06-01 10:00", "2026-06-01 11:00"],
+            "closed_time": ["2026-06-01 10:30", "2026-06-01 11:30"],
+            "created_time": ["2026-06-01 10:00", "2026-06-01 11:00"],
         }
     )
-    assert infer_contract(frame, "t").timestamp == "pickup_time"
-    assert infer_contract(frame[["updated", "dropoff_time"]], "t").timestamp == "dropoff_time"  # else the least 'end'-like
+    assert infer_contract(frame, "t").timestamp == "created_time"
+    assert infer_contract(frame[["updated", "closed_time"]], "t").timestamp == "closed_time"  # else the least 'end'-like
     assert infer_contract(pd.DataFrame({"a": ["2026-06-01"], "b": ["2026-06-02"]}), "t").timestamp == "a"  # else the first
 
 

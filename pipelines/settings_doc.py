@@ -1,0 +1,74 @@
+"""The configuration reference, docs/configuration.md, written from the luigi.Config classes themselves.
+
+    python -m pipelines.settings_doc > docs/configuration.md
+
+A test keeps the file equal to this output, so the reference never lags the code.
+"""
+
+from __future__ import annotations
+
+import re
+
+from luigi.parameter import _no_value
+
+import pipelines  # noqa: F401  (registers every section)
+from pipelines.defaults import SAFETY_DEFAULTS
+from pipelines.startup import batchml_sections
+
+HEADER = """# Configuration reference
+
+Every setting batchml reads, by `luigi.cfg` section. This page is generated from the
+`luigi.Config` classes in `tasks/` (`python -m pipelines.settings_doc > docs/configuration.md`);
+a test fails when it is out of date.
+
+- A project's `luigi.cfg` is found the way Luigi finds it: `./luigi.cfg` in the folder the
+  command runs from, or the files named by `LUIGI_CONFIG_PATH` (the last wins). Relative
+  paths in settings resolve against **the folder of that file** (the project), never
+  against the current directory.
+- Any setting can be given on the command line: `--<section>-<key> VALUE`, with `-` for `_`
+  (`--storage-root s3://bucket/prefix`, `--source-options '{"rows_per_day": 1000}'`).
+- An unknown section or key of batchml's sections stops the run at start with one line
+  naming the file, the section, the key and the closest valid name (exit 35).
+- luigi.cfg interpolates `%`: write a literal `%` as `%%` (`{date:%%Y-%%m}` in a path
+  template), or use the `{year}`, `{month}`, `{day}` fields, which need none.
+- Secrets (database passwords, object-store keys) come from the environment, never from
+  a file in git: `AWS_ACCESS_KEY_ID`, a DSN in `[source] url` read from a secret, and so on.
+"""
+
+
+def render() -> str:
+    out = [HEADER]
+    for section, cls in sorted(batchml_sections().items()):
+        doc = cls.__dict__.get("__doc__")
+        out.append(f"\n## [{section}]\n")
+        if doc:
+            out.append(f"{doc.splitlines()[0]}\n")
+        out.append("| key | default | what it does |\n|---|---|---|")
+        for name, param in cls.get_params():
+            default = param._default
+            shown = "*(required)*" if default is _no_value else f"`{_show(default)}`" if _show(default) != "" else "*(empty)*"
+            text = re.sub(r"Choices: \{(.*)\}", lambda m: "Choices: " + ", ".join(sorted(m.group(1).split(", "))), param.description or "")
+            text = text.replace("|", "\\|")
+            out.append(f"| `{name}` | {shown} | {text} |")
+    out.append("\n## Set by batchml when a project's luigi.cfg does not\n")
+    out.append("So that a project's own file cannot lose them by leaving them out (`pipelines/defaults.py`):\n")
+    out.append("| section | key | value |\n|---|---|---|")
+    for section, values in SAFETY_DEFAULTS.items():
+        for key, value in values.items():
+            out.append(f"| `[{section}]` | `{key}` | `{value}` |")
+    out.append("| `[core]` | `logging_conf_file` | the packaged `batchml/config/logging.cfg` |")
+    return "\n".join(out) + "\n"
+
+
+def _show(value) -> str:
+    import json
+
+    if isinstance(value, (dict, list, tuple)) or type(value).__name__ == "FrozenOrderedDict":
+        return json.dumps(value if not hasattr(value, "get_wrapped") else value.get_wrapped())
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+if __name__ == "__main__":
+    print(render(), end="")
