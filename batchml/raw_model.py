@@ -17,17 +17,22 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from batchml.contract import REASON, Contract, validate
+from batchml.contract import REASON, Column, Contract, validate
 
 PREDICTION = "prediction"
+ROW = "__row__"  # the request's row number, the key of a model's input
 PROBA = "proba_"
 _ORT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
 
 
 def raw_contract(contract: Contract) -> Contract:
-    """The contract of the rows a model is asked about: every column but the label."""
+    """The contract of the rows a model is asked about: every column but the label, keyed by row number.
+
+    Each row is a question of its own: the same key asked twice is answered twice, not refused.
+    """
     label = contract.label.column if contract.label else None
-    return replace(contract, columns=tuple(c for c in contract.columns if c.name != label), label=None)
+    columns = tuple(c for c in contract.columns if c.name != label)
+    return replace(contract, columns=(*columns, Column(ROW, "integer", nullable=False)), key=(ROW,), label=None)
 
 
 class RawRowsModel(mlflow.pyfunc.PythonModel):
@@ -57,11 +62,12 @@ class RawRowsModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         """`prediction` (and `proba_<class>` for a classifier) for each raw row; rows the contract refuses fail the call."""
-        checked = validate(pd.DataFrame(model_input).reset_index(drop=True), self.contract, None, origin="model input")
+        rows = pd.DataFrame(model_input).reset_index(drop=True)
+        checked = validate(rows.assign(**{ROW: np.arange(len(rows))}), self.contract, None, origin="model input")
         if len(checked.rejected):
-            reasons = " | ".join(checked.rejected[REASON].head(5).astype(str))
-            raise ValueError(f"{len(checked.rejected)} of {len(model_input)} rows break the dataset contract {self.contract.dataset}: {reasons}")
-        return self.predict_features(self.features(checked.valid))
+            reasons = " | ".join(f"row {r[ROW]}: {r[REASON]}" for _, r in checked.rejected.head(5).iterrows())
+            raise ValueError(f"{len(checked.rejected)} of {len(rows)} rows break the dataset contract {self.contract.dataset}: {reasons}")
+        return self.predict_features(self.features(checked.valid.drop(columns=[ROW])))
 
     def features(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Validated rows -> the model's inputs, through the project's transform (as at scoring)."""

@@ -11,7 +11,7 @@ from batchml.contract import Contract
 from batchml.errors import IntegrityError
 from batchml.lifecycle import Project, train_and_register
 from batchml.provenance import sha256_file
-from batchml.registry import ONNX_ARTIFACT, Registry
+from batchml.registry import ONNX_ARTIFACT, Registry, _fluent_uris
 from batchml.sources import GeneratorSource
 from tests.conftest import CONTRACT
 
@@ -50,8 +50,8 @@ def test_pin_carries_version_runtime_inputs_and_onnx_hash(registry, tmp_path):
 
 
 def test_the_registered_version_loads_by_alias_with_mlflow_itself(registry):
-    mlflow.set_tracking_uri(registry.tracking_uri)
-    model = mlflow.pyfunc.load_model("models:/trips@champion")
+    with _fluent_uris(registry.tracking_uri):  # a global set_tracking_uri would leak into later tests
+        model = mlflow.pyfunc.load_model("models:/trips@champion")
     assert model.metadata.signature.inputs.input_names() == [c for c in Contract.load(CONTRACT).names]  # raw rows: the transform is inside
 
 
@@ -82,9 +82,8 @@ def test_a_data_scientists_sklearn_model_is_pinned_for_the_pyfunc_runtime_with_i
     from sklearn.linear_model import LinearRegression
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
     x = pd.DataFrame({"a": np.arange(50.0), "b": np.arange(50.0) % 7})
-    with mlflow.start_run():
+    with _fluent_uris(uri), mlflow.start_run():  # not set_tracking_uri: it would leak into later tests
         mlflow.sklearn.log_model(LinearRegression().fit(x, 2 * x["a"] + 1), name="model", input_example=x.head(3), registered_model_name="prices")
     reg = Registry(uri, "prices")
     reg.set_alias("champion", "1")
