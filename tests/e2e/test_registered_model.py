@@ -170,3 +170,22 @@ def test_mlflow_models_predict_on_a_csv_of_raw_rows_agrees_with_the_batch(scored
     assert run.returncode == 0, run.stderr[-3000:]
     answer = json.loads(out.read_text())
     assert_batch_predictions([p["prediction"] for p in answer["predictions"]], expected)
+
+
+@pytest.mark.slow
+def test_spark_udf_on_raw_rows_agrees_with_the_batch(scored, monkeypatch):
+    """Runs where pyspark (and Java) are installed; batchml does not depend on them."""
+    pytest.importorskip("pyspark")
+    from pyspark.sql import SparkSession
+
+    folder, rows_csv, expected = scored
+    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
+    rows = pd.read_csv(rows_csv)
+    spark = SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false").getOrCreate()
+    try:
+        with _fluent_uris(f"sqlite:///{folder / 'mlflow.db'}"):
+            udf = mlflow.pyfunc.spark_udf(spark, URI, env_manager="local", result_type="double")
+        got = spark.createDataFrame(rows).select(udf(*rows.columns).alias("prediction")).toPandas()["prediction"]
+    finally:
+        spark.stop()
+    assert_batch_predictions(got, expected)
