@@ -18,6 +18,7 @@ import ast
 import contextlib
 import importlib.util
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,15 +48,9 @@ class Packaging:
     """What the registered model needs beyond the estimator: the raw rows it takes and how they become inputs."""
 
     contract: Contract
+    example: pd.DataFrame  # a few valid rows as a user sends them (raw_example): the input example
     transform: str = ""  # the project's [features] transform, 'module:function'
-    example: pd.DataFrame | None = None  # a few validated rows of the contract, as a user would send them
     window: tuple[str, str] = ("", "")  # the training window (first, last date), for the logged dataset
-
-
-def raw_columns(contract: Contract) -> list[str]:
-    """The columns the model takes: the contract's, without the label."""
-    label = contract.label.column if contract.label else None
-    return [c.name for c in contract.columns if c.name != label]
 
 
 def raw_signature_inputs(contract: Contract):
@@ -204,27 +199,28 @@ def importable(folder: Path):
     try:
         yield
     finally:
+        added = tuple(p.rstrip(os.sep) + os.sep for p in sys.path if p not in saved_path)  # this folder, and the code/ of each model MLflow loaded
         sys.path[:] = saved_path
         for name in set(sys.modules) - saved_modules:
-            if name == PACKAGE or name.startswith(f"{PACKAGE}.") or name.startswith("code_model_"):
+            where = getattr(sys.modules[name], "__file__", None) or ""
+            if name.startswith("code_model_") or (added and where.startswith(added)):
                 del sys.modules[name]
 
 
-def log_model(model, onnx_path: Path | None, packaging: Packaging, *, inputs: list[str], classes, work: Path, estimator_signature=None):
+def log_model(model, onnx_path: Path | None, packaging: Packaging, *, inputs: list[str], classes, work: Path, estimator_signature, trusted_types: list[str]):
     """Log the raw-rows model in the active run; returns MLflow's ModelInfo.
 
-    `estimator_signature` (on the model inputs) goes to the estimator inside it.
+    The estimator inside it is saved with `estimator_signature` (on the model inputs) and
+    the types skops must trust to read it back.
     """
     import mlflow
     from mlflow.models import ModelSignature, infer_signature
-
-    from batchml.registry import _trusted_types
 
     contract_file = work / "contract.yaml"
     contract_file.write_text(contract_yaml(packaging.contract))
     # Requirements given, not inferred: inferring runs the model in a subprocess (about 6 s).
     estimator = work / Path(ESTIMATOR_PATH).name
-    mlflow.sklearn.save_model(model, str(estimator), signature=estimator_signature, skops_trusted_types=_trusted_types(model), pip_requirements=requirements())
+    mlflow.sklearn.save_model(model, str(estimator), signature=estimator_signature, skops_trusted_types=trusted_types, pip_requirements=requirements())
     artifacts = {"contract": str(contract_file), "sklearn": str(estimator)}
     if onnx_path is not None:
         artifacts["onnx"] = str(onnx_path)

@@ -303,8 +303,16 @@ class Registry:
             else:
                 version_tags["model_input"] = "raw"  # the registered model takes raw contract rows
                 _log_training_data(train_frame, packaging)
-                signature = infer_signature(example, output)
-                info = log_packaged_model(model, onnx_path, packaging, inputs=inputs, classes=classes, work=Path(tmp), estimator_signature=signature)
+                info = log_packaged_model(
+                    model,
+                    onnx_path,
+                    packaging,
+                    inputs=inputs,
+                    classes=classes,
+                    work=Path(tmp),
+                    estimator_signature=infer_signature(example, output),
+                    trusted_types=_trusted_types(model),
+                )
             mlflow.log_dict(profile, PROFILE_ARTIFACT)
             mlflow.set_tags({**version_tags, "code_version": code_version()})
             run_id = run.info.run_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -159,3 +160,11 @@ def test_a_version_without_onnx_is_still_a_batchml_version_with_its_estimator(re
     rows = validate(orders(20, 5), contract, None, origin="check").valid
     features = model_inputs(rows, contract, "order_hooks:features")[["shop", "items", "amount", "hour"]]
     np.testing.assert_allclose(estimator.get_raw_model().predict_proba(features), model.predict_proba(features))
+
+
+def test_registering_leaves_this_process_importing_what_it_imported_before(registered):
+    import sys
+
+    assert "batchml_model" not in sys.modules and not [p for p in sys.path if p.endswith("code")]
+    project = Path(registered[0].artifact_location).parent
+    assert Path(sys.modules["order_hooks"].__file__).parent == project  # the project's module, not the model's copy
