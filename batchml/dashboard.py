@@ -81,7 +81,7 @@ def summarize_date(docs: dict) -> dict:
     rows = predictions.get("rows") or features.get("rows") or {}
     rows_in = _first(numbers.get("rows_in"), rows.get("in"))
     quarantined = _first(numbers.get("quarantined"), rows.get("quarantined"))
-    status = status_of(docs.get("metrics"), docs.get("drift"), failure, labels_only=bool(docs.get("labels")))
+    status = status_of(docs.get("metrics"), docs.get("drift"), failure, labels_only=bool(docs.get("labels")), scored_only=bool(docs.get("predictions")))
     task = metrics.get("task") or "regression"
     metric = metrics.get("primary_metric") or ("mae" if task == "regression" else "log_loss")
     realized = numbers.get("realized") or None
@@ -130,6 +130,8 @@ def _cause(status: str, metrics: dict, drift: dict, failure: dict | None) -> str
         return text + (f"; warnings: {', '.join(map(str, warned))}" if warned else "")
     if status == "warn":
         return "warnings: " + ", ".join(map(str, warned))
+    if status == "scored":
+        return "scored for a later date's realized metrics; DailyScore of this date runs its checks"
     if status == "labels":
         return "labels only: nothing scored for this date"
     if status == "missing":

@@ -106,12 +106,17 @@ def date_checks(storage, date: dt.date, *, pin, reference: dict | None, contract
     daily = read_json(storage, profile_path(date)) or {"columns": {}}
     reference = reference or {}
     classes = pin.classes
+    prediction = dict(daily["columns"].get(PREDICTION, {})) if not classes else {}
+    if prediction and reference.get("prediction"):
+        from batchml.profile import binned_quantiles
+
+        prediction["quantiles"] = binned_quantiles(reference["prediction"], prediction)
     result = run_checks(
         rows_in=predictions.rows["in"],
         trailing_rows=trailing_rows(storage, "features", date, trailing_days),
         quarantined=predictions.rows["quarantined"],
         null_rates={c: v["null_rate"] for c, v in daily["columns"].items()},
-        prediction=daily["columns"].get(PREDICTION, {}) if not classes else {},
+        prediction=prediction,
         reference_prediction=reference.get("prediction") or {},
         realized=realized,
         holdout=holdout,
