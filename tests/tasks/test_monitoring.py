@@ -106,6 +106,10 @@ def test_every_number_reaches_mlflow_and_the_report_has_its_sections(pipeline, d
     assert run.data.metrics["rows_in"] == metrics["numbers"]["rows_in"]
     assert run.data.metrics["quarantine_rate"] == pytest.approx(next(c["value"] for c in metrics["checks"] if c["name"] == "quarantine_rate"))
     assert "drift_psi.trip_distance" in run.data.metrics and run.data.tags["status"] == metrics["status"]
+    assert run.info.run_name == f"monitor {day}" and "Daily monitoring" in experiment.tags["mlflow.note.content"]
+    (timeline,) = registry.client.search_runs([experiment.experiment_id], filter_string="tags.kind = 'timeline'")
+    history = registry.client.get_metric_history(timeline.info.run_id, "rows_in")
+    assert [(m.step, m.value) for m in history] == [((day - dt.date(1970, 1, 1)).days, metrics["numbers"]["rows_in"])]
     page = monitoring(day, "report.html")
     for section in ('id="summary"', 'id="drift"', 'id="metrics"', 'id="trends"', 'id="retraining"'):
         assert section in page
