@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pandas as pd
+
 from batchml.storage import Storage
 
 MONITORING = "monitoring"
@@ -77,23 +79,33 @@ def history(storage: Storage, date: dt.date, days: int) -> list[dict]:
     return rows
 
 
-def realized_of(storage, labelled: dt.date, contract, classes, holdout_of) -> tuple[dict, float | None]:
-    """Realized performance of a labelled date's committed predictions against its labels.
+def realized_of(storage, labelled: dt.date, contract, classes, holdout_of, window_days: int = 1) -> tuple[dict, float | None]:
+    """Realized performance of the labelled date's committed predictions against its labels.
 
-    `holdout_of(version)` gives the scoring version's holdout value of the primary metric
+    With `window_days` > 1, the rows of the window's labelled dates ending at `labelled`
+    that were scored by the same version and whose labels are committed count together (the
+    drift window's counterpart: a low-volume table gets a metric on enough rows).
+    `holdout_of(version, metric)` gives that version's holdout value of the primary metric
     (its training-time reference), returned beside the numbers.
     """
     from batchml.checks import realized_performance
     from batchml.metrics import PRIMARY
     from batchml.scoring import PREDICTION, proba_columns
 
-    scored = storage.manifest("predictions", labelled)
-    preds = storage.read_table("predictions", labelled, columns=[*contract.key, PREDICTION, *proba_columns(classes)])
-    labels = storage.read_table("labels", labelled)
+    version = storage.manifest("predictions", labelled).model["version"]
+    dates = [labelled - dt.timedelta(days=i) for i in range(window_days - 1, -1, -1)]
+    dates = [d for d in dates if d == labelled or (_scored_by(storage, d) == version and storage.is_committed("labels", d))]
+    columns = [*contract.key, PREDICTION, *proba_columns(classes)]
+    preds = pd.concat([storage.read_table("predictions", d, columns=columns) for d in dates], ignore_index=True)
+    labels = pd.concat([storage.read_table("labels", d) for d in dates], ignore_index=True)
     result = realized_performance(preds, labels, key=list(contract.key), label=contract.label.column, task=contract.task, classes=classes)
-    version = scored.model["version"]
-    holdout = holdout_of(version, PRIMARY[contract.task])
-    return {**result, "date": labelled.isoformat(), "model_version": version}, holdout
+    window = {"window_days": window_days, "dates": [d.isoformat() for d in dates]}
+    return {**result, "date": labelled.isoformat(), "model_version": version, **window}, holdout_of(version, PRIMARY[contract.task])
+
+
+def _scored_by(storage, date: dt.date) -> str | None:
+    manifest = storage.manifest("predictions", date)
+    return manifest.model["version"] if manifest else None
 
 
 def date_checks(storage, date: dt.date, *, pin, reference: dict | None, contract, thresholds, trailing_days: int, realized, holdout, status: str) -> dict:

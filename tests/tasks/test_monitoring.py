@@ -126,3 +126,14 @@ def test_a_breach_fails_the_date_and_a_warn_only_setting_lets_it_pass(pipeline, 
     assert monitoring(day, "report.html") is not None  # the page shows the breach
     pipeline({"checks": {"max_quarantine_rate": "0.0001", "warn_only": '["quarantine_rate"]'}})
     assert build(DailyScore(day)).status == LuigiStatusCode.SUCCESS
+
+
+def test_a_window_sums_profiles_and_realized_rows_of_the_dates_ending_at_d(pipeline, day):
+    pipeline({"drift": {"window_days": "2", "exclude": json.dumps(["pickup_weekday", "is_weekend"])}})
+    nxt = day + dt.timedelta(days=1)
+    assert build(DailyScore(day), DailyScore(nxt)).status == LuigiStatusCode.SUCCESS
+    drift, metrics = monitoring(nxt, "drift.json"), monitoring(nxt, "metrics.json")
+    assert drift["window_days"] == 2 and drift["dates"] == [str(day), str(nxt)] and drift["rows"] > 5000
+    realized = metrics["numbers"]["realized"]
+    assert metrics["window_days"] == 2 and realized["dates"] == [str(day - dt.timedelta(days=2)), str(nxt - dt.timedelta(days=2))]
+    assert realized["labelled"] > 5000  # two dates' labelled rows
