@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from batchml.monitoring import monitoring_file, read_json
-from batchml.predictions import PREDICTIONS
+from batchml.layout import PREDICTIONS, monitoring_file
+from batchml.monitoring import read_json
 from batchml.storage import Storage
 
 
