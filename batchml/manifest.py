@@ -75,7 +75,9 @@ class Problem:
     what: str  # missing | unlisted | resized | checksum | unreadable: <reader error>
 
     def line(self, url: str) -> str:
-        return f"{self.dataset} {self.date}: {url}: {self.what}"
+        """`<dataset> <date>: <file url>: <what is wrong>`, as `batchml verify` prints it."""
+        described = {"unlisted": f"not listed in {MANIFEST}", "resized": f"size differs from {MANIFEST}", "checksum": f"sha256 differs from {MANIFEST}"}
+        return f"{self.dataset} {self.date}: {url}: {described.get(self.what, self.what)}"
 
 
 class ManifestReader:

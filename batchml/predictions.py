@@ -36,12 +36,13 @@ def predict_date(
     """Commit predictions for `date`; None when another run committed them first.
 
     With a `reference` profile, the date's profile on the reference bins is computed in the
-    same pass and committed with the predictions. Checks rows in = rows scored + rows
+    same pass and committed with the predictions. The features' files are checked against
+    their manifest's sha256 first, naming any bad one. Checks rows in = rows scored + rows
     quarantined before anything is published. `replace` re-scores a committed date (on
     request only: a re-pinned, stale date); the old files stay visible until the new ones
     are complete.
     """
-    features = storage.verify(FEATURES, date)
+    features = storage.verify(FEATURES, date, checksums=True)  # every byte scoring reads, against its sha256
     inputs = check_inputs(pin, features, date)
     spec = ModelSpec(str(model_path), pin.sha256, pin.runtime, inputs, tuple(key), pin.name, pin.version, pin.classes)
     with storage.writer(PREDICTIONS, date, replace=replace) as out:
