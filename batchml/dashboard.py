@@ -17,12 +17,13 @@ from html import escape
 from markupsafe import Markup
 
 from batchml.extract import FEATURES, LABELS
-from batchml.monitoring import MONITORING, monitored_dates, monitoring_file, read_json
+from batchml import layout
+from batchml.monitoring import monitored_dates, monitoring_file, read_json
 from batchml.predictions import PREDICTIONS
 from batchml.report import STATUS_LABELS, _axis, _finite, _num, _pct, _report_href, _status_key, _svg, render, status_of
 from batchml.storage import Storage
 
-INDEX = f"{MONITORING}/index.html"
+INDEX = layout.INDEX
 DOCUMENTS = ("metrics", "drift", "retrain", "rollback", "failure")
 DATASETS = {"predictions": PREDICTIONS, "features": FEATURES, "labels": LABELS}
 WIDTH, LEFT, RIGHT = 1080, 132, 18  # every timeline shares this x axis, so dates line up across charts
@@ -46,7 +47,7 @@ def write_index(storage: Storage) -> None:
 
 def _documents(storage: Storage, date: dt.date) -> dict:
     """The raw documents of a date: its monitoring JSON files and its manifests (None when absent)."""
-    names = set(storage.list_names(f"{MONITORING}/date={date.isoformat()}"))
+    names = set(storage.list_names(layout.monitoring_dir(date)))
     docs: dict = {"date": date.isoformat(), "has_report": "report.html" in names}
     for key in DOCUMENTS:
         docs[key] = read_json(storage, monitoring_file(date, f"{key}.json")) if f"{key}.json" in names else None

@@ -7,14 +7,11 @@ import json
 
 import pandas as pd
 
+from batchml import layout
+from batchml.layout import MONITORING, monitoring_file
 from batchml.storage import Storage
 
-MONITORING = "monitoring"
-
-
-def monitoring_file(date: dt.date, name: str) -> str:
-    """Relative path of one result file of a date, e.g. monitoring/date=D/drift.json."""
-    return f"{MONITORING}/date={date.isoformat()}/{name}"
+__all__ = ["MONITORING", "history", "monitored_dates", "monitoring_file", "read_durations", "read_json", "record_duration", "trailing_rows", "write_json"]
 
 
 def read_json(storage: Storage, relative: str) -> dict | None:
@@ -52,7 +49,7 @@ def trailing_rows(storage: Storage, dataset: str, date: dt.date, days: int) -> l
 
 
 def monitored_dates(storage: Storage) -> list[dt.date]:
-    return sorted(dt.date.fromisoformat(name[5:]) for name in storage.list_names(MONITORING) if name.startswith("date="))
+    return sorted(d for d in map(layout.date_of, storage.list_names(MONITORING)) if d is not None)
 
 
 def history(storage: Storage, date: dt.date, days: int) -> list[dict]:

@@ -16,6 +16,8 @@ from html import escape
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from batchml import layout
+
 SECTIONS = (("summary", "Summary"), ("drift", "Drift"), ("metrics", "Metrics"), ("trends", "Trends"), ("retraining", "Retraining"))
 STATUS_LABELS = {"ok": "OK", "warn": "Warning", "fail": "Failed", "drift": "Drift", "scored": "Scored only", "labels": "Labels only", "missing": "Missing"}
 DECISION_STATUS = {"not triggered": "missing", "triggered": "warn", "promoted": "ok", "rejected": "fail", "rolled back": "fail"}
@@ -312,7 +314,7 @@ def _status_key(status) -> str:
 
 
 def _report_href(date) -> str:
-    return f"date={date}/report.html"
+    return layout.report_href(date)
 
 
 def _text(value) -> str:

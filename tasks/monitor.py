@@ -197,4 +197,4 @@ class CheckMetrics(luigi.Task):
         breaches = self._breaches()
         if breaches:
             causes = "; ".join(f"{c['name']} = {c['value']:.4g} outside {c['bound']}" for c in breaches)
-            raise MetricBreach(f"{self.date}: {causes} (monitoring/date={self.date}/metrics.json)")
+            raise MetricBreach(f"{self.date}: {causes} ({monitoring_file(self.date, 'metrics.json')})")
