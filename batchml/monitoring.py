@@ -89,19 +89,19 @@ def realized_of(storage, labelled: dt.date, contract, classes, holdout_of, windo
     from batchml.metrics import PRIMARY
     from batchml.scoring import PREDICTION, proba_columns
 
-    version = storage.manifest("predictions", labelled).model["version"]
+    version = storage.manifest(layout.PREDICTIONS, labelled).model["version"]
     dates = [labelled - dt.timedelta(days=i) for i in range(window_days - 1, -1, -1)]
-    dates = [d for d in dates if d == labelled or (_scored_by(storage, d) == version and storage.is_committed("labels", d))]
+    dates = [d for d in dates if d == labelled or (_scored_by(storage, d) == version and storage.is_committed(layout.LABELS, d))]
     columns = [*contract.key, PREDICTION, *proba_columns(classes)]
-    preds = pd.concat([storage.read_table("predictions", d, columns=columns) for d in dates], ignore_index=True)
-    labels = pd.concat([storage.read_table("labels", d) for d in dates], ignore_index=True)
+    preds = pd.concat([storage.read_table(layout.PREDICTIONS, d, columns=columns) for d in dates], ignore_index=True)
+    labels = pd.concat([storage.read_table(layout.LABELS, d) for d in dates], ignore_index=True)
     result = realized_performance(preds, labels, key=list(contract.key), label=contract.label.column, task=contract.task, classes=classes)
     window = {"window_days": window_days, "dates": [d.isoformat() for d in dates]}
     return {**result, "date": labelled.isoformat(), "model_version": version, **window}, holdout_of(version, PRIMARY[contract.task])
 
 
 def _scored_by(storage, date: dt.date) -> str | None:
-    manifest = storage.manifest("predictions", date)
+    manifest = storage.manifest(layout.PREDICTIONS, date)
     return manifest.model["version"] if manifest else None
 
 
@@ -111,7 +111,7 @@ def date_checks(storage, date: dt.date, *, pin, reference: dict | None, contract
     from batchml.predictions import profile_path
     from batchml.scoring import PREDICTION
 
-    predictions = storage.verify("predictions", date)
+    predictions = storage.verify(layout.PREDICTIONS, date)
     daily = read_json(storage, profile_path(date)) or {"columns": {}}
     reference = reference or {}
     classes = pin.classes
@@ -122,7 +122,7 @@ def date_checks(storage, date: dt.date, *, pin, reference: dict | None, contract
         prediction["quantiles"] = binned_quantiles(reference["prediction"], prediction)
     result = run_checks(
         rows_in=predictions.rows["in"],
-        trailing_rows=trailing_rows(storage, "features", date, trailing_days),
+        trailing_rows=trailing_rows(storage, layout.FEATURES, date, trailing_days),
         quarantined=predictions.rows["quarantined"],
         null_rates={c: v["null_rate"] for c, v in daily["columns"].items()},
         prediction=prediction,
@@ -152,8 +152,8 @@ def report_inputs(storage, date: dt.date, *, reference: dict | None, trend_days:
     """Everything the daily report of `date` shows, read from the storage root."""
     from batchml.predictions import profile_path
 
-    predictions = storage.verify("predictions", date)
-    features = storage.manifest("features", date)
+    predictions = storage.verify(layout.PREDICTIONS, date)
+    features = storage.manifest(layout.FEATURES, date)
     decision = read_json(storage, monitoring_file(date, "retrain.json"))
     rollback = read_json(storage, monitoring_file(date, "rollback.json"))
     if rollback:
