@@ -1,12 +1,16 @@
-"""Which dates of a range need work: missing, stale (scored by another version), failed."""
+"""Which dates of a range need work: missing, stale (scored by another version), failed, corrupt.
+
+A scored date is corrupt when a file of its predictions or features disagrees with its
+manifest (size or sha256): read once per date, so a dry run names every bad file.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
 
-from batchml.monitoring import monitoring_file, read_json
-from batchml.predictions import PREDICTIONS
+from batchml.layout import FEATURES, PREDICTIONS, monitoring_file
+from batchml.monitoring import read_json
 from batchml.storage import Storage
 
 
@@ -15,6 +19,7 @@ class BackfillPlan:
     missing: list[dt.date] = field(default_factory=list)
     stale: list[dt.date] = field(default_factory=list)
     failed: list[dt.date] = field(default_factory=list)
+    corrupt: dict[dt.date, list[str]] = field(default_factory=dict)  # date -> "<dataset>/<file>: what"
 
     def lines(self, champion: str | None) -> list[str]:
         def show(dates):
@@ -24,6 +29,8 @@ class BackfillPlan:
             f"missing ({len(self.missing)}): {show(self.missing)}",
             f"stale, scored by another version than the champion v{champion} ({len(self.stale)}): {show(self.stale)}",
             f"failed or unfinished ({len(self.failed)}): {show(self.failed)}",
+            f"corrupt, files disagree with their manifests ({len(self.corrupt)}): "
+            + ("; ".join(f"{d} ({', '.join(bad)})" for d, bad in sorted(self.corrupt.items())) or "none"),
         ]
 
 
@@ -42,4 +49,12 @@ def plan(storage: Storage, dates: list[dt.date], champion_version: str | None) -
         report = storage.read_text(monitoring_file(date, "report.html"))
         if metrics is None or metrics.get("status") == "fail" or report is None:
             out.failed.append(date)
+        bad = [
+            f"{p.dataset}/{p.path}: {p.what}"
+            for ds in (FEATURES, PREDICTIONS)
+            if storage.is_committed(ds, date)
+            for p in storage.problems(ds, date, checksums=True)
+        ]
+        if bad:
+            out.corrupt[date] = bad
     return out

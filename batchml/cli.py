@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 
 from batchml.errors import BatchmlError
+from batchml.layout import DATASETS
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -16,6 +18,18 @@ def _init(args: argparse.Namespace) -> int:
         print(f"wrote {path}")
     print(f"next: review {written[0]}, then read {written[-1]}")
     return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from batchml.storage import open_storage
+    from batchml.verify import verify_dates
+
+    datasets = tuple(dict.fromkeys(args.dataset)) if args.dataset else DATASETS
+    result = verify_dates(open_storage(args.root), datasets, args.start, args.stop)
+    for line in result.bad:
+        print(line, file=sys.stderr)
+    print(result.summary(datasets, args.start, args.stop), file=sys.stdout if result.ok else sys.stderr)
+    return 0 if result.ok else 1
 
 
 def parser() -> argparse.ArgumentParser:
@@ -32,6 +46,16 @@ def parser() -> argparse.ArgumentParser:
     init.add_argument("--task", choices=["regression", "classification"], help="the label's task (default: regression)")
     init.add_argument("--force", action="store_true", help="write into DIR even when it is not empty (the starter files are overwritten)")
     init.set_defaults(run=_init)
+    verify = commands.add_parser(
+        "verify",
+        help="check committed dates against their manifests: files present, sizes, sha256, Parquet page checksums",
+        description="Check every committed date of [START, STOP) against its manifest; exit 1 naming each bad file, 0 when all match.",
+    )
+    verify.add_argument("root", metavar="ROOT", help="the storage root: a folder or s3://bucket/prefix")
+    verify.add_argument("--start", type=dt.date.fromisoformat, required=True, metavar="YYYY-MM-DD", help="the first date checked")
+    verify.add_argument("--stop", type=dt.date.fromisoformat, required=True, metavar="YYYY-MM-DD", help="the first date not checked (exclusive)")
+    verify.add_argument("--dataset", action="append", choices=DATASETS, help=f"a dataset to check; repeat for several (default: all of {', '.join(DATASETS)})")
+    verify.set_defaults(run=_verify)
     return top
 
 

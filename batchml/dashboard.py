@@ -17,12 +17,13 @@ from html import escape
 from markupsafe import Markup
 
 from batchml.extract import FEATURES, LABELS
-from batchml.monitoring import MONITORING, monitored_dates, monitoring_file, read_json
+from batchml import layout
+from batchml.monitoring import monitored_dates, monitoring_file, read_json
 from batchml.predictions import PREDICTIONS
 from batchml.report import STATUS_LABELS, _axis, _finite, _num, _pct, _report_href, _status_key, _svg, render, status_of
 from batchml.storage import Storage
 
-INDEX = f"{MONITORING}/index.html"
+INDEX = layout.INDEX
 DOCUMENTS = ("metrics", "drift", "retrain", "rollback", "failure")
 DATASETS = {"predictions": PREDICTIONS, "features": FEATURES, "labels": LABELS}
 WIDTH, LEFT, RIGHT = 1080, 132, 18  # every timeline shares this x axis, so dates line up across charts
@@ -46,7 +47,7 @@ def write_index(storage: Storage) -> None:
 
 def _documents(storage: Storage, date: dt.date) -> dict:
     """The raw documents of a date: its monitoring JSON files and its manifests (None when absent)."""
-    names = set(storage.list_names(f"{MONITORING}/date={date.isoformat()}"))
+    names = set(storage.list_names(layout.monitoring_dir(date)))
     docs: dict = {"date": date.isoformat(), "has_report": "report.html" in names}
     for key in DOCUMENTS:
         docs[key] = read_json(storage, monitoring_file(date, f"{key}.json")) if f"{key}.json" in names else None
@@ -81,7 +82,7 @@ def summarize_date(docs: dict) -> dict:
     rows = predictions.get("rows") or features.get("rows") or {}
     rows_in = _first(numbers.get("rows_in"), rows.get("in"))
     quarantined = _first(numbers.get("quarantined"), rows.get("quarantined"))
-    status = status_of(docs.get("metrics"), docs.get("drift"), failure, labels_only=bool(docs.get("labels")))
+    status = status_of(docs.get("metrics"), docs.get("drift"), failure, labels_only=bool(docs.get("labels")), scored_only=bool(docs.get("predictions")))
     task = metrics.get("task") or "regression"
     metric = metrics.get("primary_metric") or ("mae" if task == "regression" else "log_loss")
     realized = numbers.get("realized") or None
@@ -130,6 +131,8 @@ def _cause(status: str, metrics: dict, drift: dict, failure: dict | None) -> str
         return text + (f"; warnings: {', '.join(map(str, warned))}" if warned else "")
     if status == "warn":
         return "warnings: " + ", ".join(map(str, warned))
+    if status == "scored":
+        return "scored for a later date's realized metrics; DailyScore of this date runs its checks"
     if status == "labels":
         return "labels only: nothing scored for this date"
     if status == "missing":

@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from batchml import layout
 from batchml.contract import REASON, Contract, empty_rejected, top_reasons, validate
 from batchml.errors import MissingInput, RejectedShareTooHigh
 from batchml.faults import failpoint
@@ -20,7 +21,7 @@ from batchml.sources import Source
 from batchml.storage import Manifest, Storage
 
 log = logging.getLogger(__name__)
-FEATURES, QUARANTINE = "features", "quarantine"
+FEATURES, QUARANTINE = layout.FEATURES, layout.QUARANTINE
 
 
 @dataclass
@@ -68,7 +69,7 @@ def extract_date(
                 part = model_inputs(checked.valid.iloc[start : start + rows_per_file].reset_index(drop=True), contract, transform)
                 columns = columns or {c: str(t) for c, t in part.dtypes.items()}
                 with features.open(name) as fh:
-                    pq.write_table(pa.Table.from_pandas(part, preserve_index=False), fh)
+                    pq.write_table(pa.Table.from_pandas(part, preserve_index=False), fh, write_page_checksum=True)
                 file_rows[name] = len(part)
                 failpoint("extract.staged")
             if len(checked.rejected):
@@ -81,9 +82,9 @@ def extract_date(
         assert rows_in == rows_valid + len(bad), "rows in != valid + rejected"
         reasons = top_reasons(bad[REASON])
         if rows_in and len(bad) / rows_in > max_reject_share:
-            relative = f"{QUARANTINE}/_rejected/date={date.isoformat()}.{run_id}.parquet"
+            relative = layout.rejected(date, run_id)
             with storage.open(relative, "wb") as fh:
-                bad.to_parquet(fh, index=False)
+                bad.to_parquet(fh, index=False, write_page_checksum=True)
             kept = storage.url(relative)
             listed = ", ".join(f"{r} ({n})" for r, n in reasons)
             raise RejectedShareTooHigh(
@@ -95,7 +96,7 @@ def extract_date(
             date=date.isoformat(), schema_hash=contract.fingerprint(), input_fingerprint=source.fingerprint(date), code_version=code_version(), run_id=run_id
         )
         with quarantine.open("part-00000.parquet") as fh:
-            bad.to_parquet(fh, index=False)
+            bad.to_parquet(fh, index=False, write_page_checksum=True)
         quarantine.commit(
             Manifest(dataset=QUARANTINE, rows={"in": rows_in, "written": len(bad), "quarantined": len(bad)}, extra={"top_reasons": reasons}, **common),
             {"part-00000.parquet": len(bad)},
@@ -106,7 +107,7 @@ def extract_date(
         return ExtractResult(rows_in, rows_valid, len(bad), reasons)
 
 
-LABELS = "labels"
+LABELS = layout.LABELS
 
 
 def extract_labels(source: Source, contract: Contract, storage: Storage, date: dt.date, *, transform: str = "", run_id: str) -> int | None:
@@ -124,7 +125,7 @@ def extract_labels(source: Source, contract: Contract, storage: Storage, date: d
         else:
             labels = source.labels(date)
         with out.open("part-00000.parquet") as fh:
-            labels.to_parquet(fh, index=False)
+            labels.to_parquet(fh, index=False, write_page_checksum=True)
         manifest = Manifest(
             dataset=LABELS,
             date=date.isoformat(),

@@ -5,14 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pandas as pd
+
+from batchml import layout
+from batchml.layout import MONITORING, monitoring_file
 from batchml.storage import Storage
 
-MONITORING = "monitoring"
-
-
-def monitoring_file(date: dt.date, name: str) -> str:
-    """Relative path of one result file of a date, e.g. monitoring/date=D/drift.json."""
-    return f"{MONITORING}/date={date.isoformat()}/{name}"
+__all__ = ["MONITORING", "history", "monitored_dates", "monitoring_file", "read_durations", "read_json", "record_duration", "trailing_rows", "write_json"]
 
 
 def read_json(storage: Storage, relative: str) -> dict | None:
@@ -50,7 +49,7 @@ def trailing_rows(storage: Storage, dataset: str, date: dt.date, days: int) -> l
 
 
 def monitored_dates(storage: Storage) -> list[dt.date]:
-    return sorted(dt.date.fromisoformat(name[5:]) for name in storage.list_names(MONITORING) if name.startswith("date="))
+    return sorted(d for d in map(layout.date_of, storage.list_names(MONITORING)) if d is not None)
 
 
 def history(storage: Storage, date: dt.date, days: int) -> list[dict]:
@@ -77,23 +76,33 @@ def history(storage: Storage, date: dt.date, days: int) -> list[dict]:
     return rows
 
 
-def realized_of(storage, labelled: dt.date, contract, classes, holdout_of) -> tuple[dict, float | None]:
-    """Realized performance of a labelled date's committed predictions against its labels.
+def realized_of(storage, labelled: dt.date, contract, classes, holdout_of, window_days: int = 1) -> tuple[dict, float | None]:
+    """Realized performance of the labelled date's committed predictions against its labels.
 
-    `holdout_of(version)` gives the scoring version's holdout value of the primary metric
+    With `window_days` > 1, the rows of the window's labelled dates ending at `labelled`
+    that were scored by the same version and whose labels are committed count together (the
+    drift window's counterpart: a low-volume table gets a metric on enough rows).
+    `holdout_of(version, metric)` gives that version's holdout value of the primary metric
     (its training-time reference), returned beside the numbers.
     """
     from batchml.checks import realized_performance
     from batchml.metrics import PRIMARY
     from batchml.scoring import PREDICTION, proba_columns
 
-    scored = storage.manifest("predictions", labelled)
-    preds = storage.read_table("predictions", labelled, columns=[*contract.key, PREDICTION, *proba_columns(classes)])
-    labels = storage.read_table("labels", labelled)
+    version = storage.manifest(layout.PREDICTIONS, labelled).model["version"]
+    dates = [labelled - dt.timedelta(days=i) for i in range(window_days - 1, -1, -1)]
+    dates = [d for d in dates if d == labelled or (_scored_by(storage, d) == version and storage.is_committed(layout.LABELS, d))]
+    columns = [*contract.key, PREDICTION, *proba_columns(classes)]
+    preds = pd.concat([storage.read_table(layout.PREDICTIONS, d, columns=columns) for d in dates], ignore_index=True)
+    labels = pd.concat([storage.read_table(layout.LABELS, d) for d in dates], ignore_index=True)
     result = realized_performance(preds, labels, key=list(contract.key), label=contract.label.column, task=contract.task, classes=classes)
-    version = scored.model["version"]
-    holdout = holdout_of(version, PRIMARY[contract.task])
-    return {**result, "date": labelled.isoformat(), "model_version": version}, holdout
+    window = {"window_days": window_days, "dates": [d.isoformat() for d in dates]}
+    return {**result, "date": labelled.isoformat(), "model_version": version, **window}, holdout_of(version, PRIMARY[contract.task])
+
+
+def _scored_by(storage, date: dt.date) -> str | None:
+    manifest = storage.manifest(layout.PREDICTIONS, date)
+    return manifest.model["version"] if manifest else None
 
 
 def date_checks(storage, date: dt.date, *, pin, reference: dict | None, contract, thresholds, trailing_days: int, realized, holdout, status: str) -> dict:
@@ -102,16 +111,21 @@ def date_checks(storage, date: dt.date, *, pin, reference: dict | None, contract
     from batchml.predictions import profile_path
     from batchml.scoring import PREDICTION
 
-    predictions = storage.verify("predictions", date)
+    predictions = storage.verify(layout.PREDICTIONS, date)
     daily = read_json(storage, profile_path(date)) or {"columns": {}}
     reference = reference or {}
     classes = pin.classes
+    prediction = dict(daily["columns"].get(PREDICTION, {})) if not classes else {}
+    if prediction and reference.get("prediction"):
+        from batchml.profile import binned_quantiles
+
+        prediction["quantiles"] = binned_quantiles(reference["prediction"], prediction)
     result = run_checks(
         rows_in=predictions.rows["in"],
-        trailing_rows=trailing_rows(storage, "features", date, trailing_days),
+        trailing_rows=trailing_rows(storage, layout.FEATURES, date, trailing_days),
         quarantined=predictions.rows["quarantined"],
         null_rates={c: v["null_rate"] for c, v in daily["columns"].items()},
-        prediction=daily["columns"].get(PREDICTION, {}) if not classes else {},
+        prediction=prediction,
         reference_prediction=reference.get("prediction") or {},
         realized=realized,
         holdout=holdout,
@@ -138,8 +152,8 @@ def report_inputs(storage, date: dt.date, *, reference: dict | None, trend_days:
     """Everything the daily report of `date` shows, read from the storage root."""
     from batchml.predictions import profile_path
 
-    predictions = storage.verify("predictions", date)
-    features = storage.manifest("features", date)
+    predictions = storage.verify(layout.PREDICTIONS, date)
+    features = storage.manifest(layout.FEATURES, date)
     decision = read_json(storage, monitoring_file(date, "retrain.json"))
     rollback = read_json(storage, monitoring_file(date, "rollback.json"))
     if rollback:

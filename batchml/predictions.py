@@ -8,8 +8,9 @@ import json
 import logging
 from pathlib import Path
 
+from batchml import layout
 from batchml.errors import IntegrityError, SchemaError
-from batchml.extract import FEATURES
+from batchml.layout import FEATURES, PREDICTIONS, PROFILE_FILE
 from batchml.profile import daily_profile
 from batchml.provenance import code_version
 from batchml.registry import ModelPin
@@ -17,8 +18,6 @@ from batchml.scoring import ModelSpec, score_files
 from batchml.storage import Manifest, Storage
 
 log = logging.getLogger(__name__)
-PREDICTIONS = "predictions"
-PROFILE_FILE = "_profile.json"  # the date's profile on the reference bins, committed with the predictions
 
 
 def predict_date(
@@ -37,12 +36,13 @@ def predict_date(
     """Commit predictions for `date`; None when another run committed them first.
 
     With a `reference` profile, the date's profile on the reference bins is computed in the
-    same pass and committed with the predictions. Checks rows in = rows scored + rows
+    same pass and committed with the predictions. The features' files are checked against
+    their manifest's sha256 first, naming any bad one. Checks rows in = rows scored + rows
     quarantined before anything is published. `replace` re-scores a committed date (on
     request only: a re-pinned, stale date); the old files stay visible until the new ones
     are complete.
     """
-    features = storage.verify(FEATURES, date)
+    features = storage.verify(FEATURES, date, checksums=True)  # every byte scoring reads, against its sha256
     inputs = check_inputs(pin, features, date)
     spec = ModelSpec(str(model_path), pin.sha256, pin.runtime, inputs, tuple(key), pin.name, pin.version, pin.classes)
     with storage.writer(PREDICTIONS, date, replace=replace) as out:
@@ -103,17 +103,17 @@ def model_for_workers(storage, pin: ModelPin, local_path: Path) -> str:
     """
     if "://" not in storage.url() or Path(local_path).is_dir():
         return str(local_path)  # a pyfunc model folder is read from the local cache
-    relative = f"_models/{pin.sha256}.onnx"
-    if storage.read_text(f"_models/{pin.sha256}.json") is None:
+    relative = layout.model_file(pin.sha256)
+    if storage.read_text(layout.model_file(pin.sha256, ".json")) is None:
         with storage.open(relative, "wb") as fh:
             fh.write(local_path.read_bytes())
-        storage.write_text(f"_models/{pin.sha256}.json", pin.to_json())  # written after the model: it marks it whole
+        storage.write_text(layout.model_file(pin.sha256, ".json"), pin.to_json())  # written after the model: it marks it whole
     return storage.url(relative)
 
 
 def profile_path(date: dt.date) -> str:
     """Where a date's profile lives, relative to the storage root."""
-    return f"{PREDICTIONS}/date={date.isoformat()}/{PROFILE_FILE}"
+    return layout.profile(date)
 
 
 def profile_specs(reference: dict | None) -> dict[str, dict] | None:

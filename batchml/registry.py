@@ -7,13 +7,13 @@ version copies the ONNX file into a local cache and refuses it when the hash dif
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
 import shutil
 import json
 import logging
 import os
 import tempfile
-import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -394,26 +394,46 @@ class Registry:
         return dict(self.client.get_model_version(self.name, version).tags)
 
     def log_daily(self, date: str, metrics: dict[str, float], tags: dict[str, str], documents: dict[str, dict]) -> str:
-        """Log a date's monitoring numbers to its own run in `<model>-monitoring`; re-runs reuse it."""
-        experiment = f"{self.name}-monitoring"
-        found = self.client.get_experiment_by_name(experiment)
-        experiment_id = (
-            found.experiment_id
-            if found
-            else self.client.create_experiment(experiment, artifact_location=f"{self.artifact_location}/monitoring" if self.artifact_location else None)
-        )
-        runs = self.client.search_runs([experiment_id], filter_string=f"tags.date = '{date}'", max_results=1)
-        run_id = runs[0].info.run_id if runs else self.client.create_run(experiment_id, run_name=date, tags={"date": date}).info.run_id
-        step = int(date.replace("-", ""))
+        """Log a date's monitoring numbers to `<model>-monitoring`; re-runs reuse the runs.
+
+        Two places: the date's own run ("monitor D": its numbers, tags and documents), and one
+        "monitor timeline" run where every date is a step (days since 1970-01-01, timestamped
+        at the date), so MLflow's charts of that run are timelines ordered by date.
+        """
         from mlflow.entities import Metric, RunTag
 
-        now = int(time.time() * 1000)
-        self.client.log_batch(
-            run_id,
-            metrics=[Metric(k, float(v), now, step) for k, v in sorted(metrics.items())],
-            tags=[RunTag(k, str(v)) for k, v in tags.items()],
-        )
+        experiment_id = self._monitoring_experiment()
+        runs = self.client.search_runs([experiment_id], filter_string=f"tags.date = '{date}'", max_results=1)
+        run_id = runs[0].info.run_id if runs else self.client.create_run(experiment_id, run_name=f"monitor {date}", tags={"date": date}).info.run_id
+        day = dt.date.fromisoformat(date)
+        step = (day - dt.date(1970, 1, 1)).days
+        at = int(dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc).timestamp() * 1000)
+        batch = [Metric(k, float(v), at, step) for k, v in sorted(metrics.items())]
+        self.client.log_batch(run_id, metrics=batch, tags=[RunTag(k, str(v)) for k, v in tags.items()])
         for name, body in documents.items():
             self.client.log_dict(run_id, body, name)
         self.client.set_terminated(run_id)
+        if batch:
+            self.client.log_batch(self._timeline_run(experiment_id), metrics=batch)
         return run_id
+
+    def _monitoring_experiment(self) -> str:
+        experiment = f"{self.name}-monitoring"
+        found = self.client.get_experiment_by_name(experiment)
+        if found:
+            return found.experiment_id
+        location = f"{self.artifact_location}/monitoring" if self.artifact_location else None
+        experiment_id = self.client.create_experiment(experiment, artifact_location=location)
+        note = (
+            f"Daily monitoring of models:/{self.name}, written by batchml. One run per date (monitor YYYY-MM-DD) with its "
+            "checks, drift and retraining decision as metrics, tags and JSON documents; the run 'monitor timeline' holds "
+            "every date as a step, so its charts are timelines. The dashboard is monitoring/index.html under the storage root."
+        )
+        self.client.set_experiment_tag(experiment_id, "mlflow.note.content", note)
+        return experiment_id
+
+    def _timeline_run(self, experiment_id: str) -> str:
+        runs = self.client.search_runs([experiment_id], filter_string="tags.kind = 'timeline'", max_results=1)
+        if runs:
+            return runs[0].info.run_id
+        return self.client.create_run(experiment_id, run_name="monitor timeline", tags={"kind": "timeline"}).info.run_id

@@ -16,8 +16,10 @@ from html import escape
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from batchml import layout
+
 SECTIONS = (("summary", "Summary"), ("drift", "Drift"), ("metrics", "Metrics"), ("trends", "Trends"), ("retraining", "Retraining"))
-STATUS_LABELS = {"ok": "OK", "warn": "Warning", "fail": "Failed", "drift": "Drift", "labels": "Labels only", "missing": "Missing"}
+STATUS_LABELS = {"ok": "OK", "warn": "Warning", "fail": "Failed", "drift": "Drift", "scored": "Scored only", "labels": "Labels only", "missing": "Missing"}
 DECISION_STATUS = {"not triggered": "missing", "triggered": "warn", "promoted": "ok", "rejected": "fail", "rolled back": "fail"}
 TOP_CATEGORIES = 20  # bars of a categorical histogram before the rest is folded into "other"
 TRENDS = (
@@ -34,14 +36,16 @@ REALIZED = {
 STATISTICS = (("psi", "PSI"), ("js", "JS distance"), ("wasserstein", "Wasserstein / std"), ("chi2_pvalue", "χ² p-value"))
 
 
-def status_of(metrics: dict | None, drift: dict | None, failure: dict | None = None, *, labels_only: bool = False) -> str:
-    """One word for a date, by precedence: fail > drift > warn > ok; then "labels", then "missing".
+def status_of(metrics: dict | None, drift: dict | None, failure: dict | None = None, *, labels_only: bool = False, scored_only: bool = False) -> str:
+    """One word for a date, by precedence: fail > drift > warn > ok; then "scored", "labels", "missing".
 
     - "fail": a task of the date failed (failure.json) or an error check breached; a failure
       record alone is enough, the date is not missing.
     - "drift": the dataset drifted. It outranks warnings, which drift usually causes
       (prediction shift, realized error), so the cause people act on shows first.
     - "warn": a warning check breached; "ok": checks ran and passed.
+    - "scored": predictions are committed but no checks ran: the date was scored as the
+      labelled date of a later one (its realized metrics), not run by DailyScore itself.
     - "labels": nothing was scored for the date, but labels were extracted for it.
     - "missing": no result at all (or a date scored but not yet checked).
     """
@@ -52,7 +56,7 @@ def status_of(metrics: dict | None, drift: dict | None, failure: dict | None = N
         return "drift"
     if checks in ("warn", "ok"):
         return checks
-    return "labels" if labels_only else "missing"
+    return "scored" if scored_only else "labels" if labels_only else "missing"
 
 
 def render_daily_report(
@@ -310,7 +314,7 @@ def _status_key(status) -> str:
 
 
 def _report_href(date) -> str:
-    return f"date={date}/report.html"
+    return layout.report_href(date)
 
 
 def _text(value) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from batchml import layout
 from batchml.checks import error_ratio
 from batchml.contract import Contract
 from batchml.lifecycle import GatePolicy, evaluate, gate
@@ -62,7 +63,7 @@ def decide(storage, date: dt.date, plan: RetrainPlan) -> tuple[dict, tuple[dt.da
     """The policy's decision for `date`, and the training window when a challenger should be trained now."""
     policy = plan.policy
     results = day_results(storage, date, policy.n + plan.window_days + plan.label_lag + plan.gate_days)
-    scored = storage.committed_dates("predictions")
+    scored = storage.committed_dates(layout.PREDICTIONS)
     decision = retrain_decision(date, results, last_retrain=last_retrain(storage, date), latest_scored=max(scored) if scored else None, policy=policy)
     if decision["decision"] != "triggered":
         return decision, None

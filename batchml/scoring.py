@@ -193,7 +193,7 @@ def score_partition(
     name = _file_name(partition_info["number"] if partition_info else 0)
     predictions = predict_partition(part, spec)
     with fsspec.open(f"{out_dir}/{name}", "wb") as fh:
-        pq.write_table(pa.Table.from_pandas(predictions, preserve_index=False), fh, use_dictionary=["model_name", "model_version"])
+        pq.write_table(pa.Table.from_pandas(predictions, preserve_index=False), fh, use_dictionary=["model_name", "model_version"], write_page_checksum=True)
     failpoint("score.partition")
     partial = None
     if profile_specs:

@@ -7,7 +7,8 @@ Layout under the storage root:
     <root>/<dataset>/_staging/date=YYYY-MM-DD/<run>/  a write in progress
     <root>/<dataset>/_locks/date=YYYY-MM-DD.lock      one writer per date at a time
 
-Readers (pyarrow, Dask, DuckDB, Spark) skip `_`-prefixed names, so they see a date only
+(every path from batchml.layout). The manifest lists each file's name, size and sha256
+(batchml.manifest). Readers (pyarrow, Dask, DuckDB, Spark) skip `_`-prefixed names, so they see a date only
 once it is committed. A write holds the date's lock, removes staging left by crashed
 runs, writes into its own staging folder, writes the manifest last, and publishes the
 folder with one rename that never replaces a committed date unless asked to.
@@ -17,47 +18,22 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
 import datetime as dt
+import errno
 import fcntl
-import json
 import os
-import re
 import shutil
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from batchml import layout
 from batchml.errors import IntegrityError
 from batchml.faults import failpoint
+from batchml.layout import MANIFEST
+from batchml.manifest import Manifest, ManifestReader, checksum, file_entry
 
-MANIFEST = "_MANIFEST.json"
-_DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
-
-
-@dataclass
-class Manifest:
-    """What a committed date holds and where it came from."""
-
-    dataset: str
-    date: str
-    rows: dict[str, int]
-    schema_hash: str
-    input_fingerprint: str
-    code_version: str
-    run_id: str
-    files: list[dict] = field(default_factory=list)
-    model: dict | None = None
-    extra: dict = field(default_factory=dict)
-    created_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> Manifest:
-        return cls(**json.loads(text))
+__all__ = ["MANIFEST", "Manifest", "ManifestReader", "PartitionWriter", "Storage", "open_storage"]
 
 
 def open_storage(root: str | os.PathLike, *, lease_seconds: float = 60.0):
@@ -68,27 +44,6 @@ def open_storage(root: str | os.PathLike, *, lease_seconds: float = 60.0):
 
         return ObjectStorage(text, lease_seconds=lease_seconds)
     return Storage(text.removeprefix("file://"))
-
-
-class ManifestReader:
-    """Reading committed dates through their manifests, for every kind of storage root."""
-
-    def committed_manifest(self, dataset: str, date: dt.date) -> Manifest:
-        manifest = self.manifest(dataset, date)
-        if manifest is None:
-            raise IntegrityError(f"{self.partition_url(dataset, date)}: not committed (no {MANIFEST})")
-        return manifest
-
-    def files(self, dataset: str, date: dt.date) -> list[str]:
-        """The data files of a committed date, as its manifest lists them: what a safe reader reads."""
-        return [f"{self.partition_url(dataset, date)}/{f['path']}" for f in self.committed_manifest(dataset, date).files]
-
-    def read_table(self, dataset: str, date: dt.date, columns: list[str] | None = None):
-        """A committed date as one pandas frame, read through its manifest."""
-        import pandas as pd
-
-        frames = [pd.read_parquet(f, columns=columns) for f in self.files(dataset, date)]
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
 class Storage(ManifestReader):
@@ -105,17 +60,17 @@ class Storage(ManifestReader):
         return self.root / dataset
 
     def partition_path(self, dataset: str, date: dt.date) -> Path:
-        return self.root / dataset / f"date={date.isoformat()}"
+        return self.root / layout.partition(dataset, date)
 
     def manifest_path(self, dataset: str, date: dt.date) -> Path:
-        return self.partition_path(dataset, date) / MANIFEST
+        return self.root / layout.manifest(dataset, date)
 
     def url(self, relative: str = "") -> str:
         """Where `relative` lives, as a path or URL any fsspec-aware reader accepts."""
         return str(self.root / relative) if relative else str(self.root)
 
     def partition_url(self, dataset: str, date: dt.date) -> str:
-        return self.url(f"{dataset}/date={date.isoformat()}")
+        return self.url(layout.partition(dataset, date))
 
     def open(self, relative: str, mode: str = "rb"):
         """A file under the root (writes create folders); for rejected rows and the like."""
@@ -144,16 +99,20 @@ class Storage(ManifestReader):
             return set()
         out = set()
         for entry in os.scandir(base):
-            m = _DATE_DIR.match(entry.name)
-            if m and os.path.exists(os.path.join(entry.path, MANIFEST)):
-                out.add(dt.date.fromisoformat(m.group(1)))
+            date = layout.date_of(entry.name)
+            if date and os.path.exists(os.path.join(entry.path, MANIFEST)):
+                out.add(date)
         return out
 
-    def verify(self, dataset: str, date: dt.date) -> Manifest:
-        """The manifest of a date, after checking that the files on disk agree with it."""
-        manifest = self.committed_manifest(dataset, date)
-        _check_files(self.partition_path(dataset, date), manifest)
-        return manifest
+    def _data_sizes(self, dataset: str, date: dt.date) -> dict[str, int]:
+        """The data files in a date's folder, name -> size (`_` and `.` names are not data)."""
+        try:
+            return {e.name: e.stat().st_size for e in os.scandir(self.partition_path(dataset, date)) if not e.name.startswith(("_", "."))}
+        except FileNotFoundError:
+            return {}
+
+    def _open_data(self, dataset: str, date: dt.date, name: str):
+        return open(self.partition_path(dataset, date) / name, "rb")
 
     def read_text(self, relative: str) -> str | None:
         """A small file under the root (pins, reports), or None when absent."""
@@ -203,12 +162,12 @@ class Storage(ManifestReader):
         it was published.
         """
         failpoint(f"writer.{dataset}")
-        locks = self.dataset_path(dataset) / "_locks"
-        locks.mkdir(parents=True, exist_ok=True)
-        with open(locks / f"date={date.isoformat()}.lock", "a+") as lock:
+        lock_path = self.root / layout.lock(dataset, date, ".lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released by the kernel if this process dies
             self._recover(dataset, date)
-            staging_parent = self.dataset_path(dataset) / "_staging" / f"date={date.isoformat()}"
+            staging_parent = self.root / layout.staging(dataset, date)
             shutil.rmtree(staging_parent, ignore_errors=True)  # leftovers of crashed runs
             staging = staging_parent / uuid.uuid4().hex[:12]
             staging.mkdir(parents=True)
@@ -221,13 +180,13 @@ class Storage(ManifestReader):
     def _recover(self, dataset: str, date: dt.date) -> None:
         """Under the date's lock: finish or undo what a crashed replace left in _trash."""
         final = self.partition_path(dataset, date)
-        for old in sorted((self.dataset_path(dataset) / "_trash").glob(f"{final.name}.*")):
+        for old in sorted((self.root / layout.trash(dataset)).glob(layout.trash_name(date, "*"))):
             if not final.exists() and (old / MANIFEST).exists():
                 os.rename(old, final)  # crashed between the two renames: the old date comes back
             else:
                 shutil.rmtree(old, ignore_errors=True)
 
-    def _publish(self, staging: Path, final: Path, replace: bool) -> None:
+    def _publish(self, staging: Path, final: Path, replace: bool, dataset: str, date: dt.date) -> None:
         """Move a complete staging folder into place with one rename (one exchange to replace)."""
         final.parent.mkdir(parents=True, exist_ok=True)
         if replace and final.exists():
@@ -236,7 +195,7 @@ class Storage(ManifestReader):
                 return
             # No atomic exchange on this filesystem: two renames. A crash between them
             # leaves the old date in _trash, and the next writer of the date puts it back.
-            trash = final.parent / "_trash" / f"{final.name}.{uuid.uuid4().hex[:8]}"
+            trash = self.root / layout.trash(dataset) / layout.trash_name(date, uuid.uuid4().hex[:8])
             trash.parent.mkdir(exist_ok=True)
             os.rename(final, trash)
             os.rename(staging, final)
@@ -270,15 +229,18 @@ class PartitionWriter:
         return not self.replace and self.storage.is_committed(self.dataset, self.date)
 
     def commit(self, manifest: Manifest, file_rows: dict[str, int] | None = None) -> Manifest:
-        """Record the staged files in the manifest, write it last, and publish the date."""
+        """Record the staged files in the manifest (name, size, sha256), write it last, and publish the date.
+
+        Each staged file is read once, in chunks, for its checksum: just written, it is
+        still in the page cache.
+        """
         file_rows = file_rows or {}
         manifest.files = []
         for p in sorted(self.path.iterdir()):
             if not p.name.startswith(("_", ".")):
-                entry = {"path": p.name, "size": p.stat().st_size}
-                if p.name in file_rows:
-                    entry["rows"] = int(file_rows[p.name])
-                manifest.files.append(entry)
+                with open(p, "rb") as fh:
+                    digest = checksum(fh)
+                manifest.files.append(file_entry(p.name, p.stat().st_size, digest, file_rows.get(p.name)))
         failpoint(f"commit.{self.dataset}.files")
         manifest_tmp = self.path / ".manifest.tmp"
         manifest_tmp.write_text(manifest.to_json())
@@ -286,7 +248,7 @@ class PartitionWriter:
             os.fsync(fh.fileno())
         os.rename(manifest_tmp, self.path / MANIFEST)
         failpoint(f"commit.{self.dataset}.manifest")
-        self.storage._publish(self.path, self.storage.partition_path(self.dataset, self.date), self.replace)
+        self.storage._publish(self.path, self.storage.partition_path(self.dataset, self.date), self.replace, self.dataset, self.date)
         self.published = True
         return manifest
 
@@ -308,13 +270,3 @@ def _exchange(a: Path, b: Path) -> bool:
     if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
         return False
     raise OSError(err, os.strerror(err), str(a), None, str(b))
-
-
-def _check_files(folder: Path, manifest: Manifest) -> None:
-    on_disk = {e.name: e.stat().st_size for e in os.scandir(folder) if not e.name.startswith(("_", "."))}
-    listed = {f["path"]: f["size"] for f in manifest.files}
-    if on_disk != listed:
-        missing = sorted(set(listed) - set(on_disk))
-        extra = sorted(set(on_disk) - set(listed))
-        resized = sorted(k for k in set(listed) & set(on_disk) if listed[k] != on_disk[k])
-        raise IntegrityError(f"{folder}: files disagree with {MANIFEST} (missing {missing}, unlisted {extra}, resized {resized})")

@@ -60,14 +60,14 @@ def labelled_frame(
     per_date = max(1, max_rows // max(1, len(dates)))
     parts = []
     for i, date in enumerate(dates):
-        try:
+        try:  # a date without rows, or whose labels have not arrived, is not trained on
             batches = [validate(b, contract, date, origin=o).valid for o, b in source.batches(date)]
+            rows = pd.concat(batches, ignore_index=True)
+            truth = labels_of(rows, contract, labels) if labels else source.labels(date)
         except MissingInput as exc:
             log.warning("training window: %s skipped: %s", date, exc)
             continue
-        rows = pd.concat(batches, ignore_index=True)
         inputs = model_inputs(rows, contract, features)
-        truth = labels_of(rows, contract, labels) if labels else source.labels(date)
         on = list(contract.key)
         joined = inputs.drop(columns=[label], errors="ignore").merge(truth[[*on, label]], on=on, how="inner", validate="one_to_one")
         if len(joined) > per_date:

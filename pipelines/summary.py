@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
-from batchml.extract import FEATURES, QUARANTINE
-from batchml.monitoring import monitoring_file, read_json
-from batchml.predictions import PREDICTIONS
+from batchml.layout import FEATURES, INDEX, PREDICTIONS, QUARANTINE, monitoring_file
+from batchml.monitoring import read_json
 from tasks.config import make_storage
 
 
@@ -28,7 +27,7 @@ def summary_lines(start: dt.date, stop: dt.date) -> list[str]:
         day += dt.timedelta(days=1)
     for dataset in (FEATURES, QUARANTINE, PREDICTIONS):
         lines.append(f"{dataset + '/':13} {storage.url(dataset)}")
-    lines.append(f"{'reports':13} {storage.url('monitoring/index.html')}")
+    lines.append(f"{'reports':13} {storage.url(INDEX)}")
     return lines
 
 

@@ -27,17 +27,35 @@ class OptionalDateParameter(OptionalParameterMixin, luigi.DateParameter):
 
 
 def project_dir() -> Path:
-    """The user's project: the folder of the most specific luigi.cfg Luigi read (else the current folder).
+    """The user's project folder; relative paths in settings resolve against it, and its hooks import from it.
 
-    Relative paths in settings resolve against it, never against wherever the command
-    happens to run, and its modules (hooks) are importable.
+    In order: $BATCHML_PROJECT_DIR (an image's project, whatever config files layer over
+    it); the folder of the most specific config file Luigi read that names the dataset
+    contract (`[schema] path`), so a scheduler config layered on top (config/central.cfg)
+    does not move the project; the folder of the last config file read; the current folder.
     """
-    parser = luigi.configuration.get_config()
-    read = [p for p in type(parser)._config_paths if os.path.isfile(p)]
-    named = os.environ.get("BATCHML_PROJECT_DIR")  # an image's project, whatever config files layer over it
-    folder = Path(named).resolve() if named else Path(read[-1]).resolve().parent if read else Path.cwd()
+    named = os.environ.get("BATCHML_PROJECT_DIR")
+    if named:
+        folder = Path(named).resolve()
+    else:
+        read = [p for p in type(luigi.configuration.get_config())._config_paths if os.path.isfile(p)]
+        naming = [p for p in read if _names_contract(p)]
+        chosen = (naming or read)[-1] if read else None
+        folder = Path(chosen).resolve().parent if chosen else Path.cwd()
     add_project_path(folder)
     return folder
+
+
+@functools.cache
+def _names_contract(path: str) -> bool:
+    import configparser
+
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read(path)
+    except configparser.Error:
+        return False
+    return parser.has_option("schema", "path")
 
 
 def in_project(path: str) -> str:

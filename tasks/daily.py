@@ -19,8 +19,16 @@ class DailyScore(luigi.WrapperTask):
     def requires(self):
         return [CheckMetrics(self.date), RetrainIfDrifted(self.date), DailyReport(self.date)]
 
+    def complete(self) -> bool:
+        """Every stage done, and the date's predictions whole: a rerun of a finished date reads them once against
+        their manifest's sha256 and fails naming a bad file (the stages' own checks compare sizes only)."""
+        if not super().complete():
+            return False
+        make_storage().verify(PREDICTIONS, self.date, checksums=True)
+        return True
+
     @classmethod
     def bulk_complete(cls, parameter_tuples):
-        """Complete dates for RangeDaily: one listing of committed predictions, then complete() on those."""
+        """Complete dates for RangeDaily: one listing of committed predictions, then the stages' complete() on those."""
         scored = make_storage().committed_dates(PREDICTIONS)
-        return [d for d in parameter_tuples if d in scored and cls(date=d).complete()]
+        return [d for d in parameter_tuples if d in scored and luigi.WrapperTask.complete(cls(date=d))]

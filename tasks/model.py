@@ -8,6 +8,7 @@ from pathlib import Path
 
 import luigi
 
+from batchml import layout
 from batchml.lifecycle import train_and_register
 from batchml.registry import ModelPin
 from batchml.errors import ConfigError
@@ -16,7 +17,7 @@ from tasks.targets import StorageFileTarget
 
 
 def pin_path(date: dt.date) -> str:
-    return f"pins/date={date.isoformat()}.json"
+    return layout.pin(date)
 
 
 class ChampionModel(luigi.Task):

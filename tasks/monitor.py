@@ -15,7 +15,7 @@ from batchml.extract import LABELS, extract_labels
 from batchml.monitoring import date_checks, monitoring_file, read_json, realized_of, write_json
 from batchml.predictions import PREDICTIONS, profile_path
 from batchml.provenance import new_run_id
-from tasks.config import cache_dir, check_thresholds, checks, drift_thresholds, hooks, load_contract, make_registry, make_source, make_storage, source
+from tasks.config import cache_dir, check_thresholds, checks, drift, drift_thresholds, hooks, load_contract, make_registry, make_source, make_storage, source
 from tasks.extract import SourceData
 from tasks.model import read_pin
 from tasks.score import ScorePredictions
@@ -141,7 +141,9 @@ class Metrics(luigi.Task):
         pin = read_pin(self.date)
         realized, holdout = (None, None)
         if status == "available":
-            realized, holdout = realized_of(storage, labelled, contract, read_pin(labelled).classes, lambda v, metric: _holdout(registry, v, metric))
+            realized, holdout = realized_of(
+                storage, labelled, contract, read_pin(labelled).classes, lambda v, metric: _holdout(registry, v, metric), window_days=drift().window_days
+            )
         result = date_checks(
             storage,
             self.date,
@@ -155,13 +157,14 @@ class Metrics(luigi.Task):
             status=status,
         )
         result["labelled_date"] = labelled.isoformat()
+        result["window_days"] = drift().window_days
         write_json(storage, self.output().relative, result)
-        drift = read_json(storage, monitoring_file(self.date, "drift.json"))
+        drifted = read_json(storage, monitoring_file(self.date, "drift.json"))
         registry.log_daily(
             self.date.isoformat(),
-            flat_metrics(result, drift if drift and drift.get("features") else None),
-            {"status": result["status"], "drift_verdict": drift["verdict"], "model_version": result["model"]["version"]},
-            {"metrics.json": result, "drift.json": drift},
+            flat_metrics(result, drifted if drifted and drifted.get("features") else None),
+            {"status": result["status"], "drift_verdict": drifted["verdict"], "model_version": result["model"]["version"]},
+            {"metrics.json": result, "drift.json": drifted},
         )
 
 
@@ -194,4 +197,4 @@ class CheckMetrics(luigi.Task):
         breaches = self._breaches()
         if breaches:
             causes = "; ".join(f"{c['name']} = {c['value']:.4g} outside {c['bound']}" for c in breaches)
-            raise MetricBreach(f"{self.date}: {causes} (monitoring/date={self.date}/metrics.json)")
+            raise MetricBreach(f"{self.date}: {causes} ({monitoring_file(self.date, 'metrics.json')})")

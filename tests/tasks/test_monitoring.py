@@ -79,7 +79,9 @@ def test_pipeline_statistics_match_a_direct_computation_on_the_same_data(driftin
     src = GeneratorSource(generator="taxi_hooks:trips", options={**TRIPS, "rows_per_day": 10000, "drift_start": DRIFT_START.isoformat()})
     dates = labelled_window(window_end, (window_end - window_start).days + 1)
     frame = labelled_frame(src, Contract.load(CONTRACT), dates, features="taxi_hooks:features", labels="taxi_hooks:duration", max_rows=20000, seed=3)
-    train = frame[frame["date"] != window_end]
+    from batchml.lifecycle import HOLDOUT_SHARE
+
+    train = frame[~(np.random.default_rng(3).random(len(frame)) < HOLDOUT_SHARE)]  # as train_and_register holds out (seed 3)
     exact = stats.wasserstein_distance(train["trip_distance"], current["trip_distance"]) / train["trip_distance"].std(ddof=0)
     assert drift["features"]["trip_distance"]["wasserstein"] == pytest.approx(exact, rel=0.05)
 
@@ -104,6 +106,10 @@ def test_every_number_reaches_mlflow_and_the_report_has_its_sections(pipeline, d
     assert run.data.metrics["rows_in"] == metrics["numbers"]["rows_in"]
     assert run.data.metrics["quarantine_rate"] == pytest.approx(next(c["value"] for c in metrics["checks"] if c["name"] == "quarantine_rate"))
     assert "drift_psi.trip_distance" in run.data.metrics and run.data.tags["status"] == metrics["status"]
+    assert run.info.run_name == f"monitor {day}" and "Daily monitoring" in experiment.tags["mlflow.note.content"]
+    (timeline,) = registry.client.search_runs([experiment.experiment_id], filter_string="tags.kind = 'timeline'")
+    history = registry.client.get_metric_history(timeline.info.run_id, "rows_in")
+    assert [(m.step, m.value) for m in history] == [((day - dt.date(1970, 1, 1)).days, metrics["numbers"]["rows_in"])]
     page = monitoring(day, "report.html")
     for section in ('id="summary"', 'id="drift"', 'id="metrics"', 'id="trends"', 'id="retraining"'):
         assert section in page
@@ -120,3 +126,14 @@ def test_a_breach_fails_the_date_and_a_warn_only_setting_lets_it_pass(pipeline, 
     assert monitoring(day, "report.html") is not None  # the page shows the breach
     pipeline({"checks": {"max_quarantine_rate": "0.0001", "warn_only": '["quarantine_rate"]'}})
     assert build(DailyScore(day)).status == LuigiStatusCode.SUCCESS
+
+
+def test_a_window_sums_profiles_and_realized_rows_of_the_dates_ending_at_d(pipeline, day):
+    pipeline({"drift": {"window_days": "2", "exclude": json.dumps(["pickup_weekday", "is_weekend"])}})
+    nxt = day + dt.timedelta(days=1)
+    assert build(DailyScore(day), DailyScore(nxt)).status == LuigiStatusCode.SUCCESS
+    drift, metrics = monitoring(nxt, "drift.json"), monitoring(nxt, "metrics.json")
+    assert drift["window_days"] == 2 and drift["dates"] == [str(day), str(nxt)] and drift["rows"] > 5000
+    realized = metrics["numbers"]["realized"]
+    assert metrics["window_days"] == 2 and realized["dates"] == [str(day - dt.timedelta(days=2)), str(nxt - dt.timedelta(days=2))]
+    assert realized["labelled"] > 5000  # two dates' labelled rows

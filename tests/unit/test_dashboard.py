@@ -447,3 +447,11 @@ def test_heatmap_colour_follows_the_ratio_to_the_threshold(page):
     assert all(ratio >= 1 for ratio, _, drifted in fills.values() if drifted)
     stable = sorted((ratio, fill) for ratio, fill, drifted in fills.values() if not drifted)
     assert stable[0][1] != stable[-1][1]  # the colour moves with the ratio below the threshold too
+
+
+def test_a_date_scored_only_for_a_later_dates_realized_metrics_is_not_missing():
+    from batchml.report import status_of
+
+    assert status_of(None, None, None, scored_only=True, labels_only=True) == "scored"
+    assert status_of({"status": "ok"}, None, None, scored_only=True) == "ok"
+    assert status_of(None, None, None) == "missing"

@@ -77,3 +77,19 @@ def test_excluded_features_are_not_judged():
 
 def test_psi_of_an_empty_bin_is_finite():
     assert np.isfinite(psi([10, 0, 5], [0, 10, 5]))
+
+
+def test_quantiles_read_off_a_daily_profiles_bins_are_within_a_bin_of_the_exact_ones():
+    from batchml.profile import add_profiles, binned_quantiles, daily_profile, profile_partition, reference_profile
+
+    rng = np.random.default_rng(4)
+    reference = reference_profile(pd.DataFrame({"p": rng.lognormal(6, 0.6, 20_000)}))
+    spec = reference["columns"]["p"]
+    current = pd.DataFrame({"p": rng.lognormal(6.1, 0.6, 8_000)})
+    daily = daily_profile(add_profiles(profile_partition(current, {"p": spec})), {"p": spec})
+    got = binned_quantiles(spec, daily["columns"]["p"])
+    edges = np.asarray(spec["edges"])
+    for q, value in got.items():
+        exact = np.quantile(current["p"], float(q))
+        width = np.diff(edges).max() if 0.05 < float(q) < 0.95 else exact * 0.5
+        assert abs(value - exact) <= width, (q, value, exact)

@@ -46,7 +46,7 @@ def test_pin_carries_version_runtime_inputs_and_onnx_hash(registry, tmp_path):
     assert run.info.run_name == "cold start 2026-05-03"
     assert {"holdout_mae", "holdout_rmse", "holdout_r2", "holdout_mape"} <= set(run.data.metrics)
     profile = registry.reference_profile(pin, tmp_path / "cache")
-    assert set(profile["columns"]) >= {"trip_distance", "pickup_zone"} and "prediction" in profile and len(profile["dates"]) == 2
+    assert set(profile["columns"]) >= {"trip_distance", "pickup_zone"} and "prediction" in profile and len(profile["dates"]) == 3
 
 
 def test_the_registered_version_loads_by_alias_with_mlflow_itself(registry):

@@ -1,4 +1,5 @@
 import datetime as dt
+import hashlib
 import json
 import os
 import threading
@@ -49,7 +50,8 @@ def test_readers_see_a_date_only_after_commit(tmp_path):
         assert visible_rows(storage) == 0 and not storage.is_committed("d", DAY)
         committed = w.commit(manifest())
     assert visible_rows(storage) == 3
-    assert committed.files == [{"path": "part-00000.parquet", "size": (storage.partition_path("d", DAY) / "part-00000.parquet").stat().st_size}]
+    data = (storage.partition_path("d", DAY) / "part-00000.parquet").read_bytes()
+    assert committed.files == [{"path": "part-00000.parquet", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}]
     assert json.loads(storage.manifest_path("d", DAY).read_text())["run_id"] == "r"
     assert storage.committed_dates("d") == {DAY}
     assert not list((storage.dataset_path("d") / "_staging").iterdir())

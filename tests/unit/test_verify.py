@@ -1,0 +1,148 @@
+"""Corruption after commit is noticed (issue 13 item 6): sha256 per file in the manifest, Parquet
+page checksums, `batchml verify`, reader errors naming the file, and the backfill plan.
+
+A committed predictions file gets a few bytes flipped inside its first data page, the size
+unchanged, as a bad disk or a botched copy would: every check must name that file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from batchml.backfill import plan
+from batchml.cli import main
+from batchml.errors import IntegrityError
+from batchml.storage import Manifest, Storage, open_storage
+
+DAY = dt.date(2026, 6, 10)
+DATASET = "predictions"
+
+
+def commit_predictions(storage, date=DAY, rows=2000, *, page_checksums=True) -> str:
+    """Commit one Parquet file of `rows` predictions for `date`; its name in the date's folder."""
+    values = pd.DataFrame({"id": np.arange(rows), "prediction": np.linspace(1.0, 900.0, rows, dtype="float32")})
+    manifest = Manifest(
+        dataset=DATASET,
+        date=date.isoformat(),
+        rows={"in": rows, "written": rows, "quarantined": 0},
+        schema_hash="s",
+        input_fingerprint="f",
+        code_version="c",
+        run_id="r",
+        model={"name": "m", "version": "1"},
+    )
+    with storage.writer(DATASET, date) as w:
+        with w.open("part-00000.parquet") as fh:
+            pq.write_table(pa.Table.from_pandas(values, preserve_index=False), fh, write_page_checksum=page_checksums)
+        return w.commit(manifest, {"part-00000.parquet": rows}).files[0]["path"]
+
+
+def flip_bytes(storage, date, name) -> str:
+    """Flip three bytes in the middle of the prediction column's pages (its values), size unchanged; the file's URL."""
+    url = f"{storage.partition_url(DATASET, date)}/{name}"
+    with storage.open(f"{DATASET}/date={date}/{name}") as fh:
+        blob = bytearray(fh.read())
+    column = pq.ParquetFile(pa.BufferReader(bytes(blob))).metadata.row_group(0).column(1)
+    start = column.dictionary_page_offset if column.has_dictionary_page else column.data_page_offset
+    at = start + column.total_compressed_size // 2
+    for i in range(at, at + 3):
+        blob[i] ^= 0x5A
+    if hasattr(storage, "fs"):
+        storage.fs.pipe_file(f"{storage.base}/{DATASET}/date={date}/{name}", bytes(blob))
+    else:
+        (storage.partition_path(DATASET, date) / name).write_bytes(bytes(blob))
+    return url
+
+
+def verify(root, *args) -> int:
+    return main(["verify", str(root), "--start", "2026-06-01", "--stop", "2026-07-01", *args])
+
+
+def test_a_clean_root_verifies_with_exit_0_and_one_summary_line(tmp_path, capsys):
+    storage = Storage(tmp_path)
+    commit_predictions(storage)
+    commit_predictions(storage, DAY + dt.timedelta(days=1))
+    assert verify(tmp_path, "--dataset", "predictions") == 0
+    out = capsys.readouterr()
+    assert out.err == "" and out.out.splitlines() == [
+        "verified 2 files of 2 committed dates of predictions in [2026-06-01, 2026-07-01): all match their manifests"
+    ]
+
+
+def test_manifest_records_each_files_sha256(tmp_path):
+    storage = Storage(tmp_path)
+    name = commit_predictions(storage)
+    import hashlib
+
+    entry = storage.manifest(DATASET, DAY).files[0]
+    assert entry["sha256"] == hashlib.sha256((storage.partition_path(DATASET, DAY) / name).read_bytes()).hexdigest()
+
+
+def test_flipped_bytes_make_verify_exit_non_zero_naming_the_file(tmp_path, capsys):
+    storage = Storage(tmp_path)
+    commit_predictions(storage, DAY - dt.timedelta(days=1))
+    url = flip_bytes(storage, DAY, commit_predictions(storage))
+    assert verify(tmp_path) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"predictions {DAY}: {url}: sha256 differs from _MANIFEST.json"
+    assert err[-1].startswith("1 bad files among 2 files of 2 committed dates") and len(err) == 2
+
+
+def test_the_size_check_passes_and_the_checksum_check_names_the_file(tmp_path):
+    storage = Storage(tmp_path)
+    name = commit_predictions(storage)
+    flip_bytes(storage, DAY, name)
+    storage.verify(DATASET, DAY)  # sizes only: what every task's run can afford
+    with pytest.raises(IntegrityError, match=rf"predictions/date={DAY}: files disagree with _MANIFEST.json \(checksum differs \['{name}'\]\)"):
+        storage.verify(DATASET, DAY, checksums=True)
+
+
+@pytest.mark.parametrize("page_checksums", [True, False])
+def test_read_table_raises_naming_the_corrupt_file(tmp_path, page_checksums):
+    """With page checksums (what batchml writes) the read fails on the page; without them a
+    flipped byte may read as a different value, which the manifest's sha256 still catches."""
+    storage = Storage(tmp_path)
+    url = flip_bytes(storage, DAY, commit_predictions(storage, page_checksums=page_checksums))
+    if page_checksums:
+        with pytest.raises(IntegrityError, match=rf"^predictions {DAY}: {url}: unreadable: .*(CRC|checksum|orrupt)"):
+            storage.read_table(DATASET, DAY)
+    else:  # the issue's case: a prediction silently became another number
+        changed = storage.read_table(DATASET, DAY)["prediction"].to_numpy() != np.linspace(1.0, 900.0, 2000, dtype="float32")
+        assert changed.sum() >= 1
+    assert verify(tmp_path) == 1
+
+
+def test_a_dry_run_plan_lists_the_corrupt_date_with_its_file(tmp_path):
+    storage = Storage(tmp_path)
+    good, bad = DAY - dt.timedelta(days=1), DAY
+    commit_predictions(storage, good)
+    name = commit_predictions(storage, bad)
+    flip_bytes(storage, bad, name)
+    todo = plan(storage, [good, bad, DAY + dt.timedelta(days=1)], "1")
+    assert todo.corrupt == {bad: [f"predictions/{name}: checksum"]}
+    assert todo.missing == [DAY + dt.timedelta(days=1)]
+    assert f"corrupt, files disagree with their manifests (1): {bad} (predictions/{name}: checksum)" in todo.lines("1")
+
+
+def test_an_s3_root_verifies_and_names_a_corrupt_file(s3, capsys):
+    root = f"{s3}/data"
+    storage = open_storage(root)
+    commit_predictions(storage, DAY - dt.timedelta(days=1))
+    name = commit_predictions(storage)
+    assert storage.manifest(DATASET, DAY).files[0]["sha256"]
+    assert verify(root) == 0
+    capsys.readouterr()
+    url = flip_bytes(storage, DAY, name)
+    assert verify(root) == 1
+    assert capsys.readouterr().err.splitlines()[0] == f"predictions {DAY}: {url}: sha256 differs from _MANIFEST.json"
+    storage.verify(DATASET, DAY)
+    with pytest.raises(IntegrityError, match=name):
+        storage.verify(DATASET, DAY, checksums=True)
+    with pytest.raises(IntegrityError, match=rf"^predictions {DAY}: {url}: unreadable"):
+        storage.read_table(DATASET, DAY)
