@@ -9,6 +9,10 @@ class MissingInput(BatchmlError):
     """The source has no data for a date (yet)."""
 
 
+class IncompleteInput(BatchmlError):
+    """Input that is there but looks cut short: a torn last line, fewer rows than its marker says."""
+
+
 class SchemaError(BatchmlError):
     """Input that cannot be validated at all: unreadable file, missing column."""
 

@@ -7,8 +7,10 @@ dataset contract maps them (`source:`) and validates the values.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
+import io
 import json
 import logging
 from collections.abc import Iterator
@@ -18,14 +20,15 @@ import fsspec
 import pandas as pd
 
 from batchml.contract import Contract, _datetimes
-from batchml.errors import ConfigError, MissingInput, SchemaError
+from batchml.errors import ConfigError, IncompleteInput, MissingInput, SchemaError
 from batchml.hooks import call_hook
 
 log = logging.getLogger(__name__)
 
 
 class Source(Protocol):
-    def exists(self, date: dt.date) -> bool: ...
+    def exists(self, date: dt.date) -> bool:
+        """The date's rows can be read: an empty date is missing data, waited for like an absent one."""
 
     def batches(self, date: dt.date) -> Iterator[tuple[str, pd.DataFrame]]:
         """The rows of `date` (and, from a file holding many dates, only those)."""
@@ -84,6 +87,10 @@ class FileSource:
     which a date's rows are those whose contract timestamp falls on it (pushed down into
     the Parquet read as a filter). Rows of a date-specific file that belong to another
     date are kept and quarantined by validation instead.
+
+    Completeness: a date exists once its files hold at least one of its rows and, with
+    `complete_marker`, once its marker file exists. A marker holding an integer is the
+    number of rows its files must hold. A CSV whose last line is cut fails its date.
     """
 
     def __init__(
@@ -94,6 +101,7 @@ class FileSource:
         labels_path: str = "",
         fmt: str = "parquet",
         encoding: str = "utf-8",
+        complete_marker: str = "",
         storage_options: dict | None = None,
     ):
         if "{" not in path:
@@ -102,6 +110,7 @@ class FileSource:
             raise ConfigError(f"[source] format must be parquet or csv, not {fmt!r}")
         self.path, self.labels_path, self.fmt, self.encoding = path, labels_path, fmt, encoding
         self.contract, self.options = contract, storage_options or {}
+        self.complete_marker = complete_marker
 
     def _files(self, template: str, date: dt.date) -> list[str]:
         url = expand(template, date)
@@ -120,19 +129,76 @@ class FileSource:
         here = expand(self.path, date)
         return here in (expand(self.path, date - day), expand(self.path, date + day))
 
+    def marker(self, date: dt.date) -> str | None:
+        """The date's completeness marker: `complete_marker` in the folder of its files (a template with a / is a path of its own)."""
+        if not self.complete_marker:
+            return None
+        if "/" in self.complete_marker:
+            return expand(self.complete_marker, date)
+        url = expand(self.path, date).rstrip("/")
+        fs, path = fsspec.core.url_to_fs(url, **self.options)
+        folder = url if not any(c in path for c in "*?[") and fs.isdir(path) else url.rsplit("/", 1)[0]
+        return f"{folder}/{expand(self.complete_marker, date)}"
+
+    def _expected_rows(self, marker: str) -> int | None:
+        """The row count a marker states, or None for an empty (or non-numeric) marker; MissingInput while it is absent."""
+        try:
+            with fsspec.open(marker, "rt", **self.options) as fh:
+                text = fh.read(64).strip()
+        except FileNotFoundError:
+            raise MissingInput(f"{marker}: the completeness marker is not there yet") from None
+        return int(text) if text.isdigit() else None
+
     def exists(self, date):
-        return bool(self._files(self.path, date))
+        """Its marker (when configured) and at least one row of the date: an empty file is missing data."""
+        marker = self.marker(date)
+        if marker is not None:
+            fs, path = fsspec.core.url_to_fs(marker, **self.options)
+            if not fs.exists(path):
+                return False
+        files = self._files(self.path, date)
+        many = bool(files) and self.holds_many_dates(date)
+        return any(self._has_rows(url, date if many else None) for url in files)
+
+    def _has_rows(self, url: str, date: dt.date | None) -> bool:
+        """Whether a file holds a row (of `date`, for a many-dates file): Parquet metadata, a CSV's second line, or a timestamp-only read."""
+        try:
+            if date is not None:
+                timestamp = lambda names: [n for n in names if self._timestamp_source([n]) == n]  # noqa: E731
+                return len(self._rows_on(self._read(url, date, columns_of=timestamp), date, url)) > 0
+            with fsspec.open(url, "rb", compression=None if self.fmt == "parquet" else "infer", **self.options) as fh:
+                if self.fmt == "parquet":
+                    import pyarrow.parquet as pq
+
+                    return pq.ParquetFile(fh).metadata.num_rows > 0
+                lines = iter(fh)
+                next(lines, None)  # the header
+                return any(line.strip() for line in lines)
+        except Exception:  # unreadable: the extraction names the file and the cause
+            return True
 
     def batches(self, date):
         files = self._files(self.path, date)
         if not files:
             raise MissingInput(f"no {self.fmt} files for {date} at {expand(self.path, date)}")
+        marker = self.marker(date)
+        expected = self._expected_rows(marker) if marker else None
         many = self.holds_many_dates(date)
+        read = 0
         for url in files:
             frame = self._read(url, date if many else None)
+            read += self._file_rows(url) if expected is not None and self.fmt == "parquet" else len(frame)
             if many:
                 frame = self._rows_on(frame, date, url)
             yield url, frame
+        if expected is not None and read != expected:
+            raise IncompleteInput(f"{marker}: states {expected} rows, but {', '.join(files)} hold {read}; the date looks incomplete")
+
+    def _file_rows(self, url: str) -> int:
+        import pyarrow.parquet as pq
+
+        with fsspec.open(url, "rb", **self.options) as fh:
+            return pq.ParquetFile(fh).metadata.num_rows
 
     def _read(self, url: str, date: dt.date | None, columns_of=None) -> pd.DataFrame:
         """The contract's columns of one file; with `date`, Parquet row groups of other dates are skipped."""
@@ -147,18 +213,27 @@ class FileSource:
                     table = pq.read_table(fh, columns=wanted, filters=self._day_filter(pf.schema_arrow, date))
                 return table.to_pandas()
             with fsspec.open(url, "rb", compression="infer", **self.options) as fh:
-                # Text, exactly as written: no long integer passed through a float, no format
-                # guessed from a first value; undecodable bytes marked, not fatal.
-                return pd.read_csv(
-                    fh,
-                    dtype=object,
-                    usecols=lambda c: c in set((columns_of or self.contract.read_columns)([c])),
-                    encoding=self.encoding,
-                    encoding_errors="surrogateescape",
-                    keep_default_na=False,
-                    na_values=[""],
-                )
-        except (MissingInput, SchemaError):
+                ends = _Ends(fh)
+                try:
+                    # Text, exactly as written: no long integer passed through a float, no format
+                    # guessed from a first value; undecodable bytes marked, not fatal.
+                    frame = pd.read_csv(
+                        io.BufferedReader(ends),
+                        dtype=object,
+                        usecols=lambda c: c in set((columns_of or self.contract.read_columns)([c])),
+                        encoding=self.encoding,
+                        encoding_errors="surrogateescape",
+                        keep_default_na=False,
+                        na_values=[""],
+                    )
+                except pd.errors.ParserError:
+                    if ends.cut(self.encoding, any_length=True):
+                        raise IncompleteInput(_torn(url, *ends.cut(self.encoding, any_length=True))) from None
+                    raise
+                if ends.cut(self.encoding):
+                    raise IncompleteInput(_torn(url, *ends.cut(self.encoding)))
+                return frame
+        except (MissingInput, SchemaError, IncompleteInput):
             raise
         except Exception as exc:  # any parser error: name the file, keep the cause
             raise SchemaError(f"{url}: cannot be read as {self.fmt}: {type(exc).__name__}: {exc}") from exc
@@ -212,6 +287,40 @@ class FileSource:
             info = fs.info(path)
             out.append((url, info.get("size"), str(info.get("mtime", info.get("LastModified")))))
         return _digest([out, self.holds_many_dates(date) and date])
+
+
+class _Ends(io.RawIOBase):
+    """A binary stream passed through, keeping its first and last bytes: a torn last line is told from them."""
+
+    KEEP = 1 << 16
+
+    def __init__(self, raw):
+        self.raw, self.head, self.tail = raw, b"", b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self.raw.read(len(buffer))
+        buffer[: len(data)] = data
+        if len(self.head) < self.KEEP:
+            self.head += data[: self.KEEP - len(self.head)]
+        self.tail = (self.tail + data)[-self.KEEP :]
+        return len(data)
+
+    def cut(self, encoding: str, any_length: bool = False) -> tuple[int, int] | None:
+        """(fields of the last line, fields of the header) when the text does not end in a line break
+        and its last line is shorter than the header (or, with `any_length`, whatever its length)."""
+        if not self.tail or self.tail.endswith((b"\n", b"\r")):
+            return None
+        header = self.head.split(b"\n", 1)[0].rstrip(b"\r").decode(encoding, "replace")
+        last = self.tail.rsplit(b"\n", 1)[-1].decode(encoding, "replace")
+        want, have = len(next(csv.reader([header]))), len(next(csv.reader([last]), []))
+        return (have, want) if have < want or (any_length and self.tail.count(b"\n")) else None
+
+
+def _torn(url: str, have: int, want: int) -> str:
+    return f"{url}: the last line is cut ({have} of {want} fields); the file looks incomplete"
 
 
 def _is_data(name: str, fmt: str) -> bool:

@@ -92,6 +92,11 @@ class source(luigi.Config):
     )
     format = luigi.ChoiceParameter(choices=["parquet", "csv"], default="parquet", description="files: file format (CSV may be gzip-compressed: .csv.gz).")
     encoding = luigi.Parameter(default="utf-8", description="files, CSV: text encoding. A value that does not decode quarantines its row, naming the column.")
+    complete_marker = luigi.Parameter(
+        default="",
+        description="files: a date's input exists only once this file does, in the folder of its files: _SUCCESS, {date}.done (a template with / is a "
+        "path of its own). An integer in it is the row count the files must hold. Empty: a date exists once its files hold a row of it.",
+    )
     url = luigi.Parameter(default="", description="sql: SQLAlchemy URL (put credentials in the environment, e.g. a DSN).")
     query = luigi.Parameter(default="", description="sql: query returning one date's rows; binds :date (YYYY-MM-DD).")
     labels_query = luigi.Parameter(default="", description="sql: query returning the key columns and the label of one date; binds :date.")
@@ -285,7 +290,15 @@ def make_source() -> Source:
     if cfg.kind == "files":
         if not cfg.path:
             raise ConfigError("[source] kind = files needs [source] path (a path template with {date})")
-        return FileSource(path=in_project(cfg.path), labels_path=in_project(cfg.labels_path), contract=load_contract(), fmt=cfg.format, encoding=cfg.encoding)
+        marker = in_project(cfg.complete_marker) if "/" in cfg.complete_marker else cfg.complete_marker
+        return FileSource(
+            path=in_project(cfg.path),
+            labels_path=in_project(cfg.labels_path),
+            contract=load_contract(),
+            fmt=cfg.format,
+            encoding=cfg.encoding,
+            complete_marker=marker,
+        )
     return SqlSource(url=cfg.url, query=cfg.query, labels_query=cfg.labels_query, contract=load_contract(), chunk_rows=storage().rows_per_file)
 
 

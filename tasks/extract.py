@@ -11,7 +11,11 @@ from tasks.targets import PartitionTarget
 
 
 class SourceData(luigi.ExternalTask):
-    """The rows of a date at the source; missing means Luigi's missing-data exit code."""
+    """The rows of a date at the source; missing means Luigi's missing-data exit code.
+
+    Files with no row of the date (a header-only CSV, a 0-row Parquet) or without their
+    completeness marker are missing too: a later run picks the date up when its rows arrive.
+    """
 
     date = luigi.DateParameter()
 

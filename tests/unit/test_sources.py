@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy
 
 from batchml.contract import Contract, validate
-from batchml.errors import ConfigError, HookError, MissingInput, SchemaError
+from batchml.errors import ConfigError, HookError, IncompleteInput, MissingInput, SchemaError
 from batchml.sources import FileSource, GeneratorSource, SqlSource, expand
 from tests.conftest import CONTRACT, REPO
 
@@ -165,3 +165,66 @@ def test_sql_query_binds_the_date_and_labels_join_on_the_composite_key(tmp_path,
     labels = src.labels(DAY + dt.timedelta(days=1))
     assert len(labels) == 80 and str(labels["pickup_datetime"].dtype) == "datetime64[us]"
     assert src.has_labels(DAY) and not src.has_labels(DAY + dt.timedelta(days=5))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_file_without_a_row_of_the_date_is_missing_data_until_its_rows_arrive(tmp_path, taxi, fmt):
+    path = tmp_path / f"trips_{DAY}.{fmt}"
+    empty = trips().iloc[:0]
+    empty.to_csv(path, index=False) if fmt == "csv" else empty.to_parquet(path)
+    src = FileSource(path=str(tmp_path / f"trips_{{date}}.{fmt}"), fmt=fmt, contract=taxi)
+    assert not src.exists(DAY)  # a header-only CSV, a Parquet schema with 0 rows
+    trips().to_csv(path, index=False) if fmt == "csv" else trips().to_parquet(path)
+    assert src.exists(DAY)
+
+
+def test_a_monthly_parquet_file_exists_only_for_the_dates_it_holds_rows_of(tmp_path, taxi):
+    frame = trips(50)
+    frame.to_parquet(tmp_path / "trips_2026-02.parquet")
+    src = FileSource(path=str(tmp_path / "trips_{date:%Y-%m}.parquet"), contract=taxi)
+    assert src.exists(DAY) and not src.exists(DAY + dt.timedelta(days=5))
+
+
+def cut_csv(path, rows=5000, keep=2500):
+    """A CSV of `rows` trips cut in the middle of row `keep + 1`, as a copy interrupted mid-write leaves it."""
+    text = trips(rows).to_csv(index=False)
+    lines = text.splitlines(keepends=True)
+    head = "".join(lines[: keep + 1])
+    path.write_text(head + lines[keep + 1][: len(lines[keep + 1]) // 3])
+    return len(lines[0].split(","))
+
+
+def test_a_csv_cut_mid_row_fails_its_date_naming_the_file(tmp_path, taxi):
+    fields = cut_csv(tmp_path / f"trips_{DAY}.csv")
+    src = FileSource(path=str(tmp_path / "trips_{date}.csv"), fmt="csv", contract=taxi)
+    with pytest.raises(IncompleteInput, match=rf"trips_{DAY}\.csv: the last line is cut \(\d of {fields} fields\); the file looks incomplete"):
+        list(src.batches(DAY))
+
+
+def test_a_csv_without_a_final_line_break_but_whole_rows_is_read(tmp_path, taxi):
+    (tmp_path / f"trips_{DAY}.csv").write_text(trips(20).to_csv(index=False).rstrip("\n"))
+    ((_, batch),) = FileSource(path=str(tmp_path / "trips_{date}.csv"), fmt="csv", contract=taxi).batches(DAY)
+    assert len(batch) == 20
+
+
+def test_with_a_marker_a_date_exists_once_its_marker_does_and_holds_the_rows_it_states(tmp_path, taxi):
+    folder = tmp_path / f"date={DAY}"
+    folder.mkdir()
+    trips(300).to_parquet(folder / "part-0.parquet")
+    src = FileSource(path=str(tmp_path / "date={date}"), contract=taxi, complete_marker="_SUCCESS")
+    assert not src.exists(DAY)  # the files are there, the writer has not finished
+    with pytest.raises(MissingInput, match="_SUCCESS: the completeness marker is not there yet"):
+        list(src.batches(DAY))
+    (folder / "_SUCCESS").write_text("")
+    assert src.exists(DAY) and sum(len(b) for _, b in src.batches(DAY)) == 300
+    (folder / "_SUCCESS").write_text("600\n")
+    with pytest.raises(IncompleteInput, match=r"_SUCCESS: states 600 rows, but .*part-0\.parquet hold 300; the date looks incomplete"):
+        list(src.batches(DAY))
+
+
+def test_a_marker_template_names_a_file_beside_per_date_files(tmp_path, taxi):
+    trips(40).to_csv(tmp_path / f"trips_{DAY}.csv", index=False)
+    src = FileSource(path=str(tmp_path / "trips_{date}.csv"), fmt="csv", contract=taxi, complete_marker="{date}.done")
+    assert src.marker(DAY) == str(tmp_path / f"{DAY}.done") and not src.exists(DAY)
+    (tmp_path / f"{DAY}.done").write_text("40")
+    assert src.exists(DAY) and sum(len(b) for _, b in src.batches(DAY)) == 40
