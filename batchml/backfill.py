@@ -1,7 +1,8 @@
-"""Which dates of a range need work: missing, stale (scored by another version), failed, corrupt.
+"""Which dates of a range need work: missing, stale (scored by another version), failed, corrupt, changed at the source.
 
 A scored date is corrupt when a file of its predictions or features disagrees with its
-manifest (size or sha256): read once per date, so a dry run names every bad file.
+manifest (size or sha256): read once per date, so a dry run names every bad file. A date
+has changed when its source's fingerprint is not the one its features were extracted from.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 
 from batchml.layout import FEATURES, PREDICTIONS, monitoring_file
 from batchml.monitoring import read_json
+from batchml.sources import Source
 from batchml.storage import Storage
 
 
@@ -20,6 +22,7 @@ class BackfillPlan:
     stale: list[dt.date] = field(default_factory=list)
     failed: list[dt.date] = field(default_factory=list)
     corrupt: dict[dt.date, list[str]] = field(default_factory=dict)  # date -> "<dataset>/<file>: what"
+    changed: list[dt.date] = field(default_factory=list)
 
     def lines(self, champion: str | None) -> list[str]:
         def show(dates):
@@ -31,11 +34,12 @@ class BackfillPlan:
             f"failed or unfinished ({len(self.failed)}): {show(self.failed)}",
             f"corrupt, files disagree with their manifests ({len(self.corrupt)}): "
             + ("; ".join(f"{d} ({', '.join(bad)})" for d, bad in sorted(self.corrupt.items())) or "none"),
+            f"changed at the source since extraction ({len(self.changed)}): {show(self.changed)}",
         ]
 
 
-def plan(storage: Storage, dates: list[dt.date], champion_version: str | None) -> BackfillPlan:
-    """Classify `dates` from one listing of predictions plus each scored date's results."""
+def plan(storage: Storage, dates: list[dt.date], champion_version: str | None, source: Source | None = None) -> BackfillPlan:
+    """Classify `dates` from one listing of predictions plus each scored date's results (and, with `source`, its fingerprints)."""
     scored = storage.committed_dates(PREDICTIONS)
     out = BackfillPlan()
     for date in dates:
@@ -57,4 +61,13 @@ def plan(storage: Storage, dates: list[dt.date], champion_version: str | None) -
         ]
         if bad:
             out.corrupt[date] = bad
+    if source is not None:
+        extracted = storage.committed_dates(FEATURES)
+        out.changed = [d for d in dates if d in extracted and source_changed(storage, source, d)]
     return out
+
+
+def source_changed(storage: Storage, source: Source, date: dt.date) -> bool:
+    """The date's rows at the source are not what its features were extracted from (and can be read again)."""
+    manifest = storage.manifest(FEATURES, date)
+    return manifest is not None and manifest.input_fingerprint != source.fingerprint(date) and source.exists(date)

@@ -43,15 +43,17 @@ def extract_date(
     run_id: str,
     max_reject_share: float,
     rows_per_file: int,
+    replace: bool = False,
 ) -> ExtractResult:
     """Validate every row of `date`, commit quarantine/ then features/ (features marks done).
 
     Raises RejectedShareTooHigh, after keeping the rejected rows under
     `quarantine/_rejected/`, when more than `max_reject_share` of the rows break the contract,
     and MissingInput when the source holds no row of the date (an empty file is missing
-    data, not an empty date: the date runs when its rows arrive).
+    data, not an empty date: the date runs when its rows arrive). `replace` re-extracts a
+    committed date (on request only: its source changed).
     """
-    with storage.writer(FEATURES, date) as features, storage.writer(QUARANTINE, date, replace=True) as quarantine:
+    with storage.writer(FEATURES, date, replace=replace) as features, storage.writer(QUARANTINE, date, replace=True) as quarantine:
         if features.committed:
             log.info("features for %s already committed by another run; nothing to do", date)
             return ExtractResult(0, 0, 0, [], skipped=True)

@@ -65,7 +65,7 @@ def predict_date(
             date=date.isoformat(),
             rows=rows,
             schema_hash=features.schema_hash,
-            input_fingerprint=_fingerprint(features),
+            input_fingerprint=scored_from(features),
             code_version=code_version(),
             run_id=run_id,
             model={"name": pin.name, "version": pin.version, "sha256": pin.sha256, "runtime": pin.runtime, "flavor": pin.flavor},
@@ -123,7 +123,7 @@ def profile_specs(reference: dict | None) -> dict[str, dict] | None:
     return {**reference["columns"], **(reference.get("outputs") or {"prediction": reference["prediction"]})}
 
 
-def _fingerprint(features: Manifest) -> str:
+def scored_from(features: Manifest) -> str:
     """The features this date was scored from: their run and files."""
     body = f"{features.run_id}|" + "|".join(f"{f['path']}:{f['size']}" for f in features.files)
     return hashlib.sha256(body.encode()).hexdigest()[:16]

@@ -14,7 +14,7 @@ from batchml.monitoring import record_duration
 from pipelines import startup
 from pipelines.defaults import apply_defaults
 from tasks.config import make_storage
-from tasks.backfill import Backfill, RescoreDate  # noqa: F401
+from tasks.backfill import Backfill, ReextractDate, RescoreDate  # noqa: F401
 from tasks.daily import DailyScore  # noqa: F401
 from tasks.extract import ExtractFeatures, SourceData  # noqa: F401
 from tasks.model import ChampionModel, ResolveModel  # noqa: F401

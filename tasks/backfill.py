@@ -1,19 +1,24 @@
-"""Backfill and RescoreDate: run a range's missing dates, and re-score stale ones on request."""
+"""Backfill, RescoreDate and ReextractDate: run a range's missing dates; re-score stale and
+re-extract changed ones on request."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import multiprocessing
 
 import luigi
 
 from batchml.backfill import plan
+from batchml.extract import FEATURES, extract_date
 from batchml.monitoring import monitoring_file
-from batchml.predictions import model_for_workers, predict_date
+from batchml.predictions import PREDICTIONS, model_for_workers, predict_date, scored_from
+from batchml.progress import Progress
 from batchml.provenance import new_run_id
-from tasks.config import cache_dir, dask_client, load_contract, make_registry, make_storage, mlflow, retry_policy
+from tasks.config import cache_dir, dask_client, hooks, load_contract, make_registry, make_source, make_storage, mlflow, retry_policy, schema
+from tasks.config import storage as storage_settings
 from tasks.daily import DailyScore
-from tasks.model import pin_path
+from tasks.model import pin_path, read_pin
 
 log = logging.getLogger("batchml")
 DERIVED = ("drift.json", "metrics.json", "report.html")  # recomputed after a re-score; decisions are kept
@@ -37,24 +42,76 @@ class RescoreDate(luigi.Task):
             model_path = model_for_workers(storage, pin, registry.fetch(pin, cache_dir()))  # before the re-pin: an outage leaves the pin as it was
             reference = registry.reference_profile(pin, cache_dir())
             storage.write_text(pin_path(self.date), pin.to_json())  # the request is the re-pin
-            retry_policy().call(
-                f"re-scoring {self.date} on Dask",
-                lambda: predict_date(
-                    storage,
-                    self.date,
-                    pin=pin,
-                    model_path=model_path,
-                    key=load_contract().key,
-                    client=dask_client(),
-                    run_id=new_run_id(),
-                    reference=reference,
-                    replace=True,
-                ),
-            )
-            for name in DERIVED:
-                storage.delete(monitoring_file(self.date, name))
+            _score_again(storage, self.date, pin, model_path, reference)
             log.info("%s re-scored: version %s -> %s", self.date, old, pin.version)
         yield DailyScore(self.date)  # drift, metrics and report again, against the new version
+
+
+class ReextractDate(luigi.Task):
+    """Re-extract a date whose source changed since its features were committed, and re-score it with its pin (on request only)."""
+
+    date = luigi.DateParameter()
+
+    def complete(self) -> bool:
+        storage = make_storage()
+        features = storage.manifest(FEATURES, self.date)
+        if features is None or features.input_fingerprint != make_source().fingerprint(self.date):
+            return False
+        predictions = storage.manifest(PREDICTIONS, self.date)
+        return predictions is None or predictions.input_fingerprint == scored_from(features)
+
+    def run(self):
+        storage, source = make_storage(), make_source()
+        # Each step is guarded: run() starts over after the yield, and after a crash between steps.
+        old = storage.manifest(FEATURES, self.date)
+        if old is None or old.input_fingerprint != source.fingerprint(self.date):
+            result = extract_date(
+                source,
+                load_contract(),
+                storage,
+                self.date,
+                transform=hooks()["features"],
+                run_id=new_run_id(),
+                max_reject_share=schema().max_reject_share,
+                rows_per_file=storage_settings().rows_per_file,
+                replace=True,
+            )
+            log.info(
+                "%s re-extracted: %d rows in (were %s), %d quarantined", self.date, result.rows_in, old.rows["in"] if old else "none", result.rows_rejected
+            )
+        predictions = storage.manifest(PREDICTIONS, self.date)
+        if predictions is not None and predictions.input_fingerprint != scored_from(storage.manifest(FEATURES, self.date)):
+            pin, registry = read_pin(self.date), make_registry()
+            model_path = model_for_workers(storage, pin, registry.fetch(pin, cache_dir()))
+            _score_again(storage, self.date, pin, model_path, registry.reference_profile(pin, cache_dir()))
+            log.info("%s re-scored from its new features with its pinned models:/%s/%s", self.date, pin.name, pin.version)
+        yield DailyScore(self.date)  # drift, metrics and report again, from the new rows
+
+
+def _score_again(storage, date: dt.date, pin, model_path, reference) -> None:
+    """Replace a committed date's predictions, then drop what was derived from the old ones."""
+    printed = Progress(log)
+
+    def progress(done: int, total: int) -> None:
+        printed.update(done, total, f"re-scored {done} of {total} partitions of {date} with models:/{pin.name}/{pin.version}")
+
+    retry_policy().call(
+        f"re-scoring {date} on Dask",
+        lambda: predict_date(
+            storage,
+            date,
+            pin=pin,
+            model_path=model_path,
+            key=load_contract().key,
+            client=dask_client(),
+            run_id=new_run_id(),
+            reference=reference,
+            on_progress=progress,
+            replace=True,
+        ),
+    )
+    for name in DERIVED:
+        storage.delete(monitoring_file(date, name))
 
 
 def _classes():
@@ -67,9 +124,12 @@ class Backfill(luigi.WrapperTask):
 
     start = luigi.DateParameter()
     stop = luigi.DateParameter(description="Exclusive, as in RangeDaily.")
-    dry_run = luigi.BoolParameter(default=False, description="List missing, stale and failed dates; run nothing.")
+    dry_run = luigi.BoolParameter(default=False, description="List missing, stale, failed and changed dates; run nothing.")
     reprocess = luigi.ChoiceParameter(
-        choices=["none", "stale"], default="none", description="'stale': re-score dates scored by another version than @champion."
+        choices=["none", "stale", "changed"],
+        default="none",
+        description="'stale': re-score dates scored by another version than @champion. 'changed': re-extract and re-score dates whose source "
+        "changed since extraction (with their pinned version).",
     )
     newest_first = luigi.BoolParameter(default=False, description="Schedule the newest dates first.")
 
@@ -78,7 +138,7 @@ class Backfill(luigi.WrapperTask):
 
     def requires(self):
         champion = make_registry().version_by_alias(mlflow().alias)
-        todo = plan(make_storage(), self._dates(), str(champion.version) if champion else None)
+        todo = plan(make_storage(), self._dates(), str(champion.version) if champion else None, source=make_source())
         for line in todo.lines(str(champion.version) if champion else None):
             log.info("backfill %s..%s: %s", self.start, self.stop, line)
         if self.dry_run:
@@ -87,7 +147,41 @@ class Backfill(luigi.WrapperTask):
         tasks = [DailyScore(d) for d in sorted(set(todo.missing) | set(todo.failed))]
         if self.reprocess == "stale":
             tasks += [RescoreDate(d) for d in todo.stale if d not in todo.missing]
+        if self.reprocess == "changed":
+            tasks = [t for t in tasks if t.date not in todo.changed] + [ReextractDate(d) for d in todo.changed]
+        elif todo.changed:
+            log.warning(
+                "backfill: the source of %s changed since extraction; they are not re-extracted (--reprocess changed does)",
+                ", ".join(d.isoformat() for d in todo.changed),
+            )
         # Luigi's worker adds requirements last-listed first, and runs tasks of equal
         # priority in the order they were added: list the dates that should run first last.
         tasks.sort(key=lambda t: t.date, reverse=not self.newest_first)
+        ids = {t.task_id for t in tasks}
+        if self.task_id not in _RUNS or _RUNS[self.task_id].ids != ids:  # Luigi calls requires() more than once per run
+            _RUNS[self.task_id] = _Run(ids, multiprocessing.Value("i", 0), Progress(log))
+            log.info("backfill %s..%s: %d date(s) to run", self.start, self.stop, len(tasks))
         return tasks
+
+
+class _Run:
+    """A running backfill's dates; the counter is shared memory, so dates done in forked workers (--workers N) count too."""
+
+    def __init__(self, ids: set[str], done, progress: Progress):
+        self.ids, self.done, self.progress = ids, done, progress
+
+
+_RUNS: dict[str, _Run] = {}
+
+
+@luigi.Task.event_handler(luigi.Event.SUCCESS)
+def _date_done(task):
+    """backfill: date 3 of 30: 2026-06-03 done (elapsed seconds), and the bar on a terminal."""
+    if isinstance(task, Backfill):
+        _RUNS.pop(task.task_id, None)  # the next run of the same range counts from zero
+    for run in _RUNS.values():
+        if task.task_id in run.ids:
+            with run.done.get_lock():
+                run.done.value += 1
+                done = run.done.value
+            run.progress.update(done, len(run.ids), f"backfill: date {done} of {len(run.ids)}: {task.date} done")

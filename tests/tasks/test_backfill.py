@@ -11,6 +11,7 @@ from luigi.execution_summary import LuigiStatusCode
 
 from pipelines import Backfill, DailyScore, DetectDrift, RangeDaily
 from tasks.config import make_registry, make_storage
+from tests.conftest import distinct_keys
 
 
 def build(*tasks):
@@ -91,3 +92,42 @@ def test_range_daily_runs_the_oldest_missing_date_first_so_a_cold_start_never_tr
     assert order == dates
     tags = make_registry().version_tags("1")  # the first model's window ends label_lag_days before the range
     assert tags["window_end"] == (dates[0] - dt.timedelta(days=2)).isoformat()
+
+
+def test_a_date_whose_source_changed_is_listed_kept_on_a_plain_run_and_re_extracted_on_request(pipeline, day, tmp_path, capsys):
+    from taxi_synthetic import trips as generate
+
+    import pandas as pd
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+
+    def write(date, rows, seed):
+        frame = pd.concat(generate(date, rows_per_day=rows, seed=seed), ignore_index=True)
+        frame.to_csv(raw / f"trips_{date}.csv", index=False)
+        return frame
+
+    for i in range(6, -1, -1):
+        write(day - dt.timedelta(days=i), 3000, 5)
+    pipeline({"source": {"kind": "files", "path": str(raw / "trips_{date}.csv"), "format": "csv"}})
+    assert build(DailyScore(day)).status == LuigiStatusCode.SUCCESS
+    storage = make_storage()
+    before = storage.manifest("features", day)
+    new = write(day, 2000, 77)  # the provider re-delivered the date
+
+    assert build(Backfill(start=day, stop=day + dt.timedelta(days=1), dry_run=True)).status == LuigiStatusCode.SUCCESS
+    assert f"changed at the source since extraction (1): {day}" in capsys.readouterr().out
+    assert build(DailyScore(day), Backfill(start=day, stop=day + dt.timedelta(days=1))).status == LuigiStatusCode.SUCCESS
+    assert storage.manifest("features", day).run_id == before.run_id  # never re-extracted silently
+
+    assert build(Backfill(start=day, stop=day + dt.timedelta(days=1), reprocess="changed")).status == LuigiStatusCode.SUCCESS
+    features, predictions = storage.verify("features", day), storage.verify("predictions", day)
+    assert features.rows["in"] == predictions.rows["in"] == len(new)
+    assert predictions.rows["written"] + predictions.rows["quarantined"] == len(new)
+    scored = storage.read_table("predictions", day)
+    assert distinct_keys(scored) == len(scored) == predictions.rows["written"]
+    assert predictions.model["version"] == "1"  # re-scored with the date's pin
+    assert json.loads(storage.read_text(f"monitoring/date={day}/metrics.json"))["numbers"]["rows_in"] == len(new)  # derived again
+    assert storage.read_text(f"monitoring/date={day}/report.html") is not None
+    assert build(Backfill(start=day, stop=day + dt.timedelta(days=1), dry_run=True)).status == LuigiStatusCode.SUCCESS
+    assert "changed at the source since extraction (0): none" in capsys.readouterr().out
