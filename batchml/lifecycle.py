@@ -17,6 +17,7 @@ from batchml.features import categorical_inputs
 from batchml.metrics import PRIMARY, lower_is_better, model_metrics
 from batchml.packaged import Packaging, raw_example
 from batchml.profile import date_profiles, reference_profile
+from batchml.progress import Progress
 from batchml.registry import ModelPin, Registry
 from batchml.scoring import PREDICTION, ModelSpec, predict_partition, proba_columns
 from batchml.sources import Source
@@ -56,7 +57,8 @@ def train_and_register(
     """
     contract = project.contract
     dates = labelled_window(window_end, window_days)
-    log.info("training: reading the labelled window %s..%s", dates[0], dates[-1])
+    progress = Progress(log)
+    log.info("training: reading the labelled window %s..%s (%d dates)", dates[0], dates[-1], len(dates))
     frame = labelled_frame(source, contract, dates, features=project.features, labels=project.labels, max_rows=max_rows, seed=seed)
     label = contract.label.column
     # A tenth of the rows of every date is held out: the version's holdout metrics, which
@@ -72,8 +74,9 @@ def train_and_register(
     settings = TrainingSettings(
         inputs=tuple(inputs), label=label, task=contract.task, seed=seed, classes=contract.label.classes, params=dict(project.params or {})
     )
-    log.info("training: fitting %s on %d rows", project.recipe, len(train))
+    progress.note(f"training: fitting {project.recipe} on {len(train)} rows of {len(inputs)} inputs ({len(frame) - len(train)} held out)")
     model = fit_recipe(project.recipe, train.reset_index(drop=True), settings)
+    progress.note(f"training: fitted {type(model).__name__}; exporting to ONNX")
     inputs = fitted_inputs(model, settings)
     classes = model_classes(model) if contract.task == "classification" else None
     _check_classes(classes, contract, project)
@@ -82,7 +85,7 @@ def train_and_register(
     metrics = {f"holdout_{k}": v for k, v in model_metrics(contract.task, valid[label].to_numpy(), outputs, classes).items()}
     metrics["train_rows"] = len(train)
     onnx_bytes, export_note = to_onnx_bytes(model, train[inputs].head(2000), classes=classes)
-    log.info("training: %s", export_note)
+    progress.note(f"training: {export_note}; profiling {len(train)} training rows")
 
     categorical = categorical_inputs(train, inputs)
     profile = reference_profile(train[inputs], categorical=categorical)
@@ -95,6 +98,7 @@ def train_and_register(
     specs = {**profile["columns"], **profile["outputs"]}
     profile["dates"] = date_profiles(pd.concat([train[inputs].reset_index(drop=True), scored], axis=1), train["date"].reset_index(drop=True), specs)
     primary = PRIMARY[contract.task]
+    progress.note(f"training: registering {registry.name} with its evidence")
     version = registry.register(
         model,
         train,
@@ -126,7 +130,9 @@ def train_and_register(
             window=(dates[0].isoformat(), dates[-1].isoformat()),
         ),
     )
-    log.info("trained version %s on %s..%s (%d rows): holdout %s %.4g", version, dates[0], dates[-1], len(train), primary, metrics[f"holdout_{primary}"])
+    progress.note(
+        f"training: registered version {version}, trained on {dates[0]}..{dates[-1]} ({len(train)} rows): holdout {primary} {metrics[f'holdout_{primary}']:.4g}"
+    )
     return version
 
 

@@ -17,6 +17,7 @@ from batchml.contract import Contract, validate
 from batchml.errors import HookError, MissingInput
 from batchml.features import labels_of, model_inputs
 from batchml.hooks import call_hook
+from batchml.progress import Progress
 from batchml.sources import Source
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ def labelled_frame(
     label = contract.label.column
     per_date = max(1, max_rows // max(1, len(dates)))
     parts = []
+    progress = Progress(log)
     for i, date in enumerate(dates):
         try:  # a date without rows, or whose labels have not arrived, is not trained on
             batches = [validate(b, contract, date, origin=o).valid for o, b in source.batches(date)]
@@ -66,6 +68,7 @@ def labelled_frame(
             truth = labels_of(rows, contract, labels) if labels else source.labels(date)
         except MissingInput as exc:
             log.warning("training window: %s skipped: %s", date, exc)
+            progress.update(i + 1, len(dates), f"training: read {i + 1} of {len(dates)} dates ({date}: skipped)")
             continue
         inputs = model_inputs(rows, contract, features)
         on = list(contract.key)
@@ -73,6 +76,7 @@ def labelled_frame(
         if len(joined) > per_date:
             joined = joined.sample(per_date, random_state=seed + i)
         parts.append(joined.assign(date=date))
+        progress.update(i + 1, len(dates), f"training: read {i + 1} of {len(dates)} dates ({date}: {len(joined)} labelled rows)")
     if not parts:
         raise MissingInput(f"no labelled rows in {dates[0]}..{dates[-1]} to train on")
     frame = pd.concat(parts, ignore_index=True)

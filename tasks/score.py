@@ -7,6 +7,7 @@ import logging
 import luigi
 
 from batchml.predictions import PREDICTIONS, model_for_workers, predict_date
+from batchml.progress import Progress
 from batchml.provenance import new_run_id
 from batchml.retry import one_line
 from tasks.config import cache_dir, dask_client, load_contract, make_registry, make_storage, retry_policy
@@ -35,8 +36,10 @@ class ScorePredictions(luigi.Task):
         reference = registry.reference_profile(pin, cache_dir())
         self.set_status_message(f"scoring with models:/{pin.name}/{pin.version}")
         self.set_progress_percentage(0)
+        printed = Progress(log)
 
         def progress(done: int, total: int) -> None:
+            printed.update(done, total, f"scored {done} of {total} partitions of {self.date} with models:/{pin.name}/{pin.version}")
             try:
                 self.set_progress_percentage(int(100 * done / total))
                 self.set_status_message(f"scored {done} of {total} partitions with models:/{pin.name}/{pin.version}")

@@ -31,6 +31,23 @@ def test_daily_score_then_a_rerun_that_does_nothing(cli):
     assert again.returncode == 0 and "Did not run any tasks" in again.stderr + again.stdout
 
 
+def test_a_cold_start_run_prints_training_and_scoring_progress_with_counts(cli):
+    run = cli.luigi("DailyScore", "--date", DAY.isoformat())
+    assert run.returncode == 0, last_lines(run, 40)
+    out = run.stderr
+    for pattern in (
+        r"batchml\.training: training: read 5 of 5 dates \(2026-01-18: \d+ labelled rows\) \(\d+\.\d s\)",
+        r"training: fitting taxi_hooks:recipe on \d+ rows of \d+ inputs \(\d+ held out\) \(\d+\.\d s\)",
+        r"training: fitted \w+; exporting to ONNX \(\d+\.\d s\)",
+        r"training: registering trip_duration with its evidence \(\d+\.\d s\)",
+        r"training: registered version 1, trained on .* \(\d+ rows\): holdout mae [\d.]+ \(\d+\.\d s\)",
+        rf"scored 0 of (\d+) partitions of {DAY} with models:/trip_duration/1 \(\d+\.\d s\)",
+        rf"scored 3 of 3 partitions of {DAY} with models:/trip_duration/1 \(\d+\.\d s\)",
+    ):
+        assert re.search(pattern, out), f"{pattern!r} not in the output:\n{out[-6000:]}"
+    assert "\r" not in out  # no bar when stderr is not a terminal
+
+
 def test_range_daily_backfill_and_readers_see_exactly_the_committed_rows(cli):
     stop = DAY + dt.timedelta(days=3)
     run = cli.luigi("RangeDaily", "--of", "DailyScore", "--start", DAY.isoformat(), "--stop", stop.isoformat())
