@@ -10,9 +10,10 @@ import multiprocessing
 import luigi
 
 from batchml.backfill import plan
-from batchml.extract import FEATURES, extract_date
+from batchml.extract import extract_date
+from batchml.layout import FEATURES, PREDICTIONS
 from batchml.monitoring import monitoring_file
-from batchml.predictions import PREDICTIONS, model_for_workers, predict_date, scored_from
+from batchml.predictions import model_for_workers, predict_date, scored_from
 from batchml.progress import Progress
 from batchml.provenance import new_run_id
 from tasks.config import cache_dir, dask_client, hooks, load_contract, make_registry, make_source, make_storage, mlflow, retry_policy, schema
