@@ -3,6 +3,8 @@
 import contextlib
 import datetime as dt
 import json
+import logging
+import re
 import time
 
 import luigi
@@ -94,7 +96,7 @@ def test_range_daily_runs_the_oldest_missing_date_first_so_a_cold_start_never_tr
     assert tags["window_end"] == (dates[0] - dt.timedelta(days=2)).isoformat()
 
 
-def test_a_date_whose_source_changed_is_listed_kept_on_a_plain_run_and_re_extracted_on_request(pipeline, day, tmp_path, capsys):
+def test_a_date_whose_source_changed_is_listed_kept_on_a_plain_run_and_re_extracted_on_request(pipeline, day, tmp_path, capsys, caplog):
     from taxi_synthetic import trips as generate
 
     import pandas as pd
@@ -120,7 +122,10 @@ def test_a_date_whose_source_changed_is_listed_kept_on_a_plain_run_and_re_extrac
     assert build(DailyScore(day), Backfill(start=day, stop=day + dt.timedelta(days=1))).status == LuigiStatusCode.SUCCESS
     assert storage.manifest("features", day).run_id == before.run_id  # never re-extracted silently
 
+    caplog.set_level(logging.INFO, logger="batchml")
     assert build(Backfill(start=day, stop=day + dt.timedelta(days=1), reprocess="changed")).status == LuigiStatusCode.SUCCESS
+    assert re.search(rf"backfill: date 1 of 1: {day} done \(\d+\.\d s\)", caplog.text)
+    assert re.search(rf"re-scored \d of \d partitions of {day} with models:/trip_duration/1", caplog.text)
     features, predictions = storage.verify("features", day), storage.verify("predictions", day)
     assert features.rows["in"] == predictions.rows["in"] == len(new)
     assert predictions.rows["written"] + predictions.rows["quarantined"] == len(new)
