@@ -11,9 +11,10 @@ from batchml.backfill import plan
 from batchml.monitoring import monitoring_file
 from batchml.predictions import model_for_workers, predict_date
 from batchml.provenance import new_run_id
-from tasks.config import cache_dir, dask_client, load_contract, make_registry, make_storage, mlflow, retry_policy
+from batchml.baseline import baseline_bins, first_bins
+from tasks.config import cache_dir, dask_client, load_contract, make_registry, make_storage, mlflow, retry_policy, runtime
 from tasks.daily import DailyScore
-from tasks.model import pin_path
+from tasks.model import decide_runtime, pin_path
 
 log = logging.getLogger("batchml")
 DERIVED = ("drift.json", "metrics.json", "report.html")  # recomputed after a re-score; decisions are kept
@@ -34,8 +35,12 @@ class RescoreDate(luigi.Task):
         pin = registry.pin(mlflow().alias, cache_dir(), _classes())
         old = storage.manifest("predictions", self.date).model["version"]
         if old != pin.version:  # run() starts over after the yield below: re-score only once
-            model_path = model_for_workers(storage, pin, registry.fetch(pin, cache_dir()))  # before the re-pin: an outage leaves the pin as it was
+            pin = decide_runtime(registry, pin, self.date)  # before the re-pin: an outage leaves the pin as it was
+            local = registry.fetch(pin, cache_dir())
+            model_path = model_for_workers(storage, pin, local)
             reference = registry.reference_profile(pin, cache_dir())
+            if reference is None:
+                reference = baseline_bins(storage, pin, lambda: first_bins(storage, pin, local, self.date, load_contract().key, runtime().parity_rows))
             storage.write_text(pin_path(self.date), pin.to_json())  # the request is the re-pin
             retry_policy().call(
                 f"re-scoring {self.date} on Dask",

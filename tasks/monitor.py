@@ -16,7 +16,8 @@ from batchml.monitoring import monitoring_file, read_json, trailing_rows, write_
 from batchml.predictions import PREDICTIONS, profile_path
 from batchml.provenance import new_run_id
 from batchml.scoring import PREDICTION, proba_columns
-from tasks.config import cache_dir, check_thresholds, checks, drift_thresholds, hooks, load_contract, make_registry, make_source, make_storage, source
+from batchml.baseline import baseline_reference
+from tasks.config import cache_dir, check_thresholds, checks, drift, drift_thresholds, hooks, load_contract, make_registry, make_source, make_storage, source
 from tasks.extract import SourceData
 from tasks.model import read_pin
 from tasks.score import ScorePredictions
@@ -73,10 +74,14 @@ class DetectDrift(luigi.Task):
         pin = read_pin(self.date)
         reference = make_registry().reference_profile(pin, cache_dir())
         daily = read_json(storage, profile_path(self.date))
+        have, days = 0, drift().baseline_days
+        if reference is None:
+            reference, have = baseline_reference(storage, pin, self.date, days)
         if reference is None or daily is None:
             result = {
-                "verdict": "collecting baseline",
-                "reason": f"models:/{pin.name}/{pin.version} was not trained by batchml and carries no reference profile",
+                "verdict": f"collecting baseline ({have} of {days} dates)",
+                "reason": f"models:/{pin.name}/{pin.version} carries no reference profile of batchml's: "
+                f"its reference is the sum of its first {days} scored dates ({have} in so far)",
                 "drifted_share": None,
                 "drifted_features": [],
                 "features": {},
