@@ -225,7 +225,8 @@ class Registry:
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-            got = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{self.name}/{version}", dst_path=tmp, tracking_uri=self.tracking_uri)
+            with _fluent_uris(self.tracking_uri):  # a models:/ URI is resolved against the registry URI, not tracking_uri=
+                got = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{self.name}/{version}", dst_path=tmp, tracking_uri=self.tracking_uri)
             shutil.rmtree(target, ignore_errors=True)
             os.replace(got, target)
         return target

@@ -122,6 +122,7 @@ def project(pipeline, tmp_path):
             "storage": {"rows_per_file": "400"},
             "drift": {"exclude": "[]", "baseline_days": "2"},
             "checks": {"max_null_rate": "0.2"},  # area has gaps on purpose
+            "runtime": {"convert_sklearn": "true"},
             "mlflow": {"registered_model": model, "cold_start": "false"},
         }
         for section, values in more.items():
