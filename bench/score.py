@@ -36,8 +36,9 @@ features (--rows trips) and pins it; the features stay in --out for the next run
             whole process. Labels are left out of these runs ([labels] transform empty), so
             each run scores exactly its own dates.
 
-Printed: each measurement, the ratios, and as the last line one JSON object. The machine is
-shared and noisy: compare ratios within a run, over several runs.
+Printed: each measurement, the ratios, and as the last line one JSON object (with the 1-minute
+load average before and after: the limits assume --workers idle cores). The machine is shared
+and noisy: compare ratios within a run, over several runs, on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -469,8 +470,10 @@ def main(argv: list[str] | None = None) -> None:
     work = (args.out / f"{args.measure}-rows-{args.rows}-per-file-{args.rows_per_file}").absolute()
     work.mkdir(parents=True, exist_ok=True)
     measure = {"score": measure_score_runtime, "daily": measure_daily, "backfill": measure_backfill}[args.measure]
+    load_before = os.getloadavg()[0]
     result = measure(args, work)
-    print(json.dumps({**result, "workers": args.workers, "rows_per_file": args.rows_per_file}))
+    load = {"load_avg_1min_before": round(load_before, 1), "load_avg_1min_after": round(os.getloadavg()[0], 1), "cores": os.cpu_count()}
+    print(json.dumps({**result, "workers": args.workers, "rows_per_file": args.rows_per_file, **load}))
 
 
 if __name__ == "__main__":
