@@ -25,6 +25,7 @@ from luigi.execution_summary import LuigiStatusCode
 import pipelines
 from batchml.extract import FEATURES
 from batchml.predictions import PREDICTIONS
+from batchml.registry import _fluent_uris
 from tasks.config import make_storage
 from tasks.daily import DailyScore
 from tasks.monitor import DetectDrift
@@ -108,7 +109,8 @@ def project(pipeline, tmp_path):
     sys.path.insert(0, str(tmp_path))
     sys.modules.pop("homes_hooks", None)
     hooks = importlib.import_module("homes_hooks")
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    fluent = _fluent_uris(f"sqlite:///{tmp_path / 'mlflow.db'}")  # the data scientist's MLflow calls; put back afterwards
+    fluent.__enter__()
 
     def apply(model: str, task: str = "regression", **more):
         label = CLASSIFIER_LABEL if task == "classification" else ("price", "regression")
@@ -132,7 +134,7 @@ def project(pipeline, tmp_path):
     yield hooks, apply
     sys.path.remove(str(tmp_path))
     sys.modules.pop("homes_hooks", None)
-    mlflow.set_tracking_uri("")
+    fluent.__exit__(None, None, None)
 
 
 def training_frame(hooks, task: str) -> tuple[pd.DataFrame, np.ndarray]:
