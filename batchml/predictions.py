@@ -8,12 +8,15 @@ import json
 import logging
 from pathlib import Path
 
+import fsspec
+
 from batchml import layout
-from batchml.errors import IntegrityError, SchemaError
+from batchml.errors import IntegrityError
 from batchml.layout import FEATURES, PREDICTIONS, PROFILE_FILE
 from batchml.profile import daily_profile
 from batchml.provenance import code_version
 from batchml.registry import ModelPin
+from batchml.runtimes import check_signature
 from batchml.scoring import ModelSpec, score_files
 from batchml.storage import Manifest, Storage
 
@@ -44,7 +47,7 @@ def predict_date(
     """
     features = storage.verify(FEATURES, date, checksums=True)  # every byte scoring reads, against its sha256
     inputs = check_inputs(pin, features, date)
-    spec = ModelSpec(str(model_path), pin.sha256, pin.runtime, inputs, tuple(key), pin.name, pin.version, pin.classes)
+    spec = ModelSpec(str(model_path), pin.scored_sha256, pin.runtime, inputs, tuple(key), pin.name, pin.version, pin.classes, pin.input_types)
     with storage.writer(PREDICTIONS, date, replace=replace) as out:
         if out.committed:
             log.info("predictions for %s already committed by another run; nothing to do", date)
@@ -68,7 +71,7 @@ def predict_date(
             input_fingerprint=scored_from(features),
             code_version=code_version(),
             run_id=run_id,
-            model={"name": pin.name, "version": pin.version, "sha256": pin.sha256, "runtime": pin.runtime, "flavor": pin.flavor},
+            model=manifest_model(pin),
         )
         if result.profile is not None:
             body = daily_profile(result.profile, profile_specs(reference))
@@ -79,19 +82,49 @@ def predict_date(
         return committed
 
 
+def manifest_model(pin: ModelPin) -> dict:
+    """What the predictions manifest records of the model: version, runtime, what was loaded and why."""
+    body = {"name": pin.name, "version": pin.version, "sha256": pin.sha256, "runtime": pin.runtime, "flavor": pin.flavor}
+    if pin.converted_sha256:
+        body["converted_sha256"] = pin.converted_sha256
+    if pin.note:
+        body["note"] = pin.note
+    return body
+
+
 def check_inputs(pin: ModelPin, features: Manifest, date: dt.date) -> tuple[str, ...]:
-    """The model's inputs, checked against the date's feature columns before any scoring."""
+    """The model's inputs, checked (names and types) against the date's feature columns before any scoring."""
     columns = features.extra.get("columns") or {}
     key = set(features.extra.get("key") or ())
     if not pin.inputs:  # no signature: every feature column, by name
+        log.warning("models:/%s/%s has no signature: scored with every feature column, by name", pin.name, pin.version)
         return tuple(c for c in columns if c not in key) or tuple(columns)
-    missing = [c for c in pin.inputs if c not in columns]
-    if missing:
-        raise SchemaError(
-            f"{date}: models:/{pin.name}/{pin.version} takes column(s) {', '.join(missing)} that the features of the date lack "
-            f"(features have {', '.join(columns)}); check the contract, [features] transform and the model's signature"
-        )
+    check_signature(pin, columns, date)
     return pin.inputs
+
+
+def features_sample(storage: Storage, date: dt.date, n: int, seed: int = 0):
+    """At most `n` of the date's feature rows, drawn with a fixed seed from its first files (read whole)."""
+    import pandas as pd
+
+    parts, have = [], 0
+    for path in storage.files(FEATURES, date):
+        with fsspec.open(path, "rb") as fh:
+            parts.append(pd.read_parquet(fh))
+        have += len(parts[-1])
+        if have >= 4 * n:
+            break
+    frame = pd.concat(parts, ignore_index=True)
+    return frame.sample(n, random_state=seed).reset_index(drop=True) if len(frame) > n else frame
+
+
+def sample_predictions(sample, pin: ModelPin, model_path, key: tuple[str, ...]):
+    """The pinned model's outputs on a sample, as the workers compute them."""
+    from batchml.scoring import predict_partition
+
+    inputs = pin.inputs or tuple(c for c in sample.columns if c not in key)
+    spec = ModelSpec(str(model_path), pin.scored_sha256, pin.runtime, inputs, (), pin.name, pin.version, pin.classes, pin.input_types)
+    return predict_partition(sample, spec), list(inputs)
 
 
 def model_for_workers(storage, pin: ModelPin, local_path: Path) -> str:
@@ -103,11 +136,11 @@ def model_for_workers(storage, pin: ModelPin, local_path: Path) -> str:
     """
     if "://" not in storage.url() or Path(local_path).is_dir():
         return str(local_path)  # a pyfunc model folder is read from the local cache
-    relative = layout.model_file(pin.sha256)
-    if storage.read_text(layout.model_file(pin.sha256, ".json")) is None:
+    relative = layout.model_file(pin.scored_sha256)
+    if storage.read_text(layout.model_file(pin.scored_sha256, ".json")) is None:
         with storage.open(relative, "wb") as fh:
             fh.write(local_path.read_bytes())
-        storage.write_text(layout.model_file(pin.sha256, ".json"), pin.to_json())  # written after the model: it marks it whole
+        storage.write_text(layout.model_file(pin.scored_sha256, ".json"), pin.to_json())  # written after the model: it marks it whole
     return storage.url(relative)
 
 

@@ -37,8 +37,10 @@ SKOPS_TRUSTED = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredict
 class ModelPin:
     """The model version a date is scored with, fixed the first time the date resolves it.
 
-    `runtime` says how it is scored (onnx | pyfunc), `sha256` what exactly: the ONNX file,
-    or the digest of the MLflow model's folder. `inputs` are the columns it takes, in order.
+    `runtime` says how it is scored (onnx | converted | pyfunc), `sha256` what exactly: the
+    ONNX file, or the digest of the MLflow model's folder (for `converted`, the sklearn model
+    it was converted from; `converted_sha256` is the ONNX file). `inputs` are the columns it
+    takes, in order, with their kinds in `input_types` when the signature gives them.
     """
 
     name: str
@@ -52,6 +54,13 @@ class ModelPin:
     classes: tuple | None = None
     artifact: str = ONNX_ARTIFACT  # run-relative ONNX file, or a models:/ URI for a whole model
     note: str = ""
+    input_types: tuple[str, ...] = ()  # per input, from the signature: string | number | integer | boolean | datetime
+    converted_sha256: str = ""  # runtime converted: the sha256 of the ONNX file made from the sklearn model
+
+    @property
+    def scored_sha256(self) -> str:
+        """The sha256 of what workers load: the converted ONNX file, or the pinned artifact itself."""
+        return self.converted_sha256 if self.runtime == "converted" else self.sha256
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -60,6 +69,7 @@ class ModelPin:
     def from_json(cls, text: str) -> ModelPin:
         body = json.loads(text)
         body["inputs"] = tuple(body.get("inputs") or ())
+        body["input_types"] = tuple(body.get("input_types") or ())
         body["classes"] = tuple(body["classes"]) if body.get("classes") else None
         return cls(**body)
 
@@ -192,26 +202,30 @@ class Registry:
             )
         from mlflow.models import Model
 
+        from batchml.runtimes import onnx_kinds, signature_kinds
+
         folder = self._download_model(str(mv.version), cache_dir)
         meta = Model.load(str(folder))
-        signature_inputs = tuple(meta.signature.inputs.input_names()) if meta.signature and meta.signature.inputs else ()
+        inputs, kinds = signature_kinds(meta.signature)
         uri = f"models:/{self.name}/{mv.version}"
+        note = "" if inputs else f"{uri} has no column signature: inputs are taken by name from the features"
         if "onnx" in meta.flavors:
             onnx_file = folder / meta.flavors["onnx"]["data"]
-            return ModelPin(self.name, str(mv.version), sha256_file(onnx_file), alias, mv.run_id or "", "onnx", "onnx", signature_inputs, classes, uri)
+            if not inputs:
+                inputs, kinds = onnx_kinds(onnx_file)
+            return ModelPin(self.name, str(mv.version), sha256_file(onnx_file), alias, mv.run_id or "", "onnx", "onnx", inputs, classes, uri, note, kinds)
         flavor = "sklearn" if "sklearn" in meta.flavors else "python_function"
         if "python_function" not in meta.flavors:
             raise IntegrityError(f"{uri} has flavours {sorted(meta.flavors)}: batchml scores onnx, sklearn or python_function models")
-        note = "" if signature_inputs else f"{uri} has no signature: inputs are taken by name from the features"
-        inputs = signature_inputs
         if flavor == "sklearn" and (not inputs or classes is None):
             import mlflow.pyfunc
 
             raw = mlflow.pyfunc.load_model(str(folder)).get_raw_model()
-            inputs = inputs or tuple(getattr(raw, "feature_names_in_", ()))
+            if not inputs:
+                inputs = tuple(str(c) for c in getattr(raw, "feature_names_in_", ()))
             if classes is None and hasattr(raw, "predict_proba") and hasattr(raw, "classes_"):
                 classes = tuple(c.item() if hasattr(c, "item") else c for c in raw.classes_)
-        return ModelPin(self.name, str(mv.version), sha256_tree(folder), alias, mv.run_id or "", "pyfunc", flavor, tuple(inputs), classes, uri, note)
+        return ModelPin(self.name, str(mv.version), sha256_tree(folder), alias, mv.run_id or "", "pyfunc", flavor, tuple(inputs), classes, uri, note, kinds)
 
     def _download_model(self, version: str, cache_dir) -> Path:
         """The whole MLflow model of a version in the local cache (replaced atomically)."""
@@ -355,6 +369,16 @@ class Registry:
                 raise IntegrityError(
                     f"models:/{self.name}/{pin.version}: artifacts have sha256 {actual}, but the date was pinned to {pin.sha256}; refusing to score with them"
                 )
+            if pin.runtime == "converted":
+                from batchml.runtimes import converted_paths
+
+                path = converted_paths(cache_dir, pin)[0]
+                actual = sha256_file(path) if path.exists() else "missing"
+                if actual != pin.converted_sha256:
+                    raise IntegrityError(
+                        f"models:/{self.name}/{pin.version}: the ONNX conversion {path} has sha256 {actual}, "
+                        f"but the date was pinned to {pin.converted_sha256}; refusing to score with it"
+                    )
             return path
         return self.fetch_onnx(pin, cache_dir)
 

@@ -4,8 +4,8 @@
 model in a per-process cache keyed by its sha256, so each worker loads and verifies a
 model once; tasks carry only a small `ModelSpec` (where the model is and what it takes).
 
-Runtimes: `onnx` (ONNX Runtime: inputs fed by name, one column each, or as one 2-D tensor
-in the model's input order) and `pyfunc` (an MLflow model loaded with
+Runtimes: `onnx` and `converted` (ONNX Runtime: inputs fed by name, one column each, or as
+one 2-D tensor in the model's input order) and `pyfunc` (an MLflow model loaded with
 `mlflow.pyfunc.load_model` from a verified local copy). Each partition is one fused Dask
 task (read -> predict -> write -> profile) running the model on one thread; everything
 around the model is kept single-threaded and light so the cores stay on the model
@@ -43,12 +43,13 @@ class ModelSpec:
 
     url: str  # the ONNX file, or the folder of an MLflow model (pyfunc)
     sha256: str
-    runtime: str  # onnx | pyfunc
+    runtime: str  # onnx | converted (an ONNX file made from an sklearn model) | pyfunc
     inputs: tuple[str, ...]
     key: tuple[str, ...]
     name: str
     version: str
     classes: tuple | None = None  # classifiers: the classes, in probability column order
+    input_types: tuple[str, ...] = ()  # pyfunc: the signature's kinds, to give MLflow the types it enforces
 
     @property
     def output_columns(self) -> list[str]:
@@ -141,7 +142,7 @@ def onnx_outputs(session, feed: dict, n: int, classes) -> dict[str, np.ndarray]:
 
 def pyfunc_outputs(model, frame: pd.DataFrame, n: int, classes) -> dict[str, np.ndarray]:
     """`prediction` (and `proba_<class>`) from a pyfunc model; a DataFrame result contributes its columns."""
-    raw = model.get_raw_model() if classes and hasattr(model, "get_raw_model") else None
+    raw = _raw_model(model) if classes else None
     if raw is not None and hasattr(raw, "predict_proba"):
         proba = np.asarray(raw.predict_proba(frame), dtype=np.float32)
         order = [list(raw.classes_).index(c) if c in list(raw.classes_) else None for c in classes]
@@ -149,24 +150,57 @@ def pyfunc_outputs(model, frame: pd.DataFrame, n: int, classes) -> dict[str, np.
         return {PREDICTION: label, **{name: proba[:, j] if j is not None else np.zeros(n, np.float32) for name, j in zip(proba_columns(classes), order)}}
     out = model.predict(frame)
     if isinstance(out, pd.DataFrame):
-        cols = {str(c): out[c].to_numpy() for c in out.columns}
-        if PREDICTION not in cols:
-            first = str(out.columns[0])
-            cols[PREDICTION] = cols.pop(first)
-        return cols
+        return _frame_outputs(out, classes)
     values = np.asarray(out).reshape(n)
     return {PREDICTION: values.astype(np.float32) if not classes and values.dtype.kind in "fiu" else values}
+
+
+def _raw_model(model):
+    """The estimator under an MLflow sklearn model (None for any other pyfunc)."""
+    try:
+        return model.get_raw_model()
+    except (AttributeError, NotImplementedError):
+        return None
+
+
+def _frame_outputs(out: pd.DataFrame, classes) -> dict[str, np.ndarray]:
+    """A pyfunc's DataFrame: its columns kept; for a classifier, columns named by class (or proba_<class>) are
+    its probabilities, and the label is its `prediction` column or the most probable class."""
+    cols = {str(c): out[c].to_numpy() for c in out.columns}
+    if classes:
+        names = proba_columns(classes)
+        by_class = [str(c) if str(c) in cols else name if name in cols else None for c, name in zip(classes, names)]
+        if all(by_class):
+            proba = np.column_stack([np.asarray(cols.pop(c), dtype=np.float32) for c in by_class]) if len(out) else np.empty((0, len(classes)), np.float32)
+            cols.update({name: proba[:, j] for j, name in enumerate(names)})
+            if PREDICTION not in cols:
+                cols[PREDICTION] = np.asarray(classes, dtype=object)[proba.argmax(axis=1)] if len(out) else np.empty(0, object)
+    if PREDICTION not in cols:
+        cols[PREDICTION] = cols.pop(str(out.columns[0]))
+    return cols
+
+
+_PANDAS_TYPES = {"number": "float64", "integer": "int64", "boolean": "bool"}
+
+
+def signature_frame(part: pd.DataFrame, inputs: tuple[str, ...], kinds: tuple[str, ...]) -> pd.DataFrame:
+    """The model's inputs with the widths its signature declares (MLflow refuses int64 into double, int32 into long)."""
+    frame = part[list(inputs)]
+    casts = {c: _PANDAS_TYPES[k] for c, k in zip(inputs, kinds) if k in _PANDAS_TYPES and str(frame[c].dtype) != _PANDAS_TYPES[k]}
+    casts = {c: t for c, t in casts.items() if t == "float64" or not frame[c].isna().any()}
+    return frame.astype(casts) if casts else frame
 
 
 def predict_partition(part: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
     """Predictions for one partition of features: the key, the outputs, model name and version."""
     n = len(part)
-    if spec.runtime == "onnx":
+    if spec.runtime in ("onnx", "converted"):
         session = onnx_session(spec.url, spec.sha256)
         outputs = onnx_outputs(session, onnx_feed(session, part, spec.inputs), n, spec.classes) if n else _empty_outputs(spec)
     else:
         model = pyfunc_model(spec.url, spec.sha256)
-        outputs = pyfunc_outputs(model, part[list(spec.inputs)], n, spec.classes) if n else _empty_outputs(spec)
+        frame = signature_frame(part, spec.inputs, spec.input_types)
+        outputs = pyfunc_outputs(model, frame, n, spec.classes) if n else _empty_outputs(spec)
     columns = {k: part[k].to_numpy() for k in spec.key}
     columns.update(outputs)
     columns["model_name"] = pd.Categorical.from_codes(np.zeros(n, np.int8), categories=[spec.name])
@@ -232,17 +266,26 @@ def score_files(
     profile_specs: dict | None = None,
     on_progress=None,
     split_every: int = 8,
+    min_partitions: int | None = None,
 ) -> ScoreResult:
     """Score features (a folder, or a committed date's files) into Parquet files in `out_dir`,
     profiling in the same pass.
 
     Each partition is one fused task (read, predict, write, profile); the small
-    per-partition results are tree-reduced on the cluster. `on_progress(done, total)` is
+    per-partition results are tree-reduced on the cluster. A list of fewer files than
+    `min_partitions` (default: twice the cluster's threads) is scored in row ranges of
+    about equal size instead, so a small date keeps every core busy. `on_progress(done, total)` is
     called as partitions finish.
     """
     fs, path = fsspec.core.url_to_fs(out_dir)
     fs.makedirs(path, exist_ok=True)
-    features = dd.read_parquet(inputs, columns=list(dict.fromkeys([*spec.key, *spec.inputs])))
+    columns = list(dict.fromkeys([*spec.key, *spec.inputs]))
+    files = [inputs] if isinstance(inputs, str) else list(inputs)
+    wanted = min_partitions if min_partitions is not None else 2 * sum(client.nthreads().values())
+    if isinstance(inputs, str) or len(files) >= wanted:
+        features = dd.read_parquet(inputs, columns=columns)
+    else:  # a small date: its files split into row ranges, so that every core has partitions to score
+        features = dd.from_map(read_rows, row_ranges(files, wanted), columns=columns, meta=read_rows((files[0], 0, 0), columns), enforce_metadata=False)
     meta = pd.DataFrame({"file": pd.Series([], dtype=object), "rows": pd.Series([], dtype="int64"), "profile": pd.Series([], dtype=object)})
     results = features.map_partitions(score_partition, out_dir, spec, profile_specs, meta=meta)
     # One fused task per partition: Client.compute does not fuse dask-expr graphs itself
@@ -261,6 +304,32 @@ def score_files(
     combined = _combine(level[0].result())
     file_rows = {name: int(rows) for name, rows in combined["files"].items()}
     return ScoreResult(rows=sum(file_rows.values()), file_rows=file_rows, profile=combined["profile"])
+
+
+def row_ranges(files: list[str], wanted: int) -> list[tuple[str, int, int]]:
+    """(file, first row, end row) slices: each file cut into equal ranges, at least `wanted` in all."""
+    rows = []
+    for f in files:
+        with fsspec.open(f, "rb") as fh:
+            rows.append(pq.ParquetFile(fh).metadata.num_rows)
+    per_file = -(-wanted // max(1, len(files)))
+    out = []
+    for f, n in zip(files, rows):
+        cuts = np.linspace(0, n, min(per_file, max(1, n)) + 1).astype(int)
+        out += [(f, int(lo), int(hi)) for lo, hi in zip(cuts[:-1], cuts[1:])]
+    return out
+
+
+def read_rows(piece: tuple[str, int, int], columns: list[str]) -> pd.DataFrame:
+    """Rows [lo, hi) of one Parquet file, only `columns`: reads only the row groups that hold them."""
+    path, lo, hi = piece
+    with fsspec.open(path, "rb") as fh:
+        pf = pq.ParquetFile(fh, pre_buffer=False)
+        starts = np.cumsum([0] + [pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)])
+        groups = [i for i in range(pf.num_row_groups) if starts[i] < hi and starts[i + 1] > lo] if hi > lo else []
+        table = pf.read_row_groups(groups, columns=columns) if groups else pf.schema_arrow.empty_table().select(columns)
+        first = int(starts[groups[0]]) if groups else 0
+        return table.slice(lo - first, hi - lo).to_pandas()
 
 
 def _file_name(i: int) -> str:

@@ -1,298 +1,235 @@
-"""Scoring throughput against its compute limit and against the MLflow CLI, in one run.
+"""Scoring throughput of each runtime against its own limit, and whole runs against their compute limit.
 
-Usage: bench/score.py [--rows 5000000] [--workers 2] [--out bench/out] [--rows-per-file 250000] [--storage local]
+Usage:
+  bench/score.py --runtime onnx|converted|pyfunc [--rows 5000000] [--workers 2] [--out bench/out] [--rows-per-file 250000]
+  bench/score.py --measure daily    [--runtime onnx] [--rows 2000000]
+  bench/score.py --measure backfill [--runtime onnx] [--dates 30] [--rows 200000] [--big-rows 6000000]
 
-Setup, with the project's own code: one synthetic date of --rows trips goes through
-validation into a committed features partition (`extract_date`, reused when already
-committed under --out), and a HistGradientBoostingRegressor is trained on other synthetic
-dates and exported to ONNX.
+Setup, with the taxi example project (examples/taxi: contract, `taxi_hooks:features`,
+`taxi_synthetic.trips`) copied into --out with a generated luigi.cfg: a
+HistGradientBoostingRegressor (HGB) is trained on other synthetic dates and logged the way a
+data scientist would, with MLflow's own APIs, in a SQLite registry under --out: as an `onnx`
+model (`mlflow.onnx.log_model` of its skl2onnx conversion) and as an `sklearn` model
+(`mlflow.sklearn.log_model`). The runtime under test picks the version: onnx -> the onnx
+one; converted -> the sklearn one, converted by batchml at pin time; pyfunc -> the sklearn
+one with `[runtime] convert_sklearn = false`. `luigi ... ResolveModel` extracts the date's
+features (--rows trips) and pins it; the features stay in --out for the next runs.
 
-Measured, each as rows/s of the same features:
+--measure score (the default), each as rows/s of the same features:
+(a) score   `luigi.build([ScorePredictions(date)])` in a fresh subprocess: registry look-ups,
+            sha256 checks, scoring on the embedded LocalCluster (--workers single-thread
+            workers), the daily profile in the same pass, the row check and the commit. The
+            clock runs around the build; imports and the cluster start are reported, not timed.
+(b) limit   the runtime's own best on these cores: onnx / converted: ONNX Runtime, one
+            thread, on the same features already in memory in the model's input format, in
+            batches of 262,144 rows, times --workers; pyfunc: the loaded `mlflow.pyfunc`
+            model's `predict` on the same rows in memory (scikit-learn limited to one thread),
+            in the same batches, times --workers.
+(c) mlflow  (onnx only) `mlflow models predict -t csv --env-manager local` of the sklearn
+            version, the whole CLI process timed on 1,000 rows and on 1,000,000 rows, and
+            extrapolated linearly to all rows. Compared with (a) timed as its whole process.
+--measure daily: the whole `luigi --module pipelines DailyScore --date D` process (CLI, all
+            tasks: extraction of --rows trips, pin, scoring, checks, drift, report) against
+            the time the compute limit (b) needs for the same rows.
+--measure backfill: `luigi --module pipelines Backfill` of --dates dates of --rows trips in
+            one invocation, against one DailyScore of a --big-rows date, rows/s of each
+            whole process. Labels are left out of these runs ([labels] transform empty), so
+            each run scores exactly its own dates.
 
-(a) score   batchml's scoring of the features partition (`run_score_task`: Dask
-            read_parquet -> ONNX Runtime per partition -> one Parquet file per partition)
-            on the embedded LocalCluster with --workers single-thread workers. It runs in
-            a fresh subprocess, so the setup made here does not count in its memory. The
-            clock runs from just before the scoring call to the end of writing; importing
-            the scoring code and starting the cluster, once per process, are not timed
-            but reported (imports_s, cluster_start_s). Peak RSS is the largest sum of RSS
-            over the subprocess and all its descendants (RSS polled every 50 ms, the
-            process tree listed every second; never below the subprocess's ru_maxrss).
-(b) limit   what the cores can do at best: ONNX Runtime with one thread scoring the same
-            features held in memory as one float32 matrix, in batches of 262,144 rows,
-            times --workers. No I/O, no conversion, no scheduler.
-(c) mlflow  `mlflow models predict -t csv --env-manager local` on a model registered in a
-            throwaway SQLite store, the whole CLI process timed (its ~6 s start-up counts).
-            It is run on 1,000 rows and on a 1,000,000-row subset; the time for all rows is
-            extrapolated linearly from those two runs (start-up + rows x per-row cost).
-            Whole process against whole process: a/c is also given with (a) timed as its
-            whole subprocess (interpreter start, imports, cluster start and stop).
-
---storage s3 puts the storage root (features, predictions, the model the workers read) on
-an S3 server started for the run: moto on 127.0.0.1, in memory, so the features are made
-again each run. Everything else (registry, model cache) stays in --out. Moto serves from a
-Python process on the same cores as the scoring, so the cost measured is S3's protocol and
-a busy server's CPU, not a network's latency.
-
-Printed: each measurement, the ratios a/b and a/c, and as the last line one JSON object.
-The machine this runs on is shared and noisy: compare ratios within a run, over several runs.
+Printed: each measurement, the ratios, and as the last line one JSON object (with the 1-minute
+load average before and after: the limits assume --workers idle cores). The machine is shared
+and noisy: compare ratios within a run, over several runs, on an otherwise idle machine.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import configparser
 import datetime as dt
 import json
 import logging
 import os
-import socket
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+TAXI = REPO / "examples" / "taxi"
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(TAXI))
 
 DATE = dt.date(2026, 6, 1)
-MODEL_NAME = "bench_trip_duration"
-MODEL_VERSION = "1"
 LIMIT_BATCH = 262_144
-MLFLOW_SIZES = (1_000, 1_000_000)  # a start-up run and a run long enough to give a stable per-row cost
+MLFLOW_SIZES = (1_000, 1_000_000)
 RSS_POLL_S = 0.05
 TREE_LIST_S = 1.0
-BUCKET = "bench"
+SKOPS = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor", "numpy.dtype"]
+MODELS = {"onnx": "bench_onnx", "converted": "bench_sklearn", "pyfunc": "bench_sklearn"}
+BIN = Path(sys.executable).parent
 
 
-@dataclass
-class ScoreJob:
-    """What the scoring subprocess needs: all paths, nothing in memory."""
-
-    storage_root: str
-    date: str
-    model_path: str
-    sha256: str
-    out_dir: str
-    workers: int
-    mode: str = "task"  # task: the Luigi ScorePredictions; plain / profiled: score_files without / with the profile
-    settings: dict | None = None
-
-
-# -- setup ------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def s3_server(home: Path):
-    """A moto S3 server on 127.0.0.1 with an empty bucket, this process's environment set to reach it; yields the bucket's URL."""
-    import boto3
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    endpoint = f"http://127.0.0.1:{port}"
-    with open(home / "moto.log", "ab") as log:
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while not _answers(f"{endpoint}/moto-api/"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"moto_server did not start (exit {proc.poll()}); see {home / 'moto.log'}")
-            time.sleep(0.1)
-        os.environ.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
-        boto3.client("s3").create_bucket(Bucket=BUCKET)
-        yield f"s3://{BUCKET}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2):
-            return True
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
-
-
-def features_partition(root: str, rows: int, rows_per_file: int):
-    """The storage at `root`, holding the committed features partition of DATE with `rows` synthetic trips (made if missing)."""
-    from batchml.extract import FEATURES, extract_date
-    from batchml.schema import Schema
-    from batchml.sources import SyntheticSource
-    from batchml.storage import open_storage
-
-    storage = open_storage(root)
-    if not storage.is_committed(FEATURES, DATE):
-        source = SyntheticSource(rows_per_day=rows, seed=1, bad_row_share=0.001)
-        schema = Schema.load(REPO / "config" / "schema.yaml")
-        extract_date(source, schema, storage, DATE, run_id="bench", max_reject_share=0.05, rows_per_file=rows_per_file)
-    return storage
-
-
-def trained_model():
-    """The benchmark model (HGB trained on ten earlier synthetic dates) and its training rows."""
-    from batchml.schema import Schema
-    from batchml.sources import SyntheticSource
-    from batchml.training import labelled_frame, train_model
-
-    source = SyntheticSource(rows_per_day=50_000, seed=1)
-    schema = Schema.load(REPO / "config" / "schema.yaml")
-    dates = [DATE - dt.timedelta(days=d) for d in range(31, 21, -1)]
-    frame = labelled_frame(source, schema, dates, max_rows=500_000, seed=1)
-    return train_model(frame, seed=1), frame
-
-
-def register_for_the_task(model, frame, onnx: bytes, work: Path, storage) -> dict[str, dict[str, str]]:
-    """Register the model in the project's registry (once per --out) and pin it for DATE, as ResolveModel does.
-
-    Returns the luigi config sections that point ScorePredictions at this setup.
-    """
-    from batchml.features import CATEGORICAL, FEATURES
-    from batchml.profile import reference_profile
-    from batchml.registry import Registry
-
+# -- the project ---------------------------------------------------------------------------------
+def write_project(folder: Path, work: Path, *, root: Path, rows: int, rows_per_file: int, runtime: str, workers: int) -> Path:
+    """The taxi example's files and a luigi.cfg pointing at --out; returns the luigi.cfg."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("contract.yaml", "taxi_hooks.py", "taxi_synthetic.py"):
+        shutil.copy(TAXI / name, folder / name)
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(TAXI / "luigi.cfg")
     settings = {
-        "storage": {"root": storage.url()},
+        "core": {"local_scheduler": "true", "log_level": "WARNING"},
+        "storage": {"root": str(root), "rows_per_file": str(rows_per_file)},
+        "source": {"options": json.dumps({"rows_per_day": rows, "seed": 1, "drift_start": "", "bad_row_share": 0.001})},
+        "labels": {"transform": ""},  # each run scores exactly its own dates (no date - lag scored for its labels)
+        "training": {"recipe": ""},
         "mlflow": {
             "tracking_uri": f"sqlite:///{work / 'registry.db'}",
-            "artifact_location": str(work / "registry-artifacts"),
-            "registered_model": MODEL_NAME,
-            "alias": "champion",
+            "registered_model": MODELS[runtime],
+            "cold_start": "false",
+            "artifact_location": str(work / "mlartifacts"),
             "cache_dir": str(work / "cache"),
         },
+        "runtime": {"convert_sklearn": str(runtime != "pyfunc").lower()},
+        "dask": {"scheduler_address": "", "n_workers": str(workers), "threads_per_worker": "1"},
     }
-    pin_file = f"pins/date={DATE.isoformat()}.json"
-    if storage.read_text(pin_file) is None:
-        registry = Registry(settings["mlflow"]["tracking_uri"], MODEL_NAME, settings["mlflow"]["artifact_location"])
-        if registry.version_by_alias("champion") is None:  # an S3 root is new each run; the registry is not
-            sample = frame.sample(min(len(frame), 200_000), random_state=0)
-            profile = reference_profile(sample[list(FEATURES)], categorical=CATEGORICAL)
-            profile["prediction"] = reference_profile(sample.assign(prediction=model.predict(sample[list(FEATURES)]))[["prediction"]])["columns"]["prediction"]
-            version = registry.register(
-                model, frame, onnx_bytes=onnx, profile=profile, params={}, metrics={}, tags={"reason": "bench"}, feature_names=list(FEATURES)
-            )
-            registry.set_alias("champion", version)
-        storage.write_once(pin_file, registry.pin("champion").to_json())
-    return settings
-
-
-# -- (a) scoring, in a fresh subprocess -------------------------------------------------------
-# Imported before the clock starts, like the cluster is started (a per-process cost, reported
-# as imports_s).
-SCORING_MODULES = ("batchml.scoring", "tasks.score", "pipelines")
-
-
-def run_score_task(job: ScoreJob, client) -> int:
-    """>>> THE SCORING STEP UNDER MEASUREMENT. Returns the number of rows written. <<<
-
-    mode "task": the real Luigi task, `luigi.build([ScorePredictions(date)])`, on the
-    committed features and the pinned model: registry look-ups, sha256 check, scoring, the
-    daily profile in the same pass, the row-count check and the atomic commit. Its
-    `dask_client()` gets the client started before the clock (one client per process).
-    modes "plain" / "profiled": `score_files` alone, without / with the profile, to price
-    the profile.
-    """
-    import luigi
-
-    from batchml.extract import FEATURES
-    from batchml.storage import open_storage
-
-    date = dt.date.fromisoformat(job.date)
-    storage = open_storage(job.storage_root)
-    if job.mode == "task":
-        from tasks.score import ScorePredictions
-
-        luigi.build([ScorePredictions(date=date)], local_scheduler=True, log_level="WARNING")
-        manifest = storage.verify("predictions", date)
-        return manifest.rows["written"]
-
-    from batchml.predictions import profile_specs
-    from batchml.registry import Registry
-    from batchml.scoring import score_files
-
-    cfg = job.settings["mlflow"]
-    registry = Registry(cfg["tracking_uri"], cfg["registered_model"])
-    reference = registry.reference_profile(registry.pin("champion"), cfg["cache_dir"]) if job.mode == "profiled" else None
-    result = score_files(
-        client,
-        storage.files(FEATURES, date),
-        job.out_dir,
-        model_url=job.model_path,
-        sha256=job.sha256,
-        model_name=MODEL_NAME,
-        model_version=MODEL_VERSION,
-        profile_specs=profile_specs(reference),
-    )
-    return result.rows
-
-
-def _apply_settings(settings: dict, workers: int) -> None:
-    import luigi
-
-    config = luigi.configuration.get_config()
-    for section, values in {**settings, "dask": {"scheduler_address": "", "n_workers": str(workers), "threads_per_worker": "1"}}.items():
-        if not config.has_section(section):
-            config.add_section(section)
+    for section, values in settings.items():
+        if not cfg.has_section(section):
+            cfg.add_section(section)
         for key, value in values.items():
-            config.set(section, key, value)
+            cfg[section][key] = value
+    path = folder / "luigi.cfg"
+    with open(path, "w") as fh:
+        cfg.write(fh)
+    return path
+
+
+def luigi_cli(cfg: Path, *args: str) -> float:
+    """Run `luigi --module pipelines ARGS` from the project folder; its whole wall time."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LUIGI_", "MLFLOW_"))}
+    env["LUIGI_CONFIG_PATH"] = str(cfg)
+    start = time.perf_counter()
+    done = subprocess.run([str(BIN / "luigi"), "--module", "pipelines", *args], cwd=cfg.parent, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        raise RuntimeError(f"luigi {' '.join(args)} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return seconds
+
+
+def register_models(work: Path) -> None:
+    """HGB trained on ten other synthetic dates, logged with MLflow's own APIs as an onnx and an sklearn version (once per --out)."""
+    import mlflow
+    import onnx
+    from mlflow.models import infer_signature
+
+    from batchml.contract import Contract
+    from batchml.sources import GeneratorSource
+    from batchml.training import TrainingSettings, labelled_frame, to_onnx_bytes
+    from taxi_hooks import recipe
+
+    uri = f"sqlite:///{work / 'registry.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    if client.search_registered_models(filter_string=f"name = '{MODELS['onnx']}'"):
+        return
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+    contract = Contract.load(TAXI / "contract.yaml")
+    source = GeneratorSource(generator="taxi_hooks:trips", options={"rows_per_day": 50_000, "seed": 1})
+    dates = [DATE - dt.timedelta(days=d) for d in range(31, 21, -1)]
+    frame = labelled_frame(source, contract, dates, features="taxi_hooks:features", labels="taxi_hooks:duration", max_rows=500_000, seed=1)
+    inputs = [c for c in frame.columns if c not in (*contract.key, contract.label.column, "date")]
+    model = recipe(frame, TrainingSettings(inputs=tuple(inputs), label=contract.label.column, task="regression", seed=1))
+    example = frame[inputs].head(5)
+    blob, note = to_onnx_bytes(model, frame[inputs].head(2000))
+    if blob is None:
+        raise RuntimeError(f"the benchmark model does not convert to ONNX: {note}")
+    experiment = client.create_experiment("bench", artifact_location=str(work / "mlartifacts"))
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    signature = infer_signature(example, model.predict(example))
+    with mlflow.start_run(experiment_id=experiment, run_name="onnx"):
+        mlflow.onnx.log_model(onnx.load_from_string(blob), name="model", signature=signature, registered_model_name=MODELS["onnx"])
+    with mlflow.start_run(experiment_id=experiment, run_name="sklearn"):
+        mlflow.sklearn.log_model(
+            model, name="model", signature=signature, input_example=example, registered_model_name=MODELS["pyfunc"], skops_trusted_types=SKOPS
+        )
+    for name in set(MODELS.values()):
+        client.set_registered_model_alias(name, "champion", "1")
+
+
+def fresh_date(root: Path, date: dt.date) -> None:
+    """Forget the date's pin, predictions, monitoring and baselines, keeping its features."""
+    shutil.rmtree(root / "predictions" / f"date={date}", ignore_errors=True)
+    shutil.rmtree(root / "monitoring" / f"date={date}", ignore_errors=True)
+    shutil.rmtree(root / "_baselines", ignore_errors=True)
+    (root / "pins" / f"date={date}.json").unlink(missing_ok=True)
+
+
+# -- (a) ScorePredictions in a subprocess ----------------------------------------------------------
+@dataclass
+class ScoreJob:
+    cfg: str
+    date: str
+    workers: int
 
 
 def score_child(job: ScoreJob) -> None:
-    """Body of the scoring subprocess: import the scoring code and start the client, then time the scoring step."""
+    """Body of the scoring subprocess: imports and the client not timed, then the task timed."""
     import importlib
     import resource
 
+    os.environ["LUIGI_CONFIG_PATH"] = job.cfg
+    os.chdir(Path(job.cfg).parent)
     start = time.perf_counter()
-    for module in SCORING_MODULES:
+    for module in ("batchml.scoring", "tasks.score", "pipelines"):
         importlib.import_module(module)
     imports_s = time.perf_counter() - start
+    import luigi
 
     from batchml.compute import close_client, get_client
+    from tasks.config import make_registry, make_storage
+    from tasks.score import ScorePredictions
 
-    _apply_settings(job.settings, job.workers)
     start = time.perf_counter()
-    client = get_client("", n_workers=job.workers, threads_per_worker=1)
+    get_client("", n_workers=job.workers, threads_per_worker=1)
     cluster_start_s = time.perf_counter() - start
-    if job.mode == "task":  # opening the registry store is a per-process cost too (ResolveModel pays it first)
-        from tasks.config import make_registry
-
-        make_registry().version_by_alias("champion")
+    make_registry().version_by_alias("champion")  # opening the registry store: a per-process cost ResolveModel pays first
+    date = dt.date.fromisoformat(job.date)
     start = time.perf_counter()
-    rows = run_score_task(job, client)
+    ok = luigi.build([ScorePredictions(date=date)], local_scheduler=True, log_level="WARNING")
     seconds = time.perf_counter() - start
+    if not ok:
+        raise SystemExit("ScorePredictions failed")
+    manifest = make_storage().verify("predictions", date)
     close_client()
     maxrss_mib = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
-    print(json.dumps({"rows": rows, "seconds": seconds, "imports_s": imports_s, "cluster_start_s": cluster_start_s, "maxrss_mib": maxrss_mib}))
+    out = {"rows": manifest.rows["written"], "seconds": seconds, "imports_s": imports_s, "cluster_start_s": cluster_start_s, "maxrss_mib": maxrss_mib}
+    print(json.dumps({**out, "runtime": manifest.model["runtime"]}))
 
 
 def measure_score(job: ScoreJob) -> dict:
     """Run the scoring subprocess, polling the RSS of its whole process tree."""
     import psutil
 
-    import fsspec
-
-    fs, path = fsspec.core.url_to_fs(job.out_dir)
-    if fs.exists(path):  # the last run's output: a committed date is never scored again
-        fs.rm(path, recursive=True)
     cmd = [sys.executable, __file__, "--score-child", json.dumps(asdict(job))]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     peak, root, tree, listed = 0, psutil.Process(proc.pid), [], 0.0
     while True:
-        if time.perf_counter() - listed > TREE_LIST_S:  # listing descendants scans /proc: ~1 ms of CPU
+        if time.perf_counter() - listed > TREE_LIST_S:
             try:
                 tree, listed = [root, *root.children(recursive=True)], time.perf_counter()
-            except psutil.Error:  # the subprocess is exiting
+            except psutil.Error:
                 pass
         rss = 0
         for member in tree:
             try:
                 rss += member.memory_info().rss
-            except psutil.Error:  # it ended
+            except psutil.Error:
                 pass
         peak = max(peak, rss)
         try:
@@ -309,194 +246,258 @@ def measure_score(job: ScoreJob) -> dict:
     return result
 
 
-# -- (b) compute limit ------------------------------------------------------------------------
-def compute_limit(storage, model_path: Path, workers: int) -> tuple[int, float]:
-    """Rows and rows/s of single-thread ONNX Runtime on the features in memory, times `workers`."""
+# -- (b) the runtime's own limit -----------------------------------------------------------------
+def features_frame(root: Path, date: dt.date):
+    from batchml.extract import FEATURES
+    from batchml.storage import open_storage
+
+    return open_storage(root).read_table(FEATURES, date)
+
+
+def compute_limit(pin, model_path: Path, frame, workers: int) -> tuple[int, float]:
+    """Rows and rows/s of the runtime on the features in memory, one thread, times `workers`."""
+    from threadpoolctl import threadpool_limits
+
+    inputs = list(pin.inputs) or [c for c in frame.columns if c not in ("vendor_id", "pickup_datetime")]
+    if pin.runtime == "pyfunc":
+        import mlflow.pyfunc
+
+        from batchml.scoring import signature_frame
+
+        model = mlflow.pyfunc.load_model(str(model_path))
+        x = signature_frame(frame, tuple(inputs), pin.input_types)
+        with threadpool_limits(1):
+            model.predict(x.head(1000))
+            start = time.perf_counter()
+            for lo in range(0, len(x), LIMIT_BATCH):
+                model.predict(x.iloc[lo : lo + LIMIT_BATCH])
+            return len(x), workers * len(x) / (time.perf_counter() - start)
     import onnxruntime as ort
 
-    from batchml.features import FEATURES, model_matrix
+    from batchml.scoring import onnx_feed
 
-    matrix = model_matrix(storage.read_table("features", DATE, columns=list(FEATURES)))
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    session.run(None, {name: matrix[:1000]})  # warm-up
+    feed = onnx_feed(session, frame, tuple(inputs))  # the model's input format, made before the clock
+    session.run(None, {k: v[:1000] for k, v in feed.items()})
     start = time.perf_counter()
-    for lo in range(0, len(matrix), LIMIT_BATCH):
-        session.run(None, {name: matrix[lo : lo + LIMIT_BATCH]})
-    return len(matrix), workers * len(matrix) / (time.perf_counter() - start)
+    for lo in range(0, len(frame), LIMIT_BATCH):
+        session.run(None, {k: v[lo : lo + LIMIT_BATCH] for k, v in feed.items()})
+    return len(frame), workers * len(frame) / (time.perf_counter() - start)
 
 
-# -- (c) MLflow CLI ---------------------------------------------------------------------------
-def register_in_mlflow(model, example, store: Path) -> str:
-    """Log and register `model` as version 1 in a SQLite store under `store`; its tracking URI."""
-    import mlflow
-    import sklearn
-    from mlflow.models import infer_signature
+def parallel_limit(model_path: Path, pin, frame, workers: int) -> float:
+    """ONNX Runtime rows/s with `workers` threads scoring batches at once: what the cores give now (a shared machine's check on b)."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")  # no missing values here
-    uri = f"sqlite:///{store / 'mlflow.db'}"
-    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
-    experiment_id = client.create_experiment("bench", artifact_location=(store / "artifacts").as_uri())
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    with mlflow.start_run(experiment_id=experiment_id):
-        mlflow.sklearn.log_model(
-            model,
-            name="model",
-            signature=infer_signature(example, model.predict(example)),
-            registered_model_name=MODEL_NAME,
-            skops_trusted_types=["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"],
-            pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"],
-        )
-    return uri
+    import onnxruntime as ort
 
+    from batchml.scoring import onnx_feed
 
-def mlflow_cli_seconds(tracking_uri: str, rows_csv: Path, out_json: Path) -> float:
-    """Wall time of one whole `mlflow models predict` process."""
-    cmd = [sys.executable, "-m", "mlflow", "models", "predict", "-m", f"models:/{MODEL_NAME}/{MODEL_VERSION}"]
-    cmd += ["-i", str(rows_csv), "-t", "csv", "-o", str(out_json), "--env-manager", "local"]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_REGISTRY_URI": tracking_uri}
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    feed = onnx_feed(session, frame, tuple(pin.inputs))
+    batches = [{k: v[lo : lo + LIMIT_BATCH] for k, v in feed.items()} for lo in range(0, len(frame), LIMIT_BATCH)]
     start = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda b: session.run(None, b), batches))
+    return len(frame) / (time.perf_counter() - start)
 
 
-def first_rows(storage, n: int):
-    """The first `n` rows of the features partition, reading only the files needed."""
-    import pandas as pd
+def pinned(cfg: Path, date: dt.date):
+    """The date's pin and the verified local model it scores with (read with the project's settings)."""
+    import luigi
 
-    parts, have = [], 0
-    for path in storage.files("features", DATE):
-        parts.append(pd.read_parquet(path))
-        have += len(parts[-1])
-        if have >= n:
-            break
-    return pd.concat(parts, ignore_index=True).head(n)
+    luigi.configuration.add_config_path(str(cfg))
+    from tasks.config import make_registry
+    from tasks.model import model_path, read_pin
+
+    pin = read_pin(date)
+    return pin, model_path(make_registry(), pin, date)
 
 
-def measure_mlflow_cli(model, storage, rows: int, work: Path) -> dict:
-    """MLflow CLI time at two subset sizes and its linear extrapolation to `rows` rows."""
-    from batchml.features import FEATURES
-
+# -- (c) the MLflow CLI --------------------------------------------------------------------------
+def measure_mlflow_cli(work: Path, frame, rows: int) -> dict:
+    """`mlflow models predict` of the sklearn version: whole process at two sizes, extrapolated to `rows`."""
+    uri = f"sqlite:///{work / 'registry.db'}"
     largest = min(rows, MLFLOW_SIZES[1])
-    subset = first_rows(storage, largest)[list(FEATURES)]
+    inputs = [c for c in frame.columns if c not in ("vendor_id", "pickup_datetime", "dropoff_datetime", "pickup_location_id", "dropoff_location_id")]
+    seconds = {}
     with tempfile.TemporaryDirectory(dir=work, prefix="mlflow-") as tmp:
-        store = Path(tmp)
-        uri = register_in_mlflow(model, subset.head(5), store)
-        seconds = {}
         for n in sorted({min(MLFLOW_SIZES[0], largest), largest}):
-            csv = store / f"rows-{n}.csv"
-            subset.head(n).to_csv(csv, index=False)
-            seconds[n] = mlflow_cli_seconds(uri, csv, store / f"out-{n}.json")
-            predicted = len(json.loads((store / f"out-{n}.json").read_text())["predictions"])
-            if predicted != n:
-                raise RuntimeError(f"mlflow models predict returned {predicted} predictions for {n} rows")
+            csv, out = Path(tmp, f"rows-{n}.csv"), Path(tmp, f"out-{n}.json")
+            frame[inputs].head(n).to_csv(csv, index=False)
+            cmd = [sys.executable, "-m", "mlflow", "models", "predict", "-m", f"models:/{MODELS['pyfunc']}/1"]
+            cmd += ["-i", str(csv), "-t", "csv", "-o", str(out), "--env-manager", "local"]
+            env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri}
+            start = time.perf_counter()
+            subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            seconds[n] = time.perf_counter() - start
+            if len(json.loads(out.read_text())["predictions"]) != n:
+                raise RuntimeError(f"mlflow models predict returned a wrong number of predictions for {n} rows")
     (small, t_small), (large, t_large) = sorted(seconds.items())[0], sorted(seconds.items())[-1]
     per_row = (t_large - t_small) / (large - small) if large > small else 0.0
-    startup = t_small - small * per_row
-    estimated = startup + rows * per_row if rows > large else t_large
-    return {"seconds": seconds, "startup_s": startup, "estimated_s": estimated, "extrapolated": rows > large, "rows_per_s": rows / estimated}
+    estimated = (t_small - small * per_row) + rows * per_row if rows > large else t_large
+    return {"seconds": seconds, "startup_s": t_small - small * per_row, "estimated_s": estimated, "extrapolated": rows > large, "rows_per_s": rows / estimated}
 
 
-# -- main -------------------------------------------------------------------------------------
+# -- the measurements ----------------------------------------------------------------------------
+def measure_score_runtime(args, work: Path) -> dict:
+    root = work / "data"
+    cfg = write_project(
+        work / f"project-{args.runtime}", work, root=root, rows=args.rows, rows_per_file=args.rows_per_file, runtime=args.runtime, workers=args.workers
+    )
+    start = time.perf_counter()
+    register_models(work)
+    fresh_date(root, DATE)
+    setup_s = luigi_cli(cfg, "ResolveModel", "--date", DATE.isoformat())  # extracts the features (once per --out) and pins
+    pin, model_path = pinned(cfg, DATE)
+    print(
+        f"setup: {time.perf_counter() - start:.1f} s (ResolveModel {setup_s:.1f} s); pinned models:/{pin.name}/{pin.version} runtime {pin.runtime}", flush=True
+    )
+    if pin.runtime != args.runtime:
+        raise RuntimeError(f"asked for runtime {args.runtime}, the pin says {pin.runtime}: {pin.note}")
+    score = measure_score(ScoreJob(cfg=str(cfg), date=DATE.isoformat(), workers=args.workers))
+    rate = score["rows"] / score["seconds"]
+    print(
+        f"(a) score:  {score['rows']:,} rows in {score['seconds']:.2f} s = {rate:,.0f} rows/s ({score['runtime']}); peak RSS {score['peak_rss_mib']:.0f} MiB; "
+        f"not timed: imports {score['imports_s']:.2f} s, cluster start {score['cluster_start_s']:.2f} s; whole process {score['process_s']:.1f} s",
+        flush=True,
+    )
+    frame = features_frame(root, DATE)
+    limit_rows, limit_rate = compute_limit(pin, model_path, frame, args.workers)
+    if limit_rows != score["rows"]:
+        raise RuntimeError(f"scored {score['rows']} rows but the features hold {limit_rows}")
+    target = {"onnx": 0.9, "converted": 0.9, "pyfunc": 0.8}[args.runtime]
+    if args.runtime != "pyfunc":
+        parallel = parallel_limit(model_path, pin, frame, args.workers)
+        print(f"(b') {args.workers} threads at once, in memory: {parallel:,.0f} rows/s; a/b' = {rate / parallel:.3f}", flush=True)
+    print(f"(b) limit:  {limit_rate:,.0f} rows/s ({args.runtime}, 1 thread, in memory, x {args.workers} workers)", flush=True)
+    print(f"a/b = {rate / limit_rate:.3f} of the limit (target >= {target})", flush=True)
+    result = {
+        "measure": "score",
+        "runtime": args.runtime,
+        "rows": score["rows"],
+        "score_rows_per_s": round(rate),
+        "limit_rows_per_s": round(limit_rate),
+        "ratio_to_limit": round(rate / limit_rate, 3),
+        "target_ratio_to_limit": target,
+        **({"parallel_limit_rows_per_s": round(parallel), "ratio_to_parallel_limit": round(rate / parallel, 3)} if args.runtime != "pyfunc" else {}),
+        "score_s": round(score["seconds"], 2),
+        "score_process_s": round(score["process_s"], 2),
+        "peak_rss_mib": round(score["peak_rss_mib"]),
+        "imports_s": round(score["imports_s"], 2),
+        "cluster_start_s": round(score["cluster_start_s"], 2),
+    }
+    if args.runtime == "onnx":
+        cli = measure_mlflow_cli(work, frame, score["rows"])
+        process_rate = score["rows"] / score["process_s"]
+        print(
+            f"(c) mlflow models predict: {', '.join(f'{n:,} rows {s:.1f} s' for n, s in cli['seconds'].items())}; start-up {cli['startup_s']:.1f} s; "
+            f"{'extrapolated' if cli['extrapolated'] else 'measured'} {cli['estimated_s']:.1f} s = {cli['rows_per_s']:,.0f} rows/s",
+            flush=True,
+        )
+        print(f"whole process: {process_rate:,.0f} rows/s = {process_rate / cli['rows_per_s']:.2f} x the MLflow CLI's whole process (target >= 2.5)")
+        result |= {
+            "mlflow_cli_rows_per_s": round(cli["rows_per_s"]),
+            "mlflow_cli_extrapolated": cli["extrapolated"],
+            "score_process_rows_per_s": round(process_rate),
+            "ratio_to_mlflow_cli_whole_process": round(process_rate / cli["rows_per_s"], 2),
+        }
+    return result
+
+
+def measure_daily(args, work: Path) -> dict:
+    """The whole DailyScore CLI process of a fresh --rows date against the compute limit's time for its rows."""
+    root = work / "daily-data"
+    shutil.rmtree(root, ignore_errors=True)
+    cfg = write_project(work / "project-daily", work, root=root, rows=args.rows, rows_per_file=args.rows_per_file, runtime=args.runtime, workers=args.workers)
+    register_models(work)
+    seconds = luigi_cli(cfg, "DailyScore", "--date", DATE.isoformat())
+    pin, model_path = pinned(cfg, DATE)
+    from batchml.storage import open_storage
+
+    rows = open_storage(root).manifest("predictions", DATE).rows["written"]
+    _, limit_rate = compute_limit(pin, model_path, features_frame(root, DATE), args.workers)
+    limit_s = rows / limit_rate
+    print(f"DailyScore {rows:,} rows: {seconds:.1f} s whole process; compute limit {limit_s:.1f} s; ratio {seconds / limit_s:.2f} (target <= 2.5)")
+    return {
+        "measure": "daily",
+        "runtime": pin.runtime,
+        "rows": rows,
+        "daily_s": round(seconds, 2),
+        "limit_s": round(limit_s, 2),
+        "ratio_to_limit_time": round(seconds / limit_s, 2),
+    }
+
+
+def measure_backfill(args, work: Path) -> dict:
+    """One Backfill invocation of --dates small dates against one DailyScore of a --big-rows date, rows/s of each whole process."""
+    register_models(work)
+    small_root, big_root = work / "backfill-data", work / "big-data"
+    for root in (small_root, big_root):
+        shutil.rmtree(root, ignore_errors=True)
+    small = write_project(
+        work / "project-backfill", work, root=small_root, rows=args.rows, rows_per_file=args.rows_per_file, runtime=args.runtime, workers=args.workers
+    )
+    big = write_project(
+        work / "project-big", work, root=big_root, rows=args.big_rows, rows_per_file=args.rows_per_file, runtime=args.runtime, workers=args.workers
+    )
+    stop = DATE + dt.timedelta(days=args.dates)
+    small_s = luigi_cli(
+        small, "Backfill", "--start", DATE.isoformat(), "--stop", stop.isoformat(), *(["--workers", str(args.luigi_workers)] if args.luigi_workers > 1 else [])
+    )
+    big_s = luigi_cli(big, "DailyScore", "--date", DATE.isoformat())
+    from batchml.storage import open_storage
+
+    small_rows = sum(open_storage(small_root).manifest("predictions", DATE + dt.timedelta(days=i)).rows["written"] for i in range(args.dates))
+    big_rows = open_storage(big_root).manifest("predictions", DATE).rows["written"]
+    ratio = (small_rows / small_s) / (big_rows / big_s)
+    print(
+        f"Backfill of {args.dates} dates, {small_rows:,} rows: {small_s:.1f} s = {small_rows / small_s:,.0f} rows/s; "
+        f"one date of {big_rows:,} rows: {big_s:.1f} s = {big_rows / big_s:,.0f} rows/s; ratio {ratio:.2f} (target >= 0.8)"
+    )
+    return {
+        "measure": "backfill",
+        "runtime": args.runtime,
+        "dates": args.dates,
+        "backfill_rows": small_rows,
+        "backfill_s": round(small_s, 2),
+        "big_rows": big_rows,
+        "big_s": round(big_s, 2),
+        "ratio_rows_per_s": round(ratio, 2),
+        "luigi_workers": args.luigi_workers,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=5_000_000, help="synthetic trips in the scored date")
+    parser.add_argument("--measure", choices=["score", "daily", "backfill"], default="score")
+    parser.add_argument("--runtime", choices=["onnx", "converted", "pyfunc"], default="onnx", help="which version scores: see the module's docstring")
+    parser.add_argument("--rows", type=int, help="trips in the scored date (default: 5,000,000 score, 2,000,000 daily, 200,000 per backfill date)")
+    parser.add_argument("--big-rows", type=int, default=6_000_000, help="backfill: trips in the one large date it is compared with")
+    parser.add_argument("--dates", type=int, default=30, help="backfill: dates in the one invocation")
+    parser.add_argument("--luigi-workers", type=int, default=1, help="backfill: luigi --workers of the invocation")
     parser.add_argument("--workers", type=int, default=2, help="Dask workers (one thread each); the limit is multiplied by it")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out", help="working folder (git-ignored)")
-    parser.add_argument("--rows-per-file", type=int, default=250_000, help="rows per features file, i.e. per Dask partition")
-    parser.add_argument("--storage", choices=["local", "s3"], default="local", help="storage root: under --out, or on a moto S3 server started for the run")
+    parser.add_argument("--rows-per-file", type=int, default=250_000, help="rows per features file")
     parser.add_argument("--score-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.score_child:
         score_child(ScoreJob(**json.loads(args.score_child)))
         return
-
-    work = (args.out / f"rows-{args.rows}-per-file-{args.rows_per_file}{'-s3' * (args.storage == 's3')}").absolute()
+    args.rows = args.rows or {"score": 5_000_000, "daily": 2_000_000, "backfill": 200_000}[args.measure]
+    work = (args.out / f"{args.measure}-rows-{args.rows}-per-file-{args.rows_per_file}").absolute()
     work.mkdir(parents=True, exist_ok=True)
-    if args.storage == "local":
-        measure(args, work, str(work / "data"), str(work))
-        return
-    with s3_server(work) as bucket:
-        measure(args, work, f"{bucket}/data", bucket)
-
-
-def measure(args, work: Path, root: str, scratch: str) -> None:
-    """Set up under `work` and `root`, measure, and print; scoring outputs other than the task's go under `scratch`."""
-    from batchml.provenance import sha256_bytes
-    from batchml.training import to_onnx_bytes
-
-    start = time.perf_counter()
-    storage = features_partition(root, args.rows, args.rows_per_file)
-    model, frame = trained_model()
-    onnx = to_onnx_bytes(model)
-    model_path = work / "model.onnx"
-    model_path.write_bytes(onnx)
-    settings = register_for_the_task(model, frame, onnx, work, storage)
-    print(f"setup: {time.perf_counter() - start:.1f} s (features in {storage.partition_url('features', DATE)})", flush=True)
-
-    common = dict(storage_root=root, date=DATE.isoformat(), model_path=str(model_path), sha256=sha256_bytes(onnx), workers=args.workers, settings=settings)
-    score = measure_score(ScoreJob(out_dir=storage.partition_url("predictions", DATE), mode="task", **common))
-    plain = measure_score(ScoreJob(out_dir=f"{scratch}/scored-plain", mode="plain", **common))
-    profiled = measure_score(ScoreJob(out_dir=f"{scratch}/scored-profiled", mode="profiled", **common))
-    profile_overhead = profiled["seconds"] / plain["seconds"] - 1
-    score_rate = score["rows"] / score["seconds"]
-    print(
-        f"(a) score:  {score['rows']:,} rows in {score['seconds']:.2f} s = {score_rate:,.0f} rows/s; "
-        f"peak RSS {score['peak_rss_mib']:.0f} MiB; not timed: imports {score['imports_s']:.2f} s, cluster start {score['cluster_start_s']:.2f} s",
-        flush=True,
-    )
-
-    limit_rows, limit_rate = compute_limit(storage, model_path, args.workers)
-    if limit_rows != score["rows"]:
-        raise RuntimeError(f"scored {score['rows']} rows but the features hold {limit_rows}")
-    print(
-        f"profile: score_files {plain['seconds']:.2f} s without the daily profile, {profiled['seconds']:.2f} s with it: overhead {profile_overhead:+.1%}",
-        flush=True,
-    )
-    print(f"(b) limit:  {limit_rate:,.0f} rows/s (ONNX Runtime, 1 thread, in memory, x {args.workers} workers)", flush=True)
-
-    cli = measure_mlflow_cli(model, storage, score["rows"], work)
-    measured = ", ".join(f"{n:,} rows {s:.1f} s" for n, s in cli["seconds"].items())
-    how = f"extrapolated to {score['rows']:,} rows: {cli['estimated_s']:.1f} s" if cli["extrapolated"] else "measured on all rows"
-    print(
-        f"(c) mlflow models predict: {measured}; start-up {cli['startup_s']:.1f} s; {how} "
-        f"= {cli['rows_per_s']:,.0f} rows/s ({'EXTRAPOLATED' if cli['extrapolated'] else 'measured'})",
-        flush=True,
-    )
-
-    process_rate = score["rows"] / score["process_s"]
-    print(
-        f"a/b = {score_rate / limit_rate:.3f} of the compute limit; a/c = {score_rate / cli['rows_per_s']:.1f} x the MLflow CLI "
-        f"({process_rate / cli['rows_per_s']:.1f} x with (a) as its whole process, {score['process_s']:.1f} s)"
-    )
-    print(
-        json.dumps(
-            {
-                "rows": score["rows"],
-                "score_rows_per_s": round(score_rate),
-                "limit_rows_per_s": round(limit_rate),
-                "ratio_to_limit": round(score_rate / limit_rate, 3),
-                "mlflow_cli_rows_per_s": round(cli["rows_per_s"]),
-                "mlflow_cli_extrapolated": cli["extrapolated"],
-                "ratio_to_mlflow_cli": round(score_rate / cli["rows_per_s"], 2),
-                "score_process_rows_per_s": round(process_rate),
-                "profile_overhead": round(profile_overhead, 3),
-                "ratio_to_mlflow_cli_whole_process": round(process_rate / cli["rows_per_s"], 2),
-                "peak_rss_mib": round(score["peak_rss_mib"]),
-                "score_s": round(score["seconds"], 2),
-                "cluster_start_s": round(score["cluster_start_s"], 2),
-                "imports_s": round(score["imports_s"], 2),
-                "workers": args.workers,
-                "rows_per_file": args.rows_per_file,
-                "storage": args.storage,
-            }
-        )
-    )
+    measure = {"score": measure_score_runtime, "daily": measure_daily, "backfill": measure_backfill}[args.measure]
+    load_before = os.getloadavg()[0]
+    result = measure(args, work)
+    load = {"load_avg_1min_before": round(load_before, 1), "load_avg_1min_after": round(os.getloadavg()[0], 1), "cores": os.cpu_count()}
+    print(json.dumps({**result, "workers": args.workers, "rows_per_file": args.rows_per_file, **load}))
 
 
 if __name__ == "__main__":

@@ -16,10 +16,12 @@ from batchml.monitoring import monitoring_file
 from batchml.predictions import model_for_workers, predict_date, scored_from
 from batchml.progress import Progress
 from batchml.provenance import new_run_id
-from tasks.config import cache_dir, dask_client, hooks, load_contract, make_registry, make_source, make_storage, mlflow, retry_policy, schema
+from batchml.baseline import baseline_bins, first_bins
+from tasks.config import cache_dir, dask_client, hooks, load_contract, make_registry, make_source, make_storage, mlflow, retry_policy, runtime, schema
 from tasks.config import storage as storage_settings
 from tasks.daily import DailyScore
-from tasks.model import pin_path, read_pin
+from tasks.model import decide_runtime, pin_path, read_pin
+from tasks.model import model_path as pinned_model
 
 log = logging.getLogger("batchml")
 DERIVED = ("drift.json", "metrics.json", "report.html")  # recomputed after a re-score; decisions are kept
@@ -40,8 +42,12 @@ class RescoreDate(luigi.Task):
         pin = registry.pin(mlflow().alias, cache_dir(), _classes())
         old = storage.manifest("predictions", self.date).model["version"]
         if old != pin.version:  # run() starts over after the yield below: re-score only once
-            model_path = model_for_workers(storage, pin, registry.fetch(pin, cache_dir()))  # before the re-pin: an outage leaves the pin as it was
+            pin = decide_runtime(registry, pin, self.date)  # before the re-pin: an outage leaves the pin as it was
+            local = pinned_model(registry, pin, self.date)
+            model_path = model_for_workers(storage, pin, local)
             reference = registry.reference_profile(pin, cache_dir())
+            if reference is None:
+                reference = baseline_bins(storage, pin, lambda: first_bins(storage, pin, local, self.date, load_contract().key, runtime().parity_rows))
             storage.write_text(pin_path(self.date), pin.to_json())  # the request is the re-pin
             _score_again(storage, self.date, pin, model_path, reference)
             log.info("%s re-scored: version %s -> %s", self.date, old, pin.version)
@@ -83,7 +89,7 @@ class ReextractDate(luigi.Task):
         predictions = storage.manifest(PREDICTIONS, self.date)
         if predictions is not None and predictions.input_fingerprint != scored_from(storage.manifest(FEATURES, self.date)):
             pin, registry = read_pin(self.date), make_registry()
-            model_path = model_for_workers(storage, pin, registry.fetch(pin, cache_dir()))
+            model_path = model_for_workers(storage, pin, pinned_model(registry, pin, self.date))
             _score_again(storage, self.date, pin, model_path, registry.reference_profile(pin, cache_dir()))
             log.info("%s re-scored from its new features with its pinned models:/%s/%s", self.date, pin.name, pin.version)
         yield DailyScore(self.date)  # drift, metrics and report again, from the new rows

@@ -149,6 +149,15 @@ class mlflow(luigi.Config):
     http_request_timeout = luigi.IntParameter(default=10, description="Seconds per MLflow HTTP request.")
 
 
+class runtime(luigi.Config):
+    convert_sklearn = luigi.BoolParameter(
+        default=True, description="Score an sklearn-flavour version as ONNX converted with skl2onnx when it agrees with the model; off: pyfunc."
+    )
+    parity_rows = luigi.IntParameter(default=2000, description="Rows of the date's features the conversion is checked on (and the baseline bins made from).")
+    parity_rtol = luigi.FloatParameter(default=1e-3, description="Relative tolerance of the converted model's outputs against the sklearn model's own.")
+    parity_atol = luigi.FloatParameter(default=1e-3, description="Absolute tolerance of that check (probabilities, or the regression's unit).")
+
+
 class retry(luigi.Config):
     """Bounded, jittered retries of transient failures (a tracking server or Dask scheduler not answering)."""
 
@@ -204,6 +213,10 @@ class drift(luigi.Config):
         default=0.95, description="A statistic's noise floor is this quantile of its value when nothing drifted, at the window's row count."
     )
     floor_draws = luigi.IntParameter(default=400, description="Bootstrap draws per (column, rows) where no analytic floor applies.")
+    baseline_days = luigi.IntParameter(
+        default=7,
+        description="A version without batchml's reference profile is judged against the sum of its first baseline_days scored dates; until then 'collecting baseline'.",
+    )
     match_weekdays = luigi.BoolParameter(
         default=True, description="Compare a window with the reference's dates on the same weekdays, when the reference keeps per-date profiles."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import fcntl
 from pathlib import Path
@@ -11,8 +12,8 @@ import luigi
 from batchml import layout
 from batchml.lifecycle import train_and_register
 from batchml.registry import ModelPin
-from batchml.errors import ConfigError
-from tasks.config import cache_dir, load_contract, make_registry, make_source, make_storage, mlflow, project, source, training
+from batchml.errors import ConfigError, IntegrityError
+from tasks.config import cache_dir, load_contract, make_registry, make_source, make_storage, mlflow, project, runtime, source, training
 from tasks.targets import StorageFileTarget
 
 
@@ -60,27 +61,64 @@ class ChampionModel(luigi.Task):
 
 
 class ResolveModel(luigi.Task):
-    """pins/date=D.json: the alias resolved once for the date, its artifact cached and verified."""
+    """pins/date=D.json: the alias resolved once for the date, its runtime chosen on the date's features.
+
+    The version's signature is checked against the date's feature columns and types, and an
+    sklearn model converted to ONNX and checked on a sample of the date's rows, before the
+    pin is written: a version that cannot score the date fails here, naming the columns.
+    """
 
     date = luigi.DateParameter()
 
     def requires(self):
-        from tasks.extract import SourceData
+        from tasks.extract import ExtractFeatures
 
-        return SourceData(self.date)  # no pin for a date the source does not have
+        return ExtractFeatures(self.date)  # no pin for a date without features: they decide the runtime
 
     def output(self) -> StorageFileTarget:
         return StorageFileTarget(pin_path(self.date))
 
     def run(self):
         registry = make_registry()
-        classes = _contract_classes()
-        pin = registry.pin(mlflow().alias, cache_dir(), classes)
+        pin = registry.pin(mlflow().alias, cache_dir(), _contract_classes())
         if pin is None:
             yield ChampionModel(self.date)
-            pin = registry.pin(mlflow().alias, cache_dir(), classes)
-        registry.fetch(pin, cache_dir())  # refuses artifacts whose sha256 differs
+            pin = registry.pin(mlflow().alias, cache_dir(), _contract_classes())
+        pin = decide_runtime(registry, pin, self.date)
+        self.set_status_message(f"models:/{pin.name}/{pin.version}: runtime {pin.runtime}")
         make_storage().write_once(pin_path(self.date), pin.to_json())  # a concurrent run may have pinned first
+
+
+def decide_runtime(registry, pin: ModelPin, date: dt.date) -> ModelPin:
+    """The pin checked against the date's features, with its runtime chosen; its artifacts cached and verified."""
+    from batchml.extract import FEATURES
+    from batchml.predictions import check_inputs, features_sample
+    from batchml.runtimes import choose_runtime
+
+    model_path = registry.fetch(pin, cache_dir())  # refuses artifacts whose sha256 differs
+    storage = make_storage()
+    inputs = check_inputs(pin, storage.verify(FEATURES, date), date)  # names and types, before any scoring
+    if pin.flavor != "sklearn" or not runtime().convert_sklearn:
+        return pin
+    cfg = runtime()
+    sample = features_sample(storage, date, cfg.parity_rows)
+    pin = choose_runtime(pin, model_path, sample[list(inputs)], cache_dir(), rtol=cfg.parity_rtol, atol=cfg.parity_atol)
+    registry.fetch(pin, cache_dir())
+    return pin
+
+
+def model_path(registry, pin: ModelPin, date: dt.date):
+    """The pinned model in the local cache, verified; a converted file missing on this host is converted again."""
+    from batchml.runtimes import converted_paths
+
+    if pin.runtime == "converted" and not converted_paths(cache_dir(), pin)[0].exists():
+        again = decide_runtime(registry, dataclasses.replace(pin, runtime="pyfunc", converted_sha256=""), date)
+        if again.converted_sha256 != pin.converted_sha256:
+            raise IntegrityError(
+                f"models:/{pin.name}/{pin.version}: converting it again gave ONNX sha256 {again.converted_sha256 or 'none'} "
+                f"({again.note}), but {date} was pinned to {pin.converted_sha256}; refusing to score with it"
+            )
+    return registry.fetch(pin, cache_dir())
 
 
 def _contract_classes():

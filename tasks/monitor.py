@@ -15,6 +15,7 @@ from batchml.extract import LABELS, extract_labels
 from batchml.monitoring import date_checks, monitoring_file, read_json, realized_of, write_json
 from batchml.predictions import PREDICTIONS, profile_path
 from batchml.provenance import new_run_id
+from batchml.baseline import baseline_reference
 from tasks.config import cache_dir, check_thresholds, checks, drift, drift_thresholds, hooks, load_contract, make_registry, make_source, make_storage, source
 from tasks.extract import SourceData
 from tasks.model import read_pin
@@ -72,10 +73,14 @@ class DetectDrift(luigi.Task):
         pin = read_pin(self.date)
         reference = make_registry().reference_profile(pin, cache_dir())
         daily = read_json(storage, profile_path(self.date))
+        have, days = 0, drift().baseline_days
+        if reference is None:
+            reference, have = baseline_reference(storage, pin, self.date, days)
         if reference is None or daily is None:
             result = {
-                "verdict": "collecting baseline",
-                "reason": f"models:/{pin.name}/{pin.version} was not trained by batchml and carries no reference profile",
+                "verdict": f"collecting baseline ({have} of {days} dates)",
+                "reason": f"models:/{pin.name}/{pin.version} carries no reference profile of batchml's: "
+                f"its reference is the sum of its first {days} scored dates ({have} in so far)",
                 "drifted_share": None,
                 "drifted_features": [],
                 "features": {},

@@ -10,9 +10,10 @@ from batchml.predictions import PREDICTIONS, model_for_workers, predict_date
 from batchml.progress import Progress
 from batchml.provenance import new_run_id
 from batchml.retry import one_line
-from tasks.config import cache_dir, dask_client, load_contract, make_registry, make_storage, retry_policy
+from batchml.baseline import baseline_bins, first_bins
+from tasks.config import cache_dir, dask_client, load_contract, make_registry, make_storage, retry_policy, runtime
 from tasks.extract import ExtractFeatures
-from tasks.model import ResolveModel, read_pin
+from tasks.model import ResolveModel, model_path, read_pin
 from tasks.targets import PartitionTarget
 
 log = logging.getLogger("batchml")
@@ -31,9 +32,11 @@ class ScorePredictions(luigi.Task):
 
     def run(self):
         pin = read_pin(self.date)
-        registry = make_registry()
-        model_path = registry.fetch(pin, cache_dir())
+        registry, storage = make_registry(), make_storage()
+        local = model_path(registry, pin, self.date)
         reference = registry.reference_profile(pin, cache_dir())
+        if reference is None:  # a version batchml did not train: its dates are profiled on bins of its first scored date
+            reference = baseline_bins(storage, pin, lambda: first_bins(storage, pin, local, self.date, load_contract().key, runtime().parity_rows))
         self.set_status_message(f"scoring with models:/{pin.name}/{pin.version}")
         self.set_progress_percentage(0)
         printed = Progress(log)
@@ -46,7 +49,7 @@ class ScorePredictions(luigi.Task):
             except Exception as exc:  # luigid not answering: progress is informative, scoring goes on
                 log.warning("could not report progress to the scheduler: %s", one_line(exc))
 
-        model_url = model_for_workers(make_storage(), pin, model_path)
+        model_url = model_for_workers(storage, pin, local)
 
         def attempt():  # a new client if the last one lost its scheduler; staging starts clean
             return predict_date(

@@ -71,6 +71,7 @@ SECTIONS = (
     "report",
     "retrain",
     "retry",
+    "runtime",
     "RangeDaily",
 )
 
