@@ -27,7 +27,7 @@ import pandas as pd
 
 from batchml.errors import SchemaError
 from batchml.provenance import sha256_bytes, sha256_file
-from batchml.registry import ModelPin
+from batchml.pin import ModelPin
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,7 @@ def test_a_cold_start_run_prints_training_and_scoring_progress_with_counts(cli):
         r"training: registering trip_duration with its evidence \(\d+\.\d s\)",
         r"training: registered version 1, trained on .* \(\d+ rows\): holdout mae [\d.]+ \(\d+\.\d s\)",
         rf"scored 0 of (\d+) partitions of {DAY} with models:/trip_duration/1 \(\d+\.\d s\)",
-        rf"scored 3 of 3 partitions of {DAY} with models:/trip_duration/1 \(\d+\.\d s\)",
+        rf"scored (\d+) of \1 partitions of {DAY} with models:/trip_duration/1 \(\d+\.\d s\)",  # small dates are cut for both cores
     ):
         assert re.search(pattern, out), f"{pattern!r} not in the output:\n{out[-6000:]}"
     assert "\r" not in out  # no bar when stderr is not a terminal
