@@ -22,7 +22,7 @@ import pandas as pd
 
 from batchml.errors import IntegrityError
 from batchml.pin import ONNX_ARTIFACT, ModelPin
-from batchml.packaged import Packaging, log_model as log_packaged_model
+from batchml.packaged import ESTIMATOR_PATH, Packaging, log_model as log_packaged_model
 from batchml.provenance import code_version, sha256_bytes, sha256_file, sha256_tree
 from batchml.retry import RetryPolicy, Retrying
 
@@ -157,6 +157,21 @@ class Registry:
                 run_id=mv.run_id,
                 inputs=tuple(json.loads(tags.get("inputs", "[]"))),
                 classes=tuple(json.loads(tags["classes"])) if tags.get("classes") else None,
+            )
+        if tags.get("model_input") == "raw":  # batchml's raw-rows model without an ONNX export: its estimator, on the features
+            estimator = self._download_model(str(mv.version), cache_dir) / ESTIMATOR_PATH
+            return ModelPin(
+                name=self.name,
+                version=str(mv.version),
+                sha256=sha256_tree(estimator),
+                alias=alias,
+                run_id=mv.run_id or "",
+                runtime="pyfunc",
+                flavor="batchml",
+                inputs=tuple(json.loads(tags.get("inputs", "[]"))),
+                classes=tuple(json.loads(tags["classes"])) if tags.get("classes") else None,
+                artifact=f"models:/{self.name}/{mv.version}/{ESTIMATOR_PATH}",
+                note="no ONNX export: the estimator inside the registered model scores it",
             )
         from mlflow.models import Model
 
@@ -316,6 +331,8 @@ class Registry:
         """The pinned model in the local cache (an ONNX file or a model folder), sha256 verified."""
         if pin.artifact.startswith("models:/"):
             folder = self._download_model(pin.version, cache_dir)
+            inside = pin.artifact.removeprefix(f"models:/{self.name}/{pin.version}").strip("/")  # a model inside the model
+            folder = folder / inside if inside else folder
             if pin.runtime == "onnx":
                 from mlflow.models import Model
 

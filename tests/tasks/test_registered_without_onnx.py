@@ -1,7 +1,6 @@
 """A version batchml trained but could not export to ONNX: still scored by DailyScore, with its estimator."""
 
 import luigi
-import pytest
 from luigi.execution_summary import LuigiStatusCode
 
 import batchml.lifecycle
@@ -9,11 +8,6 @@ from pipelines import DailyScore
 from tasks.config import make_storage
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the pin of a raw-rows version without ONNX (Registry._pin/fetch, runtimes branch): "
-    "score the estimator at batchml.packaged.ESTIMATOR_PATH on the features",
-)
 def test_a_version_without_onnx_scores_the_estimator_inside_the_registered_model(pipeline, day, monkeypatch):
     monkeypatch.setattr(batchml.lifecycle, "to_onnx_bytes", lambda *a, **k: (None, "ONNX export failed: forced by the test"))
     result = luigi.build([DailyScore(day)], local_scheduler=True, detailed_summary=True, log_level="WARNING")
