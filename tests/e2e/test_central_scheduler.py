@@ -138,16 +138,20 @@ def without_luigid(run) -> None:
     run.wait_for("Failed connecting to remote scheduler", timeout=30)
 
 
+# The range, and the two dates before it: scored as the labelled dates of its first two dates.
+SCORED = [DATES[0] - dt.timedelta(days=2), DATES[0] - dt.timedelta(days=1), *DATES]
+
+
 def assert_every_date_committed_once(cli: CentralCli, server, *earlier: dict[str, str]) -> None:
     final = committed(cli.root)
-    assert set(final) == {f"{dataset}/date={d}" for dataset in ("features", "predictions") for d in DATES}
+    assert set(final) == {f"{dataset}/date={d}" for dataset in ("features", "predictions") for d in SCORED}
     for snapshot in earlier:  # a date committed before is never committed again
         assert snapshot.items() <= final.items()
     # luigid's history spans its restart: each date was scored once.
-    assert sorted(started(server, "ScorePredictions").values()) == [1] * len(DATES)
+    assert sorted(started(server, "ScorePredictions").values()) == [1] * len(SCORED)
     table = ds.dataset(cli.root / "predictions", format="parquet", partitioning="hive").to_table()
     rows = Counter(str(d) for d in table.column("date").to_pylist())
-    assert rows == {str(d): manifest(cli.root, "predictions", d)["rows"]["written"] for d in DATES}
+    assert rows == {str(d): manifest(cli.root, "predictions", d)["rows"]["written"] for d in SCORED}
     assert distinct_keys(table) == table.num_rows
 
 

@@ -64,7 +64,7 @@ def test_an_outage_fails_in_bounded_time_and_never_changes_a_pinned_version(tmp_
     # A new champion is promoted after DAY was pinned to version 1.
     registry = client(server.uri)
     v1 = registry.get_model_version(MODEL, "1")
-    v2 = registry.create_model_version(MODEL, v1.source, run_id=v1.run_id, tags=v1.tags)
+    v2 = registry.create_model_version(MODEL, v1.source, run_id=v1.run_id, tags=v1.tags, model_id=v1.model_id or v1.source.removeprefix("models:/"))
     registry.set_registered_model_alias(MODEL, "champion", v2.version)
     shutil.rmtree(tmp_path / "cache")  # a fresh pod: the pinned model must come from the registry
 
