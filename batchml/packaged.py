@@ -3,7 +3,7 @@
 The logged model is `batchml.raw_model.RawRowsModel` as MLflow "model from code": it takes
 raw contract rows, so `mlflow.pyfunc.load_model`, `mlflow models predict/serve` and
 `spark_udf` work on the rows a user has and agree with the batch. Its code travels in the
-model (`code/`): a package `batchml_model` holding `raw_model.py`, `contract.py` and
+model (`code/`): a package `batchml_model` holding `raw_model.py`, `onnx_io.py`, `contract.py` and
 `errors.py` (copied, their batchml imports made relative: a model must load where batchml
 is not installed, and a different package name cannot shadow an installed batchml), and
 the project's hooks module with the project modules it imports. Its artifacts are the
@@ -30,7 +30,7 @@ import yaml
 from batchml.contract import Contract
 
 PACKAGE = "batchml_model"
-SHIPPED = ("raw_model", "contract", "errors")  # batchml modules copied into the model
+SHIPPED = ("raw_model", "onnx_io", "contract", "errors")  # batchml modules copied into the model
 MODEL_CODE = f'''"""A batchml-registered model: raw dataset-contract rows in, predictions out ({PACKAGE}/raw_model.py)."""
 
 from mlflow.models import set_model

@@ -18,11 +18,9 @@ import numpy as np
 import pandas as pd
 
 from batchml.contract import REASON, Column, Contract, validate
+from batchml.onnx_io import PREDICTION, PROBA, onnx_feed, onnx_outputs
 
-PREDICTION = "prediction"
 ROW = "__row__"  # the request's row number, the key of a model's input
-PROBA = "proba_"
-_ORT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
 
 
 def raw_contract(contract: Contract) -> Contract:
@@ -80,7 +78,7 @@ class RawRowsModel(mlflow.pyfunc.PythonModel):
         """The outputs for model inputs already made by the features transform (what the batch holds)."""
         n = len(features)
         if self.session is not None:
-            outputs = _onnx_outputs(self.session, _onnx_feed(self.session, features, self.inputs), n, self.classes)
+            outputs = onnx_outputs(self.session, onnx_feed(self.session, features, self.inputs), n, self.classes)
         else:
             outputs = _estimator_outputs(self.estimator, features[list(self.inputs)], self.classes)
         return pd.DataFrame(outputs)
@@ -92,43 +90,6 @@ def _function(spec: str):
     for part in name.split("."):
         fn = getattr(fn, part)
     return fn
-
-
-def _onnx_feed(session, part: pd.DataFrame, inputs: tuple[str, ...]) -> dict:
-    """ONNX inputs from a frame: one input per column by name, or one 2-D tensor in `inputs` order (as batchml.scoring)."""
-    declared = session.get_inputs()
-    n = len(part)
-    if len(declared) == 1 and declared[0].name not in part.columns:
-        dtype = _ORT_TYPES.get(declared[0].type, np.float32)
-        matrix = np.empty((n, len(inputs)), dtype=dtype)
-        for j, name in enumerate(inputs):
-            matrix[:, j] = part[name].to_numpy(dtype=dtype, na_value=np.nan)
-        return {declared[0].name: matrix}
-    feed = {}
-    for item in declared:
-        column = part[item.name]
-        if item.type == "tensor(string)":
-            values = column.astype(object).where(column.notna(), "").to_numpy(dtype=object)
-        else:
-            values = column.to_numpy(dtype=_ORT_TYPES.get(item.type, np.float32), na_value=np.nan)
-        feed[item.name] = values.reshape(n, 1)
-    return feed
-
-
-def _onnx_outputs(session, feed: dict, n: int, classes) -> dict[str, np.ndarray]:
-    """`prediction` (and `proba_<class>`) from an ONNX model's outputs (as batchml.scoring)."""
-    outputs = session.run(None, feed)
-    if not classes:
-        return {PREDICTION: np.asarray(outputs[0]).reshape(n).astype(np.float32, copy=False)}
-    label, proba = np.asarray(outputs[0]).reshape(n), None
-    for out in outputs[1:]:
-        if isinstance(out, list):  # ZipMap: one dict per row
-            proba = pd.DataFrame(out).reindex(columns=list(classes)).to_numpy(dtype=np.float32)
-        elif getattr(out, "ndim", 0) == 2 and out.shape[1] == len(classes):
-            proba = out.astype(np.float32, copy=False)
-    if proba is None:
-        raise ValueError(f"the ONNX model has no probability output for its {len(classes)} classes")
-    return {PREDICTION: label, **{f"{PROBA}{c}": proba[:, j] for j, c in enumerate(classes)}}
 
 
 def _estimator_outputs(estimator, frame: pd.DataFrame, classes) -> dict[str, np.ndarray]:
