@@ -37,6 +37,19 @@ SMALL = {
 }
 
 
+# The taxi example's model inputs, as taxi_hooks.features returns them.
+TAXI_INPUTS = (
+    "pickup_zone",
+    "dropoff_zone",
+    "trip_distance",
+    "passenger_count",
+    "vendor",
+    "payment_type",
+    "rate_code",
+    "pickup_hour",
+    "pickup_weekday",
+    "is_weekend",
+)
 KEY = ["vendor_id", "pickup_datetime", "dropoff_datetime", "pickup_location_id", "dropoff_location_id"]  # the taxi contract's
 
 

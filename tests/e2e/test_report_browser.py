@@ -24,6 +24,8 @@ from batchml.drift import DriftThresholds, drift_report
 from batchml.profile import add_profiles, daily_profile, profile_partition, reference_profile
 from batchml.report import render_daily_report
 from taxi_hooks import duration, features
+
+from tests.conftest import TAXI_INPUTS
 from taxi_synthetic import trips
 from tests.unit.test_dashboard import DAYS, DRIFTING, FAILED, LABEL_ONLY, ONSET, PROMOTED, Dom, drift_scenario
 
@@ -40,18 +42,7 @@ CHROMIUM_FLAGS = (
 )
 DAY = dt.date(2026, 6, 14)
 LABEL = "trip_duration_s"
-FEATURES = (
-    "pickup_zone",
-    "dropoff_zone",
-    "trip_distance",
-    "passenger_count",
-    "vendor",
-    "payment_type",
-    "rate_code",
-    "pickup_hour",
-    "pickup_weekday",
-    "is_weekend",
-)
+FEATURES = TAXI_INPUTS
 CATEGORICAL = ("pickup_zone", "dropoff_zone", "vendor", "payment_type", "rate_code", "pickup_weekday")
 SECTIONS = ("summary", "drift", "metrics", "trends", "retraining")
 

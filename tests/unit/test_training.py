@@ -18,20 +18,9 @@ from batchml.metrics import classification_metrics, regression_metrics
 from batchml.scoring import PREDICTION, ModelSpec, predict_partition
 from batchml.sources import GeneratorSource
 from batchml.training import TrainingSettings, fit_recipe, labelled_frame, labelled_window, to_onnx_bytes
-from tests.conftest import CONTRACT
+from tests.conftest import CONTRACT, TAXI_INPUTS
 
-INPUTS = [
-    "pickup_zone",
-    "dropoff_zone",
-    "trip_distance",
-    "passenger_count",
-    "vendor",
-    "payment_type",
-    "rate_code",
-    "pickup_hour",
-    "pickup_weekday",
-    "is_weekend",
-]
+INPUTS = list(TAXI_INPUTS)
 
 
 @pytest.fixture(scope="module")
