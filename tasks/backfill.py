@@ -13,13 +13,14 @@ from batchml.backfill import plan
 from batchml.extract import extract_date
 from batchml.layout import FEATURES, PREDICTIONS
 from batchml.monitoring import monitoring_file
-from batchml.predictions import model_for_workers, predict_date, scored_from
+from batchml.predictions import model_for_workers, scored_from
 from batchml.progress import Progress
 from batchml.provenance import new_run_id
 from batchml.baseline import baseline_bins, first_bins
-from tasks.config import cache_dir, dask_client, hooks, load_contract, make_registry, make_source, make_storage, mlflow, retry_policy, runtime, schema
+from tasks.config import cache_dir, hooks, load_contract, make_registry, make_source, make_storage, mlflow, runtime, schema
 from tasks.config import storage as storage_settings
 from tasks.daily import DailyScore
+from tasks.score import score_date
 from tasks.model import decide_runtime, pin_path, read_pin
 from tasks.model import model_path as pinned_model
 
@@ -102,21 +103,7 @@ def _score_again(storage, date: dt.date, pin, model_path, reference) -> None:
     def progress(done: int, total: int) -> None:
         printed.update(done, total, f"re-scored {done} of {total} partitions of {date} with models:/{pin.name}/{pin.version}")
 
-    retry_policy().call(
-        f"re-scoring {date} on Dask",
-        lambda: predict_date(
-            storage,
-            date,
-            pin=pin,
-            model_path=model_path,
-            key=load_contract().key,
-            client=dask_client(),
-            run_id=new_run_id(),
-            reference=reference,
-            on_progress=progress,
-            replace=True,
-        ),
-    )
+    score_date(date, pin, model_path, reference, progress, replace=True)
     for name in DERIVED:
         storage.delete(monitoring_file(date, name))
 

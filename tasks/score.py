@@ -49,21 +49,29 @@ class ScorePredictions(luigi.Task):
             except Exception as exc:  # luigid not answering: progress is informative, scoring goes on
                 log.warning("could not report progress to the scheduler: %s", one_line(exc))
 
-        model_url = model_for_workers(storage, pin, local)
-
-        def attempt():  # a new client if the last one lost its scheduler; staging starts clean
-            return predict_date(
-                make_storage(),
-                self.date,
-                pin=pin,
-                model_path=model_url,
-                key=load_contract().key,
-                client=dask_client(),
-                run_id=new_run_id(),
-                reference=reference,
-                on_progress=progress,
-            )
-
-        manifest = retry_policy().call(f"scoring {self.date} on Dask", attempt)
+        manifest = score_date(self.date, pin, model_for_workers(storage, pin, local), reference, progress)
         if manifest:
             self.set_status_message(f"committed {manifest.rows['written']} predictions with models:/{pin.name}/{pin.version}")
+
+
+def score_date(date, pin, model_url: str, reference: dict | None, on_progress, *, replace: bool = False):
+    """Commit a date's predictions with its pinned model on Dask, retried when the cluster goes away.
+
+    Each try gets a new client if the last one lost its scheduler, and staging starts clean.
+    """
+
+    def attempt():
+        return predict_date(
+            make_storage(),
+            date,
+            pin=pin,
+            model_path=model_url,
+            key=load_contract().key,
+            client=dask_client(),
+            run_id=new_run_id(),
+            reference=reference,
+            on_progress=on_progress,
+            replace=replace,
+        )
+
+    return retry_policy().call(f"{'re-' if replace else ''}scoring {date} on Dask", attempt)
