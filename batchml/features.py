@@ -51,14 +51,6 @@ def labels_of(rows: pd.DataFrame, contract: Contract, transform: str) -> pd.Data
     return frame
 
 
-def input_frame(features: pd.DataFrame, inputs: list[str]) -> pd.DataFrame:
-    """The inputs a model was fitted on, in its order; missing ones named."""
-    missing = [c for c in inputs if c not in features.columns]
-    if missing:
-        raise KeyError(f"model inputs missing from the features: {', '.join(missing)}")
-    return features[inputs]
-
-
 def categorical_inputs(frame: pd.DataFrame, inputs: list[str], max_integer_levels: int = 300) -> tuple[str, ...]:
     """Inputs profiled by category: text, booleans, and integers with few distinct values."""
     out = []

@@ -172,8 +172,3 @@ def _write_atomic(path: Path, data: bytes) -> None:
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as fh:
         fh.write(data)
     os.replace(fh.name, path)
-
-
-def sample_rows(frame: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame:
-    """At most `n` rows of `frame`, drawn with a fixed seed."""
-    return frame.sample(n, random_state=seed).reset_index(drop=True) if len(frame) > n else frame.reset_index(drop=True)

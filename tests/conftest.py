@@ -64,6 +64,14 @@ def options_arg(**changes) -> tuple[str, str]:
     return ("--source-options", json.dumps({**TRIPS, **changes}))
 
 
+def make_manifest(rows: int = 3, *, dataset: str = "d", date: dt.date = dt.date(2026, 1, 5), **fields):
+    """A Manifest of `rows` rows for the storage tests (the commit fills in its files)."""
+    from batchml.manifest import Manifest
+
+    base = dict(schema_hash="s", input_fingerprint="f", code_version="c", run_id="r")
+    return Manifest(dataset=dataset, date=date.isoformat(), rows={"in": rows, "written": rows, "quarantined": 0}, **{**base, **fields})
+
+
 def trips(**changes) -> dict[str, str]:
     """[source] settings of the taxi generator with some options changed (rows_per_day=..., drift_start=...)."""
     return {"options": json.dumps({**TRIPS, **changes})}

@@ -11,21 +11,15 @@ import pytest
 
 from batchml.errors import IntegrityError
 from batchml.objectstore import ObjectStorage
-from batchml.storage import Manifest, open_storage
+from batchml.storage import open_storage
+
+from tests.conftest import make_manifest
 
 DAY = dt.date(2026, 1, 5)
 
 
-def manifest(rows: int) -> Manifest:
-    return Manifest(
-        dataset="d",
-        date=DAY.isoformat(),
-        rows={"in": rows, "written": rows, "quarantined": 0},
-        schema_hash="s",
-        input_fingerprint="f",
-        code_version="c",
-        run_id="r",
-    )
+def manifest(rows: int = 3):
+    return make_manifest(rows, date=DAY)
 
 
 def stage(writer, rows: int, name: str = "part-00000.parquet") -> None:

@@ -9,21 +9,15 @@ import pyarrow.dataset as ds
 import pytest
 
 from batchml.errors import IntegrityError
-from batchml.storage import MANIFEST, Manifest, Storage
+from batchml.storage import MANIFEST, Storage
+
+from tests.conftest import make_manifest
 
 DAY = dt.date(2026, 1, 5)
 
 
-def manifest(rows=3) -> Manifest:
-    return Manifest(
-        dataset="d",
-        date=DAY.isoformat(),
-        rows={"in": rows, "written": rows, "quarantined": 0},
-        schema_hash="s",
-        input_fingerprint="f",
-        code_version="c",
-        run_id="r",
-    )
+def manifest(rows: int = 3):
+    return make_manifest(rows, date=DAY)
 
 
 def write_rows(folder, n=3, name="part-00000.parquet"):

@@ -18,7 +18,8 @@ import pytest
 from batchml.backfill import plan
 from batchml.cli import main
 from batchml.errors import IntegrityError
-from batchml.storage import Manifest, Storage, open_storage
+from batchml.storage import Storage, open_storage
+from tests.conftest import make_manifest
 
 DAY = dt.date(2026, 6, 10)
 DATASET = "predictions"
@@ -27,16 +28,7 @@ DATASET = "predictions"
 def commit_predictions(storage, date=DAY, rows=2000, *, page_checksums=True) -> str:
     """Commit one Parquet file of `rows` predictions for `date`; its name in the date's folder."""
     values = pd.DataFrame({"id": np.arange(rows), "prediction": np.linspace(1.0, 900.0, rows, dtype="float32")})
-    manifest = Manifest(
-        dataset=DATASET,
-        date=date.isoformat(),
-        rows={"in": rows, "written": rows, "quarantined": 0},
-        schema_hash="s",
-        input_fingerprint="f",
-        code_version="c",
-        run_id="r",
-        model={"name": "m", "version": "1"},
-    )
+    manifest = make_manifest(rows, dataset=DATASET, date=date, model={"name": "m", "version": "1"})
     with storage.writer(DATASET, date) as w:
         with w.open("part-00000.parquet") as fh:
             pq.write_table(pa.Table.from_pandas(values, preserve_index=False), fh, write_page_checksum=page_checksums)
