@@ -46,15 +46,22 @@ def partial_profile(values: pd.Series, spec: dict) -> np.ndarray:
     """One column of one partition as a flat vector that adds up across partitions.
 
     Layout: counts per bin, [numeric: sum of values per bin], nulls, n, sum, sum of squares.
+    This runs on every row the pipeline scores, beside the model, so the common shapes
+    take the short ways: integer columns on integer categories are counted with one
+    `bincount` of their values, and numbers are binned by comparing with each edge.
     """
     k = n_bins(spec)
     if spec["kind"] == "categorical" and not _numeric_categories(spec["categories"], values):
         return _text_partial(values, spec["categories"], k)
+    if spec["kind"] == "categorical":
+        counted = _integer_partial(values, spec["categories"])
+        if counted is not None:
+            return counted
     arr = values.to_numpy(dtype="float64", na_value=np.nan)
     valid = ~np.isnan(arr)
     x = arr[valid] if not valid.all() else arr
     if spec["kind"] == "numeric":
-        idx = np.searchsorted(np.asarray(spec["edges"], dtype="float64"), x, side="right")
+        idx = _bin_index(x, np.asarray(spec["edges"], dtype="float64"))
         counts = np.bincount(idx, minlength=k)
         sums = np.bincount(idx, weights=x, minlength=k)
         head = np.concatenate([counts, sums])
@@ -64,6 +71,44 @@ def partial_profile(values: pd.Series, spec: dict) -> np.ndarray:
     # from ONNX Runtime for longer than the product itself (measured in bench/).
     tail = [len(arr) - len(x), len(arr), float(x.sum()), float(np.einsum("i,i->", x, x))]
     return np.concatenate([head, tail]).astype("float64")
+
+
+_COMPARED_EDGES = 64  # up to this many edges, one comparison per edge beats a binary search per value (7x at 19)
+_COUNTED_SPAN = 1 << 16  # integer categories within this span are counted by value
+
+
+def _bin_index(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The bin of each value: how many edges are <= it (`searchsorted(..., side="right")`)."""
+    if len(edges) >= _COMPARED_EDGES:
+        return np.searchsorted(edges, x, side="right")
+    idx = np.zeros(len(x), np.uint8)
+    for edge in edges:
+        idx += x >= edge
+    return idx
+
+
+def _integer_partial(values: pd.Series, categories: list) -> np.ndarray | None:
+    """The partial profile of an integer column on integer categories, from one count per value;
+    None when the column or the categories have another shape (the general way applies)."""
+    if not (isinstance(values.dtype, np.dtype) and values.dtype.kind == "i") or not categories:
+        return None
+    cats = np.asarray(categories, dtype="float64")
+    lo, hi = cats.min(), cats.max()
+    if not np.array_equal(cats, np.floor(cats)) or hi - lo >= _COUNTED_SPAN:
+        return None
+    x = values.to_numpy().astype(np.int64, copy=False)
+    span = int(hi - lo) + 1
+    offset = x - int(lo)
+    outside = (offset < 0) | (offset >= span)
+    rest = x[outside].astype("float64") if outside.any() else np.empty(0)  # unseen, and summed one by one
+    if len(rest):
+        offset = np.where(outside, span, offset)
+    by_value = np.bincount(offset, minlength=span + 1)[:span].astype("float64")
+    value = np.arange(int(lo), int(hi) + 1, dtype="float64")
+    known = by_value[cats.astype(np.int64) - int(lo)]
+    total = float(np.einsum("i,i->", by_value, value)) + float(rest.sum())
+    squares = float(np.einsum("i,i,i->", by_value, value, value)) + float(np.einsum("i,i->", rest, rest))
+    return np.concatenate([known, [len(x) - known.sum(), 0.0, len(x), total, squares]])
 
 
 def _numeric_categories(categories: list, values: pd.Series) -> bool:
