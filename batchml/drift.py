@@ -48,8 +48,6 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
 import numpy as np
-from scipy import stats
-from scipy.spatial import distance
 
 from batchml.profile import window_profile
 
@@ -79,7 +77,13 @@ def psi(ref_counts, cur_counts) -> float:
     return float(np.sum((q - p) * np.log(q / p)))
 
 
+# scipy is imported where a statistic is computed: it takes a third of a second, which a
+# process that only scores (and imports every task) does not pay.
+
+
 def js_distance(ref_counts, cur_counts) -> float:
+    from scipy.spatial import distance
+
     return float(distance.jensenshannon(np.asarray(ref_counts, float), np.asarray(cur_counts, float), base=2))
 
 
@@ -90,6 +94,8 @@ def wasserstein_normalized(ref: dict, cur: dict, std: float | None = None) -> fl
     scale = std or ref.get("std")
     if not len(u) or not len(v) or not scale:
         return 0.0
+    from scipy import stats
+
     return float(stats.wasserstein_distance(u, v, uw, vw) / scale)
 
 
@@ -98,6 +104,8 @@ def chi2_pvalue(ref_counts, cur_counts) -> float:
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
         return 1.0
+    from scipy import stats
+
     return float(stats.chi2_contingency(table)[1])
 
 
@@ -120,6 +128,8 @@ def noise_floors(ref: dict, n: int, *, quantile: float = 0.95, draws: int = 400,
     out = {m: {"floor": v, "how": "bootstrap"} for m, v in boot.items()}
     shares = counts[counts > 0] / n_ref
     if len(shares) > 1 and shares.min() * min(n, n_ref) >= MIN_EXPECTED:
+        from scipy import stats
+
         psi_floor = float(stats.chi2.ppf(quantile, len(shares) - 1) * (1 / n + 1 / n_ref))
         out["psi"] = {"floor": psi_floor, "how": "analytic"}
         out["js"] = {"floor": float(np.sqrt(psi_floor / (8 * np.log(2)))), "how": "analytic"}

@@ -16,6 +16,8 @@ class ModelPin:
     ONNX file, or the digest of the MLflow model's folder (for `converted`, the sklearn model
     it was converted from; `converted_sha256` is the ONNX file). `inputs` are the columns it
     takes, in order, with their kinds in `input_types` when the signature gives them.
+    `reference` says where the version's reference profile is, decided with the rest at pin
+    time, so scoring a pinned date needs nothing from the registry once its model is cached.
     """
 
     name: str
@@ -31,6 +33,7 @@ class ModelPin:
     note: str = ""
     input_types: tuple[str, ...] = ()  # per input, from the signature: string | number | integer | boolean | datetime
     converted_sha256: str = ""  # runtime converted: the sha256 of the ONNX file made from the sklearn model
+    reference: str | None = None  # the run's reference profile artifact; "" when the version has none; None: pinned before pins said
 
     @property
     def scored_sha256(self) -> str:

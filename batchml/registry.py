@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import functools
 import shutil
 import json
 import logging
@@ -111,6 +112,13 @@ def _open_client(tracking_uri: str):
     return client
 
 
+def _flavors(folder: Path) -> dict:
+    """The flavours an MLmodel file declares, read as YAML: a cached model is scored without importing MLflow."""
+    import yaml
+
+    return yaml.safe_load((folder / "MLmodel").read_text()).get("flavors") or {}
+
+
 class Registry:
     """The registered model `model_name` at `tracking_uri`.
 
@@ -121,8 +129,13 @@ class Registry:
 
     def __init__(self, tracking_uri: str, model_name: str, artifact_location: str = "", retry: RetryPolicy | None = None):
         self.tracking_uri, self.name, self.artifact_location = tracking_uri, model_name, artifact_location
-        client = _open_client(tracking_uri)
-        self.client = Retrying(client, retry, f"MLflow registry at {tracking_uri}") if retry else client
+        self._retry = retry
+
+    @functools.cached_property
+    def client(self):
+        """The MLflow client, opened on first use: scoring a pinned date whose model is cached never opens it."""
+        client = _open_client(self.tracking_uri)
+        return Retrying(client, self._retry, f"MLflow registry at {self.tracking_uri}") if self._retry else client
 
     def version_by_alias(self, alias: str):
         """The ModelVersion behind `alias`, or None when the model or the alias does not exist."""
@@ -157,6 +170,7 @@ class Registry:
                 run_id=mv.run_id,
                 inputs=tuple(json.loads(tags.get("inputs", "[]"))),
                 classes=tuple(json.loads(tags["classes"])) if tags.get("classes") else None,
+                reference=tags.get("reference_profile", PROFILE_ARTIFACT),
             )
         if tags.get("model_input") == "raw":  # batchml's raw-rows model without an ONNX export: its estimator, on the features
             estimator = self._download_model(str(mv.version), cache_dir) / ESTIMATOR_PATH
@@ -172,6 +186,7 @@ class Registry:
                 classes=tuple(json.loads(tags["classes"])) if tags.get("classes") else None,
                 artifact=f"models:/{self.name}/{mv.version}/{ESTIMATOR_PATH}",
                 note="no ONNX export: the estimator inside the registered model scores it",
+                reference=tags.get("reference_profile", ""),
             )
         from mlflow.models import Model
 
@@ -179,6 +194,7 @@ class Registry:
 
         folder = self._download_model(str(mv.version), cache_dir)
         meta = Model.load(str(folder))
+        reference = tags.get("reference_profile", "")
         inputs, kinds = signature_kinds(meta.signature)
         uri = f"models:/{self.name}/{mv.version}"
         note = "" if inputs else f"{uri} has no column signature: inputs are taken by name from the features"
@@ -186,7 +202,21 @@ class Registry:
             onnx_file = folder / meta.flavors["onnx"]["data"]
             if not inputs:
                 inputs, kinds = onnx_kinds(onnx_file)
-            return ModelPin(self.name, str(mv.version), sha256_file(onnx_file), alias, mv.run_id or "", "onnx", "onnx", inputs, classes, uri, note, kinds)
+            return ModelPin(
+                self.name,
+                str(mv.version),
+                sha256_file(onnx_file),
+                alias,
+                mv.run_id or "",
+                "onnx",
+                "onnx",
+                inputs,
+                classes,
+                uri,
+                note,
+                kinds,
+                reference=reference,
+            )
         flavor = "sklearn" if "sklearn" in meta.flavors else "python_function"
         if "python_function" not in meta.flavors:
             raise IntegrityError(f"{uri} has flavours {sorted(meta.flavors)}: batchml scores onnx, sklearn or python_function models")
@@ -198,19 +228,34 @@ class Registry:
                 inputs = tuple(str(c) for c in getattr(raw, "feature_names_in_", ()))
             if classes is None and hasattr(raw, "predict_proba") and hasattr(raw, "classes_"):
                 classes = tuple(c.item() if hasattr(c, "item") else c for c in raw.classes_)
-        return ModelPin(self.name, str(mv.version), sha256_tree(folder), alias, mv.run_id or "", "pyfunc", flavor, tuple(inputs), classes, uri, note, kinds)
+        return ModelPin(
+            self.name,
+            str(mv.version),
+            sha256_tree(folder),
+            alias,
+            mv.run_id or "",
+            "pyfunc",
+            flavor,
+            tuple(inputs),
+            classes,
+            uri,
+            note,
+            kinds,
+            reference=reference,
+        )
 
-    def _download_model(self, version: str, cache_dir) -> Path:
-        """The whole MLflow model of a version in the local cache (replaced atomically)."""
-        import mlflow.artifacts
-
-        target = Path(cache_dir, self.name, version, "model")
+    def _download_model(self, version: str, cache_dir, name: str = "") -> Path:
+        """The whole MLflow model of a version (of `name`, default this registry's model) in the local cache (replaced atomically)."""
+        name = name or self.name
+        target = Path(cache_dir, name, version, "model")
         if (target / "MLmodel").exists():
             return target
+        import mlflow.artifacts
+
         target.parent.mkdir(parents=True, exist_ok=True)
         # A models:/ URI is resolved against the process's registry URI, not `tracking_uri`: point it here.
         with tempfile.TemporaryDirectory(dir=target.parent) as tmp, _fluent_uris(self.tracking_uri):
-            got = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{self.name}/{version}", dst_path=tmp, tracking_uri=self.tracking_uri)
+            got = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=tmp, tracking_uri=self.tracking_uri)
             shutil.rmtree(target, ignore_errors=True)
             os.replace(got, target)
         return target
@@ -328,21 +373,23 @@ class Registry:
         self.client.set_registered_model_alias(self.name, alias, version)
 
     def fetch(self, pin: ModelPin, cache_dir: str | os.PathLike) -> Path:
-        """The pinned model in the local cache (an ONNX file or a model folder), sha256 verified."""
+        """The pinned model in the local cache (an ONNX file or a model folder), sha256 verified.
+
+        The pin names its model: a date pinned before `registered_model` changed is still
+        scored with what it was pinned to.
+        """
         if pin.artifact.startswith("models:/"):
-            folder = self._download_model(pin.version, cache_dir)
-            inside = pin.artifact.removeprefix(f"models:/{self.name}/{pin.version}").strip("/")  # a model inside the model
+            folder = self._download_model(pin.version, cache_dir, pin.name)
+            inside = pin.artifact.removeprefix(f"models:/{pin.name}/{pin.version}").strip("/")  # a model inside the model
             folder = folder / inside if inside else folder
             if pin.runtime == "onnx":
-                from mlflow.models import Model
-
-                path = folder / Model.load(str(folder)).flavors["onnx"]["data"]
+                path = folder / _flavors(folder)["onnx"]["data"]
                 actual = sha256_file(path)
             else:
                 path, actual = folder, sha256_tree(folder)
             if actual != pin.sha256:
                 raise IntegrityError(
-                    f"models:/{self.name}/{pin.version}: artifacts have sha256 {actual}, but the date was pinned to {pin.sha256}; refusing to score with them"
+                    f"models:/{pin.name}/{pin.version}: artifacts have sha256 {actual}, but the date was pinned to {pin.sha256}; refusing to score with them"
                 )
             if pin.runtime == "converted":
                 from batchml.runtimes import converted_paths
@@ -351,7 +398,7 @@ class Registry:
                 actual = sha256_file(path) if path.exists() else "missing"
                 if actual != pin.converted_sha256:
                     raise IntegrityError(
-                        f"models:/{self.name}/{pin.version}: the ONNX conversion {path} has sha256 {actual}, "
+                        f"models:/{pin.name}/{pin.version}: the ONNX conversion {path} has sha256 {actual}, "
                         f"but the date was pinned to {pin.converted_sha256}; refusing to score with it"
                     )
             return path
@@ -359,7 +406,7 @@ class Registry:
 
     def fetch_onnx(self, pin: ModelPin, cache_dir: str | os.PathLike) -> Path:
         """The pinned ONNX file of a batchml-registered version in the local cache, sha256 verified."""
-        target = Path(cache_dir, self.name, pin.version, "model.onnx")
+        target = Path(cache_dir, pin.name, pin.version, "model.onnx")
         if target.exists() and sha256_file(target) == pin.sha256:
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -368,7 +415,7 @@ class Registry:
             actual = sha256_file(downloaded)
             if actual != pin.sha256:
                 raise IntegrityError(
-                    f"models:/{self.name}/{pin.version}: {pin.artifact} has sha256 {actual}, "
+                    f"models:/{pin.name}/{pin.version}: {pin.artifact} has sha256 {actual}, "
                     f"but the version was registered with {pin.sha256}; refusing to score with it"
                 )
             os.replace(downloaded, target)
@@ -377,20 +424,23 @@ class Registry:
     def reference_profile(self, pin: ModelPin, cache_dir: str | os.PathLike) -> dict | None:
         """The version's reference profile, cached next to its ONNX file; None for a version batchml did not train.
 
-        A version batchml trained but could not export to ONNX is scored with pyfunc (its pin's
-        flavour is then the MLmodel's), and still has its profile: its tag says where.
+        The pin says whether the version has one (pins written before it said: its tags do,
+        and a version batchml trained always has one).
         """
-        target = Path(cache_dir, self.name, pin.version, "reference_profile.json")
+        target = Path(cache_dir, pin.name, pin.version, "reference_profile.json")
         if not target.exists():
-            if pin.flavor != "batchml" and not self.version_tags(pin.version).get("reference_profile"):
+            artifact = pin.reference
+            if artifact is None:
+                artifact = PROFILE_ARTIFACT if pin.flavor == "batchml" else self.version_tags(pin.version, pin.name).get("reference_profile", "")
+            if not artifact:
                 return None  # not trained by batchml: drift waits for a baseline of scored dates
             target.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-                os.replace(self.client.download_artifacts(pin.run_id, PROFILE_ARTIFACT, tmp), target)
+                os.replace(self.client.download_artifacts(pin.run_id, artifact, tmp), target)
         return json.loads(target.read_text())
 
-    def version_tags(self, version: str) -> dict[str, str]:
-        return dict(self.client.get_model_version(self.name, version).tags)
+    def version_tags(self, version: str, name: str = "") -> dict[str, str]:
+        return dict(self.client.get_model_version(name or self.name, version).tags)
 
     def log_daily(self, date: str, metrics: dict[str, float], tags: dict[str, str], documents: dict[str, dict]) -> str:
         """Log a date's monitoring numbers to `<model>-monitoring`; re-runs reuse the runs.
