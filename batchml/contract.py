@@ -230,6 +230,21 @@ def key_hashes(frame: pd.DataFrame, key: tuple[str, ...]) -> np.ndarray:
     return pd.util.hash_pandas_object(frame[list(key)], index=False).to_numpy()
 
 
+def add_keys(seen: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    """The key hashes of a date so far (sorted) with a batch's added: what `validate` takes as `seen_keys`.
+
+    Kept sorted so a batch is checked against the date by binary search: `np.isin` against
+    every earlier batch grew with the date (4.5 of 6.5 s extracting a 2M-row date).
+    """
+    return np.sort(np.concatenate([seen, hashes]), kind="stable")
+
+
+def _already_seen(hashes: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """Which of `hashes` are in the sorted `seen`."""
+    at = np.minimum(np.searchsorted(seen, hashes), len(seen) - 1)
+    return seen[at] == hashes
+
+
 def validate(
     frame: pd.DataFrame,
     contract: Contract,
@@ -241,7 +256,8 @@ def validate(
     """Split `frame` into rows that satisfy `contract` and rejected rows with a `reason`.
 
     `origin` names the file or query in errors. `seen_keys` holds key hashes already
-    accepted earlier on the same date, so uniqueness holds across the batches of a date.
+    accepted earlier on the same date, sorted (`add_keys`), so uniqueness holds across the
+    batches of a date.
     With a `date`, rows whose timestamp falls on another date are rejected. Rejected rows
     keep the source's values as text. Raises SchemaError when a column is missing.
     """
@@ -273,7 +289,7 @@ def validate(
         hashes = key_hashes(typed_frame, contract.key)
         dup = pd.Series(hashes).duplicated().to_numpy()
         if seen_keys is not None and len(seen_keys):
-            dup = dup | np.isin(hashes, seen_keys)
+            dup = dup | _already_seen(hashes, seen_keys)
         rules.append((dup & ~key_null, f"key ({', '.join(contract.key)}): duplicate"))
     else:
         hashes = np.empty(0, dtype="uint64")

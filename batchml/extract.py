@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from batchml import layout
-from batchml.contract import REASON, Contract, empty_rejected, top_reasons, validate
+from batchml.contract import REASON, Contract, add_keys, empty_rejected, top_reasons, validate
 from batchml.errors import MissingInput, RejectedShareTooHigh
 from batchml.faults import failpoint
 from batchml.features import labels_of, model_inputs
@@ -65,7 +65,7 @@ def extract_date(
         for origin, batch in source.batches(date):
             checked = validate(batch, contract, date, origin=origin, seen_keys=seen)
             rows_in += checked.rows_in
-            seen = np.concatenate([seen, checked.key_hashes])
+            seen = add_keys(seen, checked.key_hashes)
             for start in range(0, len(checked.valid), rows_per_file):
                 name = f"part-{len(file_rows):05d}.parquet"
                 part = model_inputs(checked.valid.iloc[start : start + rows_per_file].reset_index(drop=True), contract, transform)

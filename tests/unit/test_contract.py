@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from batchml.contract import Contract, top_reasons, validate
+from batchml.contract import Contract, _already_seen, add_keys, top_reasons, validate
 from batchml.errors import SchemaError
 
 DAY = dt.date(2026, 6, 10)
@@ -91,15 +91,26 @@ def test_quarantined_text_is_the_source_text_not_a_coerced_null(contract):
 def test_composite_key_duplicates_across_batches_and_within(contract):
     frame = csv(GOOD)
     first = validate(frame.iloc[:10], contract, DAY, origin="a")
+    seen = add_keys(np.empty(0, dtype="uint64"), first.key_hashes)  # the date so far, as extraction keeps it
     again = frame.iloc[5:15].copy()
     again.loc[again.index[-1], "OrderNo"] = again.iloc[-2]["OrderNo"]  # same store? differs: rows alternate stores
     again.loc[again.index[-1], "StoreCode"] = again.iloc[-2]["StoreCode"]
-    out = validate(again, contract, DAY, origin="b", seen_keys=first.key_hashes)
+    out = validate(again, contract, DAY, origin="b", seen_keys=seen)
     assert out.rejected["reason"].str.startswith("key (store, order_no): duplicate").sum() == 6
     # the same order number in the other store is another key
     other = frame.iloc[:1].copy()
     other["StoreCode"] = "south" if other["StoreCode"].iloc[0] == "north" else "north"
-    assert len(validate(other, contract, DAY, origin="c", seen_keys=first.key_hashes).valid) == 1
+    assert len(validate(other, contract, DAY, origin="c", seen_keys=seen).valid) == 1
+
+
+def test_a_batch_is_checked_against_every_key_the_date_has_so_far():
+    rng = np.random.default_rng(3)
+    seen = np.empty(0, dtype="uint64")
+    batches = [rng.integers(0, 2**63, 1000, dtype=np.int64).astype("uint64") for _ in range(4)]
+    for batch in batches:
+        seen = add_keys(seen, batch)
+    probe = np.concatenate([batches[0][:5], batches[3][-5:], rng.integers(0, 2**63, 5, dtype=np.int64).astype("uint64"), [0, 2**64 - 1]]).astype("uint64")
+    np.testing.assert_array_equal(_already_seen(probe, seen), np.isin(probe, np.concatenate(batches)))
 
 
 def test_integers_beyond_int64_are_quarantined_and_never_changed(contract):
