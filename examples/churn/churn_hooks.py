@@ -8,11 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from churn_synthetic import accounts  # noqa: F401  ([source] generator = churn_hooks:accounts)
 
@@ -47,11 +42,18 @@ def churned(rows: pd.DataFrame) -> pd.Series:
     return rows["churned"].astype("int64")
 
 
-def recipe(frame: pd.DataFrame, settings) -> Pipeline:
+def recipe(frame: pd.DataFrame, settings):
     """One-hot categoricals, imputed and scaled numbers, then a logistic regression.
 
-    `settings.params`: C (inverse regularisation) and max_iter.
+    `settings.params`: C (inverse regularisation) and max_iter. scikit-learn is imported
+    here: every task that calls a hook imports this module, and only training needs it.
     """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
     inputs = list(settings.inputs)
     categorical = [c for c in inputs if c in CATEGORICAL]
     numeric = [c for c in inputs if c not in CATEGORICAL]

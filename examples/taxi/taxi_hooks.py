@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingRegressor
 
 from taxi_synthetic import trips  # noqa: F401  ([source] generator = taxi_hooks:trips)
 
@@ -42,8 +41,14 @@ def duration(rows: pd.DataFrame) -> pd.Series:
     return seconds.where((seconds > 0) & (seconds <= 6 * 3600))
 
 
-def recipe(frame: pd.DataFrame, settings) -> HistGradientBoostingRegressor:
-    """Gradient-boosted trees on the model inputs (float64: see NOTES on float32 and HGB)."""
+def recipe(frame: pd.DataFrame, settings):
+    """Gradient-boosted trees on the model inputs (float64: see NOTES on float32 and HGB).
+
+    scikit-learn is imported here, not at the top: every task that calls a hook imports this
+    module, and extracting a date should not pay the second scikit-learn takes to import.
+    """
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
     params = {"max_iter": 200, "learning_rate": 0.1, "max_leaf_nodes": 31, **settings.params}
     model = HistGradientBoostingRegressor(early_stopping=False, random_state=settings.seed, **params)
     return model.fit(frame[list(settings.inputs)], frame[settings.label].to_numpy(dtype=np.float64))
