@@ -216,7 +216,7 @@ class ScoreResult:
 
 def score_files(
     client,
-    inputs: str | list[str],
+    files: list[str],
     out_dir: str,
     *,
     spec: ModelSpec,
@@ -225,24 +225,22 @@ def score_files(
     split_every: int = 8,
     min_partitions: int | None = None,
 ) -> ScoreResult:
-    """Score features (a folder, or a committed date's files) into Parquet files in `out_dir`,
-    profiling in the same pass.
+    """Score a date's features files into Parquet files in `out_dir`, profiling in the same pass.
 
     Each partition is one fused task (read, predict, write, profile); the small
-    per-partition results are tree-reduced on the cluster. A list of fewer files than
-    `min_partitions` (default: twice the cluster's threads) is scored in row ranges of
-    about equal size instead, so a small date keeps every core busy. `on_progress(done, total)` is
-    called as partitions finish.
+    per-partition results are tree-reduced on the cluster. A partition is a file, or, when
+    there are fewer files than `min_partitions` (default: twice the cluster's threads), a
+    range of rows of one, cut about equal so that a small date keeps every core busy.
+    Partitions read their own rows (`read_rows`: only the row groups and columns they
+    need), which also starts the first task sooner than Dask's Parquet reader (0.1 s on a
+    2-core machine). `on_progress(done, total)` is called as partitions finish.
     """
     fs, path = fsspec.core.url_to_fs(out_dir)
     fs.makedirs(path, exist_ok=True)
     columns = list(dict.fromkeys([*spec.key, *spec.inputs]))
-    files = [inputs] if isinstance(inputs, str) else list(inputs)
     wanted = min_partitions if min_partitions is not None else 2 * sum(client.nthreads().values())
-    if isinstance(inputs, str) or len(files) >= wanted:
-        features = dd.read_parquet(inputs, columns=columns)
-    else:  # a small date: its files split into row ranges, so that every core has partitions to score
-        features = dd.from_map(read_rows, row_ranges(files, wanted), columns=columns, meta=read_rows((files[0], 0, 0), columns), enforce_metadata=False)
+    pieces = row_ranges(files, wanted) if len(files) < wanted else [(f, 0, _ALL_ROWS) for f in files]
+    features = dd.from_map(read_rows, pieces, columns=columns, meta=read_rows((files[0], 0, 0), columns), enforce_metadata=False)
     meta = pd.DataFrame({"file": pd.Series([], dtype=object), "rows": pd.Series([], dtype="int64"), "profile": pd.Series([], dtype=object)})
     results = features.map_partitions(score_partition, out_dir, spec, profile_specs, meta=meta)
     # One fused task per partition: Client.compute does not fuse dask-expr graphs itself
@@ -261,6 +259,9 @@ def score_files(
     combined = _combine(level[0].result())
     file_rows = {name: int(rows) for name, rows in combined["files"].items()}
     return ScoreResult(rows=sum(file_rows.values()), file_rows=file_rows, profile=combined["profile"])
+
+
+_ALL_ROWS = 2**62  # a piece that is a whole file
 
 
 def row_ranges(files: list[str], wanted: int) -> list[tuple[str, int, int]]:
@@ -282,6 +283,8 @@ def read_rows(piece: tuple[str, int, int], columns: list[str]) -> pd.DataFrame:
     path, lo, hi = piece
     with fsspec.open(path, "rb") as fh:
         pf = pq.ParquetFile(fh, pre_buffer=False)
+        if lo == 0 and hi >= pf.metadata.num_rows:
+            return pf.read(columns=columns).to_pandas()
         starts = np.cumsum([0] + [pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)])
         groups = [i for i in range(pf.num_row_groups) if starts[i] < hi and starts[i + 1] > lo] if hi > lo else []
         table = pf.read_row_groups(groups, columns=columns) if groups else pf.schema_arrow.empty_table().select(columns)
