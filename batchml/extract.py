@@ -24,6 +24,9 @@ from batchml.storage import Manifest, Storage
 
 log = logging.getLogger(__name__)
 FEATURES, QUARANTINE = layout.FEATURES, layout.QUARANTINE
+# Features row groups: scoring cuts a small date's files into row ranges (one per core and
+# more), and a range reads only the row groups that hold it.
+ROW_GROUP_ROWS = 65_536
 
 
 @dataclass
@@ -59,7 +62,7 @@ class _Writer:
 
     def _write(self, name: str, table: pa.Table) -> None:
         with self.staging.open(name) as fh:
-            pq.write_table(table, fh, write_page_checksum=True)
+            pq.write_table(table, fh, write_page_checksum=True, row_group_size=ROW_GROUP_ROWS)
         failpoint("extract.staged")
 
     def __exit__(self, exc_type, *exc):

@@ -112,6 +112,9 @@ def _open_client(tracking_uri: str):
     return client
 
 
+_monitoring_ids: dict[tuple[str, str], tuple[str, str]] = {}  # (tracking URI, model) -> (monitoring experiment, timeline run)
+
+
 def _flavors(folder: Path) -> dict:
     """The flavours an MLmodel file declares, read as YAML: a cached model is scored without importing MLflow."""
     import yaml
@@ -467,6 +470,9 @@ class Registry:
         return run_id
 
     def _monitoring_experiment(self) -> str:
+        known = _monitoring_ids.get((self.tracking_uri, self.name))
+        if known:
+            return known[0]
         experiment = f"{self.name}-monitoring"
         found = self.client.get_experiment_by_name(experiment)
         if found:
@@ -482,7 +488,13 @@ class Registry:
         return experiment_id
 
     def _timeline_run(self, experiment_id: str) -> str:
+        known = _monitoring_ids.get((self.tracking_uri, self.name))
+        if known and known[0] == experiment_id:
+            return known[1]
         runs = self.client.search_runs([experiment_id], filter_string="tags.kind = 'timeline'", max_results=1)
         if runs:
-            return runs[0].info.run_id
-        return self.client.create_run(experiment_id, run_name="monitor timeline", tags={"kind": "timeline"}).info.run_id
+            run_id = runs[0].info.run_id
+        else:
+            run_id = self.client.create_run(experiment_id, run_name="monitor timeline", tags={"kind": "timeline"}).info.run_id
+        _monitoring_ids[(self.tracking_uri, self.name)] = (experiment_id, run_id)  # a backfill logs every date to them
+        return run_id
