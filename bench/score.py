@@ -76,7 +76,7 @@ BIN = Path(sys.executable).parent
 
 
 # -- the project ---------------------------------------------------------------------------------
-def write_project(folder: Path, work: Path, *, root: Path, rows: int, rows_per_file: int, runtime: str, workers: int) -> Path:
+def write_project(folder: Path, work: Path, *, root: Path, rows: int, rows_per_file: int, runtime: str, workers: int, processes: bool = False) -> Path:
     """The taxi example's files and a luigi.cfg pointing at --out; returns the luigi.cfg."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("contract.yaml", "taxi_hooks.py", "taxi_synthetic.py"):
@@ -97,7 +97,7 @@ def write_project(folder: Path, work: Path, *, root: Path, rows: int, rows_per_f
             "cache_dir": str(work / "cache"),
         },
         "runtime": {"convert_sklearn": str(runtime != "pyfunc").lower()},
-        "dask": {"scheduler_address": "", "n_workers": str(workers), "threads_per_worker": "1"},
+        "dask": {"scheduler_address": "", "n_workers": str(workers), "threads_per_worker": "1", "processes": str(processes).lower()},
     }
     for section, values in settings.items():
         if not cfg.has_section(section):
@@ -197,12 +197,14 @@ def score_child(job: ScoreJob) -> None:
     imports_s = time.perf_counter() - start
     import luigi
 
-    from batchml.compute import close_client, get_client
+    from batchml.compute import close_client
     from tasks.config import make_storage
     from tasks.score import ScorePredictions
 
     start = time.perf_counter()
-    get_client("", n_workers=job.workers, threads_per_worker=1)
+    from tasks.config import dask_client
+
+    dask_client()  # the project's [dask]: --workers single-thread workers, threads or (--processes) processes
     cluster_start_s = time.perf_counter() - start
     date = dt.date.fromisoformat(job.date)
     start = time.perf_counter()
@@ -355,7 +357,14 @@ def measure_mlflow_cli(work: Path, frame, rows: int) -> dict:
 def measure_score_runtime(args, work: Path) -> dict:
     root = work / "data"
     cfg = write_project(
-        work / f"project-{args.runtime}", work, root=root, rows=args.rows, rows_per_file=args.rows_per_file, runtime=args.runtime, workers=args.workers
+        work / f"project-{args.runtime}",
+        work,
+        root=root,
+        rows=args.rows,
+        rows_per_file=args.rows_per_file,
+        runtime=args.runtime,
+        workers=args.workers,
+        processes=args.processes,
     )
     start = time.perf_counter()
     register_models(work)
@@ -493,6 +502,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dates", type=int, default=30, help="backfill: dates in the one invocation")
     parser.add_argument("--luigi-workers", type=int, default=1, help="backfill: luigi --workers of the invocation")
     parser.add_argument("--workers", type=int, default=2, help="Dask workers (one thread each); the limit is multiplied by it")
+    parser.add_argument("--processes", action="store_true", help="score: the embedded cluster's workers as processes ([dask] processes = true)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out", help="working folder (git-ignored)")
     parser.add_argument("--rows-per-file", type=int, default=250_000, help="rows per features file")
     parser.add_argument("--score-child", help=argparse.SUPPRESS)
@@ -507,7 +517,7 @@ def main(argv: list[str] | None = None) -> None:
     load_before = os.getloadavg()[0]
     result = measure(args, work)
     load = {"load_avg_1min_before": round(load_before, 1), "load_avg_1min_after": round(os.getloadavg()[0], 1), "cores": os.cpu_count()}
-    print(json.dumps({**result, "workers": args.workers, "rows_per_file": args.rows_per_file, **load}))
+    print(json.dumps({**result, "workers": args.workers, "processes": args.processes, "rows_per_file": args.rows_per_file, **load}))
 
 
 if __name__ == "__main__":
