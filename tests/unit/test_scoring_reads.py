@@ -1,0 +1,23 @@
+"""Scoring reads a date's features with page checksums verified."""
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from batchml.errors import IntegrityError
+from batchml.scoring import read_rows
+
+
+def test_scoring_reads_fail_on_a_damaged_page_naming_the_file(tmp_path):
+    """A byte changed after the sha256 check (here: any time) fails the read with the file's name; it never decodes."""
+    path = tmp_path / "part-00000.parquet"
+    pq.write_table(pa.table({"x": np.arange(100_000, dtype="float64")}), path, compression="none", use_dictionary=False, write_page_checksum=True)
+    damaged = bytearray(path.read_bytes())
+    damaged[5000] ^= 0xFF  # inside the first data page of plain doubles: decodes silently without the checksum
+    path.write_bytes(bytes(damaged))
+    assert len(pq.ParquetFile(path).read()) == 100_000  # a reader that skips checksums gets wrong numbers and no error
+    with pytest.raises(IntegrityError, match=f"{path}: cannot be read.*CRC checksum"):
+        read_rows((str(path), 0, 2**62), ["x"])
+    with pytest.raises(IntegrityError, match="CRC checksum"):
+        read_rows((str(path), 10, 20), ["x"])
