@@ -299,6 +299,26 @@ def test_a_data_scientists_model_is_scored_like_its_own_predict(project, flavour
     assert drift["verdict"] == "collecting baseline (1 of 2 dates)"
 
 
+def test_a_pinned_date_of_a_foreign_version_is_scored_again_without_the_registry(project):
+    """The pin says everything scoring needs (runtime, digests, whether a reference profile exists):
+    with the model cached and the registry unreachable, the date is scored again with the same version."""
+    import os
+
+    from tasks.score import ScorePredictions
+    from tests.conftest import free_port
+
+    hooks, apply = project
+    apply("homes_offline")
+    log_sklearn(hooks, "regression", "homes_offline")
+    assert build(DailyScore(DAY)).status == LuigiStatusCode.SUCCESS, pipelines._failures
+    storage = make_storage()
+    pinned = storage.manifest(PREDICTIONS, DAY).model
+    os.remove(storage.manifest_path(PREDICTIONS, DAY))
+    apply("homes_offline", mlflow={"tracking_uri": f"http://127.0.0.1:{free_port()}"})  # nothing listens there
+    assert build(ScorePredictions(DAY)).status == LuigiStatusCode.SUCCESS, pipelines._failures
+    assert storage.verify(PREDICTIONS, DAY).model == pinned
+
+
 def test_a_signature_that_does_not_fit_the_contract_fails_before_scoring_naming_the_columns(project):
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
