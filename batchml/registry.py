@@ -197,29 +197,16 @@ class Registry:
 
         folder = self._download_model(str(mv.version), cache_dir)
         meta = Model.load(str(folder))
-        reference = tags.get("reference_profile", "")
         inputs, kinds = signature_kinds(meta.signature)
         uri = f"models:/{self.name}/{mv.version}"
         note = "" if inputs else f"{uri} has no column signature: inputs are taken by name from the features"
+        reference = tags.get("reference_profile", "")
+        described = dict(name=self.name, version=str(mv.version), alias=alias, run_id=mv.run_id or "", artifact=uri, note=note, reference=reference)
         if "onnx" in meta.flavors:
             onnx_file = folder / meta.flavors["onnx"]["data"]
             if not inputs:
                 inputs, kinds = onnx_kinds(onnx_file)
-            return ModelPin(
-                self.name,
-                str(mv.version),
-                sha256_file(onnx_file),
-                alias,
-                mv.run_id or "",
-                "onnx",
-                "onnx",
-                inputs,
-                classes,
-                uri,
-                note,
-                kinds,
-                reference=reference,
-            )
+            return ModelPin(**described, sha256=sha256_file(onnx_file), runtime="onnx", flavor="onnx", inputs=inputs, classes=classes, input_types=kinds)
         flavor = "sklearn" if "sklearn" in meta.flavors else "python_function"
         if "python_function" not in meta.flavors:
             raise IntegrityError(f"{uri} has flavours {sorted(meta.flavors)}: batchml scores onnx, sklearn or python_function models")
@@ -231,21 +218,7 @@ class Registry:
                 inputs = tuple(str(c) for c in getattr(raw, "feature_names_in_", ()))
             if classes is None and hasattr(raw, "predict_proba") and hasattr(raw, "classes_"):
                 classes = tuple(c.item() if hasattr(c, "item") else c for c in raw.classes_)
-        return ModelPin(
-            self.name,
-            str(mv.version),
-            sha256_tree(folder),
-            alias,
-            mv.run_id or "",
-            "pyfunc",
-            flavor,
-            tuple(inputs),
-            classes,
-            uri,
-            note,
-            kinds,
-            reference=reference,
-        )
+        return ModelPin(**described, sha256=sha256_tree(folder), runtime="pyfunc", flavor=flavor, inputs=tuple(inputs), classes=classes, input_types=kinds)
 
     def _download_model(self, version: str, cache_dir, name: str = "") -> Path:
         """The whole MLflow model of a version (of `name`, default this registry's model) in the local cache (replaced atomically)."""
