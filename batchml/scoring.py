@@ -238,6 +238,8 @@ def score_files(
     """
     fs, path = fsspec.core.url_to_fs(out_dir)
     fs.makedirs(path, exist_ok=True)
+    if not files:  # every row of the date was quarantined
+        return ScoreResult(rows=0, file_rows={})
     columns = list(dict.fromkeys([*spec.key, *spec.inputs]))
     wanted = min_partitions if min_partitions is not None else 2 * sum(client.nthreads().values())
     pieces = row_ranges(files, wanted) if len(files) < wanted else [(f, 0, _ALL_ROWS) for f in files]

@@ -1,4 +1,4 @@
-"""Scoring reads a date's features with page checksums verified."""
+"""Scoring reads a date's features with page checksums verified, and a date without features files scores no rows."""
 
 import numpy as np
 import pyarrow as pa
@@ -21,3 +21,11 @@ def test_scoring_reads_fail_on_a_damaged_page_naming_the_file(tmp_path):
         read_rows((str(path), 0, 2**62), ["x"])
     with pytest.raises(IntegrityError, match="CRC checksum"):
         read_rows((str(path), 10, 20), ["x"])
+
+
+def test_a_date_whose_rows_were_all_quarantined_scores_no_rows(tmp_path):
+    from batchml.scoring import ModelSpec, score_files
+
+    spec = ModelSpec(str(tmp_path / "model.onnx"), "0" * 64, "onnx", ("x",), ("k",), "m", "1")
+    result = score_files(None, [], str(tmp_path / "out"), spec=spec)  # no features file: nothing to read, no cluster needed
+    assert (result.rows, result.file_rows, result.profile) == (0, {}, None)
