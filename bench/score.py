@@ -198,12 +198,10 @@ def score_child(job: ScoreJob) -> None:
     import luigi
 
     from batchml.compute import close_client
-    from tasks.config import make_storage
+    from tasks.config import dask_client, make_storage
     from tasks.score import ScorePredictions
 
     start = time.perf_counter()
-    from tasks.config import dask_client
-
     dask_client()  # the project's [dask]: --workers single-thread workers, threads or (--processes) processes
     cluster_start_s = time.perf_counter() - start
     date = dt.date.fromisoformat(job.date)
