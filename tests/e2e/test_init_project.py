@@ -17,16 +17,14 @@ import textwrap
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from batchml.contract import Contract
 
 BIN = Path(sys.executable).parent
-TLC = Path(__file__).resolve().parents[3] / "shared" / "data" / "tlc"
+TLC = Path(__file__).resolve().parents[1] / "data" / "tlc"
 SAMPLE = TLC / "yellow_tripdata_sample_2018-01.csv.gz"
 DAY = dt.date(2018, 1, 15)
 
-pytestmark = pytest.mark.skipif(not SAMPLE.exists(), reason=f"{SAMPLE} is not here")
 
 DURATION = '''
 

@@ -18,8 +18,7 @@ from batchml.errors import ConfigError
 from batchml.infer import guess_key, infer_column, infer_contract, observed_range, read_sample, snake_case
 from batchml.starter import init_project, path_template
 
-TLC = Path(__file__).resolve().parents[3] / "shared" / "data" / "tlc" / "yellow_tripdata_sample_2018-01.csv.gz"
-needs_tlc = pytest.mark.skipif(not TLC.exists(), reason=f"{TLC} is not here")
+TLC = Path(__file__).resolve().parents[1] / "data" / "tlc" / "yellow_tripdata_sample_2018-01.csv.gz"
 
 
 def orders(n: int = 40) -> pd.DataFrame:
@@ -179,7 +178,6 @@ def test_the_contract_written_loads_and_accepts_every_row_of_the_sample(tmp_path
     assert whole.rejected.empty
 
 
-@needs_tlc
 def test_the_tlc_sample_and_a_camel_case_copy_of_it(tmp_path):
     init_project(tmp_path / "snake", TLC)
     contract, result = _sample_first_date_is_valid(tmp_path / "snake", TLC)

@@ -14,7 +14,7 @@ from batchml.sources import FileSource, GeneratorSource, SqlSource, expand
 from tests.conftest import CONTRACT, REPO
 
 DAY = dt.date(2026, 2, 3)
-TLC = REPO.parent / "shared" / "data" / "tlc"
+TLC = REPO / "tests" / "data" / "tlc"
 CAMEL = {
     "vendor_id": "VendorID",
     "pickup_datetime": "tpep_pickup_datetime",
