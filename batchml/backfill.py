@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from batchml.failures import FAILURE, has_failed
 from batchml.layout import FEATURES, PREDICTIONS, monitoring_file
 from batchml.monitoring import read_json
 from batchml.sources import Source
@@ -43,15 +44,16 @@ def plan(storage: Storage, dates: list[dt.date], champion_version: str | None, s
     scored = storage.committed_dates(PREDICTIONS)
     out = BackfillPlan()
     for date in dates:
+        failure = read_json(storage, monitoring_file(date, FAILURE))
         if date not in scored:
-            out.missing.append(date)
+            (out.failed if has_failed(failure, None) else out.missing).append(date)  # as the dashboard says: failed at extraction is failed
             continue
         manifest = storage.manifest(PREDICTIONS, date)
         if champion_version is not None and manifest.model["version"] != champion_version:
             out.stale.append(date)
         metrics = read_json(storage, monitoring_file(date, "metrics.json"))
         report = storage.read_text(monitoring_file(date, "report.html"))
-        if metrics is None or metrics.get("status") == "fail" or report is None:
+        if has_failed(failure, metrics) or metrics is None or report is None:
             out.failed.append(date)
         bad = [
             f"{p.dataset}/{p.path}: {p.what}"

@@ -17,6 +17,7 @@ from html import escape
 from markupsafe import Markup
 
 from batchml.extract import FEATURES, LABELS
+from batchml.metrics import LOWER_IS_BETTER
 from batchml import layout
 from batchml.monitoring import monitored_dates, monitoring_file, read_json
 from batchml.predictions import PREDICTIONS
@@ -101,6 +102,7 @@ def summarize_date(docs: dict) -> dict:
         "realized": realized.get(metric) if realized else None,
         "coverage": realized.get("coverage") if realized else None,
         "realized_status": realized_status if docs.get("metrics") else None,
+        "measured": _measured(metrics, metric, realized, realized_status) if docs.get("metrics") else None,
         "labelled_date": metrics.get("labelled_date") or (realized or {}).get("date"),
         "window_days": metrics.get("window_days") or 1,
         "verdict": drift.get("verdict"),
@@ -116,6 +118,32 @@ def summarize_date(docs: dict) -> dict:
     }
     summary["tip"] = _tip(summary)
     return summary
+
+
+def _measured(metrics: dict, metric: str, realized: dict | None, state: str) -> dict:
+    """The realized metric a date's checks computed, for the date it measures (D - lag), not the run date D.
+
+    `version` is the version that scored the measured rows (realized_of reads it from that
+    date's predictions manifest); `holdout` is that version's holdout value and `threshold`
+    where the realized_error_ratio check breaches.
+    """
+    numbers = metrics.get("numbers") or {}
+    realized = realized or {}
+    holdout = _first(numbers.get(f"champion_holdout_{metric}"), numbers.get("champion_holdout"))
+    ratio = (metrics.get("thresholds") or {}).get("max_error_ratio")
+    threshold = None
+    if _finite(holdout) and _finite(ratio) and ratio > 0:
+        threshold = holdout * ratio if metric in LOWER_IS_BETTER else holdout / ratio
+    version = realized.get("model_version")
+    return {
+        "date": realized.get("date") or metrics.get("labelled_date"),
+        "state": state,
+        "value": realized.get(metric),
+        "coverage": realized.get("coverage"),
+        "version": str(version) if version is not None else None,
+        "holdout": holdout if _finite(holdout) else None,
+        "threshold": threshold,
+    }
 
 
 def _cause(status: str, metrics: dict, drift: dict, failure: dict | None) -> str:
@@ -212,7 +240,7 @@ def _first(*values):
 
 def render_dashboard(summaries: list[dict]) -> str:
     """The dashboard page from `summarize_date` results (any order; drawn oldest to newest)."""
-    dates = sorted(summaries, key=lambda s: s["date"])
+    dates = _place_realized(sorted(summaries, key=lambda s: s["date"]))
     counts = {s: sum(1 for d in dates if d["status"] == s) for s in STATUS_LABELS}
     latest = dates[-1] if dates else None
     scored = [d for d in dates if d["status"] not in ("labels", "missing")]
@@ -232,25 +260,73 @@ def render_dashboard(summaries: list[dict]) -> str:
     )
 
 
+def _place_realized(dates: list[dict]) -> list[dict]:
+    """Each date with the realized metric that measures it (`r_*` keys), moved from the run date that computed it.
+
+    A run date D reports the error of D - lag: it is drawn on D - lag, attributed to the
+    version that scored D - lag (its `measured` version, else that date's own model), with
+    that version's holdout value and error threshold. The latest run wins when several
+    measured one date; a pending measurement marks its date pending until one is available.
+    """
+    by_date = {
+        d["date"]: {
+            **d,
+            "r_value": None,
+            "r_state": None,
+            "r_version": None,
+            "r_coverage": None,
+            "r_by": None,
+            "r_holdout": None,
+            "r_threshold": None,
+            "r_metric": d["metric"],
+        }
+        for d in dates
+    }
+    for d in dates:
+        m = d.get("measured")
+        if not m or not m.get("date") or m["date"] not in by_date:
+            continue
+        target = by_date[m["date"]]
+        if target["r_state"] == "available" and m["state"] != "available":
+            continue
+        target.update(
+            r_value=m["value"] if _finite(m["value"]) else None,
+            r_state=m["state"],
+            r_version=m["version"] or target["version"],
+            r_coverage=m["coverage"],
+            r_by=d["date"],
+            r_holdout=m["holdout"],
+            r_threshold=m["threshold"],
+            r_metric=d["metric"],
+        )
+    return [by_date[d["date"]] for d in dates]
+
+
 def _tiles(dates: list[dict]) -> list[tuple[str, str, str, str]]:
     """Headline numbers: (label, value, sub-line, status class)."""
     if not dates:
         return []
     last = dates[-1]
     with_version = [d for d in dates if d["version"]]
-    realized = [d for d in dates if d["realized"] is not None]
-    drifted_dates = sum(1 for d in dates if d["verdict"] == "drift")
+    realized = [d for d in dates if d["r_value"] is not None]
+    verdicts = [d for d in dates if d["verdict"] in ("drift", "no drift")]  # a date collecting its baseline had no verdict
+    drifted_dates = sum(1 for d in verdicts if d["verdict"] == "drift")
     failed = [d for d in dates if d["status"] == "fail"]
     return [
         ("Latest date", last["date"], STATUS_LABELS[last["status"]] + (f" · {last['cause']}" if last["cause"] else ""), last["status"]),
         ("Model in use", f"v{with_version[-1]['version']}" if with_version else "—", f"since {_version_start(dates)}" if with_version else "", ""),
         (
-            f"Realized {realized[-1]['metric'] if realized else 'error'}",
-            _num(realized[-1]["realized"]) if realized else "—",
-            f"{realized[-1]['date']} · coverage {_pct(realized[-1]['coverage'])}" if realized else "no labels yet",
+            f"Realized {realized[-1]['r_metric'] if realized else 'error'}",
+            _num(realized[-1]["r_value"]) if realized else "—",
+            f"of {realized[-1]['date']} (v{realized[-1]['r_version']}) · coverage {_pct(realized[-1]['r_coverage'])}" if realized else "no labels yet",
             "",
         ),
-        ("Dates with drift", f"{drifted_dates} of {len(dates)}", f"latest share {_pct(last['drifted_share'])}", "drift" if drifted_dates else ""),
+        (
+            "Dates with drift",
+            f"{drifted_dates} of {len(verdicts)}",
+            f"of the dates with a verdict · latest share {_pct(verdicts[-1]['drifted_share'])}" if verdicts else "no verdict yet",
+            "drift" if drifted_dates else "",
+        ),
         ("Failed dates", str(len(failed)), failed[-1]["date"] if failed else "none", "fail" if failed else ""),
     ]
 
@@ -333,14 +409,14 @@ def _charts(dates: list[dict]) -> list[dict]:
 
 
 def _realized_title(dates: list[dict]) -> str:
-    metrics = sorted({d["metric"] for d in dates if d["realized_status"]})
+    metrics = sorted({d["r_metric"] for d in dates if d["r_state"]})
     return f"Realized error ({', '.join(metrics) or 'none yet'}) and label coverage"
 
 
 def _realized_note(dates: list[dict]) -> str:
     windows = sorted({d["window_days"] for d in dates if d["realized_status"] and d["window_days"] > 1})
     window = f" over {'/'.join(map(str, windows))}-day windows" if windows else ""
-    return f"computed on each date from the labels that arrived{window}; grey: pending"
+    return f"on the date measured, by the version that scored it{window}; dashed: its holdout value, red: the error threshold; grey: pending"
 
 
 def _lane_label(y: float, text: str) -> str:
@@ -473,23 +549,29 @@ def _volume_chart(axis: _Axis) -> Markup:
 
 
 def _realized_chart(axis: _Axis) -> Markup:
-    """The realized error as a line; label coverage as bars below; pending dates greyed."""
+    """The realized error on the dates it measures, with the scoring version's holdout value and error threshold; coverage below.
+
+    A point per measured date carries its date, value, version and the run date that
+    computed it (data-*), so it can be checked against metrics.json; pending dates are grey.
+    """
     top, h1, gap, h2 = 8, 86, 16, 30
-    values = [d["realized"] for d in axis.dates]
-    ticks, lo, hi = _scale(values)
+    values = [d["r_value"] for d in axis.dates]
+    holdouts = [d["r_holdout"] if d["r_value"] is not None or d["r_state"] == "pending" else None for d in axis.dates]
+    thresholds = [d["r_threshold"] if h is not None else None for d, h in zip(axis.dates, holdouts)]
+    ticks, lo, hi = _scale(values + holdouts + thresholds)
 
     def y1(v):
         return top + h1 * (1 - (v - lo) / (hi - lo))
 
-    metrics = sorted({d["metric"] for d in axis.dates if d["realized"] is not None})
+    metrics = sorted({d["r_metric"] for d in axis.dates if d["r_value"] is not None})
     out = _lane_label(top + h1 / 2 + 4, " / ".join(metrics) or "error") + _y_ticks(ticks, y1, lambda v: _num(v, 3))
     y0 = top + h1 + gap
     out += _lane_label(y0 + h2 / 2 + 4, "label coverage")
     for i, d in enumerate(axis.dates):
-        state = d["realized_status"]
+        state = d["r_state"]
         if state in ("pending", "not scored"):
-            out += f'<rect class="pending" data-date="{d["date"]}" data-state="{state}" {axis.cell(i)} y="{top}" height="{h1}"><title>{d["date"]}: realized {escape(d["metric"])} {state}</title></rect>'
-        coverage = d["coverage"]
+            out += f'<rect class="pending" data-date="{d["date"]}" data-state="{state}" {axis.cell(i)} y="{top}" height="{h1}"><title>{d["date"]}: realized {escape(d["r_metric"])} {state}</title></rect>'
+        coverage = d["r_coverage"]
         if _finite(coverage):
             h = h2 * max(0.0, min(1.0, coverage))
             out += (
@@ -497,9 +579,29 @@ def _realized_chart(axis: _Axis) -> Markup:
                 f'width="{axis.step * 0.76:.1f}" height="{h:.1f}"><title>{d["date"]}: label coverage {_pct(coverage)}</title></rect>'
             )
     out += f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y0}" y2="{y0}"/>'
+    out += _steps(axis, holdouts, y1, "holdout") + _steps(axis, thresholds, y1, "error-threshold")
     out += _polyline(axis, values, y1, "realized")
+    for i, d in enumerate(axis.dates):
+        if d["r_value"] is None:
+            continue
+        tip = f"{d['date']}: realized {d['r_metric']} {_num(d['r_value'])} of v{d['r_version']} (holdout {_num(d['r_holdout'])}), computed on {d['r_by']}"
+        out += (
+            f'<circle class="realized-point" data-date="{d["date"]}" data-value="{d["r_value"]!r}" data-version="{escape(d["r_version"] or "")}" '
+            f'data-measured-on="{d["r_by"]}" cx="{axis.mid(i):.1f}" cy="{y1(d["r_value"]):.1f}" r="2.4"><title>{escape(tip)}</title></circle>'
+        )
     base = y0 + h2
-    return axis.svg(base + 26, out + axis.ticks(base), chart="realized", label="realized error and label coverage per date")
+    return axis.svg(base + 26, out + axis.ticks(base), chart="realized", label="realized error on the dates it measures, and label coverage")
+
+
+def _steps(axis: _Axis, values: list, y_of, cls: str) -> str:
+    """A level per date (the holdout value of the version that scored it), drawn across the date's cell."""
+    out = ""
+    for i, v in enumerate(values):
+        if _finite(v):
+            out += (
+                f'<line class="{cls}" data-date="{axis.dates[i]["date"]}" x1="{axis.x(i):.1f}" x2="{axis.x(i + 1):.1f}" y1="{y_of(v):.1f}" y2="{y_of(v):.1f}"/>'
+            )
+    return out
 
 
 def _drift_chart(axis: _Axis) -> Markup:

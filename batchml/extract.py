@@ -18,7 +18,7 @@ from batchml.contract import REASON, Contract, add_keys, empty_rejected, top_rea
 from batchml.errors import MissingInput, RejectedShareTooHigh
 from batchml.faults import failpoint
 from batchml.features import labels_of, model_inputs
-from batchml.provenance import code_version
+from batchml.provenance import code_version, shaped_by
 from batchml.sources import Source
 from batchml.storage import Manifest, Storage
 
@@ -137,6 +137,7 @@ def extract_date(
         common = dict(
             date=date.isoformat(), schema_hash=contract.fingerprint(), input_fingerprint=source.fingerprint(date), code_version=code_version(), run_id=run_id
         )
+        common["shaped_by"] = shaped_by(contract, transform)  # what Backfill compares to list a date as changed
         with quarantine.open("part-00000.parquet") as fh:
             bad.to_parquet(fh, index=False, write_page_checksum=True)
         quarantine.commit(

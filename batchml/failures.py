@@ -1,25 +1,33 @@
 """A date's last failure, for the monitoring dashboard: monitoring/date=D/failure.json.
 
 Written when any task of the date fails, removed when the date's daily job succeeds, so
-the file's presence is the date's state: failing, and why.
+the file's presence is the date's state: failing, and why. Both re-render the dashboard at
+once, so monitoring/index.html never shows a failed date as it was before; a dashboard that
+cannot be rendered is logged, never raised: it must not mask the failure being recorded.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
+import re
 from dataclasses import asdict, dataclass
 
 from batchml.monitoring import monitoring_file, read_json, write_json
 from batchml.storage import Storage
 
 FAILURE = "failure.json"
+log = logging.getLogger(__name__)
+_SECRET_NAMES = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|ACCESS_KEY|API_KEY", re.IGNORECASE)
+_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s:]*:[^/@\s]*@")
 
 
 @dataclass(frozen=True)
 class FailureRecord:
     task: str  # the task family, e.g. ScorePredictions
     task_id: str
-    cause: str  # one line: "ExcType: message"
+    cause: str  # one line: "ExcType: message", credentials removed
     at: str  # ISO time, UTC
 
 
@@ -29,19 +37,57 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
 
 
+def redact(text: str, environ: dict[str, str] | None = None) -> str:
+    """`text` without credentials: a URL's user:password@ and the value of any secret-named environment variable."""
+    text = _URL_USERINFO.sub(lambda m: m["scheme"] + "***@", text)
+    env = os.environ if environ is None else environ
+    for name, value in env.items():
+        if _SECRET_NAMES.search(name) and len(value) >= 4 and value in text:
+            text = text.replace(value, "***")
+    return text
+
+
 def failure_of(task: str, task_id: str, exc: BaseException, at: dt.datetime | None = None) -> FailureRecord:
     when = (at or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
-    return FailureRecord(task=task, task_id=task_id, cause=one_line(exc), at=when.isoformat(timespec="seconds"))
+    return FailureRecord(task=task, task_id=task_id, cause=redact(one_line(exc)), at=when.isoformat(timespec="seconds"))
 
 
 def record_failure(storage: Storage, date: dt.date, record: FailureRecord) -> None:
+    """Write the record, then re-render the dashboard so the date shows failed with its cause now."""
     write_json(storage, monitoring_file(date, FAILURE), asdict(record))
+    refresh_dashboard(storage)
 
 
 def clear_failure(storage: Storage, date: dt.date) -> None:
-    storage.delete(monitoring_file(date, FAILURE))
+    """Remove a date's failure record (and re-render the dashboard) if it has one."""
+    path = monitoring_file(date, FAILURE)
+    if storage.read_text(path) is None:
+        return
+    storage.delete(path)
+    refresh_dashboard(storage)
 
 
 def read_failure(storage: Storage, date: dt.date) -> FailureRecord | None:
     body = read_json(storage, monitoring_file(date, FAILURE))
     return FailureRecord(**body) if body else None
+
+
+def refresh_dashboard(storage: Storage) -> bool:
+    """Re-render monitoring/index.html; False (and a warning) when it cannot be, never an exception."""
+    try:
+        from batchml.dashboard import write_index
+
+        write_index(storage)
+        return True
+    except Exception as exc:  # the dashboard is informative: the cause being recorded matters more
+        log.warning("could not re-render the monitoring dashboard: %s", one_line(exc))
+        return False
+
+
+def has_failed(failure: dict | FailureRecord | None, metrics: dict | None) -> bool:
+    """A date failed: a task of it failed (its failure record) or an error check breached.
+
+    The one definition the dashboard's status and `Backfill --dry-run` share: a date that
+    failed at extraction has no predictions, but it is failed, not missing.
+    """
+    return bool(failure) or (metrics or {}).get("status") == "fail"

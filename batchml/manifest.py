@@ -39,6 +39,9 @@ class Manifest:
     files: list[dict] = field(default_factory=list)
     model: dict | None = None
     extra: dict = field(default_factory=dict)
+    # What shaped the outputs (batchml.provenance.shaped_by): features and quarantine record it
+    # at extraction. Empty in manifests written before it was recorded: unknown, never "changed".
+    shaped_by: dict = field(default_factory=dict)
     created_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
 
     def to_json(self) -> str:

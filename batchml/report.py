@@ -17,6 +17,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from batchml import layout
+from batchml.failures import has_failed
 
 SECTIONS = (("summary", "Summary"), ("drift", "Drift"), ("metrics", "Metrics"), ("trends", "Trends"), ("retraining", "Retraining"))
 STATUS_LABELS = {"ok": "OK", "warn": "Warning", "fail": "Failed", "drift": "Drift", "scored": "Scored only", "labels": "Labels only", "missing": "Missing"}
@@ -50,7 +51,7 @@ def status_of(metrics: dict | None, drift: dict | None, failure: dict | None = N
     - "missing": no result at all (or a date scored but not yet checked).
     """
     checks = metrics.get("status") if metrics else None
-    if failure or checks == "fail":
+    if has_failed(failure, metrics):
         return "fail"
     if drift and drift.get("verdict") == "drift":
         return "drift"

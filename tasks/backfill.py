@@ -1,5 +1,5 @@
 """Backfill, RescoreDate and ReextractDate: run a range's missing dates; re-score stale and
-re-extract changed ones on request."""
+re-extract changed ones (at the source, or in what shapes their outputs) on request."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import multiprocessing
 
 import luigi
 
-from batchml.backfill import plan
+from batchml.backfill import plan, reshaped
 from batchml.extract import extract_date
 from batchml.layout import FEATURES, PREDICTIONS
 from batchml.monitoring import monitoring_file
 from batchml.predictions import model_for_workers, scored_from
 from batchml.progress import Progress
-from batchml.provenance import new_run_id
+from batchml.provenance import new_run_id, shaped_by
 from batchml.baseline import baseline_bins, first_bins
 from tasks.config import cache_dir, hooks, load_contract, make_registry, make_source, make_storage, mlflow, runtime, schema
 from tasks.config import storage as storage_settings
@@ -56,23 +56,22 @@ class RescoreDate(luigi.Task):
 
 
 class ReextractDate(luigi.Task):
-    """Re-extract a date whose source changed since its features were committed, and re-score it with its pin (on request only)."""
+    """Re-extract a date whose source, contract or features hook changed since its features were committed, and re-score it with its pin (on request only)."""
 
     date = luigi.DateParameter()
 
     def complete(self) -> bool:
         storage = make_storage()
-        features = storage.manifest(FEATURES, self.date)
-        if features is None or features.input_fingerprint != make_source().fingerprint(self.date):
+        if _extracted_from_other(storage.manifest(FEATURES, self.date), self.date):
             return False
         predictions = storage.manifest(PREDICTIONS, self.date)
-        return predictions is None or predictions.input_fingerprint == scored_from(features)
+        return predictions is None or predictions.input_fingerprint == scored_from(storage.manifest(FEATURES, self.date))
 
     def run(self):
         storage, source = make_storage(), make_source()
         # Each step is guarded: run() starts over after the yield, and after a crash between steps.
         old = storage.manifest(FEATURES, self.date)
-        if old is None or old.input_fingerprint != source.fingerprint(self.date):
+        if _extracted_from_other(old, self.date):
             result = extract_date(
                 source,
                 load_contract(),
@@ -94,6 +93,16 @@ class ReextractDate(luigi.Task):
             _score_again(storage, self.date, pin, model_path, registry.reference_profile(pin, cache_dir()))
             log.info("%s re-scored from its new features with its pinned models:/%s/%s", self.date, pin.name, pin.version)
         yield DailyScore(self.date)  # drift, metrics and report again, from the new rows
+
+
+def _shaped_now() -> dict[str, str]:
+    """What would shape a date's outputs if it were extracted now."""
+    return shaped_by(load_contract(), hooks()["features"])
+
+
+def _extracted_from_other(features, date: dt.date) -> bool:
+    """No features yet, or they were extracted from other source rows or by another contract or features hook."""
+    return features is None or features.input_fingerprint != make_source().fingerprint(date) or bool(reshaped(features.shaped_by, _shaped_now()))
 
 
 def _score_again(storage, date: dt.date, pin, model_path, reference) -> None:
@@ -122,8 +131,8 @@ class Backfill(luigi.WrapperTask):
     reprocess = luigi.ChoiceParameter(
         choices=["none", "stale", "changed"],
         default="none",
-        description="'stale': re-score dates scored by another version than @champion. 'changed': re-extract and re-score dates whose source "
-        "changed since extraction (with their pinned version).",
+        description="'stale': re-score dates scored by another version than @champion. 'changed': re-extract and re-score dates whose source, "
+        "contract or features hook (name or code) changed since extraction (with their pinned version).",
     )
     newest_first = luigi.BoolParameter(default=False, description="Schedule the newest dates first.")
 
@@ -132,7 +141,7 @@ class Backfill(luigi.WrapperTask):
 
     def requires(self):
         champion = make_registry().version_by_alias(mlflow().alias)
-        todo = plan(make_storage(), self._dates(), str(champion.version) if champion else None, source=make_source())
+        todo = plan(make_storage(), self._dates(), str(champion.version) if champion else None, source=make_source(), shaped=_shaped_now())
         for line in todo.lines(str(champion.version) if champion else None):
             log.info("backfill %s..%s: %s", self.start, self.stop, line)
         if self.dry_run:
@@ -142,11 +151,11 @@ class Backfill(luigi.WrapperTask):
         if self.reprocess == "stale":
             tasks += [RescoreDate(d) for d in todo.stale if d not in todo.missing]
         if self.reprocess == "changed":
-            tasks = [t for t in tasks if t.date not in todo.changed] + [ReextractDate(d) for d in todo.changed]
-        elif todo.changed:
+            tasks = [t for t in tasks if t.date not in todo.to_reprocess] + [ReextractDate(d) for d in todo.to_reprocess]
+        elif todo.to_reprocess:
             log.warning(
-                "backfill: the source of %s changed since extraction; they are not re-extracted (--reprocess changed does)",
-                ", ".join(d.isoformat() for d in todo.changed),
+                "backfill: the source, contract or features hook of %s changed since extraction; they are not re-extracted (--reprocess changed does)",
+                ", ".join(d.isoformat() for d in todo.to_reprocess),
             )
         # Luigi's worker adds requirements last-listed first, and runs tasks of equal
         # priority in the order they were added: list the dates that should run first last.

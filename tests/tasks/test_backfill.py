@@ -136,3 +136,81 @@ def test_a_date_whose_source_changed_is_listed_kept_on_a_plain_run_and_re_extrac
     assert storage.read_text(f"monitoring/date={day}/report.html") is not None
     assert build(Backfill(start=day, stop=day + dt.timedelta(days=1), dry_run=True)).status == LuigiStatusCode.SUCCESS
     assert "changed at the source since extraction (0): none" in capsys.readouterr().out
+
+
+HOOK = """
+from taxi_hooks import features as taxi_features
+
+
+def features(rows):
+    out = taxi_features(rows)
+    out["trip_distance"] = out["trip_distance"] * {factor}
+    return out
+"""
+
+
+def _reload_project(module: str) -> None:
+    """What a new process would see: the hook module and the contract read again (a run reads them once)."""
+    import sys
+
+    from batchml.hooks import load_hook
+    from tasks.config import _contract
+
+    load_hook.cache_clear()
+    _contract.cache_clear()
+    sys.modules.pop(module, None)
+
+
+def test_a_date_whose_features_hook_code_or_contract_changed_is_listed_and_re_processed_on_request(pipeline, day, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from tests.conftest import CONTRACT
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    hook, contract = tmp_path / "shaping_hooks.py", tmp_path / "contract.yaml"
+    hook.write_text(HOOK.format(factor=1))
+    shutil.copy(CONTRACT, contract)
+    pipeline(
+        {
+            "features": {"transform": "shaping_hooks:features"},
+            "schema": {"path": str(contract), "max_reject_share": "0.5"},
+            "checks": {"max_quarantine_rate": "0.5"},
+        }
+    )
+    _reload_project("shaping_hooks")
+    one_day = dict(start=day, stop=day + dt.timedelta(days=1))
+    assert build(DailyScore(day)).status == LuigiStatusCode.SUCCESS
+    storage = make_storage()
+    features_before, predictions_before = storage.read_table("features", day), storage.read_table("predictions", day)
+    assert build(Backfill(**one_day, dry_run=True)).status == LuigiStatusCode.SUCCESS
+    assert "changed in what shapes outputs since extraction (0): none" in capsys.readouterr().out
+
+    hook.write_text(HOOK.format(factor=2))  # the data scientist edits the hook; the contract and settings are as they were
+    _reload_project("shaping_hooks")
+    assert build(Backfill(**one_day, dry_run=True)).status == LuigiStatusCode.SUCCESS
+    assert f"changed in what shapes outputs since extraction (1): {day} (features hook code)" in capsys.readouterr().out
+    assert build(Backfill(**one_day)).status == LuigiStatusCode.SUCCESS
+    assert storage.read_table("features", day).equals(features_before)  # a plain run never re-processes
+
+    assert build(Backfill(**one_day, reprocess="changed")).status == LuigiStatusCode.SUCCESS
+    key = list(storage.manifest("features", day).extra["key"])
+    features_after = storage.read_table("features", day)
+    both = features_before.merge(features_after, on=key, suffixes=("_before", "_after"))
+    assert len(both) == len(features_before) == len(features_after)
+    assert (both["trip_distance_after"] == 2 * both["trip_distance_before"]).all()  # the new code's features
+    scored = predictions_before.merge(storage.read_table("predictions", day), on=key, suffixes=("_before", "_after"))
+    assert len(scored) == len(predictions_before) and (scored["prediction_before"] != scored["prediction_after"]).any()  # scored again from them
+    assert storage.manifest("predictions", day).input_fingerprint != "" and storage.read_text(f"monitoring/date={day}/report.html") is not None
+    assert build(Backfill(**one_day, dry_run=True)).status == LuigiStatusCode.SUCCESS
+    assert "changed in what shapes outputs since extraction (0): none" in capsys.readouterr().out
+
+    contract.write_text(contract.read_text().replace("min: 0.01, max: 200.0", "min: 0.01, max: 12.0"))  # a tighter rule
+    _reload_project("shaping_hooks")
+    assert build(Backfill(**one_day, dry_run=True)).status == LuigiStatusCode.SUCCESS
+    assert f"changed in what shapes outputs since extraction (1): {day} (contract)" in capsys.readouterr().out
+    assert build(Backfill(**one_day, reprocess="changed")).status == LuigiStatusCode.SUCCESS
+    features_now, quarantined = storage.read_table("features", day), storage.read_table("quarantine", day)
+    far = (features_before["trip_distance"] > 12.0).sum()
+    assert far > 0 and len(features_now) == len(features_before) - far  # trips over 12 miles now quarantined
+    assert quarantined["reason"].str.contains("trip_distance").sum() >= far
+    assert storage.manifest("predictions", day).rows["written"] == len(features_now)

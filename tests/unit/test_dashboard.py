@@ -15,7 +15,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from batchml.dashboard import collect, render_dashboard, summarize_date, write_index
+from batchml.dashboard import _place_realized, _tiles, collect, render_dashboard, summarize_date, write_index
 from batchml.report import status_of
 from batchml.storage import Manifest, Storage
 
@@ -32,6 +32,9 @@ FAILED = {
 WARNED = START + dt.timedelta(days=8)
 LABEL_ONLY = [START - dt.timedelta(days=i) for i in (3, 2, 1)]
 PENDING = 3  # the last dates have no labels yet
+LAG = 2  # each date's checks measure the realized error of the date LAG days before
+HOLDOUT = {"1": 4.1, "2": 3.6}  # each version's holdout MAE
+MAX_ERROR_RATIO = 1.5
 FEATURES = ["amount", "channel", "hour", "region", "score", "segment", "tenure", "weekday", "distance"]
 DRIFTING = ["amount", "region", "score"]
 THRESHOLDS = {"psi": 0.2, "js": 0.1, "wasserstein": 0.1, "drift_share": 0.3}
@@ -95,11 +98,22 @@ def day_documents(i: int) -> dict:
     }
     after = date >= ONSET
     pending = i >= DAYS - PENDING
-    error = 4.0 + (2.2 if after and version == "1" else 0.5 if after else 0) + ((i * 11) % 7) / 20
+    labelled = date - dt.timedelta(days=LAG)
+    scored_by = _version(labelled)  # the version that scored the measured rows, not the run date's
+    error = 4.0 + (2.2 if labelled >= ONSET and scored_by == "1" else 0.5 if labelled >= ONSET else 0) + ((i * 11) % 7) / 20
+    unscored = labelled < START or FAILED.get(labelled, {}).get("task") == "ScorePredictions"  # no predictions to measure
     realized = (
         None
-        if pending
-        else {"mae": error, "rmse": error * 1.3, "coverage": 0.62 if i == 33 else 0.95, "labelled": 11_000, "scored": 11_600, "model_version": version}
+        if pending or unscored
+        else {
+            "mae": error,
+            "rmse": error * 1.3,
+            "coverage": 0.62 if i == 33 else 0.95,
+            "labelled": 11_000,
+            "scored": 11_600,
+            "model_version": scored_by,
+            "date": labelled.isoformat(),
+        }
     )
     failed = ["quarantine_rate"] if failure else []
     warned = ["row_count_ratio"] if date == WARNED else (["realized_mae_ratio"] if after and realized and error > 6 else [])
@@ -109,7 +123,8 @@ def day_documents(i: int) -> dict:
         "failed": failed,
         "warned": warned,
         "checks": [{"name": n, "value": 1.0, "bound": "<= 0.5", "ok": False, "severity": "error" if n in failed else "warning"} for n in failed + warned],
-        "labelled_date": (date - dt.timedelta(days=2)).isoformat(),
+        "labelled_date": labelled.isoformat(),
+        "thresholds": {"max_error_ratio": MAX_ERROR_RATIO},
         "numbers": {
             "rows_in": rows_in,
             "quarantined": quarantined,
@@ -121,7 +136,8 @@ def day_documents(i: int) -> dict:
                 "quantiles": {"0.05": median - 14, "0.5": median, "0.95": median + 19},
             },
             "realized": realized,
-            "realized_status": "pending" if pending else "available",
+            "realized_status": "pending" if pending else "not scored" if unscored else "available",
+            "champion_holdout_mae": None if pending or unscored else HOLDOUT[scored_by],
         },
     }
     docs.update(metrics=metrics, drift=drift)
@@ -388,8 +404,69 @@ def test_status_strip_and_table_show_each_date_with_its_cause(page):
 
 
 def test_pending_dates_are_drawn_as_pending(page):
+    """Pending on the dates whose labels are awaited (D - lag of the last run dates), not on the run dates."""
     _, dom = page
-    assert [r["data-date"] for r in dom.find("rect", "pending")] == [_date(i).isoformat() for i in range(DAYS - PENDING, DAYS)]
+    assert [r["data-date"] for r in dom.find("rect", "pending", data_state="pending")] == [_date(i - LAG).isoformat() for i in range(DAYS - PENDING, DAYS)]
+    not_scored = [r["data-date"] for r in dom.find("rect", "pending", data_state="not scored")]
+    assert not_scored == [d.isoformat() for d in LABEL_ONLY[-LAG:]] + [(ONSET + dt.timedelta(days=10)).isoformat()]
+
+
+def test_a_realized_point_is_the_number_of_the_file_it_came_from_on_the_date_it_measures(tmp_path):
+    """Each point against metrics.json of the run date that computed it and the measured date's predictions manifest."""
+    storage = write_scenario(tmp_path)
+    write_index(storage)
+    dom = Dom(storage.read_text("monitoring/index.html"))
+    points = dom.find("circle", "realized-point")
+    unscored = LAG + 1  # the first dates measure dates before the first scored one; one measured date failed at scoring
+    assert len(points) == DAYS - PENDING - unscored - 1  # and the run date that failed at scoring measured nothing
+    for point in points:
+        measured = dt.date.fromisoformat(point["data-date"])
+        run = dt.date.fromisoformat(point["data-measured-on"])
+        assert run == measured + dt.timedelta(days=LAG)
+        document = json.loads(storage.read_text(f"monitoring/date={run}/metrics.json"))
+        assert float(point["data-value"]) == document["numbers"]["realized"]["mae"]
+        scored = json.loads(storage.read_text(f"predictions/date={measured}/_MANIFEST.json"))["model"]["version"]
+        assert point["data-version"] == scored == _version(measured)
+    # the dates just after the promotion were measured while v2 held the alias, but v1 scored them
+    first_of_v2 = PROMOTED + dt.timedelta(days=1)
+    by_date = {p["data-date"]: p for p in points}
+    assert by_date[PROMOTED.isoformat()]["data-version"] == "1" and by_date[first_of_v2.isoformat()]["data-version"] == "2"
+    # the holdout of the scoring version, and its error threshold, drawn across each measured date
+    holdouts = {line["data-date"]: float(line["y1"]) for line in dom.find("line", "holdout")}
+    limits = {line["data-date"]: float(line["y1"]) for line in dom.find("line", "error-threshold")}
+    assert set(by_date) <= set(holdouts) and set(holdouts) == set(limits)
+    assert len({holdouts[d] for d in by_date if _version(dt.date.fromisoformat(d)) == "1"}) == 1
+    assert holdouts[PROMOTED.isoformat()] != holdouts[first_of_v2.isoformat()]
+    assert all(limits[d] < holdouts[d] for d in holdouts)  # a higher error sits higher on the chart
+
+
+def test_the_threshold_is_the_holdout_times_the_ratio_and_inverted_for_a_higher_is_better_metric():
+    def measured(metric, holdout):
+        metrics = {"status": "ok", "primary_metric": metric, "task": "classification", "thresholds": {"max_error_ratio": 1.5}}
+        metrics["numbers"] = {"rows_in": 10, "realized": {metric: 0.5, "date": "2026-01-01", "model_version": 3}, f"champion_holdout_{metric}": holdout}
+        return summarize_date({"date": "2026-01-03", "metrics": metrics})["measured"]
+
+    assert measured("log_loss", 0.4) == {
+        "date": "2026-01-01",
+        "state": "available",
+        "value": 0.5,
+        "coverage": None,
+        "version": "3",
+        "holdout": 0.4,
+        "threshold": pytest.approx(0.6),
+    }
+    assert measured("accuracy", 0.9)["threshold"] == pytest.approx(0.6)
+
+
+def test_dates_with_drift_count_only_dates_with_a_verdict():
+    def day(i, verdict):
+        return summarize_date(
+            {"date": f"2026-01-0{i}", "metrics": {"status": "ok", "numbers": {"rows_in": 1}}, "drift": {"verdict": verdict, "drifted_share": 0.5}}
+        )
+
+    dates = [day(1, "collecting baseline (1 of 3 dates)"), day(2, "collecting baseline (2 of 3 dates)"), day(3, "drift"), day(4, "no drift")]
+    tiles = {label: (value, sub) for label, value, sub, _ in _tiles(_place_realized(dates))}
+    assert tiles["Dates with drift"][0] == "1 of 2"
 
 
 def test_links_only_to_reports_that_exist_and_nothing_external(page):
