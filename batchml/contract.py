@@ -34,7 +34,7 @@ _INT64_MAX = 2**63 - 1
 _EXACT_FLOAT_INT = 2**53  # integers read as float lose precision above this
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
-_COLUMN_KEYS = {"dtype", "nullable", "min", "max", "allowed", "source", "unique"}
+_COLUMN_KEYS = {"dtype", "nullable", "min", "max", "allowed", "source", "unique", "max_null_rate"}
 _TOP_KEYS = {"dataset", "key", "timestamp", "timezone", "columns", "label"}
 
 
@@ -47,6 +47,7 @@ class Column:
     max: float | None = None
     allowed: tuple | None = None
     source: tuple[str, ...] = ()  # names the source may give this column (first found wins)
+    max_null_rate: float | None = None  # a monitoring rule: a date whose valid rows are more null than this fails its checks
 
     @property
     def numeric(self) -> bool:
@@ -127,6 +128,7 @@ class Contract:
             if dtype not in DTYPES:
                 raise SchemaError(f"{path}: column {name!r} has dtype {spec.get('dtype')!r}, expected one of {', '.join(DTYPES)}")
             spec.pop("unique", None)  # uniqueness belongs to the key
+            _check_null_cap(path, str(name), spec)
             source = spec.pop("source", ())
             allowed = spec.pop("allowed", None)
             columns.append(
@@ -164,7 +166,7 @@ class Contract:
     def fingerprint(self) -> str:
         """A short hash of the rules: manifests record which contract a partition passed."""
         body = json.dumps(
-            {"columns": [asdict(c) for c in self.columns], "key": self.key, "ts": self.timestamp, "tz": self.timezone}, sort_keys=True, default=list
+            {"columns": [_rules(c) for c in self.columns], "key": self.key, "ts": self.timestamp, "tz": self.timezone}, sort_keys=True, default=list
         )
         return hashlib.sha256(body.encode()).hexdigest()[:16]
 
@@ -193,6 +195,25 @@ class Contract:
         return start, start + pd.Timedelta(days=1)
 
 
+def _rules(column: Column) -> dict:
+    """What decides a row's validity (max_null_rate is a check of the date, not of a row: it leaves the fingerprint alone)."""
+    rules = asdict(column)
+    rules.pop("max_null_rate")
+    return rules
+
+
+def _check_null_cap(path: str, name: str, spec: dict) -> None:
+    """`max_null_rate` under a column: a share in [0, 1], on a column that may be null."""
+    if "max_null_rate" not in spec:
+        return
+    cap = spec["max_null_rate"]
+    if isinstance(cap, bool) or not isinstance(cap, (int, float)) or not 0.0 <= cap <= 1.0:
+        raise SchemaError(f"{path}: column {name!r} has max_null_rate {cap!r}, expected a share between 0 and 1 (0.1 is 10% of the valid rows)")
+    if spec.get("nullable", True) is False:
+        raise SchemaError(f"{path}: column {name!r} has max_null_rate but nullable: false (its null rows are quarantined); remove one of the two")
+    spec["max_null_rate"] = float(cap)
+
+
 def _no_unknown(path: str, where: str, spec: dict, known: set[str]) -> None:
     for k in spec:
         if k not in known:
@@ -209,6 +230,7 @@ class Validated:
     valid: pd.DataFrame
     rejected: pd.DataFrame
     key_hashes: np.ndarray = field(default_factory=lambda: np.empty(0, dtype="uint64"))  # of the valid rows
+    null_counts: dict[str, int] = field(default_factory=dict)  # nulls of each nullable column among the valid rows
 
     @property
     def rows_in(self) -> int:
@@ -268,6 +290,7 @@ def validate(
     raw = conform(frame, contract, origin=origin)
     typed: dict[str, pd.Series] = {}
     rules: list[tuple[np.ndarray, object]] = []  # (violation mask, reason or per-row reason fn)
+    nulls: dict[str, np.ndarray] = {}  # null masks of the nullable columns: counted on the valid rows at no extra pass
     for col in contract.columns:
         values, unparsable, why = _coerce(raw[col.name], col, contract.timezone)
         typed[col.name] = values
@@ -276,6 +299,8 @@ def validate(
         isnull = values.isna().to_numpy() & ~unparsable
         if not col.nullable and isnull.any():
             rules.append((isnull, f"{col.name}: is null"))
+        elif col.nullable:
+            nulls[col.name] = isnull
         if col.numeric:
             arr = values.to_numpy(dtype="float64", na_value=np.nan)
             if col.min is not None:
@@ -312,7 +337,8 @@ def validate(
         valid[col.name] = valid[col.name].astype(col.final_dtype())
     rejected = _as_text(raw.loc[bad]).reset_index(drop=True)
     rejected[REASON] = _reasons(rules, bad)
-    return Validated(valid=valid, rejected=rejected, key_hashes=hashes[~bad])
+    counts = {name: int(np.count_nonzero(mask & ~bad)) for name, mask in nulls.items()}
+    return Validated(valid=valid, rejected=rejected, key_hashes=hashes[~bad], null_counts=counts)
 
 
 def empty_rejected(contract: Contract) -> pd.DataFrame:

@@ -18,6 +18,7 @@ from batchml.contract import REASON, Contract, add_keys, empty_rejected, top_rea
 from batchml.errors import MissingInput, RejectedShareTooHigh
 from batchml.faults import failpoint
 from batchml.features import labels_of, model_inputs
+from batchml.profile import NullCounts
 from batchml.provenance import code_version, shaped_by
 from batchml.sources import Source
 from batchml.storage import Manifest, Storage
@@ -102,12 +103,14 @@ def extract_date(
         columns: dict[str, str] = {}
         file_rows: dict[str, int] = {}
         rejected: list[pd.DataFrame] = []
+        nulls = NullCounts()
         rows_in = 0
         with _Writer(features) as writer:
             for origin, batch in source.batches(date):
                 checked = validate(batch, contract, date, origin=origin, seen_keys=seen)
                 rows_in += checked.rows_in
                 seen = add_keys(seen, checked.key_hashes)
+                nulls.add(len(checked.valid), checked.null_counts)
                 for start in range(0, len(checked.valid), rows_per_file):
                     name = f"part-{len(file_rows):05d}.parquet"
                     part = model_inputs(checked.valid.iloc[start : start + rows_per_file].reset_index(drop=True), contract, transform)
@@ -144,10 +147,28 @@ def extract_date(
             Manifest(dataset=QUARANTINE, rows={"in": rows_in, "written": len(bad), "quarantined": len(bad)}, extra={"top_reasons": reasons}, **common),
             {"part-00000.parquet": len(bad)},
         )
-        extra = {"top_reasons": reasons, "columns": columns, "key": list(contract.key)}
+        extra = {"top_reasons": reasons, "columns": columns, "key": list(contract.key), "validated_nulls": nulls.as_json()}
         features.commit(Manifest(dataset=FEATURES, rows={"in": rows_in, "written": rows_valid, "quarantined": len(bad)}, extra=extra, **common), file_rows)
         log.info("%s: %d rows in, %d valid, %d quarantined", date, rows_in, rows_valid, len(bad))
         return ExtractResult(rows_in, rows_valid, len(bad), reasons)
+
+
+def validated_nulls(storage: Storage, date: dt.date) -> NullCounts | None:
+    """The nulls of `date`'s valid rows per nullable contract column, before the features hook (None: extracted before they were counted)."""
+    manifest = storage.manifest(FEATURES, date)
+    return NullCounts.from_json(manifest.extra.get("validated_nulls")) if manifest else None
+
+
+def trailing_nulls(storage: Storage, date: dt.date, days: int) -> tuple[NullCounts | None, list[str]]:
+    """The validated nulls of the committed dates among the `days` before `date`, added up, and those dates."""
+    total, dates = NullCounts(), []
+    for i in range(1, days + 1):
+        day = date - dt.timedelta(days=i)
+        counts = validated_nulls(storage, day)
+        if counts is not None:
+            total.add(counts.rows, counts.nulls)
+            dates.append(day.isoformat())
+    return (total if dates else None), dates
 
 
 LABELS = layout.LABELS

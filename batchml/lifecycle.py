@@ -16,7 +16,7 @@ from batchml.errors import HookError, MissingInput
 from batchml.features import categorical_inputs
 from batchml.metrics import PRIMARY, lower_is_better, model_metrics
 from batchml.packaged import Packaging, raw_example
-from batchml.profile import date_profiles, reference_profile
+from batchml.profile import NullCounts, date_profiles, reference_profile
 from batchml.progress import Progress
 from batchml.registry import ModelPin, Registry
 from batchml.scoring import PREDICTION, ModelSpec, predict_partition, proba_columns
@@ -59,7 +59,8 @@ def train_and_register(
     dates = labelled_window(window_end, window_days)
     progress = Progress(log)
     log.info("training: reading the labelled window %s..%s (%d dates)", dates[0], dates[-1], len(dates))
-    frame = labelled_frame(source, contract, dates, features=project.features, labels=project.labels, max_rows=max_rows, seed=seed)
+    nulls = NullCounts()
+    frame = labelled_frame(source, contract, dates, features=project.features, labels=project.labels, max_rows=max_rows, seed=seed, nulls=nulls)
     label = contract.label.column
     # A tenth of the rows of every date is held out: the version's holdout metrics, which
     # realized error is later compared with, then average over the window's weekdays
@@ -94,6 +95,7 @@ def train_and_register(
     profile["prediction"] = reference_profile(scored[[_profiled_outputs(classes)[0]]])["columns"][_profiled_outputs(classes)[0]]
     profile["outputs"] = reference_profile(scored)["columns"]
     profile["task"] = contract.task
+    profile["validated"] = nulls.as_json()  # the window's nulls before the features hook: the daily null check's reference
     # Per training date, on the same bins: drift compares a date with the reference's same weekdays.
     specs = {**profile["columns"], **profile["outputs"]}
     profile["dates"] = date_profiles(pd.concat([train[inputs].reset_index(drop=True), scored], axis=1), train["date"].reset_index(drop=True), specs)

@@ -107,7 +107,8 @@ def _scored_by(storage, date: dt.date) -> str | None:
 
 def date_checks(storage, date: dt.date, *, pin, reference: dict | None, contract, thresholds, trailing_days: int, realized, holdout, status: str) -> dict:
     """Every number and check of a date (metrics.json): rows, quarantine, nulls, outputs, realized error."""
-    from batchml.checks import run_checks
+    from batchml.checks import null_rates_of, run_checks
+    from batchml.extract import trailing_nulls, validated_nulls
     from batchml.predictions import profile_path
     from batchml.scoring import PREDICTION
 
@@ -124,7 +125,7 @@ def date_checks(storage, date: dt.date, *, pin, reference: dict | None, contract
         rows_in=predictions.rows["in"],
         trailing_rows=trailing_rows(storage, layout.FEATURES, date, trailing_days),
         quarantined=predictions.rows["quarantined"],
-        null_rates={c: v["null_rate"] for c, v in daily["columns"].items()},
+        nulls=null_rates_of(contract, daily, reference, validated_nulls(storage, date), *trailing_nulls(storage, date, trailing_days)),
         prediction=prediction,
         reference_prediction=reference.get("prediction") or {},
         realized=realized,

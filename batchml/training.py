@@ -17,6 +17,7 @@ from batchml.contract import Contract, validate
 from batchml.errors import HookError, MissingInput
 from batchml.features import labels_of, model_inputs
 from batchml.hooks import call_hook
+from batchml.profile import NullCounts
 from batchml.progress import Progress
 from batchml.sources import Source
 
@@ -50,12 +51,14 @@ def labelled_frame(
     labels: str = "",
     max_rows: int,
     seed: int,
+    nulls: NullCounts | None = None,
 ) -> pd.DataFrame:
     """Model inputs joined with their labels over `dates`, sampled down to `max_rows`.
 
     Rows come through the same validation and features transform as scoring, so a model
     never trains on rows it would refuse to score. Labels come from `[labels] transform`
     on the same rows, or from the source's labels feed. Dates without rows are skipped.
+    `nulls`, when given, adds up the nulls of the valid rows of the dates trained on (all of them, before sampling).
     """
     label = contract.label.column
     per_date = max(1, max_rows // max(1, len(dates)))
@@ -63,13 +66,15 @@ def labelled_frame(
     progress = Progress(log)
     for i, date in enumerate(dates):
         try:  # a date without rows, or whose labels have not arrived, is not trained on
-            batches = [validate(b, contract, date, origin=o).valid for o, b in source.batches(date)]
-            rows = pd.concat(batches, ignore_index=True)
+            checked = [validate(b, contract, date, origin=o) for o, b in source.batches(date)]
+            rows = pd.concat([c.valid for c in checked], ignore_index=True)
             truth = labels_of(rows, contract, labels) if labels else source.labels(date)
         except MissingInput as exc:
             log.warning("training window: %s skipped: %s", date, exc)
             progress.update(i + 1, len(dates), f"training: read {i + 1} of {len(dates)} dates ({date}: skipped)")
             continue
+        for c in checked if nulls is not None else ():
+            nulls.add(len(c.valid), c.null_counts)
         inputs = model_inputs(rows, contract, features)
         on = list(contract.key)
         joined = inputs.drop(columns=[label], errors="ignore").merge(truth[[*on, label]], on=on, how="inner", validate="one_to_one")

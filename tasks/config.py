@@ -228,7 +228,13 @@ class checks(luigi.Config):
     trailing_days = luigi.IntParameter(default=7, description="Dates whose median row count a date is compared with.")
     min_row_ratio = luigi.FloatParameter(default=0.5, description="Rows in / trailing median below this fails.")
     max_row_ratio = luigi.FloatParameter(default=2.0, description="Rows in / trailing median above this fails.")
-    max_null_rate = luigi.FloatParameter(default=0.01, description="Null rate of any scored feature or the prediction above this fails.")
+    max_null_rate = luigi.FloatParameter(
+        default=0.01,
+        description="A column's null rate may exceed its reference's by this much (the limit of a column with no null in its reference); see batchml/checks.py.",
+    )
+    null_rate_factor = luigi.FloatParameter(
+        default=2.0, description="A column's null rate may reach this multiple of its reference's (nullable columns: null shares wander from day to day)."
+    )
     max_quarantine_rate = luigi.FloatParameter(default=0.02, description="Quarantined / rows in above this fails.")
     max_prediction_mean_shift = luigi.FloatParameter(default=0.5, description="Regression: |mean prediction / reference mean - 1| above this breaches.")
     max_class_share_shift = luigi.FloatParameter(

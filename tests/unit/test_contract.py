@@ -217,3 +217,37 @@ def test_the_taxi_example_contract_validates_its_generator(tmp_path):
     assert 120 < len(out.rejected) < 280
     assert taxi.key == ("vendor_id", "pickup_datetime", "dropoff_datetime", "pickup_location_id", "dropoff_location_id")
     assert not np.isin(out.key_hashes, validate(frame.iloc[:0], taxi, DAY, origin="t").key_hashes).any()
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ({"dtype": "float", "max_null_rate": 1.5}, "column 'amount' has max_null_rate 1.5, expected a share between 0 and 1"),
+        ({"dtype": "float", "max_null_rate": "10%"}, "column 'amount' has max_null_rate '10%', expected a share between 0 and 1"),
+        ({"dtype": "float", "nullable": False, "max_null_rate": 0.1}, "column 'amount' has max_null_rate but nullable: false"),
+    ],
+)
+def test_a_wrong_null_cap_is_refused_naming_file_column_and_rule(spec, message):
+    with pytest.raises(SchemaError, match="orders.yaml: " + message):
+        Contract.from_dict({**ORDERS, "columns": {**ORDERS["columns"], "amount": spec}}, path="orders.yaml")
+
+
+def test_a_null_cap_is_a_rule_of_its_column_and_leaves_the_fingerprint_alone(contract):
+    capped = Contract.from_dict({**ORDERS, "columns": {**ORDERS["columns"], "amount": {"dtype": "float", "min": 0, "max_null_rate": 0.1}}})
+    assert capped.column("amount").max_null_rate == 0.1 and contract.column("amount").max_null_rate is None
+    assert capped.fingerprint() == contract.fingerprint()  # which rows are valid did not change: committed dates stay current
+
+
+def test_validation_counts_the_nulls_of_each_nullable_column_among_the_valid_rows_only(contract):
+    rows = csv(
+        "StoreCode,OrderNo,ordered_at,amount,items,express\n"
+        "north,1,2026-06-10 01:00:00,,,true\n"  # valid: amount and items null
+        "north,2,2026-06-10 02:00:00,3.5,,\n"  # valid: items and express null
+        "south,3,2026-06-10 03:00:00,,0,\n"  # rejected (items below 1): its nulls are not counted
+        ",4,2026-06-10 04:00:00,,2,false\n"  # rejected (store null)
+        "south,5,2026-06-10 05:00:00,1.0,3,false\n"
+    )
+    checked = validate(rows, contract, DAY, origin="orders.csv")
+    assert len(checked.valid) == 3
+    want = {n: int(checked.valid[n].isna().sum()) for n in ("amount", "items", "express", "returned") if n in checked.valid}
+    assert checked.null_counts == want == {"amount": 1, "items": 2, "express": 1}  # non-nullable columns are not counted

@@ -50,3 +50,13 @@ def test_partial_profile_counts_every_value_in_its_slot(name):
     np.testing.assert_array_equal(got[-4:-2], want[-4:-2])  # nulls and rows exactly
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
     assert finalize(spec, got)["count"] == len(values)
+
+
+def test_null_counts_add_up_batch_by_batch_and_survive_json():
+    import json
+
+    from batchml.profile import NullCounts
+
+    counts = NullCounts().add(100, {"fee": 5}).add(300, {"fee": 15, "note": 30})
+    assert counts.rate("fee") == 20 / 400 and counts.rate("note") == 30 / 400 and counts.rate("km") is None
+    assert NullCounts.from_json(json.loads(json.dumps(counts.as_json()))) == counts and NullCounts.from_json(None) is None
