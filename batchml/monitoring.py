@@ -52,27 +52,41 @@ def monitored_dates(storage: Storage) -> list[dt.date]:
     return sorted(d for d in map(layout.date_of, storage.list_names(MONITORING)) if d is not None)
 
 
+REALIZED_TRENDS = ("mae", "rmse", "r2", "mape", "log_loss", "roc_auc", "accuracy", "f1", "brier")
+
+
 def history(storage: Storage, date: dt.date, days: int) -> list[dict]:
-    """The last `days` dates up to `date` (oldest first) with the numbers the trends plot."""
-    rows = []
+    """The last `days` dates up to `date` (oldest first) with the numbers the trends plot.
+
+    A date's realized metrics (`realized_<metric>`) are those measuring it, computed by the
+    run lag days later (its `realized.date`), not those its own run computed for an earlier
+    date; a classifier's predicted class shares are `class_share.<class>`.
+    """
+    rows, measured = [], {}
     for i in range(days - 1, -1, -1):
         d = date - dt.timedelta(days=i)
         metrics = read_json(storage, monitoring_file(d, "metrics.json"))
         drift = read_json(storage, monitoring_file(d, "drift.json"))
+        numbers = (metrics or {}).get("numbers") or {}
+        realized = numbers.get("realized") or {}
+        if realized:
+            measured[realized.get("date") or (metrics or {}).get("labelled_date") or d.isoformat()] = realized
         if metrics is None and drift is None:
             continue
-        realized = (metrics or {}).get("numbers", {}).get("realized") or {}
         rows.append(
             {
                 "date": d.isoformat(),
                 "status": (metrics or {}).get("status", "missing"),
-                "rows_in": (metrics or {}).get("numbers", {}).get("rows_in"),
+                "rows_in": numbers.get("rows_in"),
                 "drift_share": (drift or {}).get("drifted_share"),
                 "drift_verdict": (drift or {}).get("verdict"),
-                "realized_mae": realized.get("mae"),
-                "prediction_mean": (metrics or {}).get("numbers", {}).get("prediction", {}).get("mean"),
+                "prediction_mean": (numbers.get("prediction") or {}).get("mean"),
+                **{f"class_share.{c}": share for c, share in (numbers.get("class_shares") or {}).items()},
             }
         )
+    for row in rows:
+        realized = measured.get(row["date"]) or {}
+        row.update({f"realized_{m}": realized.get(m) for m in REALIZED_TRENDS})
     return rows
 
 
@@ -174,4 +188,5 @@ def report_inputs(storage, date: dt.date, *, reference: dict | None, trend_days:
         "metrics": read_json(storage, monitoring_file(date, "metrics.json")),
         "history": history(storage, date, trend_days),
         "retrain": decision,
+        "failure": read_json(storage, monitoring_file(date, "failure.json")),
     }

@@ -23,12 +23,7 @@ SECTIONS = (("summary", "Summary"), ("drift", "Drift"), ("metrics", "Metrics"), 
 STATUS_LABELS = {"ok": "OK", "warn": "Warning", "fail": "Failed", "drift": "Drift", "scored": "Scored only", "labels": "Labels only", "missing": "Missing"}
 DECISION_STATUS = {"not triggered": "missing", "triggered": "warn", "promoted": "ok", "rejected": "fail", "rolled back": "fail"}
 TOP_CATEGORIES = 20  # bars of a categorical histogram before the rest is folded into "other"
-TRENDS = (
-    ("rows_in", "Rows in"),
-    ("drift_share", "Drifted feature share"),
-    ("realized_mae", "Realized MAE"),
-    ("prediction_mean", "Prediction mean"),
-)
+TRENDS = (("rows_in", "Rows in"), ("drift_share", "Drifted feature share"))  # then the task's own, see _trend_series
 # The realized metrics shown per task, the primary one first (its tile compares with the hold-out).
 REALIZED = {
     "regression": (("mae", "MAE"), ("rmse", "RMSE"), ("r2", "R²"), ("mape", "MAPE")),
@@ -70,8 +65,9 @@ def render_daily_report(
     metrics: dict | None,
     history: list[dict],
     retrain: dict | None,
+    failure: dict | None = None,
 ) -> str:
-    """The monitoring page of one date: summary, drift, metric checks, trends and retraining."""
+    """The monitoring page of one date: its cause first when it failed, then summary, drift, metric checks, trends and retraining."""
     model = summary.get("model") or {}
     durations = summary.get("durations") or {}
     longest = max(durations.values(), default=0) or 1
@@ -79,7 +75,8 @@ def render_daily_report(
     return render(
         "daily.html",
         date=date.isoformat(),
-        status=status_of(metrics, drift),
+        status=status_of(metrics, drift, failure),
+        cause=failure_cause(failure, metrics),
         meta=Markup("model {} v{} · sha256 {}").format(_text(model.get("name")), _text(model.get("version")), _sha(model.get("sha256"))),
         sections=SECTIONS,
         summary=summary,
@@ -90,10 +87,43 @@ def render_daily_report(
         drift=_drift_view(drift, reference, daily),
         statistics=[(key, title, ((drift or {}).get("thresholds") or {}).get(key)) for key, title in STATISTICS],
         metrics=_metrics_view(metrics),
-        trends=[(title, _line_svg(key, history, date.isoformat(), threshold if key == "drift_share" else None)) for key, title in TRENDS] if history else [],
+        trends=[
+            (title, _line_svg(key, history, date.isoformat(), threshold if key == "drift_share" else None)) for key, title in _trend_series(metrics, history)
+        ]
+        if history
+        else [],
         history_length=len(history),
         retrain=_retrain_view(retrain),
     )
+
+
+def failure_cause(failure: dict | None, metrics: dict | None) -> str:
+    """Why a date failed, in one line: its failure record, else its breached error checks with their values ("" when it did not fail)."""
+    if failure:
+        return f"{failure.get('task') or 'a task'} failed: {failure.get('cause') or 'no cause recorded'}"
+    breached = [c for c in (metrics or {}).get("checks") or [] if not c.get("ok") and c.get("severity") == "error"]
+    if breached:
+        return "checks failed: " + "; ".join(f"{c['name']} = {_num(c.get('value'))} outside {c.get('bound')}" for c in breached)
+    if (metrics or {}).get("status") == "fail":
+        return "checks failed: " + ", ".join(map(str, metrics.get("failed") or [])) or "checks failed"
+    return ""
+
+
+def _trend_series(metrics: dict | None, history: list[dict]) -> list[tuple[str, str]]:
+    """The trend charts of the date's task: realized error and the prediction mean for a regression; log loss,
+    accuracy and each class's predicted share for a classifier (never a chart its task cannot fill)."""
+    metrics = metrics or {}
+    keys = {k for h in history for k in h}
+    task = metrics.get("task") or ("classification" if any(k.startswith("class_share.") for k in keys) else "regression")
+    titles = dict(REALIZED[task])
+    primary = metrics.get("primary_metric") or REALIZED[task][0][0]
+    if task == "classification":
+        realized = [primary] + [m for m in ("accuracy",) if m != primary]
+        shares = sorted(k for k in keys if k.startswith("class_share."))
+        outputs = [(k, f"Predicted share of {k.removeprefix('class_share.')}") for k in shares]
+    else:
+        realized, outputs = [primary], [("prediction_mean", "Prediction mean")]
+    return [*TRENDS, *((f"realized_{m}", f"Realized {titles.get(m, m)}") for m in realized), *outputs]
 
 
 def render(template: str, **context) -> str:

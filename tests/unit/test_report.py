@@ -221,3 +221,54 @@ def test_the_retrain_decision_is_a_table_of_its_keys(html):
 )
 def test_status_of(metrics, verdict, expected):
     assert status_of(metrics, {"verdict": verdict} if verdict else None) == expected
+
+
+# --- a failed date, a classifier's trends, realized metrics on the date they measure -----------
+
+
+def test_a_failed_report_starts_with_its_cause():
+    html = render_daily_report(DAY, **make_inputs(quarantined=2_000))
+    page = Page(html)
+    main = html.index("<main")
+    first = html.index("<", html.index(">", main) + 1)
+    assert html[first:].startswith('<div id="cause" class="banner status-fail cause">')  # before the summary, not below the fold
+    rate = next(c["value"] for c in make_inputs(quarantined=2_000)["metrics"]["checks"] if c["name"] == "quarantine_rate")
+    text = "".join(page.text)
+    assert f"checks failed: quarantine_rate = {rate:.4g} outside <= 0.02" in text
+    recorded = {"task": "CheckMetrics", "cause": "MetricBreach: 2026-06-03: quarantine_rate = 0.1667 outside <= 0.02"}
+    page = Page(render_daily_report(DAY, **make_inputs(), failure=recorded))
+    assert "CheckMetrics failed: MetricBreach: 2026-06-03" in "".join(page.text)
+    assert "status-fail" in page.find("header")[0]["class"].split()
+    assert not Page(render_daily_report(DAY, **make_inputs())).find("div", "cause")
+
+
+def test_a_classifiers_trends_are_its_own_and_have_data():
+    inputs = make_inputs()
+    inputs["metrics"] = {**inputs["metrics"], "task": "classification", "primary_metric": "log_loss"}
+    inputs["history"] = [
+        {"date": f"2026-06-0{i}", "status": "ok", "rows_in": 100, "drift_share": 0.0, "realized_log_loss": 0.4 + i / 100, "realized_accuracy": 0.8}
+        | {"class_share.stay": 0.6, "class_share.upgrade": 0.3, "class_share.downgrade": 0.1}
+        for i in (1, 2, 3)
+    ]
+    page = Page(render_daily_report(DAY, **inputs))
+    trends = {a["data-series"]: int(a["data-points"]) for a in page.find("svg", "trend")}
+    expected = ["rows_in", "drift_share", "realized_log_loss", "realized_accuracy", "class_share.downgrade", "class_share.stay", "class_share.upgrade"]
+    assert list(trends) == expected and all(n == 3 for n in trends.values())
+    text = " ".join(page.text)
+    assert "Realized MAE" not in text and "Prediction mean" not in text and "Realized Log loss" in text and "Predicted share of upgrade" in text
+
+
+def test_history_puts_realized_metrics_on_the_date_they_measure(tmp_path):
+    import json
+
+    from batchml.monitoring import history
+    from batchml.storage import Storage
+
+    storage = Storage(tmp_path)
+    for day, measures, mae in (("2026-06-01", None, None), ("2026-06-02", None, None), ("2026-06-03", "2026-06-01", 7.5)):
+        realized = {"mae": mae, "date": measures, "model_version": "1"} if measures else None
+        body = {"status": "ok", "labelled_date": measures, "numbers": {"rows_in": 10, "realized": realized, "prediction": {"mean": 3.0}}}
+        storage.write_text(f"monitoring/date={day}/metrics.json", json.dumps(body))
+    rows = {r["date"]: r for r in history(storage, dt.date(2026, 6, 3), 3)}
+    assert rows["2026-06-01"]["realized_mae"] == 7.5
+    assert rows["2026-06-03"]["realized_mae"] is None  # computed there, but of June 1st
