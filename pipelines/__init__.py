@@ -16,6 +16,7 @@ from pipelines.defaults import apply_defaults
 from tasks.config import make_storage
 from tasks.backfill import Backfill, ReextractDate, RescoreDate  # noqa: F401
 from tasks.daily import DailyScore  # noqa: F401
+from tasks.identity import InProject
 from tasks.extract import ExtractFeatures, SourceData  # noqa: F401
 from tasks.model import ChampionModel, ResolveModel  # noqa: F401
 from tasks.monitor import CheckMetrics, DetectDrift, ExtractLabels, Metrics  # noqa: F401
@@ -26,7 +27,7 @@ from tasks.score import ScorePredictions  # noqa: F401
 log = logging.getLogger("batchml")
 
 
-class RangeDaily(luigi.tools.range.RangeDaily):
+class RangeDaily(InProject, luigi.tools.range.RangeDaily):
     """Luigi's RangeDaily (`--module pipelines RangeDaily --of DailyScore`), with the missing dates run oldest first.
 
     Luigi schedules a range's last-listed task first, so a backfill would start with its
@@ -36,6 +37,12 @@ class RangeDaily(luigi.tools.range.RangeDaily):
 
     def requires(self):
         return sorted(super().requires(), key=lambda task: task.date, reverse=not self.reverse)
+
+    def missing_datetimes(self, finite_datetimes):
+        """Any date task: one without a bulk_complete of its own (ExtractFeatures) is asked date by date, where Luigi would guess from file names."""
+        if getattr(self.of.bulk_complete, "__func__", None) is luigi.Task.bulk_complete.__func__:
+            return [d for d in finite_datetimes if not self._instantiate_task_cls(self.datetime_to_parameter(d)).complete()]
+        return super().missing_datetimes(finite_datetimes)
 
 
 # -- what a person reading the end of a run's output needs -------------------------------

@@ -23,12 +23,13 @@ from tasks.daily import DailyScore
 from tasks.score import score_date
 from tasks.model import decide_runtime, pin_path, read_pin
 from tasks.model import model_path as pinned_model
+from tasks.identity import InProject
 
 log = logging.getLogger("batchml")
 DERIVED = ("drift.json", "metrics.json", "report.html")  # recomputed after a re-score; decisions are kept
 
 
-class RescoreDate(luigi.Task):
+class RescoreDate(InProject, luigi.Task):
     """Re-pin a scored date to the current champion and score it again (on request only)."""
 
     date = luigi.DateParameter()
@@ -55,7 +56,7 @@ class RescoreDate(luigi.Task):
         yield DailyScore(self.date)  # drift, metrics and report again, against the new version
 
 
-class ReextractDate(luigi.Task):
+class ReextractDate(InProject, luigi.Task):
     """Re-extract a date whose source, contract or features hook changed since its features were committed, and re-score it with its pin (on request only)."""
 
     date = luigi.DateParameter()
@@ -122,7 +123,7 @@ def _classes():
     return label.classes if label and label.is_classification else None
 
 
-class Backfill(luigi.WrapperTask):
+class Backfill(InProject, luigi.WrapperTask):
     """Every date of [start, stop) that needs work; --dry-run only lists them."""
 
     start = luigi.DateParameter()

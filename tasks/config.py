@@ -65,6 +65,20 @@ def in_project(path: str) -> str:
     return str(project_dir() / path)
 
 
+class project_settings(luigi.Config):
+    """Who the project is: its name is part of every task id, keeping it apart from other projects on one luigid."""
+
+    name = luigi.Parameter(
+        default="",
+        description="The project's name, shown with the date on luigid's task list and graph (empty: the contract's dataset name). "
+        "Projects sharing a central scheduler need different names.",
+    )
+
+    @classmethod
+    def get_task_family(cls) -> str:
+        return "project"  # the section's name; project() below is what training needs of the project
+
+
 class storage(luigi.Config):
     """Where datasets live: a folder or an object-store URL, one partition per date."""
 
@@ -334,6 +348,22 @@ def hooks() -> dict[str, str]:
     """The project's hooks by role, with the project folder importable."""
     project_dir()
     return {"features": features().transform, "labels": labels().transform, "recipe": training().recipe}
+
+
+def project_name() -> str:
+    """[project] name, else the contract's dataset name (else the project folder's name, when the contract cannot be read:
+    the run then fails naming it, in the task that reads it). Resolved once per configuration."""
+    return _project_name(project_settings().name, schema().path, str(project_dir()))
+
+
+@functools.cache
+def _project_name(name: str, contract_path: str, folder: str) -> str:
+    if name:
+        return name
+    try:
+        return load_contract().dataset
+    except Exception:  # a missing or invalid contract is named by the task that reads it, not while tasks are made
+        return Path(folder).name
 
 
 def model_name() -> str:

@@ -9,9 +9,10 @@ from tasks.config import make_storage
 from tasks.monitor import CheckMetrics
 from tasks.report import DailyReport
 from tasks.retrain import RetrainIfDrifted
+from tasks.identity import InProject
 
 
-class DailyScore(luigi.WrapperTask):
+class DailyScore(InProject, luigi.WrapperTask):
     """Everything the daily job produces and checks for one date."""
 
     date = luigi.DateParameter()

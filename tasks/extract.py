@@ -8,9 +8,10 @@ from batchml.extract import FEATURES, extract_date
 from batchml.provenance import new_run_id
 from tasks.config import hooks, load_contract, make_source, make_storage, schema, storage
 from tasks.targets import PartitionTarget
+from tasks.identity import InProject
 
 
-class SourceData(luigi.ExternalTask):
+class SourceData(InProject, luigi.ExternalTask):
     """The rows of a date at the source; missing means Luigi's missing-data exit code.
 
     Files with no row of the date (a header-only CSV, a 0-row Parquet) or without their
@@ -23,7 +24,7 @@ class SourceData(luigi.ExternalTask):
         return make_source().exists(self.date)
 
 
-class ExtractFeatures(luigi.Task):
+class ExtractFeatures(InProject, luigi.Task):
     """features/date=D (valid rows, model features) and quarantine/date=D (rejected rows, reasons)."""
 
     date = luigi.DateParameter()

@@ -15,13 +15,14 @@ from batchml.registry import ModelPin
 from batchml.errors import ConfigError, IntegrityError
 from tasks.config import cache_dir, load_contract, make_registry, make_source, make_storage, mlflow, project, runtime, source, training
 from tasks.targets import StorageFileTarget
+from tasks.identity import InProject
 
 
 def pin_path(date: dt.date) -> str:
     return layout.pin(date)
 
 
-class ChampionModel(luigi.Task):
+class ChampionModel(InProject, luigi.Task):
     """A registered model holding the alias; trains the first one when the registry has none."""
 
     date = luigi.DateParameter(description="The date that needs a model; the training window ends label_lag_days before it.")
@@ -60,7 +61,7 @@ class ChampionModel(luigi.Task):
             registry.set_alias(mlflow().alias, version)
 
 
-class ResolveModel(luigi.Task):
+class ResolveModel(InProject, luigi.Task):
     """pins/date=D.json: the alias resolved once for the date, its runtime chosen on the date's features.
 
     The version's signature is checked against the date's feature columns and types, and an

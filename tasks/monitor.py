@@ -21,6 +21,7 @@ from tasks.extract import SourceData
 from tasks.model import read_pin
 from tasks.score import ScorePredictions
 from tasks.targets import PartitionTarget, StorageFileTarget
+from tasks.identity import InProject
 
 
 class MetricBreach(BatchmlError):
@@ -33,7 +34,7 @@ def labels_arrived(date: dt.date) -> bool:
     return src.exists(date) if hooks()["labels"] else src.has_labels(date)
 
 
-class LabelsArrived(luigi.ExternalTask):
+class LabelsArrived(InProject, luigi.ExternalTask):
     """The labels of a date at the source (they arrive label_lag_days after it)."""
 
     date = luigi.DateParameter()
@@ -42,7 +43,7 @@ class LabelsArrived(luigi.ExternalTask):
         return labels_arrived(self.date)
 
 
-class ExtractLabels(luigi.Task):
+class ExtractLabels(InProject, luigi.Task):
     """labels/date=D: the labels of the rows of D, once they have arrived."""
 
     date = luigi.DateParameter()
@@ -57,7 +58,7 @@ class ExtractLabels(luigi.Task):
         extract_labels(make_source(), load_contract(), make_storage(), self.date, transform=hooks()["labels"], run_id=new_run_id())
 
 
-class DetectDrift(luigi.Task):
+class DetectDrift(InProject, luigi.Task):
     """monitoring/date=D/drift.json: the date against the pinned version's reference profile."""
 
     date = luigi.DateParameter()
@@ -106,7 +107,7 @@ class DetectDrift(luigi.Task):
         return read_json(storage, profile_path(date))
 
 
-class Metrics(luigi.Task):
+class Metrics(InProject, luigi.Task):
     """monitoring/date=D/metrics.json: data quality, prediction statistics, realized error of D - lag.
 
     Writes the numbers whatever they say; CheckMetrics turns breaches into a failure. Labels
@@ -179,7 +180,7 @@ def _holdout(registry, version: str, metric: str) -> float | None:
     return float(value) if value else None
 
 
-class CheckMetrics(luigi.Task):
+class CheckMetrics(InProject, luigi.Task):
     """Fails the date when a check breached an error threshold (see [checks] warn_only)."""
 
     date = luigi.DateParameter()

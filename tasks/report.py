@@ -12,9 +12,10 @@ from tasks.monitor import DetectDrift, Metrics
 from tasks.retrain import RetrainIfDrifted
 from tasks.score import ScorePredictions
 from tasks.targets import StorageFileTarget
+from tasks.identity import InProject
 
 
-class DailyReport(luigi.Task):
+class DailyReport(InProject, luigi.Task):
     """monitoring/date=D/report.html, and monitoring/index.html across every date."""
 
     date = luigi.DateParameter()

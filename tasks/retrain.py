@@ -14,6 +14,7 @@ from batchml.training import labelled_frame
 from tasks.config import cache_dir, load_contract, make_registry, make_source, make_storage, mlflow, project, source, training
 from tasks.monitor import Metrics
 from tasks.targets import StorageFileTarget
+from tasks.identity import InProject
 
 __all__ = ["PREVIOUS", "RetrainIfDrifted", "Rollback", "TrainChallenger"]
 
@@ -59,7 +60,7 @@ def _gate_policy(task: str) -> GatePolicy:
     return GatePolicy(primary=cfg.metric or PRIMARY[task], margin=cfg.margin, guards=guards, guard_tolerance=cfg.guard_tolerance)
 
 
-class TrainChallenger(luigi.Task):
+class TrainChallenger(InProject, luigi.Task):
     """monitoring/date=D/challenger.json: a new registered version trained on the given window."""
 
     date = luigi.DateParameter()
@@ -88,7 +89,7 @@ class TrainChallenger(luigi.Task):
         write_json(make_storage(), self.output().relative, body)
 
 
-class RetrainIfDrifted(luigi.Task):
+class RetrainIfDrifted(InProject, luigi.Task):
     """monitoring/date=D/retrain.json: the policy's decision, and the gate's when it fired."""
 
     date = luigi.DateParameter()
@@ -134,7 +135,7 @@ class RetrainIfDrifted(luigi.Task):
         )
 
 
-class Rollback(luigi.Task):
+class Rollback(InProject, luigi.Task):
     """Move @champion back to @previous (or --to-version) and record why, from --date on."""
 
     date = luigi.DateParameter(description="The first date the rolled-back model should score.")

@@ -15,11 +15,12 @@ from tasks.config import cache_dir, dask_client, load_contract, make_registry, m
 from tasks.extract import ExtractFeatures
 from tasks.model import ResolveModel, model_path, read_pin
 from tasks.targets import PartitionTarget
+from tasks.identity import InProject
 
 log = logging.getLogger("batchml")
 
 
-class ScorePredictions(luigi.Task):
+class ScorePredictions(InProject, luigi.Task):
     """predictions/date=D, and the date's profile on the model's reference bins, in one pass."""
 
     date = luigi.DateParameter()

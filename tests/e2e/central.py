@@ -114,9 +114,12 @@ class CentralCli(Cli):
     port: int = 8082
 
     @classmethod
-    def at(cls, tmp_path: Path, port: int) -> CentralCli:
-        """A CLI on tmp_path (./luigi.cfg: the small pipeline) whose runs go to luigid on `port`."""
-        write_cfg(tmp_path / "luigi.cfg", pipeline_settings(tmp_path))
+    def at(cls, tmp_path: Path, port: int, changes: dict[str, dict[str, str]] | None = None) -> CentralCli:
+        """A CLI on tmp_path (./luigi.cfg: the small pipeline, with `changes` by section) whose runs go to luigid on `port`."""
+        settings = pipeline_settings(tmp_path)
+        for section, values in (changes or {}).items():
+            settings.setdefault(section, {}).update(values)
+        write_cfg(tmp_path / "luigi.cfg", settings)
         return cls(tmp_path, CONFIG / "central.cfg", port)
 
     def _scheduler(self) -> list[str]:

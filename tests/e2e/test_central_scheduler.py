@@ -11,7 +11,7 @@ from collections import Counter
 import pyarrow.dataset as ds
 import pytest
 
-from tests.conftest import distinct_keys, free_port, options_arg
+from tests.conftest import CONTRACT, distinct_keys, free_port, options_arg
 from tests.e2e.central import CentralCli, central_cli, luigid, make_luigid  # noqa: F401  (fixtures)
 from tests.e2e.conftest import last_lines
 from tests.servers import wait_until
@@ -72,6 +72,35 @@ def test_daily_score_through_luigid_every_task_done_with_progress_messages_and_h
     # ... and the UI shows it.
     with urllib.request.urlopen(f"{luigid.url}/history/by_task_id/{score}", timeout=10) as page:
         assert b"DONE" in page.read()
+
+
+def test_two_projects_score_the_same_date_on_one_luigid_at_the_same_time(luigid, tmp_path):
+    # One project names itself in luigi.cfg; the other is known by its contract's dataset name.
+    for name in ("east", "west"):
+        (tmp_path / name).mkdir()
+    contract = tmp_path / "west" / "fleet_contract.yaml"
+    contract.write_text(CONTRACT.read_text().replace("dataset: taxi_trips", "dataset: fleet_west"))
+    east = CentralCli.at(tmp_path / "east", luigid.port, {"project": {"name": "fleet_east"}})
+    west = CentralCli.at(tmp_path / "west", luigid.port, {"schema": {"path": str(contract)}})
+
+    runs = [cli.start("DailyScore", "--date", DAY.isoformat()) for cli in (east, west)]  # both at once, then wait for both
+    codes = [run.wait(timeout=300) for run in runs]
+    assert codes == [0, 0], "\n\n".join(run.output[-3000:] for run in runs)
+    for cli in (east, west):
+        assert manifest(cli.root, "predictions", DAY)["rows"]["in"] == 3000
+
+    # luigid holds each project's tasks apart, and its task list and graph show project and date.
+    tasks = luigid.api("task_list")
+    daily = {t["params"]["project"]: (i, t) for i, t in tasks.items() if t["name"] == "DailyScore"}
+    assert set(daily) == {"fleet_east", "fleet_west"}
+    for project, (task_id, task) in daily.items():
+        assert task_id.startswith(f"DailyScore_{DAY:%Y_%m_%d}_{project}_")  # the id's readable part: date, then project
+        assert task["display_name"] == f"DailyScore(date={DAY}, project={project})" and task["status"] == "DONE"
+        graph = luigid.api("dep_graph", task_id=task_id)
+        assert {t["name"] for t in graph.values()} == DAILY
+        assert {(t["params"]["project"], t["params"]["date"]) for t in graph.values()} >= {(project, DAY.isoformat())}
+        assert all(t["params"]["project"] == project for t in graph.values())
+    assert sum(t["name"] == "ScorePredictions" for t in tasks.values()) == 4  # D and its labelled date, per project
 
 
 @pytest.mark.slow
