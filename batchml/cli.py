@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
+from pathlib import Path
 
+import batchml
 from batchml.errors import BatchmlError
 from batchml.layout import DATASETS
 
@@ -22,10 +24,12 @@ def _init(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from batchml.storage import open_storage
-    from batchml.verify import verify_dates
+    from batchml.verify import check_scope, project_root, verify_dates
 
+    root = args.root or project_root(Path.cwd())
+    check_scope(root, args.start, args.stop)
     datasets = tuple(dict.fromkeys(args.dataset)) if args.dataset else DATASETS
-    result = verify_dates(open_storage(args.root), datasets, args.start, args.stop)
+    result = verify_dates(open_storage(root), datasets, args.start, args.stop)
     for line in result.bad:
         print(line, file=sys.stderr)
     print(result.summary(datasets, args.start, args.stop), file=sys.stdout if result.ok else sys.stderr)
@@ -34,6 +38,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="batchml", description="Daily batch inference and retraining with Luigi, MLflow and Dask.")
+    top.add_argument("--version", action="version", version=f"batchml {batchml.__version__}")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     init = commands.add_parser(
         "init",
@@ -49,11 +54,14 @@ def parser() -> argparse.ArgumentParser:
     verify = commands.add_parser(
         "verify",
         help="check committed dates against their manifests: files present, sizes, sha256, Parquet page checksums",
-        description="Check every committed date of [START, STOP) against its manifest; exit 1 naming each bad file, 0 when all match.",
+        description="Check every committed date of [START, STOP) against its manifest; exit 1 naming each bad file, 0 when all match. "
+        "With no arguments in a project folder: the project's storage root, every committed date.",
     )
-    verify.add_argument("root", metavar="ROOT", help="the storage root: a folder or s3://bucket/prefix")
-    verify.add_argument("--start", type=dt.date.fromisoformat, required=True, metavar="YYYY-MM-DD", help="the first date checked")
-    verify.add_argument("--stop", type=dt.date.fromisoformat, required=True, metavar="YYYY-MM-DD", help="the first date not checked (exclusive)")
+    verify.add_argument("root", metavar="ROOT", nargs="?", help="the storage root: a folder or s3://bucket/prefix (default: [storage] root of ./luigi.cfg)")
+    verify.add_argument("--start", type=dt.date.fromisoformat, metavar="YYYY-MM-DD", help="the first date checked (default: the first committed)")
+    verify.add_argument(
+        "--stop", type=dt.date.fromisoformat, metavar="YYYY-MM-DD", help="the first date not checked, exclusive (default: after the last committed)"
+    )
     verify.add_argument("--dataset", action="append", choices=DATASETS, help=f"a dataset to check; repeat for several (default: all of {', '.join(DATASETS)})")
     verify.set_defaults(run=_verify)
     return top

@@ -1,16 +1,22 @@
-"""Checking committed dates against their manifests: `batchml verify ROOT --start D --stop D`.
+"""Checking committed dates against their manifests: `batchml verify [ROOT] [--start D] [--stop D]`.
 
-For every committed date of the datasets in [start, stop), each file the manifest lists
-must be present, of its recorded size and sha256, and readable as Parquet with its page
-checksums verified (one row group at a time). Works on any storage root (a folder or
-s3://...); reads through the manifests only.
+For every committed date of the datasets in [start, stop) (every committed date without
+them), each file the manifest lists must be present, of its recorded size and sha256, and
+readable as Parquet with its page checksums verified (one row group at a time). Works on any
+storage root (a folder or s3://...); reads through the manifests only. Without ROOT, the
+project's `[storage] root` from ./luigi.cfg. A folder that does not exist and a range whose
+stop is not after its start are errors, not "0 files, all match".
 """
 
 from __future__ import annotations
 
+import configparser
 import datetime as dt
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from batchml.errors import ConfigError
 from batchml.layout import DATASETS, MANIFEST
 from batchml.manifest import Problem
 
@@ -27,8 +33,8 @@ class Verification:
     def ok(self) -> bool:
         return not self.bad
 
-    def summary(self, datasets: tuple[str, ...], start: dt.date, stop: dt.date) -> str:
-        scope = f"{', '.join(datasets)} in [{start}, {stop})"
+    def summary(self, datasets: tuple[str, ...], start: dt.date | None, stop: dt.date | None) -> str:
+        scope = f"{', '.join(datasets)} in [{start or 'the first'}, {stop or 'the last'}{')' if stop else ']'}"
         if self.ok:
             return f"verified {self.files} files of {self.dates} committed dates of {scope}: all match their manifests"
         return f"{len(self.bad)} bad files among {self.files} files of {self.dates} committed dates of {scope}"
@@ -51,3 +57,29 @@ def verify_dates(storage, datasets: tuple[str, ...] = DATASETS, start: dt.date |
             for p in problems:
                 out.bad.append(p.line(f"{storage.partition_url(dataset, date)}/{p.path}"))
     return out
+
+
+def project_root(folder: Path) -> str:
+    """The storage root of the project in `folder`: its luigi.cfg's `[storage] root` (default `data`), relative paths resolved against the folder."""
+    cfg = folder / "luigi.cfg"
+    if not cfg.is_file():
+        raise ConfigError(f"no ROOT given and no luigi.cfg in {folder}: give the storage root (a folder or s3://bucket/prefix) or run in a project folder")
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read(cfg)
+    except configparser.Error as exc:
+        raise ConfigError(f"{cfg}: not a valid config file: {exc}") from exc
+    root = parser.get("storage", "root", fallback="data").strip() or "data"
+    if "://" in root or os.path.isabs(os.path.expanduser(root)):
+        return os.path.expanduser(root)
+    return str(folder / root)
+
+
+def check_scope(root: str, start: dt.date | None, stop: dt.date | None) -> None:
+    """A local root that is not a folder, or a range with nothing in it, is a mistake to name, not an empty success."""
+    if start is not None and stop is not None and stop <= start:
+        raise ConfigError(f"--stop {stop} is not after --start {start}: the range [start, stop) holds no date (stop is exclusive)")
+    if "://" not in root or root.startswith("file://"):
+        folder = Path(root.removeprefix("file://")).expanduser()
+        if not folder.is_dir():
+            raise ConfigError(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'} (the storage root to verify)")

@@ -182,6 +182,27 @@ def is_luigi_command() -> bool:
     return "luigi.cmdline" in sys.modules and (program == "luigi" or (program == "__main__.py" and in_package))
 
 
+def check_task_parameters(argv: list[str]) -> None:
+    """A parameter of the command's task Luigi cannot parse (`--date 2026-13-45`) is one line naming it, not a traceback."""
+    from luigi.cmdline_parser import CmdlineParser
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), CmdlineParser.global_instance(argv) as parser:
+            task = parser._get_task_cls()
+            given = [(name, param, getattr(parser.known_args, name, None)) for name, param in task.get_params()]
+    except (Exception, SystemExit):  # --help, or a command line Luigi rejects with its own message
+        return
+    for name, param, value in given:
+        if not value:
+            continue
+        try:
+            param.parse(value)
+        except ValueError as exc:
+            expected = f"a date as {param.date_format.replace('%Y', 'YYYY').replace('%m', 'MM').replace('%d', 'DD')}" if isinstance(param, luigi.DateParameter) else ""
+            reason = f"not {expected}" if expected else str(exc).strip().splitlines()[0]
+            raise StartupError(f"{task.get_task_family()} --{name.replace('_', '-')} {value}: {reason}") from None
+
+
 def prepare(argv: list[str]) -> None:
     """Check the settings and the scheduler and key the pid lock on the storage root; exit on a problem."""
     from luigi.cmdline_parser import CmdlineParser
@@ -191,6 +212,7 @@ def prepare(argv: list[str]) -> None:
     code = int(config.get("retcode", "scheduling_error", 35))
     try:
         check_settings(files, batchml_sections(), luigi_sections(), set(Register._get_reg()))
+        check_task_parameters(argv)
     except StartupError as exc:
         exit_with(str(exc), code)
     try:

@@ -214,3 +214,15 @@ def test_a_date_whose_features_hook_code_or_contract_changed_is_listed_and_re_pr
     assert far > 0 and len(features_now) == len(features_before) - far  # trips over 12 miles now quarantined
     assert quarantined["reason"].str.contains("trip_distance").sum() >= far
     assert storage.manifest("predictions", day).rows["written"] == len(features_now)
+
+
+def test_range_daily_of_a_date_task_without_bulk_complete_runs_its_missing_dates(pipeline, day):
+    from pipelines import ExtractFeatures
+
+    dates = [day + dt.timedelta(days=i) for i in range(3)]
+    assert build(ExtractFeatures(dates[1])).status == LuigiStatusCode.SUCCESS
+    now = int(time.mktime((dates[-1] + dt.timedelta(days=2)).timetuple()))
+    range_task = RangeDaily(of=ExtractFeatures, start=dates[0], stop=dates[-1] + dt.timedelta(days=1), now=now)
+    assert sorted(t.date for t in range_task.requires()) == [dates[0], dates[2]]  # the committed date left out
+    assert build(range_task).status == LuigiStatusCode.SUCCESS
+    assert make_storage().committed_dates("features") == set(dates)

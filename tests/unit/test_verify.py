@@ -18,6 +18,7 @@ import pytest
 from batchml.backfill import plan
 from batchml.cli import main
 from batchml.errors import IntegrityError
+from batchml.layout import DATASETS
 from batchml.storage import Storage, open_storage
 from tests.conftest import make_manifest
 
@@ -138,3 +139,34 @@ def test_an_s3_root_verifies_and_names_a_corrupt_file(s3, capsys):
         storage.verify(DATASET, DAY, checksums=True)
     with pytest.raises(IntegrityError, match=rf"^predictions {DAY}: {url}: unreadable"):
         storage.read_table(DATASET, DAY)
+
+
+def test_in_a_project_folder_verify_with_no_arguments_checks_its_root_and_every_committed_date(tmp_path, monkeypatch, capsys):
+    (tmp_path / "luigi.cfg").write_text("[storage]\nroot = store\n")
+    storage = Storage(tmp_path / "store")
+    commit_predictions(storage, dt.date(2020, 1, 1))
+    url = flip_bytes(storage, dt.date(2030, 1, 1), commit_predictions(storage, dt.date(2030, 1, 1)))
+    monkeypatch.chdir(tmp_path)
+    assert main(["verify"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"predictions 2030-01-01: {url}: sha256 differs from _MANIFEST.json"
+    assert err[-1] == "1 bad files among 2 files of 2 committed dates of " + ", ".join(DATASETS) + " in [the first, the last]"
+
+
+def test_a_root_that_does_not_exist_and_a_reversed_range_are_errors(tmp_path, monkeypatch, capsys):
+    assert main(["verify", str(tmp_path / "typo")]) == 1
+    assert capsys.readouterr().err == f"batchml verify: {tmp_path / 'typo'}: no such folder (the storage root to verify)\n"
+    commit_predictions(Storage(tmp_path))
+    assert main(["verify", str(tmp_path), "--start", "2026-07-01", "--stop", "2026-06-01"]) == 1
+    assert "--stop 2026-06-01 is not after --start 2026-07-01" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)  # no luigi.cfg here
+    assert main(["verify"]) == 1
+    assert f"no ROOT given and no luigi.cfg in {tmp_path}" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    import batchml
+
+    with pytest.raises(SystemExit) as exit:
+        main(["--version"])
+    assert exit.value.code == 0 and capsys.readouterr().out == f"batchml {batchml.__version__}\n"
