@@ -38,8 +38,8 @@ def _root_task_value(param_name: str):
         return _no_value
     if param_name not in root_params:
         return _no_value
-    found = getattr(parser.known_args, root_params[param_name]._parser_global_dest(param_name, root), None)
-    return _no_value if found is None else found
+    found = getattr(parser.known_args, param_name, None)  # the root task's own flag, --project
+    return _no_value if found is None else root_params[param_name].parse(found)
 
 
 class InProject:
