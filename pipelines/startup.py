@@ -198,8 +198,10 @@ def check_task_parameters(argv: list[str]) -> None:
         try:
             param.parse(value)
         except ValueError as exc:
-            expected = f"a date as {param.date_format.replace('%Y', 'YYYY').replace('%m', 'MM').replace('%d', 'DD')}" if isinstance(param, luigi.DateParameter) else ""
-            reason = f"not {expected}" if expected else str(exc).strip().splitlines()[0]
+            if isinstance(param, luigi.DateParameter):
+                reason = "not a date as " + param.date_format.replace("%Y", "YYYY").replace("%m", "MM").replace("%d", "DD")
+            else:
+                reason = str(exc).strip().splitlines()[0]
             raise StartupError(f"{task.get_task_family()} --{name.replace('_', '-')} {value}: {reason}") from None
 
 
