@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import os
 import re
 import textwrap
@@ -275,8 +274,6 @@ def luigi_cfg(inf: Inferred, sample: Path, module: str, *, label: str | None, fm
     """luigi.cfg for the files source the sample stands for, with embedded defaults and TODOs."""
     template, note = path_template(sample)
     label_in_rows = label is not None and label in [c.name for c in inf.columns]
-    inputs = input_columns(inf, label)
-    null_share = max([c.nulls / c.rows for c in inputs if c.rows] or [0.0])
     day = example_date(inf, sample)
     lines = [
         f"# A batchml project written by `batchml init` from {sample}.",
@@ -350,9 +347,6 @@ def luigi_cfg(inf: Inferred, sample: Path, module: str, *, label: str | None, fm
         "n_workers = 2",
         "threads_per_worker = 1",
     ]
-    if null_share > 0.01:
-        allowed = math.ceil((null_share * 1.5 + 0.01) * 100) / 100
-        lines += ["", "[checks]", f"# The sample's inputs were up to {null_share:.1%} null; the default limit is 1%.", f"max_null_rate = {min(allowed, 1.0)}"]
     return "\n".join(lines) + "\n"
 
 
