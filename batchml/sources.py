@@ -91,6 +91,11 @@ class FileSource:
     Completeness: a date exists once its files hold at least one of its rows and, with
     `complete_marker`, once its marker file exists. A marker holding an integer is the
     number of rows its files must hold. A CSV whose last line is cut fails its date.
+
+    Format: a path whose name ends in .parquet/.pq or .csv (compressed too: .csv.gz) is read
+    as that; `fmt` names the format of paths that do not say (folders, globs, other names),
+    parquet when empty. The labels path follows its own extension, so a CSV source may have
+    Parquet labels; a rows path whose extension contradicts a set `fmt` is a ConfigError.
     """
 
     def __init__(
@@ -99,26 +104,31 @@ class FileSource:
         path: str,
         contract: Contract,
         labels_path: str = "",
-        fmt: str = "parquet",
+        fmt: str = "",
         encoding: str = "utf-8",
         complete_marker: str = "",
         storage_options: dict | None = None,
     ):
         if "{" not in path:
             raise ConfigError(f"[source] path {path!r} has no date field: use {{date}}, {{year}}, {{month}}, {{day}} or {{date:%%Y-%%m}}")
-        if fmt not in ("parquet", "csv"):
+        if fmt not in ("", "parquet", "csv"):
             raise ConfigError(f"[source] format must be parquet or csv, not {fmt!r}")
-        self.path, self.labels_path, self.fmt, self.encoding = path, labels_path, fmt, encoding
+        said = format_of(path)
+        if fmt and said and said != fmt:
+            raise ConfigError(f"[source] format = {fmt} but [source] path {path} names a {said} file: leave format empty to follow the extension")
+        self.path, self.labels_path, self.encoding = path, labels_path, encoding
+        self.fmt = said or fmt or "parquet"
+        self.labels_fmt = format_of(labels_path) or fmt or "parquet"
         self.contract, self.options = contract, storage_options or {}
         self.complete_marker = complete_marker
 
-    def _files(self, template: str, date: dt.date) -> list[str]:
+    def _files(self, template: str, date: dt.date, fmt: str | None = None) -> list[str]:
         url = expand(template, date)
         fs, path = fsspec.core.url_to_fs(url, **self.options)
         if any(c in path for c in "*?["):
             files = sorted(fs.glob(path))
         elif fs.isdir(path):
-            files = sorted(p for p in fs.ls(path, detail=False) if _is_data(p.rsplit("/", 1)[-1], self.fmt))
+            files = sorted(p for p in fs.ls(path, detail=False) if _is_data(p.rsplit("/", 1)[-1], fmt or self.fmt))
         else:
             files = [path] if fs.exists(path) else []
         return [fs.unstrip_protocol(p) for p in files]
@@ -200,10 +210,11 @@ class FileSource:
         with fsspec.open(url, "rb", **self.options) as fh:
             return pq.ParquetFile(fh).metadata.num_rows
 
-    def _read(self, url: str, date: dt.date | None, columns_of=None) -> pd.DataFrame:
-        """The contract's columns of one file; with `date`, Parquet row groups of other dates are skipped."""
+    def _read(self, url: str, date: dt.date | None, columns_of=None, fmt: str | None = None) -> pd.DataFrame:
+        """The contract's columns of one file (in `fmt`, the rows' format unless given); with `date`, Parquet row groups of other dates are skipped."""
+        fmt = fmt or self.fmt
         try:
-            if self.fmt == "parquet":
+            if fmt == "parquet":
                 import pyarrow.parquet as pq
 
                 with fsspec.open(url, "rb", **self.options) as fh:
@@ -236,7 +247,7 @@ class FileSource:
         except (MissingInput, SchemaError, IncompleteInput):
             raise
         except Exception as exc:  # any parser error: name the file, keep the cause
-            raise SchemaError(f"{url}: cannot be read as {self.fmt}: {type(exc).__name__}: {exc}") from exc
+            raise SchemaError(f"{url}: cannot be read as {fmt}: {type(exc).__name__}: {exc}") from exc
 
     def _timestamp_source(self, names) -> str | None:
         ts = self.contract.timestamp
@@ -269,14 +280,15 @@ class FileSource:
         return frame.loc[((ts >= start) & (ts < end)).to_numpy()].reset_index(drop=True)
 
     def has_labels(self, date):
-        return bool(self.labels_path) and bool(self._files(self.labels_path, date))
+        return bool(self.labels_path) and bool(self._files(self.labels_path, date, self.labels_fmt))
 
     def labels(self, date):
-        files = self._files(self.labels_path, date) if self.labels_path else []
+        files = self._files(self.labels_path, date, self.labels_fmt) if self.labels_path else []
         if not files:
             raise MissingInput(f"no labels for {date} at {expand(self.labels_path, date)!r}")
         wanted = _label_columns(self.contract)
-        frames = [self._read(u, None, columns_of=lambda names: [n for n in names if n in wanted or n in self.contract.source_names(names)]) for u in files]
+        columns_of = lambda names: [n for n in names if n in wanted or n in self.contract.source_names(names)]  # noqa: E731
+        frames = [self._read(u, None, columns_of=columns_of, fmt=self.labels_fmt) for u in files]
         return conform_labels(pd.concat(frames, ignore_index=True), self.contract, origin=files[0])
 
     def fingerprint(self, date):
@@ -321,6 +333,18 @@ class _Ends(io.RawIOBase):
 
 def _torn(url: str, have: int, want: int) -> str:
     return f"{url}: the last line is cut ({have} of {want} fields); the file looks incomplete"
+
+
+_EXTENSIONS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+_COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zip")
+
+
+def format_of(template: str) -> str | None:
+    """The format a path's name says (`.csv`, `.csv.gz`, `.parquet`, `.pq`), or None (a folder, a glob of any file, another name)."""
+    name = template.rstrip("/").rsplit("/", 1)[-1].lower()
+    for suffix in _COMPRESSED:
+        name = name.removesuffix(suffix)
+    return next((kind for ext, kind in _EXTENSIONS.items() if name.endswith(ext)), None)
 
 
 def _is_data(name: str, fmt: str) -> bool:

@@ -104,7 +104,12 @@ class source(luigi.Config):
     labels_path = luigi.Parameter(
         default="", description="files: path template of a labels feed (key columns and the label column); not needed with [labels] transform."
     )
-    format = luigi.ChoiceParameter(choices=["parquet", "csv"], default="parquet", description="files: file format (CSV may be gzip-compressed: .csv.gz).")
+    format = luigi.ChoiceParameter(
+        choices=["", "parquet", "csv"],
+        default="",
+        description="files: the format of paths whose name does not say it (folders, globs); a name ending in .parquet, .pq or .csv (.csv.gz too) is read "
+        "as that, the labels path by its own. Empty: by the extension, else parquet.",
+    )
     encoding = luigi.Parameter(default="utf-8", description="files, CSV: text encoding. A value that does not decode quarantines its row, naming the column.")
     complete_marker = luigi.Parameter(
         default="",
