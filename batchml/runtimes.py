@@ -112,6 +112,9 @@ def choose_runtime(pin: ModelPin, model_dir: str | os.PathLike, sample: pd.DataF
         return pin
     onnx_file, outcome_file = converted_paths(cache_dir, pin)
     outcome = json.loads(outcome_file.read_text()) if outcome_file.exists() else None
+    if outcome and not outcome.get("sha256"):  # this version does not convert: not tried, nor warned about, again
+        log.info("models:/%s/%s scored with pyfunc: its ONNX export failed before (%s)", pin.name, pin.version, outcome_file)
+        return dataclasses.replace(pin, note=_join(pin.note, f"pyfunc: {outcome['note']}"))
     model = _sklearn_model(model_dir)
     inputs = list(pin.inputs) or list(sample.columns)
     sample = sample[inputs]
@@ -119,8 +122,6 @@ def choose_runtime(pin: ModelPin, model_dir: str | os.PathLike, sample: pd.DataF
         blob = onnx_file.read_bytes()  # converted before: only the parity on this date's rows is checked again
         why = onnx_parity(blob, model, sample, pin.classes, rtol=rtol, atol=atol)
         ok, note = not why, why or f"converted to ONNX (cached), parity checked on {len(sample)} of the date's rows (rtol {rtol}, atol {atol})"
-    elif outcome and not outcome.get("sha256"):
-        ok, blob, note = False, None, outcome["note"]  # this version does not convert: not retried every date
     else:
         from batchml.training import to_onnx_bytes
 

@@ -136,7 +136,7 @@ def to_onnx_bytes(model, sample: pd.DataFrame, *, classes=None, rtol: float = 1e
         session = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
         got = onnx_outputs(session, onnx_feed(session, _onnx_frame(sample), tuple(sample.columns)), len(sample), classes)
     except Exception as exc:  # an estimator skl2onnx cannot convert: scored with pyfunc instead
-        return None, f"ONNX export failed: {type(exc).__name__}: {str(exc)[:300]}"
+        return None, f"ONNX export failed: {type(exc).__name__}: {' '.join(str(exc).split())}"  # whole, on one line
     if classes:
         want, have = model.predict_proba(sample), np.column_stack([got[f"proba_{c}"] for c in classes])
     else:
