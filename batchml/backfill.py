@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from batchml.failures import FAILURE, has_failed
+from batchml.failures import FAILURE
 from batchml.layout import FEATURES, PREDICTIONS, monitoring_file
-from batchml.monitoring import read_json
+from batchml.monitoring import has_failed, read_json
 from batchml.sources import Source
 from batchml.storage import Storage
 

@@ -58,13 +58,14 @@ def record_failure(storage: Storage, date: dt.date, record: FailureRecord) -> No
     refresh_dashboard(storage)
 
 
-def clear_failure(storage: Storage, date: dt.date) -> None:
-    """Remove a date's failure record (and re-render the dashboard) if it has one."""
+def clear_failure(storage: Storage, date: dt.date) -> bool:
+    """Remove a date's failure record (and re-render the dashboard) if it has one; whether it had."""
     path = monitoring_file(date, FAILURE)
     if storage.read_text(path) is None:
-        return
+        return False
     storage.delete(path)
     refresh_dashboard(storage)
+    return True
 
 
 def read_failure(storage: Storage, date: dt.date) -> FailureRecord | None:
@@ -82,12 +83,3 @@ def refresh_dashboard(storage: Storage) -> bool:
     except Exception as exc:  # the dashboard is informative: the cause being recorded matters more
         log.warning("could not re-render the monitoring dashboard: %s", one_line(exc))
         return False
-
-
-def has_failed(failure: dict | FailureRecord | None, metrics: dict | None) -> bool:
-    """A date failed: a task of it failed (its failure record) or an error check breached.
-
-    The one definition the dashboard's status and `Backfill --dry-run` share: a date that
-    failed at extraction has no predictions, but it is failed, not missing.
-    """
-    return bool(failure) or (metrics or {}).get("status") == "fail"

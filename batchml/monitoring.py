@@ -11,7 +11,7 @@ from batchml import layout
 from batchml.layout import MONITORING, monitoring_file
 from batchml.storage import Storage
 
-__all__ = ["MONITORING", "history", "monitored_dates", "monitoring_file", "read_durations", "read_json", "record_duration", "trailing_rows", "write_json"]
+__all__ = ["MONITORING", "has_failed", "history", "monitored_dates", "monitoring_file", "read_durations", "read_json", "record_duration", "trailing_rows", "write_json"]
 
 
 def read_json(storage: Storage, relative: str) -> dict | None:
@@ -46,6 +46,15 @@ def trailing_rows(storage: Storage, dataset: str, date: dt.date, days: int) -> l
         if m is not None:
             out.append(m.rows["in"])
     return out
+
+
+def has_failed(failure: dict | None, metrics: dict | None) -> bool:
+    """A date failed: a task of it failed (its failure.json, see batchml.failures) or an error check breached.
+
+    The one definition the dashboard's status and `Backfill --dry-run` share: a date that
+    failed at extraction has no predictions, but it is failed, not missing.
+    """
+    return bool(failure) or (metrics or {}).get("status") == "fail"
 
 
 def monitored_dates(storage: Storage) -> list[dt.date]:

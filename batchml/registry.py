@@ -113,6 +113,23 @@ def _open_client(tracking_uri: str):
 
 
 _monitoring_ids: dict[tuple[str, str], tuple[str, str]] = {}  # (tracking URI, model) -> (monitoring experiment, timeline run)
+_step_origins: dict[tuple[str, str], dt.date] = {}  # (tracking URI, monitoring experiment) -> the date of step 0
+STEP_ORIGIN_TAG = "batchml.step_origin"
+FAILURE_TAGS = ("failure_task", "failure_cause")
+
+
+def version_description(tags: dict[str, str], metrics: dict[str, float], decision: str) -> str:
+    """A registered version's description: the data it was trained on, its holdout metrics, and why it was promoted or rejected."""
+    window = f"{tags.get('window_start', '?')} to {tags.get('window_end', '?')}"
+    rows = f", {int(metrics['train_rows']):,} training rows" if "train_rows" in metrics else ""
+    holdout = ", ".join(f"{k.removeprefix('holdout_')} {v:.4g}" for k, v in sorted(metrics.items()) if k.startswith("holdout_"))
+    lines = [
+        f"Trained by batchml on the labelled dates {window}{rows}; a tenth of each date's rows held out.",
+        f"Holdout metrics: {holdout or 'none recorded'}.",
+        f"Why trained: {tags['reason']}." if tags.get("reason") else "",
+        f"Decision: {decision}",
+    ]
+    return "\n".join(line for line in lines if line)
 
 
 def _flavors(folder: Path) -> dict:
@@ -330,6 +347,7 @@ class Registry:
             if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
                 raise
         mv = self.client.create_model_version(self.name, source=info.model_uri, run_id=run_id, tags=version_tags, model_id=info.model_id)
+        self.describe_version(str(mv.version), "not yet compared with the champion.")
         runtime = "onnx" if onnx_bytes is not None else "pyfunc"
         log.info("registered models:/%s/%s (run %s, scored with %s)", self.name, mv.version, run_id, runtime)
         return str(mv.version)
@@ -418,29 +436,86 @@ class Registry:
     def version_tags(self, version: str, name: str = "") -> dict[str, str]:
         return dict(self.client.get_model_version(name or self.name, version).tags)
 
-    def log_daily(self, date: str, metrics: dict[str, float], tags: dict[str, str], documents: dict[str, dict]) -> str:
+    def describe_version(self, version: str, decision: str) -> None:
+        """Set a version's description from its tags and its run's metrics (see version_description)."""
+        mv = self.client.get_model_version(self.name, version)
+        metrics = self.client.get_run(mv.run_id).data.metrics if mv.run_id else {}
+        self.client.update_model_version(self.name, version, description=version_description(dict(mv.tags), dict(metrics), decision))
+
+    def log_daily(self, date: str, metrics: dict[str, float], tags: dict[str, str], documents: dict[str, dict | str]) -> str:
         """Log a date's monitoring numbers to `<model>-monitoring`; re-runs reuse the runs.
 
-        Two places: the date's own run ("monitor D": its numbers, tags and documents), and one
-        "monitor timeline" run where every date is a step (days since 1970-01-01, timestamped
-        at the date), so MLflow's charts of that run are timelines ordered by date.
+        Two places: the date's own run ("monitor D": its numbers, tags and documents, a str
+        body logged as text, e.g. report.html), and one "monitor timeline" run where every
+        date is a step, so MLflow's charts of that run are timelines ordered by date. A step
+        is the number of days since the first date logged to the experiment (its tag
+        batchml.step_origin; an earlier date logged later has a negative step), and every
+        metric is timestamped at its date, so the "Time (wall)" x axis reads as dates. Both
+        runs are ended after each call: the date's run FAILED when its checks failed or a
+        task of it failed (log_failure), FINISHED otherwise.
         """
         from mlflow.entities import Metric, RunTag
 
         experiment_id = self._monitoring_experiment()
-        runs = self.client.search_runs([experiment_id], filter_string=f"tags.date = '{date}'", max_results=1)
-        run_id = runs[0].info.run_id if runs else self.client.create_run(experiment_id, run_name=f"monitor {date}", tags={"date": date}).info.run_id
+        run_id = self._date_run(experiment_id, date)
         day = dt.date.fromisoformat(date)
-        step = (day - dt.date(1970, 1, 1)).days
+        step = (day - self._step_origin(experiment_id, day)).days
         at = int(dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc).timestamp() * 1000)
         batch = [Metric(k, float(v), at, step) for k, v in sorted(metrics.items())]
         self.client.log_batch(run_id, metrics=batch, tags=[RunTag(k, str(v)) for k, v in tags.items()])
         for name, body in documents.items():
-            self.client.log_dict(run_id, body, name)
-        self.client.set_terminated(run_id)
+            if isinstance(body, str):
+                self.client.log_text(run_id, body, name)
+            else:
+                self.client.log_dict(run_id, body, name)
+        self._end_date_run(run_id)
         if batch:
-            self.client.log_batch(self._timeline_run(experiment_id), metrics=batch)
+            timeline = self._timeline_run(experiment_id)
+            self.client.log_batch(timeline, metrics=batch)
+            self.client.set_terminated(timeline)  # a run nothing writes to between dates is not RUNNING
         return run_id
+
+    def log_failure(self, date: str, task: str, cause: str) -> str:
+        """The date's monitoring run, FAILED with the failed task and its cause (already free of credentials) as tags.
+
+        A date that failed before its checks (at extraction, say) gets its run here.
+        """
+        from mlflow.entities import RunTag
+
+        run_id = self._date_run(self._monitoring_experiment(), date)
+        self.client.log_batch(run_id, tags=[RunTag("failure_task", task), RunTag("failure_cause", cause[:4000])])
+        self._end_date_run(run_id)
+        return run_id
+
+    def clear_failure(self, date: str) -> None:
+        """The date's run no longer carries a failure (its daily job succeeded): re-ended on its checks' status."""
+        runs = self.client.search_runs([self._monitoring_experiment()], filter_string=f"tags.date = '{date}'", max_results=1)
+        if not runs:
+            return
+        run = runs[0]
+        for key in FAILURE_TAGS:
+            if key in run.data.tags:
+                self.client.delete_tag(run.info.run_id, key)
+        self._end_date_run(run.info.run_id)
+
+    def _date_run(self, experiment_id: str, date: str) -> str:
+        runs = self.client.search_runs([experiment_id], filter_string=f"tags.date = '{date}'", max_results=1)
+        return runs[0].info.run_id if runs else self.client.create_run(experiment_id, run_name=f"monitor {date}", tags={"date": date}).info.run_id
+
+    def _end_date_run(self, run_id: str) -> None:
+        tags = self.client.get_run(run_id).data.tags
+        failed = tags.get("status") == "fail" or any(key in tags for key in FAILURE_TAGS)
+        self.client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
+
+    def _step_origin(self, experiment_id: str, day: dt.date) -> dt.date:
+        """The date of step 0: the first date logged to the monitoring experiment (recorded as its tag)."""
+        key = (self.tracking_uri, experiment_id)
+        if key not in _step_origins:
+            tag = self.client.get_experiment(experiment_id).tags.get(STEP_ORIGIN_TAG)
+            if tag is None:
+                self.client.set_experiment_tag(experiment_id, STEP_ORIGIN_TAG, day.isoformat())
+            _step_origins[key] = dt.date.fromisoformat(tag) if tag else day
+        return _step_origins[key]
 
     def _monitoring_experiment(self) -> str:
         known = _monitoring_ids.get((self.tracking_uri, self.name))
@@ -454,8 +529,9 @@ class Registry:
         experiment_id = self.client.create_experiment(experiment, artifact_location=location)
         note = (
             f"Daily monitoring of models:/{self.name}, written by batchml. One run per date (monitor YYYY-MM-DD) with its "
-            "checks, drift and retraining decision as metrics, tags and JSON documents; the run 'monitor timeline' holds "
-            "every date as a step, so its charts are timelines. The dashboard is monitoring/index.html under the storage root."
+            "checks, drift and retraining decision as metrics, tags and JSON documents, and its report.html; FAILED when the "
+            "date failed (tags failure_task, failure_cause). The run 'monitor timeline' holds every date as a step (days since "
+            "the tag batchml.step_origin), so its charts are timelines. The dashboard is monitoring/index.html under the storage root."
         )
         self.client.set_experiment_tag(experiment_id, "mlflow.note.content", note)
         return experiment_id
@@ -468,6 +544,10 @@ class Registry:
         if runs:
             run_id = runs[0].info.run_id
         else:
-            run_id = self.client.create_run(experiment_id, run_name="monitor timeline", tags={"kind": "timeline"}).info.run_id
+            note = (
+                "Every monitored date as a step: step = days since the experiment's batchml.step_origin tag (the first date "
+                "logged), each value timestamped at its date (choose x axis: Time (wall) to read dates)."
+            )
+            run_id = self.client.create_run(experiment_id, run_name="monitor timeline", tags={"kind": "timeline", "mlflow.note.content": note}).info.run_id
         _monitoring_ids[(self.tracking_uri, self.name)] = (experiment_id, run_id)  # a backfill logs every date to them
         return run_id

@@ -94,6 +94,7 @@ def gate_challenger(
     evaluated = [d.isoformat() for d in dates]
     for key, value in {"gate": result["decision"], "gate_reason": result["reason"], "gate_dates": ",".join(evaluated)}.items():
         registry.client.set_model_version_tag(registry.name, challenger.version, key, value)
+    registry.describe_version(challenger.version, f"{result['decision']} against v{champion.version} on {', '.join(evaluated)}: {result['reason']}.")
     if result["decision"] == "promoted":
         registry.set_alias(PREVIOUS, champion.version)
         registry.set_alias(alias, challenger.version)

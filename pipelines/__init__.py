@@ -20,7 +20,7 @@ from tasks.identity import InProject
 from tasks.extract import ExtractFeatures, SourceData  # noqa: F401
 from tasks.model import ChampionModel, ResolveModel  # noqa: F401
 from tasks.monitor import CheckMetrics, DetectDrift, ExtractLabels, Metrics  # noqa: F401
-from tasks.report import DailyReport  # noqa: F401
+from tasks.report import DailyReport, clear_logged_failure, log_date_failure  # noqa: F401
 from tasks.retrain import RetrainIfDrifted, Rollback, TrainChallenger  # noqa: F401
 from tasks.score import ScorePredictions  # noqa: F401
 
@@ -92,10 +92,12 @@ def _record_date_failure(task, exception):
     date = getattr(task, "date", None)
     if date is None or not hasattr(date, "isoformat"):
         return
+    record = failure_of(task.get_task_family(), task.task_id, exception)
     try:
-        record_failure(make_storage(), date, failure_of(task.get_task_family(), task.task_id, exception))
+        record_failure(make_storage(), date, record)
     except Exception as exc:
         log.warning("could not record the failure of %s: %s", task.task_id, one_line(exc))
+    log_date_failure(date, record.task, record.cause)
 
 
 @luigi.Task.event_handler(luigi.Event.SUCCESS)
@@ -103,10 +105,13 @@ def _clear_date_failure(task):
     """A date whose daily job succeeded is no longer failing."""
     if not isinstance(task, DailyScore):
         return
+    cleared = False
     try:
-        clear_failure(make_storage(), task.date)
+        cleared = clear_failure(make_storage(), task.date)
     except Exception as exc:
         log.warning("could not clear the failure record of %s: %s", task.task_id, one_line(exc))
+    if cleared:
+        clear_logged_failure(task.date)
 
 
 @luigi.Task.event_handler(luigi.Event.PROCESSING_TIME)

@@ -59,6 +59,7 @@ class ChampionModel(InProject, luigi.Task):
                 run_name=f"cold start {self.date}",
             )
             registry.set_alias(mlflow().alias, version)
+            registry.describe_version(version, f"promoted to @{mlflow().alias} as the first model (cold start: no version held the alias).")
 
 
 class ResolveModel(InProject, luigi.Task):

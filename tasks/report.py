@@ -1,9 +1,13 @@
-"""DailyReport: the monitoring page of a date, and the index across dates."""
+"""DailyReport: the monitoring page of a date, and the index across dates; a date's failure in MLflow."""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 
 import luigi
+
+from batchml.failures import one_line
 
 from batchml.monitoring import monitoring_file, report_inputs
 from tasks.config import cache_dir, make_registry, make_storage, report
@@ -35,3 +39,27 @@ class DailyReport(InProject, luigi.Task):
         page = render_daily_report(self.date, **report_inputs(storage, self.date, reference=reference, trend_days=report().trend_days))
         storage.write_text(self.output().relative, page)
         write_index(storage)
+        make_registry().log_daily(self.date.isoformat(), {}, {}, {"report.html": page})  # beside the date's numbers in MLflow
+
+
+log = logging.getLogger("batchml")
+
+
+def log_date_failure(date: dt.date, task: str, cause: str) -> None:
+    """The date's MLflow monitoring run FAILED with the task and cause as tags (cause free of credentials: failures.failure_of).
+
+    Called by the failure handler for every failed task of a date, so a date that failed
+    before its checks has a run too. Never raises: the task's own failure is the cause.
+    """
+    try:
+        make_registry().log_failure(date.isoformat(), task, cause)
+    except Exception as exc:
+        log.warning("could not log the failure of %s(date=%s) to MLflow: %s", task, date, one_line(exc))
+
+
+def clear_logged_failure(date: dt.date) -> None:
+    """The date's daily job succeeded: its MLflow run loses the failure tags and ends on its checks' status. Never raises."""
+    try:
+        make_registry().clear_failure(date.isoformat())
+    except Exception as exc:
+        log.warning("could not clear the failure of %s in MLflow: %s", date, one_line(exc))
