@@ -53,12 +53,12 @@ class Packaging:
     window: tuple[str, str] = ("", "")  # the training window (first, last date), for the logged dataset
 
 
-def raw_signature_inputs(contract: Contract):
-    """The signature's input schema: one column per raw contract column.
+def raw_example_schema(contract: Contract):
+    """The columns of the input example, one per raw contract column, in the kinds JSON and CSV give.
 
-    Timestamps are ISO 8601 text: MLflow's CSV reader cannot read a datetime column of a
-    signature and JSON has none, and the contract parses text in its own timezone as the
-    batch does. Nullable integers are doubles, as MLflow advises (JSON null into a long fails).
+    Timestamps are ISO 8601 text (JSON has no datetime; the contract parses text in its own
+    timezone as the batch does), nullable integers doubles (NaN where missing). This describes
+    the example only: the model's signature declares no input types (see `log_model`).
     """
     from mlflow.types.schema import ColSpec, Schema
 
@@ -72,7 +72,7 @@ def raw_signature_inputs(contract: Contract):
 def raw_example(rows: pd.DataFrame, contract: Contract) -> pd.DataFrame:
     """Validated rows as a user sends them: the signature's columns, timestamps as ISO text."""
     out = {}
-    for spec in raw_signature_inputs(contract).inputs:
+    for spec in raw_example_schema(contract).inputs:
         col, values = contract.column(spec.name), rows[spec.name]
         if col.dtype == "datetime":
             out[spec.name] = values.map(lambda v: v.isoformat() if pd.notna(v) else None).astype(object)
@@ -212,6 +212,15 @@ def log_model(model, onnx_path: Path | None, packaging: Packaging, *, inputs: li
 
     The estimator inside it is saved with `estimator_signature` (on the model inputs) and
     the types skops must trust to read it back.
+
+    The raw-rows model's signature has outputs and no inputs, on purpose: MLflow enforces an
+    input schema before the model sees a row, and no column type of its admits every form the
+    team's own files give the same column (a timestamp as datetime64 from Parquet and as text
+    from CSV or JSON; a nullable integer as Int64, int64 or float64), so any declared type
+    refuses some of them ("Can not safely convert datetime64[us] to <U0"). The contract inside
+    the model is the input schema: it coerces each form as the batch does and refuses a row
+    naming the row, column and rule. The input example (`raw_example`) lists the columns.
+    `spark_udf` takes them as one struct: `udf(struct(*columns))`.
     """
     import mlflow
     from mlflow.models import ModelSignature, infer_signature
@@ -233,7 +242,7 @@ def log_model(model, onnx_path: Path | None, packaging: Packaging, *, inputs: li
     example = packaging.example
     with importable(work / "code"):
         output = _example_output(artifacts, config, example)
-        signature = ModelSignature(inputs=raw_signature_inputs(packaging.contract), outputs=infer_signature(example, output).outputs)
+        signature = ModelSignature(inputs=None, outputs=infer_signature(example, output).outputs)
         return mlflow.pyfunc.log_model(
             name="model",
             python_model=str(work / "code" / "model.py"),

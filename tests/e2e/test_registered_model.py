@@ -35,7 +35,11 @@ URI = f"models:/{NAME}@champion"
 
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory):
-    """A project folder after `DailyScore --date DAY`; yields (folder, raw rows CSV, committed predictions of those rows)."""
+    """A project folder after `DailyScore --date DAY`; yields (folder, raw rows CSV, committed predictions of those rows).
+
+    Beside the CSV, `rows.parquet` holds the same rows as a team's own Parquet has them: timestamps
+    as datetime64, an integer as pandas' nullable Int64, another as float64, another as int32.
+    """
     folder = tmp_path_factory.mktemp("project")
     write_cfg(folder / "luigi.cfg", pipeline_settings(folder))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LUIGI_", "MLFLOW_"))}
@@ -53,7 +57,10 @@ def scored(tmp_path_factory):
     contract = Contract.load(CONTRACT)
     rows = validate(pd.concat(trips(DAY, **TRIPS), ignore_index=True), contract, DAY, origin="generator").valid
     rows_csv = folder / "rows.csv"
-    rows[[c for c in contract.names if c != contract.label.column]].to_csv(rows_csv, index=False)  # as a user has them: text
+    raw = rows[[c for c in contract.names if c != contract.label.column]]
+    raw.to_csv(rows_csv, index=False)  # as a user has them: text
+    typed = {"passenger_count": "Int64", "rate_code_id": "float64", "payment_type": "int32"}
+    raw.astype(typed).to_parquet(folder / "rows.parquet", index=False)
     committed = pd.read_parquet(folder / "data" / "predictions" / f"date={DAY}")
     expected = rows[KEY].merge(committed, on=KEY, how="left", validate="one_to_one")
     assert expected["prediction"].notna().all() and len(expected) == len(committed)  # every valid row was scored
@@ -87,16 +94,21 @@ import mlflow, pandas as pd
 
 assert not any("taxi" in p for p in sys.path), sys.path
 model = mlflow.pyfunc.load_model(sys.argv[1])
-model.predict(pd.read_csv(sys.argv[2])).to_csv(sys.argv[3], index=False)
+rows = pd.read_parquet(sys.argv[2]) if sys.argv[2].endswith(".parquet") else pd.read_csv(sys.argv[2])
+print("dtypes", dict(rows.dtypes.astype(str)))
+model.predict(rows).to_csv(sys.argv[3], index=False)
 print("transform from", sys.modules["taxi_hooks"].__file__)
 """
 
 
-def test_pyfunc_load_model_by_alias_predicts_the_batch_predictions_on_raw_rows_in_a_fresh_process(scored, tmp_path):
+@pytest.mark.parametrize("read", ["csv", "parquet"])
+def test_pyfunc_load_model_by_alias_predicts_the_batch_predictions_on_raw_rows_in_a_fresh_process(scored, tmp_path, read):
+    """The frame pandas reads from the team's CSV (timestamps as text) or Parquet (datetime64, Int64, float, int32)."""
     folder, rows_csv, expected = scored
     out = tmp_path / "out.csv"
+    rows = rows_csv if read == "csv" else folder / "rows.parquet"
     run = subprocess.run(
-        [sys.executable, "-c", LOAD_AND_PREDICT, URI, str(rows_csv), str(out)],
+        [sys.executable, "-c", LOAD_AND_PREDICT, URI, str(rows), str(out)],
         cwd=tmp_path,
         env=clean_env(folder),
         capture_output=True,
@@ -105,6 +117,8 @@ def test_pyfunc_load_model_by_alias_predicts_the_batch_predictions_on_raw_rows_i
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert f"{os.sep}code{os.sep}taxi_hooks.py" in run.stdout  # the transform came with the model
+    if read == "parquet":
+        assert "'pickup_datetime': 'datetime64[us]'" in run.stdout and "'passenger_count': 'Int64'" in run.stdout
     got = pd.read_csv(out)
     assert list(got.columns) == ["prediction"]
     assert_batch_predictions(got["prediction"], expected)
@@ -122,8 +136,10 @@ def test_the_registered_model_describes_itself(scored):
         onnx_file = mlflow.artifacts.download_artifacts(f"runs:/{mv.run_id}/onnx/model.onnx", dst_path=str(folder / "check"))
         model_dir = Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}/{mv.version}", dst_path=str(folder / "model")))
     raw = [c for c in contract.names if c != contract.label.column]
-    assert info.signature.inputs.input_names() == raw and info.signature.outputs.input_names() == ["prediction"]
-    assert dict(zip(raw, [s.type.name for s in info.signature.inputs.inputs]))["pickup_datetime"] == "string"  # ISO text
+    # No input types for MLflow to enforce (none admits both a Parquet timestamp and a CSV's text): the contract inside checks rows.
+    assert info.signature.inputs is None and info.signature.outputs.input_names() == ["prediction"]
+    example = json.loads((model_dir / "input_example.json").read_text())
+    assert example["columns"] == raw  # the columns a caller sends, timestamps as ISO text
     assert run.info.run_name == f"cold start {DAY}"
     (dataset,) = run.inputs.dataset_inputs
     assert dataset.dataset.name.startswith(contract.dataset) and {t.key: t.value for t in dataset.tags}["mlflow.data.context"].startswith("training ")
@@ -155,10 +171,19 @@ def test_mlflow_models_serve_answers_raw_rows_with_the_batch_predictions(scored,
         )
         with urllib.request.urlopen(request, timeout=120) as response:
             answer = json.loads(response.read())
+        parquet = urllib.request.Request(  # the team's Parquet file as it is: datetime64 timestamps, Int64, float and int32 integers
+            f"http://127.0.0.1:{port}/invocations",
+            data=(folder / "rows.parquet").read_bytes(),
+            headers={"Content-Type": "application/vnd.apache.parquet"},
+            method="POST",
+        )
+        with urllib.request.urlopen(parquet, timeout=120) as response:
+            from_parquet = json.loads(response.read())
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
     assert_batch_predictions([p["prediction"] for p in answer["predictions"]], expected)
+    assert_batch_predictions([p["prediction"] for p in from_parquet["predictions"]], expected)
 
 
 @pytest.mark.slow
@@ -177,6 +202,7 @@ def test_spark_udf_on_raw_rows_agrees_with_the_batch(scored, monkeypatch):
     """Runs where pyspark (and Java) are installed; batchml does not depend on them."""
     pytest.importorskip("pyspark")
     from pyspark.sql import SparkSession
+    from pyspark.sql.functions import struct
 
     folder, rows_csv, expected = scored
     monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
@@ -185,7 +211,8 @@ def test_spark_udf_on_raw_rows_agrees_with_the_batch(scored, monkeypatch):
     try:
         with _fluent_uris(f"sqlite:///{folder / 'mlflow.db'}"):
             udf = mlflow.pyfunc.spark_udf(spark, URI, env_manager="local", result_type="double")
-        got = spark.createDataFrame(rows).select(udf(*rows.columns).alias("prediction")).toPandas()["prediction"]
+        # one struct: the model declares no input types, and its columns are known by name only this way
+        got = spark.createDataFrame(rows).select(udf(struct(*rows.columns)).alias("prediction")).toPandas()["prediction"]
     finally:
         spark.stop()
     assert_batch_predictions(got, expected)
