@@ -236,3 +236,77 @@ def test_hovering_a_date_shows_its_cause_in_chromium(chromium, monitoring, tmp_p
     guides = [a for t, a in dom.tags if t == "line" and "guide" in a.get("class", "").split()]
     assert len(guides) == 5 and all(g["visibility"] == "visible" for g in guides)
     assert len({g["x1"] for g in guides}) == 1  # one date, the same x on every chart
+
+
+LONG_CAUSE = (
+    "SourceMissing: no source file for 2026-05-31: looked for /data/exports/customer_activity/"
+    "year=2026/month=05/day=31/part-00000-5f1c2d7e-93aa-4b1e-8c55-1d0b6f2a9e44.c000.snappy.parquet "
+    "and 3 other patterns under [source] path; check the export job of the upstream warehouse"
+)
+MEASURE = """<script>
+(function () {
+  var width = window.innerWidth, out = [];
+  document.querySelectorAll('%s').forEach(function (el) {
+    var r = el.getBoundingClientRect();
+    out.push([el.className, Math.round(r.left), Math.round(r.right), Math.round(r.top), Math.round(r.bottom)].join(','));
+  });
+  document.body.setAttribute('data-viewport', width + ',' + window.innerHeight);
+  document.body.setAttribute('data-scroll-width', document.documentElement.scrollWidth);
+  document.body.setAttribute('data-boxes', out.join(';'));
+})();
+</script></body>"""
+
+
+def _measured(page: Path, selector: str, width: int, tmp_path: Path) -> tuple[int, int, int, list[tuple[str, int, int, int, int]]]:
+    """Viewport width and height, the page's scroll width and the boxes of `selector`, laid out by Chromium at `width` px."""
+    probe = page.with_name(f"measure-{width}-{page.name}")
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", MEASURE % selector), encoding="utf-8")
+    dump = _chromium("--dump-dom", f"--window-size={width},900", probe.as_uri(), user_data=tmp_path / f"profile-{width}")
+    assert dump.returncode == 0, dump.stderr[-2000:]
+    (body,) = Dom(dump.stdout).find("body")
+    view_w, view_h = map(int, body["data-viewport"].split(","))
+    boxes = [(c, *map(int, rest)) for c, *rest in (b.rsplit(",", 4) for b in body["data-boxes"].split(";") if b)]
+    return view_w, view_h, int(body["data-scroll-width"]), boxes
+
+
+@pytest.fixture(scope="module")
+def failed_pages(tmp_path_factory) -> tuple[Path, Path]:
+    """The dashboard whose latest date failed with a long cause, and a failed date's report."""
+    root = tmp_path_factory.mktemp("failed")
+    docs = drift_scenario()
+    last = dt.date.fromisoformat(docs[-1]["date"]) + dt.timedelta(days=1)
+    docs.append({"date": last.isoformat(), "failure": {"task": "ExtractFeatures", "cause": LONG_CAUSE, "task_id": "x", "at": "x"}})
+    (root / "index.html").write_text(render_dashboard([summarize_date(d) for d in docs]), encoding="utf-8")
+    report = root / f"date={DAY}" / "report.html"
+    report.parent.mkdir()
+    failure = {"task": "CheckMetrics", "cause": "MetricBreach: " + LONG_CAUSE}
+    report.write_text(render_daily_report(DAY, **realistic_inputs(), failure=failure), encoding="utf-8")
+    return root / "index.html", report
+
+
+@pytest.mark.parametrize("width", [1024, 1400])
+def test_headline_tiles_fit_the_viewport_with_a_long_cause(chromium, failed_pages, width, tmp_path):
+    index, _ = failed_pages
+    view, _, scroll, tiles = _measured(index, ".tiles.headline .tile, .tiles.headline .tile > div", width, tmp_path)
+    assert view == width and len(tiles) == 5 * 4
+    assert scroll <= width, f"the page scrolls sideways at {width} px: {scroll}"
+    outside = [t for t in tiles if t[1] < 0 or t[2] > width]
+    assert not outside, f"boxes past the {width} px viewport: {outside}"
+    dom = Dom(index.read_text(encoding="utf-8"))
+    latest = dom.find("div", "sub")[0]
+    assert LONG_CAUSE in latest["title"]  # the whole cause on hover, though the tile cuts it
+    if os.environ.get("BATCHML_SCREENSHOTS"):
+        shot = Path(os.environ["BATCHML_SCREENSHOTS"]) / f"dashboard-failed-{width}.png"
+        _chromium(f"--screenshot={shot}", f"--window-size={width},900", index.as_uri(), user_data=tmp_path / "profile-shot")
+
+
+@pytest.mark.parametrize("width", [1024, 1400])
+def test_a_failed_report_shows_its_cause_on_the_first_screen(chromium, failed_pages, width, tmp_path):
+    _, report = failed_pages
+    view, height, scroll, boxes = _measured(report, "#cause, #summary", width, tmp_path)
+    (cause, summary) = boxes
+    assert cause[0].split()[0] == "banner" and cause[4] <= height and cause[3] < summary[3]  # above the summary, not below the fold
+    assert scroll <= width and cause[2] <= width
+    if os.environ.get("BATCHML_SCREENSHOTS"):
+        shot = Path(os.environ["BATCHML_SCREENSHOTS"]) / f"report-failed-{width}.png"
+        _chromium(f"--screenshot={shot}", f"--window-size={width},900", report.as_uri(), user_data=tmp_path / "profile-shot")
