@@ -21,7 +21,17 @@ from batchml.progress import Progress
 from batchml.registry import ModelPin, Registry
 from batchml.scoring import PREDICTION, ModelSpec, predict_partition, proba_columns
 from batchml.sources import Source
-from batchml.training import RECIPE_HOOK, TrainingSettings, fit_recipe, fitted_inputs, labelled_frame, labelled_window, model_classes, to_onnx_bytes
+from batchml.training import (
+    RECIPE_HOOK,
+    TrainingSettings,
+    estimator_outputs,
+    fit_recipe,
+    fitted_inputs,
+    labelled_frame,
+    labelled_window,
+    model_classes,
+    to_onnx_bytes,
+)
 
 log = logging.getLogger(__name__)
 HOLDOUT_SHARE = 0.1
@@ -81,18 +91,19 @@ def train_and_register(
     inputs = fitted_inputs(model, settings)
     classes = model_classes(model) if contract.task == "classification" else None
     _check_classes(classes, contract, project)
+    named = list(contract.label.classes) if classes and contract.label.classes else classes  # the proba_<class> columns, in the contract's order
     valid = frame[holdout] if holdout.any() else frame
-    outputs = _predict_estimator(model, valid[inputs], classes)
-    metrics = {f"holdout_{k}": v for k, v in model_metrics(contract.task, valid[label].to_numpy(), outputs, classes).items()}
+    outputs = _predict_estimator(model, valid[inputs], named)
+    metrics = {f"holdout_{k}": v for k, v in model_metrics(contract.task, valid[label].to_numpy(), outputs, named).items()}
     metrics["train_rows"] = len(train)
-    onnx_bytes, export_note = to_onnx_bytes(model, train[inputs].head(2000), classes=classes)
+    onnx_bytes, export_note = to_onnx_bytes(model, train[inputs].head(2000), classes=named)
     progress.note(f"training: {export_note}; profiling {len(train)} training rows")
 
     categorical = categorical_inputs(train, inputs)
     profile = reference_profile(train[inputs], categorical=categorical)
-    train_outputs = _predict_estimator(model, train[inputs], classes)
-    scored = pd.DataFrame({c: train_outputs[c] for c in _profiled_outputs(classes)})
-    profile["prediction"] = reference_profile(scored[[_profiled_outputs(classes)[0]]])["columns"][_profiled_outputs(classes)[0]]
+    train_outputs = _predict_estimator(model, train[inputs], named)
+    scored = pd.DataFrame({c: train_outputs[c] for c in _profiled_outputs(named)})
+    profile["prediction"] = reference_profile(scored[[_profiled_outputs(named)[0]]])["columns"][_profiled_outputs(named)[0]]
     profile["outputs"] = reference_profile(scored)["columns"]
     profile["task"] = contract.task
     profile["validated"] = nulls.as_json()  # the window's nulls before the features hook: the daily null check's reference
@@ -168,10 +179,8 @@ def _profiled_outputs(classes) -> list[str]:
 
 
 def _predict_estimator(model, frame: pd.DataFrame, classes) -> dict[str, np.ndarray]:
-    if classes:
-        proba = model.predict_proba(frame)
-        return {PREDICTION: model.predict(frame), **{c: proba[:, j] for j, c in enumerate(proba_columns(classes))}}
-    return {PREDICTION: np.asarray(model.predict(frame), dtype="float64")}
+    """The estimator's outputs as scoring gives them: proba_<class> matched to its classes_ by identity, in `classes` order."""
+    return estimator_outputs(model, frame, classes, f"{type(model).__name__} (trained)")
 
 
 @dataclass(frozen=True)

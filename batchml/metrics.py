@@ -1,12 +1,16 @@
 """Task-aware model metrics and which way each one improves.
 
 Regression: MAE, RMSE, R2, MAPE. Classification: log loss, ROC AUC (binary, or
-one-vs-rest macro), accuracy, F1 (binary on the last class, macro otherwise), Brier score.
+one-vs-rest macro), accuracy, F1 (binary on the contract's last class, macro otherwise),
+Brier score, computed by hand so that no library reorders the classes.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+
+from batchml.onnx_io import PREDICTION, class_codes, proba_columns
 
 LOWER_IS_BETTER = {"mae", "rmse", "mape", "log_loss", "brier"}
 HIGHER_IS_BETTER = {"r2", "roc_auc", "accuracy", "f1"}
@@ -35,43 +39,74 @@ def regression_metrics(y_true, y_pred) -> dict[str, float]:
     }
 
 
-def classification_metrics(y_true, proba: np.ndarray, classes) -> dict[str, float]:
-    """Log loss, ROC AUC, accuracy, F1 and Brier score of class probabilities (columns in `classes` order)."""
-    from sklearn import metrics as skm
+def classification_metrics(y_true, proba: np.ndarray, classes, y_pred=None) -> dict[str, float]:
+    """Log loss, ROC AUC, accuracy, F1 and Brier score of class probabilities (columns in `classes` order).
 
+    Computed here, not by scikit-learn (which orders labels itself), so any class order and
+    label type (text, integer, boolean) give the same numbers. Truth values are matched to
+    `classes` by identity (`True` is not `1`); a truth outside `classes` is excluded from every
+    metric and counted in `outside_classes`. `y_pred` is the model's label (default: the most
+    probable class). Probabilities are clipped to [1e-15, 1] and each row rescaled to sum to 1.
+
+    - log loss: -mean(log p(true class)); Brier: mean over rows of the sum over classes of
+      (p - 1[true])^2 (0 to 2).
+    - ROC AUC: two classes, of p(last class); more, the mean one-vs-rest AUC over the classes
+      that have both positive and negative rows on these rows (a class absent from a date is
+      left out, not a failure); NaN when no class has both.
+    - F1: two classes, of the contract's last class (the positive one); more, the macro mean
+      over the classes present in the truth or the predictions.
+    """
     classes = list(classes)
-    # Truth and predicted labels in the classes' own dtype: scikit-learn calls an object array
-    # of integers an 'unknown' target and refuses it, and labels read back may be object or Int64.
-    labels = np.asarray(classes)
-    y_true = np.asarray(y_true, dtype=object)
-    proba = np.clip(np.asarray(proba, dtype="float64"), 1e-15, 1 - 1e-15)
+    k = len(classes)
+    truth = class_codes(y_true, classes)
+    known = truth >= 0
+    missing = pd.isna(pd.Series(y_true)).to_numpy() if len(truth) else np.zeros(0, bool)
+    truth = truth[known]
+    n = len(truth)
+    proba = np.clip(np.asarray(proba, dtype="float64").reshape(-1, k)[known], 1e-15, 1.0)
     proba = proba / proba.sum(axis=1, keepdims=True)
-    known = np.isin(y_true, classes)
-    y_true, proba = y_true[known].astype(labels.dtype), proba[known]
-    y_pred = labels[proba.argmax(axis=1)] if len(proba) else np.empty(0, dtype=labels.dtype)
-    onehot = (y_true[:, None] == labels[None, :]).astype("float64")
+    pred = class_codes(y_pred, classes)[known] if y_pred is not None else proba.argmax(axis=1)
+    rows = np.arange(n)
+    onehot = np.zeros((n, k))
+    onehot[rows, truth] = 1.0
     out = {
-        "log_loss": float(skm.log_loss(y_true, proba, labels=classes)) if len(y_true) else float("nan"),
-        "accuracy": float((y_pred == y_true).mean()) if len(y_true) else float("nan"),
-        "brier": float(((proba - onehot) ** 2).sum(axis=1).mean()) if len(y_true) else float("nan"),
-        "n": int(len(y_true)),
+        "log_loss": float(-np.log(proba[rows, truth]).mean()) if n else float("nan"),
+        "accuracy": float((pred == truth).mean()) if n else float("nan"),
+        "brier": float(((proba - onehot) ** 2).sum(axis=1).mean()) if n else float("nan"),
+        "n": int(n),
+        "outside_classes": int((~known & ~missing).sum()),
     }
-    present = np.unique(y_true)
-    binary = len(classes) == 2
-    try:
-        out["roc_auc"] = float(skm.roc_auc_score(onehot[:, 1] if binary else onehot, proba[:, 1] if binary else proba, average="macro"))
-    except ValueError:  # one class only among the labels: AUC is undefined
-        out["roc_auc"] = float("nan")
-    if binary:
-        out["f1"] = float(skm.f1_score(y_true, y_pred, pos_label=classes[1], labels=classes, zero_division=0)) if len(present) else float("nan")
+    if k == 2:
+        out["roc_auc"] = _auc(proba[:, 1], truth == 1)
+        out["f1"] = _f1(pred == 1, truth == 1) if n else float("nan")
     else:
-        out["f1"] = float(skm.f1_score(y_true, y_pred, average="macro", labels=classes, zero_division=0)) if len(present) else float("nan")
+        aucs = [a for j in range(k) if np.isfinite(a := _auc(proba[:, j], truth == j))]
+        out["roc_auc"] = float(np.mean(aucs)) if aucs else float("nan")
+        present = np.union1d(truth, pred)
+        out["f1"] = float(np.mean([_f1(pred == j, truth == j) for j in present])) if n else float("nan")
     return out
+
+
+def _auc(score: np.ndarray, positive: np.ndarray) -> float:
+    """ROC AUC of `score` for `positive` rows (Mann-Whitney, ties counted half); NaN without both kinds of rows."""
+    from scipy.stats import rankdata
+
+    p = int(positive.sum())
+    q = len(positive) - p
+    if not p or not q:
+        return float("nan")
+    return float((rankdata(score)[positive].sum() - p * (p + 1) / 2) / (p * q))
+
+
+def _f1(predicted: np.ndarray, actual: np.ndarray) -> float:
+    tp = int((predicted & actual).sum())
+    wrong = int((predicted & ~actual).sum() + (~predicted & actual).sum())
+    return 2 * tp / (2 * tp + wrong) if tp or wrong else 0.0
 
 
 def model_metrics(task: str, y_true, outputs: dict, classes=None) -> dict[str, float]:
     """Metrics of a model's outputs (`prediction`, `proba_<class>`) against the truth."""
     if task == "classification":
-        proba = np.column_stack([np.asarray(outputs[f"proba_{c}"], dtype="float64") for c in classes])
-        return classification_metrics(y_true, proba, classes)
+        proba = np.column_stack([np.asarray(outputs[name], dtype="float64") for name in proba_columns(classes)])
+        return classification_metrics(y_true, proba, classes, outputs.get(PREDICTION))
     return regression_metrics(y_true, outputs["prediction"])

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from batchml.contract import REASON, Column, Contract, validate
-from batchml.onnx_io import PREDICTION, PROBA, onnx_feed, onnx_outputs
+from batchml.onnx_io import PREDICTION, class_outputs, onnx_feed, onnx_outputs, session_classes
 
 ROW = "__row__"  # the request's row number, the key of a model's input
 
@@ -38,14 +38,19 @@ class RawRowsModel(mlflow.pyfunc.PythonModel):
 
     Artifacts: `contract` (the YAML), `sklearn` (the estimator as an MLflow sklearn model)
     and `onnx` (its export, scored instead whenever present). Model config: `transform` ('module:function',
-    empty for none), `inputs` (the model's inputs, in order), `classes` (classifiers).
+    empty for none), `inputs` (the model's inputs, in order), `classes` (classifiers: the fitted classes, in the
+    order of the estimator's probability columns). A classifier's `proba_<class>` columns follow the contract's
+    class order and each holds the probability of its class, matched by identity.
     """
 
     def load_context(self, context):
         config = dict(context.model_config or {})
-        self.contract = raw_contract(Contract.load(context.artifacts["contract"]))
+        contract = Contract.load(context.artifacts["contract"])
+        self.contract = raw_contract(contract)
         self.inputs = tuple(config["inputs"])
-        self.classes = tuple(config["classes"]) if config.get("classes") else None
+        self.model_classes = tuple(config["classes"]) if config.get("classes") else None
+        named = contract.label.classes if contract.label and contract.label.classes else None
+        self.classes = tuple(named) if named and self.model_classes else self.model_classes
         transform = config.get("transform") or ""
         self.transform = _function(transform) if transform else None
         self.session = self.estimator = None
@@ -53,6 +58,7 @@ class RawRowsModel(mlflow.pyfunc.PythonModel):
             import onnxruntime as ort
 
             self.session = ort.InferenceSession(context.artifacts["onnx"], providers=["CPUExecutionProvider"])
+            self.model_classes = session_classes(self.session) or self.model_classes  # what the file itself says first
         else:
             import mlflow.sklearn
 
@@ -78,7 +84,7 @@ class RawRowsModel(mlflow.pyfunc.PythonModel):
         """The outputs for model inputs already made by the features transform (what the batch holds)."""
         n = len(features)
         if self.session is not None:
-            outputs = onnx_outputs(self.session, onnx_feed(self.session, features, self.inputs), n, self.classes)
+            outputs = onnx_outputs(self.session, onnx_feed(self.session, features, self.inputs), n, self.classes, self.model_classes)
         else:
             outputs = _estimator_outputs(self.estimator, features[list(self.inputs)], self.classes)
         return pd.DataFrame(outputs)
@@ -95,6 +101,4 @@ def _function(spec: str):
 def _estimator_outputs(estimator, frame: pd.DataFrame, classes) -> dict[str, np.ndarray]:
     if not classes:
         return {PREDICTION: np.asarray(estimator.predict(frame)).astype(np.float32)}
-    proba = np.asarray(estimator.predict_proba(frame), dtype=np.float32)
-    order = [list(estimator.classes_).index(c) for c in classes]
-    return {PREDICTION: np.asarray(estimator.classes_)[proba.argmax(axis=1)], **{f"{PROBA}{c}": proba[:, j] for c, j in zip(classes, order)}}
+    return class_outputs(estimator.predict_proba(frame), list(estimator.classes_), classes, "the estimator")

@@ -132,6 +132,14 @@ def version_description(tags: dict[str, str], metrics: dict[str, float], decisio
     return "\n".join(line for line in lines if line)
 
 
+def _named_classes(tags: dict, classes) -> tuple | None:
+    """The classes a batchml version's proba_<class> columns are named after: the contract's, in its order,
+    when given (scoring matches them to the model's own by identity); else the fitted classes of its tags."""
+    if not tags.get("classes"):
+        return None
+    return tuple(classes) if classes else tuple(json.loads(tags["classes"]))
+
+
 def _flavors(folder: Path) -> dict:
     """The flavours an MLmodel file declares, read as YAML: a cached model is scored without importing MLflow."""
     import yaml
@@ -189,7 +197,7 @@ class Registry:
                 alias=alias,
                 run_id=mv.run_id,
                 inputs=tuple(json.loads(tags.get("inputs", "[]"))),
-                classes=tuple(json.loads(tags["classes"])) if tags.get("classes") else None,
+                classes=_named_classes(tags, classes),
                 reference=tags.get("reference_profile", PROFILE_ARTIFACT),
             )
         if tags.get("model_input") == "raw":  # batchml's raw-rows model without an ONNX export: its estimator, on the features
@@ -203,7 +211,7 @@ class Registry:
                 runtime="pyfunc",
                 flavor="batchml",
                 inputs=tuple(json.loads(tags.get("inputs", "[]"))),
-                classes=tuple(json.loads(tags["classes"])) if tags.get("classes") else None,
+                classes=_named_classes(tags, classes),
                 artifact=f"models:/{self.name}/{mv.version}/{ESTIMATOR_PATH}",
                 note="no ONNX export: the estimator inside the registered model scores it",
                 reference=tags.get("reference_profile", ""),

@@ -22,10 +22,10 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from batchml.errors import SchemaError
+from batchml.onnx_io import graph_classes
 from batchml.provenance import sha256_bytes, sha256_file
 from batchml.pin import ModelPin
 
@@ -140,22 +140,17 @@ def choose_runtime(pin: ModelPin, model_dir: str | os.PathLike, sample: pd.DataF
 
 
 def onnx_parity(blob: bytes, model, sample: pd.DataFrame, classes, *, rtol: float, atol: float) -> str:
-    """Empty when the ONNX model gives the sklearn model's outputs on `sample`, else why not."""
+    """Empty when the ONNX model gives the sklearn model's outputs on `sample` (class by class), else why not."""
     import onnxruntime as ort
 
-    from batchml.scoring import PREDICTION, onnx_feed, onnx_outputs
-    from batchml.training import _onnx_frame
+    from batchml.scoring import onnx_feed, onnx_outputs
+    from batchml.training import _onnx_frame, estimator_outputs, outputs_disagree
 
     session = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
-    got = onnx_outputs(session, onnx_feed(session, _onnx_frame(sample), tuple(sample.columns)), len(sample), classes)
-    if classes:
-        want, have = model.predict_proba(sample), np.column_stack([got[f"proba_{c}"] for c in classes])
-    else:
-        want, have = model.predict(sample), got[PREDICTION]
-    have, want = np.asarray(have, dtype="float64"), np.asarray(want, dtype="float64")
-    if np.allclose(have, want, rtol=rtol, atol=atol, equal_nan=True):
-        return ""
-    return f"ONNX conversion disagrees with the model by up to {float(np.nanmax(np.abs(have - want))):.3g} on {len(sample)} of the date's rows"
+    model_classes = graph_classes(blob, classes) if classes else None
+    got = onnx_outputs(session, onnx_feed(session, _onnx_frame(sample), tuple(sample.columns)), len(sample), classes, model_classes)
+    worst = outputs_disagree(got, estimator_outputs(model, sample, classes), classes, rtol=rtol, atol=atol)
+    return f"ONNX conversion disagrees with the model by up to {worst} on {len(sample)} of the date's rows" if worst else ""
 
 
 def _sklearn_model(model_dir):

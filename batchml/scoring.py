@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from batchml.errors import IntegrityError
-from batchml.onnx_io import PREDICTION, onnx_feed, onnx_outputs, proba_columns
+from batchml.onnx_io import PREDICTION, class_codes, class_outputs, class_values, graph_classes, named_classes, onnx_feed, onnx_outputs, proba_columns
 from batchml.faults import failpoint
 from batchml.profile import add_profiles, profile_partition
 from batchml.provenance import sha256_bytes, sha256_tree
@@ -47,12 +47,16 @@ class ModelSpec:
     key: tuple[str, ...]
     name: str
     version: str
-    classes: tuple | None = None  # classifiers: the classes, in probability column order
+    classes: tuple | None = None  # classifiers: the classes the proba_<class> columns are named after, in column order
     input_types: tuple[str, ...] = ()  # pyfunc: the signature's kinds, to give MLflow the types it enforces
 
     @property
     def output_columns(self) -> list[str]:
         return [PREDICTION, *proba_columns(self.classes)]
+
+    @property
+    def who(self) -> str:
+        return f"models:/{self.name}/{self.version}"
 
 
 def onnx_session(model_url: str, sha256: str):
@@ -69,6 +73,17 @@ def onnx_session(model_url: str, sha256: str):
         return ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
 
     return _cached(sha256, load)
+
+
+def onnx_classes(spec: ModelSpec) -> list | None:
+    """The classes of an ONNX model's probability columns, read once per process from the model itself
+    (batchml's metadata, or its classifier node's labels); None when the model does not say."""
+
+    def load():
+        with fsspec.open(spec.url, "rb") as fh:
+            return graph_classes(fh.read(), spec.classes) or []
+
+    return _cached(f"{spec.sha256}:classes", load) or None
 
 
 def pyfunc_model(model_dir: str, sha256: str):
@@ -98,19 +113,37 @@ def _cached(sha256: str, load):
         return _models[sha256]
 
 
-def pyfunc_outputs(model, frame: pd.DataFrame, n: int, classes) -> dict[str, np.ndarray]:
-    """`prediction` (and `proba_<class>`) from a pyfunc model; a DataFrame result contributes its columns."""
+def pyfunc_outputs(model, frame: pd.DataFrame, n: int, classes, who: str = "the model") -> dict[str, np.ndarray]:
+    """`prediction` (and `proba_<class>`) from a pyfunc model, probabilities matched to classes by identity.
+
+    An sklearn estimator's `predict_proba` columns are its `classes_`; a returned DataFrame's
+    columns are named by class (or `proba_<class>`); a returned 2-D array's columns are the
+    class names of the model's output signature. A classifier whose output does not say
+    which column is which class fails naming the model.
+    """
     raw = _raw_model(model) if classes else None
-    if raw is not None and hasattr(raw, "predict_proba"):
-        proba = np.asarray(raw.predict_proba(frame), dtype=np.float32)
-        order = [list(raw.classes_).index(c) if c in list(raw.classes_) else None for c in classes]
-        label = np.asarray(raw.classes_)[proba.argmax(axis=1)] if n else np.empty(0)
-        return {PREDICTION: label, **{name: proba[:, j] if j is not None else np.zeros(n, np.float32) for name, j in zip(proba_columns(classes), order)}}
+    if raw is not None and hasattr(raw, "predict_proba") and hasattr(raw, "classes_"):
+        return class_outputs(raw.predict_proba(frame), list(raw.classes_), classes, who)
     out = model.predict(frame)
     if isinstance(out, pd.DataFrame):
-        return _frame_outputs(out, classes)
-    values = np.asarray(out).reshape(n)
-    return {PREDICTION: values.astype(np.float32) if not classes and values.dtype.kind in "fiu" else values}
+        return _frame_outputs(out, classes, who)
+    values = np.asarray(out)
+    if not classes:
+        values = values.reshape(n)
+        return {PREDICTION: values.astype(np.float32) if values.dtype.kind in "fiu" else values}
+    names = _output_names(model)
+    if values.ndim == 2 and names and len(names) == values.shape[1]:
+        return _frame_outputs(pd.DataFrame(values, columns=names), classes, who)
+    raise IntegrityError(
+        f"{who} returned {'labels' if values.ndim == 1 else f'an array of shape {values.shape}'} with no class names "
+        f"(output signature: {names or 'none'}): batchml needs a probability per class, named by class, for {list(classes)}"
+    )
+
+
+def _output_names(model) -> list[str]:
+    """The column names of a pyfunc model's output signature (empty when it has none)."""
+    schema = getattr(getattr(model, "metadata", None), "get_output_schema", lambda: None)()
+    return list(schema.input_names()) if schema is not None and schema.has_input_names() else []
 
 
 def _raw_model(model):
@@ -121,20 +154,35 @@ def _raw_model(model):
         return None
 
 
-def _frame_outputs(out: pd.DataFrame, classes) -> dict[str, np.ndarray]:
-    """A pyfunc's DataFrame: its columns kept; for a classifier, columns named by class (or proba_<class>) are
-    its probabilities, and the label is its `prediction` column or the most probable class."""
+def _frame_outputs(out: pd.DataFrame, classes, who: str = "the model") -> dict[str, np.ndarray]:
+    """A pyfunc's DataFrame: its columns kept; for a classifier, the columns named by class (the class, its
+    text or proba_<class>) are its probabilities and `prediction` is its own column or the most probable class."""
     cols = {str(c): out[c].to_numpy() for c in out.columns}
-    if classes:
-        names = proba_columns(classes)
-        by_class = [str(c) if str(c) in cols else name if name in cols else None for c, name in zip(classes, names)]
-        if all(by_class):
-            proba = np.column_stack([np.asarray(cols.pop(c), dtype=np.float32) for c in by_class]) if len(out) else np.empty((0, len(classes)), np.float32)
-            cols.update({name: proba[:, j] for j, name in enumerate(names)})
-            if PREDICTION not in cols:
-                cols[PREDICTION] = np.asarray(classes, dtype=object)[proba.argmax(axis=1)] if len(out) else np.empty(0, object)
-    if PREDICTION not in cols:
-        cols[PREDICTION] = cols.pop(str(out.columns[0]))
+    if not classes:
+        if PREDICTION not in cols:
+            cols[PREDICTION] = cols.pop(str(out.columns[0]))
+        return cols
+    columns = [c for c in out.columns if str(c) != PREDICTION]
+    pairs = [(c, found[0]) for c in columns if (found := named_classes([c], classes))]
+    if not pairs:
+        raise IntegrityError(
+            f"{who} returned columns {[str(c) for c in out.columns]}, none named by a class of {list(classes)}: which is which class is unknown"
+        )
+    proba = np.column_stack([np.asarray(out[c], dtype=np.float32) for c, _ in pairs]) if len(out) else np.empty((0, len(pairs)), np.float32)
+    outputs = class_outputs(proba, [k for _, k in pairs], classes, who)
+    for c, _ in pairs:
+        cols.pop(str(c), None)
+    if PREDICTION in cols:  # the model's own label, as the contract's class
+        codes = class_codes(cols[PREDICTION], classes)
+        if (codes < 0).any():
+            codes = class_codes(pd.Series(cols[PREDICTION]).astype(str), [str(c) for c in classes])
+        if (codes < 0).any():
+            bad = pd.Series(cols[PREDICTION])[codes < 0].unique()[:5].tolist()
+            raise IntegrityError(f"{who} predicted label(s) {bad}, not among the contract's classes {list(classes)}")
+        cols[PREDICTION] = class_values(classes)[codes]
+    else:
+        cols[PREDICTION] = outputs[PREDICTION]
+    cols.update({k: v for k, v in outputs.items() if k != PREDICTION})
     return cols
 
 
@@ -154,11 +202,12 @@ def predict_partition(part: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
     n = len(part)
     if spec.runtime in ("onnx", "converted"):
         session = onnx_session(spec.url, spec.sha256)
-        outputs = onnx_outputs(session, onnx_feed(session, part, spec.inputs), n, spec.classes) if n else _empty_outputs(spec)
+        model_classes = onnx_classes(spec) if spec.classes else None
+        outputs = onnx_outputs(session, onnx_feed(session, part, spec.inputs), n, spec.classes, model_classes, spec.who) if n else _empty_outputs(spec)
     else:
         model = pyfunc_model(spec.url, spec.sha256)
         frame = signature_frame(part, spec.inputs, spec.input_types)
-        outputs = pyfunc_outputs(model, frame, n, spec.classes) if n else _empty_outputs(spec)
+        outputs = pyfunc_outputs(model, frame, n, spec.classes, spec.who) if n else _empty_outputs(spec)
     columns = {k: part[k].to_numpy() for k in spec.key}
     columns.update(outputs)
     columns["model_name"] = pd.Categorical.from_codes(np.zeros(n, np.int8), categories=[spec.name])
@@ -167,7 +216,10 @@ def predict_partition(part: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
 
 
 def _empty_outputs(spec: ModelSpec) -> dict[str, np.ndarray]:
-    return {c: np.empty(0, np.float32) for c in spec.output_columns}
+    out = {c: np.empty(0, np.float32) for c in spec.output_columns}
+    if spec.classes:
+        out[PREDICTION] = class_values(spec.classes)[:0]
+    return out
 
 
 def score_partition(

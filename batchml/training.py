@@ -112,15 +112,40 @@ def model_classes(model) -> list | None:
     return [c.item() if hasattr(c, "item") else c for c in classes] if classes is not None else None
 
 
+def estimator_outputs(model, frame: pd.DataFrame, classes, who: str = "the model") -> dict[str, np.ndarray]:
+    """A fitted estimator's `prediction` (and `proba_<class>` in `classes` order, matched to its `classes_` by identity)."""
+    from batchml.onnx_io import PREDICTION, class_outputs
+
+    if not classes:
+        return {PREDICTION: np.asarray(model.predict(frame), dtype="float64")}
+    return class_outputs(model.predict_proba(frame), model_classes(model), classes, who)
+
+
+def outputs_disagree(have: dict, want: dict, classes, *, rtol: float, atol: float) -> str:
+    """Empty when two sets of outputs agree (a classifier's probabilities, a regressor's prediction), else by how much not."""
+    from batchml.onnx_io import PREDICTION, proba_columns
+
+    names = proba_columns(classes) if classes else [PREDICTION]
+    a = np.column_stack([np.asarray(have[c], dtype="float64") for c in names])
+    b = np.column_stack([np.asarray(want[c], dtype="float64") for c in names])
+    if np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True):
+        return ""
+    return f"{float(np.nanmax(np.abs(a - b))):.3g}"
+
+
 def to_onnx_bytes(model, sample: pd.DataFrame, *, classes=None, rtol: float = 1e-3, atol: float = 1e-3) -> tuple[bytes | None, str]:
     """The model as ONNX, checked against its own predictions on `sample`; (None, why) when it cannot be.
 
     All-numeric inputs become one float32 tensor in input order (the fastest feed);
-    mixed inputs one input per column, as skl2onnx does for DataFrames.
+    mixed inputs one input per column, as skl2onnx does for DataFrames. A classifier's ONNX
+    model records in its metadata which class each probability column is (its `classes_`),
+    and is checked class by class against `predict_proba`.
     """
+    import json
+
     from skl2onnx import to_onnx
 
-    from batchml.scoring import PREDICTION, onnx_feed, onnx_outputs
+    from batchml.onnx_io import CLASSES_METADATA, onnx_feed, onnx_outputs
 
     numeric = all(pd.api.types.is_numeric_dtype(sample[c].dtype) and not pd.api.types.is_bool_dtype(sample[c].dtype) for c in sample.columns)
     options = {id(_final_step(model)): {"zipmap": False}} if classes else None
@@ -130,6 +155,8 @@ def to_onnx_bytes(model, sample: pd.DataFrame, *, classes=None, rtol: float = 1e
             onx = to_onnx(model, x, target_opset={"": 17, "ai.onnx.ml": 3}, options=options)
         else:
             onx = to_onnx(model, _onnx_frame(sample), target_opset={"": 17, "ai.onnx.ml": 3}, options=options)
+        if classes:  # skl2onnx's probability columns follow classes_
+            onx.metadata_props.add(key=CLASSES_METADATA, value=json.dumps(model_classes(model)))
         blob = onx.SerializeToString()
         import onnxruntime as ort
 
@@ -137,13 +164,9 @@ def to_onnx_bytes(model, sample: pd.DataFrame, *, classes=None, rtol: float = 1e
         got = onnx_outputs(session, onnx_feed(session, _onnx_frame(sample), tuple(sample.columns)), len(sample), classes)
     except Exception as exc:  # an estimator skl2onnx cannot convert: scored with pyfunc instead
         return None, f"ONNX export failed: {type(exc).__name__}: {' '.join(str(exc).split())}"  # whole, on one line
-    if classes:
-        want, have = model.predict_proba(sample), np.column_stack([got[f"proba_{c}"] for c in classes])
-    else:
-        want, have = model.predict(sample), got[PREDICTION]
-    if not np.allclose(np.asarray(have, dtype="float64"), np.asarray(want, dtype="float64"), rtol=rtol, atol=atol, equal_nan=True):
-        worst = float(np.nanmax(np.abs(np.asarray(have, dtype="float64") - np.asarray(want, dtype="float64"))))
-        return None, f"ONNX export disagrees with the model by up to {worst:.3g} on {len(sample)} rows"
+    worst = outputs_disagree(got, estimator_outputs(model, sample, classes), classes, rtol=rtol, atol=atol)
+    if worst:
+        return None, f"ONNX export disagrees with the model by up to {worst} on {len(sample)} rows"
     return blob, "onnx export matches the model"
 
 
