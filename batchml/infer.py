@@ -26,6 +26,9 @@ from batchml.errors import ConfigError, SchemaError
 MAX_SAMPLE_ROWS = 200_000
 MAX_ALLOWED = 20  # a text column with at most this many values (each seen several times) gets `allowed`
 MAX_KEY_COLUMNS = 5
+# A text column whose values are dates but for a few (at most this share: 'N/A', '0000-00-00')
+# is a datetime column; those rows break the contract and are quarantined, which its note says.
+MAX_UNPARSED_DATES = 0.02
 _KEY_CANDIDATES = 12
 _INT_RE = r"^[+-]?\d+$"
 _DATE_RE = r"^(?:\d{4}-\d{1,2}-\d{1,2}|\d{4}/\d{1,2}/\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4})(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:[AaPp][Mm])?)?"
@@ -51,6 +54,7 @@ class ColumnGuess:
     max: float | int | None = None
     allowed: tuple | None = None
     timezone: str | None = None  # datetimes carrying an offset or a zone
+    timezone_note: str = ""  # how that zone was read from them, TODO when it could not be told
     observed: str = ""  # datetimes: first .. last, as text
     note: str = ""
 
@@ -79,6 +83,10 @@ class Inferred:
 
     def column(self, name: str) -> ColumnGuess:
         return next(c for c in self.columns if c.name == name)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -174,9 +182,14 @@ def _text_dtype(text: pd.Series) -> str:
         return "float"
     if text.str.lower().isin(_BOOL_WORDS).all():
         return "boolean"
-    if text.str.match(_DATE_RE).all():
+    if text.str.match(_DATE_RE).sum() >= len(text) - _few(len(text)):
         return "datetime"
     return "string"
+
+
+def _few(n: int) -> int:
+    """How many values of `n` may be unparsable in a column still taken for datetimes."""
+    return int(n * MAX_UNPARSED_DATES)
 
 
 def _dtype_of(values: pd.Series) -> tuple[str, str | None]:
@@ -199,37 +212,53 @@ def _dtype_of(values: pd.Series) -> tuple[str, str | None]:
     offsets = text.str.extract(f"({_OFFSET_RE})", expand=False)
     if offsets.isna().all():
         return "datetime", None
-    return "datetime", _zone_of_offsets(offsets.dropna())
+    return "datetime", "|".join(sorted(offsets.dropna().unique()))  # the zone is named from them by _zone_name
 
 
-def _zone_of_offsets(offsets: pd.Series) -> str:
-    """An IANA zone for text offsets: UTC for Z/+00:00, Etc/GMT-N for one whole-hour offset, else UTC."""
-    minutes = set()
-    for o in offsets.unique():
-        if o == "Z":
-            minutes.add(0)
-            continue
-        sign = -1 if o[0] == "-" else 1
-        digits = o[1:].replace(":", "")
-        minutes.add(sign * (int(digits[:2]) * 60 + int(digits[2:])))
+def _offset_minutes(offset: str) -> int:
+    if offset.upper() == "Z":
+        return 0
+    sign = -1 if offset[0] == "-" else 1
+    digits = offset[1:].replace(":", "")
+    return sign * (int(digits[:2]) * 60 + int(digits[2:]))
+
+
+def _zone_of_offsets(offsets) -> tuple[str, str]:
+    """(IANA zone, note) for UTC offsets: UTC for Z/+00:00, Etc/GMT-N for one whole-hour offset, else UTC with a TODO."""
+    minutes = {_offset_minutes(o) for o in offsets}
     if minutes == {0}:
-        return "UTC"
+        return "UTC", ""
     if len(minutes) == 1 and next(iter(minutes)) % 60 == 0:
         hours = next(iter(minutes)) // 60
-        return f"Etc/GMT{-hours:+d}"  # POSIX sign: Etc/GMT-2 is two hours ahead of UTC
-    return "UTC"  # several offsets (daylight saving): the zone itself cannot be told
+        return f"Etc/GMT{-hours:+d}", f"the sample's times carry the offset {next(iter(offsets))}"  # POSIX sign: Etc/GMT-2 is two hours ahead of UTC
+    shown = ", ".join(sorted(set(offsets)))
+    if len(minutes) == 1:
+        return "UTC", f"TODO: the sample's times carry the offset {shown}, which no whole-hour zone has; set the IANA zone they were recorded in"
+    return "UTC", f"TODO: the sample's times carry several offsets ({shown}: daylight saving?); set the IANA zone they were recorded in (e.g. Europe/Berlin)"
+
+
+_FIXED_OFFSET_RE = re.compile(r"^(?:UTC|GMT)?\s*([+-]\d{2}:?\d{2})$", re.IGNORECASE)
 
 
 def _zone_name(tz: str | None) -> str | None:
+    """An IANA zone for a sample's zone or offsets (`Europe/Paris`, `UTC+02:00` as pyarrow writes a fixed offset, `+02:00|+02:00`)."""
+    return _zone_and_note(tz)[0]
+
+
+def _zone_and_note(tz: str | None) -> tuple[str | None, str]:
     if tz is None:
-        return None
+        return None, ""
     if tz in ("UTC", "utc", "Z", "+00:00", "UTC+00:00"):
-        return "UTC"
+        return "UTC", ""
+    offsets = tz.split("|")
+    fixed = [m.group(1) if (m := _FIXED_OFFSET_RE.match(o.strip())) else ("Z" if o.strip().upper() == "Z" else None) for o in offsets]
+    if all(fixed):
+        return _zone_of_offsets(fixed)
     try:
         zoneinfo.ZoneInfo(tz)
-        return tz
+        return tz, ""
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return "UTC"
+        return "UTC", f"TODO: the sample's zone {tz} is not an IANA zone name; set the one its times were recorded in"
 
 
 def _nice(value: float, step: float, up: bool) -> float:
@@ -260,15 +289,20 @@ def infer_column(values: pd.Series, name: str | None = None) -> tuple[ColumnGues
     source = str(values.name)
     name = name or snake_case(source)
     dtype, tz = _dtype_of(values)
-    zone = _zone_name(tz) or "UTC"
-    typed, unparsable, _ = _coerce(values, Column(name=name, dtype=dtype), zone)
-    if unparsable.any():  # the contract's parser disagrees with the guess: keep the text
-        dtype, tz, zone = "string", None, "UTC"
-        typed, _, _ = _coerce(values, Column(name=name, dtype="string"), zone)
+    zone, zone_note = _zone_and_note(tz)
+    typed, unparsable, _ = _coerce(values, Column(name=name, dtype=dtype), zone or "UTC")
+    bad = int(unparsable.sum())
+    if bad and not (dtype == "datetime" and bad <= _few(int(values.notna().sum()))):  # the contract's parser disagrees with the guess: keep the text
+        dtype, tz, zone, zone_note, bad = "string", None, None, "", 0
+        typed, _, _ = _coerce(values, Column(name=name, dtype="string"), "UTC")
     present = typed.dropna()
+    nulls = int(typed.isna().sum()) - bad  # an unparsable value is not a null: its row is quarantined
     guess = ColumnGuess(
-        name=name, source=source, dtype=dtype, rows=len(values), nulls=int(typed.isna().sum()), distinct=int(present.nunique()), timezone=_zone_name(tz)
+        name=name, source=source, dtype=dtype, rows=len(values), nulls=nulls, distinct=int(present.nunique()), timezone=zone, timezone_note=zone_note
     )
+    if bad:
+        examples = ", ".join(repr(v) for v in pd.Series(values[np.asarray(unparsable)]).astype(str).unique()[:3])
+        guess = replace(guess, note=f"{bad} of {len(values)} values are not datetimes ({examples}): their rows will be quarantined")
     if present.empty:
         return replace(guess, note="always empty in the sample: the dtype is a guess"), typed
     if dtype in ("integer", "float"):
@@ -357,8 +391,8 @@ def _combined(hashes, names) -> np.ndarray:
     return out
 
 
-def infer_contract(frame: pd.DataFrame, dataset: str) -> Inferred:
-    """A contract guessed from a sample frame (column names as the file gives them)."""
+def infer_contract(frame: pd.DataFrame, dataset: str, *, label: str | None = None) -> Inferred:
+    """A contract guessed from a sample frame (column names as the file gives them); `label` (either name) is never part of the key."""
     if frame.columns.duplicated().any():
         raise SchemaError(f"the sample has duplicated column names: {sorted(set(frame.columns[frame.columns.duplicated()]))}")
     names = _contract_names(frame.columns)
@@ -369,14 +403,17 @@ def infer_contract(frame: pd.DataFrame, dataset: str) -> Inferred:
         typed[name] = values
     typed_frame = pd.DataFrame(typed)
     timestamp = guess_timestamp(guesses)
-    zones = [g.timezone for g in guesses if g.timezone and g.name == timestamp] or [g.timezone for g in guesses if g.timezone]
-    if zones:
-        timezone, tz_note = zones[0], "the sample's times carry this zone (or offset); dates are cut in it"
+    zoned = [g for g in guesses if g.timezone and g.name == timestamp] or [g for g in guesses if g.timezone]
+    if zoned:
+        timezone = zoned[0].timezone
+        todo = zoned[0].timezone_note if zoned[0].timezone_note.startswith("TODO") else ""
+        tz_note = todo or "the sample's times carry this zone (or offset); dates are cut in it"
     else:
         timezone = "UTC"
         tz_note = "TODO: the sample's times have no zone; they are read as wall-clock times of this one, and dates are cut in it. "
         tz_note += "Set the zone they were recorded in"
-    key, key_note = guess_key(typed_frame, guesses, timestamp)
+    not_key = {label, snake_case(label)} if label else set()
+    key, key_note = guess_key(typed_frame, [g for g in guesses if g.name not in not_key and g.source not in not_key] or guesses, timestamp)
     dates: tuple[dt.date, ...] = ()
     if timestamp:
         ts = typed_frame[timestamp].dropna()

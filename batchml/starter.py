@@ -19,7 +19,7 @@ import yaml
 
 from batchml.contract import Contract
 from batchml.errors import ConfigError, SchemaError
-from batchml.infer import ColumnGuess, Inferred, infer_contract, is_id_like, read_sample, sample_format, snake_case
+from batchml.infer import ColumnGuess, Inferred, infer_column, infer_contract, is_id_like, read_sample, sample_format, snake_case
 
 TASKS = ("regression", "classification")
 
@@ -64,8 +64,11 @@ def _wrapped(text: str, width: int = 92) -> list[str]:
     return ["# " + line for line in textwrap.wrap(text, width)]
 
 
-def contract_yaml(inf: Inferred, sample: str, *, label: str | None = None, task: str | None = None) -> str:
-    """The contract as commented YAML that `Contract.load` reads."""
+MAX_CLASSES = 50  # a label with more distinct values gets a TODO instead of a list of classes
+
+
+def contract_yaml(inf: Inferred, sample: str, *, label: str | None = None, task: str | None = None, classes: list | None = None) -> str:
+    """The contract as commented YAML that `Contract.load` reads; `classes` are a classification label's values in the sample."""
     width = max(len(_y(c.name)) for c in inf.columns) + 1
     lines = [
         f"# The dataset contract of {inf.dataset}, written by `batchml init` from",
@@ -101,6 +104,15 @@ def contract_yaml(inf: Inferred, sample: str, *, label: str | None = None, task:
             f"  column: {_y(label)}  # {where}",
             f"  task: {task or 'regression'}  # regression | classification",
         ]
+        if task == "classification" and classes and 2 <= len(classes) <= MAX_CLASSES:
+            lines += [
+                "  # GUESS: the label's values in the sample, sorted; one proba_<class> column each. Add classes the",
+                "  # sample did not show: a label value outside them is counted as such in the metrics.",
+                f"  classes: {_y(list(classes))}",
+            ]
+        elif task == "classification":
+            seen = f"the sample shows {len(classes)} values" if classes else "the sample does not show the label's values"
+            lines += [f"  # TODO: {seen}; list the classes (one proba_<class> column each)", "  # classes: [<class>, ...]"]
     else:
         lines += [
             "# TODO: the label, what the model predicts. Uncomment and name a column of the rows, or one",
@@ -430,15 +442,24 @@ def init_project(folder: str | Path, sample: str | Path, *, label: str | None = 
     frame = read_sample(sample)
     if frame.columns.empty:
         raise SchemaError(f"{sample}: has no columns")
-    inf = infer_contract(frame, dataset_name(sample))
+    inf = infer_contract(frame, dataset_name(sample), label=label)
+    classes = None
     if label is not None:
         by_source = {c.source: c.name for c in inf.columns}
-        label = by_source.get(label, label)
+        label = by_source.get(label, label)  # a column of the sample: its contract name (the file's name is its source:)
         if label in inf.key:
             raise ConfigError(f"--label {label}: is part of the guessed key; a label cannot identify a row")
-        label = snake_case(label) if label not in [c.name for c in inf.columns] else label
+        # A label the sample does not hold keeps the name as given: a labels feed or transform writes it so.
+        if label in inf.names:
+            column = inf.column(label)
+            task = task or ("classification" if column.dtype in ("string", "boolean") else None)  # no regression on text
+            if task == "classification":
+                source = next(c.source for c in inf.columns if c.name == label)
+                typed = infer_column(frame[source], label)[1].dropna()
+                seen = sorted(v.item() if isinstance(v, np.generic) else v for v in typed.unique())
+                classes = [False, True] if column.dtype == "boolean" else seen
     module = module_name(folder.resolve())
-    contract_text = contract_yaml(inf, str(sample), label=label, task=task)
+    contract_text = contract_yaml(inf, str(sample), label=label, task=task, classes=classes)
     folder.mkdir(parents=True, exist_ok=True)
     files = {
         "contract.yaml": contract_text,

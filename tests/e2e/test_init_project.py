@@ -149,3 +149,26 @@ def test_a_camel_case_copy_extracts_another_month_through_the_path_template(tmp_
     written = pd.read_parquet(project / "data" / "features" / f"date={day.isoformat()}")
     assert {"vendor_id", "pu_location_id", "tpep_pickup_datetime_hour"} <= set(written.columns)
     assert extract.returncode == 0, explain(extract)
+
+
+def test_init_on_a_messy_export_then_extract_a_date_of_it(tmp_path):
+    """The real sample as a messier export gives it: CamelCase times with New York offsets and a few unparsable pickups."""
+    frame = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False).head(3000)
+    frame = frame.rename(columns={"pickup_datetime": "PickupTime", "dropoff_datetime": "DropoffTime"})
+    for col in ("PickupTime", "DropoffTime"):
+        frame[col] = frame[col] + "-05:00"
+    frame.loc[[5, 50, 500], "PickupTime"] = ["N/A", "0000-00-00 00:00:00", "2018-01-32 08:00:00-05:00"]
+    sample = tmp_path / "yellow_tripdata_messy_2018-01.csv.gz"
+    frame.to_csv(sample, index=False)
+    project = tmp_path / "messy"
+    made = run([str(BIN / "batchml"), "init", str(project), "--sample", str(sample), "--label", "TripDurationS"], cwd=tmp_path)
+    assert made.returncode == 0, explain(made)
+    contract = Contract.load(project / "contract.yaml")
+    assert (contract.timestamp, contract.timezone, contract.label.column) == ("pickup_time", "Etc/GMT+5", "TripDurationS")
+
+    extract = run([str(BIN / "luigi"), "--module", "pipelines", "ExtractFeatures", "--date", DAY.isoformat()], cwd=project)
+    features = manifest(project, "features", DAY)
+    assert features is not None and extract.returncode == 0, explain(extract)
+    local = pd.to_datetime(frame["PickupTime"].str.removesuffix("-05:00"), errors="coerce")  # wall-clock New York time, as written
+    on_day = int((local.dt.date == DAY).sum())
+    assert features["rows"]["in"] == on_day > 0 and features["rows"]["quarantined"] == 0

@@ -283,3 +283,75 @@ def test_parquet_sample_with_a_date_folder(tmp_path):
     assert (contract.key, contract.timestamp, contract.timezone) == (("event_id",), "event_ts", "UTC")
     frame = pd.read_parquet(folder / "part-0.parquet")
     assert validate(frame, contract, dt.date(2026, 6, 1), origin="x").rejected.empty
+
+
+# -- messy real samples ------------------------------------------------------------------------
+
+
+def messy_tlc(path: Path, rows: int = 1500) -> tuple[Path, pd.DataFrame]:
+    """The real TLC sample as another export would give it: CamelCase names, New York offsets on every time, and a few unparsable pickups."""
+    frame = read_sample(TLC).head(rows).rename(columns={"vendor_id": "VendorID", "pickup_datetime": "PickupTime", "dropoff_datetime": "DropoffTime"})
+    for col in ("PickupTime", "DropoffTime"):
+        frame[col] = frame[col] + "-05:00"  # January in New York
+    bad = {3: "N/A", 400: "0000-00-00 00:00:00", 901: "2018-02-30 10:00:00-05:00"}
+    for i, value in bad.items():
+        frame.loc[i, "PickupTime"] = value
+    return write_csv(frame, path), frame
+
+
+def test_a_messy_sample_finds_the_timestamp_despite_a_few_unparsable_values_and_reads_the_offset_into_the_timezone(tmp_path):
+    sample, frame = messy_tlc(tmp_path / "trips_2018-01.csv")
+    init_project(tmp_path / "p", sample)
+    contract = Contract.load(tmp_path / "p" / "contract.yaml")
+    assert contract.timestamp == "pickup_time" and contract.column("pickup_time").source == ("PickupTime",)
+    assert contract.timezone == "Etc/GMT+5"  # POSIX sign: five hours behind UTC, as -05:00
+    assert not contract.column("pickup_time").nullable  # an unparsable value is not a null
+    text = (tmp_path / "p" / "contract.yaml").read_text()
+    assert "3 of 1500 values are not datetimes ('N/A', '0000-00-00 00:00:00', '2018-02-30 10:00:00-05:00')" in text
+    checked = validate(read_sample(sample), contract, None, origin=str(sample))
+    assert sorted(checked.rejected["pickup_time"]) == sorted(["N/A", "0000-00-00 00:00:00", "2018-02-30 10:00:00-05:00"])  # as the file gave them
+    assert checked.rejected["reason"].str.contains("pickup_time").all() and len(checked.valid) == len(frame) - 3
+    local = pd.Timestamp(frame.loc[0, "PickupTime"].removesuffix("-05:00"))
+    assert checked.valid["pickup_time"].iloc[0] == local  # wall-clock time of the offset's zone
+
+
+def test_a_column_with_more_than_a_few_unparsable_dates_stays_text():
+    values = pd.Series(["2026-06-01 10:00"] * 90 + ["unknown"] * 10, name="seen_at")
+    guess, _ = infer_column(values)
+    assert guess.dtype == "string"
+    few = pd.Series(["2026-06-01 10:00"] * 98 + ["unknown"] * 2, name="seen_at")
+    assert infer_column(few)[0].dtype == "datetime"
+
+
+def test_a_parquet_sample_with_a_fixed_offset_and_one_with_daylight_saving_offsets(tmp_path):
+    ts = pd.to_datetime(["2026-06-01T10:00:00+02:00", "2026-06-02T11:00:00+02:00"])  # pyarrow writes the zone as +02:00
+    pd.DataFrame({"event_time": ts, "n": [1, 2]}).to_parquet(tmp_path / "events.parquet")
+    assert infer_contract(read_sample(tmp_path / "events.parquet"), "t").timezone == "Etc/GMT-2"
+    shifting = pd.DataFrame({"event_time": ["2026-03-28T10:00:00+01:00", "2026-03-30T11:30:00+02:00"], "n": ["1", "2"]})
+    inf = infer_contract(shifting, "t")
+    assert inf.timezone == "UTC" and inf.timezone_note.startswith("TODO: the sample's times carry several offsets (+01:00, +02:00")
+
+
+def test_a_classification_label_gets_its_classes_and_a_text_label_is_a_classification(tmp_path):
+    sample, _ = messy_tlc(tmp_path / "trips_2018-01.csv", rows=400)
+    init_project(tmp_path / "pay", sample, label="payment_type", task="classification")
+    label = Contract.load(tmp_path / "pay" / "contract.yaml").label
+    assert (label.column, label.task) == ("payment_type", "classification")
+    assert list(label.classes) == sorted(int(v) for v in read_sample(sample)["payment_type"].dropna().unique())
+    init_project(tmp_path / "flag", sample, label="store_and_fwd_flag")  # Y/N text, read as a boolean: no regression on it
+    label = Contract.load(tmp_path / "flag" / "contract.yaml").label
+    assert set(read_sample(sample)["store_and_fwd_flag"].dropna()) == {"N"}  # the sample shows one of the two
+    assert (label.task, label.classes) == ("classification", (False, True))
+    frame = read_sample(sample).rename(columns={"store_and_fwd_flag": "Outcome"})
+    frame["Outcome"] = [["stay", "upgrade", "churn"][i % 3] for i in range(len(frame))]
+    init_project(tmp_path / "text", write_csv(frame, tmp_path / "text_2018-01.csv"), label="Outcome")
+    label = Contract.load(tmp_path / "text" / "contract.yaml").label
+    assert (label.column, label.task, label.classes) == ("outcome", "classification", ("churn", "stay", "upgrade"))
+
+
+def test_a_label_the_sample_does_not_hold_keeps_its_name_as_given(tmp_path):
+    sample, _ = messy_tlc(tmp_path / "trips_2018-01.csv", rows=200)
+    init_project(tmp_path / "p", sample, label="TripDurationS")  # as the labels feed writes it
+    contract = Contract.load(tmp_path / "p" / "contract.yaml")
+    assert contract.label.column == "TripDurationS" and contract.label.task == "regression"
+    assert "raise NotImplementedError" in (tmp_path / "p" / "p_hooks.py").read_text() and "TripDurationS" in (tmp_path / "p" / "p_hooks.py").read_text()
