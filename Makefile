@@ -30,10 +30,9 @@ system-deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing and cannot be installed here: the report browser test will skip"; fi; }
 
-## Score START..STOP (STOP exclusive) on the embedded defaults, then say what was written.
+## Score START..STOP (STOP exclusive) on the embedded defaults; the run ends with what it wrote, per date.
 run: venv
 	cd $(EXAMPLE) && $(CURDIR)/$(BIN)/luigi --module pipelines RangeDaily --of DailyScore --start $(START) --stop $(STOP)
-	cd $(EXAMPLE) && $(CURDIR)/$(BIN)/python -m pipelines.summary --start $(START) --stop $(STOP)
 
 ## Lint first (ruff, settings in pyproject.toml): a lint error fails `make test`. Then the
 ## default test suite (unit, task and end-to-end tiers); slow and container suites are marked.

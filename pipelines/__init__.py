@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import atexit
+import datetime as dt
 import logging
 import sys
+import warnings
 
 import luigi
 import luigi.tools.range
+from luigi.parameter import UnconsumedParameterWarning
 
 from batchml.failures import clear_failure, failure_of, one_line, record_failure
 from batchml.monitoring import record_duration
 from pipelines import startup
 from pipelines.defaults import apply_defaults
-from tasks.config import make_storage
+from tasks.config import make_source, make_storage, mlflow
 from tasks.backfill import Backfill, ReextractDate, RescoreDate  # noqa: F401
 from tasks.daily import DailyScore  # noqa: F401
 from tasks.identity import InProject
 from tasks.extract import ExtractFeatures, SourceData  # noqa: F401
 from tasks.model import ChampionModel, ResolveModel  # noqa: F401
-from tasks.monitor import CheckMetrics, DetectDrift, ExtractLabels, Metrics  # noqa: F401
+from tasks.monitor import CheckMetrics, DetectDrift, ExtractLabels, LabelsArrived, Metrics  # noqa: F401
 from tasks.report import DailyReport, clear_logged_failure, log_date_failure  # noqa: F401
 from tasks.retrain import RetrainIfDrifted, Rollback, TrainChallenger  # noqa: F401
 from tasks.score import ScorePredictions  # noqa: F401
@@ -51,7 +54,7 @@ _failures: list[str] = []
 
 @luigi.Task.event_handler(luigi.Event.FAILURE)
 def _record_failure(task, exception):
-    line = f"{task.task_id} failed: {type(exception).__name__}: {exception}"
+    line = f"{task} failed: {type(exception).__name__}: {exception}"  # CheckMetrics(date=2026-06-12), not its hashed id
     log.error(line)
     _failures.append(line)
 
@@ -59,7 +62,7 @@ def _record_failure(task, exception):
 @luigi.Task.event_handler(luigi.Event.BROKEN_TASK)
 def _record_scheduling_error(task, exception):
     """An exception in requires() (or Luigi's own scheduling calls): the run's cause too."""
-    _failures.append(f"{task.task_id} could not be scheduled: {one_line(exception)}")
+    _failures.append(f"{task} could not be scheduled: {one_line(exception)}")
 
 
 class _CompleteErrors(logging.Filter):
@@ -126,9 +129,120 @@ def _record_duration(task, seconds):
         log.warning("could not record the duration of %s: %s", task.task_id, exc)
 
 
+@luigi.Task.event_handler(luigi.Event.DEPENDENCY_MISSING)
+def _record_missing_input(task):
+    """A date's rows or labels not at the source: the run's cause, naming where they were looked for."""
+    if isinstance(task, (SourceData, LabelsArrived)):
+        what = "labels" if isinstance(task, LabelsArrived) else "rows"
+        _failures.append(f"{task} is missing: {_looked_for(task.date, labels=what == 'labels')}")
+
+
+def _looked_for(date: dt.date, labels: bool) -> str:
+    """Where the source looked for a date's rows (or labels) and found none."""
+    from tasks.config import hooks, source
+
+    cfg = source()
+    if labels and hooks()["labels"]:
+        labels = False  # labels come from the date's own rows
+    try:
+        if cfg.kind == "files":
+            from batchml.sources import expand
+
+            src = make_source()
+            marker = None if labels else src.marker(date)
+            if marker is not None and not _exists(marker):
+                return f"its completeness marker {marker} is not there ([source] complete_marker)"
+            template = src.labels_path if labels else src.path
+            return f"no {'labels' if labels else 'rows'} of {date} at {expand(template, date)} ([source] {'labels_path' if labels else 'path'})"
+        if cfg.kind == "sql":
+            return f"[source] {'labels_query' if labels else 'query'} returned no row for :date = {date}"
+        return f"[source] generator {cfg.generator} gave no row of {date}"
+    except Exception as exc:  # the cause of the missing data, not a second failure
+        return f"the source could not be described: {one_line(exc)}"
+
+
+def _exists(url: str) -> bool:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url)
+    return fs.exists(path)
+
+
+@luigi.Task.event_handler(luigi.Event.SUCCESS)
+def _log_model_change(task):
+    """One line for each promotion, rejection and rollback: the model a team's next dates are scored with."""
+    if not isinstance(task, (RetrainIfDrifted, Rollback)):
+        return
+    try:
+        from batchml.monitoring import monitoring_file, read_json
+
+        storage = make_storage()
+        if isinstance(task, Rollback):
+            r = read_json(storage, monitoring_file(task.date, "rollback.json")) or {}
+            log.info(
+                "rollback: @%s moved from v%s back to v%s from %s on: %s",
+                mlflow().alias,
+                r.get("from_version"),
+                r.get("to_version"),
+                task.date,
+                r.get("reason"),
+            )
+            return
+        d = read_json(storage, monitoring_file(task.date, "retrain.json")) or {}
+        if d.get("decision") == "promoted":
+            log.info(
+                "promotion: challenger v%s replaces v%s as @%s (%s): %s", d["challenger_version"], d["champion_version"], mlflow().alias, task.date, d["reason"]
+            )
+        elif d.get("decision") == "rejected":
+            log.info("challenger v%s rejected, v%s stays @%s (%s): %s", d["challenger_version"], d["champion_version"], mlflow().alias, task.date, d["reason"])
+    except Exception as exc:  # informative: never fails the run
+        log.warning("could not read the model decision of %s: %s", task, one_line(exc))
+
+
+# The dates the run is about, [start, stop), for its closing table: set from the command line.
+_dates: list[dt.date] = []
+
+
+def date_range(task) -> tuple[dt.date, dt.date] | None:
+    """The dates a DailyScore, RangeDaily or Backfill is about, [start, stop); None for other tasks."""
+    if isinstance(task, DailyScore):
+        return task.date, task.date + dt.timedelta(days=1)
+    if isinstance(task, (RangeDaily, Backfill)) and task.start is not None and task.stop is not None:
+        return task.start, task.stop
+    return None
+
+
+def _remember_dates(argv: list[str]) -> None:
+    from luigi.cmdline_parser import CmdlineParser
+
+    try:
+        with CmdlineParser.global_instance(argv) as parser:
+            found = date_range(parser.get_task_obj())
+    except (Exception, SystemExit):  # --help, or a command line Luigi itself will reject with its message
+        return
+    if found:
+        _dates[:] = found
+
+
+def _print_table() -> None:
+    """The per-date table (pipelines/summary.py), printed before the causes: a failed run's last lines stay its causes."""
+    if not _dates:
+        return
+    from pipelines.summary import summary_lines
+
+    try:
+        lines = summary_lines(*_dates)
+    except Exception as exc:  # a storage that cannot be read is the run's cause already
+        log.warning("could not read what the run wrote: %s", one_line(exc))
+        return
+    print("\n" + "\n".join(lines), flush=True)
+
+
 @atexit.register
 def _print_causes():
-    """Repeat the causes after Luigi's summary, so they are a run's last lines."""
+    """The per-date table, then the causes after Luigi's summary, so they are a run's last lines."""
+    _print_table()
+    sys.stdout.flush()
     if _failures:
         print("\nbatchml: the run failed because:", file=sys.stderr)
         for line in _failures:
@@ -138,4 +252,9 @@ def _print_causes():
 # -- before Luigi schedules anything ----------------------------------------------------------
 apply_defaults(luigi.configuration.get_config())
 if startup.is_luigi_command():  # a `luigi --module pipelines ...` run, not a library import
+    # Luigi's warnings about its own parameters mean nothing to a user: RangeDaily's param_name
+    # default (None, "not of type string") and settings of a task section the task does not take.
+    warnings.filterwarnings("ignore", message=r'Parameter "param_name" with value "None" is not of type string')
+    warnings.filterwarnings("ignore", category=UnconsumedParameterWarning)
     startup.prepare(sys.argv[1:])
+    _remember_dates(sys.argv[1:])
