@@ -1,4 +1,4 @@
-"""`Backfill --dry-run` and the dashboard agree on failed versus missing (batchml.failures.has_failed)."""
+"""`Backfill --dry-run` and the dashboard agree on failed versus missing (batchml.monitoring.has_failed)."""
 
 from __future__ import annotations
 
