@@ -413,3 +413,24 @@ def test_a_3_class_challenger_with_unsorted_contract_classes_is_gated_on_the_rig
         for name in ("log_loss", "roc_auc", "accuracy", "brier", "f1"):
             assert result["gate"][side][name] == pytest.approx(hand[name], rel=1e-4), f"{side} {name}"
     assert result["decision"] == "rejected" and str(reg.version_by_alias("champion").version) == "1"
+
+
+def test_the_retrain_trigger_reads_the_right_realized_log_loss(scored):
+    """Realized metrics of committed predictions (contract order [stay, upgrade, downgrade]) against the holdout
+    value: the same model on the same kind of rows is no worse, so nothing triggers; a model twice as bad does."""
+    from batchml.checks import error_ratio, realized_performance
+    from batchml.policy import DayResult, RetrainPolicy, retrain_decision
+
+    s = scored("text", 3)
+    classes = contract_classes("text", 3, "unsorted")
+    predictions = s.outputs("pyfunc-sklearn", classes).assign(k=np.arange(len(s.y)))  # columns named right before the fix too
+    labels = pd.DataFrame({"k": np.arange(len(s.y)), "y": s.y})
+    realized = realized_performance(predictions, labels, key=["k"], label="y", task="classification", classes=classes)
+    holdout = hand_metrics(s.y, s.proba, classes, s.model.predict(s.x))["log_loss"]
+    day = dt.date(2026, 6, 10)
+    policy = RetrainPolicy(error_increase=0.3)
+    for model_holdout, decision in ((holdout, "not triggered"), (holdout / 2, "triggered")):
+        ratio = error_ratio(realized, model_holdout, "log_loss")
+        assert ratio == pytest.approx(holdout / model_holdout, rel=1e-5)
+        got = retrain_decision(day, [DayResult(day, "no drift", ratio, 1.0)], last_retrain=None, latest_scored=day, policy=policy)
+        assert got["decision"] == decision, got["reason"]
