@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from batchml.errors import SchemaError
-from batchml.onnx_io import graph_classes
+from batchml.onnx_io import graph_classes, session_classes
 from batchml.provenance import sha256_bytes, sha256_file
 from batchml.pin import ModelPin
 
@@ -147,7 +147,7 @@ def onnx_parity(blob: bytes, model, sample: pd.DataFrame, classes, *, rtol: floa
     from batchml.training import _onnx_frame, estimator_outputs, outputs_disagree
 
     session = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
-    model_classes = graph_classes(blob, classes) if classes else None
+    model_classes = (session_classes(session) or graph_classes(blob, classes)) if classes else None  # metadata first: no onnx import
     got = onnx_outputs(session, onnx_feed(session, _onnx_frame(sample), tuple(sample.columns)), len(sample), classes, model_classes)
     worst = outputs_disagree(got, estimator_outputs(model, sample, classes), classes, rtol=rtol, atol=atol)
     return f"ONNX conversion disagrees with the model by up to {worst} on {len(sample)} of the date's rows" if worst else ""
