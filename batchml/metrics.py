@@ -45,8 +45,9 @@ def classification_metrics(y_true, proba: np.ndarray, classes, y_pred=None) -> d
     Computed here, not by scikit-learn (which orders labels itself), so any class order and
     label type (text, integer, boolean) give the same numbers. Truth values are matched to
     `classes` by identity (`True` is not `1`); a truth outside `classes` is excluded from every
-    metric and counted in `outside_classes`. `y_pred` is the model's label (default: the most
-    probable class). Probabilities are clipped to [1e-15, 1] and each row rescaled to sum to 1.
+    metric and counted in `outside_classes`. `y_pred` is the model's label (default, and where
+    it is none of the classes, as 0/1 once written for booleans: the most probable class).
+    Probabilities are clipped to [1e-15, 1] and each row rescaled to sum to 1.
 
     - log loss: -mean(log p(true class)); Brier: mean over rows of the sum over classes of
       (p - 1[true])^2 (0 to 2).
@@ -65,7 +66,10 @@ def classification_metrics(y_true, proba: np.ndarray, classes, y_pred=None) -> d
     n = len(truth)
     proba = np.clip(np.asarray(proba, dtype="float64").reshape(-1, k)[known], 1e-15, 1.0)
     proba = proba / proba.sum(axis=1, keepdims=True)
-    pred = class_codes(y_pred, classes)[known] if y_pred is not None else proba.argmax(axis=1)
+    pred = proba.argmax(axis=1)
+    if y_pred is not None:  # the model's own label; the most probable class where it is none of the classes
+        given = class_codes(y_pred, classes)[known]
+        pred = np.where(given >= 0, given, pred)
     rows = np.arange(n)
     onehot = np.zeros((n, k))
     onehot[rows, truth] = 1.0

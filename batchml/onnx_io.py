@@ -56,6 +56,8 @@ def class_codes(values, classes) -> np.ndarray:
     out = np.full(len(series), -1, dtype=np.int64)
     if not len(series):
         return out
+    if isinstance(series.dtype, pd.CategoricalDtype):  # e.g. a label read back from a partitioned dataset
+        series = series.astype(series.dtype.categories.dtype)
     dtype = series.dtype
     if pd.api.types.is_bool_dtype(dtype):
         kind = "bool"

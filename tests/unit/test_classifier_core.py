@@ -60,3 +60,13 @@ def test_fitted_classes_must_be_the_contracts():
     _check_classes(["yes", "no"], contract(["no", "yes"]), project)  # any order: the proba columns are named
     with pytest.raises(HookError, match=r"fitted classes \['no', 'yes'\].*lists label classes \[False, True\].*unquoted yes/no"):
         _check_classes(["no", "yes"], contract([False, True]), project)
+
+
+def test_labels_read_back_as_categories_and_old_0_1_predictions_of_boolean_classes():
+    proba = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.6, 0.4]])  # columns: [True, False]
+    truth = pd.Series([True, False, False, False], dtype="category")
+    got = classification_metrics(truth, proba, [True, False], y_pred=np.array([1, 0, 0, 1]))  # 0/1: none of the classes
+    assert got["accuracy"] == pytest.approx(3 / 4) and got["n"] == 4 and got["outside_classes"] == 0
+    assert got["log_loss"] == pytest.approx(-np.mean(np.log([0.8, 0.7, 0.6, 0.4])))
+    text = classification_metrics(pd.Series(["b", "a"], dtype="category"), np.array([[0.9, 0.1], [0.2, 0.8]]), ["b", "a"])
+    assert text["accuracy"] == 1.0 and text["log_loss"] == pytest.approx(-np.mean(np.log([0.9, 0.8])))
