@@ -434,3 +434,12 @@ def test_the_retrain_trigger_reads_the_right_realized_log_loss(scored):
         assert ratio == pytest.approx(holdout / model_holdout, rel=1e-5)
         got = retrain_decision(day, [DayResult(day, "no drift", ratio, 1.0)], last_retrain=None, latest_scored=day, policy=policy)
         assert got["decision"] == decision, got["reason"]
+
+
+def test_a_pyfunc_returning_an_unnamed_probability_array_fails_naming_the_model(scored, tmp_path):
+    s = scored("int", 3)
+    folder = tmp_path / "unnamed"
+    mlflow.pyfunc.save_model(str(folder), python_model=ArrayModel(s.model, s.unsorted_model), pip_requirements=REQUIREMENTS)  # no output signature
+    spec = ModelSpec(str(folder), sha256_tree(folder), "pyfunc", INPUTS, ("k",), "scores", "7", (30, 2, 17), ("number",) * 3)
+    with pytest.raises(IntegrityError, match=r"models:/scores/7 returned an array of shape \(300, 3\) with no class names"):
+        predict_partition(s.x.assign(k=np.arange(len(s.x))), spec)
