@@ -1,5 +1,7 @@
-"""The documentation that is generated from code stays equal to it."""
+"""The documentation that is generated from code stays equal to it, and names only what a clone has."""
 
+import re
+import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -13,8 +15,6 @@ def test_the_configuration_reference_lists_every_setting_as_the_code_defines_it(
 
 def test_no_name_of_an_example_table_in_the_core():
     """The core knows contracts; the examples know their tables."""
-    import re
-
     names = re.compile(r"\b(trips?|trip_\w+|taxi\w*|pickup\w*|dropoff\w*|\w+_zone|churn\w*|vendor\w*|fare_\w*|passenger\w*)\b", re.I)
     offenders = []
     for folder in ("batchml", "tasks"):
@@ -31,8 +31,6 @@ _REPO_PATH = r"(?:batchml|tasks|pipelines|tests|bench|config|docker|docs|example
 
 def named_paths(text: str) -> set[str]:
     """The repository paths a document names, in `code` or as a relative link."""
-    import re
-
     return set(re.findall(rf"`({_REPO_PATH})`", text)) | set(re.findall(rf"\]\(({_REPO_PATH})\)", text))
 
 
@@ -41,8 +39,6 @@ def test_docs_name_only_files_the_repository_has():
 
     A path git ignores (as a folder) is what a run writes (`examples/taxi/data`, `bench/out`), not a file to ship.
     """
-    import subprocess
-
     missing, outside = [], []
     for doc in DOCS:
         text = doc.read_text()
@@ -50,7 +46,7 @@ def test_docs_name_only_files_the_repository_has():
             written_by_a_run = subprocess.run(["git", "check-ignore", "-q", "--no-index", f"{name}/"], cwd=REPO).returncode == 0
             if not written_by_a_run and not any((base / name).exists() for base in (REPO, doc.parent)):
                 missing.append(f"{doc.relative_to(REPO)}: {name}")
-        if "NOTES" in text or "../shared" in text:
+        if re.search(r"\bNOTES\b|\.\./shared", text):
             outside.append(str(doc.relative_to(REPO)))
     assert not missing, f"named but not in the repository: {missing}"
     assert not outside, f"cites files outside the repository: {outside}"
@@ -62,7 +58,5 @@ def test_the_finder_sees_named_paths():
 
 def test_install_instructions_work_from_a_clone():
     """batchml is not on PyPI: a bare `pip install batchml` would not resolve (or install someone else's package)."""
-    import re
-
     for doc in DOCS:
         assert not re.search(r"pip install batchml(\s|$|`)", doc.read_text()), f"{doc.relative_to(REPO)}: installs batchml from an index"
