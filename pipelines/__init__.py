@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import atexit
 import datetime as dt
+import json
 import logging
+import os
 import sys
+import tempfile
+import uuid
 import warnings
 
 import luigi
@@ -49,7 +53,33 @@ class RangeDaily(InProject, luigi.tools.range.RangeDaily):
 
 
 # -- what a person reading the end of a run's output needs -------------------------------
-_failures: list[str] = []
+class _Causes(list):
+    """The run's causes. A task run in a forked worker process (`--workers N`) cannot append to the
+    run's own list: it appends to a file, which the run's process reads back at its end."""
+
+    def __init__(self):
+        super().__init__()
+        self.pid = os.getpid()
+        self.spill = os.path.join(tempfile.gettempdir(), f"batchml-causes-{self.pid}-{uuid.uuid4().hex[:8]}.jsonl")
+
+    def append(self, line: str) -> None:
+        if os.getpid() == self.pid:
+            super().append(line)
+            return
+        with open(self.spill, "a") as fh:  # one short write each: lines of several workers do not interleave
+            fh.write(json.dumps(line) + "\n")
+
+    def collect(self) -> None:
+        """Take in the causes of the run's worker processes."""
+        try:
+            with open(self.spill) as fh:
+                self.extend(json.loads(line) for line in fh if line.strip())
+            os.unlink(self.spill)
+        except FileNotFoundError:
+            pass
+
+
+_failures = _Causes()
 
 
 @luigi.Task.event_handler(luigi.Event.FAILURE)
@@ -243,6 +273,7 @@ def _print_causes():
     """The per-date table, then the causes after Luigi's summary, so they are a run's last lines."""
     _print_table()
     sys.stdout.flush()
+    _failures.collect()
     if _failures:
         print("\nbatchml: the run failed because:", file=sys.stderr)
         for line in _failures:
