@@ -140,7 +140,7 @@ def pyfunc_outputs(model, frame: pd.DataFrame, n: int, classes, who: str = "the 
     if raw is not None and hasattr(raw, "predict_proba") and hasattr(raw, "classes_"):
         return class_outputs(raw.predict_proba(frame), list(raw.classes_), classes, who)
     out = model.predict(frame)
-    if isinstance(out, pd.DataFrame):
+    if isinstance(out, pd.DataFrame) and not (classes and isinstance(out.columns, pd.RangeIndex)):  # 0, 1, ... are positions, not classes
         return _frame_outputs(out, classes, who)
     values = np.asarray(out)
     if not classes:

@@ -443,3 +443,21 @@ def test_a_pyfunc_returning_an_unnamed_probability_array_fails_naming_the_model(
     spec = ModelSpec(str(folder), sha256_tree(folder), "pyfunc", INPUTS, ("k",), "scores", "7", (30, 2, 17), ("number",) * 3)
     with pytest.raises(IntegrityError, match=r"models:/scores/7 returned an array of shape \(300, 3\) with no class names"):
         predict_partition(s.x.assign(k=np.arange(len(s.x))), spec)
+
+
+class DefaultColumnsModel(FrameModel):
+    """A pyfunc returning pd.DataFrame(predict_proba): columns 0, 1, 2 are positions, not the classes 0, 1, 2."""
+
+    def predict(self, context, model_input, params=None):
+        return pd.DataFrame(self.estimator.predict_proba(model_input[list(INPUTS)]))
+
+
+def test_default_column_numbers_are_not_taken_for_integer_classes(tmp_path):
+    x, y = labelled("int", 3)
+    y = np.array([{30: 2, 2: 0, 17: 1}[v] for v in y])  # classes 0, 1, 2 ...
+    model = LogisticRegression(max_iter=500).fit(x, y + 1)  # ... but the model's are 1, 2, 3: column 0 is class 1
+    folder = tmp_path / "default"
+    mlflow.pyfunc.save_model(str(folder), python_model=DefaultColumnsModel(model, None), pip_requirements=REQUIREMENTS)
+    spec = ModelSpec(str(folder), sha256_tree(folder), "pyfunc", INPUTS, ("k",), "scores", "3", (0, 1, 2), ("number",) * 3)
+    with pytest.raises(IntegrityError, match=r"models:/scores/3 returned an array of shape \(300, 3\) with no class names"):
+        predict_partition(x.assign(k=np.arange(len(x))), spec)
