@@ -129,7 +129,7 @@ def _record_date_failure(task, exception):
     try:
         record_failure(make_storage(), date, record)
     except Exception as exc:
-        log.warning("could not record the failure of %s: %s", task.task_id, one_line(exc))
+        log.warning("could not record the failure of %s: %s", task, one_line(exc))
     log_date_failure(date, record.task, record.cause)
 
 
@@ -142,7 +142,7 @@ def _clear_date_failure(task):
     try:
         cleared = clear_failure(make_storage(), task.date)
     except Exception as exc:
-        log.warning("could not clear the failure record of %s: %s", task.task_id, one_line(exc))
+        log.warning("could not clear the failure record of %s: %s", task, one_line(exc))
     if cleared:
         clear_logged_failure(task.date)
 
@@ -156,7 +156,7 @@ def _record_duration(task, seconds):
     try:
         record_duration(make_storage(), date, task.get_task_family(), seconds)
     except OSError as exc:  # durations are informative; never fail a run over them
-        log.warning("could not record the duration of %s: %s", task.task_id, exc)
+        log.warning("could not record the duration of %s: %s", task, exc)
 
 
 @luigi.Task.event_handler(luigi.Event.DEPENDENCY_MISSING)
