@@ -11,7 +11,18 @@ from batchml import layout
 from batchml.layout import MONITORING, monitoring_file
 from batchml.storage import Storage
 
-__all__ = ["MONITORING", "has_failed", "history", "monitored_dates", "monitoring_file", "read_durations", "read_json", "record_duration", "trailing_rows", "write_json"]
+__all__ = [
+    "MONITORING",
+    "has_failed",
+    "history",
+    "monitored_dates",
+    "monitoring_file",
+    "read_durations",
+    "read_json",
+    "record_duration",
+    "trailing_rows",
+    "write_json",
+]
 
 
 def read_json(storage: Storage, relative: str) -> dict | None:
