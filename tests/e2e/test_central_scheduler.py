@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
+import os
 import time
 import urllib.request
 from collections import Counter
@@ -30,6 +32,25 @@ def manifest(root, dataset: str, date: dt.date) -> dict:
 def task_id(tasks: dict, family: str, date: dt.date) -> str:
     (found,) = [i for i, t in tasks.items() if t["name"] == family and t["params"].get("date") == date.isoformat()]
     return found
+
+
+def graph_texts(luigid, task_id: str) -> list[str]:
+    """The node labels of luigid's dependency graph of `task_id` as headless Chromium renders the visualiser."""
+    import re
+    import subprocess
+    import tempfile
+
+    from tests.e2e.test_report_browser import CHROMIUM, CHROMIUM_FLAGS
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"chromium is not installed ({CHROMIUM} missing; apt-get install chromium)")
+    page = f"{luigid.url}/static/visualiser/index.html#tab=graph&taskId={task_id}"
+    with tempfile.TemporaryDirectory() as profile:
+        dump = subprocess.run(
+            [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom", page],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    return [html.unescape(t) for t in re.findall(r'class="graph-node-a"[^>]*>\s*<text[^>]*>([^<]*)</text>', dump.stdout)]
 
 
 def started(luigid, family: str) -> Counter:
@@ -97,9 +118,14 @@ def test_two_projects_score_the_same_date_on_one_luigid_at_the_same_time(luigid,
         assert task_id.startswith(f"DailyScore_{DAY:%Y_%m_%d}_{project}_")  # the id's readable part: date, then project
         assert task["display_name"] == f"DailyScore(date={DAY}, project={project})" and task["status"] == "DONE"
         graph = luigid.api("dep_graph", task_id=task_id)
-        assert {t["name"] for t in graph.values()} == DAILY
+        assert {t["name"].split(" ")[0] for t in graph.values()} == DAILY
         assert {(t["params"]["project"], t["params"]["date"]) for t in graph.values()} >= {(project, DAY.isoformat())}
         assert all(t["params"]["project"] == project for t in graph.values())
+        # graph nodes are drawn with their `name`: family, date, project
+        assert all(t["name"] == f"{t['name'].split(' ')[0]} {t['params']['date']} · {project}" for t in graph.values())
+    # ... as the visualiser draws them, in a browser
+    shown = graph_texts(luigid, daily["fleet_east"][0])
+    assert f"DailyScore {DAY} · fleet_east" in shown and f"ScorePredictions {DAY} · fleet_east" in shown, shown
     assert sum(t["name"] == "ScorePredictions" for t in tasks.values()) == 4  # D and its labelled date, per project
 
 
