@@ -34,7 +34,9 @@ _INT64_MAX = 2**63 - 1
 _EXACT_FLOAT_INT = 2**53  # integers read as float lose precision above this
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
-_COLUMN_KEYS = {"dtype", "nullable", "min", "max", "allowed", "source", "unique", "max_null_rate"}
+_COLUMN_KEYS = {"dtype", "nullable", "min", "max", "allowed", "source", "unique", "max_null_rate", "null_tokens"}
+# Texts a key column reads as null (after trimming, case-insensitive) unless its `null_tokens` says otherwise.
+KEY_NULL_TOKENS = ("", "NA", "null", "None")
 _TOP_KEYS = {"dataset", "key", "timestamp", "timezone", "columns", "label"}
 
 
@@ -48,6 +50,8 @@ class Column:
     allowed: tuple | None = None
     source: tuple[str, ...] = ()  # names the source may give this column (first found wins)
     max_null_rate: float | None = None  # a monitoring rule: a date whose valid rows are more null than this fails its checks
+    # Texts read as null, after trimming, case-insensitive; None: KEY_NULL_TOKENS for a key column, none for the others.
+    null_tokens: tuple[str, ...] | None = None
 
     @property
     def numeric(self) -> bool:
@@ -129,6 +133,13 @@ class Contract:
                 raise SchemaError(f"{path}: column {name!r} has dtype {spec.get('dtype')!r}, expected one of {', '.join(DTYPES)}")
             spec.pop("unique", None)  # uniqueness belongs to the key
             _check_null_cap(path, str(name), spec)
+            if "null_tokens" in spec:
+                tokens = spec["null_tokens"]
+                if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+                    raise SchemaError(
+                        f"{path}: column {name!r} has null_tokens {tokens!r}, expected a list of texts read as null, quoted (e.g. ['NA', 'null']; [] for none)"
+                    )
+                spec["null_tokens"] = tuple(tokens)
             source = spec.pop("source", ())
             allowed = spec.pop("allowed", None)
             columns.append(
@@ -199,6 +210,8 @@ def _rules(column: Column) -> dict:
     """What decides a row's validity (max_null_rate is a check of the date, not of a row: it leaves the fingerprint alone)."""
     rules = asdict(column)
     rules.pop("max_null_rate")
+    if rules["null_tokens"] is None:  # unset: the fingerprint of contracts written before the option stays what it was
+        rules.pop("null_tokens")
     return rules
 
 
@@ -292,11 +305,16 @@ def validate(
     rules: list[tuple[np.ndarray, object]] = []  # (violation mask, reason or per-row reason fn)
     nulls: dict[str, np.ndarray] = {}  # null masks of the nullable columns: counted on the valid rows at no extra pass
     for col in contract.columns:
-        values, unparsable, why = _coerce(raw[col.name], col, contract.timezone)
+        source, is_key = raw[col.name], col.name in contract.key
+        tokens = _null_tokens(source, KEY_NULL_TOKENS if col.null_tokens is None and is_key else col.null_tokens or ())
+        values, unparsable, why = _coerce(source.mask(tokens) if tokens.any() else source, col, contract.timezone)
         typed[col.name] = values
         if unparsable.any():
-            rules.append((unparsable, _unparsable_reason(col, raw[col.name], why)))
+            rules.append((unparsable, _unparsable_reason(col, source, why)))
         isnull = values.isna().to_numpy() & ~unparsable
+        if is_key and tokens.any():  # a key identifies a row: one that is text for null identifies none
+            rules.append((tokens, _null_key_reason(col, source)))
+            isnull &= ~tokens
         if not col.nullable and isnull.any():
             rules.append((isnull, f"{col.name}: is null"))
         elif col.nullable:
@@ -475,6 +493,22 @@ def _datetimes(raw: pd.Series, timezone: str) -> pd.Series:
         aware = pd.to_datetime(text[has_offset], errors="coerce", format="ISO8601", utc=True)
         out[has_offset] = aware.dt.tz_convert(timezone).dt.tz_localize(None).astype("datetime64[us]")
     return out
+
+
+def _null_tokens(raw: pd.Series, tokens) -> np.ndarray:
+    """Where a text column holds one of `tokens` (after trimming, case-insensitive)."""
+    if not tokens or not len(raw) or not (raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype)):
+        return np.zeros(len(raw), dtype=bool)
+    wanted = {t.strip().casefold() for t in tokens}
+    return np.fromiter((isinstance(v, str) and v.strip().casefold() in wanted for v in raw.to_numpy(dtype=object)), dtype=bool, count=len(raw))
+
+
+def _null_key_reason(col: Column, raw: pd.Series):
+    def reason(idx: np.ndarray) -> pd.Series:
+        shown = _as_text(raw.iloc[idx].to_frame())[raw.name].to_numpy()
+        return pd.Series([f"{col.name}: null key: {v!r} is a null token (null_tokens: {list(col.null_tokens or KEY_NULL_TOKENS)})" for v in shown])
+
+    return reason
 
 
 def _unparsable_reason(col: Column, raw: pd.Series, why: str):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from batchml.features import labels_of, model_inputs
 from batchml.profile import NullCounts
 from batchml.provenance import code_version, shaped_by
 from batchml.sources import Source
-from batchml.storage import Manifest, Storage
+from batchml.storage import Manifest, Storage, naming_a_full_disk
 
 log = logging.getLogger(__name__)
 FEATURES, QUARANTINE = layout.FEATURES, layout.QUARANTINE
@@ -62,7 +63,7 @@ class _Writer:
         self.pending.append(self.pool.submit(self._write, name, table))
 
     def _write(self, name: str, table: pa.Table) -> None:
-        with self.staging.open(name) as fh:
+        with naming_a_full_disk(self.staging.dataset, self.staging.date, f"{self.staging.url}/{name}"), self.staging.open(name) as fh:
             pq.write_table(table, fh, write_page_checksum=True, row_group_size=ROW_GROUP_ROWS)
         failpoint("extract.staged")
 
@@ -89,6 +90,12 @@ def extract_date(
 ) -> ExtractResult:
     """Validate every row of `date`, commit quarantine/ then features/ (features marks done).
 
+    The two commits appear together (batchml.visibility): the date's `_pending` marker is
+    written before the first and removed after the second, and a date found with its
+    marker (a run killed between them) is extracted again, replacing what it left.
+    Files with no rows (header-only, or 0 bytes) are skipped and listed in the features
+    manifest under `extra.empty_inputs`.
+
     Raises RejectedShareTooHigh, after keeping the rejected rows under
     `quarantine/_rejected/`, when more than `max_reject_share` of the rows break the contract,
     and MissingInput when the source holds no row of the date (an empty file is missing
@@ -96,9 +103,13 @@ def extract_date(
     committed date (on request only: its source changed).
     """
     with storage.writer(FEATURES, date, replace=replace) as features, storage.writer(QUARANTINE, date, replace=True) as quarantine:
+        if storage.is_pending(date):  # a run was killed between the two commits: neither is visible, extract again
+            log.warning("%s: a killed run left its quarantine and features commits unfinished; extracting the date again", date)
+            features.replace = True
         if features.committed:
             log.info("features for %s already committed by another run; nothing to do", date)
             return ExtractResult(0, 0, 0, [], skipped=True)
+        empty_inputs: list[str] = []
         seen = np.empty(0, dtype="uint64")
         columns: dict[str, str] = {}
         file_rows: dict[str, int] = {}
@@ -107,6 +118,9 @@ def extract_date(
         rows_in = 0
         with _Writer(features) as writer:
             for origin, batch in source.batches(date):
+                if batch is None or not len(batch):  # a 0-byte or header-only file: no rows, nothing to check
+                    empty_inputs.append(origin)
+                    continue
                 checked = validate(batch, contract, date, origin=origin, seen_keys=seen)
                 rows_in += checked.rows_in
                 seen = add_keys(seen, checked.key_hashes)
@@ -128,7 +142,7 @@ def extract_date(
         reasons = top_reasons(bad[REASON])
         if rows_in and len(bad) / rows_in > max_reject_share:
             relative = layout.rejected(date, run_id)
-            with storage.open(relative, "wb") as fh:
+            with naming_a_full_disk(QUARANTINE, date, storage.url(relative)), storage.open(relative, "wb") as fh:
                 bad.to_parquet(fh, index=False, write_page_checksum=True)
             kept = storage.url(relative)
             listed = ", ".join(f"{r} ({n})" for r, n in reasons)
@@ -141,14 +155,24 @@ def extract_date(
             date=date.isoformat(), schema_hash=contract.fingerprint(), input_fingerprint=source.fingerprint(date), code_version=code_version(), run_id=run_id
         )
         common["shaped_by"] = shaped_by(contract, transform)  # what Backfill compares to list a date as changed
-        with quarantine.open("part-00000.parquet") as fh:
+        with naming_a_full_disk(QUARANTINE, date, f"{quarantine.url}/part-00000.parquet"), quarantine.open("part-00000.parquet") as fh:
             bad.to_parquet(fh, index=False, write_page_checksum=True)
+        extra = {"top_reasons": reasons, "columns": columns, "key": list(contract.key), "validated_nulls": nulls.as_json()}
+        if empty_inputs:
+            extra["empty_inputs"] = empty_inputs
+        # Quarantine and features appear together: neither is visible while the marker exists.
+        storage.write_text(layout.pending(date), json.dumps({"run_id": run_id}))
+        failpoint("extract.pending")
         quarantine.commit(
             Manifest(dataset=QUARANTINE, rows={"in": rows_in, "written": len(bad), "quarantined": len(bad)}, extra={"top_reasons": reasons}, **common),
             {"part-00000.parquet": len(bad)},
         )
-        extra = {"top_reasons": reasons, "columns": columns, "key": list(contract.key), "validated_nulls": nulls.as_json()}
+        failpoint("extract.quarantine.committed")
         features.commit(Manifest(dataset=FEATURES, rows={"in": rows_in, "written": rows_valid, "quarantined": len(bad)}, extra=extra, **common), file_rows)
+        failpoint("extract.features.committed")
+        storage.delete(layout.pending(date))
+        if empty_inputs:
+            log.info("%s: skipped %d input file(s) with no rows: %s", date, len(empty_inputs), ", ".join(empty_inputs))
         log.info("%s: %d rows in, %d valid, %d quarantined", date, rows_in, rows_valid, len(bad))
         return ExtractResult(rows_in, rows_valid, len(bad), reasons)
 

@@ -5,6 +5,7 @@
     <dataset>/_staging/date=YYYY-MM-DD/<run>/             a write in progress
     <dataset>/_locks/date=YYYY-MM-DD.lock (.json on S3)   one writer per date at a time
     <dataset>/_trash/date=YYYY-MM-DD.<id>                 the old date during a replace without atomic exchange
+    features/_pending/date=YYYY-MM-DD.json                a date whose quarantine and features are being committed together
     quarantine/_rejected/date=YYYY-MM-DD.<run>.parquet    rows of a date refused for too many rejects
     predictions/date=YYYY-MM-DD/_profile.json             the date's profile, committed with its predictions
     monitoring/date=YYYY-MM-DD/<name>                     drift, metrics, decisions, durations, report
@@ -68,6 +69,14 @@ def trash(dataset: str) -> str:
 def trash_name(date: dt.date, token: str) -> str:
     """The name of a replaced date's folder inside `trash(dataset)`."""
     return f"{date_dir(date)}.{token}"
+
+
+PENDING = f"{FEATURES}/_pending"
+
+
+def pending(date: dt.date) -> str:
+    """The marker of a date between its quarantine and its features commits: while it exists, neither is visible (batchml.visibility)."""
+    return f"{PENDING}/{date_dir(date)}.json"
 
 
 def rejected(date: dt.date, run_id: str) -> str:

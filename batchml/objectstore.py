@@ -41,11 +41,12 @@ from batchml.errors import IntegrityError
 from batchml.faults import failpoint
 from batchml.layout import MANIFEST
 from batchml.manifest import Manifest, ManifestReader, checksum, file_entry
+from batchml.visibility import DateVisibility
 
 log = logging.getLogger(__name__)
 
 
-class ObjectStorage(ManifestReader):
+class ObjectStorage(DateVisibility, ManifestReader):
     """The Storage interface on an fsspec object store; endpoint and credentials from the environment."""
 
     def __init__(self, root: str, *, lease_seconds: float = 60.0):
@@ -79,17 +80,18 @@ class ObjectStorage(ManifestReader):
         return self._key(layout.partition(dataset, date))
 
     # -- reading --------------------------------------------------------------------------
-    def manifest(self, dataset: str, date: dt.date) -> Manifest | None:
+    # What is in the store; readers go through batchml.visibility (`manifest`, `is_committed`, `committed_dates`).
+    def _raw_manifest(self, dataset: str, date: dt.date) -> Manifest | None:
         try:
             return Manifest.from_json(self.fs.cat_file(self._key(layout.manifest(dataset, date))).decode())
         except FileNotFoundError:
             return None
 
-    def is_committed(self, dataset: str, date: dt.date) -> bool:
-        return self.manifest(dataset, date) is not None
+    def _raw_committed(self, dataset: str, date: dt.date) -> bool:
+        return self.fs.exists(self._key(layout.manifest(dataset, date)))
 
-    def committed_dates(self, dataset: str) -> set[dt.date]:
-        """Every committed date of a dataset, from one listing."""
+    def _raw_dates(self, dataset: str) -> set[dt.date]:
+        """Every date of a dataset with a manifest, from one listing."""
         out = set()
         for key in self.fs.glob(f"{self._key(dataset)}/{layout.DATE_GLOB}/{MANIFEST}"):
             date = layout.date_of(key.rsplit("/", 1)[0])
@@ -246,7 +248,7 @@ class ObjectStorage(ManifestReader):
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm(self._key(layout.staging(dataset, date)), recursive=True)
         folder = self._partition_key(dataset, date)
-        manifest = self.manifest(dataset, date)
+        manifest = self._raw_manifest(dataset, date)
         listed = {f["path"] for f in manifest.files} if manifest else set()
         with contextlib.suppress(FileNotFoundError):
             for key in self.fs.ls(folder, detail=False):
@@ -278,7 +280,7 @@ class ObjectPartitionWriter:
 
     @property
     def committed(self) -> bool:
-        return not self.replace and self.storage.is_committed(self.dataset, self.date)
+        return not self.replace and self.storage._raw_committed(self.dataset, self.date)
 
     def commit(self, manifest: Manifest, file_rows: dict[str, int] | None = None) -> Manifest:
         """Copy the staged files into the date's folder under run-unique names, then PUT the manifest.
@@ -292,7 +294,7 @@ class ObjectPartitionWriter:
             seen = fs.info(f"{folder}/{MANIFEST}")["ETag"]  # before reading it: the PUT below is conditional on it
         except FileNotFoundError:
             seen = None
-        old = self.storage.manifest(self.dataset, self.date)
+        old = self.storage._raw_manifest(self.dataset, self.date)
         if old is not None and not self.replace:
             raise IntegrityError(f"{self.storage.partition_url(self.dataset, self.date)}: already committed; refusing to replace it")
         self.still_held()

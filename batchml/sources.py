@@ -90,7 +90,9 @@ class FileSource:
 
     Completeness: a date exists once its files hold at least one of its rows and, with
     `complete_marker`, once its marker file exists. A marker holding an integer is the
-    number of rows its files must hold. A CSV whose last line is cut fails its date.
+    number of rows its files must hold. A CSV whose last line is cut fails its date. A file
+    of 0 bytes beside others is read as no rows, like a header-only one: the extraction
+    skips it and lists it in the features manifest (`extra.empty_inputs`).
 
     Format: a path whose name ends in .parquet/.pq or .csv (compressed too: .csv.gz) is read
     as that; `fmt` names the format of paths that do not say (folders, globs, other names),
@@ -173,6 +175,8 @@ class FileSource:
     def _has_rows(self, url: str, date: dt.date | None) -> bool:
         """Whether a file holds a row (of `date`, for a many-dates file): Parquet metadata, a CSV's second line, or a timestamp-only read."""
         try:
+            if self._size(url) == 0:
+                return False
             if date is not None:
                 timestamp = lambda names: [n for n in names if self._timestamp_source([n]) == n]  # noqa: E731
                 return len(self._rows_on(self._read(url, date, columns_of=timestamp), date, url)) > 0
@@ -196,6 +200,9 @@ class FileSource:
         many = self.holds_many_dates(date)
         read = 0
         for url in files:
+            if self._size(url) == 0:  # 0 bytes: no rows (not even a header), as a header-only file
+                yield url, pd.DataFrame({name: pd.Series([], dtype=object) for name in self.contract.names})
+                continue
             frame = self._read(url, date if many else None)
             read += self._file_rows(url) if expected is not None and self.fmt == "parquet" else len(frame)
             if many:
@@ -203,6 +210,10 @@ class FileSource:
             yield url, frame
         if expected is not None and read != expected:
             raise IncompleteInput(f"{marker}: states {expected} rows, but {', '.join(files)} hold {read}; the date looks incomplete")
+
+    def _size(self, url: str) -> int | None:
+        fs, path = fsspec.core.url_to_fs(url, **self.options)
+        return fs.size(path)
 
     def _file_rows(self, url: str) -> int:
         import pyarrow.parquet as pq

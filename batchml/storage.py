@@ -32,8 +32,27 @@ from batchml.errors import IntegrityError
 from batchml.faults import failpoint
 from batchml.layout import MANIFEST
 from batchml.manifest import Manifest, ManifestReader, checksum, file_entry
+from batchml.visibility import DateVisibility
 
-__all__ = ["MANIFEST", "Manifest", "ManifestReader", "PartitionWriter", "Storage", "open_storage"]
+__all__ = ["MANIFEST", "Manifest", "ManifestReader", "NoSpaceLeft", "PartitionWriter", "Storage", "naming_a_full_disk", "open_storage"]
+
+
+class NoSpaceLeft(OSError):
+    """A write that found the disk full (ENOSPC), naming the dataset, the date and where it was writing."""
+
+
+@contextlib.contextmanager
+def naming_a_full_disk(dataset: str, date: dt.date | None, where) -> Iterator[None]:
+    """Turn a full disk inside the block into NoSpaceLeft naming `dataset`, `date` and the path `where` (innermost block wins)."""
+    try:
+        yield
+    except NoSpaceLeft:
+        raise
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC and "No space left on device" not in str(exc):
+            raise
+        of = f"{dataset} of {date}" if date else dataset
+        raise NoSpaceLeft(errno.ENOSPC, f"No space left on device writing {of} to {where}: free space there and run again (nothing was committed)") from exc
 
 
 def open_storage(root: str | os.PathLike, *, lease_seconds: float = 60.0):
@@ -46,7 +65,7 @@ def open_storage(root: str | os.PathLike, *, lease_seconds: float = 60.0):
     return Storage(text.removeprefix("file://"))
 
 
-class Storage(ManifestReader):
+class Storage(DateVisibility, ManifestReader):
     """A storage root on the local filesystem; batchml.objectstore has the object store one."""
 
     def __init__(self, root: str | os.PathLike):
@@ -82,18 +101,19 @@ class Storage(ManifestReader):
         (self.root / relative).unlink(missing_ok=True)
 
     # -- reading --------------------------------------------------------------------------
-    def manifest(self, dataset: str, date: dt.date) -> Manifest | None:
-        """The committed manifest of a date, or None if the date is not committed."""
+    # What is on disk; readers go through batchml.visibility (`manifest`, `is_committed`, `committed_dates`).
+    def _raw_manifest(self, dataset: str, date: dt.date) -> Manifest | None:
+        """The manifest file of a date as it is, or None when there is none."""
         try:
             return Manifest.from_json(self.manifest_path(dataset, date).read_text())
         except FileNotFoundError:
             return None
 
-    def is_committed(self, dataset: str, date: dt.date) -> bool:
+    def _raw_committed(self, dataset: str, date: dt.date) -> bool:
         return self.manifest_path(dataset, date).exists()
 
-    def committed_dates(self, dataset: str) -> set[dt.date]:
-        """Every committed date of a dataset, from one listing of its folder."""
+    def _raw_dates(self, dataset: str) -> set[dt.date]:
+        """Every date of a dataset with a manifest, from one listing of its folder."""
         base = self.dataset_path(dataset)
         if not base.exists():
             return set()
@@ -142,8 +162,9 @@ class Storage(ManifestReader):
 
     def write_text(self, relative: str, text: str) -> None:
         """Replace a small file atomically (readers see the old or the new text)."""
-        final, tmp = self._beside(relative, text)
-        os.replace(tmp, final)
+        with naming_a_full_disk(relative.split("/", 1)[0], None, self.root / relative):
+            final, tmp = self._beside(relative, text)
+            os.replace(tmp, final)
 
     def _beside(self, relative: str, text: str) -> tuple[Path, Path]:
         """The final path of a small file, and `text` written to a hidden temporary file beside it."""
@@ -173,7 +194,8 @@ class Storage(ManifestReader):
             staging.mkdir(parents=True)
             writer = PartitionWriter(self, dataset, date, staging, replace=replace)
             try:
-                yield writer
+                with naming_a_full_disk(dataset, date, staging):
+                    yield writer
             finally:
                 shutil.rmtree(staging_parent, ignore_errors=True)
 
@@ -226,7 +248,7 @@ class PartitionWriter:
     @property
     def committed(self) -> bool:
         """True when the date is already committed and this writer should not replace it."""
-        return not self.replace and self.storage.is_committed(self.dataset, self.date)
+        return not self.replace and self.storage._raw_committed(self.dataset, self.date)
 
     def commit(self, manifest: Manifest, file_rows: dict[str, int] | None = None) -> Manifest:
         """Record the staged files in the manifest (name, size, sha256), write it last, and publish the date.
@@ -234,7 +256,10 @@ class PartitionWriter:
         Each staged file is read once, in chunks, for its checksum: just written, it is
         still in the page cache.
         """
-        file_rows = file_rows or {}
+        with naming_a_full_disk(self.dataset, self.date, self.path):
+            return self._commit(manifest, file_rows or {})
+
+    def _commit(self, manifest: Manifest, file_rows: dict[str, int]) -> Manifest:
         manifest.files = []
         for p in sorted(self.path.iterdir()):
             if not p.name.startswith(("_", ".")):

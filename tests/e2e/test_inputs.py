@@ -1,10 +1,11 @@
-"""Incomplete inputs through the real CLI: an empty date is missing data, a cut file fails naming itself."""
+"""Incomplete inputs through the real CLI: an empty date is missing data, a cut file fails naming itself, a 0-byte file beside good ones is skipped, a full disk is named."""
 
 import datetime as dt
 
 import pandas as pd
 import pytest
 
+from batchml.storage import Storage
 from tests.conftest import pipeline_settings, write_cfg
 from tests.e2e.conftest import Cli, last_lines
 
@@ -87,3 +88,40 @@ def test_a_marker_gates_a_date_and_a_csv_cut_mid_row_fails_it_with_the_cause_las
     path.write_text("".join(lines))
     done = cli.luigi("DailyScore", "--date", DAY.isoformat())
     assert done.returncode == 0, last_lines(done, 40)
+
+
+def test_a_0_byte_file_beside_a_good_one_is_skipped_and_listed_in_the_manifest(tmp_path):
+    raw = tmp_path / "raw"
+    cli = files_cli(tmp_path, "csv")
+    cli.config.write_text(cli.config.read_text().replace(str(raw / "trips_{date}.csv"), str(raw / "date={date}/")))
+    folder = raw / f"date={DAY}"
+    folder.mkdir()
+    (folder / "a.csv").write_bytes(b"")  # a copy that created its file and died
+    day_rows(DAY).to_csv(folder / "b.csv", index=False)
+
+    run = cli.luigi("ExtractFeatures", "--date", DAY.isoformat())
+    assert run.returncode == 0, last_lines(run, 40)
+    manifest = Storage(cli.root).verify("features", DAY)
+    assert manifest.extra["empty_inputs"] == [f"file://{folder}/a.csv"]
+    assert manifest.rows["in"] == 3000 == manifest.rows["written"] + manifest.rows["quarantined"]
+
+
+def test_a_full_disk_fails_the_run_naming_the_dataset_and_the_path_last(tmp_path):
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(disk)], capture_output=True, text=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a 1 MiB tmpfs to fill (needs root): {mounted.stderr.strip()}")
+    try:
+        cli = files_cli(tmp_path, "parquet")
+        cli.config.write_text(cli.config.read_text().replace(str(tmp_path / "data"), str(disk / "data")))
+        write_day(tmp_path / "raw", DAY, "parquet", day_rows(DAY, rows=60_000))
+        run = cli.luigi("ExtractFeatures", "--date", DAY.isoformat())
+        assert run.returncode != 0, last_lines(run, 40)
+        last = last_lines(run, 1)
+        assert f"No space left on device writing features of {DAY} to {disk}/data/features/_staging/date={DAY}/" in last, last_lines(run, 30)
+        assert not Storage(disk / "data").committed_dates("features")
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)

@@ -1,22 +1,24 @@
-"""Extraction writes features files on a thread of its own: a failed write still fails the date whole."""
+"""Extraction: features files written on a thread of their own, quarantine and features that appear together, null keys, a full disk."""
 
 import datetime as dt
 import errno
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
 from batchml.contract import Contract
+from batchml.errors import SchemaError
 from batchml.extract import extract_date
 from batchml.sources import GeneratorSource
-from batchml.storage import open_storage
+from batchml.storage import NoSpaceLeft, open_storage
 from tests.conftest import CONTRACT, TRIPS
 
 DAY = dt.date(2026, 6, 10)
 
 
-def extract(storage, rows_per_file=500):
-    source = GeneratorSource(generator="taxi_hooks:trips", options={**TRIPS, "rows_per_day": 3000})
+def extract(storage, rows_per_file=500, rows=3000):
+    source = GeneratorSource(generator="taxi_hooks:trips", options={**TRIPS, "rows_per_day": rows})
     return extract_date(
         source, Contract.load(CONTRACT), storage, DAY, transform="taxi_hooks:features", run_id="r", max_reject_share=0.05, rows_per_file=rows_per_file
     )
@@ -45,3 +47,138 @@ def test_a_features_file_that_fails_to_write_fails_the_date_and_commits_nothing(
     assert DAY not in storage.committed_dates("features") and DAY not in storage.committed_dates("quarantine")
     monkeypatch.setattr(pq, "write_table", real)
     assert extract(storage).rows_valid > 0  # the next run extracts the date
+
+
+class Killed(BaseException):
+    """Stands for a kill -9 at a failpoint: nothing after it runs (staging is cleaned, unlike a real kill; tests/e2e/test_crashes.py kills for real)."""
+
+
+def killed_at(monkeypatch, point: str) -> None:
+    def failpoint(name):
+        if name == point:
+            raise Killed(name)
+
+    monkeypatch.setattr("batchml.extract.failpoint", failpoint)
+    monkeypatch.setattr("batchml.storage.failpoint", failpoint)
+
+
+def whole_date(storage) -> dict[str, object]:
+    """What batchml's readers see of DAY: per dataset, its manifest's rows or None, and the reader's files."""
+    from batchml.reader import committed_files
+
+    return {
+        d: (
+            storage.manifest(d, DAY) and storage.manifest(d, DAY).rows,
+            storage.is_committed(d, DAY),
+            DAY in storage.committed_dates(d),
+            bool(committed_files(str(storage.root), d)),
+        )
+        for d in ("quarantine", "features")
+    }
+
+
+@pytest.mark.parametrize("replacing", [False, True])
+@pytest.mark.parametrize(
+    "point", ["extract.pending", "commit.quarantine.manifest", "extract.quarantine.committed", "commit.features.files", "extract.features.committed"]
+)
+def test_a_run_killed_between_the_quarantine_and_features_commits_leaves_the_date_absent_and_the_next_run_heals(tmp_path, monkeypatch, point, replacing):
+    reference = open_storage(tmp_path / "reference")
+    extract(reference)
+    storage = open_storage(tmp_path / "data")
+    if replacing:
+        extract(storage)
+    killed_at(monkeypatch, point)
+    with pytest.raises(Killed):
+        extract(storage) if not replacing else extract_replacing(storage)
+    seen = whole_date(storage)
+    absent = {"quarantine": (None, False, False, False), "features": (None, False, False, False)}
+    assert seen == absent, f"killed at {point}: readers see {seen}"
+    assert storage.pending_dates() == {DAY}
+
+    monkeypatch.setattr("batchml.extract.failpoint", lambda name: None)
+    monkeypatch.setattr("batchml.storage.failpoint", lambda name: None)
+    assert not extract(storage).skipped  # the date is extracted again, replacing what the killed run left
+    assert storage.pending_dates() == set()
+    for dataset in ("quarantine", "features"):
+        assert storage.manifest(dataset, DAY).rows == reference.manifest(dataset, DAY).rows
+        assert storage.read_table(dataset, DAY).equals(reference.read_table(dataset, DAY))
+
+
+def extract_replacing(storage):
+    source = GeneratorSource(generator="taxi_hooks:trips", options={**TRIPS, "rows_per_day": 3000})
+    return extract_date(
+        source, Contract.load(CONTRACT), storage, DAY, transform="taxi_hooks:features", run_id="r2", max_reject_share=0.05, rows_per_file=500, replace=True
+    )
+
+
+def test_a_quarantine_without_its_features_is_not_shown(tmp_path):
+    """What a run killed between the two commits left before the marker existed: a committed quarantine, no features."""
+    storage = open_storage(tmp_path / "data")
+    extract(storage)
+    features = storage.partition_path("features", DAY)
+    features.rename(features.parent / "_gone")
+    assert storage.manifest("quarantine", DAY) is None and DAY not in storage.committed_dates("quarantine")
+    assert not extract(storage).skipped and DAY in storage.committed_dates("quarantine")
+
+
+KEYED = """\
+dataset: keyed
+key: [code]
+columns:
+  code: {dtype: string, nullable: false}
+  value: {dtype: float}
+"""
+
+
+def keyed(text: str = KEYED):
+    from batchml.contract import validate
+
+    contract = Contract.from_dict(__import__("yaml").safe_load(text), path="keyed.yaml")
+    frame = pd.DataFrame({"code": ["a", "  ", "NA", "null", "None", "nA ", "b", "NULLx"], "value": ["1"] * 8}, dtype=object)
+    return validate(frame, contract, None, origin="f.csv")
+
+
+def test_text_keys_that_are_empty_after_trimming_or_null_tokens_are_quarantined_as_null_keys():
+    out = keyed()
+    assert list(out.valid["code"]) == ["a", "b", "NULLx"]
+    assert list(out.rejected["code"]) == ["  ", "NA", "null", "None", "nA "]
+    assert all(r.startswith("code: null key: ") and "is a null token (null_tokens: ['', 'NA', 'null', 'None'])" in r for r in out.rejected["reason"]), list(
+        out.rejected["reason"]
+    )
+
+
+def test_a_contract_whose_key_column_sets_null_tokens_takes_those_texts_as_keys():
+    out = keyed(KEYED.replace("nullable: false}", 'nullable: false, null_tokens: ["null"]}'))
+    assert list(out.valid["code"]) == ["a", "  ", "NA", "None", "nA ", "b", "NULLx"]  # NA is Namibia here
+    assert list(out.rejected["reason"]) == ["code: null key: 'null' is a null token (null_tokens: ['null'])"]
+    with pytest.raises(SchemaError, match=r"keyed.yaml: column 'code' has null_tokens 'NA', expected a list of texts read as null, quoted"):
+        keyed(KEYED.replace("nullable: false}", "nullable: false, null_tokens: NA}"))
+
+
+def test_a_contract_that_sets_no_null_tokens_keeps_its_fingerprint():
+    """The taxi contract's fingerprint before null_tokens existed: dates extracted before are not listed as changed."""
+    assert Contract.load(CONTRACT).fingerprint() == "31375e5da7e854c2"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs: a real full disk (needs the mount privilege CI's root has)."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(mount)], capture_output=True, text=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a 1 MiB tmpfs to fill (needs root): {done.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_names_the_dataset_the_date_and_the_path(small_disk):
+    storage = open_storage(small_disk / "data")
+    with pytest.raises(NoSpaceLeft) as caught:
+        extract(storage, rows_per_file=10_000, rows=60_000)  # about 3 MiB of features
+    text = str(caught.value)
+    assert caught.value.errno == errno.ENOSPC
+    assert f"No space left on device writing features of {DAY} to {small_disk}/data/features/_staging/date={DAY}/" in text, text
+    assert DAY not in storage.committed_dates("features") and not storage.pending_dates()

@@ -178,6 +178,21 @@ def test_a_file_without_a_row_of_the_date_is_missing_data_until_its_rows_arrive(
     assert src.exists(DAY)
 
 
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_0_byte_file_beside_good_files_is_read_as_no_rows_like_a_header_only_one(tmp_path, taxi, fmt):
+    folder = tmp_path / f"date={DAY}"
+    folder.mkdir()
+    (folder / f"a.{fmt}").write_bytes(b"")  # a writer that created its file and died
+    src = FileSource(path=str(tmp_path / "date={date}/"), fmt=fmt, contract=taxi)
+    assert not src.exists(DAY)  # alone, it is no data yet
+    good = trips(120)
+    good.to_csv(folder / f"b.{fmt}", index=False) if fmt == "csv" else good.to_parquet(folder / f"b.{fmt}")
+    assert src.exists(DAY)
+    batches = list(src.batches(DAY))
+    assert [(o.rsplit("/", 1)[1], len(b)) for o, b in batches] == [(f"a.{fmt}", 0), (f"b.{fmt}", 120)]
+    assert sum(len(validate(b, taxi, DAY, origin=o).valid) for o, b in batches) == 120
+
+
 def test_a_monthly_parquet_file_exists_only_for_the_dates_it_holds_rows_of(tmp_path, taxi):
     frame = trips(50)
     frame.to_parquet(tmp_path / "trips_2026-02.parquet")
