@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import re
 from dataclasses import asdict, dataclass
 
 from batchml.monitoring import monitoring_file, read_json, write_json
+from batchml.redact import redact
 from batchml.storage import Storage
 
 FAILURE = "failure.json"
 log = logging.getLogger(__name__)
-_SECRET_NAMES = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|ACCESS_KEY|API_KEY", re.IGNORECASE)
-_URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s:]*:[^/@\s]*@")
 
 
 @dataclass(frozen=True)
@@ -35,16 +32,6 @@ def one_line(exc: BaseException) -> str:
     """`ExcType: first line of the message`, as a dashboard cell can show it."""
     message = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
-
-
-def redact(text: str, environ: dict[str, str] | None = None) -> str:
-    """`text` without credentials: a URL's user:password@ and the value of any secret-named environment variable."""
-    text = _URL_USERINFO.sub(lambda m: m["scheme"] + "***@", text)
-    env = os.environ if environ is None else environ
-    for name, value in env.items():
-        if _SECRET_NAMES.search(name) and len(value) >= 4 and value in text:
-            text = text.replace(value, "***")
-    return text
 
 
 def failure_of(task: str, task_id: str, exc: BaseException, at: dt.datetime | None = None) -> FailureRecord:

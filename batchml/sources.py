@@ -22,6 +22,7 @@ import pandas as pd
 from batchml.contract import Contract, _datetimes
 from batchml.errors import ConfigError, IncompleteInput, MissingInput, SchemaError
 from batchml.hooks import call_hook
+from batchml.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -392,7 +393,7 @@ class SqlSource:
         try:
             self.engine = sqlalchemy.create_engine(url)
         except Exception as exc:
-            raise ConfigError(f"[source] url {url!r}: {type(exc).__name__}: {exc}") from exc
+            raise ConfigError(f"[source] url {redact(url)!r}: {type(exc).__name__}: {redact(str(exc))}") from exc
         self.url, self.query, self.labels_query, self.chunk_rows, self.contract = url, query, labels_query, chunk_rows, contract
 
     def _params(self, date):

@@ -18,8 +18,9 @@ from luigi.parameter import UnconsumedParameterWarning
 
 from batchml.failures import clear_failure, failure_of, one_line, record_failure
 from batchml.monitoring import record_duration
+from batchml.redact import redact
 from pipelines import startup
-from pipelines.defaults import apply_defaults
+from pipelines.defaults import apply_defaults, redact_output
 from tasks.config import make_source, make_storage, mlflow
 from tasks.backfill import Backfill, ReextractDate, RescoreDate  # noqa: F401
 from tasks.daily import DailyScore  # noqa: F401
@@ -63,6 +64,7 @@ class _Causes(list):
         self.spill = os.path.join(tempfile.gettempdir(), f"batchml-causes-{self.pid}-{uuid.uuid4().hex[:8]}.jsonl")
 
     def append(self, line: str) -> None:
+        line = redact(line)  # printed last, and spilled to a file by worker processes
         if os.getpid() == self.pid:
             super().append(line)
             return
@@ -287,5 +289,6 @@ if startup.is_luigi_command():  # a `luigi --module pipelines ...` run, not a li
     # default (None, "not of type string") and settings of a task section the task does not take.
     warnings.filterwarnings("ignore", message=r'Parameter "param_name" with value "None" is not of type string')
     warnings.filterwarnings("ignore", category=UnconsumedParameterWarning)
+    redact_output(luigi.configuration.get_config(), sys.argv[1:])  # before anything can print a setting
     startup.prepare(sys.argv[1:])
     _remember_dates(sys.argv[1:])

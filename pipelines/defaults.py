@@ -4,6 +4,10 @@ A project's own luigi.cfg does not repeat batchml's: without `[retcode]` a faile
 without `[RangeDaily]` a backfill looks back only 100 days and stops at 50 tasks, and
 without `check_complete_on_run` a task that wrote nothing is DONE. This is the one place
 those values live; a value the user set (in any file Luigi read) is kept.
+
+It also settles what a run's output may show: `redact_output` collects the secrets of every
+setting and command-line argument once, before anything is scheduled, and has batchml.redact
+remove them (and any URL's credentials) from all the process prints and logs.
 """
 
 from __future__ import annotations
@@ -31,6 +35,27 @@ def packaged_logging_conf() -> str:
 
 def defaults() -> dict[str, dict[str, str]]:
     return {**SAFETY_DEFAULTS, "core": {"logging_conf_file": packaged_logging_conf()}}
+
+
+def setting_values(config) -> list[str]:
+    """Every value of every section Luigi read (interpolated, else raw): where URL settings and their credentials are."""
+    values = []
+    for section in config.sections():
+        for key in config.options(section):
+            for raw in (False, True):
+                try:
+                    values.append(config.get(section, key, raw=raw))
+                    break
+                except Exception:  # an interpolation that fails: its raw text
+                    continue
+    return values
+
+
+def redact_output(config, argv: list[str]) -> None:
+    """Redact the secrets of every setting and argument (`--mlflow-tracking-uri http://u:p@h`) from the process's output."""
+    from batchml.redact import install
+
+    install([*setting_values(config), *argv])
 
 
 def _is_set(config, section: str, key: str) -> bool:

@@ -14,6 +14,7 @@ from luigi.cmdline_parser import CmdlineParser
 from luigi.parameter import _no_value
 from luigi.task_register import Register, TaskClassException
 
+from batchml.redact import redact
 from tasks.config import project_name
 
 
@@ -52,6 +53,10 @@ class InProject:
     project = ProjectParameter(
         positional=False, description="The project the task belongs to (default: [project] name, else the contract's dataset name); part of its task id."
     )
+
+    def on_failure(self, exception) -> str:
+        """The traceback Luigi sends to the scheduler (luigid keeps and shows it), without credentials."""
+        return redact(super().on_failure(exception))
 
     def __repr__(self) -> str:
         params = dict(self.get_params())

@@ -162,3 +162,89 @@ class DaskCluster:
             )
         self.procs[name] = proc
         return proc
+
+
+class BasicAuthProxy:
+    """An HTTP reverse proxy on 127.0.0.1 that forwards to `upstream` only the requests carrying
+    `user:password` (HTTP basic auth), and answers 401 to the others: a tracking server behind an
+    authenticating gateway. Runs in the test's process on a thread; `rejected` counts the 401s."""
+
+    def __init__(self, upstream: str, user: str, password: str):
+        import base64
+
+        parts = upstream.removeprefix("http://").split(":")
+        self.upstream = (parts[0], int(parts[1].rstrip("/")))
+        self.expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.rejected = 0
+        self.server = None
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    def start(self) -> BasicAuthProxy:
+        import threading
+        from http.server import ThreadingHTTPServer
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def _handler(self):
+        import http.client
+        from http.server import BaseHTTPRequestHandler
+
+        proxy = self
+        hop = {"authorization", "host", "connection", "keep-alive", "transfer-encoding", "content-length"}
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # the test's output is the run's, not the proxy's
+                pass
+
+            def _body(self) -> bytes:
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    chunks = []
+                    while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                        chunks.append(self.rfile.read(size))
+                        self.rfile.readline()
+                    while self.rfile.readline().strip():  # trailers, then the blank line
+                        pass
+                    return b"".join(chunks)
+                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+            def _reply(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+                self.send_response(status)
+                for name, value in headers:
+                    if name.lower() not in hop:
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _forward(self):
+                body = self._body()
+                if self.headers.get("Authorization") != proxy.expected:
+                    proxy.rejected += 1
+                    self._reply(401, [("WWW-Authenticate", 'Basic realm="mlflow"')], b"unauthorized")
+                    return
+                conn = http.client.HTTPConnection(*proxy.upstream, timeout=120)
+                try:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() not in hop}
+                    conn.request(self.command, self.path, body=body or None, headers=headers)
+                    response = conn.getresponse()
+                    self._reply(response.status, response.getheaders(), response.read())
+                finally:
+                    conn.close()
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _forward
+
+        return Handler
