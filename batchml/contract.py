@@ -113,7 +113,7 @@ class Contract:
         except OSError as exc:
             raise SchemaError(f"[schema] path {path}: cannot read the dataset contract: {exc.strerror or exc}") from exc
         except yaml.YAMLError as exc:
-            raise SchemaError(f"{path}: not valid YAML: {exc}") from exc
+            raise SchemaError(f"{path}{_yaml_where(exc)}: not valid YAML: {_yaml_problem(exc)}") from exc
         if not isinstance(raw, dict):
             raise SchemaError(f"{path}: a dataset contract is a mapping with dataset, key, columns")
         return cls.from_dict(raw, path=path)
@@ -225,6 +225,19 @@ def _check_null_cap(path: str, name: str, spec: dict) -> None:
     if spec.get("nullable", True) is False:
         raise SchemaError(f"{path}: column {name!r} has max_null_rate but nullable: false (its null rows are quarantined); remove one of the two")
     spec["max_null_rate"] = float(cap)
+
+
+def _yaml_where(exc: yaml.YAMLError) -> str:
+    """`, line L, column C` of a YAML error (1-based, as editors count), or "" when PyYAML gives no position."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    return f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error's problem and context on one line, without PyYAML's multi-line snippet."""
+    parts = [getattr(exc, "problem", None), getattr(exc, "context", None)]
+    text = "; ".join(p for p in parts if p) or str(exc)
+    return " ".join(text.split())
 
 
 def _no_unknown(path: str, where: str, spec: dict, known: set[str]) -> None:

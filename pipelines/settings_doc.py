@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+import luigi
 from luigi.parameter import _no_value
 
 import pipelines  # noqa: F401  (registers every section)
@@ -28,7 +29,10 @@ a test fails when it is out of date.
 - Any setting can be given on the command line: `--<section>-<key> VALUE`, with `-` for `_`
   (`--storage-root s3://bucket/prefix`, `--source-options '{"rows_per_day": 1000}'`).
 - An unknown section or key of batchml's sections stops the run at start with one line
-  naming the file, the section, the key and the closest valid name (exit 35).
+  naming the file, the section, the key and the closest valid name (exit 35); so does a
+  value outside its **allowed** range, naming the range, and a URL (tracking URI, source
+  URL or path, storage root) whose scheme no installed MLflow store, SQLAlchemy dialect
+  and driver, or fsspec filesystem handles. Nothing is written before these checks.
 - luigi.cfg interpolates `%`: write a literal `%` as `%%` (`{date:%%Y-%%m}` in a path
   template), or use the `{year}`, `{month}`, `{day}` fields, which need none.
 - Secrets (database passwords, object-store keys) come from the environment, never from
@@ -43,13 +47,13 @@ def render() -> str:
         out.append(f"\n## [{section}]\n")
         if doc:
             out.append(f"{doc.splitlines()[0]}\n")
-        out.append("| key | default | what it does |\n|---|---|---|")
+        out.append("| key | default | allowed | what it does |\n|---|---|---|---|")
         for name, param in cls.get_params():
             default = param._default
             shown = "*(required)*" if default is _no_value else f"`{_show(default)}`" if _show(default) != "" else "*(empty)*"
             text = re.sub(r"Choices: \{(.*)\}", lambda m: "Choices: " + ", ".join(sorted(m.group(1).split(", "))), param.description or "")
             text = text.replace("|", "\\|")
-            out.append(f"| `{name}` | {shown} | {text} |")
+            out.append(f"| `{name}` | {shown} | {_allowed(param)} | {text} |")
     out.append("\n## Set by batchml when a project's luigi.cfg does not\n")
     out.append("So that a project's own file cannot lose them by leaving them out (`pipelines/defaults.py`):\n")
     out.append("| section | key | value |\n|---|---|---|")
@@ -58,6 +62,21 @@ def render() -> str:
             out.append(f"| `[{section}]` | `{key}` | `{value}` |")
     out.append("| `[core]` | `logging_conf_file` | the packaged `batchml/config/logging.cfg` |")
     return "\n".join(out) + "\n"
+
+
+def _allowed(param) -> str:
+    """The values a setting takes: a numeric setting's declared range, else its kind."""
+    allowed = getattr(param, "allowed", None)
+    if allowed is not None:
+        return str(allowed).replace("any finite ", "a finite ")
+    kinds = [
+        (luigi.ChoiceParameter, "one of the choices"),
+        (luigi.BoolParameter, "true or false"),
+        (luigi.DictParameter, "a JSON object"),
+        (luigi.ListParameter, "a JSON list"),
+        (luigi.DateParameter, "a date (YYYY-MM-DD)"),
+    ]
+    return next((kind for cls, kind in kinds if isinstance(param, cls)), "text")
 
 
 def _show(value) -> str:

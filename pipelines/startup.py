@@ -3,6 +3,11 @@
 - batchml's settings: a key or section of luigi.cfg that batchml does not know, or a value
   its parameter cannot parse, stops the run with one line naming the file, the section and
   the key (and the closest valid name), before anything is written.
+- numeric settings: a value outside the range declared with its setting (tasks/config.py)
+  is refused the same way, naming the range; so is a bad parameter on the command line.
+- URLs and the contract: a tracking URI, source URL or path, or storage root whose scheme
+  no installed MLflow store, SQLAlchemy dialect and driver, or fsspec filesystem handles,
+  and a dataset contract that cannot be read (a YAML error with its line and column).
 - the central scheduler: when the run is to use luigid and nothing answers at its address,
   one line names the address and where it was configured, instead of Luigi's retries.
 - the pid lock: Luigi keys it on the command line only; the lock folder is made per storage
@@ -12,6 +17,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import difflib
 import io
 import hashlib
@@ -20,6 +26,7 @@ import socket
 import sys
 import tempfile
 from configparser import ConfigParser, Error as ConfigError
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -107,10 +114,27 @@ def check_settings(files: list[str], sections: dict[str, type], known_sections: 
                 param = params.get(name)
                 if param is None:
                     raise StartupError(f"{path}: [{section}] {key}: unknown setting{_suggestion(name, params)}")
-                try:
-                    param.normalize(param.parse(value))
-                except Exception as exc:  # each Parameter type raises its own kind
-                    raise StartupError(f"{path}: [{section}] {key} = {value!r}: {type(exc).__name__}: {exc}") from exc
+                problem = value_problem(param, value)
+                if problem:
+                    raise StartupError(f"{path}: [{section}] {key} = {value!r}: {problem}")
+
+
+def value_problem(param, value: str) -> str:
+    """Why `value` is not a value of `param` (its allowed range named, for a numeric setting), or "" when it is."""
+    allowed = getattr(param, "allowed", None)
+    try:
+        parsed = param.parse(value)
+    except Exception as exc:  # each Parameter type raises its own kind
+        if allowed is not None:
+            return f"not {'an integer' if allowed.integer else 'a number'}; allowed: {allowed}"
+        return f"{type(exc).__name__}: {exc}"
+    if allowed is not None and not allowed.admits(parsed):
+        return f"out of range; allowed: {allowed}"
+    try:
+        param.normalize(parsed)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return ""
 
 
 def where_set(section: str, keys: tuple[str, ...], files: list[str]) -> Setting | None:
@@ -183,26 +207,125 @@ def is_luigi_command() -> bool:
 
 
 def check_task_parameters(argv: list[str]) -> None:
-    """A parameter of the command's task Luigi cannot parse (`--date 2026-13-45`) is one line naming it, not a traceback."""
+    """A bad parameter on the command line is one line naming it, not a traceback: the task's own (`--date 2026-13-45`,
+    a missing `--date`, `--stop` not after `--start`, `--of` naming no task) and a setting given there (`--dask-n-workers 0`)."""
     from luigi.cmdline_parser import CmdlineParser
 
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), CmdlineParser.global_instance(argv) as parser:
             task = parser._get_task_cls()
-            given = [(name, param, getattr(parser.known_args, name, None)) for name, param in task.get_params()]
+            family, args = task.get_task_family(), parser.known_args
+            given = [(name, param, getattr(args, name, None)) for name, param in task.get_params()]
+            missing = [name for name, param, value in given if value is None and not _has_value(param, family, name)]
     except (Exception, SystemExit):  # --help, or a command line Luigi rejects with its own message
         return
+    parsed = {}
     for name, param, value in given:
-        if not value:
+        if value is None or value == "":
             continue
         try:
-            param.parse(value)
-        except ValueError as exc:
+            parsed[name] = param.parse(value)
+        except Exception as exc:  # ValueError, or TaskClassNotFoundException for --of
             if isinstance(param, luigi.DateParameter):
-                reason = "not a date as " + param.date_format.replace("%Y", "YYYY").replace("%m", "MM").replace("%d", "DD")
+                reason = "not a date as " + _date_format(param)
             else:
-                reason = str(exc).strip().splitlines()[0]
-            raise StartupError(f"{task.get_task_family()} --{name.replace('_', '-')} {value}: {reason}") from None
+                lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+                reason = lines[0] + (" " + ", ".join(lines[1:]) if len(lines) > 1 else "")
+            raise StartupError(f"{family} --{name.replace('_', '-')} {value}: {reason}") from None
+        problem = value_problem(param, value)
+        if problem:
+            raise StartupError(f"{family} --{name.replace('_', '-')} {value}: {problem}")
+    for name in missing:
+        param = dict(task.get_params())[name]
+        shape = f" ({_date_format(param)})" if isinstance(param, luigi.DateParameter) else ""
+        raise StartupError(f"{family} --{name.replace('_', '-')}: required{shape}")
+    start, stop = parsed.get("start"), parsed.get("stop")
+    names = {name for name, _, _ in given}
+    if {"start", "stop"} <= names and start is None and stop is None and not {"start", "stop"} & set(missing):
+        unset = False
+        with contextlib.suppress(Exception), CmdlineParser.global_instance(argv):  # neither set in the config file either
+            unset = all(dict(task.get_params())[n]._get_value(family, n) is None for n in ("start", "stop"))
+        if unset:
+            raise StartupError(f"{family}: --start or --stop is required (YYYY-MM-DD; --stop is exclusive)")
+    if isinstance(start, dt.date) and isinstance(stop, dt.date) and stop <= start:
+        raise StartupError(f"{family} --stop {stop} is not after --start {start} (--stop is exclusive): no date to run")
+    for section, cls in batchml_sections().items():
+        for name, param in cls.get_params():
+            value = getattr(args, f"{section}_{name}", None)
+            problem = value_problem(param, value) if isinstance(value, str) else ""
+            if problem:
+                raise StartupError(f"--{section}-{name.replace('_', '-')} {value}: {problem}")
+
+
+def _has_value(param, family: str, name: str) -> bool:
+    try:
+        return param.has_task_value(family, name)
+    except Exception:  # a value in the config file that does not parse: Luigi names it
+        return True
+
+
+def _date_format(param) -> str:
+    return param.date_format.replace("%Y", "YYYY").replace("%m", "MM").replace("%d", "DD")
+
+
+@dataclass(frozen=True)
+class UrlSetting:
+    section: str
+    key: str
+    value: str  # as set
+    resolved: str  # as batchml opens it
+    problem: Callable[[str], str]  # why it cannot be opened, or ""
+
+
+def url_settings() -> list[UrlSetting]:
+    """The settings naming a store, a database or a filesystem by URL, with the check each needs; within Luigi's command-line context."""
+    from batchml.preflight import filesystem_problem, sql_url_problem, tracking_uri_problem
+    from tasks.config import mlflow, source, storage, tracking_uri
+
+    found = [UrlSetting("mlflow", "tracking_uri", mlflow().tracking_uri, tracking_uri(), tracking_uri_problem)]
+    found.append(UrlSetting("storage", "root", storage().root, storage().root, filesystem_problem))
+    cfg = source()
+    if cfg.kind == "sql":
+        found.append(UrlSetting("source", "url", cfg.url, cfg.url, sql_url_problem))
+    if cfg.kind == "files":
+        found += [UrlSetting("source", key, getattr(cfg, key), getattr(cfg, key), filesystem_problem) for key in ("path", "labels_path")]
+    return found
+
+
+def check_urls(settings: list[UrlSetting], files: list[str], argv: list[str]) -> None:
+    """Raise StartupError for the first URL setting no installed plugin (MLflow store, SQLAlchemy dialect and driver, fsspec filesystem) handles."""
+    from batchml.preflight import without_userinfo
+
+    for setting in settings:
+        if not setting.resolved:
+            continue
+        problem = setting.problem(setting.resolved)
+        if problem:
+            shown = without_userinfo(setting.value)
+            raise StartupError(f"{origin(setting.section, setting.key, files, argv, shown)}: {problem}")
+
+
+def origin(section: str, key: str, files: list[str], argv: list[str], shown: str) -> str:
+    """Where a setting's value came from, as messages name it: `--section-key VALUE`, `FILE: [section] key = 'VALUE'`, or its default."""
+    flag = f"--{section}-{key.replace('_', '-')}"
+    if any(a.split("=")[0] == flag for a in argv):
+        return f"{flag} {shown}"
+    where = where_set(section, (key, key.replace("_", "-")), files)
+    if where:
+        return f"{where.file}: [{section}] {where.key} = {shown!r}"
+    return f"[{section}] {key} = {shown!r} (the default)"
+
+
+def contract_problem() -> str:
+    """Why the dataset contract ([schema] path) cannot be used (unreadable, not YAML with its line and column, a bad rule), or ""."""
+    from batchml.errors import SchemaError
+    from tasks.config import load_contract
+
+    try:
+        load_contract()
+    except SchemaError as exc:
+        return str(exc)
+    return ""
 
 
 def prepare(argv: list[str]) -> None:
@@ -222,8 +345,16 @@ def prepare(argv: list[str]) -> None:
             from tasks.config import storage
 
             root = storage().root
+            urls = url_settings()
+            contract = contract_problem()
     except (Exception, SystemExit):  # --help, a command line Luigi will reject with its own message, or a task not yet imported
         return
+    try:
+        check_urls(urls, files, argv)
+        if contract:
+            raise StartupError(contract)
+    except StartupError as exc:
+        exit_with(str(exc), code)
     base = lock_base(config)
     os.makedirs(base, exist_ok=True)  # Luigi makes only the last folder of lock_pid_dir
     config.set("core", "lock_pid_dir", root_lock_dir(base, root).replace("%", "%%"))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime
 import functools
+import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import luigi
@@ -24,6 +26,89 @@ class OptionalDateParameter(OptionalParameterMixin, luigi.DateParameter):
     """A date that may be left empty in luigi.cfg."""
 
     expected_type = datetime.date
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """The values a numeric setting may take: an interval, either end open or unbounded; never NaN or infinite."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    integer: bool = False
+
+    def admits(self, value) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return False
+        if self.integer and not isinstance(value, int):
+            return False
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def __str__(self) -> str:
+        kind = "an integer" if self.integer else "a number"
+        low, high = _shown(self.low), _shown(self.high)
+        if self.low is not None and self.high is not None:
+            return f"{kind} in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+        if self.low is not None:
+            return f"{kind} {'>' if self.low_open else '>='} {low}"
+        if self.high is not None:
+            return f"{kind} {'<' if self.high_open else '<='} {high}"
+        return "any finite integer" if self.integer else "any finite number"
+
+
+def _shown(bound: float | None) -> str:
+    return str(bound) if isinstance(bound, int) else f"{bound:g}" if bound is not None else ""
+
+
+class OutOfRange(ValueError):
+    """A numeric setting's value outside its allowed range."""
+
+
+class _Ranged:
+    """A numeric parameter carrying its allowed range (`allowed`), checked on every value it takes."""
+
+    allowed: Allowed
+
+    def normalize(self, x):
+        value = super().normalize(x)
+        if value is not None and not self.allowed.admits(value):
+            raise OutOfRange(f"{value!r} is outside the allowed range: {self.allowed}")
+        return value
+
+
+class RangedIntParameter(_Ranged, luigi.IntParameter):
+    def __init__(self, default, *, allowed: Allowed, **kwargs):
+        self.allowed = allowed
+        super().__init__(default=default, **kwargs)
+
+
+class RangedFloatParameter(_Ranged, luigi.FloatParameter):
+    def __init__(self, default, *, allowed: Allowed, **kwargs):
+        self.allowed = allowed
+        super().__init__(default=default, **kwargs)
+
+
+def count(default: int, description: str, *, least: int = 1, most: int | None = None) -> luigi.IntParameter:
+    """An integer setting of at least `least` (1: a count of things, 0: a lag or a number of retries)."""
+    return RangedIntParameter(default, allowed=Allowed(low=least, high=most, integer=True), description=description)
+
+
+def number(default: float, description: str, *, low: float | None = None, high: float | None = None, low_open=False, high_open=False) -> luigi.FloatParameter:
+    """A real-valued setting within [low, high] (each end open when said, absent when None)."""
+    return RangedFloatParameter(default, allowed=Allowed(low=low, high=high, low_open=low_open, high_open=high_open), description=description)
+
+
+def share(default: float, description: str) -> luigi.FloatParameter:
+    """A share or rate: a number in [0, 1]."""
+    return number(default, description, low=0, high=1)
+
+
+def seconds(default: float, description: str) -> luigi.FloatParameter:
+    """A duration in seconds: a number > 0."""
+    return number(default, description, low=0, low_open=True)
 
 
 def project_dir() -> Path:
@@ -86,8 +171,8 @@ class storage(luigi.Config):
         default="data",
         description="Storage root: a folder (relative to the project), or s3://bucket/prefix (endpoint and credentials from the environment: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).",
     )
-    lease_seconds = luigi.FloatParameter(default=60.0, description="Object stores: a date's write lease; a crashed writer's lease expires after this long.")
-    rows_per_file = luigi.IntParameter(default=250_000, description="Rows per Parquet file of features; one Dask partition each.")
+    lease_seconds = seconds(60.0, "Object stores: a date's write lease; a crashed writer's lease expires after this long.")
+    rows_per_file = count(250_000, "Rows per Parquet file of features; one Dask partition each.")
 
 
 class source(luigi.Config):
@@ -96,7 +181,7 @@ class source(luigi.Config):
     kind = luigi.ChoiceParameter(
         choices=["files", "sql", "python"], default="files", description="Where a date's rows come from: files, a SQL query, or a project's generator function."
     )
-    label_lag_days = luigi.IntParameter(default=2, description="Labels of date D are complete on D + label_lag_days; realized metrics of D are computed then.")
+    label_lag_days = count(2, "Labels of date D are complete on D + label_lag_days; realized metrics of D are computed then.", least=0)
     path = luigi.Parameter(
         default="",
         description="files: fsspec path template of a date's rows: {date} (YYYY-MM-DD), {year}, {month}, {day}, or {date:%%Y-%%m}; a file, a folder or a glob. A file holding many dates gives each date its rows.",
@@ -129,7 +214,7 @@ class schema(luigi.Config):
     """The dataset contract and how many broken rows a date may have."""
 
     path = luigi.Parameter(default="contract.yaml", description="The dataset contract (YAML), relative to the project folder.")
-    max_reject_share = luigi.FloatParameter(default=0.05, description="A date with a larger share of rejected rows fails.")
+    max_reject_share = share(0.05, "A date with a larger share of rejected rows fails.")
 
 
 class features(luigi.Config):
@@ -164,30 +249,26 @@ class mlflow(luigi.Config):
     )
     artifact_location = luigi.Parameter(default="", description="Artifact root of the experiment when batchml creates it (empty: MLflow's default).")
     cache_dir = luigi.Parameter(default=".cache/batchml/models", description="Local cache of model artifacts, sha256 verified.")
-    http_request_max_retries = luigi.IntParameter(default=2, description="MLflow's own quick HTTP retries inside one attempt of [retry].")
-    http_request_timeout = luigi.IntParameter(default=10, description="Seconds per MLflow HTTP request.")
+    http_request_max_retries = count(2, "MLflow's own quick HTTP retries inside one attempt of [retry].", least=0)
+    http_request_timeout = count(10, "Seconds per MLflow HTTP request.")
 
 
 class runtime(luigi.Config):
     convert_sklearn = luigi.BoolParameter(
         default=True, description="Score an sklearn-flavour version as ONNX converted with skl2onnx when it agrees with the model; off: pyfunc."
     )
-    parity_rows = luigi.IntParameter(default=2000, description="Rows of the date's features the conversion is checked on (and the baseline bins made from).")
-    parity_rtol = luigi.FloatParameter(default=1e-3, description="Relative tolerance of the converted model's outputs against the sklearn model's own.")
-    parity_atol = luigi.FloatParameter(default=1e-3, description="Absolute tolerance of that check (probabilities, or the regression's unit).")
+    parity_rows = count(2000, "Rows of the date's features the conversion is checked on (and the baseline bins made from).")
+    parity_rtol = number(1e-3, "Relative tolerance of the converted model's outputs against the sklearn model's own.", low=0)
+    parity_atol = number(1e-3, "Absolute tolerance of that check (probabilities, or the regression's unit).", low=0)
 
 
 class retry(luigi.Config):
     """Bounded, jittered retries of transient failures (a tracking server or Dask scheduler not answering)."""
 
-    attempts = luigi.IntParameter(
-        default=5, description="Tries of a call that fails transiently (server not answering, Dask scheduler lost). Other failures are not retried."
-    )
-    initial_delay = luigi.FloatParameter(default=2.0, description="Seconds before the first retry; the wait doubles each time, with jitter.")
-    max_delay = luigi.FloatParameter(default=30.0, description="Longest wait between two tries.")
-    deadline = luigi.FloatParameter(
-        default=120.0, description="No retry starts once this many seconds have passed since the first try: a call gives up within deadline + one try."
-    )
+    attempts = count(5, "Tries of a call that fails transiently (server not answering, Dask scheduler lost). Other failures are not retried.")
+    initial_delay = number(2.0, "Seconds before the first retry; the wait doubles each time, with jitter.", low=0)
+    max_delay = number(30.0, "Longest wait between two tries (seconds).", low=0)
+    deadline = seconds(120.0, "No retry starts once this many seconds have passed since the first try: a call gives up within deadline + one try.")
 
 
 class training(luigi.Config):
@@ -198,43 +279,48 @@ class training(luigi.Config):
         description="module:function: (labelled training frame, TrainingSettings) -> a fitted scikit-learn-API estimator. Empty: retraining is unavailable.",
     )
     params = luigi.DictParameter(default={}, description="The recipe's own parameters (JSON), given to it as settings.params.")
-    window_days = luigi.IntParameter(default=14, description="Days of labelled history a model trains on.")
-    max_rows = luigi.IntParameter(default=500_000, description="Rows sampled from that window at most.")
-    seed = luigi.IntParameter(default=7, description="Seed of sampling and training.")
+    window_days = count(14, "Days of labelled history a model trains on.")
+    max_rows = count(500_000, "Rows sampled from that window at most.")
+    seed = count(7, "Seed of sampling and training (numpy takes 0 to 2**32 - 1).", least=0, most=2**32 - 1)
 
 
 class dask(luigi.Config):
     """Where scoring runs: an embedded LocalCluster or an existing Dask scheduler."""
 
     scheduler_address = luigi.Parameter(default="", description="Existing Dask scheduler (tcp://host:8786); empty starts a LocalCluster.")
-    n_workers = luigi.IntParameter(default=2, description="LocalCluster workers.")
-    threads_per_worker = luigi.IntParameter(default=1, description="LocalCluster threads per worker.")
+    n_workers = count(2, "LocalCluster workers.")
+    threads_per_worker = count(1, "LocalCluster threads per worker.")
     processes = luigi.BoolParameter(default=False, description="LocalCluster workers as processes instead of threads.")
 
 
 class drift(luigi.Config):
     """Drift statistics, their thresholds and noise floors, and the window a verdict uses."""
 
-    psi = luigi.FloatParameter(default=0.2, description="PSI at or above which a column drifted.")
-    js = luigi.FloatParameter(default=0.1, description="Jensen-Shannon distance (base 2) at or above which a column drifted.")
-    wasserstein = luigi.FloatParameter(default=0.1, description="Wasserstein distance / reference std at or above which a column drifted.")
-    drift_share = luigi.FloatParameter(default=0.5, description="Share of drifted features at which the date's verdict is drift.")
+    psi = number(0.2, "PSI at or above which a column drifted.", low=0)
+    js = share(0.1, "Jensen-Shannon distance (base 2) at or above which a column drifted.")
+    wasserstein = number(0.1, "Wasserstein distance / reference std at or above which a column drifted.", low=0)
+    drift_share = share(0.5, "Share of drifted features at which the date's verdict is drift.")
     numeric_methods = luigi.ListParameter(default=["psi", "wasserstein"], description="Methods that decide for numeric features (any crossing).")
     categorical_methods = luigi.ListParameter(default=["psi", "js"], description="Methods that decide for categorical features (any crossing).")
     exclude = luigi.ListParameter(
         default=[], description="Features not judged, e.g. ones constant within a date (a weekday), always 'drifted' against a multi-day reference."
     )
-    window_days = luigi.IntParameter(
-        default=1,
-        description="The current profile of D is the sum of the daily profiles of the window_days dates ending at D (scored by the same version): raise it for low-volume tables.",
+    window_days = count(
+        1,
+        "The current profile of D is the sum of the daily profiles of the window_days dates ending at D (scored by the same version): raise it for low-volume tables.",
     )
-    floor_quantile = luigi.FloatParameter(
-        default=0.95, description="A statistic's noise floor is this quantile of its value when nothing drifted, at the window's row count."
+    floor_quantile = number(
+        0.95,
+        "A statistic's noise floor is this quantile of its value when nothing drifted, at the window's row count.",
+        low=0,
+        high=1,
+        low_open=True,
+        high_open=True,
     )
-    floor_draws = luigi.IntParameter(default=400, description="Bootstrap draws per (column, rows) where no analytic floor applies.")
-    baseline_days = luigi.IntParameter(
-        default=7,
-        description="A version without batchml's reference profile is judged against the sum of its first baseline_days scored dates; until then 'collecting baseline'.",
+    floor_draws = count(400, "Bootstrap draws per (column, rows) where no analytic floor applies.")
+    baseline_days = count(
+        7,
+        "A version without batchml's reference profile is judged against the sum of its first baseline_days scored dates; until then 'collecting baseline'.",
     )
     match_weekdays = luigi.BoolParameter(
         default=True, description="Compare a window with the reference's dates on the same weekdays, when the reference keeps per-date profiles."
@@ -244,25 +330,26 @@ class drift(luigi.Config):
 class checks(luigi.Config):
     """Daily checks of data quality, outputs and realized error; which only warn."""
 
-    trailing_days = luigi.IntParameter(default=7, description="Dates whose median row count a date is compared with.")
-    min_row_ratio = luigi.FloatParameter(default=0.5, description="Rows in / trailing median below this fails.")
-    max_row_ratio = luigi.FloatParameter(default=2.0, description="Rows in / trailing median above this fails.")
-    max_null_rate = luigi.FloatParameter(
-        default=0.01,
-        description="A column's null rate may exceed its reference's by this much (the limit of a column with no null in its reference); see batchml/checks.py.",
+    trailing_days = count(7, "Dates whose median row count a date is compared with.")
+    min_row_ratio = number(0.5, "Rows in / trailing median below this fails.", low=0)
+    max_row_ratio = number(2.0, "Rows in / trailing median above this fails.", low=0, low_open=True)
+    max_null_rate = share(
+        0.01,
+        "A column's null rate may exceed its reference's by this much (the limit of a column with no null in its reference); see batchml/checks.py.",
     )
-    null_rate_factor = luigi.FloatParameter(
-        default=2.0, description="A column's null rate may reach this multiple of its reference's (nullable columns: null shares wander from day to day)."
+    null_rate_factor = number(
+        2.0, "A column's null rate may reach this multiple of its reference's (nullable columns: null shares wander from day to day).", low=1
     )
-    max_quarantine_rate = luigi.FloatParameter(default=0.02, description="Quarantined / rows in above this fails.")
-    max_prediction_mean_shift = luigi.FloatParameter(default=0.5, description="Regression: |mean prediction / reference mean - 1| above this breaches.")
-    max_class_share_shift = luigi.FloatParameter(
-        default=0.2, description="Classification: largest change of a class's mean probability against the reference above this breaches."
+    max_quarantine_rate = share(0.02, "Quarantined / rows in above this fails.")
+    max_prediction_mean_shift = number(0.5, "Regression: |mean prediction / reference mean - 1| above this breaches.", low=0)
+    max_class_share_shift = share(0.2, "Classification: largest change of a class's mean probability against the reference above this breaches.")
+    max_error_ratio = number(
+        1.5,
+        "Realized primary metric against the model's holdout value (>1 is worse, whatever the metric's direction) above this breaches.",
+        low=0,
+        low_open=True,
     )
-    max_error_ratio = luigi.FloatParameter(
-        default=1.5, description="Realized primary metric against the model's holdout value (>1 is worse, whatever the metric's direction) above this breaches."
-    )
-    min_label_coverage = luigi.FloatParameter(default=0.9, description="Labelled share of the scored rows of D - label_lag below this breaches.")
+    min_label_coverage = share(0.9, "Labelled share of the scored rows of D - label_lag below this breaches.")
     warn_only = luigi.ListParameter(
         default=["realized_error_ratio", "label_coverage", "prediction_mean_shift", "class_share_shift"],
         description="Checks that only warn; all others fail the date.",
@@ -272,7 +359,7 @@ class checks(luigi.Config):
 class report(luigi.Config):
     """The monitoring pages."""
 
-    trend_days = luigi.IntParameter(default=30, description="Dates shown in the report's trend charts.")
+    trend_days = count(30, "Dates shown in the report's trend charts.")
 
 
 def project():

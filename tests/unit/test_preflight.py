@@ -6,11 +6,21 @@ import os
 
 import pytest
 
-from batchml.preflight import TrackingStoreError, check_sqlite_store, check_tracking_uri
+import importlib.util
+
+from batchml.preflight import (
+    TrackingStoreError,
+    check_sqlite_store,
+    check_tracking_uri,
+    filesystem_problem,
+    sql_url_problem,
+    tracking_uri_problem,
+    without_userinfo,
+)
 
 
 @pytest.mark.parametrize(
-    "uri", ["sqlite:///mlflow.db", "sqlite:////tmp/x/mlflow.db", "http://127.0.0.1:5000", "https://mlflow.example", "postgresql+psycopg://u@h/db", "databricks"]
+    "uri", ["sqlite:///mlflow.db", "sqlite:////tmp/x/mlflow.db", "http://127.0.0.1:5000", "https://mlflow.example", "databricks", "databricks-uc"]
 )
 def test_uris_mlflow_can_open_pass(uri):
     check_tracking_uri(uri)
@@ -18,7 +28,7 @@ def test_uris_mlflow_can_open_pass(uri):
 
 @pytest.mark.parametrize(
     ("uri", "says"),
-    [("sqlite//x.db", "is not a URI"), ("mlflow.db", "is not a URI"), ("sqlite://x.db", "sqlite:/// followed by"), ("file:///tmp/mlruns", "file store")],
+    [("sqlite//x.db", "not a URI"), ("mlflow.db", "not a URI"), ("sqlite://x.db", "sqlite:/// followed by"), ("file:///tmp/mlruns", "file store")],
 )
 def test_malformed_uris_are_named(uri, says):
     with pytest.raises(TrackingStoreError, match=says) as err:
@@ -40,3 +50,55 @@ def test_an_unreadable_sqlite_file_is_named(tmp_path):
     db.chmod(0)
     with pytest.raises(TrackingStoreError, match="not readable and writable"):
         check_sqlite_store(f"sqlite:///{db}")
+
+
+def test_a_scheme_no_installed_mlflow_store_handles_is_named_with_the_installed_ones():
+    problem = tracking_uri_problem("foo://bar")
+    assert problem.startswith("no installed MLflow tracking store handles the scheme 'foo' (installed: ") and "http, https" in problem
+    with pytest.raises(TrackingStoreError, match="'foo'"):
+        check_tracking_uri("foo://bar")
+
+
+def test_a_plugin_store_registered_with_mlflow_is_accepted(monkeypatch):
+    """What a plugin's entry point does (StoreRegistry.register_entrypoints): register its scheme in both registries."""
+    from mlflow.tracking._model_registry.utils import _get_store_registry
+    from mlflow.tracking._tracking_service.utils import _tracking_store_registry
+
+    assert "plugstore" in tracking_uri_problem("plugstore://host/x")
+    monkeypatch.setitem(_tracking_store_registry._registry, "plugstore", lambda *a, **k: None)
+    assert tracking_uri_problem("plugstore://host/x").startswith("no installed MLflow model registry store handles the scheme 'plugstore'")
+    monkeypatch.setitem(_get_store_registry()._registry, "plugstore", lambda *a, **k: None)
+    assert tracking_uri_problem("plugstore://host/x") == ""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("psycopg") is not None, reason="psycopg is installed here")
+def test_a_database_url_whose_driver_is_missing_is_named_without_its_password():
+    problem = tracking_uri_problem("postgresql://bob:S3cretPW@db.example/mlflow")
+    assert problem == "the driver of postgresql+psycopg is not installed (No module named 'psycopg')"
+    with pytest.raises(TrackingStoreError) as err:
+        check_tracking_uri("postgresql://bob:S3cretPW@db.example/mlflow")
+    assert "S3cretPW" not in str(err.value) and "bob" not in str(err.value) and "'postgresql://db.example/mlflow'" in str(err.value)
+
+
+def test_sql_urls_are_checked_against_sqlalchemys_dialects():
+    assert sql_url_problem("sqlite:///x.db") == ""
+    assert sql_url_problem("foo://u:p@h/db") == "no installed SQLAlchemy dialect handles the scheme 'foo'"
+    assert sql_url_problem("not a url").startswith("not a SQLAlchemy URL")
+
+
+def test_storage_and_source_urls_are_checked_against_fsspecs_filesystems():
+    assert filesystem_problem("/tmp/data") == filesystem_problem("memory://x") == filesystem_problem("simplecache::memory://x") == ""
+    assert filesystem_problem("foo://bucket/x") == "no installed fsspec filesystem handles the protocol 'foo'"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://bob:S3c/ret@db/x", "postgresql://db/x"),
+        ("http://alice@host:5000", "http://host:5000"),
+        ("s3://bucket/key@2026", "s3://bucket/key@2026"),
+        ("sqlite:///x.db", "sqlite:///x.db"),
+    ],
+)
+def test_a_urls_userinfo_is_never_shown(url, shown):
+    assert without_userinfo(url) == shown
