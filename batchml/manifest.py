@@ -48,8 +48,25 @@ class Manifest:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> Manifest:
-        return cls(**json.loads(text))
+    def from_json(cls, text: str, where: object = "") -> Manifest:
+        """A manifest from its text; text that is not one (cut short, not JSON, fields missing) raises IntegrityError naming `where`."""
+        try:
+            return cls(**json.loads(text))
+        except (ValueError, TypeError) as exc:  # json's JSONDecodeError is a ValueError; a missing or unknown field a TypeError
+            raise UnreadableManifest(str(where or MANIFEST), _first_line(exc)) from exc
+
+
+class UnreadableManifest(IntegrityError):
+    """A committed date's manifest that cannot be read (cut short, not JSON, fields missing): the date is damaged, and this names its file."""
+
+    def __init__(self, where: str, reason: str):
+        super().__init__(f"{where}: unreadable manifest: {reason}")
+        self.where, self.reason = where, reason
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def checksum(fh) -> str:

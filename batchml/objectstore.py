@@ -83,7 +83,7 @@ class ObjectStorage(DateVisibility, ManifestReader):
     # What is in the store; readers go through batchml.visibility (`manifest`, `is_committed`, `committed_dates`).
     def _raw_manifest(self, dataset: str, date: dt.date) -> Manifest | None:
         try:
-            return Manifest.from_json(self.fs.cat_file(self._key(layout.manifest(dataset, date))).decode())
+            return Manifest.from_json(self.fs.cat_file(self._key(layout.manifest(dataset, date))).decode(), self.url(layout.manifest(dataset, date)))
         except FileNotFoundError:
             return None
 

@@ -105,7 +105,8 @@ class Storage(DateVisibility, ManifestReader):
     def _raw_manifest(self, dataset: str, date: dt.date) -> Manifest | None:
         """The manifest file of a date as it is, or None when there is none."""
         try:
-            return Manifest.from_json(self.manifest_path(dataset, date).read_text())
+            path = self.manifest_path(dataset, date)
+            return Manifest.from_json(path.read_text(), path)
         except FileNotFoundError:
             return None
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from batchml.errors import ConfigError
 from batchml.layout import DATASETS, MANIFEST
-from batchml.manifest import Problem
+from batchml.manifest import Problem, UnreadableManifest
 
 
 @dataclass
@@ -50,8 +50,10 @@ def verify_dates(storage, datasets: tuple[str, ...] = DATASETS, start: dt.date |
             try:
                 manifest = storage.committed_manifest(dataset, date)
                 problems = storage.problems(dataset, date, checksums=True, readable=True)
-            except (ValueError, TypeError, KeyError) as exc:  # a manifest that is not valid JSON or lacks fields
-                out.bad.append(Problem(dataset, date, MANIFEST, f"unreadable manifest: {exc}").line(f"{storage.partition_url(dataset, date)}/{MANIFEST}"))
+            except UnreadableManifest as exc:  # not valid JSON, or fields missing
+                out.bad.append(
+                    Problem(dataset, date, MANIFEST, f"unreadable manifest: {exc.reason}").line(f"{storage.partition_url(dataset, date)}/{MANIFEST}")
+                )
                 continue
             out.files += len(manifest.files)
             for p in problems:

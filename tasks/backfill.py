@@ -1,5 +1,5 @@
-"""Backfill, RescoreDate and ReextractDate: run a range's missing dates; re-score stale and
-re-extract changed ones (at the source, or in what shapes their outputs) on request."""
+"""Backfill, RescoreDate, ReextractDate and HealDate: run a range's missing dates; re-score stale,
+re-extract changed ones (at the source, or in what shapes their outputs) and heal corrupt ones on request."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import multiprocessing
 
 import luigi
 
-from batchml.backfill import plan, reshaped
+from batchml.backfill import damage, plan, reshaped
+from batchml.errors import IntegrityError
 from batchml.extract import extract_date
-from batchml.layout import FEATURES, PREDICTIONS
+from batchml.layout import FEATURES, PREDICTIONS, QUARANTINE
 from batchml.monitoring import monitoring_file
 from batchml.predictions import model_for_workers, scored_from
 from batchml.progress import Progress
@@ -96,6 +97,74 @@ class ReextractDate(InProject, luigi.Task):
         yield DailyScore(self.date)  # drift, metrics and report again, from the new rows
 
 
+class Unhealable(IntegrityError):
+    """A damaged date that --reprocess corrupt cannot make again: the cause says why."""
+
+
+class HealDate(InProject, luigi.Task):
+    """Make a damaged date whole (on request only: `Backfill --reprocess corrupt`).
+
+    Features or quarantine damaged: extracted again from the source (when it still has the
+    date) and re-scored with the date's pinned version; predictions damaged or missing:
+    re-scored from the features with that version. Drift, metrics and the report are then
+    derived again. The date fails, naming why, when it cannot be healed.
+    """
+
+    date = luigi.DateParameter()
+
+    def complete(self) -> bool:
+        try:
+            return DailyScore(self.date).complete()  # whole (sha256 too) and every stage done
+        except IntegrityError:
+            return False
+
+    def run(self):
+        storage = make_storage()
+        # Each step is guarded: run() starts over after the yield, and after a crash between steps.
+        bad = damage(storage, self.date, checksums=True)
+        hurt = {d.dataset for d in bad}
+        named = "; ".join(f"{storage.url(d.path)}: {d.described()}" for d in bad)
+        if hurt & {FEATURES, QUARANTINE}:
+            source = make_source()
+            if not source.exists(self.date):
+                raise Unhealable(
+                    f"{self.date} cannot be healed: the source no longer has the date, so its features and quarantine cannot be extracted again ({named})"
+                )
+            result = extract_date(
+                source,
+                load_contract(),
+                storage,
+                self.date,
+                transform=hooks()["features"],
+                run_id=new_run_id(),
+                max_reject_share=schema().max_reject_share,
+                rows_per_file=storage_settings().rows_per_file,
+                replace=True,
+            )
+            log.info(
+                "%s healed: features and quarantine extracted again (%d rows in, %d quarantined); was: %s",
+                self.date,
+                result.rows_in,
+                result.rows_rejected,
+                named,
+            )
+        rescore = hurt & {FEATURES, QUARANTINE, PREDICTIONS}
+        if rescore and storage.read_text(pin_path(self.date)) is not None:  # without a pin the date was never scored: DailyScore scores it
+            registry, pin = make_registry(), read_pin(self.date)
+            local = pinned_model(registry, pin, self.date)
+            _score_again(storage, self.date, pin, model_for_workers(storage, pin, local), _reference(storage, registry, pin, local, self.date))
+            log.info("%s healed: re-scored with its pinned models:/%s/%s", self.date, pin.name, pin.version)
+        yield DailyScore(self.date)  # drift, metrics and report again
+
+
+def _reference(storage, registry, pin, local, date: dt.date):
+    """The version's reference profile: batchml's own, or the bins of its first scored date for a version batchml did not train."""
+    reference = registry.reference_profile(pin, cache_dir())
+    if reference is None:
+        reference = baseline_bins(storage, pin, lambda: first_bins(storage, pin, local, date, load_contract().key, runtime().parity_rows))
+    return reference
+
+
 def _shaped_now() -> dict[str, str]:
     """What would shape a date's outputs if it were extracted now."""
     return shaped_by(load_contract(), hooks()["features"])
@@ -128,12 +197,13 @@ class Backfill(InProject, luigi.WrapperTask):
 
     start = luigi.DateParameter()
     stop = luigi.DateParameter(description="Exclusive, as in RangeDaily.")
-    dry_run = luigi.BoolParameter(default=False, description="List missing, stale, failed and changed dates; run nothing.")
+    dry_run = luigi.BoolParameter(default=False, description="List missing, stale, failed, corrupt and changed dates; run nothing.")
     reprocess = luigi.ChoiceParameter(
-        choices=["none", "stale", "changed"],
+        choices=["none", "stale", "changed", "corrupt"],
         default="none",
         description="'stale': re-score dates scored by another version than @champion. 'changed': re-extract and re-score dates whose source, "
-        "contract or features hook (name or code) changed since extraction (with their pinned version).",
+        "contract or features hook (name or code) changed since extraction (with their pinned version). 'corrupt': heal dates whose "
+        "features, quarantine or predictions are damaged, missing or half-committed (re-extracted from the source, re-scored with their pin).",
     )
     newest_first = luigi.BoolParameter(default=False, description="Schedule the newest dates first.")
 
@@ -157,6 +227,16 @@ class Backfill(InProject, luigi.WrapperTask):
             log.warning(
                 "backfill: the source, contract or features hook of %s changed since extraction; they are not re-extracted (--reprocess changed does)",
                 ", ".join(d.isoformat() for d in todo.to_reprocess),
+            )
+        if self.reprocess == "corrupt":
+            tasks = [t for t in tasks if t.date not in todo.corrupt] + [HealDate(d) for d in sorted(todo.corrupt)]
+            for d, why in sorted(todo.unhealable.items()):
+                log.warning("backfill: %s is corrupt and cannot be healed: %s", d, why)
+        elif todo.corrupt:  # their DailyScore fails naming the damage and the command that heals it (or re-scores deleted predictions)
+            tasks += [DailyScore(d) for d in sorted(todo.corrupt) if d not in {t.date for t in tasks}]
+            log.warning(
+                "backfill: %s damaged, missing or half-committed (listed by --dry-run); not healed: --reprocess corrupt heals them",
+                ", ".join(d.isoformat() for d in sorted(todo.corrupt)),
             )
         # Luigi's worker adds requirements last-listed first, and runs tasks of equal
         # priority in the order they were added: list the dates that should run first last.

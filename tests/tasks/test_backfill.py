@@ -226,3 +226,45 @@ def test_range_daily_of_a_date_task_without_bulk_complete_runs_its_missing_dates
     assert sorted(t.date for t in range_task.requires()) == [dates[0], dates[2]]  # the committed date left out
     assert build(range_task).status == LuigiStatusCode.SUCCESS
     assert make_storage().committed_dates("features") == set(dates)
+
+
+def test_reprocess_corrupt_names_a_date_it_cannot_heal_and_why_and_heals_the_others(pipeline, day, tmp_path, capsys):
+    """Features damaged and the source no longer holding the date: listed as not healable, the run fails on it naming why;
+    the other damaged date of the range (predictions only, needing no source) is healed in the same run."""
+    from taxi_synthetic import trips as generate
+
+    import pandas as pd
+
+    import pipelines
+    from batchml.cli import main
+    from tests.unit.test_verify import flip_bytes
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for i in range(6, -2, -1):
+        frame = pd.concat(generate(day - dt.timedelta(days=i), rows_per_day=3000, seed=5), ignore_index=True)
+        frame.to_csv(raw / f"trips_{day - dt.timedelta(days=i)}.csv", index=False)
+    pipeline({"source": {"kind": "files", "path": str(raw / "trips_{date}.csv"), "format": "csv"}})
+    later = day + dt.timedelta(days=1)
+    assert build(DailyScore(day), DailyScore(later)).status == LuigiStatusCode.SUCCESS
+    storage = make_storage()
+    scored = storage.read_table("predictions", later)
+    features = storage.manifest("features", day).files[0]["path"]
+    url = flip_bytes(storage, day, features, "features")
+    flip_bytes(storage, later, storage.manifest("predictions", later).files[0]["path"])
+    (raw / f"trips_{day}.csv").unlink()  # the provider keeps a week: the date is gone at the source
+    two_days = dict(start=day, stop=later + dt.timedelta(days=1))
+
+    assert build(Backfill(**two_days, dry_run=True)).status == LuigiStatusCode.SUCCESS
+    out = capsys.readouterr().out
+    assert f"corrupt: damaged, missing or half-committed (2): {day} (features/{features}: checksum); {later} (predictions/" in out
+    assert f"corrupt and not healable (1): {day} (the source no longer has the date" in out
+
+    result = build(Backfill(**two_days, reprocess="corrupt"))
+    assert result.status == LuigiStatusCode.FAILED, result.summary_text
+    causes = " ".join(str(c) for c in pipelines._failures)
+    assert f"{day} cannot be healed: the source no longer has the date" in causes and url in causes, causes
+    assert storage.read_table("predictions", later).equals(scored)  # healed in the same run
+    capsys.readouterr()
+    assert main(["verify", storage.url(), "--dataset", "predictions"]) == 0
+    assert main(["verify", storage.url(), "--dataset", "features"]) == 1  # left as it was: nothing could replace it

@@ -8,6 +8,7 @@ unchanged, as a bad disk or a botched copy would: every check must name that fil
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchml.backfill import plan
+from batchml.backfill import damage, heal_command, plan
 from batchml.cli import main
 from batchml.errors import IntegrityError
 from batchml.layout import DATASETS
@@ -36,10 +37,10 @@ def commit_predictions(storage, date=DAY, rows=2000, *, page_checksums=True) -> 
         return w.commit(manifest, {"part-00000.parquet": rows}).files[0]["path"]
 
 
-def flip_bytes(storage, date, name) -> str:
-    """Flip three bytes in the middle of the prediction column's pages (its values), size unchanged; the file's URL."""
-    url = f"{storage.partition_url(DATASET, date)}/{name}"
-    with storage.open(f"{DATASET}/date={date}/{name}") as fh:
+def flip_bytes(storage, date, name, dataset=DATASET) -> str:
+    """Flip three bytes in the middle of the second column's pages (the prediction's values), size unchanged; the file's URL."""
+    url = f"{storage.partition_url(dataset, date)}/{name}"
+    with storage.open(f"{dataset}/date={date}/{name}") as fh:
         blob = bytearray(fh.read())
     column = pq.ParquetFile(pa.BufferReader(bytes(blob))).metadata.row_group(0).column(1)
     start = column.dictionary_page_offset if column.has_dictionary_page else column.data_page_offset
@@ -47,9 +48,9 @@ def flip_bytes(storage, date, name) -> str:
     for i in range(at, at + 3):
         blob[i] ^= 0x5A
     if hasattr(storage, "fs"):
-        storage.fs.pipe_file(f"{storage.base}/{DATASET}/date={date}/{name}", bytes(blob))
+        storage.fs.pipe_file(f"{storage.base}/{dataset}/date={date}/{name}", bytes(blob))
     else:
-        (storage.partition_path(DATASET, date) / name).write_bytes(bytes(blob))
+        (storage.partition_path(dataset, date) / name).write_bytes(bytes(blob))
     return url
 
 
@@ -111,16 +112,61 @@ def test_read_table_raises_naming_the_corrupt_file(tmp_path, page_checksums):
     assert verify(tmp_path) == 1
 
 
+def commit_scored(storage, date=DAY) -> str:
+    """A whole date as a run leaves it: quarantine, features, then predictions; the predictions file's name."""
+    for dataset in ("quarantine", "features"):
+        with storage.writer(dataset, date) as w:
+            with w.open("part-00000.parquet") as fh:
+                pq.write_table(pa.table({"id": [1, 2]}), fh, write_page_checksum=True)
+            w.commit(make_manifest(2, dataset=dataset, date=date), {"part-00000.parquet": 2})
+    return commit_predictions(storage, date)
+
+
 def test_a_dry_run_plan_lists_the_corrupt_date_with_its_file(tmp_path):
     storage = Storage(tmp_path)
     good, bad = DAY - dt.timedelta(days=1), DAY
-    commit_predictions(storage, good)
-    name = commit_predictions(storage, bad)
+    commit_scored(storage, good)
+    name = commit_scored(storage, bad)
     flip_bytes(storage, bad, name)
     todo = plan(storage, [good, bad, DAY + dt.timedelta(days=1)], "1")
     assert todo.corrupt == {bad: [f"predictions/{name}: checksum"]}
     assert todo.missing == [DAY + dt.timedelta(days=1)]
-    assert f"corrupt, files disagree with their manifests (1): {bad} (predictions/{name}: checksum)" in todo.lines("1")
+    assert f"corrupt: damaged, missing or half-committed (1): {bad} (predictions/{name}: checksum)" in todo.lines("1")
+
+
+def test_a_date_with_a_truncated_manifest_is_listed_naming_the_file_and_the_other_dates_still_are(tmp_path, capsys):
+    storage = Storage(tmp_path)
+    days = [DAY + dt.timedelta(days=i) for i in range(3)]
+    for d in days[:2]:
+        commit_scored(storage, d)
+    manifest = storage.manifest_path("features", DAY)
+    manifest.write_text(manifest.read_text()[:100])
+    with pytest.raises(IntegrityError, match=rf"^{manifest}: unreadable manifest: "):
+        storage.manifest("features", DAY)
+    todo = plan(storage, days, "2")
+    assert list(todo.corrupt) == [DAY] and todo.corrupt[DAY][0].startswith("features/_MANIFEST.json: unreadable manifest: ")
+    assert todo.missing == [days[2]] and todo.stale == [DAY, days[1]]  # the others listed as before
+    assert verify(tmp_path) == 1
+    assert capsys.readouterr().err.startswith(f"features {DAY}: {manifest}: unreadable manifest: ")
+
+
+def test_half_a_date_is_corrupt_and_deleted_predictions_are_only_when_results_were_derived_from_them(tmp_path):
+    storage = Storage(tmp_path)
+    scored, unscored, derived = DAY, DAY + dt.timedelta(days=1), DAY + dt.timedelta(days=2)
+    for d in (scored, unscored, derived):
+        commit_scored(storage, d)
+    shutil.rmtree(storage.partition_path("features", scored))  # predictions left without their features
+    shutil.rmtree(storage.partition_path("predictions", unscored))  # extracted, not scored: a state of its own
+    shutil.rmtree(storage.partition_path("predictions", derived))
+    storage.write_text(f"monitoring/date={derived}/metrics.json", "{}")  # ... but its metrics were derived from them
+    assert damage(storage, unscored, checksums=True) == []
+    assert [d.short() for d in damage(storage, scored, checksums=False)] == [f"features/date={scored}: not committed, though predictions/date={scored} is"]
+    assert [d.short() for d in damage(storage, derived, checksums=False)] == [
+        f"predictions/date={derived}: not committed, though monitoring/date={derived}/metrics.json was derived from it"
+    ]
+    shutil.rmtree(storage.partition_path("quarantine", unscored))
+    assert [(d.dataset, d.path) for d in damage(storage, unscored, checksums=False)] == [("quarantine", f"quarantine/date={unscored}")]
+    assert heal_command(DAY) == "luigi --module pipelines Backfill --start 2026-06-10 --stop 2026-06-11 --reprocess corrupt"
 
 
 def test_an_s3_root_verifies_and_names_a_corrupt_file(s3, capsys):
