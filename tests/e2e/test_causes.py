@@ -91,8 +91,8 @@ def test_a_damaged_store_read_while_scheduling_is_a_named_scheduling_error(proje
 def test_a_malformed_tracking_uri_is_named_not_mlflows_file_store(project, tmp_path):
     cfg = synthetic_cfg(tmp_path).replace(f"tracking_uri = sqlite:///{tmp_path}/mlflow.db", "tracking_uri = sqlite//x.db")
     run = run_project(project, cfg, "DailyScore", "--date", DAY.isoformat())
-    assert run.returncode == 30, run.stderr[-3000:]
-    assert "[mlflow] tracking_uri 'sqlite//x.db'" in last_line(run), run.stderr[-3000:]
+    assert run.returncode == 35, run.stderr[-3000:]  # refused by the start-up check, before anything is written
+    assert "luigi.cfg: [mlflow] tracking_uri = 'sqlite//x.db': not a URI" in last_line(run), run.stderr[-3000:]
     assert "maintenance mode" not in run.stderr + run.stdout
 
 
