@@ -21,6 +21,7 @@ from batchml.faults import failpoint
 from batchml.features import labels_of, model_inputs
 from batchml.profile import NullCounts
 from batchml.provenance import code_version, shaped_by
+from batchml.redact import redact
 from batchml.sources import Source
 from batchml.storage import Manifest, Storage, naming_a_full_disk
 
@@ -118,6 +119,7 @@ def extract_date(
         rows_in = 0
         with _Writer(features) as writer:
             for origin, batch in source.batches(date):
+                origin = redact(origin)  # named in the quarantine, the manifest and errors: a source URL's credentials are not
                 if batch is None or not len(batch):  # a 0-byte or header-only file: no rows, nothing to check
                     empty_inputs.append(origin)
                     continue

@@ -9,6 +9,7 @@ import pandas as pd
 
 from batchml import layout
 from batchml.layout import MONITORING, monitoring_file
+from batchml.redact import redacted
 from batchml.storage import Storage
 
 __all__ = [
@@ -31,7 +32,7 @@ def read_json(storage: Storage, relative: str) -> dict | None:
 
 
 def write_json(storage: Storage, relative: str, body: dict) -> None:
-    storage.write_text(relative, json.dumps(body, indent=2, sort_keys=True, default=str))
+    storage.write_text(relative, json.dumps(redacted(body), indent=2, sort_keys=True, default=str))  # no credential in a document
 
 
 def record_duration(storage: Storage, date: dt.date, task: str, seconds: float) -> None:

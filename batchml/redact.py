@@ -15,7 +15,8 @@ It is applied where text leaves the process: `RedactFilter` on log records (logg
 handlers of batchml/config/logging.cfg), `RedactingStream` around sys.stdout and sys.stderr of
 a `luigi --module pipelines` run (MLflow prints its "View run ... at: <tracking URI>" lines
 with sys.stdout.write, and its logger writes to sys.stderr), and the causes batchml records
-in documents, pages and MLflow tags (batchml.failures).
+in documents, pages and MLflow tags (batchml.failures, `redacted` in monitoring.write_json and
+the registry's tags, params, descriptions and logged documents).
 """
 
 from __future__ import annotations
@@ -38,7 +39,11 @@ SECRET_NAMES = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|ACCESS_KEY|A
 _SECRET_PARAM = r"(?:[\w.-]*(?:password|passwd|secret|token|key|signature|credentials?)|(?:[\w.-]*[_.-])?(?:pass|pwd|sig|auth))"
 _URL_USERINFO = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s:]*:[^/@\s]*@")
 _QUERY_SECRET = re.compile(rf"(?P<head>[?&;](?i:{_SECRET_PARAM})=)(?P<value>[^&;#\s'\"]+)")
-_DSN_PASSWORD = re.compile(r"(?P<head>\b(?i:password|passwd|pwd)\s*=\s*['\"]?)(?P<value>[^\s&;'\",]+)")
+# `password=...` of a libpq DSN or keyword arguments, and the like, wherever they are.
+_DSN_PASSWORD = re.compile(
+    r"(?P<head>\b(?i:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|secret[_-]?key|client[_-]?secret|access[_-]?token)\s*=\s*['\"]?)"
+    r"(?P<value>[^\s&;'\",#]+)"
+)
 _AUTH_HEADER = re.compile(r"(?P<head>(?i:authorization)[\"']?\s*[:=]\s*[\"']?(?i:basic|bearer|token)\s+)(?P<value>[A-Za-z0-9+/=._~-]+)")
 # A setting's whole value as one URL: the password runs to the first @ (as SQLAlchemy reads it), '/' included.
 _SETTING_USERINFO = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://(?P<user>[^:/@]*):(?P<password>[^@]*)@")
@@ -57,6 +62,17 @@ def redact(text: str, environ: dict[str, str] | None = None) -> str:
     text = _QUERY_SECRET.sub(lambda m: m["head"] + MASK, text)
     text = _DSN_PASSWORD.sub(lambda m: m["head"] + MASK, text)
     return _AUTH_HEADER.sub(lambda m: m["head"] + MASK, text)
+
+
+def redacted(value):
+    """A JSON-like document (dicts, lists, strings) with every string in it redacted; other values as they are."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redacted(k): redacted(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redacted(v) for v in value]
+    return value
 
 
 def env_secrets(environ: dict[str, str] | None = None) -> set[str]:

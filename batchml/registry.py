@@ -25,6 +25,7 @@ from batchml.errors import IntegrityError
 from batchml.pin import ONNX_ARTIFACT, ModelPin
 from batchml.packaged import ESTIMATOR_PATH, Packaging, log_model as log_packaged_model
 from batchml.provenance import code_version, sha256_bytes, sha256_file, sha256_tree
+from batchml.redact import redact, redacted
 from batchml.retry import RetryPolicy, Retrying
 
 log = logging.getLogger(__name__)
@@ -309,11 +310,11 @@ class Registry:
         experiment_id = self._experiment_id()
         example = _widen_integers(train_frame[inputs].head(5))
         output = model.predict_proba(example) if classes else model.predict(example)
-        version_tags = {**tags, "inputs": json.dumps(inputs), "task": "classification" if classes else "regression", "reference_profile": PROFILE_ARTIFACT}
+        version_tags = {**redacted(tags), "inputs": json.dumps(inputs), "task": "classification" if classes else "regression", "reference_profile": PROFILE_ARTIFACT}
         if classes:
             version_tags["classes"] = json.dumps([c.item() if hasattr(c, "item") else c for c in classes])
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run, tempfile.TemporaryDirectory() as tmp:
-            mlflow.log_params(params)
+            mlflow.log_params(redacted(params))
             mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and np.isfinite(v)})
             warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")  # validated: no nulls
             onnx_path = None
@@ -448,7 +449,7 @@ class Registry:
         """Set a version's description from its tags and its run's metrics (see version_description)."""
         mv = self.client.get_model_version(self.name, version)
         metrics = self.client.get_run(mv.run_id).data.metrics if mv.run_id else {}
-        self.client.update_model_version(self.name, version, description=version_description(dict(mv.tags), dict(metrics), decision))
+        self.client.update_model_version(self.name, version, description=redact(version_description(dict(mv.tags), dict(metrics), decision)))
 
     def log_daily(self, date: str, metrics: dict[str, float], tags: dict[str, str], documents: dict[str, dict | str]) -> str:
         """Log a date's monitoring numbers to `<model>-monitoring`; re-runs reuse the runs.
@@ -470,12 +471,12 @@ class Registry:
         step = (day - self._step_origin(experiment_id, day)).days
         at = int(dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc).timestamp() * 1000)
         batch = [Metric(k, float(v), at, step) for k, v in sorted(metrics.items())]
-        self.client.log_batch(run_id, metrics=batch, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self.client.log_batch(run_id, metrics=batch, tags=[RunTag(k, redact(str(v))) for k, v in tags.items()])
         for name, body in documents.items():
             if isinstance(body, str):
-                self.client.log_text(run_id, body, name)
+                self.client.log_text(run_id, redact(body), name)
             else:
-                self.client.log_dict(run_id, body, name)
+                self.client.log_dict(run_id, redacted(body), name)
         self._end_date_run(run_id)
         if batch:
             timeline = self._timeline_run(experiment_id)
@@ -491,7 +492,7 @@ class Registry:
         from mlflow.entities import RunTag
 
         run_id = self._date_run(self._monitoring_experiment(), date)
-        self.client.log_batch(run_id, tags=[RunTag("failure_task", task), RunTag("failure_cause", cause[:4000])])
+        self.client.log_batch(run_id, tags=[RunTag("failure_task", task), RunTag("failure_cause", redact(cause)[:4000])])
         self._end_date_run(run_id)
         return run_id
 

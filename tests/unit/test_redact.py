@@ -135,3 +135,45 @@ def test_setting_values_are_every_value_luigi_read(monkeypatch):
     config.read_string(f"[mlflow]\ntracking_uri = http://alice:${{MLFLOW_PW}}@mlflow:5000\n[source]\nurl = postgresql://bob:{PW}x@db/t\n")
     values = setting_values(config)
     assert f"http://alice:{PW}@mlflow:5000" in values and f"postgresql://bob:{PW}x@db/t" in values
+
+
+def test_a_source_url_with_credentials_is_named_without_them_in_the_quarantine_and_the_manifest(tmp_path):
+    """A file source's origin (its URL) lands in the quarantine's source column and the manifest's empty inputs."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from batchml.contract import Contract
+    from batchml.extract import extract_date
+    from batchml.sources import GeneratorSource
+    from batchml.storage import open_storage
+    from tests.conftest import CONTRACT, TRIPS
+
+    day = dt.date(2026, 6, 10)
+
+    class UrlSource(GeneratorSource):
+        def batches(self, date):
+            for i, (_, chunk) in enumerate(super().batches(date)):
+                yield f"https://bob:{PW}@files.example/trips-{date}.csv?part={i}", chunk
+            yield f"https://files.example/empty.csv?X-Amz-Signature={PW}", pd.DataFrame()
+
+    storage = open_storage(tmp_path / "data")
+    source = UrlSource(generator="taxi_hooks:trips", options={**TRIPS, "rows_per_day": 2000, "bad_row_share": 0.01})
+    extract_date(source, Contract.load(CONTRACT), storage, day, transform="taxi_hooks:features", run_id="r", max_reject_share=0.05, rows_per_file=1000)
+    quarantined = storage.read_table("quarantine", day)
+    assert len(quarantined) and set(quarantined["source"]) == {f"https://***@files.example/trips-{day}.csv?part=0"}
+    texts = [p.read_text() for p in (tmp_path / "data").rglob("*.json")]
+    assert texts and not any(PW in text for text in texts)
+    assert any("X-Amz-Signature=***" in text for text in texts)  # the empty input, named in the manifest
+
+
+def test_a_monitoring_document_is_written_without_credentials(tmp_path):
+    import datetime as dt
+
+    from batchml.monitoring import monitoring_file, read_json, write_json
+    from batchml.storage import Storage
+
+    storage = Storage(tmp_path)
+    path = monitoring_file(dt.date(2026, 6, 10), "checks.json")
+    write_json(storage, path, {"source": f"postgresql://bob:{PW}@db/trips", "rows": 3, "notes": [f"token={PW}"], "at": dt.date(2026, 6, 10)})
+    assert read_json(storage, path) == {"source": "postgresql://***@db/trips", "rows": 3, "notes": [f"token={PW}".replace(PW, "***")], "at": "2026-06-10"}
