@@ -15,6 +15,7 @@ from luigi.parameter import _no_value
 import pipelines  # noqa: F401  (registers every section)
 from pipelines.defaults import SAFETY_DEFAULTS
 from pipelines.startup import batchml_sections
+from tasks.config import ORDERED
 
 HEADER = """# Configuration reference
 
@@ -41,7 +42,8 @@ a test fails when it is out of date.
 
 
 def render() -> str:
-    out = [HEADER]
+    bounds = ", ".join(f"`[{low[0]}] {low[1]}` <= `[{high[0]}] {high[1]}`" for low, high in ORDERED)
+    out = [HEADER + f"- Settings that bound each other are checked at start as well: {bounds}.\n"]
     for section, cls in sorted(batchml_sections().items()):
         doc = cls.__dict__.get("__doc__")
         out.append(f"\n## [{section}]\n")

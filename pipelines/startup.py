@@ -316,6 +316,15 @@ def origin(section: str, key: str, files: list[str], argv: list[str], shown: str
     return f"[{section}] {key} = {shown!r} (the default)"
 
 
+def unordered_settings() -> list[tuple[tuple[tuple[str, str], object], tuple[tuple[str, str], object]]]:
+    """The pairs of tasks.config.ORDERED whose values are the wrong way round, with their values; within Luigi's command-line context."""
+    from tasks.config import ORDERED
+
+    sections = batchml_sections()
+    value = {pair: getattr(sections[pair[0]](), pair[1]) for pairs in ORDERED for pair in pairs}
+    return [((low, value[low]), (high, value[high])) for low, high in ORDERED if value[low] > value[high]]
+
+
 def contract_problem() -> str:
     """Why the dataset contract ([schema] path) cannot be used (unreadable, not YAML with its line and column, a bad rule), or ""."""
     from batchml.errors import SchemaError
@@ -347,10 +356,14 @@ def prepare(argv: list[str]) -> None:
             root = storage().root
             urls = url_settings()
             contract = contract_problem()
+            unordered = unordered_settings()
     except (Exception, SystemExit):  # --help, a command line Luigi will reject with its own message, or a task not yet imported
         return
     try:
         check_urls(urls, files, argv)
+        for (low, low_value), (high, high_value) in unordered:
+            shown = origin(*low, files, argv, str(low_value))
+            raise StartupError(f"{shown}: more than [{high[0]}] {high[1]} = {high_value}; allowed: at most [{high[0]}] {high[1]}")
         if contract:
             raise StartupError(contract)
     except StartupError as exc:

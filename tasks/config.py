@@ -111,6 +111,14 @@ def seconds(default: float, description: str) -> luigi.FloatParameter:
     return number(default, description, low=0, low_open=True)
 
 
+# Settings that bound each other, (section, key) <= (section, key): checked at start with the ranges.
+ORDERED = (
+    (("retrain", "k"), ("retrain", "n")),
+    (("retry", "initial_delay"), ("retry", "max_delay")),
+    (("checks", "min_row_ratio"), ("checks", "max_row_ratio")),
+)
+
+
 def project_dir() -> Path:
     """The user's project folder; relative paths in settings resolve against it, and its hooks import from it.
 

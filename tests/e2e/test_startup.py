@@ -150,6 +150,7 @@ SECRET = "S3cretPW"
         (("[schema]\n", "[schema]\nmax_reject_share = -0.5\n"), "[schema] max_reject_share = '-0.5': out of range; allowed: a number in [0, 1]"),
         (("[source]\n", "[source]\nlabel_lag_days = -3\n"), "[source] label_lag_days = '-3': out of range; allowed: an integer >= 0"),
         (("[core]", "[drift]\nfloor_quantile = 1.5\n[core]"), "[drift] floor_quantile = '1.5': out of range; allowed: a number in (0, 1)"),
+        (("[core]", "[retrain]\nk = 6\nn = 5\n[core]"), "[retrain] k = '6': more than [retrain] n = 5; allowed: at most [retrain] n"),
         (
             ("tracking_uri = sqlite:///", "tracking_uri = foo://bar\n#"),
             "[mlflow] tracking_uri = 'foo://bar': no installed MLflow tracking store handles the scheme 'foo' (installed: ",

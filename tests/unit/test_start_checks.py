@@ -10,7 +10,7 @@ import pytest
 import pipelines  # noqa: F401  (registers every task and luigi.Config class)
 from luigi.task_register import Register
 from pipelines.startup import StartupError, batchml_sections, check_settings, check_task_parameters, luigi_sections, root_lock_dir
-from tasks.config import Allowed
+from tasks.config import ORDERED, Allowed
 
 
 def check(tmp_path, text: str) -> None:
@@ -70,6 +70,11 @@ def test_every_numeric_setting_declares_its_range_and_its_default_lies_in_it():
     assert len(settings) >= 45  # retrain's, drift's, checks', ... all found
     assert [f"[{s}] {k}" for s, k, p in settings if not isinstance(getattr(p, "allowed", None), Allowed)] == []
     assert [f"[{s}] {k} = {p._default}" for s, k, p in settings if not p.allowed.admits(p._default)] == []
+
+
+def test_settings_that_bound_each_other_name_numeric_settings_whose_defaults_are_in_order():
+    params = {(s, k): p for s, k, p in numeric_settings()}
+    assert ORDERED and all(low in params and high in params and params[low]._default <= params[high]._default for low, high in ORDERED)
 
 
 def outside(allowed: Allowed) -> str:
