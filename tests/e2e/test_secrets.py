@@ -99,3 +99,16 @@ def test_a_password_in_the_tracking_uri_is_in_no_output_and_no_file_when_the_run
     assert leaks(ok, succeeded, home) == []
     views = [line for line in succeeded.stdout.splitlines() if "View run" in line]
     assert views and all(f"http://***@127.0.0.1:{proxy.port}/" in line for line in views), views
+
+
+def test_a_sql_source_whose_driver_is_missing_is_named_without_its_password(tmp_path):
+    """`[source] url = postgresql://...` where no PostgreSQL driver is installed: the run fails naming the URL, not its password."""
+    settings = pipeline_settings(tmp_path)
+    settings["source"] = {"kind": "sql", "url": f"postgresql://bob:{PASSWORD}@127.0.0.1:1/trips", "query": "select * from trips where day = :date"}
+    cli = Cli(tmp_path, write_cfg(tmp_path / "luigi.cfg", settings))
+    run = cli.luigi("DailyScore", "--date", DAY.isoformat())
+    assert run.returncode != 0, last_lines(run, 40)
+    last = last_lines(run, 1)
+    assert "[source] url" in last and "127.0.0.1:1/trips" in last, last_lines(run, 40)
+    assert [line for line in (run.stdout + run.stderr).splitlines() if PASSWORD in line] == []
+    assert holding(tmp_path, PASSWORD) == [str(cli.config)]
