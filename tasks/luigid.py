@@ -6,7 +6,7 @@ sqlite:///...` dies at start-up. That check only warns about column types of dat
 by old Luigi versions; the databases here are created by this Luigi, so it is skipped.
 
 Its dependency graph labels each node with the date and project it is for
-(`DailyScore 2026-07-25 · churn`): Luigi's visualiser draws a node's `name`, which is the bare
+(`DailyScore 2026-07-25 · orders`): Luigi's visualiser draws a node's `name`, which is the bare
 family, so every date of a range and every project sharing the scheduler looked alike. Only
 the graph's answer is relabelled; the task list keeps families for its filters.
 
