@@ -10,8 +10,11 @@ print `batchml failpoint <name> reached (pid N)` on stderr and then
 
 Unset, a failpoint is one dictionary lookup. The names are listed where they are used:
 `writer.<dataset>` (before taking a date's lock), `extract.staged` (a features file
-staged), `score.partition` (a predictions file staged), `commit.<dataset>.files` (data
-staged, no manifest yet), `commit.<dataset>.manifest` (manifest staged, not published).
+staged), `extract.pending` (the date's `_pending` marker written, nothing committed),
+`extract.quarantine.committed` (quarantine committed, features not), `extract.features.committed`
+(both committed, the marker not yet removed), `score.partition` (a predictions file
+staged), `commit.<dataset>.files` (data staged, no manifest yet), `commit.<dataset>.manifest`
+(manifest staged, not published).
 """
 
 from __future__ import annotations
