@@ -310,7 +310,12 @@ class Registry:
         experiment_id = self._experiment_id()
         example = _widen_integers(train_frame[inputs].head(5))
         output = model.predict_proba(example) if classes else model.predict(example)
-        version_tags = {**redacted(tags), "inputs": json.dumps(inputs), "task": "classification" if classes else "regression", "reference_profile": PROFILE_ARTIFACT}
+        version_tags = {
+            **redacted(tags),
+            "inputs": json.dumps(inputs),
+            "task": "classification" if classes else "regression",
+            "reference_profile": PROFILE_ARTIFACT,
+        }
         if classes:
             version_tags["classes"] = json.dumps([c.item() if hasattr(c, "item") else c for c in classes])
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run, tempfile.TemporaryDirectory() as tmp:
