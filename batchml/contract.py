@@ -319,7 +319,7 @@ def validate(
     nulls: dict[str, np.ndarray] = {}  # null masks of the nullable columns: counted on the valid rows at no extra pass
     for col in contract.columns:
         source, is_key = raw[col.name], col.name in contract.key
-        tokens = _null_tokens(source, KEY_NULL_TOKENS if col.null_tokens is None and is_key else col.null_tokens or ())
+        tokens = _null_tokens(source, null_tokens_of(col, is_key))
         values, unparsable, why = _coerce(source.mask(tokens) if tokens.any() else source, col, contract.timezone)
         typed[col.name] = values
         if unparsable.any():
@@ -508,6 +508,17 @@ def _datetimes(raw: pd.Series, timezone: str) -> pd.Series:
     return out
 
 
+def null_tokens_of(col: Column, is_key: bool) -> tuple[str, ...]:
+    """The texts a column reads as null: its `null_tokens`, else for a key KEY_NULL_TOKENS less any value its
+    `allowed` list names (a region `na` is North America, not a missing region), else none."""
+    if col.null_tokens is not None:
+        return col.null_tokens
+    if not is_key:
+        return ()
+    allowed = {str(v).strip().casefold() for v in col.allowed or ()}
+    return tuple(t for t in KEY_NULL_TOKENS if t.strip().casefold() not in allowed)
+
+
 def _null_tokens(raw: pd.Series, tokens) -> np.ndarray:
     """Where a text column holds one of `tokens` (after trimming, case-insensitive)."""
     if not tokens or not len(raw) or not (raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype)):
@@ -519,7 +530,7 @@ def _null_tokens(raw: pd.Series, tokens) -> np.ndarray:
 def _null_key_reason(col: Column, raw: pd.Series):
     def reason(idx: np.ndarray) -> pd.Series:
         shown = _as_text(raw.iloc[idx].to_frame())[raw.name].to_numpy()
-        return pd.Series([f"{col.name}: null key: {v!r} is a null token (null_tokens: {list(col.null_tokens or KEY_NULL_TOKENS)})" for v in shown])
+        return pd.Series([f"{col.name}: null key: {v!r} is a null token (null_tokens: {list(null_tokens_of(col, True))})" for v in shown])
 
     return reason
 

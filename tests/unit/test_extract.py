@@ -155,6 +155,17 @@ def test_a_contract_whose_key_column_sets_null_tokens_takes_those_texts_as_keys(
         keyed(KEYED.replace("nullable: false}", "nullable: false, null_tokens: NA}"))
 
 
+def test_a_key_value_the_contract_allows_is_a_key_not_a_null_token():
+    """A region `na` (North America) in `allowed` is a value: only the other tokens stay null keys, untuned."""
+    allowed = KEYED.replace("code: {dtype: string, nullable: false}", "code: {dtype: string, nullable: false, allowed: [a, b, na, NULLx]}")
+    out = keyed(allowed)
+    assert list(out.valid["code"]) == ["a", "b", "NULLx"]
+    reasons = dict(zip(out.rejected["code"], out.rejected["reason"]))
+    assert all("null_tokens: ['', 'null', 'None']" in reasons[v] for v in ("  ", "null", "None"))
+    assert "null key" not in reasons["NA"] and "not in" in reasons["NA"]  # the allowed rule speaks: NA is not na
+    assert "null key" not in reasons["nA "]
+
+
 def test_a_contract_that_sets_no_null_tokens_keeps_its_fingerprint():
     """The taxi contract's fingerprint before null_tokens existed: dates extracted before are not listed as changed."""
     assert Contract.load(CONTRACT).fingerprint() == "31375e5da7e854c2"
