@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 
 import batchml
-from batchml.errors import BatchmlError
-from batchml.layout import DATASETS
+from batchml.base.errors import BatchmlError
+from batchml.store.layout import DATASETS
 
 
 def _init(args: argparse.Namespace) -> int:
-    from batchml.starter import init_project
+    from batchml.project.starter import init_project
 
     written = init_project(args.dir, args.sample, label=args.label, task=args.task, force=args.force)
     for path in written:
@@ -23,8 +23,8 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from batchml.storage import open_storage
-    from batchml.verify import check_scope, project_root, verify_dates
+    from batchml.store.storage import open_storage
+    from batchml.store.verify import check_scope, project_root, verify_dates
 
     root = args.root or project_root(Path.cwd())
     check_scope(root, args.start, args.stop)

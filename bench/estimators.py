@@ -1,4 +1,4 @@
-"""How well estimated performance follows realized performance while the inputs shift (batchml/estimators.py).
+"""How well estimated performance follows realized performance while the inputs shift (batchml/stats/estimators.py).
 
 Usage:
   bench/estimators.py [--rows 20000] [--dates 30] [--concept-dates 3] [--seed 0] [--threads 1]
@@ -42,7 +42,7 @@ from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
 REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("batchml_estimators", REPO / "batchml" / "estimators.py")
+_spec = importlib.util.spec_from_file_location("batchml_estimators", REPO / "batchml" / "stats" / "estimators.py")
 est = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = est  # dataclasses look their module up by name
 _spec.loader.exec_module(est)

@@ -148,9 +148,9 @@ def register_models(work: Path) -> None:
     import onnx
     from mlflow.models import infer_signature
 
-    from batchml.contract import Contract
-    from batchml.sources import GeneratorSource
-    from batchml.training import TrainingSettings, labelled_frame, to_onnx_bytes
+    from batchml.dataset.contract import Contract
+    from batchml.dataset.sources import GeneratorSource
+    from batchml.model.training import TrainingSettings, labelled_frame, to_onnx_bytes
     from taxi_hooks import recipe
 
     uri = f"sqlite:///{shared(work) / 'registry.db'}"
@@ -212,12 +212,12 @@ def score_child(job: ScoreJob) -> None:
     os.environ["LUIGI_CONFIG_PATH"] = job.cfg
     os.chdir(Path(job.cfg).parent)
     start = time.perf_counter()
-    for module in ("batchml.scoring", "tasks.score", "pipelines"):
+    for module in ("batchml.scoring.scoring", "tasks.score", "pipelines"):
         importlib.import_module(module)
     imports_s = time.perf_counter() - start
     import luigi
 
-    from batchml.compute import close_client
+    from batchml.scoring.compute import close_client
     from tasks.config import dask_client, make_storage
     from tasks.score import ScorePredictions
 
@@ -274,8 +274,8 @@ def measure_score(job: ScoreJob) -> dict:
 
 # -- (b) the limit: what all the workers give at once --------------------------------------------
 def features_frame(root: Path, date: dt.date):
-    from batchml.extract import FEATURES
-    from batchml.storage import open_storage
+    from batchml.store.layout import FEATURES
+    from batchml.store.storage import open_storage
 
     return open_storage(root).read_table(FEATURES, date)
 
@@ -299,12 +299,12 @@ def _scorers(pin, model_path: Path, frame, n: int) -> list:
     if pin.runtime == "pyfunc":
         import mlflow.pyfunc
 
-        from batchml.scoring import signature_frame
+        from batchml.scoring.scoring import signature_frame
 
         x = signature_frame(frame, tuple(inputs), pin.input_types)
         models = [mlflow.pyfunc.load_model(str(model_path)) for _ in range(n)]
         return [lambda lo, hi, m=m: m.predict(x.iloc[lo:hi]) for m in models]
-    from batchml.scoring import onnx_feed
+    from batchml.model.onnx_io import onnx_feed
 
     sessions = [_onnx_session(model_path) for _ in range(n)]
     feed = onnx_feed(sessions[0], frame, tuple(inputs))
@@ -520,8 +520,8 @@ def measure_daily(args, work: Path) -> dict:
     measured on the large date's features in the same run.
     Each task's own duration (monitoring/date=D/durations) of both runs says where it went.
     """
-    from batchml.monitoring import read_durations
-    from batchml.storage import open_storage
+    from batchml.monitor.monitoring import read_durations
+    from batchml.store.storage import open_storage
 
     register_models(work)
     runs = {}
@@ -600,7 +600,7 @@ def measure_backfill(args, work: Path) -> dict:
         small, "Backfill", "--start", DATE.isoformat(), "--stop", stop.isoformat(), *(["--workers", str(args.luigi_workers)] if args.luigi_workers > 1 else [])
     )
     big_s = luigi_cli(big, "DailyScore", "--date", DATE.isoformat())
-    from batchml.storage import open_storage
+    from batchml.store.storage import open_storage
 
     small_rows = sum(open_storage(small_root).manifest("predictions", DATE + dt.timedelta(days=i)).rows["written"] for i in range(args.dates))
     big_rows = open_storage(big_root).manifest("predictions", DATE).rows["written"]

@@ -16,9 +16,9 @@ import luigi
 import luigi.tools.range
 from luigi.parameter import UnconsumedParameterWarning
 
-from batchml.failures import clear_failure, failure_of, one_line, record_failure
-from batchml.monitoring import record_duration
-from batchml.redact import redact
+from batchml.monitor.failures import clear_failure, failure_of, one_line, record_failure
+from batchml.monitor.monitoring import record_duration
+from batchml.base.redact import redact
 from pipelines import startup
 from pipelines.defaults import apply_defaults, redact_output
 from tasks.config import make_source, make_storage, mlflow
@@ -114,7 +114,7 @@ def _exception_line(traceback_text: str) -> str:
     for line in reversed(lines):
         head = line.split(":", 1)[0]
         if not line.startswith(" ") and head.replace(".", "").replace("_", "").isalnum() and head != "Traceback":
-            return head.rsplit(".", 1)[-1] + line[len(head) :]  # TrackingStoreError, not batchml.preflight.TrackingStoreError
+            return head.rsplit(".", 1)[-1] + line[len(head) :]  # TrackingStoreError, not batchml.model.preflight.TrackingStoreError
     return lines[-1]
 
 
@@ -178,7 +178,7 @@ def _looked_for(date: dt.date, labels: bool) -> str:
         labels = False  # labels come from the date's own rows
     try:
         if cfg.kind == "files":
-            from batchml.sources import expand
+            from batchml.dataset.sources import expand
 
             src = make_source()
             marker = None if labels else src.marker(date)
@@ -206,7 +206,8 @@ def _log_model_change(task):
     if not isinstance(task, (RetrainIfDrifted, Rollback)):
         return
     try:
-        from batchml.monitoring import monitoring_file, read_json
+        from batchml.store.layout import monitoring_file
+        from batchml.monitor.monitoring import read_json
 
         storage = make_storage()
         if isinstance(task, Rollback):

@@ -6,7 +6,7 @@ without `check_complete_on_run` a task that wrote nothing is DONE. This is the o
 those values live; a value the user set (in any file Luigi read) is kept.
 
 It also settles what a run's output may show: `redact_output` collects the secrets of every
-setting and command-line argument once, before anything is scheduled, and has batchml.redact
+setting and command-line argument once, before anything is scheduled, and has batchml.base.redact
 remove them (and any URL's credentials) from all the process prints and logs.
 """
 
@@ -53,7 +53,7 @@ def setting_values(config) -> list[str]:
 
 def redact_output(config, argv: list[str]) -> None:
     """Redact the secrets of every setting and argument (`--mlflow-tracking-uri http://u:p@h`) from the process's output."""
-    from batchml.redact import install
+    from batchml.base.redact import install
 
     install([*setting_values(config), *argv])
 

@@ -279,7 +279,7 @@ class UrlSetting:
 
 def url_settings() -> list[UrlSetting]:
     """The settings naming a store, a database or a filesystem by URL, with the check each needs; within Luigi's command-line context."""
-    from batchml.preflight import filesystem_problem, sql_url_problem, tracking_uri_problem
+    from batchml.model.preflight import filesystem_problem, sql_url_problem, tracking_uri_problem
     from tasks.config import mlflow, source, storage, tracking_uri
 
     found = [UrlSetting("mlflow", "tracking_uri", mlflow().tracking_uri, tracking_uri(), tracking_uri_problem)]
@@ -294,7 +294,7 @@ def url_settings() -> list[UrlSetting]:
 
 def check_urls(settings: list[UrlSetting], files: list[str], argv: list[str]) -> None:
     """Raise StartupError for the first URL setting no installed plugin (MLflow store, SQLAlchemy dialect and driver, fsspec filesystem) handles."""
-    from batchml.preflight import without_userinfo
+    from batchml.model.preflight import without_userinfo
 
     for setting in settings:
         if not setting.resolved:
@@ -327,7 +327,7 @@ def unordered_settings() -> list[tuple[tuple[tuple[str, str], object], tuple[tup
 
 def contract_problem() -> str:
     """Why the dataset contract ([schema] path) cannot be used (unreadable, not YAML with its line and column, a bad rule), or ""."""
-    from batchml.errors import SchemaError
+    from batchml.base.errors import SchemaError
     from tasks.config import load_contract
 
     try:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
-from batchml.failures import read_failure
-from batchml.layout import FEATURES, INDEX, PREDICTIONS, QUARANTINE, monitoring_file
-from batchml.monitoring import read_json
+from batchml.monitor.failures import read_failure
+from batchml.store.layout import FEATURES, INDEX, PREDICTIONS, QUARANTINE, monitoring_file
+from batchml.monitor.monitoring import read_json
 from tasks.config import make_storage
 
 HEADER = f"{'date':10}  {'rows in':>9}  {'scored':>9}  {'quarantined':>11}  {'model':18}  {'drift':8}  {'checks':6}  retraining"

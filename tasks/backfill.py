@@ -9,15 +9,15 @@ import multiprocessing
 
 import luigi
 
-from batchml.backfill import damage, plan, reshaped
-from batchml.errors import IntegrityError
-from batchml.extract import extract_date
-from batchml.layout import FEATURES, PREDICTIONS, QUARANTINE
-from batchml.monitoring import monitoring_file
-from batchml.predictions import model_for_workers, scored_from
-from batchml.progress import Progress
-from batchml.provenance import new_run_id, shaped_by
-from batchml.baseline import baseline_bins, first_bins
+from batchml.monitor.backfill import damage, plan, reshaped
+from batchml.base.errors import IntegrityError
+from batchml.dataset.extract import extract_date
+from batchml.store.layout import FEATURES, PREDICTIONS, QUARANTINE
+from batchml.store.layout import monitoring_file
+from batchml.scoring.predictions import model_for_workers, scored_from
+from batchml.base.progress import Progress
+from batchml.base.provenance import new_run_id, shaped_by
+from batchml.monitor.baseline import baseline_bins, first_bins
 from tasks.config import cache_dir, hooks, load_contract, make_registry, make_source, make_storage, mlflow, runtime, schema
 from tasks.config import storage as storage_settings
 from tasks.daily import DailyScore

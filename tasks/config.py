@@ -12,14 +12,14 @@ from pathlib import Path
 import luigi
 from luigi.parameter import OptionalParameterMixin
 
-from batchml.contract import Contract
-from batchml.errors import ConfigError
-from batchml.hooks import add_project_path
-from batchml.preflight import check_sqlite_store, check_tracking_uri
-from batchml.registry import Registry, configure_http
-from batchml.retry import RetryPolicy
-from batchml.sources import FileSource, GeneratorSource, Source, SqlSource
-from batchml.storage import open_storage
+from batchml.dataset.contract import Contract
+from batchml.base.errors import ConfigError
+from batchml.base.hooks import add_project_path
+from batchml.model.preflight import check_sqlite_store, check_tracking_uri
+from batchml.model.registry import Registry, configure_http
+from batchml.base.retry import RetryPolicy
+from batchml.dataset.sources import FileSource, GeneratorSource, Source, SqlSource
+from batchml.store.storage import open_storage
 
 
 class OptionalDateParameter(OptionalParameterMixin, luigi.DateParameter):
@@ -343,7 +343,7 @@ class checks(luigi.Config):
     max_row_ratio = number(2.0, "Rows in / trailing median above this fails.", low=0, low_open=True)
     max_null_rate = share(
         0.01,
-        "A column's null rate may exceed its reference's by this much (the limit of a column with no null in its reference); see batchml/checks.py.",
+        "A column's null rate may exceed its reference's by this much (the limit of a column with no null in its reference); see batchml/monitor/checks.py.",
     )
     null_rate_factor = number(
         2.0, "A column's null rate may reach this multiple of its reference's (nullable columns: null shares wander from day to day).", low=1
@@ -372,14 +372,14 @@ class report(luigi.Config):
 
 def project():
     """What training needs of the project: contract, recipe, transforms and the recipe's parameters."""
-    from batchml.lifecycle import Project
+    from batchml.retrain.lifecycle import Project
 
     h = hooks()
     return Project(contract=load_contract(), recipe=h["recipe"], features=h["features"], labels=h["labels"], params=dict(training().params))
 
 
 def drift_thresholds():
-    from batchml.drift import DriftThresholds
+    from batchml.stats.drift import DriftThresholds
 
     cfg = drift()
     return DriftThresholds(
@@ -398,7 +398,7 @@ def drift_thresholds():
 
 
 def check_thresholds():
-    from batchml.checks import CheckThresholds
+    from batchml.monitor.checks import CheckThresholds
 
     cfg = checks()
     return CheckThresholds(**{k: (tuple(v) if k == "warn_only" else v) for k, v in cfg.param_kwargs.items()})
@@ -500,7 +500,7 @@ def dask_client():
     """The run's Dask client; with `--workers N`, every task process shares one cluster."""
     import multiprocessing
 
-    from batchml.compute import get_client, shared_cluster
+    from batchml.scoring.compute import get_client, shared_cluster
     from luigi.worker import TaskProcess
 
     cfg = dask()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import luigi
 
-from batchml.backfill import damage, heal_command
-from batchml.errors import IntegrityError
-from batchml.predictions import PREDICTIONS
+from batchml.monitor.backfill import damage, heal_command
+from batchml.base.errors import IntegrityError
+from batchml.store.layout import PREDICTIONS
 from tasks.config import make_storage
 from tasks.monitor import CheckMetrics
 from tasks.report import DailyReport

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import luigi
 
-from batchml.extract import FEATURES, extract_date
-from batchml.provenance import new_run_id
+from batchml.store.layout import FEATURES
+from batchml.dataset.extract import extract_date
+from batchml.base.provenance import new_run_id
 from tasks.config import hooks, load_contract, make_source, make_storage, schema, storage
 from tasks.targets import PartitionTarget
 from tasks.identity import InProject

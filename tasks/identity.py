@@ -14,7 +14,7 @@ from luigi.cmdline_parser import CmdlineParser
 from luigi.parameter import _no_value
 from luigi.task_register import Register, TaskClassException
 
-from batchml.redact import redact
+from batchml.base.redact import redact
 from tasks.config import project_name
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import luigi
 
-from batchml import layout
-from batchml.lifecycle import train_and_register
-from batchml.registry import ModelPin
-from batchml.errors import ConfigError, IntegrityError
+from batchml.store import layout
+from batchml.retrain.lifecycle import train_and_register
+from batchml.model.pin import ModelPin
+from batchml.base.errors import ConfigError, IntegrityError
 from tasks.config import cache_dir, load_contract, make_registry, make_source, make_storage, mlflow, project, runtime, source, training
 from tasks.targets import StorageFileTarget
 from tasks.identity import InProject
@@ -93,9 +93,9 @@ class ResolveModel(InProject, luigi.Task):
 
 def decide_runtime(registry, pin: ModelPin, date: dt.date) -> ModelPin:
     """The pin checked against the date's features, with its runtime chosen; its artifacts cached and verified."""
-    from batchml.extract import FEATURES
-    from batchml.predictions import check_inputs, features_sample
-    from batchml.runtimes import choose_runtime
+    from batchml.store.layout import FEATURES
+    from batchml.scoring.predictions import check_inputs, features_sample
+    from batchml.model.runtimes import choose_runtime
 
     model_path = registry.fetch(pin, cache_dir())  # refuses artifacts whose sha256 differs
     storage = make_storage()
@@ -111,7 +111,7 @@ def decide_runtime(registry, pin: ModelPin, date: dt.date) -> ModelPin:
 
 def model_path(registry, pin: ModelPin, date: dt.date):
     """The pinned model in the local cache, verified; a converted file missing on this host is converted again."""
-    from batchml.runtimes import converted_paths
+    from batchml.model.runtimes import converted_paths
 
     if pin.runtime == "converted" and not converted_paths(cache_dir(), pin)[0].exists():
         again = decide_runtime(registry, dataclasses.replace(pin, runtime="pyfunc", converted_sha256=""), date)

@@ -6,16 +6,19 @@ import datetime as dt
 
 import luigi
 
-from batchml.checks import flat_metrics
-from batchml.drift import drift_report, window_dates
-from batchml.predictions import profile_specs
-from batchml.profile import window_profile
-from batchml.errors import BatchmlError
-from batchml.extract import LABELS, extract_labels
-from batchml.monitoring import date_checks, monitoring_file, read_json, realized_of, write_json
-from batchml.predictions import PREDICTIONS, profile_path
-from batchml.provenance import new_run_id
-from batchml.baseline import baseline_reference
+from batchml.monitor.checks import flat_metrics
+from batchml.stats.drift import drift_report, window_dates
+from batchml.scoring.predictions import profile_specs
+from batchml.stats.profile import window_profile
+from batchml.base.errors import BatchmlError
+from batchml.store.layout import LABELS
+from batchml.dataset.extract import extract_labels
+from batchml.monitor.monitoring import date_checks, read_json, realized_of, write_json
+from batchml.store.layout import monitoring_file
+from batchml.store.layout import PREDICTIONS
+from batchml.scoring.predictions import profile_path
+from batchml.base.provenance import new_run_id
+from batchml.monitor.baseline import baseline_reference
 from tasks.config import cache_dir, check_thresholds, checks, drift, drift_thresholds, hooks, load_contract, make_registry, make_source, make_storage, source
 from tasks.extract import SourceData
 from tasks.model import read_pin

@@ -7,9 +7,10 @@ import logging
 
 import luigi
 
-from batchml.failures import one_line
+from batchml.monitor.failures import one_line
 
-from batchml.monitoring import monitoring_file, report_inputs
+from batchml.store.layout import monitoring_file
+from batchml.monitor.monitoring import report_inputs
 from tasks.config import cache_dir, make_registry, make_storage, report
 from tasks.model import read_pin
 from tasks.monitor import DetectDrift, Metrics
@@ -31,8 +32,8 @@ class DailyReport(InProject, luigi.Task):
         return StorageFileTarget(monitoring_file(self.date, "report.html"))
 
     def run(self):
-        from batchml.dashboard import write_index
-        from batchml.report import render_daily_report
+        from batchml.monitor.dashboard import write_index
+        from batchml.monitor.report import render_daily_report
 
         storage = make_storage()
         reference = make_registry().reference_profile(read_pin(self.date), cache_dir())

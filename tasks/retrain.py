@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import luigi
 
-from batchml.lifecycle import GatePolicy, train_and_register
-from batchml.metrics import PRIMARY
-from batchml.monitoring import monitoring_file, read_json, write_json
-from batchml.policy import RetrainPolicy
-from batchml.retraining import PREVIOUS, RetrainPlan, decide, gate_challenger, gate_dates, roll_back
-from batchml.training import labelled_frame
+from batchml.retrain.lifecycle import GatePolicy, train_and_register
+from batchml.stats.metrics import PRIMARY
+from batchml.store.layout import monitoring_file
+from batchml.monitor.monitoring import read_json, write_json
+from batchml.retrain.policy import RetrainPolicy
+from batchml.retrain.retraining import PREVIOUS, RetrainPlan, decide, gate_challenger, gate_dates, roll_back
+from batchml.model.training import labelled_frame
 from tasks.config import cache_dir, count, load_contract, make_registry, make_source, make_storage, mlflow, number, project, source, training
 from tasks.monitor import Metrics
 from tasks.targets import StorageFileTarget

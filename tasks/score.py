@@ -6,11 +6,12 @@ import logging
 
 import luigi
 
-from batchml.predictions import PREDICTIONS, model_for_workers, predict_date
-from batchml.progress import Progress
-from batchml.provenance import new_run_id
-from batchml.retry import one_line
-from batchml.baseline import baseline_bins, first_bins
+from batchml.store.layout import PREDICTIONS
+from batchml.scoring.predictions import model_for_workers, predict_date
+from batchml.base.progress import Progress
+from batchml.base.provenance import new_run_id
+from batchml.base.retry import one_line
+from batchml.monitor.baseline import baseline_bins, first_bins
 from tasks.config import cache_dir, dask_client, load_contract, make_registry, make_storage, retry_policy, runtime
 from tasks.extract import ExtractFeatures
 from tasks.model import ResolveModel, model_path, read_pin

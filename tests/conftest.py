@@ -66,7 +66,7 @@ def options_arg(**changes) -> tuple[str, str]:
 
 def make_manifest(rows: int = 3, *, dataset: str = "d", date: dt.date = dt.date(2026, 1, 5), **fields):
     """A Manifest of `rows` rows for the storage tests (the commit fills in its files)."""
-    from batchml.manifest import Manifest
+    from batchml.store.manifest import Manifest
 
     base = dict(schema_hash="s", input_fingerprint="f", code_version="c", run_id="r")
     return Manifest(dataset=dataset, date=date.isoformat(), rows={"in": rows, "written": rows, "quarantined": 0}, **{**base, **fields})

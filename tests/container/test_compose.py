@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from batchml.storage import Storage
+from batchml.store.storage import Storage
 from tests.container.conftest import COMPOSE, compose_binary, read_cfg, run
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(2400)]

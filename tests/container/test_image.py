@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import batchml
-from batchml.storage import Storage
+from batchml.store.storage import Storage
 from tests.conftest import SMALL, TRIPS
 from tests.container.conftest import (
     configmap_text,

@@ -23,9 +23,9 @@ from luigi import build as luigi_build
 from luigi.execution_summary import LuigiStatusCode
 
 import pipelines
-from batchml.extract import FEATURES
-from batchml.predictions import PREDICTIONS
-from batchml.registry import _fluent_uris
+from batchml.store.layout import FEATURES
+from batchml.store.layout import PREDICTIONS
+from batchml.model.registry import _fluent_uris
 from tasks.config import make_storage
 from tasks.daily import DailyScore
 from tasks.monitor import DetectDrift

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from batchml.storage import open_storage
+from batchml.store.storage import open_storage
 from tests.conftest import distinct_keys, prefix_dataset, storage_fs
 from tests.e2e.conftest import last_lines, make_cli, registry_settings
 

@@ -1,6 +1,6 @@
 """kill -9 of a real run at several points leaves no visible partial date, and the next run heals.
 
-Each run is held at a failpoint (batchml/faults.py) and killed there with SIGKILL, as the
+Each run is held at a failpoint (batchml/base/faults.py) and killed there with SIGKILL, as the
 OOM killer or a lost node would. Readers going through the manifests must see the state
 from before the run; the next run must finish the date with the rows of an undisturbed run.
 Every scenario runs on a local storage root and on S3 (a moto server), where the next run
@@ -12,7 +12,7 @@ On a local root a date is published by one rename, so a plain reader of the data
 prefix reader sees, and `commit.<dataset>.manifest` comes after the commit.
 
 Quarantine and features are two commits of one run: at the `extract.*` failpoints
-between them (batchml/visibility.py) batchml's readers must see neither, and the next
+between them (batchml/store/visibility.py) batchml's readers must see neither, and the next
 run must re-extract the date.
 """
 
@@ -24,8 +24,8 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 
-from batchml.reader import committed_files
-from batchml.storage import Storage, open_storage
+from batchml.store.reader import committed_files
+from batchml.store.storage import Storage, open_storage
 from tests.conftest import KEY, prefix_dataset, storage_fs
 from tests.e2e.conftest import last_lines, make_cli, registry_settings
 
@@ -95,7 +95,7 @@ def test_a_run_killed_mid_write_leaves_the_old_state_and_the_next_run_heals(tmp_
     on_s3 = storage_root.startswith("s3://")
     writing = "predictions" if "predictions" in point or "score" in point else "features"
     committed_by_the_kill = on_s3 and point == f"commit.{writing}.manifest"  # the manifest PUT was the commit
-    # batchml's readers (manifests, committed_dates, batchml.reader) see the date's quarantine and features together or not at all
+    # batchml's readers (manifests, committed_dates, batchml.store.reader) see the date's quarantine and features together or not at all
     seen = {d: (DAY in storage.committed_dates(d), storage.manifest(d, DAY) is not None) for d in ("quarantine", "features")}
     assert seen["quarantine"] == seen["features"] and len(set(seen["features"])) == 1, f"killed at {point}, readers see half a date: {seen}"
     assert bool(committed_files(storage_root, "quarantine")) == bool(committed_files(storage_root, "features")) == seen["features"][0]

@@ -61,9 +61,9 @@ def test_a_date_scores_on_an_existing_cluster_with_one_session_per_worker(cli, d
     assert manifest["rows"]["written"] + manifest["rows"]["quarantined"] == 3000
 
     def loaded_sessions():  # defined here so cloudpickle ships it by value
-        import batchml.scoring
+        import batchml.scoring.scoring
 
-        return sorted(batchml.scoring._models)
+        return sorted(batchml.scoring.scoring._models)
 
     with Client(dask_cluster) as client:
         sessions = client.run(loaded_sessions)

@@ -196,7 +196,7 @@ def test_onnx_scores_are_the_registered_models_own_probabilities(churn):
     import mlflow.artifacts
     import mlflow.sklearn
 
-    from batchml.registry import _fluent_uris
+    from batchml.model.registry import _fluent_uris
 
     folder, _, _ = churn
     date = LAST

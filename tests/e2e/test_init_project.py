@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from batchml.contract import Contract
+from batchml.dataset.contract import Contract
 
 BIN = Path(sys.executable).parent
 TLC = Path(__file__).resolve().parents[1] / "data" / "tlc"
@@ -40,9 +40,9 @@ REGISTER = """
 import configparser, datetime as dt, sys
 import mlflow, pandas as pd, skops.io
 from mlflow.models import infer_signature
-from batchml.contract import Contract, validate
-from batchml.sources import FileSource
-from batchml.training import TrainingSettings
+from batchml.dataset.contract import Contract, validate
+from batchml.dataset.sources import FileSource
+from batchml.model.training import TrainingSettings
 import {module} as hooks
 
 cfg = configparser.ConfigParser()

@@ -5,7 +5,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from batchml.storage import Storage
+from batchml.store.storage import Storage
 from tests.conftest import pipeline_settings, write_cfg
 from tests.e2e.conftest import Cli, last_lines
 

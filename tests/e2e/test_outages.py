@@ -14,7 +14,7 @@ import time
 import mlflow
 import pytest
 
-from batchml.storage import Storage
+from batchml.store.storage import Storage
 from tests.conftest import free_port, pipeline_settings, write_cfg
 from tests.e2e.conftest import Cli, last_lines
 from tests.servers import mlflow_server

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from batchml.contract import Contract, validate
-from batchml.registry import _fluent_uris
+from batchml.dataset.contract import Contract, validate
+from batchml.model.registry import _fluent_uris
 from tests.conftest import CONTRACT, KEY, TRIPS, free_port, pipeline_settings, write_cfg
 from tests.servers import http_ok, wait_until
 
@@ -145,7 +145,7 @@ def test_the_registered_model_describes_itself(scored):
     assert dataset.dataset.name.startswith(contract.dataset) and {t.key: t.value for t in dataset.tags}["mlflow.data.context"].startswith("training ")
     assert experiment.tags["mlflow.note.content"].startswith(f"Versions of the registered model {NAME}")
     assert {"onnx_sha256", "inputs", "onnx_artifact"} <= set(mv.tags) and mv.tags["model_input"] == "raw"
-    from batchml.provenance import sha256_file
+    from batchml.base.provenance import sha256_file
 
     assert sha256_file(onnx_file) == mv.tags["onnx_sha256"]  # the batch's pin still finds its ONNX file at the run path
     assert sha256_file(model_dir / "artifacts" / "model.onnx") == mv.tags["onnx_sha256"]  # ... and the model scores that file

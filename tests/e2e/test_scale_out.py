@@ -18,7 +18,8 @@ import pytest
 import s3fs
 from distributed import Client
 
-from batchml.storage import MANIFEST, open_storage
+from batchml.store.layout import MANIFEST
+from batchml.store.storage import open_storage
 from tests.conftest import KEY, distinct_keys, free_port, pipeline_settings, write_cfg
 from tests.e2e.conftest import Cli, last_lines
 from tests.servers import DaskCluster, mlflow_server, wait_until
@@ -104,9 +105,9 @@ def test_dates_score_on_s3_through_a_remote_registry_and_an_existing_cluster(tmp
     assert fs.exists(f"{BUCKET}/data/_models/{sha}.onnx")
 
     def loaded_sessions():  # defined here so cloudpickle ships it by value
-        import batchml.scoring
+        import batchml.scoring.scoring
 
-        return sorted(batchml.scoring._models)
+        return sorted(batchml.scoring.scoring._models)
 
     with Client(stack.dask.address) as client:
         sessions = client.run(loaded_sessions)

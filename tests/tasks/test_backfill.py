@@ -153,7 +153,7 @@ def _reload_project(module: str) -> None:
     """What a new process would see: the hook module and the contract read again (a run reads them once)."""
     import sys
 
-    from batchml.hooks import load_hook
+    from batchml.base.hooks import load_hook
     from tasks.config import _contract
 
     load_hook.cache_clear()

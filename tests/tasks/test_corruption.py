@@ -10,7 +10,7 @@ import pytest
 from luigi.execution_summary import LuigiStatusCode
 
 import pipelines
-from batchml.backfill import heal_command
+from batchml.monitor.backfill import heal_command
 from batchml.cli import main
 from pipelines import Backfill, DailyScore
 from tasks.config import make_storage

@@ -7,7 +7,7 @@ import datetime as dt
 import luigi
 from luigi.execution_summary import LuigiStatusCode
 
-from batchml.failures import read_failure
+from batchml.monitor.failures import read_failure
 from pipelines import DailyScore
 from tasks.config import make_storage
 from tests.conftest import trips
@@ -43,16 +43,16 @@ def test_a_failed_date_is_recorded_for_the_dashboard_then_cleared_by_a_good_run(
 
 
 def test_a_dashboard_that_cannot_be_rendered_never_masks_the_cause(pipeline, day, monkeypatch):
-    import batchml.dashboard
-    import batchml.failures
+    import batchml.monitor.dashboard
+    import batchml.monitor.failures
 
     warnings: list[str] = []
-    monkeypatch.setattr(batchml.failures.log, "warning", lambda msg, *args: warnings.append(msg % args))
+    monkeypatch.setattr(batchml.monitor.failures.log, "warning", lambda msg, *args: warnings.append(msg % args))
 
     def broken(storage):
         raise OSError("disk full")
 
-    monkeypatch.setattr(batchml.dashboard, "write_index", broken)
+    monkeypatch.setattr(batchml.monitor.dashboard, "write_index", broken)
     pipeline({"source": trips(bad_row_share=0.2)})
     assert build(DailyScore(day)).status == LuigiStatusCode.FAILED
     record = read_failure(make_storage(), day)

@@ -12,7 +12,7 @@ import json
 import luigi
 from luigi.execution_summary import LuigiStatusCode
 
-from batchml.failures import read_failure
+from batchml.monitor.failures import read_failure
 from pipelines import DailyScore
 from tasks.config import make_registry, make_storage
 from tests.conftest import trips

@@ -11,10 +11,10 @@ from luigi.execution_summary import LuigiStatusCode
 from scipy import stats
 from scipy.spatial import distance
 
-from batchml.monitoring import read_durations
-from batchml.contract import Contract
-from batchml.sources import GeneratorSource
-from batchml.training import labelled_frame, labelled_window
+from batchml.monitor.monitoring import read_durations
+from batchml.dataset.contract import Contract
+from batchml.dataset.sources import GeneratorSource
+from batchml.model.training import labelled_frame, labelled_window
 from pipelines import DailyScore
 from tasks.config import cache_dir, make_registry, make_storage
 from tasks.model import read_pin
@@ -79,7 +79,7 @@ def test_pipeline_statistics_match_a_direct_computation_on_the_same_data(driftin
     src = GeneratorSource(generator="taxi_hooks:trips", options={**TRIPS, "rows_per_day": 10000, "drift_start": DRIFT_START.isoformat()})
     dates = labelled_window(window_end, (window_end - window_start).days + 1)
     frame = labelled_frame(src, Contract.load(CONTRACT), dates, features="taxi_hooks:features", labels="taxi_hooks:duration", max_rows=20000, seed=3)
-    from batchml.lifecycle import HOLDOUT_SHARE
+    from batchml.retrain.lifecycle import HOLDOUT_SHARE
 
     train = frame[~(np.random.default_rng(3).random(len(frame)) < HOLDOUT_SHARE)]  # as train_and_register holds out (seed 3)
     exact = stats.wasserstein_distance(train["trip_distance"], current["trip_distance"]) / train["trip_distance"].std(ddof=0)

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from batchml.alerts import KINDS, TITLES, Alert, AlertError, AlertSettings, AlertState, Cleared, decide, deliver, email_message, label, payload
+from batchml.monitor.alerts import KINDS, TITLES, Alert, AlertError, AlertSettings, AlertState, Cleared, decide, deliver, email_message, label, payload
 from tests.conftest import free_port
 
 P = "demo"
@@ -290,7 +290,7 @@ def test_a_webhook_that_never_answers_times_out_on_every_attempt():
 
 
 def test_a_password_or_token_in_a_webhook_url_is_never_recorded_nor_logged(caplog):
-    caplog.set_level(logging.DEBUG, logger="batchml.alerts")
+    caplog.set_level(logging.DEBUG, logger="batchml.monitor.alerts")
     secrets = ("hunter2pass", "tok3nvalue", "xyzSECRETpath")
     with Webhook(statuses=[500]) as hook:
         port = hook.server.server_address[1]

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from batchml.checks import CheckThresholds, flat_metrics, realized_performance, run_checks
+from batchml.monitor.checks import CheckThresholds, flat_metrics, realized_performance, run_checks
 
 
 def base(**overrides):
@@ -37,7 +37,7 @@ def test_realized_performance_of_a_classifier():
 
 
 def test_the_error_ratio_is_larger_when_worse_whatever_the_metric_direction():
-    from batchml.checks import error_ratio
+    from batchml.monitor.checks import error_ratio
 
     assert error_ratio({"mae": 150.0}, 100.0, "mae") == pytest.approx(1.5)
     assert error_ratio({"roc_auc": 0.6}, 0.9, "roc_auc") == pytest.approx(1.5)
@@ -74,9 +74,9 @@ def test_flat_metrics_are_finite_floats():
 
 
 # Null rates: a nullable column against its reference, with a floor for the row counts.
-from batchml.checks import NullRate, null_limit, null_rates_of  # noqa: E402
-from batchml.contract import Contract  # noqa: E402
-from batchml.profile import NullCounts  # noqa: E402
+from batchml.monitor.checks import NullRate, null_limit, null_rates_of  # noqa: E402
+from batchml.dataset.contract import Contract  # noqa: E402
+from batchml.dataset.nulls import NullCounts  # noqa: E402
 
 FEES = Contract.from_dict(
     {

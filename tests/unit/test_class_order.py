@@ -19,18 +19,18 @@ import yaml
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from batchml.contract import Contract
-from batchml.errors import IntegrityError
-from batchml.lifecycle import GatePolicy, _predict_estimator
-from batchml.metrics import model_metrics
-from batchml.onnx_io import CLASSES_METADATA
-from batchml.pin import ModelPin
-from batchml.provenance import sha256_file, sha256_tree
-from batchml.registry import Registry, _fluent_uris
-from batchml.retraining import gate_challenger
-from batchml.runtimes import choose_runtime, converted_paths
-from batchml.scoring import ModelSpec, predict_partition
-from batchml.training import model_classes, to_onnx_bytes
+from batchml.dataset.contract import Contract
+from batchml.base.errors import IntegrityError
+from batchml.retrain.lifecycle import GatePolicy, _predict_estimator
+from batchml.stats.metrics import model_metrics
+from batchml.model.onnx_io import CLASSES_METADATA
+from batchml.model.pin import ModelPin
+from batchml.base.provenance import sha256_file, sha256_tree
+from batchml.model.registry import Registry, _fluent_uris
+from batchml.retrain.retraining import gate_challenger
+from batchml.model.runtimes import choose_runtime, converted_paths
+from batchml.scoring.scoring import ModelSpec, predict_partition
+from batchml.model.training import model_classes, to_onnx_bytes
 
 INPUTS = ("a", "b", "c")
 # Listed unsorted on purpose: "unsorted" contracts use this order, "sorted" ones sorted().
@@ -179,7 +179,7 @@ class Scored:
         """batchml's registered model (RawRowsModel) as MLflow loads it: contract, estimator and maybe ONNX artifacts."""
         from mlflow.pyfunc import PythonModelContext
 
-        from batchml.raw_model import RawRowsModel
+        from batchml.model.raw_model import RawRowsModel
 
         folder = self.root / f"raw-{'-'.join(map(str, classes))}"
         folder.mkdir(exist_ok=True)
@@ -418,8 +418,8 @@ def test_a_3_class_challenger_with_unsorted_contract_classes_is_gated_on_the_rig
 def test_the_retrain_trigger_reads_the_right_realized_log_loss(scored):
     """Realized metrics of committed predictions (contract order [stay, upgrade, downgrade]) against the holdout
     value: the same model on the same kind of rows is no worse, so nothing triggers; a model twice as bad does."""
-    from batchml.checks import error_ratio, realized_performance
-    from batchml.policy import DayResult, RetrainPolicy, retrain_decision
+    from batchml.monitor.checks import error_ratio, realized_performance
+    from batchml.retrain.policy import DayResult, RetrainPolicy, retrain_decision
 
     s = scored("text", 3)
     classes = contract_classes("text", 3, "unsorted")

@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from batchml.contract import Contract
-from batchml.errors import HookError
-from batchml.lifecycle import Project, _check_classes
-from batchml.metrics import classification_metrics
-from batchml.profile import reference_profile
-from batchml.registry import Registry
+from batchml.dataset.contract import Contract
+from batchml.base.errors import HookError
+from batchml.retrain.lifecycle import Project, _check_classes
+from batchml.stats.metrics import classification_metrics
+from batchml.stats.profile import reference_profile
+from batchml.model.registry import Registry
 
 
 @pytest.mark.parametrize("truth", [np.array([0, 1, 1, 0, 1]), np.array([0, 1, 1, 0, 1], dtype=object), pd.array([0, 1, 1, 0, 1], dtype="Int64")])

@@ -1,6 +1,6 @@
 from distributed import LocalCluster
 
-from batchml.compute import close_client, get_client
+from batchml.scoring.compute import close_client, get_client
 
 
 def test_one_client_per_process_until_the_settings_change():

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from batchml.contract import Contract, _already_seen, add_keys, top_reasons, validate
-from batchml.errors import SchemaError
+from batchml.dataset.contract import Contract, _already_seen, add_keys, top_reasons, validate
+from batchml.base.errors import SchemaError
 
 DAY = dt.date(2026, 6, 10)
 ORDERS = {

@@ -15,9 +15,10 @@ from html.parser import HTMLParser
 
 import pytest
 
-from batchml.dashboard import _place_realized, _tiles, collect, render_dashboard, summarize_date, write_index
-from batchml.report import status_of
-from batchml.storage import Manifest, Storage
+from batchml.monitor.dashboard import _place_realized, _tiles, collect, render_dashboard, summarize_date, write_index
+from batchml.monitor.report import status_of
+from batchml.store.manifest import Manifest
+from batchml.store.storage import Storage
 
 START = dt.date(2026, 4, 1)
 DAYS = 60
@@ -527,7 +528,7 @@ def test_heatmap_colour_follows_the_ratio_to_the_threshold(page):
 
 
 def test_a_date_scored_only_for_a_later_dates_realized_metrics_is_not_missing():
-    from batchml.report import status_of
+    from batchml.monitor.report import status_of
 
     assert status_of(None, None, None, scored_only=True, labels_only=True) == "scored"
     assert status_of({"status": "ok"}, None, None, scored_only=True) == "ok"

@@ -4,8 +4,8 @@ import pytest
 from scipy import stats
 from scipy.spatial import distance
 
-from batchml.drift import DriftThresholds, drift_report, psi
-from batchml.profile import add_profiles, daily_profile, profile_partition, reference_profile
+from batchml.stats.drift import DriftThresholds, drift_report, psi
+from batchml.stats.profile import add_profiles, daily_profile, profile_partition, reference_profile
 
 rng = np.random.default_rng(0)
 
@@ -80,7 +80,7 @@ def test_psi_of_an_empty_bin_is_finite():
 
 
 def test_quantiles_read_off_a_daily_profiles_bins_are_within_a_bin_of_the_exact_ones():
-    from batchml.profile import add_profiles, binned_quantiles, daily_profile, profile_partition, reference_profile
+    from batchml.stats.profile import add_profiles, binned_quantiles, daily_profile, profile_partition, reference_profile
 
     rng = np.random.default_rng(4)
     reference = reference_profile(pd.DataFrame({"p": rng.lognormal(6, 0.6, 20_000)}))

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from batchml.drift import DriftThresholds, _bootstrap_floors, drift_report, noise_floors, window_dates
-from batchml.profile import add_profiles, daily_profile, date_profiles, profile_partition, reference_profile, window_profile
+from batchml.stats.drift import DriftThresholds, _bootstrap_floors, drift_report, noise_floors, window_dates
+from batchml.stats.profile import add_profiles, daily_profile, date_profiles, profile_partition, reference_profile, window_profile
 
 
 def synthetic_trips(date: dt.date, rows: int, drift_start: dt.date | None = None) -> pd.DataFrame:

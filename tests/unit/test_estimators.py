@@ -1,4 +1,4 @@
-"""Estimated performance (batchml/estimators.py) against hand-computed numbers, and a small run of its validation (bench/estimators.py)."""
+"""Estimated performance (batchml/stats/estimators.py) against hand-computed numbers, and a small run of its validation (bench/estimators.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from batchml import estimators as E
+from batchml.stats import estimators as E
 
 REPO = Path(__file__).resolve().parents[2]
 IDENTITY = {"kind": "isotonic per class", "classes": [0, 1], "maps": [None, None], "status": E.FITTED_ON_REFERENCE}

@@ -7,11 +7,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from batchml.contract import Contract
-from batchml.errors import SchemaError
-from batchml.extract import extract_date
-from batchml.sources import GeneratorSource
-from batchml.storage import NoSpaceLeft, open_storage
+from batchml.dataset.contract import Contract
+from batchml.base.errors import SchemaError
+from batchml.dataset.extract import extract_date
+from batchml.dataset.sources import GeneratorSource
+from batchml.store.storage import NoSpaceLeft, open_storage
 from tests.conftest import CONTRACT, TRIPS
 
 DAY = dt.date(2026, 6, 10)
@@ -58,13 +58,13 @@ def killed_at(monkeypatch, point: str) -> None:
         if name == point:
             raise Killed(name)
 
-    monkeypatch.setattr("batchml.extract.failpoint", failpoint)
-    monkeypatch.setattr("batchml.storage.failpoint", failpoint)
+    monkeypatch.setattr("batchml.dataset.extract.failpoint", failpoint)
+    monkeypatch.setattr("batchml.store.storage.failpoint", failpoint)
 
 
 def whole_date(storage) -> dict[str, object]:
     """What batchml's readers see of DAY: per dataset, its manifest's rows or None, and the reader's files."""
-    from batchml.reader import committed_files
+    from batchml.store.reader import committed_files
 
     return {
         d: (
@@ -95,8 +95,8 @@ def test_a_run_killed_between_the_quarantine_and_features_commits_leaves_the_dat
     assert seen == absent, f"killed at {point}: readers see {seen}"
     assert storage.pending_dates() == {DAY}
 
-    monkeypatch.setattr("batchml.extract.failpoint", lambda name: None)
-    monkeypatch.setattr("batchml.storage.failpoint", lambda name: None)
+    monkeypatch.setattr("batchml.dataset.extract.failpoint", lambda name: None)
+    monkeypatch.setattr("batchml.store.storage.failpoint", lambda name: None)
     assert not extract(storage).skipped  # the date is extracted again, replacing what the killed run left
     assert storage.pending_dates() == set()
     for dataset in ("quarantine", "features"):
@@ -131,7 +131,7 @@ columns:
 
 
 def keyed(text: str = KEYED):
-    from batchml.contract import validate
+    from batchml.dataset.contract import validate
 
     contract = Contract.from_dict(__import__("yaml").safe_load(text), path="keyed.yaml")
     frame = pd.DataFrame({"code": ["a", "  ", "NA", "null", "None", "nA ", "b", "NULLx"], "value": ["1"] * 8}, dtype=object)

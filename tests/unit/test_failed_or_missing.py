@@ -1,13 +1,13 @@
-"""`Backfill --dry-run` and the dashboard agree on failed versus missing (batchml.monitoring.has_failed)."""
+"""`Backfill --dry-run` and the dashboard agree on failed versus missing (batchml.monitor.monitoring.has_failed)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from batchml.backfill import plan
-from batchml.dashboard import collect
-from batchml.failures import failure_of, record_failure
-from batchml.storage import Storage
+from batchml.monitor.backfill import plan
+from batchml.monitor.dashboard import collect
+from batchml.monitor.failures import failure_of, record_failure
+from batchml.store.storage import Storage
 
 DAY = dt.date(2026, 6, 12)
 

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 from batchml.cli import main
-from batchml.contract import Contract, validate
-from batchml.errors import ConfigError
-from batchml.infer import guess_key, infer_column, infer_contract, observed_range, read_sample, snake_case
-from batchml.starter import init_project, path_template
+from batchml.dataset.contract import Contract, validate
+from batchml.base.errors import ConfigError
+from batchml.project.infer import guess_key, infer_column, infer_contract, observed_range, read_sample, snake_case
+from batchml.project.starter import init_project, path_template
 
 TLC = Path(__file__).resolve().parents[1] / "data" / "tlc" / "yellow_tripdata_sample_2018-01.csv.gz"
 
@@ -226,7 +226,7 @@ def test_the_project_files(tmp_path):
     assert inputs["channel"].dtype == object and inputs["store_id"].dtype == "int64"
     assert hooks.labels(rows).equals(rows["amount"])
 
-    from batchml.training import TrainingSettings
+    from batchml.model.training import TrainingSettings
 
     frame = inputs.assign(amount=rows["amount"].to_numpy(dtype="float64"))
     settings = TrainingSettings(inputs=tuple(inputs.columns), label="amount", task="regression", seed=1, params={"max_iter": 5})

@@ -2,7 +2,7 @@
 
 import configparser
 
-from batchml.starter import init_project
+from batchml.project.starter import init_project
 from tests.unit.test_init import orders, write_csv
 
 

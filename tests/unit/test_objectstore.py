@@ -9,9 +9,9 @@ import time
 import pandas as pd
 import pytest
 
-from batchml.errors import IntegrityError
-from batchml.objectstore import ObjectStorage
-from batchml.storage import open_storage
+from batchml.base.errors import IntegrityError
+from batchml.store.objectstore import ObjectStorage
+from batchml.store.storage import open_storage
 
 from tests.conftest import make_manifest
 
@@ -140,7 +140,7 @@ def test_write_once_keeps_the_first_text(s3):
 
 
 def test_the_batchml_reader_lists_only_committed_files_where_a_prefix_listing_sees_a_partial_commit(s3, capsys):
-    from batchml.reader import main
+    from batchml.store.reader import main
 
     storage = open_storage(f"{s3}/root")
     with storage.writer("d", DAY) as w:

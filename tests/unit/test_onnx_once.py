@@ -9,10 +9,10 @@ import pytest
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.linear_model import LinearRegression
 
-import batchml.training
-from batchml.pin import ModelPin
-from batchml.provenance import sha256_tree
-from batchml.runtimes import choose_runtime, converted_paths
+import batchml.model.training
+from batchml.model.pin import ModelPin
+from batchml.base.provenance import sha256_tree
+from batchml.model.runtimes import choose_runtime, converted_paths
 
 
 def test_a_model_that_cannot_be_exported_is_tried_once_per_version_and_its_whole_warning_printed_once(tmp_path, monkeypatch, caplog):
@@ -29,8 +29,8 @@ def test_a_model_that_cannot_be_exported_is_tried_once_per_version_and_its_whole
     assert len(whole) > 300 and "\n" in str(raised.value)  # what a 300-character cut or a multi-line print would mangle
 
     tries = []
-    real = batchml.training.to_onnx_bytes
-    monkeypatch.setattr(batchml.training, "to_onnx_bytes", lambda *a, **k: tries.append(1) or real(*a, **k))
+    real = batchml.model.training.to_onnx_bytes
+    monkeypatch.setattr(batchml.model.training, "to_onnx_bytes", lambda *a, **k: tries.append(1) or real(*a, **k))
     pin = ModelPin("m", "4", sha256_tree(folder), "champion", "", runtime="pyfunc", flavor="sklearn", inputs=("a", "b"))
     caplog.set_level(logging.INFO, logger="batchml")
     for day in range(3):  # three dates, each with its own rows

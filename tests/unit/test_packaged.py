@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from batchml.contract import Contract, validate
-from batchml.features import model_inputs
-from batchml.hooks import add_project_path
-from batchml.packaged import ESTIMATOR_PATH, Packaging, _relative_imports, contract_yaml, importable, project_modules, raw_example
-from batchml.registry import Registry
-from batchml.training import to_onnx_bytes
+from batchml.dataset.contract import Contract, validate
+from batchml.dataset.features import model_inputs
+from batchml.base.hooks import add_project_path
+from batchml.model.packaged import ESTIMATOR_PATH, Packaging, _relative_imports, contract_yaml, importable, project_modules, raw_example
+from batchml.model.registry import Registry
+from batchml.model.training import to_onnx_bytes
 from tests.conftest import CONTRACT, REPO
 
 CHURN = REPO / "examples" / "churn" / "contract.yaml"
@@ -35,9 +35,9 @@ def test_the_transform_module_ships_with_the_project_modules_it_imports():
 
 
 def test_shipped_code_may_import_only_shipped_modules():
-    assert _relative_imports("from batchml.contract import validate\n", "raw_model") == "from .contract import validate\n"
+    assert _relative_imports("from batchml.dataset.contract import validate\n", "raw_model") == "from .contract import validate\n"
     with pytest.raises(ImportError, match="imports 'scoring'.*not shipped"):
-        _relative_imports("from batchml.scoring import onnx_feed\n", "raw_model")
+        _relative_imports("from batchml.scoring.scoring import onnx_feed\n", "raw_model")
     with pytest.raises(ImportError, match="imports 'batchml'"):
         _relative_imports("import batchml\n", "raw_model")
 

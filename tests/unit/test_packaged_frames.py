@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from batchml.packaged import importable
+from batchml.model.packaged import importable
 from tests.unit.test_packaged import orders, registered  # noqa: F401  (the fixture: a classifier registered with and without ONNX)
 
 

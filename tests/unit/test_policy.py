@@ -1,6 +1,6 @@
 import datetime as dt
 
-from batchml.policy import DayResult, RetrainPolicy, retrain_decision
+from batchml.retrain.policy import DayResult, RetrainPolicy, retrain_decision
 
 D = dt.date(2026, 7, 10)
 POLICY = RetrainPolicy(k=3, n=5, error_increase=0.3, cooldown_days=7)
@@ -53,7 +53,7 @@ def test_dates_after_the_decision_date_are_ignored():
 
 
 def test_the_window_starts_at_the_drift_onset_and_waits_for_enough_labels():
-    from batchml.policy import drift_onset, training_window
+    from batchml.retrain.policy import drift_onset, training_window
 
     results = days(["no drift", "no drift", "drift", "drift", "drift"])
     onset = drift_onset(D, results)

@@ -8,7 +8,7 @@ import pytest
 
 import importlib.util
 
-from batchml.preflight import (
+from batchml.model.preflight import (
     TrackingStoreError,
     check_sqlite_store,
     check_tracking_uri,

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from batchml.profile import N_BINS, finalize, n_bins, partial_profile
+from batchml.stats.profile import N_BINS, finalize, n_bins, partial_profile
 
 
 def counted_one_by_one(values: pd.Series, spec: dict) -> np.ndarray:
@@ -55,7 +55,7 @@ def test_partial_profile_counts_every_value_in_its_slot(name):
 def test_null_counts_add_up_batch_by_batch_and_survive_json():
     import json
 
-    from batchml.profile import NullCounts
+    from batchml.dataset.nulls import NullCounts
 
     counts = NullCounts().add(100, {"fee": 5}).add(300, {"fee": 15, "note": 30})
     assert counts.rate("fee") == 20 / 400 and counts.rate("note") == 30 / 400 and counts.rate("km") is None

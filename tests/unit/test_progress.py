@@ -3,7 +3,7 @@
 import io
 import logging
 
-from batchml.progress import Progress
+from batchml.base.progress import Progress
 
 
 class Terminal(io.StringIO):

@@ -1,4 +1,4 @@
-"""batchml.redact: credentials out of every text, log record and stream; nothing else changed."""
+"""batchml.base.redact: credentials out of every text, log record and stream; nothing else changed."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from batchml.redact import RedactFilter, RedactingStream, forget, redact, remember, secrets_of
+from batchml.base.redact import RedactFilter, RedactingStream, forget, redact, remember, secrets_of
 
 PW = "S3cretPW"
 
@@ -114,10 +114,10 @@ def test_a_redacting_stream_redacts_what_is_printed_to_it():
 
 
 def test_a_sql_source_url_whose_driver_is_missing_is_named_without_its_password():
-    from batchml.errors import ConfigError
-    from batchml.sources import SqlSource
+    from batchml.base.errors import ConfigError
+    from batchml.dataset.sources import SqlSource
     from tests.conftest import CONTRACT
-    from batchml.contract import Contract
+    from batchml.dataset.contract import Contract
 
     with pytest.raises(ConfigError) as raised:
         SqlSource(url=f"postgresql+nosuchdriver://bob:{PW}@db:5432/trips", query="select * from t where d = :date", contract=Contract.load(CONTRACT))
@@ -143,10 +143,10 @@ def test_a_source_url_with_credentials_is_named_without_them_in_the_quarantine_a
 
     import pandas as pd
 
-    from batchml.contract import Contract
-    from batchml.extract import extract_date
-    from batchml.sources import GeneratorSource
-    from batchml.storage import open_storage
+    from batchml.dataset.contract import Contract
+    from batchml.dataset.extract import extract_date
+    from batchml.dataset.sources import GeneratorSource
+    from batchml.store.storage import open_storage
     from tests.conftest import CONTRACT, TRIPS
 
     day = dt.date(2026, 6, 10)
@@ -170,10 +170,12 @@ def test_a_source_url_with_credentials_is_named_without_them_in_the_quarantine_a
 def test_a_monitoring_document_is_written_without_credentials(tmp_path):
     import datetime as dt
 
-    from batchml.monitoring import monitoring_file, read_json, write_json
-    from batchml.storage import Storage
+    from batchml.store.layout import monitoring_file
+    from batchml.monitor.monitoring import read_json, write_json
+    from batchml.store.storage import Storage
 
     storage = Storage(tmp_path)
     path = monitoring_file(dt.date(2026, 6, 10), "checks.json")
     write_json(storage, path, {"source": f"postgresql://bob:{PW}@db/trips", "rows": 3, "notes": [f"token={PW}"], "at": dt.date(2026, 6, 10)})
     assert read_json(storage, path) == {"source": "postgresql://***@db/trips", "rows": 3, "notes": [f"token={PW}".replace(PW, "***")], "at": "2026-06-10"}
+

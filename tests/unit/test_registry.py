@@ -7,12 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from batchml.contract import Contract
-from batchml.errors import IntegrityError
-from batchml.lifecycle import Project, train_and_register
-from batchml.provenance import sha256_file
-from batchml.registry import ONNX_ARTIFACT, Registry, _fluent_uris
-from batchml.sources import GeneratorSource
+from batchml.dataset.contract import Contract
+from batchml.base.errors import IntegrityError
+from batchml.retrain.lifecycle import Project, train_and_register
+from batchml.base.provenance import sha256_file
+from batchml.model.pin import ONNX_ARTIFACT
+from batchml.model.registry import Registry, _fluent_uris
+from batchml.dataset.sources import GeneratorSource
 from tests.conftest import CONTRACT
 
 

@@ -5,10 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from batchml.checks import CheckThresholds, run_checks
-from batchml.drift import DriftThresholds, drift_report
-from batchml.profile import add_profiles, daily_profile, profile_partition, reference_profile
-from batchml.report import render_daily_report, status_of
+from batchml.monitor.checks import CheckThresholds, run_checks
+from batchml.stats.drift import DriftThresholds, drift_report
+from batchml.stats.profile import add_profiles, daily_profile, profile_partition, reference_profile
+from batchml.monitor.report import render_daily_report, status_of
 
 DAY = dt.date(2026, 6, 3)
 EVIL = "<script>alert('x')</script>"
@@ -261,8 +261,8 @@ def test_a_classifiers_trends_are_its_own_and_have_data():
 def test_history_puts_realized_metrics_on_the_date_they_measure(tmp_path):
     import json
 
-    from batchml.monitoring import history
-    from batchml.storage import Storage
+    from batchml.monitor.monitoring import history
+    from batchml.store.storage import Storage
 
     storage = Storage(tmp_path)
     for day, measures, mae in (("2026-06-01", None, None), ("2026-06-02", None, None), ("2026-06-03", "2026-06-01", 7.5)):

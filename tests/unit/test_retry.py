@@ -6,8 +6,8 @@ import mlflow
 import pytest
 from mlflow.exceptions import MlflowException, RestException
 
-from batchml.errors import IntegrityError, SchemaError
-from batchml.retry import RetryPolicy, Retrying, Unavailable, is_transient, one_line
+from batchml.base.errors import IntegrityError, SchemaError
+from batchml.base.retry import RetryPolicy, Retrying, Unavailable, is_transient, one_line
 from tests.conftest import free_port
 
 FAST = RetryPolicy(attempts=4, initial_delay=0.001, max_delay=0.002, deadline=30)

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from batchml.errors import SchemaError
-from batchml.registry import ModelPin
-from batchml.runtimes import check_signature
-from batchml.scoring import _frame_outputs, read_rows, row_ranges, signature_frame
+from batchml.base.errors import SchemaError
+from batchml.model.pin import ModelPin
+from batchml.model.runtimes import check_signature
+from batchml.scoring.scoring import _frame_outputs, read_rows, row_ranges, signature_frame
 
 COLUMNS = {"id": "int64", "area": "float64", "rooms": "int64", "city": "str", "seen": "datetime64[us]"}
 

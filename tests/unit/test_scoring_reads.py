@@ -5,8 +5,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchml.errors import IntegrityError
-from batchml.scoring import read_rows
+from batchml.base.errors import IntegrityError
+from batchml.scoring.scoring import read_rows
 
 
 def test_scoring_reads_fail_on_a_damaged_page_naming_the_file(tmp_path):
@@ -24,7 +24,7 @@ def test_scoring_reads_fail_on_a_damaged_page_naming_the_file(tmp_path):
 
 
 def test_a_date_whose_rows_were_all_quarantined_scores_no_rows(tmp_path):
-    from batchml.scoring import ModelSpec, score_files
+    from batchml.scoring.scoring import ModelSpec, score_files
 
     spec = ModelSpec(str(tmp_path / "model.onnx"), "0" * 64, "onnx", ("x",), ("k",), "m", "1")
     result = score_files(None, [], str(tmp_path / "out"), spec=spec)  # no features file: nothing to read, no cluster needed

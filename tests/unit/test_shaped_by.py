@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from batchml.backfill import plan, reshaped
-from batchml.contract import Contract, Label
-from batchml.hooks import load_hook
-from batchml.manifest import Manifest
-from batchml.provenance import CONTRACT_PART, HOOK_CODE_PART, TRANSFORM_PART, contract_digest, hook_code_digest, shaped_by
-from batchml.storage import open_storage
+from batchml.monitor.backfill import plan, reshaped
+from batchml.dataset.contract import Contract, Label
+from batchml.base.hooks import load_hook
+from batchml.store.manifest import Manifest
+from batchml.base.provenance import CONTRACT_PART, HOOK_CODE_PART, TRANSFORM_PART, contract_digest, hook_code_digest, shaped_by
+from batchml.store.storage import open_storage
 from tests.conftest import CONTRACT, make_manifest
 
 DAY = dt.date(2026, 6, 10)

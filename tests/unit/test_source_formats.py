@@ -5,9 +5,9 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from batchml.contract import Contract
-from batchml.errors import ConfigError
-from batchml.sources import FileSource, format_of
+from batchml.dataset.contract import Contract
+from batchml.base.errors import ConfigError
+from batchml.dataset.sources import FileSource, format_of
 from tests.conftest import CONTRACT
 
 DAY = dt.date(2026, 2, 3)

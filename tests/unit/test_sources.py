@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import sqlalchemy
 
-from batchml.contract import Contract, validate
-from batchml.errors import ConfigError, HookError, IncompleteInput, MissingInput, SchemaError
-from batchml.sources import FileSource, GeneratorSource, SqlSource, expand
+from batchml.dataset.contract import Contract, validate
+from batchml.base.errors import ConfigError, HookError, IncompleteInput, MissingInput, SchemaError
+from batchml.dataset.sources import FileSource, GeneratorSource, SqlSource, expand
 from tests.conftest import CONTRACT, REPO
 
 DAY = dt.date(2026, 2, 3)

@@ -8,8 +8,9 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 
-from batchml.errors import IntegrityError
-from batchml.storage import MANIFEST, Storage
+from batchml.base.errors import IntegrityError
+from batchml.store.layout import MANIFEST
+from batchml.store.storage import Storage
 
 from tests.conftest import make_manifest
 
@@ -137,7 +138,7 @@ def test_a_replace_swaps_old_and_new_in_one_step(tmp_path, monkeypatch):
     storage = Storage(tmp_path)
     commit_rows(storage, 3)
     renames, real_rename = [], os.rename
-    monkeypatch.setattr("batchml.storage.os.rename", lambda *a: renames.append(a) or real_rename(*a))
+    monkeypatch.setattr("batchml.store.storage.os.rename", lambda *a: renames.append(a) or real_rename(*a))
     with storage.writer("d", DAY, replace=True) as w:
         write_rows(w.path, 5)
         w.commit(manifest(5))

@@ -12,12 +12,13 @@ from sklearn.metrics import f1_score, log_loss, mean_absolute_error, mean_square
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from batchml.contract import Contract
-from batchml.errors import HookError
-from batchml.metrics import classification_metrics, regression_metrics
-from batchml.scoring import PREDICTION, ModelSpec, predict_partition
-from batchml.sources import GeneratorSource
-from batchml.training import TrainingSettings, fit_recipe, labelled_frame, labelled_window, to_onnx_bytes
+from batchml.dataset.contract import Contract
+from batchml.base.errors import HookError
+from batchml.stats.metrics import classification_metrics, regression_metrics
+from batchml.model.onnx_io import PREDICTION
+from batchml.scoring.scoring import ModelSpec, predict_partition
+from batchml.dataset.sources import GeneratorSource
+from batchml.model.training import TrainingSettings, fit_recipe, labelled_frame, labelled_window, to_onnx_bytes
 from tests.conftest import CONTRACT, TAXI_INPUTS
 
 INPUTS = list(TAXI_INPUTS)
@@ -43,7 +44,7 @@ def test_the_recipe_fits_and_its_onnx_export_matches_scikit_learn(frame):
     blob, note = to_onnx_bytes(model, frame[INPUTS].head(500))
     assert blob is not None, note
     spec = ModelSpec("unused", "x", "onnx", tuple(INPUTS), ("vendor_id",), "m", "1")
-    import batchml.scoring as scoring
+    import batchml.scoring.scoring as scoring
     import onnxruntime as ort
 
     scoring._models["x"] = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])

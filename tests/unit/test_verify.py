@@ -16,11 +16,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchml.backfill import damage, heal_command, plan
+from batchml.monitor.backfill import damage, heal_command, plan
 from batchml.cli import main
-from batchml.errors import IntegrityError
-from batchml.layout import DATASETS
-from batchml.storage import Storage, open_storage
+from batchml.base.errors import IntegrityError
+from batchml.store.layout import DATASETS
+from batchml.store.storage import Storage, open_storage
 from tests.conftest import make_manifest
 
 DAY = dt.date(2026, 6, 10)

@@ -1,0 +1,1 @@
+"""What every stage uses: errors, failpoints, redaction, retries, progress, provenance hashes, the project's hooks."""

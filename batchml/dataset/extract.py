@@ -1,0 +1,231 @@
+"""Validate a date's rows against the contract and commit its features, quarantine and labels."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from batchml.store import layout
+from batchml.dataset.contract import REASON, Contract, add_keys, empty_rejected, top_reasons, validate
+from batchml.base.errors import MissingInput, RejectedShareTooHigh
+from batchml.base.faults import failpoint
+from batchml.dataset.features import labels_of, model_inputs
+from batchml.dataset.nulls import NullCounts
+from batchml.base.provenance import code_version, shaped_by
+from batchml.base.redact import redact
+from batchml.dataset.sources import Source
+from batchml.store.manifest import Manifest
+from batchml.store.storage import Storage, naming_a_full_disk
+
+log = logging.getLogger(__name__)
+FEATURES, QUARANTINE = layout.FEATURES, layout.QUARANTINE
+# Features row groups: scoring cuts a small date's files into row ranges (one per core and
+# more), and a range reads only the row groups that hold it.
+ROW_GROUP_ROWS = 65_536
+
+
+@dataclass
+class ExtractResult:
+    rows_in: int
+    rows_valid: int
+    rows_rejected: int
+    top_reasons: list[tuple[str, int]]
+    skipped: bool = False
+
+
+class _Writer:
+    """Features files written on a thread of their own while the next rows are read and validated.
+
+    Writing Parquet releases the GIL, so on a date of many files it overlaps the reading
+    and validation of the next batch (a fifth of extracting a 2M-row date). At most
+    `in_flight` files wait; the first failure is raised in the extracting thread, and
+    leaving the block waits for every write.
+    """
+
+    def __init__(self, staging, in_flight: int = 2):
+        self.staging, self.in_flight = staging, in_flight
+        self.pending: collections.deque = collections.deque()
+
+    def __enter__(self):
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="batchml-features-writer")
+        return self
+
+    def write(self, name: str, table: pa.Table) -> None:
+        while len(self.pending) >= self.in_flight:
+            self.pending.popleft().result()
+        self.pending.append(self.pool.submit(self._write, name, table))
+
+    def _write(self, name: str, table: pa.Table) -> None:
+        with naming_a_full_disk(self.staging.dataset, self.staging.date, f"{self.staging.url}/{name}"), self.staging.open(name) as fh:
+            pq.write_table(table, fh, write_page_checksum=True, row_group_size=ROW_GROUP_ROWS)
+        failpoint("extract.staged")
+
+    def __exit__(self, exc_type, *exc):
+        try:
+            while self.pending:
+                future = self.pending.popleft()
+                future.result() if exc_type is None else future.exception()  # on an error, it stays the cause
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def extract_date(
+    source: Source,
+    contract: Contract,
+    storage: Storage,
+    date: dt.date,
+    *,
+    transform: str = "",
+    run_id: str,
+    max_reject_share: float,
+    rows_per_file: int,
+    replace: bool = False,
+) -> ExtractResult:
+    """Validate every row of `date`, commit quarantine/ then features/ (features marks done).
+
+    The two commits appear together (batchml.store.visibility): the date's `_pending` marker is
+    written before the first and removed after the second, and a date found with its
+    marker (a run killed between them) is extracted again, replacing what it left.
+    Files with no rows (header-only, or 0 bytes) are skipped and listed in the features
+    manifest under `extra.empty_inputs`.
+
+    Raises RejectedShareTooHigh, after keeping the rejected rows under
+    `quarantine/_rejected/`, when more than `max_reject_share` of the rows break the contract,
+    and MissingInput when the source holds no row of the date (an empty file is missing
+    data, not an empty date: the date runs when its rows arrive). `replace` re-extracts a
+    committed date (on request only: its source changed).
+    """
+    with storage.writer(FEATURES, date, replace=replace) as features, storage.writer(QUARANTINE, date, replace=True) as quarantine:
+        if storage.is_pending(date):  # a run was killed between the two commits: neither is visible, extract again
+            log.warning("%s: a killed run left its quarantine and features commits unfinished; extracting the date again", date)
+            features.replace = True
+        if features.committed:
+            log.info("features for %s already committed by another run; nothing to do", date)
+            return ExtractResult(0, 0, 0, [], skipped=True)
+        empty_inputs: list[str] = []
+        seen = np.empty(0, dtype="uint64")
+        columns: dict[str, str] = {}
+        file_rows: dict[str, int] = {}
+        rejected: list[pd.DataFrame] = []
+        nulls = NullCounts()
+        rows_in = 0
+        with _Writer(features) as writer:
+            for origin, batch in source.batches(date):
+                origin = redact(origin)  # named in the quarantine, the manifest and errors: a source URL's credentials are not
+                if batch is None or not len(batch):  # a 0-byte or header-only file: no rows, nothing to check
+                    empty_inputs.append(origin)
+                    continue
+                checked = validate(batch, contract, date, origin=origin, seen_keys=seen)
+                rows_in += checked.rows_in
+                seen = add_keys(seen, checked.key_hashes)
+                nulls.add(len(checked.valid), checked.null_counts)
+                for start in range(0, len(checked.valid), rows_per_file):
+                    name = f"part-{len(file_rows):05d}.parquet"
+                    part = model_inputs(checked.valid.iloc[start : start + rows_per_file].reset_index(drop=True), contract, transform)
+                    columns = columns or {c: str(t) for c, t in part.dtypes.items()}
+                    writer.write(name, pa.Table.from_pandas(part, preserve_index=False))
+                    file_rows[name] = len(part)
+                if len(checked.rejected):
+                    rejected.append(checked.rejected.assign(source=origin))
+
+        if rows_in == 0:
+            raise MissingInput(f"{date}: the source holds no rows of this date (an empty file or query); nothing committed")
+        bad = pd.concat(rejected, ignore_index=True) if rejected else empty_rejected(contract).assign(source=pd.Series([], dtype="string"))
+        rows_valid = sum(file_rows.values())
+        assert rows_in == rows_valid + len(bad), "rows in != valid + rejected"
+        reasons = top_reasons(bad[REASON])
+        if rows_in and len(bad) / rows_in > max_reject_share:
+            relative = layout.rejected(date, run_id)
+            with naming_a_full_disk(QUARANTINE, date, storage.url(relative)), storage.open(relative, "wb") as fh:
+                bad.to_parquet(fh, index=False, write_page_checksum=True)
+            kept = storage.url(relative)
+            listed = ", ".join(f"{r} ({n})" for r, n in reasons)
+            raise RejectedShareTooHigh(
+                f"{date}: {len(bad)} of {rows_in} rows ({len(bad) / rows_in:.1%}) broke the schema contract, "
+                f"above max_reject_share={max_reject_share:.1%}. Top reasons: {listed}. Rejected rows kept in {kept}"
+            )
+
+        common = dict(
+            date=date.isoformat(), schema_hash=contract.fingerprint(), input_fingerprint=source.fingerprint(date), code_version=code_version(), run_id=run_id
+        )
+        common["shaped_by"] = shaped_by(contract, transform)  # what Backfill compares to list a date as changed
+        with naming_a_full_disk(QUARANTINE, date, f"{quarantine.url}/part-00000.parquet"), quarantine.open("part-00000.parquet") as fh:
+            bad.to_parquet(fh, index=False, write_page_checksum=True)
+        extra = {"top_reasons": reasons, "columns": columns, "key": list(contract.key), "validated_nulls": nulls.as_json()}
+        if empty_inputs:
+            extra["empty_inputs"] = empty_inputs
+        # Quarantine and features appear together: neither is visible while the marker exists.
+        storage.write_text(layout.pending(date), json.dumps({"run_id": run_id}))
+        failpoint("extract.pending")
+        quarantine.commit(
+            Manifest(dataset=QUARANTINE, rows={"in": rows_in, "written": len(bad), "quarantined": len(bad)}, extra={"top_reasons": reasons}, **common),
+            {"part-00000.parquet": len(bad)},
+        )
+        failpoint("extract.quarantine.committed")
+        features.commit(Manifest(dataset=FEATURES, rows={"in": rows_in, "written": rows_valid, "quarantined": len(bad)}, extra=extra, **common), file_rows)
+        failpoint("extract.features.committed")
+        storage.delete(layout.pending(date))
+        if empty_inputs:
+            log.info("%s: skipped %d input file(s) with no rows: %s", date, len(empty_inputs), ", ".join(empty_inputs))
+        log.info("%s: %d rows in, %d valid, %d quarantined", date, rows_in, rows_valid, len(bad))
+        return ExtractResult(rows_in, rows_valid, len(bad), reasons)
+
+
+def validated_nulls(storage: Storage, date: dt.date) -> NullCounts | None:
+    """The nulls of `date`'s valid rows per nullable contract column, before the features hook (None: extracted before they were counted)."""
+    manifest = storage.manifest(FEATURES, date)
+    return NullCounts.from_json(manifest.extra.get("validated_nulls")) if manifest else None
+
+
+def trailing_nulls(storage: Storage, date: dt.date, days: int) -> tuple[NullCounts | None, list[str]]:
+    """The validated nulls of the committed dates among the `days` before `date`, added up, and those dates."""
+    total, dates = NullCounts(), []
+    for i in range(1, days + 1):
+        day = date - dt.timedelta(days=i)
+        counts = validated_nulls(storage, day)
+        if counts is not None:
+            total.add(counts.rows, counts.nulls)
+            dates.append(day.isoformat())
+    return (total if dates else None), dates
+
+
+LABELS = layout.LABELS
+
+
+def extract_labels(source: Source, contract: Contract, storage: Storage, date: dt.date, *, transform: str = "", run_id: str) -> int | None:
+    """Commit the labels of `date` to labels/date=D; None if another run did first.
+
+    With `[labels] transform`, labels are derived from the date's own valid rows;
+    otherwise they are read from the source's labels feed.
+    """
+    with storage.writer(LABELS, date) as out:
+        if out.committed:
+            return None
+        if transform:
+            rows = [validate(b, contract, date, origin=o).valid for o, b in source.batches(date)]
+            labels = labels_of(pd.concat(rows, ignore_index=True), contract, transform)
+        else:
+            labels = source.labels(date)
+        with out.open("part-00000.parquet") as fh:
+            labels.to_parquet(fh, index=False, write_page_checksum=True)
+        manifest = Manifest(
+            dataset=LABELS,
+            date=date.isoformat(),
+            rows={"in": len(labels), "written": len(labels), "quarantined": 0},
+            schema_hash=contract.fingerprint(),
+            input_fingerprint=source.fingerprint(date),
+            code_version=code_version(),
+            run_id=run_id,
+            extra={"label": contract.label.column, "key": list(contract.key)},
+        )
+        out.commit(manifest, {"part-00000.parquet": len(labels)})
+        return len(labels)

@@ -1,0 +1,63 @@
+"""A date's validated rows -> the model's inputs and the labels, through the project's hooks.
+
+Without a `[features] transform` the model receives the contract's columns as they are;
+with one, the transform returns the model's input columns and batchml carries the key
+beside them. The same code runs at extraction and when a training frame is built, so a
+model never trains on inputs it would not be scored on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from batchml.dataset.contract import Contract
+from batchml.base.errors import HookError
+from batchml.base.hooks import call_hook
+
+FEATURES_HOOK = "[features] transform"
+LABELS_HOOK = "[labels] transform"
+
+
+def model_inputs(rows: pd.DataFrame, contract: Contract, transform: str = "") -> pd.DataFrame:
+    """The key columns plus the model's inputs for validated `rows`, row for row."""
+    if not transform:
+        return rows[list(dict.fromkeys([*contract.key, *contract.default_inputs]))].reset_index(drop=True)
+    out = call_hook(FEATURES_HOOK, transform, rows.copy())
+    if not isinstance(out, pd.DataFrame):
+        raise HookError(f"{FEATURES_HOOK} = {transform} returned {type(out).__name__}, expected a pandas DataFrame")
+    if len(out) != len(rows):
+        raise HookError(f"{FEATURES_HOOK} = {transform} returned {len(out)} rows for {len(rows)}: a transform keeps every row (reject rows in the contract)")
+    out = out.reset_index(drop=True)
+    for k in contract.key:
+        if k not in out.columns:
+            out[k] = rows[k].to_numpy()
+    return out[list(dict.fromkeys([*contract.key, *out.columns]))]
+
+
+def labels_of(rows: pd.DataFrame, contract: Contract, transform: str) -> pd.DataFrame:
+    """Key columns and the label derived from a date's own rows by `[labels] transform`."""
+    label = contract.label.column
+    out = call_hook(LABELS_HOOK, transform, rows.copy())
+    if isinstance(out, pd.DataFrame):
+        if label not in out.columns:
+            raise HookError(f"{LABELS_HOOK} = {transform} returned no column {label!r} (the contract's label)")
+        out = out[label]
+    values = np.asarray(out)
+    if len(values) != len(rows):
+        raise HookError(f"{LABELS_HOOK} = {transform} returned {len(values)} labels for {len(rows)} rows")
+    frame = rows[list(contract.key)].reset_index(drop=True).copy()
+    frame[label] = values
+    return frame
+
+
+def categorical_inputs(frame: pd.DataFrame, inputs: list[str], max_integer_levels: int = 300) -> tuple[str, ...]:
+    """Inputs profiled by category: text, booleans, and integers with few distinct values."""
+    out = []
+    for name in inputs:
+        s = frame[name]
+        if pd.api.types.is_bool_dtype(s.dtype) or not pd.api.types.is_numeric_dtype(s.dtype):
+            out.append(name)
+        elif pd.api.types.is_integer_dtype(s.dtype) and s.nunique() <= max_integer_levels:
+            out.append(name)
+    return tuple(out)

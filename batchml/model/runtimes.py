@@ -1,0 +1,170 @@
+"""How a pinned version is scored: its input contract, and the one-time ONNX conversion of an sklearn model.
+
+A version's runtime is decided once per date, where the date's features exist: the
+`onnx` flavour runs on ONNX Runtime as it is; an `sklearn` model is converted to ONNX with
+skl2onnx, checked against its own predictions on a sample of the date's rows, and scored
+as `converted` when they agree (else `pyfunc`, the reason recorded); anything else that
+MLflow loads as `python_function` runs as `pyfunc`.
+
+The conversion is cached by the version's artifact digest:
+`<cache_dir>/<name>/<version>/converted-<digest>.onnx` and `converted-<digest>.json` (the
+outcome), so a version is converted once per host, and a failed conversion is not retried
+on every date. Workers verify the converted file's own sha256, recorded in the pin.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from batchml.base.errors import SchemaError
+from batchml.model.onnx_io import graph_classes, session_classes
+from batchml.base.provenance import sha256_bytes, sha256_file
+from batchml.model.pin import ModelPin
+
+log = logging.getLogger(__name__)
+
+STRING, NUMBER, INTEGER, BOOLEAN, DATETIME = "string", "number", "integer", "boolean", "datetime"
+_SIGNATURE_KINDS = {"string": STRING, "double": NUMBER, "float": NUMBER, "long": INTEGER, "integer": INTEGER, "boolean": BOOLEAN, "datetime": DATETIME}
+_ONNX_KINDS = {"tensor(string)": STRING, "tensor(float)": NUMBER, "tensor(double)": NUMBER, "tensor(int64)": INTEGER, "tensor(int32)": INTEGER}
+_ONNX_KINDS["tensor(bool)"] = BOOLEAN
+
+
+def column_kind(dtype: str) -> str:
+    """What a feature column holds, from its pandas dtype name."""
+    if dtype.startswith("datetime"):
+        return DATETIME
+    if dtype in ("bool", "boolean"):
+        return BOOLEAN
+    if dtype.lower().startswith(("int", "uint")):
+        return INTEGER
+    if dtype.lower().startswith("float"):
+        return NUMBER
+    return STRING  # object, str, string, category
+
+
+def accepts(input_kind: str, column: str) -> bool:
+    """Whether a model input of `input_kind` can take a column of kind `column` without losing meaning."""
+    if input_kind == NUMBER:
+        return column in (NUMBER, INTEGER, BOOLEAN)
+    if input_kind == INTEGER:
+        return column in (INTEGER, BOOLEAN)
+    if input_kind == BOOLEAN:
+        return column in (BOOLEAN, INTEGER)
+    return column == input_kind
+
+
+def signature_kinds(signature) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A column-based MLflow signature's input names and kinds (empty when there is none)."""
+    if signature is None or signature.inputs is None or not signature.inputs.has_input_names():
+        return (), ()
+    names, kinds = [], []
+    for spec in signature.inputs.inputs:
+        names.append(spec.name)
+        kinds.append(_SIGNATURE_KINDS.get(getattr(spec.type, "name", str(spec.type)), NUMBER))
+    return tuple(names), tuple(kinds)
+
+
+def onnx_kinds(onnx_file: str | os.PathLike) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """An ONNX model's named inputs and kinds; empty for one 2-D tensor (its columns are not named)."""
+    import onnxruntime as ort
+
+    declared = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"]).get_inputs()
+    if len(declared) == 1 and len(declared[0].shape) == 2 and declared[0].shape[1] not in (1,):
+        return (), ()
+    return tuple(d.name for d in declared), tuple(_ONNX_KINDS.get(d.type, NUMBER) for d in declared)
+
+
+def check_signature(pin: ModelPin, columns: dict[str, str], date: dt.date) -> None:
+    """Fail before any scoring when the version takes a column the features lack or of a kind they cannot give."""
+    uri = f"models:/{pin.name}/{pin.version}"
+    missing = [c for c in pin.inputs if c not in columns]
+    wrong = [
+        f"{c} ({column_kind(columns[c])} column, model takes {kind})"
+        for c, kind in zip(pin.inputs, pin.input_types)
+        if c in columns and not accepts(kind, column_kind(columns[c]))
+    ]
+    if missing or wrong:
+        parts = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + ([f"incompatible type(s): {'; '.join(wrong)}"] if wrong else [])
+        raise SchemaError(
+            f"{date}: the signature of {uri} does not fit the features of the date: {'; '.join(parts)} "
+            f"(features have {', '.join(f'{c}: {t}' for c, t in columns.items())}); check the contract, [features] transform and the model's signature"
+        )
+
+
+# -- sklearn -> ONNX, once per version ---------------------------------------------------------
+def converted_paths(cache_dir: str | os.PathLike, pin: ModelPin) -> tuple[Path, Path]:
+    """The converted ONNX file of a version and the JSON of its conversion's outcome, keyed by the artifacts' digest."""
+    folder = Path(cache_dir, pin.name, pin.version)
+    return folder / f"converted-{pin.sha256}.onnx", folder / f"converted-{pin.sha256}.json"
+
+
+def choose_runtime(pin: ModelPin, model_dir: str | os.PathLike, sample: pd.DataFrame, cache_dir, *, rtol: float, atol: float) -> ModelPin:
+    """The pin with its runtime decided: an sklearn model converted to ONNX when it agrees on `sample`, else as it was."""
+    if pin.flavor != "sklearn" or pin.runtime != "pyfunc":
+        return pin
+    onnx_file, outcome_file = converted_paths(cache_dir, pin)
+    outcome = json.loads(outcome_file.read_text()) if outcome_file.exists() else None
+    if outcome and not outcome.get("sha256"):  # this version does not convert: not tried, nor warned about, again
+        log.info("models:/%s/%s scored with pyfunc: its ONNX export failed before (%s)", pin.name, pin.version, outcome_file)
+        return dataclasses.replace(pin, note=_join(pin.note, f"pyfunc: {outcome['note']}"))
+    model = _sklearn_model(model_dir)
+    inputs = list(pin.inputs) or list(sample.columns)
+    sample = sample[inputs]
+    if outcome and outcome.get("sha256") and onnx_file.exists() and sha256_file(onnx_file) == outcome["sha256"]:
+        blob = onnx_file.read_bytes()  # converted before: only the parity on this date's rows is checked again
+        why = onnx_parity(blob, model, sample, pin.classes, rtol=rtol, atol=atol)
+        ok, note = not why, why or f"converted to ONNX (cached), parity checked on {len(sample)} of the date's rows (rtol {rtol}, atol {atol})"
+    else:
+        from batchml.model.training import to_onnx_bytes
+
+        blob, note = to_onnx_bytes(model, sample, classes=list(pin.classes) if pin.classes else None, rtol=rtol, atol=atol)
+        ok = blob is not None
+        if ok:
+            note = f"converted to ONNX, parity checked on {len(sample)} of the date's rows (rtol {rtol}, atol {atol})"
+            _write_atomic(onnx_file, blob)
+        if ok or note.startswith("ONNX export failed"):  # a disagreement is date-specific: only failures are cached
+            _write_atomic(outcome_file, json.dumps({"sha256": sha256_bytes(blob) if ok else "", "note": note}).encode())
+    if not ok:
+        log.warning("models:/%s/%s scored with pyfunc: %s", pin.name, pin.version, note)
+        return dataclasses.replace(pin, note=_join(pin.note, f"pyfunc: {note}"))
+    log.info("models:/%s/%s: %s", pin.name, pin.version, note)
+    return dataclasses.replace(pin, runtime="converted", converted_sha256=sha256_bytes(blob), inputs=tuple(inputs), note=_join(pin.note, note))
+
+
+def onnx_parity(blob: bytes, model, sample: pd.DataFrame, classes, *, rtol: float, atol: float) -> str:
+    """Empty when the ONNX model gives the sklearn model's outputs on `sample` (class by class), else why not."""
+    import onnxruntime as ort
+
+    from batchml.model.onnx_io import onnx_feed, onnx_outputs
+    from batchml.model.training import onnx_frame, estimator_outputs, outputs_disagree
+
+    session = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
+    model_classes = (session_classes(session) or graph_classes(blob, classes)) if classes else None  # metadata first: no onnx import
+    got = onnx_outputs(session, onnx_feed(session, onnx_frame(sample), tuple(sample.columns)), len(sample), classes, model_classes)
+    worst = outputs_disagree(got, estimator_outputs(model, sample, classes), classes, rtol=rtol, atol=atol)
+    return f"ONNX conversion disagrees with the model by up to {worst} on {len(sample)} of the date's rows" if worst else ""
+
+
+def _sklearn_model(model_dir):
+    import mlflow.sklearn
+
+    return mlflow.sklearn.load_model(str(model_dir))
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as fh:
+        fh.write(data)
+    os.replace(fh.name, path)

@@ -1,0 +1,1 @@
+"""What a date's results say: checks, monitoring documents, reports, the dashboard, failures, alerts, backfill plans."""

@@ -1,0 +1,236 @@
+"""A model's life: train on a labelled window with the project's recipe, register it with its
+evidence, and compare a challenger with the champion on the same held-out rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from batchml.dataset.contract import Contract, validate
+from batchml.base.errors import HookError, MissingInput
+from batchml.dataset.features import categorical_inputs
+from batchml.stats.metrics import PRIMARY, lower_is_better, model_metrics
+from batchml.model.packaged import Packaging, raw_example
+from batchml.dataset.nulls import NullCounts
+from batchml.stats.profile import date_profiles, reference_profile
+from batchml.base.progress import Progress
+from batchml.model.pin import ModelPin
+from batchml.model.registry import Registry
+from batchml.model.onnx_io import PREDICTION, proba_columns
+from batchml.scoring.scoring import ModelSpec, predict_partition
+from batchml.dataset.sources import Source
+from batchml.model.training import (
+    RECIPE_HOOK,
+    TrainingSettings,
+    estimator_outputs,
+    fit_recipe,
+    fitted_inputs,
+    labelled_frame,
+    labelled_window,
+    model_classes,
+    to_onnx_bytes,
+)
+
+log = logging.getLogger(__name__)
+HOLDOUT_SHARE = 0.1
+
+
+@dataclass(frozen=True)
+class Project:
+    """The project's hooks and contract, as training needs them."""
+
+    contract: Contract
+    recipe: str
+    features: str = ""
+    labels: str = ""
+    params: dict | None = None
+
+
+def train_and_register(
+    source: Source,
+    project: Project,
+    registry: Registry,
+    *,
+    window_end: dt.date,
+    window_days: int,
+    max_rows: int,
+    seed: int,
+    reason: str,
+    run_name: str,
+) -> str:
+    """Train on the labelled window ending at `window_end`, register the model, return its version.
+
+    The last date of the window is held out: its metrics are the version's training-time
+    reference for realized error later.
+    """
+    contract = project.contract
+    dates = labelled_window(window_end, window_days)
+    progress = Progress(log)
+    log.info("training: reading the labelled window %s..%s (%d dates)", dates[0], dates[-1], len(dates))
+    nulls = NullCounts()
+    frame = labelled_frame(source, contract, dates, features=project.features, labels=project.labels, max_rows=max_rows, seed=seed, nulls=nulls)
+    label = contract.label.column
+    # A tenth of the rows of every date is held out: the version's holdout metrics, which
+    # realized error is later compared with, then average over the window's weekdays
+    # instead of describing one day of the week.
+    holdout = np.random.default_rng(seed).random(len(frame)) < HOLDOUT_SHARE
+    train = frame[~holdout] if (~holdout).any() and holdout.any() else frame
+    inputs = (
+        [c for c in train.columns if c not in (*contract.key, label, "date")]
+        if project.features
+        else [c for c in contract.default_inputs if c not in contract.key]
+    )
+    settings = TrainingSettings(
+        inputs=tuple(inputs), label=label, task=contract.task, seed=seed, classes=contract.label.classes, params=dict(project.params or {})
+    )
+    progress.note(f"training: fitting {project.recipe} on {len(train)} rows of {len(inputs)} inputs ({len(frame) - len(train)} held out)")
+    model = fit_recipe(project.recipe, train.reset_index(drop=True), settings)
+    progress.note(f"training: fitted {type(model).__name__}; exporting to ONNX")
+    inputs = fitted_inputs(model, settings)
+    classes = model_classes(model) if contract.task == "classification" else None
+    _check_classes(classes, contract, project)
+    named = list(contract.label.classes) if classes and contract.label.classes else classes  # the proba_<class> columns, in the contract's order
+    valid = frame[holdout] if holdout.any() else frame
+    outputs = _predict_estimator(model, valid[inputs], named)
+    metrics = {f"holdout_{k}": v for k, v in model_metrics(contract.task, valid[label].to_numpy(), outputs, named).items()}
+    metrics["train_rows"] = len(train)
+    onnx_bytes, export_note = to_onnx_bytes(model, train[inputs].head(2000), classes=named)
+    progress.note(f"training: {export_note}; profiling {len(train)} training rows")
+
+    categorical = categorical_inputs(train, inputs)
+    profile = reference_profile(train[inputs], categorical=categorical)
+    train_outputs = _predict_estimator(model, train[inputs], named)
+    scored = pd.DataFrame({c: train_outputs[c] for c in _profiled_outputs(named)})
+    profile["prediction"] = reference_profile(scored[[_profiled_outputs(named)[0]]])["columns"][_profiled_outputs(named)[0]]
+    profile["outputs"] = reference_profile(scored)["columns"]
+    profile["task"] = contract.task
+    profile["validated"] = nulls.as_json()  # the window's nulls before the features hook: the daily null check's reference
+    # Per training date, on the same bins: drift compares a date with the reference's same weekdays.
+    specs = {**profile["columns"], **profile["outputs"]}
+    profile["dates"] = date_profiles(pd.concat([train[inputs].reset_index(drop=True), scored], axis=1), train["date"].reset_index(drop=True), specs)
+    primary = PRIMARY[contract.task]
+    progress.note(f"training: registering {registry.name} with its evidence")
+    version = registry.register(
+        model,
+        train,
+        onnx_bytes=onnx_bytes,
+        profile=profile,
+        params={
+            "estimator": type(model).__name__,
+            "recipe": project.recipe,
+            "seed": seed,
+            "window_start": dates[0].isoformat(),
+            "window_end": dates[-1].isoformat(),
+            "max_rows": max_rows,
+        },
+        metrics=metrics,
+        tags={
+            "reason": reason,
+            "window_start": dates[0].isoformat(),
+            "window_end": dates[-1].isoformat(),
+            f"holdout_{primary}": f"{metrics[f'holdout_{primary}']:.6g}",
+            "export": export_note,
+        },
+        inputs=inputs,
+        classes=classes,
+        run_name=run_name,
+        packaging=Packaging(
+            contract,
+            transform=project.features,
+            example=_raw_rows(source, contract, dates),
+            window=(dates[0].isoformat(), dates[-1].isoformat()),
+        ),
+    )
+    progress.note(
+        f"training: registered version {version}, trained on {dates[0]}..{dates[-1]} ({len(train)} rows): holdout {primary} {metrics[f'holdout_{primary}']:.4g}"
+    )
+    return version
+
+
+def _raw_rows(source: Source, contract: Contract, dates: list[dt.date], n: int = 5) -> pd.DataFrame:
+    """A few valid rows of the window's latest date, as a user sends them: the registered model's input example."""
+    for date in reversed(dates):
+        try:
+            origin, batch = next(iter(source.batches(date)))
+        except (MissingInput, StopIteration):
+            continue
+        rows = validate(batch, contract, date, origin=origin).valid
+        if len(rows):
+            return raw_example(rows.head(n), contract)
+    raise MissingInput(f"no valid rows in {dates[0]}..{dates[-1]} for the registered model's input example")
+
+
+def _check_classes(classes, contract: Contract, project: Project) -> None:
+    """The fitted classes must be the contract's: they name the proba_<class> columns everyone reads."""
+    expected = contract.label.classes
+    if classes is None or not expected or sorted(map(repr, classes)) == sorted(map(repr, expected)):
+        return
+    raise HookError(
+        f"{RECIPE_HOOK} = {project.recipe} fitted classes {list(classes)}, but {contract.path or contract.dataset} lists "
+        f"label classes {list(expected)}: check [labels] transform (an unquoted yes/no in YAML is a boolean)"
+    )
+
+
+def _profiled_outputs(classes) -> list[str]:
+    """The outputs whose distribution is watched: the prediction, or each class probability."""
+    return proba_columns(classes) if classes else [PREDICTION]
+
+
+def _predict_estimator(model, frame: pd.DataFrame, classes) -> dict[str, np.ndarray]:
+    """The estimator's outputs as scoring gives them: proba_<class> matched to its classes_ by identity, in `classes` order."""
+    return estimator_outputs(model, frame, classes, f"{type(model).__name__} (trained)")
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    primary: str = "mae"
+    margin: float = 0.02  # the challenger's primary metric must be this much better (relative)
+    guards: tuple[str, ...] = ("rmse",)
+    guard_tolerance: float = 0.02  # a guard metric may be at most this much worse (relative)
+
+
+def evaluate(pin: ModelPin, model_path: Path, frame: pd.DataFrame, contract: Contract) -> dict[str, float]:
+    """Metrics of what is deployed (the pinned runtime, not the scikit-learn object) on labelled rows."""
+    spec = ModelSpec(str(model_path), pin.sha256, pin.runtime, pin.inputs or tuple(contract.default_inputs), contract.key, pin.name, pin.version, pin.classes)
+    outputs = predict_partition(frame, spec)
+    return model_metrics(contract.task, frame[contract.label.column].to_numpy(), outputs, pin.classes)
+
+
+def _better(challenger: float, champion: float, metric: str, margin: float) -> bool:
+    if lower_is_better(metric):
+        return challenger <= champion - abs(champion) * margin
+    return challenger >= champion + abs(champion) * margin
+
+
+def _not_worse(challenger: float, champion: float, metric: str, tolerance: float) -> bool:
+    if lower_is_better(metric):
+        return challenger <= champion + abs(champion) * tolerance
+    return challenger >= champion - abs(champion) * tolerance
+
+
+def gate(challenger: dict[str, float], champion: dict[str, float], policy: GatePolicy) -> dict:
+    """Promote only if the challenger wins the primary metric by the margin and loses no guard."""
+    p = policy.primary
+    wins = _better(challenger[p], champion[p], p, policy.margin)
+    guards = {g: _not_worse(challenger[g], champion[g], g, policy.guard_tolerance) for g in policy.guards}
+    promoted = wins and all(guards.values())
+    change = f"({challenger[p] / champion[p] - 1:+.1%})" if champion[p] else ""
+    if promoted:
+        reason = f"{p} {challenger[p]:.4g} vs champion {champion[p]:.4g} {change}, guards held"
+    elif not wins:
+        reason = f"{p} {challenger[p]:.4g} vs champion {champion[p]:.4g}: not better by the {policy.margin:.0%} margin"
+    else:
+        reason = f"guard metric(s) worse: {', '.join(g for g, ok in guards.items() if not ok)}"
+    return {
+        "decision": "promoted" if promoted else "rejected",
+        "reason": reason,
+        "challenger": challenger,
+        "champion": champion,
+        "guards_held": guards,
+        "gate": asdict(policy),
+    }

@@ -1,0 +1,1 @@
+"""The partition engine: a date's features scored on Dask with the pinned model."""

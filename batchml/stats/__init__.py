@@ -1,0 +1,1 @@
+"""Numbers on frames, no I/O: distribution profiles, metrics, drift, performance estimators."""
