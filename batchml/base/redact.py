@@ -15,7 +15,7 @@ It is applied where text leaves the process: `RedactFilter` on log records (logg
 handlers of batchml/config/logging.cfg), `RedactingStream` around sys.stdout and sys.stderr of
 a `luigi --module pipelines` run (MLflow prints its "View run ... at: <tracking URI>" lines
 with sys.stdout.write, and its logger writes to sys.stderr), and the causes batchml records
-in documents, pages and MLflow tags (batchml.failures, `redacted` in monitoring.write_json and
+in documents, pages and MLflow tags (batchml.monitor.failures, `redacted` in monitoring.write_json and
 the registry's tags, params, descriptions and logged documents).
 """
 
@@ -77,12 +77,23 @@ def redacted(value):
 
 def env_secrets(environ: dict[str, str] | None = None) -> set[str]:
     """The values of secret-named environment variables, and the secrets of URLs held in any variable."""
-    env = os.environ if environ is None else environ
+    env = _environment() if environ is None else environ
     found = {value for name, value in env.items() if SECRET_NAMES.search(name) and len(value) >= MIN_SECRET}
     for value in env.values():
         if "://" in value and "@" in value:
             found |= secrets_of(value)
     return found
+
+
+def _environment() -> dict[str, str]:
+    """A copy of os.environ. Copying reads each key after listing them, so a variable another thread
+    removes meanwhile (MLflow's telemetry thread unsets its own) raises KeyError: copy again."""
+    for _ in range(5):
+        try:
+            return dict(os.environ)
+        except KeyError:
+            continue
+    return {}
 
 
 def secrets_of(value: str) -> set[str]:

@@ -179,3 +179,35 @@ def test_a_monitoring_document_is_written_without_credentials(tmp_path):
     write_json(storage, path, {"source": f"postgresql://bob:{PW}@db/trips", "rows": 3, "notes": [f"token={PW}"], "at": dt.date(2026, 6, 10)})
     assert read_json(storage, path) == {"source": "postgresql://***@db/trips", "rows": 3, "notes": [f"token={PW}".replace(PW, "***")], "at": "2026-06-10"}
 
+
+def test_a_variable_removed_by_another_thread_while_the_environment_is_read_is_no_error(monkeypatch):
+    """MLflow's telemetry thread unsets _MLFLOW_TELEMETRY_SESSION_ID while batchml redacts a log line:
+    copying os.environ lists the keys, then reads each, and a key gone in between raised KeyError (a
+    failed Metrics task). The copy is taken again."""
+    import types
+
+    from collections.abc import Mapping
+
+    class Vanishing(Mapping):
+        """A mapping read as os.environ is (its keys listed, then each read), whose first listing names a key gone since."""
+
+        tries = 0
+
+        def __init__(self, data):
+            self.data = data
+
+        def __iter__(self):
+            Vanishing.tries += 1
+            return iter([*self.data, "_GONE"] if Vanishing.tries == 1 else list(self.data))
+
+        def __getitem__(self, key):
+            return self.data[key]
+
+        def __len__(self):
+            return len(self.data)
+
+    import batchml.base.redact
+
+    monkeypatch.setattr(batchml.base.redact, "os", types.SimpleNamespace(environ=Vanishing({"SERVICE_TOKEN": "tok-8c1f2e9a"})))
+    assert redact("sent with tok-8c1f2e9a") == "sent with ***"
+    assert Vanishing.tries == 2
