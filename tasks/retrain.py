@@ -12,30 +12,12 @@ from batchml.monitor.monitoring import read_json, write_json
 from batchml.retrain.policy import RetrainPolicy
 from batchml.retrain.retraining import PREVIOUS, RetrainPlan, decide, gate_challenger, gate_dates, roll_back
 from batchml.model.training import labelled_frame
-from tasks.config import cache_dir, count, load_contract, make_registry, make_source, make_storage, mlflow, number, project, source, training
+from tasks.config import cache_dir, load_contract, make_registry, make_source, make_storage, mlflow, project, retrain, source, training
 from tasks.monitor import Metrics
 from tasks.targets import StorageFileTarget
 from tasks.identity import InProject
 
 __all__ = ["PREVIOUS", "RetrainIfDrifted", "Rollback", "TrainChallenger"]
-
-
-class retrain(luigi.Config):
-    """When drift or error triggers a challenger, and the gate it must pass to be promoted."""
-
-    k = count(3, "Retrain when the drift verdict held on at least k ...")
-    n = count(5, "... of the last n dates with a verdict.")
-    error_increase = number(0.3, "Or when the realized primary metric is this much worse (relative) than the model's holdout value (-1: always).", low=-1)
-    cooldown_days = count(7, "No retrain within this many days of the last one.", least=0)
-    allow_in_backfill = luigi.BoolParameter(default=False, description="Let dates behind the latest scored date trigger a retrain.")
-    gate_days = count(2, "Most recent labelled dates held out to compare challenger and champion.")
-    metric = luigi.Parameter(
-        default="", description="The gate's primary metric (empty: mae for regression, log_loss for classification); its direction is known."
-    )
-    margin = number(0.02, "The challenger's primary metric must be this much better (relative) to be promoted (negative: may be that much worse).")
-    guards = luigi.ListParameter(default=[], description="Metrics the challenger must not lose (empty: rmse for regression, roc_auc for classification).")
-    guard_tolerance = number(0.02, "How much worse (relative) a guard metric may be.", low=0)
-    min_train_days = count(7, "Labelled dates since the drift onset needed before a challenger is trained (a week: every weekday seen).")
 
 
 def _plan() -> RetrainPlan:
