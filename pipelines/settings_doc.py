@@ -45,17 +45,7 @@ def render() -> str:
     bounds = ", ".join(f"`[{low[0]}] {low[1]}` <= `[{high[0]}] {high[1]}`" for low, high in ORDERED)
     out = [HEADER + f"- Settings that bound each other are checked at start as well: {bounds}.\n"]
     for section, cls in sorted(batchml_sections().items()):
-        doc = cls.__dict__.get("__doc__")
-        out.append(f"\n## [{section}]\n")
-        if doc:
-            out.append(f"{doc.splitlines()[0]}\n")
-        out.append("| key | default | allowed | what it does |\n|---|---|---|---|")
-        for name, param in cls.get_params():
-            default = param._default
-            shown = "*(required)*" if default is _no_value else f"`{_show(default)}`" if _show(default) != "" else "*(empty)*"
-            text = re.sub(r"Choices: \{(.*)\}", lambda m: "Choices: " + ", ".join(sorted(m.group(1).split(", "))), param.description or "")
-            text = text.replace("|", "\\|")
-            out.append(f"| `{name}` | {shown} | {_allowed(param)} | {text} |")
+        out.append(section_table(section, cls))
     out.append("\n## Set by batchml when a project's luigi.cfg does not\n")
     out.append("So that a project's own file cannot lose them by leaving them out (`pipelines/defaults.py`):\n")
     out.append("| section | key | value |\n|---|---|---|")
@@ -64,6 +54,27 @@ def render() -> str:
             out.append(f"| `[{section}]` | `{key}` | `{value}` |")
     out.append("| `[core]` | `logging_conf_file` | the packaged `batchml/config/logging.cfg` |")
     return "\n".join(out) + "\n"
+
+
+def section_table(section: str, cls: type) -> str:
+    """One section: its title, what it is, where the defaults of its core policies live, and a row per setting."""
+    doc = cls.__dict__.get("__doc__")
+    out = [f"\n## [{section}]\n"]
+    if doc:
+        out.append(f"{doc.splitlines()[0]}\n")
+    policies = list(dict.fromkeys(param.policy[0] for _, param in cls.get_params() if getattr(param, "policy", None)))
+    if policies:
+        homes = " and ".join(f"`{p.__name__}` in `{p.__module__.replace('.', '/')}.py`" for p in policies)
+        others = ", ".join(f"`{name}`" for name, param in cls.get_params() if not getattr(param, "policy", None))
+        out.append(f"The defaults live in {homes}{f' (all but {others})' if others else ''}.\n")
+    out.append("| key | default | allowed | what it does |\n|---|---|---|---|")
+    for name, param in cls.get_params():
+        default = param._default
+        shown = "*(required)*" if default is _no_value else f"`{_show(default)}`" if _show(default) != "" else "*(empty)*"
+        text = re.sub(r"Choices: \{(.*)\}", lambda m: "Choices: " + ", ".join(sorted(m.group(1).split(", "))), param.description or "")
+        text = text.replace("|", "\\|")
+        out.append(f"| `{name}` | {shown} | {_allowed(param)} | {text} |")
+    return "\n".join(out)
 
 
 def _allowed(param) -> str:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
-import math
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import luigi
@@ -17,7 +16,13 @@ from batchml.base.errors import ConfigError
 from batchml.base.hooks import add_project_path
 from batchml.model.preflight import check_sqlite_store, check_tracking_uri
 from batchml.model.registry import Registry, configure_http
+from batchml.base import setting
 from batchml.base.retry import RetryPolicy
+from batchml.base.setting import Allowed, policy_field
+from batchml.monitor.checks import CheckThresholds
+from batchml.retrain.lifecycle import GatePolicy
+from batchml.retrain.policy import RetrainPolicy
+from batchml.stats.drift import DriftThresholds
 from batchml.dataset.sources import FileSource, GeneratorSource, Source, SqlSource
 from batchml.store.storage import open_storage
 
@@ -26,41 +31,6 @@ class OptionalDateParameter(OptionalParameterMixin, luigi.DateParameter):
     """A date that may be left empty in luigi.cfg."""
 
     expected_type = datetime.date
-
-
-@dataclass(frozen=True)
-class Allowed:
-    """The values a numeric setting may take: an interval, either end open or unbounded; never NaN or infinite."""
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-    integer: bool = False
-
-    def admits(self, value) -> bool:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            return False
-        if self.integer and not isinstance(value, int):
-            return False
-        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
-        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
-        return above and below
-
-    def __str__(self) -> str:
-        kind = "an integer" if self.integer else "a number"
-        low, high = _shown(self.low), _shown(self.high)
-        if self.low is not None and self.high is not None:
-            return f"{kind} in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
-        if self.low is not None:
-            return f"{kind} {'>' if self.low_open else '>='} {low}"
-        if self.high is not None:
-            return f"{kind} {'<' if self.high_open else '<='} {high}"
-        return "any finite integer" if self.integer else "any finite number"
-
-
-def _shown(bound: float | None) -> str:
-    return str(bound) if isinstance(bound, int) else f"{bound:g}" if bound is not None else ""
 
 
 class OutOfRange(ValueError):
@@ -91,24 +61,46 @@ class RangedFloatParameter(_Ranged, luigi.FloatParameter):
         super().__init__(default=default, **kwargs)
 
 
+def from_field(spec: dataclasses.Field) -> luigi.Parameter:
+    """The Luigi parameter of a setting's field: its default, description and allowed values, its kind from the default."""
+    default, description, allowed = spec.default, spec.metadata["description"], spec.metadata.get("allowed")
+    if isinstance(default, bool):
+        return luigi.BoolParameter(default=default, description=description)
+    if isinstance(default, (int, float)):
+        if allowed is None:
+            raise TypeError(f"{spec.name}: a numeric setting declares its allowed values")
+        ranged = RangedIntParameter if allowed.integer else RangedFloatParameter
+        return ranged(default, allowed=allowed, description=description)
+    if isinstance(default, tuple):
+        return luigi.ListParameter(default=list(default), description=description)
+    return luigi.Parameter(default=default, description=description)
+
+
+def from_policy(cls: type, name: str) -> luigi.Parameter:
+    """The parameter of a setting whose home is a field of a core policy dataclass (`policy` names it)."""
+    param = from_field(policy_field(cls, name))
+    param.policy = (cls, name)
+    return param
+
+
 def count(default: int, description: str, *, least: int = 1, most: int | None = None) -> luigi.IntParameter:
     """An integer setting of at least `least` (1: a count of things, 0: a lag or a number of retries)."""
-    return RangedIntParameter(default, allowed=Allowed(low=least, high=most, integer=True), description=description)
+    return from_field(setting.count(default, description, least=least, most=most))
 
 
 def number(default: float, description: str, *, low: float | None = None, high: float | None = None, low_open=False, high_open=False) -> luigi.FloatParameter:
     """A real-valued setting within [low, high] (each end open when said, absent when None)."""
-    return RangedFloatParameter(default, allowed=Allowed(low=low, high=high, low_open=low_open, high_open=high_open), description=description)
+    return from_field(setting.number(default, description, low=low, high=high, low_open=low_open, high_open=high_open))
 
 
 def share(default: float, description: str) -> luigi.FloatParameter:
     """A share or rate: a number in [0, 1]."""
-    return number(default, description, low=0, high=1)
+    return from_field(setting.share(default, description))
 
 
 def seconds(default: float, description: str) -> luigi.FloatParameter:
     """A duration in seconds: a number > 0."""
-    return number(default, description, low=0, low_open=True)
+    return from_field(setting.seconds(default, description))
 
 
 # Settings that bound each other, (section, key) <= (section, key): checked at start with the ranges.
@@ -273,10 +265,10 @@ class runtime(luigi.Config):
 class retry(luigi.Config):
     """Bounded, jittered retries of transient failures (a tracking server or Dask scheduler not answering)."""
 
-    attempts = count(5, "Tries of a call that fails transiently (server not answering, Dask scheduler lost). Other failures are not retried.")
-    initial_delay = number(2.0, "Seconds before the first retry; the wait doubles each time, with jitter.", low=0)
-    max_delay = number(30.0, "Longest wait between two tries (seconds).", low=0)
-    deadline = seconds(120.0, "No retry starts once this many seconds have passed since the first try: a call gives up within deadline + one try.")
+    attempts = from_policy(RetryPolicy, "attempts")
+    initial_delay = from_policy(RetryPolicy, "initial_delay")
+    max_delay = from_policy(RetryPolicy, "max_delay")
+    deadline = from_policy(RetryPolicy, "deadline")
 
 
 class training(luigi.Config):
@@ -304,81 +296,54 @@ class dask(luigi.Config):
 class drift(luigi.Config):
     """Drift statistics, their thresholds and noise floors, and the window a verdict uses."""
 
-    psi = number(0.2, "PSI at or above which a column drifted.", low=0)
-    js = share(0.1, "Jensen-Shannon distance (base 2) at or above which a column drifted.")
-    wasserstein = number(0.1, "Wasserstein distance / reference std at or above which a column drifted.", low=0)
-    drift_share = share(0.5, "Share of drifted features at which the date's verdict is drift.")
-    numeric_methods = luigi.ListParameter(default=["psi", "wasserstein"], description="Methods that decide for numeric features (any crossing).")
-    categorical_methods = luigi.ListParameter(default=["psi", "js"], description="Methods that decide for categorical features (any crossing).")
-    exclude = luigi.ListParameter(
-        default=[], description="Features not judged, e.g. ones constant within a date (a weekday), always 'drifted' against a multi-day reference."
-    )
-    window_days = count(
-        1,
-        "The current profile of D is the sum of the daily profiles of the window_days dates ending at D (scored by the same version): raise it for low-volume tables.",
-    )
-    floor_quantile = number(
-        0.95,
-        "A statistic's noise floor is this quantile of its value when nothing drifted, at the window's row count.",
-        low=0,
-        high=1,
-        low_open=True,
-        high_open=True,
-    )
-    floor_draws = count(400, "Bootstrap draws per (column, rows) where no analytic floor applies.")
+    psi = from_policy(DriftThresholds, "psi")
+    js = from_policy(DriftThresholds, "js")
+    wasserstein = from_policy(DriftThresholds, "wasserstein")
+    drift_share = from_policy(DriftThresholds, "drift_share")
+    numeric_methods = from_policy(DriftThresholds, "numeric_methods")
+    categorical_methods = from_policy(DriftThresholds, "categorical_methods")
+    exclude = from_policy(DriftThresholds, "exclude")
+    window_days = from_policy(DriftThresholds, "window_days")
+    floor_quantile = from_policy(DriftThresholds, "floor_quantile")
+    floor_draws = from_policy(DriftThresholds, "floor_draws")
     baseline_days = count(
         7,
         "A version without batchml's reference profile is judged against the sum of its first baseline_days scored dates; until then 'collecting baseline'.",
     )
-    match_weekdays = luigi.BoolParameter(
-        default=True, description="Compare a window with the reference's dates on the same weekdays, when the reference keeps per-date profiles."
-    )
+    match_weekdays = from_policy(DriftThresholds, "match_weekdays")
 
 
 class checks(luigi.Config):
     """Daily checks of data quality, outputs and realized error; which only warn."""
 
-    trailing_days = count(7, "Dates whose median row count a date is compared with.")
-    min_row_ratio = number(0.5, "Rows in / trailing median below this fails.", low=0)
-    max_row_ratio = number(2.0, "Rows in / trailing median above this fails.", low=0, low_open=True)
-    max_null_rate = share(
-        0.01,
-        "A column's null rate may exceed its reference's by this much (the limit of a column with no null in its reference); see batchml/monitor/checks.py.",
-    )
-    null_rate_factor = number(
-        2.0, "A column's null rate may reach this multiple of its reference's (nullable columns: null shares wander from day to day).", low=1
-    )
-    max_quarantine_rate = share(0.02, "Quarantined / rows in above this fails.")
-    max_prediction_mean_shift = number(0.5, "Regression: |mean prediction / reference mean - 1| above this breaches.", low=0)
-    max_class_share_shift = share(0.2, "Classification: largest change of a class's mean probability against the reference above this breaches.")
-    max_error_ratio = number(
-        1.5,
-        "Realized primary metric against the model's holdout value (>1 is worse, whatever the metric's direction) above this breaches.",
-        low=0,
-        low_open=True,
-    )
-    min_label_coverage = share(0.9, "Labelled share of the scored rows of D - label_lag below this breaches.")
-    warn_only = luigi.ListParameter(
-        default=["realized_error_ratio", "label_coverage", "prediction_mean_shift", "class_share_shift"],
-        description="Checks that only warn; all others fail the date.",
-    )
+    trailing_days = from_policy(CheckThresholds, "trailing_days")
+    min_row_ratio = from_policy(CheckThresholds, "min_row_ratio")
+    max_row_ratio = from_policy(CheckThresholds, "max_row_ratio")
+    max_null_rate = from_policy(CheckThresholds, "max_null_rate")
+    null_rate_factor = from_policy(CheckThresholds, "null_rate_factor")
+    max_quarantine_rate = from_policy(CheckThresholds, "max_quarantine_rate")
+    max_prediction_mean_shift = from_policy(CheckThresholds, "max_prediction_mean_shift")
+    max_class_share_shift = from_policy(CheckThresholds, "max_class_share_shift")
+    max_error_ratio = from_policy(CheckThresholds, "max_error_ratio")
+    min_label_coverage = from_policy(CheckThresholds, "min_label_coverage")
+    warn_only = from_policy(CheckThresholds, "warn_only")
 
 
 class retrain(luigi.Config):
     """When drift or error triggers a challenger, and the gate it must pass to be promoted."""
 
-    k = count(3, "Retrain when the drift verdict held on at least k ...")
-    n = count(5, "... of the last n dates with a verdict.")
-    error_increase = number(0.3, "Or when the realized primary metric is this much worse (relative) than the model's holdout value (-1: always).", low=-1)
-    cooldown_days = count(7, "No retrain within this many days of the last one.", least=0)
-    allow_in_backfill = luigi.BoolParameter(default=False, description="Let dates behind the latest scored date trigger a retrain.")
+    k = from_policy(RetrainPolicy, "k")
+    n = from_policy(RetrainPolicy, "n")
+    error_increase = from_policy(RetrainPolicy, "error_increase")
+    cooldown_days = from_policy(RetrainPolicy, "cooldown_days")
+    allow_in_backfill = from_policy(RetrainPolicy, "allow_in_backfill")
     gate_days = count(2, "Most recent labelled dates held out to compare challenger and champion.")
     metric = luigi.Parameter(
         default="", description="The gate's primary metric (empty: mae for regression, log_loss for classification); its direction is known."
     )
-    margin = number(0.02, "The challenger's primary metric must be this much better (relative) to be promoted (negative: may be that much worse).")
+    margin = from_policy(GatePolicy, "margin")
     guards = luigi.ListParameter(default=[], description="Metrics the challenger must not lose (empty: rmse for regression, roc_auc for classification).")
-    guard_tolerance = number(0.02, "How much worse (relative) a guard metric may be.", low=0)
+    guard_tolerance = from_policy(GatePolicy, "guard_tolerance")
     min_train_days = count(7, "Labelled dates since the drift onset needed before a challenger is trained (a week: every weekday seen).")
 
 
@@ -397,8 +362,6 @@ def project():
 
 
 def drift_thresholds():
-    from batchml.stats.drift import DriftThresholds
-
     cfg = drift()
     return DriftThresholds(
         psi=cfg.psi,
@@ -416,8 +379,6 @@ def drift_thresholds():
 
 
 def check_thresholds():
-    from batchml.monitor.checks import CheckThresholds
-
     cfg = checks()
     return CheckThresholds(**{k: (tuple(v) if k == "warn_only" else v) for k, v in cfg.param_kwargs.items()})
 

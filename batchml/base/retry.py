@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from batchml.base.errors import BatchmlError
+from batchml.base.setting import count, number, seconds
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,10 +33,12 @@ class Unavailable(BatchmlError):
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    attempts: int = 5
-    initial_delay: float = 2.0
-    max_delay: float = 30.0
-    deadline: float = 120.0
+    """[retry] settings: bounded, jittered retries of transient failures (the home of their defaults)."""
+
+    attempts: int = count(5, "Tries of a call that fails transiently (server not answering, Dask scheduler lost). Other failures are not retried.")
+    initial_delay: float = number(2.0, "Seconds before the first retry; the wait doubles each time, with jitter.", low=0)
+    max_delay: float = number(30.0, "Longest wait between two tries (seconds).", low=0)
+    deadline: float = seconds(120.0, "No retry starts once this many seconds have passed since the first try: a call gives up within deadline + one try.")
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt `attempt` (1-based): doubling, capped, jittered."""

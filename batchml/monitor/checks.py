@@ -38,27 +38,42 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
+from batchml.base.setting import count, number, setting, share
 from batchml.stats.metrics import PRIMARY, lower_is_better, model_metrics
 
 
 @dataclass(frozen=True)
 class CheckThresholds:
-    trailing_days: int = 7
-    min_row_ratio: float = 0.5
-    max_row_ratio: float = 2.0
-    max_null_rate: float = 0.01
-    null_rate_factor: float = 2.0
-    max_quarantine_rate: float = 0.02
-    max_prediction_mean_shift: float = 0.5
-    max_class_share_shift: float = 0.2
-    max_error_ratio: float = 1.5
-    min_label_coverage: float = 0.9
-    warn_only: tuple[str, ...] = field(default=("realized_error_ratio", "label_coverage", "prediction_mean_shift", "class_share_shift"))
+    """[checks] settings: the bounds of the daily checks, and which only warn (the home of their defaults)."""
+
+    trailing_days: int = count(7, "Dates whose median row count a date is compared with.")
+    min_row_ratio: float = number(0.5, "Rows in / trailing median below this fails.", low=0)
+    max_row_ratio: float = number(2.0, "Rows in / trailing median above this fails.", low=0, low_open=True)
+    max_null_rate: float = share(
+        0.01,
+        "A column's null rate may exceed its reference's by this much (the limit of a column with no null in its reference); see batchml/monitor/checks.py.",
+    )
+    null_rate_factor: float = number(
+        2.0, "A column's null rate may reach this multiple of its reference's (nullable columns: null shares wander from day to day).", low=1
+    )
+    max_quarantine_rate: float = share(0.02, "Quarantined / rows in above this fails.")
+    max_prediction_mean_shift: float = number(0.5, "Regression: |mean prediction / reference mean - 1| above this breaches.", low=0)
+    max_class_share_shift: float = share(0.2, "Classification: largest change of a class's mean probability against the reference above this breaches.")
+    max_error_ratio: float = number(
+        1.5,
+        "Realized primary metric against the model's holdout value (>1 is worse, whatever the metric's direction) above this breaches.",
+        low=0,
+        low_open=True,
+    )
+    min_label_coverage: float = share(0.9, "Labelled share of the scored rows of D - label_lag below this breaches.")
+    warn_only: tuple[str, ...] = setting(
+        ("realized_error_ratio", "label_coverage", "prediction_mean_shift", "class_share_shift"), "Checks that only warn; all others fail the date."
+    )
 
 
 @dataclass
@@ -275,8 +290,8 @@ def flat_metrics(report: dict, drift: dict | None = None) -> dict[str, float]:
     for k in ("mean", "std"):
         if pred.get(k) is not None and isinstance(pred.get(k), (int, float)):
             out[f"prediction_{k}"] = pred[k]
-    for c, share in (report["numbers"].get("class_shares") or {}).items():
-        out[f"class_share.{c}"] = share
+    for c, value in (report["numbers"].get("class_shares") or {}).items():
+        out[f"class_share.{c}"] = value
     out["rows_in"] = report["numbers"]["rows_in"]
     if drift:
         out["drift_share"] = drift["drifted_share"]

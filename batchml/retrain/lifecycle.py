@@ -19,6 +19,7 @@ from batchml.model.packaged import Packaging, raw_example
 from batchml.dataset.nulls import NullCounts
 from batchml.stats.profile import date_profiles, reference_profile
 from batchml.base.progress import Progress
+from batchml.base.setting import number
 from batchml.model.pin import ModelPin
 from batchml.model.registry import Registry
 from batchml.model.onnx_io import PREDICTION, proba_columns
@@ -188,10 +189,15 @@ def _predict_estimator(model, frame: pd.DataFrame, classes) -> dict[str, np.ndar
 
 @dataclass(frozen=True)
 class GatePolicy:
+    """The gate a challenger passes to be promoted; the home of [retrain] margin and guard_tolerance's defaults.
+
+    [retrain] metric and guards default to the task's own (PRIMARY, rmse or roc_auc), so `primary` and `guards` are no settings' defaults.
+    """
+
     primary: str = "mae"
-    margin: float = 0.02  # the challenger's primary metric must be this much better (relative)
+    margin: float = number(0.02, "The challenger's primary metric must be this much better (relative) to be promoted (negative: may be that much worse).")
     guards: tuple[str, ...] = ("rmse",)
-    guard_tolerance: float = 0.02  # a guard metric may be at most this much worse (relative)
+    guard_tolerance: float = number(0.02, "How much worse (relative) a guard metric may be.", low=0)
 
 
 def evaluate(pin: ModelPin, model_path: Path, frame: pd.DataFrame, contract: Contract) -> dict[str, float]:

@@ -5,14 +5,20 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass
 
+from batchml.base.setting import count, number, setting
+
 
 @dataclass(frozen=True)
 class RetrainPolicy:
-    k: int = 3  # drifted dates ...
-    n: int = 5  # ... among the last n dates with a drift verdict
-    error_increase: float = 0.3  # realized MAE at least this much above the model's holdout MAE
-    cooldown_days: int = 7
-    allow_in_backfill: bool = False
+    """[retrain] settings of when a challenger is trained (the home of their defaults; the gate's are GatePolicy's)."""
+
+    k: int = count(3, "Retrain when the drift verdict held on at least k ...")
+    n: int = count(5, "... of the last n dates with a verdict.")
+    error_increase: float = number(
+        0.3, "Or when the realized primary metric is this much worse (relative) than the model's holdout value (-1: always).", low=-1
+    )
+    cooldown_days: int = count(7, "No retrain within this many days of the last one.", least=0)
+    allow_in_backfill: bool = setting(False, "Let dates behind the latest scored date trigger a retrain.")
 
 
 @dataclass(frozen=True)

@@ -44,11 +44,12 @@ day-of-week structure is not drift. A reference without them is compared whole.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 import numpy as np
 
+from batchml.base.setting import count, number, setting, share
 from batchml.stats.profile import window_profile
 
 PSI_EPSILON = 1e-4  # floor of a bin share, so an empty bin gives a finite PSI
@@ -58,17 +59,30 @@ MIN_EXPECTED = 5.0  # rows expected in the smallest bin for the analytic floors 
 
 @dataclass(frozen=True)
 class DriftThresholds:
-    psi: float = 0.2
-    js: float = 0.1
-    wasserstein: float = 0.1
-    drift_share: float = 0.5
-    numeric_methods: tuple[str, ...] = ("psi", "wasserstein")
-    categorical_methods: tuple[str, ...] = ("psi", "js")
-    exclude: tuple[str, ...] = field(default=())
-    window_days: int = 1  # dates summed into the current profile (read by the caller: see profile.window_profile)
-    floor_quantile: float = 0.95  # the no-drift quantile a noise floor is
-    floor_draws: int = 400  # bootstrap draws per (column, n)
-    match_weekdays: bool = True  # compare with the reference's dates on the window's weekdays, when it has them
+    """[drift] settings: thresholds, noise floors and the window a verdict uses (the home of their defaults)."""
+
+    psi: float = number(0.2, "PSI at or above which a column drifted.", low=0)
+    js: float = share(0.1, "Jensen-Shannon distance (base 2) at or above which a column drifted.")
+    wasserstein: float = number(0.1, "Wasserstein distance / reference std at or above which a column drifted.", low=0)
+    drift_share: float = share(0.5, "Share of drifted features at which the date's verdict is drift.")
+    numeric_methods: tuple[str, ...] = setting(("psi", "wasserstein"), "Methods that decide for numeric features (any crossing).")
+    categorical_methods: tuple[str, ...] = setting(("psi", "js"), "Methods that decide for categorical features (any crossing).")
+    exclude: tuple[str, ...] = setting((), "Features not judged, e.g. ones constant within a date (a weekday), always 'drifted' against a multi-day reference.")
+    # window_days is read by the caller (see profile.window_profile)
+    window_days: int = count(
+        1,
+        "The current profile of D is the sum of the daily profiles of the window_days dates ending at D (scored by the same version): raise it for low-volume tables.",
+    )
+    floor_quantile: float = number(
+        0.95,
+        "A statistic's noise floor is this quantile of its value when nothing drifted, at the window's row count.",
+        low=0,
+        high=1,
+        low_open=True,
+        high_open=True,
+    )
+    floor_draws: int = count(400, "Bootstrap draws per (column, rows) where no analytic floor applies.")
+    match_weekdays: bool = setting(True, "Compare a window with the reference's dates on the same weekdays, when the reference keeps per-date profiles.")
 
 
 def psi(ref_counts, cur_counts) -> float:
