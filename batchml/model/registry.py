@@ -16,6 +16,7 @@ import logging
 import os
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from batchml.model.packaged import ESTIMATOR_PATH, Packaging, log_model as log_p
 from batchml.base.provenance import code_version, sha256_bytes, sha256_file, sha256_tree
 from batchml.base.redact import redact, redacted
 from batchml.base.retry import RetryPolicy, Retrying
+from batchml.model.training import FittedModel
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +133,61 @@ def version_description(tags: dict[str, str], metrics: dict[str, float], decisio
         f"Decision: {decision}",
     ]
     return "\n".join(line for line in lines if line)
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """Where a trained version comes from: its recipe, seed and labelled window, and why it was trained."""
+
+    recipe: str
+    seed: int
+    window: tuple[dt.date, dt.date]  # the first and the last labelled date
+    max_rows: int
+    reason: str
+    run_name: str
+
+
+def register_version(
+    registry: Registry,
+    fitted: FittedModel,
+    train: pd.DataFrame,
+    run: TrainingRun,
+    *,
+    onnx_bytes: bytes | None,
+    export_note: str,
+    profile: dict,
+    metrics: dict,
+    primary: str,
+    packaging: Packaging,
+) -> str:
+    """Register a fitted model with its evidence, return its version.
+
+    The run's parameters say how it was trained; its tags say why, on which window, its holdout
+    value of the `primary` metric and how its ONNX export went.
+    """
+    start, end = (d.isoformat() for d in run.window)
+    params = {
+        "estimator": type(fitted.estimator).__name__,
+        "recipe": run.recipe,
+        "seed": run.seed,
+        "window_start": start,
+        "window_end": end,
+        "max_rows": run.max_rows,
+    }
+    tags = {"reason": run.reason, "window_start": start, "window_end": end, f"holdout_{primary}": f"{metrics[f'holdout_{primary}']:.6g}", "export": export_note}
+    return registry.register(
+        fitted.estimator,
+        train,
+        onnx_bytes=onnx_bytes,
+        profile=profile,
+        params=params,
+        metrics=metrics,
+        tags=tags,
+        inputs=fitted.inputs,
+        classes=fitted.classes,
+        run_name=run.run_name,
+        packaging=packaging,
+    )
 
 
 def _named_classes(tags: dict, classes) -> tuple | None:

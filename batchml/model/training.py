@@ -37,6 +37,16 @@ class TrainingSettings:
     params: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class FittedModel:
+    """A recipe's fitted estimator, with what scoring, metrics and registration need to know of it."""
+
+    estimator: object
+    inputs: list[str]  # the columns it was fitted on, in order
+    classes: list | None  # its classes_ as fitted (None for a regressor)
+    named: list | None  # the classes that name the proba_<class> columns, in the contract's order
+
+
 def labelled_window(end: dt.date, days: int) -> list[dt.date]:
     """The `days` dates ending at `end` (inclusive), oldest first."""
     return [end - dt.timedelta(days=i) for i in range(days - 1, -1, -1)]
@@ -89,6 +99,34 @@ def labelled_frame(
     if contract.task == "regression":
         keep &= np.isfinite(frame[label].to_numpy(dtype="float64", na_value=np.nan))
     return frame[keep].reset_index(drop=True)
+
+
+def split_holdout(frame: pd.DataFrame, seed: int, share: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, holdout): each row held out with probability `share`, drawn from `seed`.
+
+    Rows are held out across every date of the window, so the holdout metrics average over
+    its weekdays instead of describing one day of the week. When one side would be empty,
+    the whole frame stands in for it.
+    """
+    held = np.random.default_rng(seed).random(len(frame)) < share
+    train = frame[~held] if (~held).any() and held.any() else frame
+    return train, frame[held] if held.any() else frame
+
+
+def recipe_settings(contract: Contract, columns, *, transformed: bool, seed: int, params: dict | None = None) -> TrainingSettings:
+    """What the recipe is told. Its inputs are the features hook's columns less the key, label and date
+    (`transformed`), else the contract's default inputs less the key."""
+    label = contract.label.column
+    inputs = [c for c in columns if c not in (*contract.key, label, "date")] if transformed else [c for c in contract.default_inputs if c not in contract.key]
+    return TrainingSettings(inputs=tuple(inputs), label=label, task=contract.task, seed=seed, classes=contract.label.classes, params=dict(params or {}))
+
+
+def fit_model(recipe: str, train: pd.DataFrame, settings: TrainingSettings) -> FittedModel:
+    """The recipe fitted on `train`, with the inputs it was fitted on and its classes (named in the settings' order when they list them)."""
+    estimator = fit_recipe(recipe, train.reset_index(drop=True), settings)
+    classes = model_classes(estimator) if settings.task == "classification" else None
+    named = list(settings.classes) if classes and settings.classes else classes
+    return FittedModel(estimator, fitted_inputs(estimator, settings), classes, named)
 
 
 def fit_recipe(recipe: str, frame: pd.DataFrame, settings: TrainingSettings):

@@ -21,19 +21,19 @@ from batchml.stats.profile import date_profiles, reference_profile
 from batchml.base.progress import Progress
 from batchml.base.setting import number
 from batchml.model.pin import ModelPin
-from batchml.model.registry import Registry
+from batchml.model.registry import Registry, TrainingRun, register_version
 from batchml.model.onnx_io import PREDICTION, proba_columns
 from batchml.scoring.scoring import ModelSpec, predict_partition
 from batchml.dataset.sources import Source
 from batchml.model.training import (
     RECIPE_HOOK,
-    TrainingSettings,
+    FittedModel,
     estimator_outputs,
-    fit_recipe,
-    fitted_inputs,
+    fit_model,
     labelled_frame,
     labelled_window,
-    model_classes,
+    recipe_settings,
+    split_holdout,
     to_onnx_bytes,
 )
 
@@ -66,91 +66,63 @@ def train_and_register(
 ) -> str:
     """Train on the labelled window ending at `window_end`, register the model, return its version.
 
-    The last date of the window is held out: its metrics are the version's training-time
+    A tenth of every date's rows is held out: its metrics are the version's training-time
     reference for realized error later.
     """
-    contract = project.contract
+    contract, progress, nulls = project.contract, Progress(log), NullCounts()
     dates = labelled_window(window_end, window_days)
-    progress = Progress(log)
     log.info("training: reading the labelled window %s..%s (%d dates)", dates[0], dates[-1], len(dates))
-    nulls = NullCounts()
     frame = labelled_frame(source, contract, dates, features=project.features, labels=project.labels, max_rows=max_rows, seed=seed, nulls=nulls)
-    label = contract.label.column
-    # A tenth of the rows of every date is held out: the version's holdout metrics, which
-    # realized error is later compared with, then average over the window's weekdays
-    # instead of describing one day of the week.
-    holdout = np.random.default_rng(seed).random(len(frame)) < HOLDOUT_SHARE
-    train = frame[~holdout] if (~holdout).any() and holdout.any() else frame
-    inputs = (
-        [c for c in train.columns if c not in (*contract.key, label, "date")]
-        if project.features
-        else [c for c in contract.default_inputs if c not in contract.key]
-    )
-    settings = TrainingSettings(
-        inputs=tuple(inputs), label=label, task=contract.task, seed=seed, classes=contract.label.classes, params=dict(project.params or {})
-    )
-    progress.note(f"training: fitting {project.recipe} on {len(train)} rows of {len(inputs)} inputs ({len(frame) - len(train)} held out)")
-    model = fit_recipe(project.recipe, train.reset_index(drop=True), settings)
-    progress.note(f"training: fitted {type(model).__name__}; exporting to ONNX")
-    inputs = fitted_inputs(model, settings)
-    classes = model_classes(model) if contract.task == "classification" else None
-    _check_classes(classes, contract, project)
-    named = list(contract.label.classes) if classes and contract.label.classes else classes  # the proba_<class> columns, in the contract's order
-    valid = frame[holdout] if holdout.any() else frame
-    outputs = _predict_estimator(model, valid[inputs], named)
-    metrics = {f"holdout_{k}": v for k, v in model_metrics(contract.task, valid[label].to_numpy(), outputs, named).items()}
-    metrics["train_rows"] = len(train)
-    onnx_bytes, export_note = to_onnx_bytes(model, train[inputs].head(2000), classes=named)
+    train, holdout = split_holdout(frame, seed, HOLDOUT_SHARE)
+    settings = recipe_settings(contract, train.columns, transformed=bool(project.features), seed=seed, params=project.params)
+    progress.note(f"training: fitting {project.recipe} on {len(train)} rows of {len(settings.inputs)} inputs ({len(frame) - len(train)} held out)")
+    fitted = fit_model(project.recipe, train, settings)
+    progress.note(f"training: fitted {type(fitted.estimator).__name__}; exporting to ONNX")
+    _check_classes(fitted.classes, contract, project)
+    metrics = {**holdout_metrics(fitted, holdout, contract), "train_rows": len(train)}
+    onnx_bytes, export_note = to_onnx_bytes(fitted.estimator, train[fitted.inputs].head(2000), classes=fitted.named)
     progress.note(f"training: {export_note}; profiling {len(train)} training rows")
-
-    categorical = categorical_inputs(train, inputs)
-    profile = reference_profile(train[inputs], categorical=categorical)
-    train_outputs = _predict_estimator(model, train[inputs], named)
-    scored = pd.DataFrame({c: train_outputs[c] for c in _profiled_outputs(named)})
-    profile["prediction"] = reference_profile(scored[[_profiled_outputs(named)[0]]])["columns"][_profiled_outputs(named)[0]]
-    profile["outputs"] = reference_profile(scored)["columns"]
-    profile["task"] = contract.task
-    profile["validated"] = nulls.as_json()  # the window's nulls before the features hook: the daily null check's reference
-    # Per training date, on the same bins: drift compares a date with the reference's same weekdays.
-    specs = {**profile["columns"], **profile["outputs"]}
-    profile["dates"] = date_profiles(pd.concat([train[inputs].reset_index(drop=True), scored], axis=1), train["date"].reset_index(drop=True), specs)
-    primary = PRIMARY[contract.task]
+    profile = training_profile(fitted, train, contract.task, nulls)
     progress.note(f"training: registering {registry.name} with its evidence")
-    version = registry.register(
-        model,
-        train,
-        onnx_bytes=onnx_bytes,
-        profile=profile,
-        params={
-            "estimator": type(model).__name__,
-            "recipe": project.recipe,
-            "seed": seed,
-            "window_start": dates[0].isoformat(),
-            "window_end": dates[-1].isoformat(),
-            "max_rows": max_rows,
-        },
-        metrics=metrics,
-        tags={
-            "reason": reason,
-            "window_start": dates[0].isoformat(),
-            "window_end": dates[-1].isoformat(),
-            f"holdout_{primary}": f"{metrics[f'holdout_{primary}']:.6g}",
-            "export": export_note,
-        },
-        inputs=inputs,
-        classes=classes,
-        run_name=run_name,
-        packaging=Packaging(
-            contract,
-            transform=project.features,
-            example=_raw_rows(source, contract, dates),
-            window=(dates[0].isoformat(), dates[-1].isoformat()),
-        ),
+    run = TrainingRun(project.recipe, seed, (dates[0], dates[-1]), max_rows, reason, run_name)
+    packaging = Packaging(
+        contract, transform=project.features, example=_raw_rows(source, contract, dates), window=(dates[0].isoformat(), dates[-1].isoformat())
+    )
+    primary = PRIMARY[contract.task]
+    version = register_version(
+        registry, fitted, train, run, onnx_bytes=onnx_bytes, export_note=export_note, profile=profile, metrics=metrics, primary=primary, packaging=packaging
     )
     progress.note(
         f"training: registered version {version}, trained on {dates[0]}..{dates[-1]} ({len(train)} rows): holdout {primary} {metrics[f'holdout_{primary}']:.4g}"
     )
     return version
+
+
+def holdout_metrics(fitted: FittedModel, holdout: pd.DataFrame, contract: Contract) -> dict[str, float]:
+    """The fitted estimator's metrics on the held-out rows, as `holdout_<metric>`."""
+    outputs = _predict_estimator(fitted.estimator, holdout[fitted.inputs], fitted.named)
+    return {f"holdout_{k}": v for k, v in model_metrics(contract.task, holdout[contract.label.column].to_numpy(), outputs, fitted.named).items()}
+
+
+def training_profile(fitted: FittedModel, train: pd.DataFrame, task: str, nulls: NullCounts) -> dict:
+    """The version's reference profile: its training inputs and outputs, per training date too, and the window's nulls.
+
+    `validated` holds the window's nulls before the features hook (the daily null check's
+    reference); `dates` profiles each training date on the same bins, so that drift compares
+    a date with the reference's same weekdays.
+    """
+    inputs, named = fitted.inputs, fitted.named
+    profile = reference_profile(train[inputs], categorical=categorical_inputs(train, inputs))
+    train_outputs = _predict_estimator(fitted.estimator, train[inputs], named)
+    watched = _profiled_outputs(named)
+    scored = pd.DataFrame({c: train_outputs[c] for c in watched})
+    profile["prediction"] = reference_profile(scored[[watched[0]]])["columns"][watched[0]]
+    profile["outputs"] = reference_profile(scored)["columns"]
+    profile["task"] = task
+    profile["validated"] = nulls.as_json()
+    specs = {**profile["columns"], **profile["outputs"]}
+    profile["dates"] = date_profiles(pd.concat([train[inputs].reset_index(drop=True), scored], axis=1), train["date"].reset_index(drop=True), specs)
+    return profile
 
 
 def _raw_rows(source: Source, contract: Contract, dates: list[dt.date], n: int = 5) -> pd.DataFrame:

@@ -18,7 +18,16 @@ from batchml.stats.metrics import classification_metrics, regression_metrics
 from batchml.model.onnx_io import PREDICTION
 from batchml.scoring.scoring import ModelSpec, predict_partition
 from batchml.dataset.sources import GeneratorSource
-from batchml.model.training import TrainingSettings, fit_recipe, labelled_frame, labelled_window, to_onnx_bytes
+from batchml.model.training import (
+    TrainingSettings,
+    fit_model,
+    fit_recipe,
+    labelled_frame,
+    labelled_window,
+    recipe_settings,
+    split_holdout,
+    to_onnx_bytes,
+)
 from tests.conftest import CONTRACT, TAXI_INPUTS
 
 INPUTS = list(TAXI_INPUTS)
@@ -53,6 +62,47 @@ def test_the_recipe_fits_and_its_onnx_export_matches_scikit_learn(frame):
     finally:
         scoring._models.pop("x")
     np.testing.assert_allclose(got[PREDICTION], model.predict(frame[INPUTS].head(2000)), rtol=1e-4, atol=0.05)
+
+
+def test_the_holdout_is_a_share_of_every_date_and_the_whole_frame_stands_in_for_an_empty_side(frame):
+    train, holdout = split_holdout(frame, 7, 0.1)
+    assert sorted([*train.index, *holdout.index]) == list(frame.index)  # disjoint, and together the frame
+    for date, rows in frame.groupby("date"):
+        share = (holdout["date"] == date).sum() / len(rows)
+        assert 0.07 < share < 0.13, (date, share)  # about a tenth of each date's ~3000 rows
+    assert split_holdout(frame, 7, 0.1)[1].index.equals(holdout.index)  # the seed decides
+    for share in (0.0, 1.0):  # nothing (or everything) held out: the whole frame on both sides
+        train, holdout = split_holdout(frame, 7, share)
+        assert train.index.equals(frame.index) and holdout.index.equals(frame.index)
+
+
+def test_the_recipe_is_told_the_transformed_columns_or_the_contracts_inputs(frame):
+    contract = Contract.load(CONTRACT)
+    told = recipe_settings(contract, frame.columns, transformed=True, seed=4, params={"max_iter": 5})
+    assert set(told.inputs) == set(frame.columns) - {*contract.key, contract.label.column, "date"}
+    assert (told.label, told.task, told.seed, told.params) == ("trip_duration_s", "regression", 4, {"max_iter": 5})
+    plain = recipe_settings(contract, frame.columns, transformed=False, seed=4)
+    assert plain.inputs == tuple(c for c in contract.default_inputs if c not in contract.key) and plain.params == {}
+
+
+def classifier(frame: pd.DataFrame, settings: TrainingSettings):
+    return LogisticRegression(max_iter=200).fit(frame[list(settings.inputs)], frame[settings.label])
+
+
+def test_a_fitted_classifier_names_its_probability_columns_in_the_contracts_order():
+    rng = np.random.default_rng(2)
+    x = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
+    x["y"] = np.where(x["a"] > 0.5, "yes", np.where(x["a"] < -0.5, "no", "maybe"))
+    settings = TrainingSettings(inputs=("b", "a"), label="y", task="classification", seed=0, classes=("yes", "no", "maybe"))
+    fitted = fit_model("tests.unit.test_training:classifier", x, settings)
+    assert fitted.inputs == ["b", "a"] and fitted.classes == ["maybe", "no", "yes"]  # scikit-learn sorts classes_
+    assert fitted.named == ["yes", "no", "maybe"]
+
+
+def test_a_fitted_regressor_has_no_classes(frame):
+    settings = TrainingSettings(inputs=tuple(INPUTS), label="trip_duration_s", task="regression", seed=0, params={"max_iter": 5})
+    fitted = fit_model("taxi_hooks:recipe", frame.head(500), settings)
+    assert fitted.inputs == INPUTS and fitted.classes is None and fitted.named is None
 
 
 def test_a_recipe_that_fails_is_named(frame):
