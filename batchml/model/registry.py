@@ -166,23 +166,27 @@ def register_version(
     value of the `primary` metric and how its ONNX export went.
     """
     start, end = (d.isoformat() for d in run.window)
-    params = {
-        "estimator": type(fitted.estimator).__name__,
-        "recipe": run.recipe,
-        "seed": run.seed,
-        "window_start": start,
-        "window_end": end,
-        "max_rows": run.max_rows,
-    }
-    tags = {"reason": run.reason, "window_start": start, "window_end": end, f"holdout_{primary}": f"{metrics[f'holdout_{primary}']:.6g}", "export": export_note}
     return registry.register(
         fitted.estimator,
         train,
         onnx_bytes=onnx_bytes,
         profile=profile,
-        params=params,
+        params={
+            "estimator": type(fitted.estimator).__name__,
+            "recipe": run.recipe,
+            "seed": run.seed,
+            "window_start": start,
+            "window_end": end,
+            "max_rows": run.max_rows,
+        },
         metrics=metrics,
-        tags=tags,
+        tags={
+            "reason": run.reason,
+            "window_start": start,
+            "window_end": end,
+            f"holdout_{primary}": f"{metrics[f'holdout_{primary}']:.6g}",
+            "export": export_note,
+        },
         inputs=fitted.inputs,
         classes=fitted.classes,
         run_name=run.run_name,

@@ -18,16 +18,7 @@ from batchml.stats.metrics import classification_metrics, regression_metrics
 from batchml.model.onnx_io import PREDICTION
 from batchml.scoring.scoring import ModelSpec, predict_partition
 from batchml.dataset.sources import GeneratorSource
-from batchml.model.training import (
-    TrainingSettings,
-    fit_model,
-    fit_recipe,
-    labelled_frame,
-    labelled_window,
-    recipe_settings,
-    split_holdout,
-    to_onnx_bytes,
-)
+from batchml.model.training import TrainingSettings, fit_model, fit_recipe, labelled_frame, labelled_window, recipe_settings, split_holdout, to_onnx_bytes
 from tests.conftest import CONTRACT, TAXI_INPUTS
 
 INPUTS = list(TAXI_INPUTS)
