@@ -1,4 +1,4 @@
-"""Self-contained HTML monitoring pages: one report per date (and the dashboard's building blocks).
+"""Self-contained HTML monitoring pages: one report per date, and the templates every page is rendered from.
 
 Pure functions from the JSON documents the pipeline writes to HTML strings. The markup lives
 in Jinja2 templates (batchml/templates, autoescaped); charts are SVG drawn by the small
@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from html import escape
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from batchml.store import layout
-from batchml.monitor.monitoring import has_failed
+from batchml.monitor.charts import axis_ticks, format_number, format_share, is_finite_number, nice_ceiling, svg_element, y_grid
+from batchml.monitor.summary import STATUS_LABELS, status_key, status_of
 
 SECTIONS = (("summary", "Summary"), ("drift", "Drift"), ("metrics", "Metrics"), ("trends", "Trends"), ("retraining", "Retraining"))
-STATUS_LABELS = {"ok": "OK", "warn": "Warning", "fail": "Failed", "drift": "Drift", "scored": "Scored only", "labels": "Labels only", "missing": "Missing"}
 DECISION_STATUS = {"not triggered": "missing", "triggered": "warn", "promoted": "ok", "rejected": "fail", "rolled back": "fail"}
 TOP_CATEGORIES = 20  # bars of a categorical histogram before the rest is folded into "other"
 TRENDS = (("rows_in", "Rows in"), ("drift_share", "Drifted feature share"))  # then the task's own, see _trend_series
@@ -30,29 +28,6 @@ REALIZED = {
     "classification": (("log_loss", "Log loss"), ("roc_auc", "ROC AUC"), ("accuracy", "Accuracy"), ("f1", "F1"), ("brier", "Brier score")),
 }
 STATISTICS = (("psi", "PSI"), ("js", "JS distance"), ("wasserstein", "Wasserstein / std"), ("chi2_pvalue", "χ² p-value"))
-
-
-def status_of(metrics: dict | None, drift: dict | None, failure: dict | None = None, *, labels_only: bool = False, scored_only: bool = False) -> str:
-    """One word for a date, by precedence: fail > drift > warn > ok; then "scored", "labels", "missing".
-
-    - "fail": a task of the date failed (failure.json) or an error check breached; a failure
-      record alone is enough, the date is not missing.
-    - "drift": the dataset drifted. It outranks warnings, which drift usually causes
-      (prediction shift, realized error), so the cause people act on shows first.
-    - "warn": a warning check breached; "ok": checks ran and passed.
-    - "scored": predictions are committed but no checks ran: the date was scored as the
-      labelled date of a later one (its realized metrics), not run by DailyScore itself.
-    - "labels": nothing was scored for the date, but labels were extracted for it.
-    - "missing": no result at all (or a date scored but not yet checked).
-    """
-    checks = metrics.get("status") if metrics else None
-    if has_failed(failure, metrics):
-        return "fail"
-    if drift and drift.get("verdict") == "drift":
-        return "drift"
-    if checks in ("warn", "ok"):
-        return checks
-    return "scored" if scored_only else "labels" if labels_only else "missing"
 
 
 def render_daily_report(
@@ -261,9 +236,11 @@ def _bars_svg(name: str, bars: list[tuple[str, float, float]], ticks: list[tuple
     width, height = (1080 if wide else 520), 180
     left, right, top, bottom = 40, 8, 8, 22
     pw, ph = width - left - right, height - top - bottom
-    ymax = _nice_ceiling(max((max(a, b) for _, a, b in bars), default=0))
+    ymax = nice_ceiling(max((max(a, b) for _, a, b in bars), default=0))
     step = pw / max(len(bars), 1)
-    out = _y_grid([0, ymax / 2, ymax], lambda v: f"{100 * v:.0f}%" if ymax >= 0.05 else f"{100 * v:.1f}%", left, width - right, top, ph, 0, ymax)
+    out = y_grid(
+        [0, ymax / 2, ymax], lambda v: top + ph * (1 - v / ymax), lambda v: f"{100 * v:.0f}%" if ymax >= 0.05 else f"{100 * v:.1f}%", left, width - right
+    )
     for i, (label, a, b) in enumerate(bars):
         x = left + i * step
         tip = f"{label}: reference {format_share(a)}, current {format_share(b)}"
@@ -302,7 +279,7 @@ def _line_svg(key: str, history: list[dict], today: str, threshold: float | None
         def y_of(v: float) -> float:
             return top + ph * (1 - (v - lo) / (hi - lo))
 
-        out += _y_grid(ticks, fmt, left, width - right, top, ph, lo, hi)
+        out += y_grid(ticks, y_of, fmt, left, width - right)
         if threshold is not None:
             y = y_of(threshold)
             out += f'<line class="threshold" x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}"><title>dataset drift threshold {fmt(threshold)}</title></line>'
@@ -321,31 +298,7 @@ def _line_svg(key: str, history: list[dict], today: str, threshold: float | None
     return svg_element(width, height, out, cls="trend", label=f"{key} over the last {n} dates", series=key, points=len(points))
 
 
-def _y_grid(values: list[float], fmt, x1: float, x2: float, top: float, ph: float, lo: float, hi: float) -> str:
-    out = ""
-    for v in values:
-        y = top + ph * (1 - (v - lo) / (hi - lo))
-        out += f'<line class="grid" x1="{x1}" x2="{x2}" y1="{y:.1f}" y2="{y:.1f}"/><text x="{x1 - 6}" y="{y + 3:.1f}" text-anchor="end">{escape(fmt(v))}</text>'
-    return out
-
-
-def svg_element(width: int, height: int, body: str, *, cls: str, label: str, **data) -> Markup:
-    """An SVG element around already-escaped `body`, marked safe for the templates."""
-    attrs = "".join(f' data-{k}="{escape(str(v))}"' for k, v in data.items())
-    return Markup(
-        f'<svg class="{cls}" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="{escape(label)}"{attrs}>{body}</svg>'
-    )
-
-
 # --- small helpers --------------------------------------------------------------------------
-
-
-def status_key(status) -> str:
-    return status if status in STATUS_LABELS else "missing"
-
-
-def _report_href(date) -> str:
-    return layout.report_href(date)
 
 
 def _text(value) -> str:
@@ -359,32 +312,6 @@ def _value(value) -> str | Markup:
     return format_number(value) if isinstance(value, (int, float)) else _text(value)
 
 
-def format_number(value, digits: int = 4) -> str:
-    """A number for people: thousands separators for large ones, `digits` significant otherwise."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    v = float(value)
-    if not math.isfinite(v):
-        return str(v)
-    if v == 0:
-        return "0"
-    if abs(v) >= 10**digits:
-        return f"{v:,.0f}"
-    if abs(v) < 1e-3:
-        return f"{v:.2e}"
-    return f"{v:.{digits}g}"
-
-
-def format_share(share) -> str:
-    if not is_finite_number(share):
-        return "—"
-    return f"{100 * share:.2f}%" if 0 < abs(share) < 0.001 else f"{100 * share:.1f}%"
-
-
 def _seconds(s: float) -> str:
     return f"{s:.1f} s" if s < 60 else f"{int(s // 60)} min {s % 60:.0f} s"
 
@@ -395,10 +322,6 @@ def _sha(sha) -> str | Markup:
 
 def _ratio(part, whole) -> float | None:
     return part / whole if part is not None and whole else None
-
-
-def is_finite_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _shares(counts: list) -> list[float]:
@@ -418,20 +341,3 @@ def _bin_label(edges: list[float], i: int) -> str:
     if i == len(edges):
         return f"≥ {format_number(edges[-1], 3)}"
     return f"[{format_number(edges[i - 1], 3)}, {format_number(edges[i], 3)})"
-
-
-def _nice_ceiling(x: float) -> float:
-    """The smallest of 1, 2, 2.5, 5 times a power of ten that is at least `x`."""
-    if x <= 0:
-        return 1.0
-    power = 10 ** math.floor(math.log10(x))
-    return next(m * power for m in (1, 2, 2.5, 5, 10) if x <= m * power * (1 + 1e-9))
-
-
-def axis_ticks(lo: float, hi: float) -> list[float]:
-    """Round tick values covering [lo, hi]; the first and the last are the ends of the axis."""
-    if hi <= lo:
-        pad = abs(hi) * 0.1 or 1.0
-        lo, hi = lo - pad, hi + pad
-    step = _nice_ceiling((hi - lo) / 4)
-    return [k * step for k in range(math.floor(lo / step), math.ceil(hi / step) + 1)]

@@ -19,10 +19,11 @@ import pytest
 from PIL import Image
 
 from batchml.monitor.checks import CheckThresholds, realized_performance, run_checks
-from batchml.monitor.dashboard import render_dashboard, summarize_date
+from batchml.monitor.dashboard import render_dashboard
 from batchml.stats.drift import DriftThresholds, drift_report
 from batchml.stats.profile import add_profiles, daily_profile, profile_partition, reference_profile
 from batchml.monitor.report import render_daily_report
+from batchml.monitor.summary import summarize_date
 from taxi_hooks import duration, features
 
 from tests.conftest import TAXI_INPUTS

@@ -15,8 +15,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from batchml.monitor.dashboard import _place_realized, _tiles, collect, render_dashboard, summarize_date, write_index
-from batchml.monitor.report import status_of
+from batchml.monitor.dashboard import _tiles, collect, render_dashboard, write_index
+from batchml.monitor.summary import place_realized, status_of, summarize_date
 from batchml.store.manifest import Manifest
 from batchml.store.storage import Storage
 
@@ -466,7 +466,7 @@ def test_dates_with_drift_count_only_dates_with_a_verdict():
         )
 
     dates = [day(1, "collecting baseline (1 of 3 dates)"), day(2, "collecting baseline (2 of 3 dates)"), day(3, "drift"), day(4, "no drift")]
-    tiles = {label: (value, sub) for label, value, sub, _ in _tiles(_place_realized(dates))}
+    tiles = {label: (value, sub) for label, value, sub, _ in _tiles(place_realized(dates))}
     assert tiles["Dates with drift"][0] == "1 of 2"
 
 
@@ -528,7 +528,7 @@ def test_heatmap_colour_follows_the_ratio_to_the_threshold(page):
 
 
 def test_a_date_scored_only_for_a_later_dates_realized_metrics_is_not_missing():
-    from batchml.monitor.report import status_of
+    from batchml.monitor.summary import status_of
 
     assert status_of(None, None, None, scored_only=True, labels_only=True) == "scored"
     assert status_of({"status": "ok"}, None, None, scored_only=True) == "ok"

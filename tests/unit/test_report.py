@@ -8,7 +8,8 @@ import pytest
 from batchml.monitor.checks import CheckThresholds, run_checks
 from batchml.stats.drift import DriftThresholds, drift_report
 from batchml.stats.profile import add_profiles, daily_profile, profile_partition, reference_profile
-from batchml.monitor.report import render_daily_report, status_of
+from batchml.monitor.report import render_daily_report
+from batchml.monitor.summary import status_of
 
 DAY = dt.date(2026, 6, 3)
 EVIL = "<script>alert('x')</script>"
