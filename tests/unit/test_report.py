@@ -273,3 +273,14 @@ def test_history_puts_realized_metrics_on_the_date_they_measure(tmp_path):
     rows = {r["date"]: r for r in history(storage, dt.date(2026, 6, 3), 3)}
     assert rows["2026-06-01"]["realized_mae"] == 7.5
     assert rows["2026-06-03"]["realized_mae"] is None  # computed there, but of June 1st
+
+
+def test_a_grid_line_and_its_label_stand_at_the_value_they_name():
+    """The grid the report's charts and the dashboard's timelines share: a line at y_of(v), its label 3 px lower, right-aligned 6 px left of the plot."""
+    from batchml.monitor.charts import y_grid
+
+    svg = y_grid([0.0, 2.5], lambda v: 100 - 10 * v, lambda v: f"{v:g} <s>", 40, 500)
+    assert svg == (
+        '<line class="grid" x1="40" x2="500" y1="100.0" y2="100.0"/><text x="34" y="103.0" text-anchor="end">0 &lt;s&gt;</text>'
+        '<line class="grid" x1="40" x2="500" y1="75.0" y2="75.0"/><text x="34" y="78.0" text-anchor="end">2.5 &lt;s&gt;</text>'
+    )
