@@ -395,6 +395,7 @@ def pinned(cfg: Path, date: dt.date):
     """The date's pin and the verified local model it scores with (read with the project's settings)."""
     import luigi
 
+    os.environ["LUIGI_CONFIG_PATH"] = str(cfg)  # names the project, whose relative paths (the contract) resolve against its folder
     luigi.configuration.add_config_path(str(cfg))
     from tasks.config import make_registry
     from tasks.model import model_path, read_pin

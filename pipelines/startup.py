@@ -11,7 +11,9 @@
 - the central scheduler: when the run is to use luigid and nothing answers at its address,
   one line names the address and where it was configured, instead of Luigi's retries.
 - the pid lock: Luigi keys it on the command line only; the lock folder is made per storage
-  root, so runs of one command against different roots do not block each other.
+  root, so runs of one command against different roots do not block each other. The root is
+  the storage's own (tasks.config.context), resolved against the project folder wherever the
+  command runs from.
 """
 
 from __future__ import annotations
@@ -75,9 +77,9 @@ def luigi_sections() -> set[str]:
 
 def config_files() -> list[str]:
     """The files Luigi read its configuration from, in the order it read them (later wins)."""
-    from luigi.configuration.cfg_parser import LuigiConfigParser
+    from tasks.config import config_files
 
-    return [path for path in LuigiConfigParser._config_paths if os.path.isfile(path)]
+    return config_files()
 
 
 def _read(path: str) -> ConfigParser:
@@ -351,9 +353,9 @@ def prepare(argv: list[str]) -> None:
         exit_with(str(exc), code)
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), CmdlineParser.global_instance(argv):
-            from tasks.config import storage
+            from tasks.config import context
 
-            root = storage().root
+            root = context().settings.storage_root  # as the storage opens it: resolved against the project folder, not the current one
             urls = url_settings()
             contract = contract_problem()
             unordered = unordered_settings()

@@ -6,7 +6,9 @@ import dataclasses
 import datetime
 import functools
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 import luigi
 from luigi.parameter import OptionalParameterMixin
@@ -14,8 +16,8 @@ from luigi.parameter import OptionalParameterMixin
 from batchml.dataset.contract import Contract
 from batchml.base.errors import ConfigError
 from batchml.base.hooks import add_project_path
-from batchml.model.preflight import check_sqlite_store, check_tracking_uri
-from batchml.model.registry import Registry, configure_http
+from batchml.model.registry import Registry
+from batchml.project.context import Context, Settings, build_context, current_context, in_folder
 from batchml.base import setting
 from batchml.base.retry import RetryPolicy
 from batchml.base.setting import Allowed, policy_field
@@ -24,7 +26,6 @@ from batchml.retrain.lifecycle import GatePolicy
 from batchml.retrain.policy import RetrainPolicy
 from batchml.stats.drift import DriftThresholds
 from batchml.dataset.sources import FileSource, GeneratorSource, Source, SqlSource
-from batchml.store.storage import open_storage
 
 
 class OptionalDateParameter(OptionalParameterMixin, luigi.DateParameter):
@@ -111,22 +112,33 @@ ORDERED = (
 )
 
 
-def project_dir() -> Path:
+def config_files() -> list[str]:
+    """The configuration files Luigi reads, in its order (a later one wins), that exist: /etc/luigi/client.cfg,
+    /etc/luigi/luigi.cfg, ./client.cfg, ./luigi.cfg, then $LUIGI_CONFIG_PATH, as Luigi's documentation lists them."""
+    paths = ["/etc/luigi/client.cfg", "/etc/luigi/luigi.cfg", "client.cfg", "luigi.cfg", os.environ.get("LUIGI_CONFIG_PATH", "")]
+    return [path for path in paths if path and os.path.isfile(path)]
+
+
+def find_project_dir() -> Path:
     """The user's project folder; relative paths in settings resolve against it, and its hooks import from it.
 
     In order: $BATCHML_PROJECT_DIR (an image's project, whatever config files layer over
-    it); the folder of the most specific config file Luigi read that names the dataset
+    it); the folder of the most specific config file Luigi reads that names the dataset
     contract (`[schema] path`), so a scheduler config layered on top (config/central.cfg)
     does not move the project; the folder of the last config file read; the current folder.
     """
     named = os.environ.get("BATCHML_PROJECT_DIR")
     if named:
-        folder = Path(named).resolve()
-    else:
-        read = [p for p in type(luigi.configuration.get_config())._config_paths if os.path.isfile(p)]
-        naming = [p for p in read if _names_contract(p)]
-        chosen = (naming or read)[-1] if read else None
-        folder = Path(chosen).resolve().parent if chosen else Path.cwd()
+        return Path(named).resolve()
+    read = config_files()
+    naming = [p for p in read if _names_contract(p)]
+    chosen = (naming or read)[-1] if read else None
+    return Path(chosen).resolve().parent if chosen else Path.cwd()
+
+
+def project_dir() -> Path:
+    """The project folder of the process's context (find_project_dir), importable."""
+    folder = context().project_dir
     add_project_path(folder)
     return folder
 
@@ -145,9 +157,7 @@ def _names_contract(path: str) -> bool:
 
 def in_project(path: str) -> str:
     """A path setting resolved against the project folder (URLs and absolute paths as given)."""
-    if not path or "://" in path or os.path.isabs(os.path.expanduser(path)):
-        return os.path.expanduser(path)
-    return str(project_dir() / path)
+    return in_folder(project_dir(), path)
 
 
 class project_settings(luigi.Config):
@@ -383,13 +393,64 @@ def check_thresholds():
     return CheckThresholds(**{k: (tuple(v) if k == "warn_only" else v) for k, v in cfg.param_kwargs.items()})
 
 
+# -- the process's context (batchml/project/context.py): storage, registry, contract, hooks --------
+def context_configs() -> tuple[type[luigi.Config], ...]:
+    """The sections the context is read from: read_settings reads these, and a change to any of them gives a new context."""
+    return (storage, schema, features, labels, training, mlflow, retry)
+
+
+def context_key() -> tuple:
+    """What the context is built from, cheap to compare: the context's sections as Luigi holds them in memory, their
+    values on the command line, and the folder and variables that locate the project (a dict lookup or two per
+    section, where reading the settings through their luigi.Config classes costs about 100 times more)."""
+    from luigi.cmdline_parser import CmdlineParser
+
+    config = luigi.configuration.get_config()
+    sections, flags = _context_names()
+    parser = CmdlineParser.get_instance()
+    given = tuple(str(getattr(parser.known_args, flag, None)) for flag in flags) if parser is not None else ()
+    in_memory = tuple(tuple(config.items(section, raw=True)) if config.has_section(section) else () for section in sections)
+    return os.getcwd(), os.environ.get("BATCHML_PROJECT_DIR"), os.environ.get("LUIGI_CONFIG_PATH"), in_memory, given
+
+
+@functools.cache
+def _context_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The context's sections, and the names Luigi's command-line parser gives their settings (--storage-root: storage_root)."""
+    sections = tuple(cls.get_task_family() for cls in context_configs())
+    return sections, tuple(f"{cls.get_task_family()}_{name}" for cls in context_configs() for name, _ in cls.get_params())
+
+
+def read_settings() -> Settings:
+    """The context's settings, read through their luigi.Config classes; paths resolved against the project folder."""
+    folder = find_project_dir()
+    cfg = mlflow()
+    uri = cfg.tracking_uri
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = "sqlite:///" + in_folder(folder, uri.removeprefix("sqlite:///"))
+    return Settings(
+        project_dir=folder,
+        storage_setting=storage().root,
+        storage_root=in_folder(folder, storage().root) if "://" not in storage().root else storage().root,
+        lease_seconds=storage().lease_seconds,
+        contract_path=in_folder(folder, schema().path),
+        tracking_uri=uri,
+        registered_model=cfg.registered_model,
+        artifact_location=in_folder(folder, cfg.artifact_location) if cfg.artifact_location else "",  # MLflow stores it as given
+        http_request_max_retries=cfg.http_request_max_retries,
+        http_request_timeout=cfg.http_request_timeout,
+        retry=retry_policy(),
+        hooks=MappingProxyType({"features": features().transform, "labels": labels().transform, "recipe": training().recipe}),
+    )
+
+
+def context() -> Context:
+    """The process's context: built once per process and configuration (see batchml/project/context.py)."""
+    return current_context(context_key(), lambda: build_context(read_settings()))
+
+
 def make_storage():
-    root = storage().root
-    if "://" not in root:
-        root = in_project(root)
-        if os.path.exists(root) and not os.path.isdir(root):
-            raise ConfigError(f"[storage] root = {storage().root}: {root} is a file, not a folder")
-    return open_storage(root, lease_seconds=storage().lease_seconds)
+    """The process's storage (context().storage)."""
+    return context().storage
 
 
 def make_source() -> Source:
@@ -414,19 +475,15 @@ def make_source() -> Source:
     return SqlSource(url=cfg.url, query=cfg.query, labels_query=cfg.labels_query, contract=load_contract(), chunk_rows=storage().rows_per_file)
 
 
-@functools.cache
-def _contract(path: str) -> Contract:
-    return Contract.load(path)
-
-
 def load_contract() -> Contract:
-    return _contract(in_project(schema().path))
+    """The dataset contract ([schema] path), read once per context."""
+    return context().contract
 
 
-def hooks() -> dict[str, str]:
+def hooks() -> Mapping[str, str]:
     """The project's hooks by role, with the project folder importable."""
     project_dir()
-    return {"features": features().transform, "labels": labels().transform, "recipe": training().recipe}
+    return context().hooks
 
 
 def project_name() -> str:
@@ -451,10 +508,7 @@ def model_name() -> str:
 
 def tracking_uri() -> str:
     """The tracking URI, a relative SQLite file resolved in the project folder."""
-    uri = mlflow().tracking_uri
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return "sqlite:///" + in_project(uri.removeprefix("sqlite:///"))
-    return uri
+    return context().settings.tracking_uri
 
 
 def cache_dir() -> str:
@@ -467,12 +521,8 @@ def retry_policy() -> RetryPolicy:
 
 
 def make_registry() -> Registry:
-    cfg = mlflow()
-    check_tracking_uri(tracking_uri())  # named errors before MLflow's own
-    check_sqlite_store(tracking_uri())
-    configure_http(cfg.http_request_max_retries, cfg.http_request_timeout)
-    location = in_project(cfg.artifact_location) if cfg.artifact_location else ""  # MLflow stores it as given
-    return Registry(tracking_uri(), model_name(), location, retry=retry_policy())
+    """The process's registry (context().registry)."""
+    return context().registry
 
 
 def dask_client():

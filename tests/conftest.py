@@ -134,6 +134,16 @@ def write_cfg(path: Path, settings: dict[str, dict[str, str]]) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def fresh_context():
+    """Each test builds its own storage, registry and contract (batchml/project/context.py), as a new process would."""
+    from batchml.project.context import reset_context
+
+    reset_context()
+    yield
+    reset_context()
+
+
 @pytest.fixture
 def pipeline(tmp_path, monkeypatch):
     """Point Luigi's in-process configuration at tmp_path; undo it afterwards."""

@@ -154,10 +154,10 @@ def _reload_project(module: str) -> None:
     import sys
 
     from batchml.base.hooks import load_hook
-    from tasks.config import _contract
+    from batchml.project.context import reset_context
 
     load_hook.cache_clear()
-    _contract.cache_clear()
+    reset_context()
     sys.modules.pop(module, None)
 
 
