@@ -207,11 +207,11 @@ def _log_model_change(task):
         return
     try:
         from batchml.store.layout import monitoring_file
-        from batchml.monitor.monitoring import read_json
+        from batchml.store.documents import read_document
 
         storage = make_storage()
         if isinstance(task, Rollback):
-            r = read_json(storage, monitoring_file(task.date, "rollback.json")) or {}
+            r = read_document(storage, monitoring_file(task.date, "rollback.json")) or {}
             log.info(
                 "rollback: @%s moved from v%s back to v%s from %s on: %s",
                 mlflow().alias,
@@ -221,7 +221,7 @@ def _log_model_change(task):
                 r.get("reason"),
             )
             return
-        d = read_json(storage, monitoring_file(task.date, "retrain.json")) or {}
+        d = read_document(storage, monitoring_file(task.date, "retrain.json")) or {}
         if d.get("decision") == "promoted":
             log.info(
                 "promotion: challenger v%s replaces v%s as @%s (%s): %s", d["challenger_version"], d["champion_version"], mlflow().alias, task.date, d["reason"]

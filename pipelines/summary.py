@@ -12,7 +12,7 @@ import datetime as dt
 
 from batchml.monitor.failures import read_failure
 from batchml.store.layout import FEATURES, INDEX, PREDICTIONS, QUARANTINE, monitoring_file
-from batchml.monitor.monitoring import read_json
+from batchml.store.documents import read_document
 from tasks.config import make_storage
 
 HEADER = f"{'date':10}  {'rows in':>9}  {'scored':>9}  {'quarantined':>11}  {'model':18}  {'drift':8}  {'checks':6}  retraining"
@@ -20,10 +20,10 @@ HEADER = f"{'date':10}  {'rows in':>9}  {'scored':>9}  {'quarantined':>11}  {'mo
 
 def retraining(storage, day: dt.date) -> str:
     """The date's retraining decision; a promotion, rejection or rollback with its versions."""
-    rollback = read_json(storage, monitoring_file(day, "rollback.json"))
+    rollback = read_document(storage, monitoring_file(day, "rollback.json"))
     if rollback:
         return f"rolled back v{rollback['from_version']} -> v{rollback['to_version']}"
-    decision = read_json(storage, monitoring_file(day, "retrain.json")) or {}
+    decision = read_document(storage, monitoring_file(day, "retrain.json")) or {}
     verdict = decision.get("decision", "-")
     if verdict in ("promoted", "rejected") and decision.get("challenger_version"):
         return f"{verdict} v{decision['challenger_version']} (champion was v{decision.get('champion_version', '?')})"
@@ -37,8 +37,8 @@ def date_line(storage, day: dt.date) -> str:
     if m is None:
         return f"{day}  {failed or 'not scored'}"
     model = f"{m.model['name']} v{m.model['version']}"
-    drift = (read_json(storage, monitoring_file(day, "drift.json")) or {}).get("verdict", "-")
-    checks = (read_json(storage, monitoring_file(day, "metrics.json")) or {}).get("status", "-")
+    drift = (read_document(storage, monitoring_file(day, "drift.json")) or {}).get("verdict", "-")
+    checks = (read_document(storage, monitoring_file(day, "metrics.json")) or {}).get("status", "-")
     line = f"{day}  {m.rows['in']:>9,}  {m.rows['written']:>9,}  {m.rows['quarantined']:>11,}  {model:18}  {drift:8}  {checks:6}  {retraining(storage, day)}"
     return f"{line}  {failed}" if failed else line
 

@@ -9,22 +9,19 @@ import multiprocessing
 
 import luigi
 
-from batchml.monitor.backfill import damage, plan, reshaped
 from batchml.base.errors import IntegrityError
-from batchml.dataset.extract import extract_date
-from batchml.store.layout import FEATURES, PREDICTIONS, QUARANTINE
-from batchml.store.layout import monitoring_file
-from batchml.scoring.predictions import model_for_workers, scored_from
 from batchml.base.progress import Progress
-from batchml.base.provenance import new_run_id, shaped_by
-from batchml.monitor.baseline import baseline_bins, first_bins
-from tasks.config import cache_dir, hooks, load_contract, make_registry, make_source, make_storage, mlflow, runtime, schema
-from tasks.config import storage as storage_settings
+from batchml.base.provenance import shaped_by
+from batchml.monitor.backfill import damage, plan, reshaped
+from batchml.scoring.predictions import scored_from
+from batchml.store.layout import FEATURES, PREDICTIONS, QUARANTINE, monitoring_file
+from tasks.config import hooks, load_contract, make_registry, make_source, make_storage, mlflow
 from tasks.daily import DailyScore
-from tasks.score import score_date
-from tasks.model import decide_runtime, pin_path, read_pin
-from tasks.model import model_path as pinned_model
+from tasks.extract import extract
 from tasks.identity import InProject
+from tasks.model import champion_pin, read_pin, resolve_runtime
+from tasks.score import score_date, scoring_inputs
+from tasks.targets import PinTarget
 
 log = logging.getLogger("batchml")
 DERIVED = ("drift.json", "metrics.json", "report.html")  # recomputed after a re-score; decisions are kept
@@ -36,23 +33,19 @@ class RescoreDate(InProject, luigi.Task):
     date = luigi.DateParameter()
 
     def complete(self) -> bool:
-        manifest = make_storage().manifest("predictions", self.date)
+        """Whether the date's predictions were made by the version holding the alias now."""
+        manifest = make_storage().manifest(PREDICTIONS, self.date)
         champion = make_registry().version_by_alias(mlflow().alias)
         return manifest is not None and champion is not None and manifest.model["version"] == str(champion.version)
 
     def run(self):
-        storage, registry = make_storage(), make_registry()
-        pin = registry.pin(mlflow().alias, cache_dir(), _classes())
-        old = storage.manifest("predictions", self.date).model["version"]
+        """Pin the champion (its runtime decided on the date's features), score the date again with it, then derive the rest again."""
+        pin, old = champion_pin(), make_storage().manifest(PREDICTIONS, self.date).model["version"]
         if old != pin.version:  # run() starts over after the yield below: re-score only once
-            pin = decide_runtime(registry, pin, self.date)  # before the re-pin: an outage leaves the pin as it was
-            local = pinned_model(registry, pin, self.date)
-            model_path = model_for_workers(storage, pin, local)
-            reference = registry.reference_profile(pin, cache_dir())
-            if reference is None:
-                reference = baseline_bins(storage, pin, lambda: first_bins(storage, pin, local, self.date, load_contract().key, runtime().parity_rows))
-            storage.write_text(pin_path(self.date), pin.to_json())  # the request is the re-pin
-            _score_again(storage, self.date, pin, model_path, reference)
+            pin = resolve_runtime(pin, make_storage().verify(FEATURES, self.date))  # before the re-pin: an outage leaves the pin as it was
+            model_url, reference = scoring_inputs(pin, self.date)
+            PinTarget(self.date).replace(pin)  # the request is the re-pin
+            _score_again(self.date, pin, model_url, reference)
             log.info("%s re-scored: version %s -> %s", self.date, old, pin.version)
         yield DailyScore(self.date)  # drift, metrics and report again, against the new version
 
@@ -63,36 +56,21 @@ class ReextractDate(InProject, luigi.Task):
     date = luigi.DateParameter()
 
     def complete(self) -> bool:
-        storage = make_storage()
-        if _extracted_from_other(storage.manifest(FEATURES, self.date), self.date):
-            return False
-        predictions = storage.manifest(PREDICTIONS, self.date)
-        return predictions is None or predictions.input_fingerprint == scored_from(storage.manifest(FEATURES, self.date))
+        """Whether the date's features come from the source, contract and hook of now, and its predictions from those features."""
+        return not _extracted_from_other(make_storage().manifest(FEATURES, self.date), self.date) and not _scored_from_other(self.date)
 
     def run(self):
-        storage, source = make_storage(), make_source()
+        """Extract the date again, score it again with its pin, then derive the rest again."""
         # Each step is guarded: run() starts over after the yield, and after a crash between steps.
-        old = storage.manifest(FEATURES, self.date)
+        old = make_storage().manifest(FEATURES, self.date)
         if _extracted_from_other(old, self.date):
-            result = extract_date(
-                source,
-                load_contract(),
-                storage,
-                self.date,
-                transform=hooks()["features"],
-                run_id=new_run_id(),
-                max_reject_share=schema().max_reject_share,
-                rows_per_file=storage_settings().rows_per_file,
-                replace=True,
-            )
+            result = extract(self.date, replace=True)
             log.info(
                 "%s re-extracted: %d rows in (were %s), %d quarantined", self.date, result.rows_in, old.rows["in"] if old else "none", result.rows_rejected
             )
-        predictions = storage.manifest(PREDICTIONS, self.date)
-        if predictions is not None and predictions.input_fingerprint != scored_from(storage.manifest(FEATURES, self.date)):
-            pin, registry = read_pin(self.date), make_registry()
-            model_path = model_for_workers(storage, pin, pinned_model(registry, pin, self.date))
-            _score_again(storage, self.date, pin, model_path, registry.reference_profile(pin, cache_dir()))
+        if _scored_from_other(self.date):
+            pin = read_pin(self.date)
+            _score_again(self.date, pin, *scoring_inputs(pin, self.date))
             log.info("%s re-scored from its new features with its pinned models:/%s/%s", self.date, pin.name, pin.version)
         yield DailyScore(self.date)  # drift, metrics and report again, from the new rows
 
@@ -113,56 +91,33 @@ class HealDate(InProject, luigi.Task):
     date = luigi.DateParameter()
 
     def complete(self) -> bool:
+        """Whether the date is whole (sha256 too) and every stage done."""
         try:
-            return DailyScore(self.date).complete()  # whole (sha256 too) and every stage done
+            return DailyScore(self.date).complete()
         except IntegrityError:
             return False
 
     def run(self):
-        storage = make_storage()
+        """Extract again what is damaged, score again with the date's pin, then derive the rest again."""
         # Each step is guarded: run() starts over after the yield, and after a crash between steps.
-        bad = damage(storage, self.date, checksums=True)
+        bad = damage(make_storage(), self.date, checksums=True)
         hurt = {d.dataset for d in bad}
-        named = "; ".join(f"{storage.url(d.path)}: {d.described()}" for d in bad)
         if hurt & {FEATURES, QUARANTINE}:
-            source = make_source()
-            if not source.exists(self.date):
-                raise Unhealable(
-                    f"{self.date} cannot be healed: the source no longer has the date, so its features and quarantine cannot be extracted again ({named})"
-                )
-            result = extract_date(
-                source,
-                load_contract(),
-                storage,
-                self.date,
-                transform=hooks()["features"],
-                run_id=new_run_id(),
-                max_reject_share=schema().max_reject_share,
-                rows_per_file=storage_settings().rows_per_file,
-                replace=True,
-            )
-            log.info(
-                "%s healed: features and quarantine extracted again (%d rows in, %d quarantined); was: %s",
-                self.date,
-                result.rows_in,
-                result.rows_rejected,
-                named,
-            )
-        rescore = hurt & {FEATURES, QUARANTINE, PREDICTIONS}
-        if rescore and storage.read_text(pin_path(self.date)) is not None:  # without a pin the date was never scored: DailyScore scores it
-            registry, pin = make_registry(), read_pin(self.date)
-            local = pinned_model(registry, pin, self.date)
-            _score_again(storage, self.date, pin, model_for_workers(storage, pin, local), _reference(storage, registry, pin, local, self.date))
+            _extract_again(self.date, bad)
+        if hurt & {FEATURES, QUARANTINE, PREDICTIONS} and PinTarget(self.date).exists():  # without a pin the date was never scored: DailyScore scores it
+            pin = read_pin(self.date)
+            _score_again(self.date, pin, *scoring_inputs(pin, self.date))
             log.info("%s healed: re-scored with its pinned models:/%s/%s", self.date, pin.name, pin.version)
         yield DailyScore(self.date)  # drift, metrics and report again
 
 
-def _reference(storage, registry, pin, local, date: dt.date):
-    """The version's reference profile: batchml's own, or the bins of its first scored date for a version batchml did not train."""
-    reference = registry.reference_profile(pin, cache_dir())
-    if reference is None:
-        reference = baseline_bins(storage, pin, lambda: first_bins(storage, pin, local, date, load_contract().key, runtime().parity_rows))
-    return reference
+def _extract_again(date: dt.date, bad: list) -> None:
+    """Extract a damaged date again from the source; Unhealable when the source no longer has it."""
+    named = "; ".join(f"{make_storage().url(d.path)}: {d.described()}" for d in bad)
+    if not make_source().exists(date):
+        raise Unhealable(f"{date} cannot be healed: the source no longer has the date, so its features and quarantine cannot be extracted again ({named})")
+    result = extract(date, replace=True)
+    log.info("%s healed: features and quarantine extracted again (%d rows in, %d quarantined); was: %s", date, result.rows_in, result.rows_rejected, named)
 
 
 def _shaped_now() -> dict[str, str]:
@@ -175,21 +130,23 @@ def _extracted_from_other(features, date: dt.date) -> bool:
     return features is None or features.input_fingerprint != make_source().fingerprint(date) or bool(reshaped(features.shaped_by, _shaped_now()))
 
 
-def _score_again(storage, date: dt.date, pin, model_path, reference) -> None:
+def _scored_from_other(date: dt.date) -> bool:
+    """The date's committed predictions were scored from other features than those committed now."""
+    storage = make_storage()
+    predictions = storage.manifest(PREDICTIONS, date)
+    return predictions is not None and predictions.input_fingerprint != scored_from(storage.manifest(FEATURES, date))
+
+
+def _score_again(date: dt.date, pin, model_url: str, reference: dict | None) -> None:
     """Replace a committed date's predictions, then drop what was derived from the old ones."""
     printed = Progress(log)
 
     def progress(done: int, total: int) -> None:
         printed.update(done, total, f"re-scored {done} of {total} partitions of {date} with models:/{pin.name}/{pin.version}")
 
-    score_date(date, pin, model_path, reference, progress, replace=True)
+    score_date(date, pin, model_url, reference, progress, replace=True)
     for name in DERIVED:
-        storage.delete(monitoring_file(date, name))
-
-
-def _classes():
-    label = load_contract().label
-    return label.classes if label and label.is_classification else None
+        make_storage().delete(monitoring_file(date, name))
 
 
 class Backfill(InProject, luigi.WrapperTask):
@@ -208,9 +165,11 @@ class Backfill(InProject, luigi.WrapperTask):
     newest_first = luigi.BoolParameter(default=False, description="Schedule the newest dates first.")
 
     def _dates(self) -> list[dt.date]:
+        """Every date of [start, stop)."""
         return [self.start + dt.timedelta(days=i) for i in range((self.stop - self.start).days)]
 
     def requires(self):
+        """The dates that need work, as the tasks that do it (none with --dry-run: the plan is printed instead)."""
         champion = make_registry().version_by_alias(mlflow().alias)
         todo = plan(make_storage(), self._dates(), str(champion.version) if champion else None, source=make_source(), shaped=_shaped_now())
         for line in todo.lines(str(champion.version) if champion else None):

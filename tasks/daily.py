@@ -24,6 +24,7 @@ class DailyScore(InProject, luigi.WrapperTask):
     date = luigi.DateParameter()
 
     def requires(self):
+        """Every stage of the date."""
         # ScorePredictions directly too: predictions deleted after the date finished are scored
         # again with the date's pin, though the stages derived from them are complete.
         return [ScorePredictions(self.date), CheckMetrics(self.date), RetrainIfDrifted(self.date), DailyReport(self.date)]

@@ -6,25 +6,18 @@ import datetime as dt
 
 import luigi
 
-from batchml.monitor.checks import flat_metrics
-from batchml.stats.drift import drift_report, window_dates
-from batchml.scoring.predictions import profile_specs
-from batchml.stats.profile import window_profile
 from batchml.base.errors import BatchmlError
-from batchml.store.layout import LABELS
-from batchml.dataset.extract import extract_labels
-from batchml.monitor.monitoring import date_checks, read_json, realized_of, write_json
-from batchml.store.layout import monitoring_file
-from batchml.store.layout import PREDICTIONS
-from batchml.scoring.predictions import profile_path
 from batchml.base.provenance import new_run_id
-from batchml.monitor.baseline import baseline_reference
+from batchml.dataset.extract import extract_labels
+from batchml.monitor.baseline import reference_for
+from batchml.monitor.monitoring import date_drift, date_metrics, log_date_metrics
+from batchml.store.layout import LABELS, PREDICTIONS
 from tasks.config import cache_dir, check_thresholds, checks, drift, drift_thresholds, hooks, load_contract, make_registry, make_source, make_storage, source
 from tasks.extract import SourceData
-from tasks.model import read_pin
-from tasks.score import ScorePredictions
-from tasks.targets import PartitionTarget, StorageFileTarget
 from tasks.identity import InProject
+from tasks.model import ResolveModel, read_pin
+from tasks.score import ScorePredictions
+from tasks.targets import DocumentTarget, PartitionTarget
 
 
 class MetricBreach(BatchmlError):
@@ -43,6 +36,7 @@ class LabelsArrived(InProject, luigi.ExternalTask):
     date = luigi.DateParameter()
 
     def complete(self) -> bool:
+        """Whether the date's labels can be had."""
         return labels_arrived(self.date)
 
 
@@ -52,12 +46,15 @@ class ExtractLabels(InProject, luigi.Task):
     date = luigi.DateParameter()
 
     def requires(self):
+        """The date's labels at the source."""
         return LabelsArrived(self.date)
 
     def output(self) -> PartitionTarget:
+        """The date's committed labels."""
         return PartitionTarget(LABELS, self.date)
 
     def run(self):
+        """Extract and commit the date's labels."""
         extract_labels(make_source(), load_contract(), make_storage(), self.date, transform=hooks()["labels"], run_id=new_run_id())
 
 
@@ -67,47 +64,20 @@ class DetectDrift(InProject, luigi.Task):
     date = luigi.DateParameter()
 
     def requires(self):
-        return ScorePredictions(self.date)
+        """The date's predictions (and its profile), and its pin."""
+        return {"scores": ScorePredictions(self.date), "model": ResolveModel(self.date)}
 
-    def output(self) -> StorageFileTarget:
-        return StorageFileTarget(monitoring_file(self.date, "drift.json"))
+    def output(self) -> DocumentTarget:
+        """The date's drift document."""
+        return DocumentTarget(self.date, "drift.json")
 
     def run(self):
-        storage = make_storage()
-        pin = read_pin(self.date)
-        reference = make_registry().reference_profile(pin, cache_dir())
-        daily = read_json(storage, profile_path(self.date))
-        have, days = 0, drift().baseline_days
-        if reference is None:
-            reference, have = baseline_reference(storage, pin, self.date, days)
-        if reference is None or daily is None:
-            result = {
-                "verdict": f"collecting baseline ({have} of {days} dates)",
-                "reason": f"models:/{pin.name}/{pin.version} carries no reference profile of batchml's: "
-                f"its reference is the sum of its first {days} scored dates ({have} in so far)",
-                "drifted_share": None,
-                "drifted_features": [],
-                "features": {},
-                "prediction": None,
-            }
-        else:
-            thresholds = drift_thresholds()
-            current = window_profile(
-                {d.isoformat(): self._profile(storage, d, pin) for d in window_dates(self.date, thresholds.window_days)}, profile_specs(reference)
-            )
-            result = drift_report(reference, current, list(reference["columns"]), thresholds)
-        result["model"] = {"name": pin.name, "version": pin.version}
-        write_json(storage, self.output().relative, result)
+        """Compare the date's window with the version's reference (or its baseline, once collected)."""
+        storage, pin, days = make_storage(), self.input()["model"].load(), drift().baseline_days
+        reference, have = reference_for(storage, make_registry(), pin, self.date, cache_dir=cache_dir(), baseline_days=days)
+        result = date_drift(storage, self.date, pin, reference, have, baseline_days=days, thresholds=drift_thresholds())
+        self.output().dump(result)
         self.set_status_message(f"{result['verdict']}: {', '.join(result['drifted_features']) or 'no feature'} drifted")
-
-    def _profile(self, storage, date: dt.date, pin) -> dict | None:
-        """A window date's daily profile, when it was scored by the same version (same reference bins)."""
-        if date == self.date:
-            return read_json(storage, profile_path(date))
-        manifest = storage.manifest(PREDICTIONS, date)
-        if manifest is None or manifest.model.get("version") != pin.version:
-            return None
-        return read_json(storage, profile_path(date))
 
 
 class Metrics(InProject, luigi.Task):
@@ -123,58 +93,54 @@ class Metrics(InProject, luigi.Task):
 
     @property
     def labelled_date(self) -> dt.date:
+        """The date whose labels have arrived by this date (label_lag_days before it)."""
         return self.date - dt.timedelta(days=source().label_lag_days)
 
     def requires(self):
-        return {"scores": ScorePredictions(self.date), "drift": DetectDrift(self.date)}
+        """The date's predictions, its drift document and its pin."""
+        return {"scores": ScorePredictions(self.date), "drift": DetectDrift(self.date), "model": ResolveModel(self.date)}
 
-    def output(self) -> StorageFileTarget:
-        return StorageFileTarget(monitoring_file(self.date, "metrics.json"))
+    def output(self) -> DocumentTarget:
+        """The date's metrics document."""
+        return DocumentTarget(self.date, "metrics.json")
 
     def complete(self) -> bool:
-        done = read_json(make_storage(), self.output().relative)
+        """Written, and not waiting for labels that have arrived since."""
+        done = self.output().load()
         if done is None:
             return False
         return not (done["numbers"].get("realized_status") == "pending" and labels_arrived(self.labelled_date))
 
     def run(self):
-        storage, registry = make_storage(), make_registry()
-        contract = load_contract()
-        labelled = self.labelled_date
-        status = "not scored"
-        if storage.is_committed(PREDICTIONS, labelled) or SourceData(labelled).complete():
-            status = "pending"
-            if labels_arrived(labelled):
-                yield [ScorePredictions(labelled), ExtractLabels(labelled)]  # scored in this run too: realized metrics are not lost
-                status = "available"
-        pin = read_pin(self.date)
-        realized, holdout = (None, None)
+        """The date's checks, and the labelled date's realized performance once its labels are in (scored in this run if need be)."""
+        labelled, status = self.labelled_date, self._realized_status()
         if status == "available":
-            realized, holdout = realized_of(
-                storage, labelled, contract, read_pin(labelled).classes, lambda v, metric: _holdout(registry, v, metric), window_days=drift().window_days
-            )
-        result = date_checks(
+            yield [ScorePredictions(labelled), ExtractLabels(labelled)]  # scored in this run too: realized metrics are not lost
+        storage, registry, pin = make_storage(), make_registry(), self.input()["model"].load()
+        reference, _ = reference_for(storage, registry, pin, self.date, cache_dir=cache_dir())
+        result = date_metrics(
             storage,
             self.date,
+            labelled,
             pin=pin,
-            reference=registry.reference_profile(pin, cache_dir()),
-            contract=contract,
+            labelled_pin=read_pin(labelled) if status == "available" else None,
+            status=status,
+            holdout_of=lambda v, metric: _holdout(registry, v, metric),
+            window_days=drift().window_days,
+            reference=reference,
+            contract=load_contract(),
             thresholds=check_thresholds(),
             trailing_days=checks().trailing_days,
-            realized=realized,
-            holdout=holdout,
-            status=status,
         )
-        result["labelled_date"] = labelled.isoformat()
-        result["window_days"] = drift().window_days
-        write_json(storage, self.output().relative, result)
-        drifted = read_json(storage, monitoring_file(self.date, "drift.json"))
-        registry.log_daily(
-            self.date.isoformat(),
-            flat_metrics(result, drifted if drifted and drifted.get("features") else None),
-            {"status": result["status"], "drift_verdict": drifted["verdict"], "model_version": result["model"]["version"]},
-            {"metrics.json": result, "drift.json": drifted},
-        )
+        self.output().dump(result)
+        log_date_metrics(registry, self.date, result, self.input()["drift"].load())
+
+    def _realized_status(self) -> str:
+        """Where the labelled date's labels stand: "not scored" (no rows), "pending" (not arrived) or "available"."""
+        labelled = self.labelled_date
+        if not (make_storage().is_committed(PREDICTIONS, labelled) or SourceData(labelled).complete()):
+            return "not scored"
+        return "available" if labels_arrived(labelled) else "pending"
 
 
 def _holdout(registry, version: str, metric: str) -> float | None:
@@ -190,20 +156,23 @@ class CheckMetrics(InProject, luigi.Task):
     priority = 10  # before the report, so a one-worker run renders the checks it just made
 
     def requires(self):
+        """The date's metrics document."""
         return Metrics(self.date)
 
     def _breaches(self) -> list[dict]:
-        result = read_json(make_storage(), monitoring_file(self.date, "metrics.json"))
+        result = self.input().load()
         if result is None:
             return [{"name": "metrics.json missing"}]
         warn_only = set(checks().warn_only)
         return [c for c in result["checks"] if not c["ok"] and c["name"] not in warn_only]
 
     def complete(self) -> bool:
+        """The metrics are complete and no check breached an error threshold."""
         return self.requires().complete() and not self._breaches()
 
     def run(self):
+        """Fail naming every breached check, its value and bound."""
         breaches = self._breaches()
         if breaches:
             causes = "; ".join(f"{c['name']} = {c['value']:.4g} outside {c['bound']}" for c in breaches)
-            raise MetricBreach(f"{self.date}: {causes} ({monitoring_file(self.date, 'metrics.json')})")
+            raise MetricBreach(f"{self.date}: {causes} ({self.input().relative})")

@@ -7,17 +7,17 @@ import logging
 
 import luigi
 
+from batchml.monitor.baseline import reference_for
 from batchml.monitor.failures import one_line
-
-from batchml.store.layout import monitoring_file
 from batchml.monitor.monitoring import report_inputs
+from batchml.store.layout import monitoring_file
 from tasks.config import cache_dir, make_registry, make_storage, report
-from tasks.model import read_pin
+from tasks.identity import InProject
+from tasks.model import ResolveModel
 from tasks.monitor import DetectDrift, Metrics
 from tasks.retrain import RetrainIfDrifted
 from tasks.score import ScorePredictions
 from tasks.targets import StorageFileTarget
-from tasks.identity import InProject
 
 
 class DailyReport(InProject, luigi.Task):
@@ -26,21 +26,30 @@ class DailyReport(InProject, luigi.Task):
     date = luigi.DateParameter()
 
     def requires(self):
-        return {"scores": ScorePredictions(self.date), "drift": DetectDrift(self.date), "metrics": Metrics(self.date), "retrain": RetrainIfDrifted(self.date)}
+        """Every result the page shows, and the date's pin."""
+        return {
+            "scores": ScorePredictions(self.date),
+            "drift": DetectDrift(self.date),
+            "metrics": Metrics(self.date),
+            "retrain": RetrainIfDrifted(self.date),
+            "model": ResolveModel(self.date),
+        }
 
     def output(self) -> StorageFileTarget:
+        """The date's page."""
         return StorageFileTarget(monitoring_file(self.date, "report.html"))
 
     def run(self):
+        """Render the date's page and the index, and log the page beside the date's numbers in MLflow."""
         from batchml.monitor.dashboard import write_index
         from batchml.monitor.report import render_daily_report
 
-        storage = make_storage()
-        reference = make_registry().reference_profile(read_pin(self.date), cache_dir())
+        storage, registry = make_storage(), make_registry()
+        reference, _ = reference_for(storage, registry, self.input()["model"].load(), self.date, cache_dir=cache_dir())
         page = render_daily_report(self.date, **report_inputs(storage, self.date, reference=reference, trend_days=report().trend_days))
-        storage.write_text(self.output().relative, page)
+        self.output().dump(page)
         write_index(storage)
-        make_registry().log_daily(self.date.isoformat(), {}, {}, {"report.html": page})  # beside the date's numbers in MLflow
+        registry.log_daily(self.date.isoformat(), {}, {}, {"report.html": page})
 
 
 log = logging.getLogger("batchml")

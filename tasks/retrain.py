@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 
 import luigi
 
 from batchml.retrain.lifecycle import GatePolicy, train_and_register
 from batchml.stats.metrics import PRIMARY
-from batchml.store.layout import monitoring_file
-from batchml.monitor.monitoring import read_json, write_json
 from batchml.retrain.policy import RetrainPolicy
 from batchml.retrain.retraining import PREVIOUS, RetrainPlan, decide, gate_challenger, gate_dates, roll_back
 from batchml.model.training import labelled_frame
 from tasks.config import cache_dir, load_contract, make_registry, make_source, make_storage, mlflow, project, retrain, source, training
 from tasks.monitor import Metrics
-from tasks.targets import StorageFileTarget
+from tasks.targets import DocumentTarget
 from tasks.identity import InProject
 
 __all__ = ["PREVIOUS", "RetrainIfDrifted", "Rollback", "TrainChallenger"]
@@ -47,10 +46,12 @@ class TrainChallenger(InProject, luigi.Task):
     window_end = luigi.DateParameter(significant=False, description="Last labelled date trained on (before the gate dates).")
     reason = luigi.Parameter(default="", significant=False, description="Why it is trained (recorded on the version).")
 
-    def output(self) -> StorageFileTarget:
-        return StorageFileTarget(monitoring_file(self.date, "challenger.json"))
+    def output(self) -> DocumentTarget:
+        """The challenger's record: its version, window and reason."""
+        return DocumentTarget(self.date, "challenger.json")
 
     def run(self):
+        """Train and register a challenger on the window."""
         self.set_status_message(f"training a challenger on {self.window_start}..{self.window_end}")
         cfg = training()
         version = train_and_register(
@@ -64,8 +65,7 @@ class TrainChallenger(InProject, luigi.Task):
             reason=f"challenger for {self.date}: {self.reason}",
             run_name=f"challenger {self.date}",
         )
-        body = {"version": version, "window": [self.window_start.isoformat(), self.window_end.isoformat()], "reason": self.reason}
-        write_json(make_storage(), self.output().relative, body)
+        self.output().dump({"version": version, "window": [self.window_start.isoformat(), self.window_end.isoformat()], "reason": self.reason})
 
 
 class RetrainIfDrifted(InProject, luigi.Task):
@@ -74,44 +74,46 @@ class RetrainIfDrifted(InProject, luigi.Task):
     date = luigi.DateParameter()
 
     def requires(self):
+        """The date's metrics (the policy reads the dates' drift and metrics documents)."""
         return Metrics(self.date)
 
-    def output(self) -> StorageFileTarget:
-        return StorageFileTarget(monitoring_file(self.date, "retrain.json"))
+    def output(self) -> DocumentTarget:
+        """The date's retrain decision."""
+        return DocumentTarget(self.date, "retrain.json")
 
     def run(self):
-        storage, registry = make_storage(), make_registry()
-        decision, window = decide(storage, self.date, _plan())
+        """Decide; when the policy fires, train a challenger and gate it against the champion."""
+        registry = make_registry()
+        decision, window = decide(make_storage(), self.date, _plan())
         if window is not None:
-            start, end = window
-            trained = yield TrainChallenger(self.date, window_start=start, window_end=end, reason=decision["reason"])  # exists only when the policy fires
-            outcome = self._gate(registry, read_json(storage, trained.relative)["version"])
-            decision = {
-                **decision,
-                **outcome,
-                "trigger_reason": decision["reason"],
-                "reason": outcome["gate"]["reason"],
-                "window": [start.isoformat(), end.isoformat()],
-            }
-        write_json(storage, self.output().relative, decision)
+            trained = yield TrainChallenger(self.date, window_start=window[0], window_end=window[1], reason=decision["reason"])  # only when it fires
+            decision = with_gate(decision, gate(registry, self.date, trained.load()["version"]), window)
+        self.output().dump(decision)
         registry.log_daily(self.date.isoformat(), {}, {"retrain_decision": decision["decision"]}, {"retrain.json": decision})
         self.set_status_message(f"retraining: {decision['decision']} ({decision['reason']})")
 
-    def _gate(self, registry, challenger_version: str) -> dict:
-        """The challenger against the champion on the newest labelled dates."""
-        contract, p = load_contract(), project()
-        dates = gate_dates(self.date, source().label_lag_days, retrain().gate_days)
-        frame = labelled_frame(make_source(), contract, dates, features=p.features, labels=p.labels, max_rows=training().max_rows, seed=training().seed)
-        return gate_challenger(
-            registry,
-            contract,
-            frame,
-            alias=mlflow().alias,
-            challenger_version=challenger_version,
-            cache_dir=cache_dir(),
-            policy=_gate_policy(contract.task),
-            dates=dates,
-        )
+
+def gate(registry, date: dt.date, challenger_version: str) -> dict:
+    """The challenger against the champion on the newest labelled dates before `date`."""
+    contract, p = load_contract(), project()
+    dates = gate_dates(date, source().label_lag_days, retrain().gate_days)
+    frame = labelled_frame(make_source(), contract, dates, features=p.features, labels=p.labels, max_rows=training().max_rows, seed=training().seed)
+    return gate_challenger(
+        registry,
+        contract,
+        frame,
+        alias=mlflow().alias,
+        challenger_version=challenger_version,
+        cache_dir=cache_dir(),
+        policy=_gate_policy(contract.task),
+        dates=dates,
+    )
+
+
+def with_gate(decision: dict, outcome: dict, window: tuple[dt.date, dt.date]) -> dict:
+    """The policy's decision with the gate's outcome: the gate's reason first, the trigger's kept, the window trained on."""
+    start, end = window
+    return {**decision, **outcome, "trigger_reason": decision["reason"], "reason": outcome["gate"]["reason"], "window": [start.isoformat(), end.isoformat()]}
 
 
 class Rollback(InProject, luigi.Task):
@@ -121,11 +123,13 @@ class Rollback(InProject, luigi.Task):
     reason = luigi.Parameter(description="Why: recorded in MLflow and monitoring/date=D/rollback.json.")
     to_version = luigi.OptionalParameter(default=None, description="Version to restore (default: the one holding @previous).")
 
-    def output(self) -> StorageFileTarget:
-        return StorageFileTarget(monitoring_file(self.date, "rollback.json"))
+    def output(self) -> DocumentTarget:
+        """The rollback's record."""
+        return DocumentTarget(self.date, "rollback.json")
 
     def run(self):
+        """Move the alias back, and record it on the date and in MLflow."""
         registry = make_registry()
         record = roll_back(registry, alias=mlflow().alias, date=self.date, reason=self.reason, to_version=self.to_version)
-        write_json(make_storage(), self.output().relative, record)
+        self.output().dump(record)
         registry.log_daily(self.date.isoformat(), {}, {"rollback": f"{record['from_version']} -> {record['to_version']}"}, {"rollback.json": record})

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import luigi
 
-from batchml.store.layout import PREDICTIONS
-from batchml.scoring.predictions import model_for_workers, predict_date
 from batchml.base.progress import Progress
 from batchml.base.provenance import new_run_id
 from batchml.base.retry import one_line
-from batchml.monitor.baseline import baseline_bins, first_bins
+from batchml.model.pin import ModelPin
+from batchml.monitor.baseline import first_bins, reference_for
+from batchml.scoring.predictions import model_for_workers, predict_date
+from batchml.store.layout import PREDICTIONS
 from tasks.config import cache_dir, dask_client, load_contract, make_registry, make_storage, retry_policy, runtime
 from tasks.extract import ExtractFeatures
-from tasks.model import ResolveModel, model_path, read_pin
-from tasks.targets import PartitionTarget
 from tasks.identity import InProject
+from tasks.model import ResolveModel, model_path
+from tasks.targets import PartitionTarget
 
 log = logging.getLogger("batchml")
 
@@ -27,20 +29,25 @@ class ScorePredictions(InProject, luigi.Task):
     date = luigi.DateParameter()
 
     def requires(self):
+        """The date's features and its pinned model."""
         return {"features": ExtractFeatures(self.date), "model": ResolveModel(self.date)}
 
     def output(self) -> PartitionTarget:
+        """The date's committed predictions."""
         return PartitionTarget(PREDICTIONS, self.date)
 
     def run(self):
-        pin = read_pin(self.date)
-        registry, storage = make_registry(), make_storage()
-        local = model_path(registry, pin, self.date)
-        reference = registry.reference_profile(pin, cache_dir())
-        if reference is None:  # a version batchml did not train: its dates are profiled on bins of its first scored date
-            reference = baseline_bins(storage, pin, lambda: first_bins(storage, pin, local, self.date, load_contract().key, runtime().parity_rows))
+        """Score the date on Dask with its pin, reporting progress to the scheduler."""
+        pin = self.input()["model"].load()
+        model_url, reference = scoring_inputs(pin, self.date)
         self.set_status_message(f"scoring with models:/{pin.name}/{pin.version}")
         self.set_progress_percentage(0)
+        manifest = score_date(self.date, pin, model_url, reference, self._progress(pin))
+        if manifest:
+            self.set_status_message(f"committed {manifest.rows['written']} predictions with models:/{pin.name}/{pin.version}")
+
+    def _progress(self, pin: ModelPin):
+        """A progress callback: a line on the log, and the percentage and message on the scheduler (never failing the date)."""
         printed = Progress(log)
 
         def progress(done: int, total: int) -> None:
@@ -51,9 +58,20 @@ class ScorePredictions(InProject, luigi.Task):
             except Exception as exc:  # luigid not answering: progress is informative, scoring goes on
                 log.warning("could not report progress to the scheduler: %s", one_line(exc))
 
-        manifest = score_date(self.date, pin, model_for_workers(storage, pin, local), reference, progress)
-        if manifest:
-            self.set_status_message(f"committed {manifest.rows['written']} predictions with models:/{pin.name}/{pin.version}")
+        return progress
+
+
+def scoring_inputs(pin: ModelPin, date: dt.date) -> tuple[str, dict | None]:
+    """What scoring a date with `pin` needs: the model's URL for the workers, and the reference its profile is counted on.
+
+    The reference follows baseline.reference_for: the version's own, else the baseline bins
+    made from a sample of the first date it scored.
+    """
+    registry, storage = make_registry(), make_storage()
+    local = model_path(registry, pin, date)
+    bins = lambda: first_bins(storage, pin, local, date, load_contract().key, runtime().parity_rows)  # noqa: E731
+    reference, _ = reference_for(storage, registry, pin, date, cache_dir=cache_dir(), make_bins=bins)
+    return model_for_workers(storage, pin, local), reference
 
 
 def score_date(date, pin, model_url: str, reference: dict | None, on_progress, *, replace: bool = False):

@@ -15,7 +15,7 @@ It is applied where text leaves the process: `RedactFilter` on log records (logg
 handlers of batchml/config/logging.cfg), `RedactingStream` around sys.stdout and sys.stderr of
 a `luigi --module pipelines` run (MLflow prints its "View run ... at: <tracking URI>" lines
 with sys.stdout.write, and its logger writes to sys.stderr), and the causes batchml records
-in documents, pages and MLflow tags (batchml.monitor.failures, `redacted` in monitoring.write_json and
+in documents, pages and MLflow tags (batchml.monitor.failures, `redacted` in documents.write_document and
 the registry's tags, params, descriptions and logged documents).
 """
 

@@ -20,14 +20,16 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
-from batchml.base.errors import SchemaError
+from batchml.base.errors import IntegrityError, SchemaError
 from batchml.model.onnx_io import graph_classes, session_classes
 from batchml.base.provenance import sha256_bytes, sha256_file
 from batchml.model.pin import ModelPin
+from batchml.store.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,63 @@ def check_signature(pin: ModelPin, columns: dict[str, str], date: dt.date) -> No
             f"{date}: the signature of {uri} does not fit the features of the date: {'; '.join(parts)} "
             f"(features have {', '.join(f'{c}: {t}' for c, t in columns.items())}); check the contract, [features] transform and the model's signature"
         )
+
+
+def check_inputs(pin: ModelPin, features: Manifest, date: dt.date) -> tuple[str, ...]:
+    """The model's inputs, checked (names and types) against the date's feature columns before any scoring."""
+    columns = features.extra.get("columns") or {}
+    key = set(features.extra.get("key") or ())
+    if not pin.inputs:  # no signature: every feature column, by name
+        log.warning("models:/%s/%s has no signature: scored with every feature column, by name", pin.name, pin.version)
+        return tuple(c for c in columns if c not in key) or tuple(columns)
+    check_signature(pin, columns, date)
+    return pin.inputs
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeChoice:
+    """How a date's runtime is chosen: whether sklearn models are converted, and the parity check on the date's rows."""
+
+    convert_sklearn: bool
+    parity_rows: int
+    rtol: float
+    atol: float
+
+
+def decide_runtime(registry, pin: ModelPin, features: Manifest, sample: Callable[[int], pd.DataFrame], cache_dir, choice: RuntimeChoice) -> ModelPin:
+    """The pin checked against the date's features, with its runtime chosen; its artifacts cached and verified.
+
+    In order: the version's artifacts fetched (refused when their sha256 differs), its
+    signature checked against the features' columns and types, and an sklearn model
+    converted to ONNX when `choice` allows and it agrees with itself on `sample(rows)` of the
+    date's rows (the converted file is then fetched into the cache and verified too).
+    """
+    date = dt.date.fromisoformat(features.date)
+    model_dir = registry.fetch(pin, cache_dir)
+    inputs = check_inputs(pin, features, date)  # names and types, before any scoring
+    if pin.flavor != "sklearn" or not choice.convert_sklearn:
+        return pin
+    pin = choose_runtime(pin, model_dir, sample(choice.parity_rows)[list(inputs)], cache_dir, rtol=choice.rtol, atol=choice.atol)
+    registry.fetch(pin, cache_dir)
+    return pin
+
+
+def pinned_model(registry, pin: ModelPin, features: Callable[[], Manifest], sample: Callable[[int], pd.DataFrame], cache_dir, choice: RuntimeChoice) -> Path:
+    """The pinned model in the local cache, verified; a converted file missing on this host is converted again.
+
+    Only then are the date's features read (`features()`, its manifest) and sampled. Converting
+    again must give the ONNX file the date was pinned to (same sha256), or the date is not
+    scored with it: IntegrityError names both digests.
+    """
+    if pin.runtime == "converted" and not converted_paths(cache_dir, pin)[0].exists():
+        manifest = features()
+        again = decide_runtime(registry, dataclasses.replace(pin, runtime="pyfunc", converted_sha256=""), manifest, sample, cache_dir, choice)
+        if again.converted_sha256 != pin.converted_sha256:
+            raise IntegrityError(
+                f"models:/{pin.name}/{pin.version}: converting it again gave ONNX sha256 {again.converted_sha256 or 'none'} "
+                f"({again.note}), but {manifest.date} was pinned to {pin.converted_sha256}; refusing to score with it"
+            )
+    return registry.fetch(pin, cache_dir)
 
 
 # -- sklearn -> ONNX, once per version ---------------------------------------------------------

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from batchml.monitor.failures import FAILURE
 from batchml.store.layout import FEATURES, MANIFEST, PREDICTIONS, QUARANTINE, monitoring_file, partition
 from batchml.store.manifest import UnreadableManifest
-from batchml.monitor.monitoring import has_failed, read_json
+from batchml.monitor.monitoring import has_failed
+from batchml.store.documents import read_document
 from batchml.dataset.sources import Source
 from batchml.store.storage import Storage
 
@@ -73,7 +74,7 @@ def plan(
     scored = storage.committed_dates(PREDICTIONS)
     out = BackfillPlan()
     for date in dates:
-        failure = read_json(storage, monitoring_file(date, FAILURE))
+        failure = read_document(storage, monitoring_file(date, FAILURE))
         if bad := damage(storage, date, checksums=True):
             out.corrupt[date] = [d.short() for d in bad]
             if source is not None and {d.dataset for d in bad} & {FEATURES, QUARANTINE} and not source.exists(date):
@@ -89,7 +90,7 @@ def plan(
             continue  # unreadable: corrupt, listed above
         if champion_version is not None and manifest.model["version"] != champion_version:
             out.stale.append(date)
-        metrics = read_json(storage, monitoring_file(date, "metrics.json"))
+        metrics = read_document(storage, monitoring_file(date, "metrics.json"))
         report = storage.read_text(monitoring_file(date, "report.html"))
         if has_failed(failure, metrics) or metrics is None or report is None:
             out.failed.append(date)

@@ -109,3 +109,25 @@ def first_bins(storage, pin: ModelPin, model_path, date: dt.date, key: tuple[str
     sample = features_sample(storage, date, rows)
     outputs, inputs = sample_predictions(sample, pin, model_path, key)
     return bins_of(sample[inputs], outputs, pin.classes, date)
+
+
+def reference_for(storage, registry, pin: ModelPin, date: dt.date, *, cache_dir, make_bins=None, baseline_days: int = 0) -> tuple[dict | None, int]:
+    """The reference a date of `pin` is profiled on or compared with, and how many baseline dates are in (0 when not counted).
+
+    One rule at every call site: the version's own reference profile when it carries one
+    (batchml trained it). A version batchml did not train has its baseline instead, made
+    from the first dates it scored:
+    - to score a date (`make_bins` given): the baseline bins, made once by `make_bins()`
+      from the first date it scores, so every date of the version is profiled on the same bins;
+    - to compare a date with it (`baseline_days` given): the bins with the summed profiles of
+      its first `baseline_days` dates, None while they are collected;
+    - otherwise (the checks and the report): none; they compare with a version's own profile only.
+    """
+    own = registry.reference_profile(pin, cache_dir)
+    if own is not None:
+        return own, 0
+    if make_bins is not None:
+        return baseline_bins(storage, pin, make_bins), 0
+    if baseline_days:
+        return baseline_reference(storage, pin, date, baseline_days)
+    return None, 0

@@ -11,7 +11,7 @@ from dataclasses import asdict, is_dataclass
 
 from batchml.monitor.summary import DateRecord
 from batchml.store import layout
-from batchml.monitor.monitoring import monitored_dates, read_json
+from batchml.store.documents import monitored_dates, read_document
 from batchml.store.layout import FEATURES, LABELS, PREDICTIONS, monitoring_file
 from batchml.store.storage import Storage
 
@@ -29,7 +29,7 @@ def date_record(storage: Storage, date: dt.date) -> DateRecord:
     names = set(storage.list_names(layout.monitoring_dir(date)))
     docs: DateRecord = {"date": date.isoformat(), "has_report": "report.html" in names}
     for key in DOCUMENTS:
-        docs[key] = read_json(storage, monitoring_file(date, f"{key}.json")) if f"{key}.json" in names else None
+        docs[key] = read_document(storage, monitoring_file(date, f"{key}.json")) if f"{key}.json" in names else None
     for key in ("predictions", "features"):
         docs[key] = _manifest_dict(storage.manifest(DATASETS[key], date))
     if not any(docs[k] for k in ("metrics", "drift", "failure", "predictions")):  # only then can it be a label-only date

@@ -13,7 +13,7 @@ import logging
 from dataclasses import asdict, dataclass
 
 from batchml.store.layout import monitoring_file
-from batchml.monitor.monitoring import read_json, write_json
+from batchml.store.documents import read_document, write_document
 from batchml.base.redact import redact
 from batchml.store.storage import Storage
 
@@ -42,7 +42,7 @@ def failure_of(task: str, task_id: str, exc: BaseException, at: dt.datetime | No
 
 def record_failure(storage: Storage, date: dt.date, record: FailureRecord) -> None:
     """Write the record, then re-render the dashboard so the date shows failed with its cause now."""
-    write_json(storage, monitoring_file(date, FAILURE), asdict(record))
+    write_document(storage, monitoring_file(date, FAILURE), asdict(record))
     refresh_dashboard(storage)
 
 
@@ -57,7 +57,7 @@ def clear_failure(storage: Storage, date: dt.date) -> bool:
 
 
 def read_failure(storage: Storage, date: dt.date) -> FailureRecord | None:
-    body = read_json(storage, monitoring_file(date, FAILURE))
+    body = read_document(storage, monitoring_file(date, FAILURE))
     return FailureRecord(**body) if body else None
 
 

@@ -8,31 +8,9 @@ import json
 import pandas as pd
 
 from batchml.store import layout
-from batchml.store.layout import MONITORING, monitoring_file
-from batchml.base.redact import redacted
+from batchml.store.documents import read_document
+from batchml.store.layout import monitoring_file
 from batchml.store.storage import Storage
-
-__all__ = [
-    "MONITORING",
-    "has_failed",
-    "history",
-    "monitored_dates",
-    "monitoring_file",
-    "read_durations",
-    "read_json",
-    "record_duration",
-    "trailing_rows",
-    "write_json",
-]
-
-
-def read_json(storage: Storage, relative: str) -> dict | None:
-    text = storage.read_text(relative)
-    return json.loads(text) if text is not None else None
-
-
-def write_json(storage: Storage, relative: str, body: dict) -> None:
-    storage.write_text(relative, json.dumps(redacted(body), indent=2, sort_keys=True, default=str))  # no credential in a document
 
 
 def record_duration(storage: Storage, date: dt.date, task: str, seconds: float) -> None:
@@ -44,7 +22,7 @@ def read_durations(storage: Storage, date: dt.date) -> dict[str, float]:
     """Seconds per task family of a date's last run of each task."""
     out = {}
     for name in storage.list_names(monitoring_file(date, "durations")):
-        body = read_json(storage, monitoring_file(date, f"durations/{name}"))
+        body = read_document(storage, monitoring_file(date, f"durations/{name}"))
         if body:
             out[body["task"]] = body["seconds"]
     return out
@@ -69,10 +47,6 @@ def has_failed(failure: dict | None, metrics: dict | None) -> bool:
     return bool(failure) or (metrics or {}).get("status") == "fail"
 
 
-def monitored_dates(storage: Storage) -> list[dt.date]:
-    return sorted(d for d in map(layout.date_of, storage.list_names(MONITORING)) if d is not None)
-
-
 REALIZED_TRENDS = ("mae", "rmse", "r2", "mape", "log_loss", "roc_auc", "accuracy", "f1", "brier")
 
 
@@ -86,8 +60,8 @@ def history(storage: Storage, date: dt.date, days: int) -> list[dict]:
     rows, measured = [], {}
     for i in range(days - 1, -1, -1):
         d = date - dt.timedelta(days=i)
-        metrics = read_json(storage, monitoring_file(d, "metrics.json"))
-        drift = read_json(storage, monitoring_file(d, "drift.json"))
+        metrics = read_document(storage, monitoring_file(d, "metrics.json"))
+        drift = read_document(storage, monitoring_file(d, "drift.json"))
         numbers = (metrics or {}).get("numbers") or {}
         realized = numbers.get("realized") or {}
         if realized:
@@ -148,7 +122,7 @@ def date_checks(storage, date: dt.date, *, pin, reference: dict | None, contract
     from batchml.model.onnx_io import PREDICTION
 
     predictions = storage.verify(layout.PREDICTIONS, date)
-    daily = read_json(storage, profile_path(date)) or {"columns": {}}
+    daily = read_document(storage, profile_path(date)) or {"columns": {}}
     reference = reference or {}
     classes = pin.classes
     prediction = dict(daily["columns"].get(PREDICTION, {})) if not classes else {}
@@ -190,8 +164,8 @@ def report_inputs(storage, date: dt.date, *, reference: dict | None, trend_days:
 
     predictions = storage.verify(layout.PREDICTIONS, date)
     features = storage.manifest(layout.FEATURES, date)
-    decision = read_json(storage, monitoring_file(date, "retrain.json"))
-    rollback = read_json(storage, monitoring_file(date, "rollback.json"))
+    decision = read_document(storage, monitoring_file(date, "retrain.json"))
+    rollback = read_document(storage, monitoring_file(date, "rollback.json"))
     if rollback:
         decision = {**(decision or {}), "rollback": f"{rollback['from_version']} -> {rollback['to_version']}: {rollback['reason']}"}
     return {
@@ -203,11 +177,78 @@ def report_inputs(storage, date: dt.date, *, reference: dict | None, trend_days:
             "model": predictions.model,
             "durations": read_durations(storage, date),
         },
-        "drift": read_json(storage, monitoring_file(date, "drift.json")),
+        "drift": read_document(storage, monitoring_file(date, "drift.json")),
         "reference": reference,
-        "daily": read_json(storage, profile_path(date)),
-        "metrics": read_json(storage, monitoring_file(date, "metrics.json")),
+        "daily": read_document(storage, profile_path(date)),
+        "metrics": read_document(storage, monitoring_file(date, "metrics.json")),
         "history": history(storage, date, trend_days),
         "retrain": decision,
-        "failure": read_json(storage, monitoring_file(date, "failure.json")),
+        "failure": read_document(storage, monitoring_file(date, "failure.json")),
     }
+
+
+def date_drift(storage, date: dt.date, pin, reference: dict | None, have: int, *, baseline_days: int, thresholds) -> dict:
+    """drift.json of a date: its window's profiles against the version's reference.
+
+    The window counts only dates scored by the same version (same reference bins). Without a
+    reference yet (a version batchml did not train, its baseline still collected: `have` of
+    `baseline_days` dates in) or without the date's profile, the verdict says so.
+    """
+    from batchml.scoring.predictions import profile_specs
+    from batchml.stats.drift import drift_report, window_dates
+    from batchml.stats.profile import window_profile
+
+    daily = read_document(storage, layout.profile(date))
+    if reference is None or daily is None:
+        result = {
+            "verdict": f"collecting baseline ({have} of {baseline_days} dates)",
+            "reason": f"models:/{pin.name}/{pin.version} carries no reference profile of batchml's: "
+            f"its reference is the sum of its first {baseline_days} scored dates ({have} in so far)",
+            "drifted_share": None,
+            "drifted_features": [],
+            "features": {},
+            "prediction": None,
+        }
+    else:
+        profiles = {d.isoformat(): _window_profile(storage, d, date, pin) for d in window_dates(date, thresholds.window_days)}
+        result = drift_report(reference, window_profile(profiles, profile_specs(reference)), list(reference["columns"]), thresholds)
+    result["model"] = {"name": pin.name, "version": pin.version}
+    return result
+
+
+def _window_profile(storage, day: dt.date, date: dt.date, pin) -> dict | None:
+    """A window date's daily profile, when it was scored by the same version (same reference bins); the date's own always."""
+    if day != date:
+        manifest = storage.manifest(layout.PREDICTIONS, day)
+        if manifest is None or manifest.model.get("version") != pin.version:
+            return None
+    return read_document(storage, layout.profile(day))
+
+
+def date_metrics(storage, date: dt.date, labelled: dt.date, *, pin, labelled_pin, status: str, holdout_of, window_days: int, **checks) -> dict:
+    """metrics.json of a date: its checks, with the realized performance of `labelled` (date - lag) once its labels are in.
+
+    `status` says where the labelled date's labels stand ("not scored", "pending",
+    "available"); realized metrics are computed only when available, over `window_days`
+    labelled dates scored by the same version. `checks` are date_checks' keyword arguments
+    (reference, contract, thresholds, trailing_days).
+    """
+    realized, holdout = None, None
+    if status == "available":
+        realized, holdout = realized_of(storage, labelled, checks["contract"], labelled_pin.classes, holdout_of, window_days=window_days)
+    result = date_checks(storage, date, pin=pin, realized=realized, holdout=holdout, status=status, **checks)
+    result["labelled_date"] = labelled.isoformat()
+    result["window_days"] = window_days
+    return result
+
+
+def log_date_metrics(registry, date: dt.date, metrics: dict, drift: dict | None) -> None:
+    """The date's numbers, status, drift verdict and documents on its MLflow monitoring run."""
+    from batchml.monitor.checks import flat_metrics
+
+    registry.log_daily(
+        date.isoformat(),
+        flat_metrics(metrics, drift if drift and drift.get("features") else None),
+        {"status": metrics["status"], "drift_verdict": drift["verdict"], "model_version": metrics["model"]["version"]},
+        {"metrics.json": metrics, "drift.json": drift},
+    )

@@ -13,7 +13,7 @@ from batchml.store import layout
 from batchml.monitor.checks import error_ratio
 from batchml.dataset.contract import Contract
 from batchml.retrain.lifecycle import GatePolicy, evaluate, gate
-from batchml.monitor.monitoring import monitored_dates, read_json
+from batchml.store.documents import monitored_dates, read_document
 from batchml.store.layout import monitoring_file
 from batchml.retrain.policy import DayResult, RetrainPolicy, drift_onset, retrain_decision, training_window
 from batchml.model.registry import Registry
@@ -38,8 +38,8 @@ def day_results(storage, date: dt.date, days: int) -> list[DayResult]:
     out = []
     for i in range(days):
         d = date - dt.timedelta(days=i)
-        drift = read_json(storage, monitoring_file(d, "drift.json"))
-        metrics = read_json(storage, monitoring_file(d, "metrics.json")) or {}
+        drift = read_document(storage, monitoring_file(d, "drift.json"))
+        metrics = read_document(storage, monitoring_file(d, "metrics.json")) or {}
         numbers = metrics.get("numbers", {})
         ratio = error_ratio(numbers.get("realized") or {}, numbers.get("champion_holdout"), metrics.get("primary_metric", "mae"))
         out.append(DayResult(d, (drift or {}).get("verdict"), ratio, 1.0 if ratio is not None else None))
@@ -49,7 +49,7 @@ def day_results(storage, date: dt.date, days: int) -> list[DayResult]:
 def last_retrain(storage, date: dt.date) -> dt.date | None:
     """The newest date before `date` whose decision trained a challenger."""
     for d in reversed(monitored_dates(storage)):
-        if d < date and (read_json(storage, monitoring_file(d, "retrain.json")) or {}).get("challenger_version"):
+        if d < date and (read_document(storage, monitoring_file(d, "retrain.json")) or {}).get("challenger_version"):
             return d
     return None
 

@@ -16,7 +16,7 @@ from batchml.store.layout import FEATURES, PREDICTIONS, PROFILE_FILE
 from batchml.stats.profile import daily_profile
 from batchml.base.provenance import code_version
 from batchml.model.pin import ModelPin
-from batchml.model.runtimes import check_signature
+from batchml.model.runtimes import check_inputs
 from batchml.scoring.scoring import ModelSpec, score_files
 from batchml.store.manifest import Manifest
 from batchml.store.storage import Storage
@@ -91,17 +91,6 @@ def manifest_model(pin: ModelPin) -> dict:
     if pin.note:
         body["note"] = pin.note
     return body
-
-
-def check_inputs(pin: ModelPin, features: Manifest, date: dt.date) -> tuple[str, ...]:
-    """The model's inputs, checked (names and types) against the date's feature columns before any scoring."""
-    columns = features.extra.get("columns") or {}
-    key = set(features.extra.get("key") or ())
-    if not pin.inputs:  # no signature: every feature column, by name
-        log.warning("models:/%s/%s has no signature: scored with every feature column, by name", pin.name, pin.version)
-        return tuple(c for c in columns if c not in key) or tuple(columns)
-    check_signature(pin, columns, date)
-    return pin.inputs
 
 
 def features_sample(storage: Storage, date: dt.date, n: int, seed: int = 0):

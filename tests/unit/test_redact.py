@@ -171,13 +171,13 @@ def test_a_monitoring_document_is_written_without_credentials(tmp_path):
     import datetime as dt
 
     from batchml.store.layout import monitoring_file
-    from batchml.monitor.monitoring import read_json, write_json
+    from batchml.store.documents import read_document, write_document
     from batchml.store.storage import Storage
 
     storage = Storage(tmp_path)
     path = monitoring_file(dt.date(2026, 6, 10), "checks.json")
-    write_json(storage, path, {"source": f"postgresql://bob:{PW}@db/trips", "rows": 3, "notes": [f"token={PW}"], "at": dt.date(2026, 6, 10)})
-    assert read_json(storage, path) == {"source": "postgresql://***@db/trips", "rows": 3, "notes": [f"token={PW}".replace(PW, "***")], "at": "2026-06-10"}
+    write_document(storage, path, {"source": f"postgresql://bob:{PW}@db/trips", "rows": 3, "notes": [f"token={PW}"], "at": dt.date(2026, 6, 10)})
+    assert read_document(storage, path) == {"source": "postgresql://***@db/trips", "rows": 3, "notes": [f"token={PW}".replace(PW, "***")], "at": "2026-06-10"}
 
 
 def test_a_variable_removed_by_another_thread_while_the_environment_is_read_is_no_error(monkeypatch):
