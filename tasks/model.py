@@ -14,17 +14,11 @@ from batchml.model.pin import ModelPin
 from batchml.model.runtimes import RuntimeChoice, decide_runtime, pinned_model
 from batchml.retrain.lifecycle import train_and_register
 from batchml.scoring.predictions import features_sample
-from batchml.store import layout
 from batchml.store.layout import FEATURES
 from batchml.store.manifest import Manifest
 from tasks.config import cache_dir, load_contract, make_registry, make_source, make_storage, mlflow, project, runtime, source, training
 from tasks.identity import InProject
 from tasks.targets import PinTarget
-
-
-def pin_path(date: dt.date) -> str:
-    """Where a date's pin is stored, relative to the storage root."""
-    return layout.pin(date)
 
 
 class ChampionModel(InProject, luigi.Task):
