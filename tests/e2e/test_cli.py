@@ -53,7 +53,7 @@ def test_a_cold_start_run_prints_training_and_scoring_progress_with_counts(cli):
     assert run.returncode == 0, last_lines(run, 40)
     out = run.stderr
     for pattern in (
-        r"batchml\.training: training: read 5 of 5 dates \(2026-01-18: \d+ labelled rows\) \(\d+\.\d s\)",
+        r"batchml\.model\.training: training: read 5 of 5 dates \(2026-01-18: \d+ labelled rows\) \(\d+\.\d s\)",
         r"training: fitting taxi_hooks:recipe on \d+ rows of \d+ inputs \(\d+ held out\) \(\d+\.\d s\)",
         r"training: fitted \w+; exporting to ONNX \(\d+\.\d s\)",
         r"training: registering trip_duration with its evidence \(\d+\.\d s\)",
