@@ -30,11 +30,16 @@ def imported_top_levels() -> dict[str, str]:
     return found
 
 
-def declared_distributions() -> set[str]:
+def declared_list(section: str, key: str) -> list[str]:
+    """The distributions one requirement list of setup.cfg names, in order, repeats kept."""
     cfg = configparser.ConfigParser()
     cfg.read(REPO / "setup.cfg")
-    lines = [line.split("#")[0].strip() for line in cfg["options"]["install_requires"].splitlines()]
-    return {canonical(re.split(r"[\s\[<>=!~;]", line, maxsplit=1)[0]) for line in lines if line}
+    lines = [line.split("#")[0].strip() for line in cfg[section][key].splitlines()]
+    return [canonical(re.split(r"[\s\[<>=!~;]", line, maxsplit=1)[0]) for line in lines if line]
+
+
+def declared_distributions() -> set[str]:
+    return set(declared_list("options", "install_requires"))
 
 
 def canonical(name: str) -> str:
@@ -58,6 +63,23 @@ def test_every_third_party_import_is_declared():
 
 def test_the_report_templates_dependency_is_declared():
     assert "jinja2" in declared_distributions()
+
+
+def test_no_requirement_is_declared_twice():
+    for section, key in [("options", "install_requires"), ("options.extras_require", "s3"), ("options.extras_require", "test")]:
+        names = declared_list(section, key)
+        assert len(names) == len(set(names)), f"[{section}] {key} repeats {sorted({n for n in names if names.count(n) > 1})}"
+
+
+def test_the_type_checker_is_pinned_with_the_test_extra():
+    from importlib.metadata import requires, version
+
+    assert "mypy" in declared_list("options.extras_require", "test")
+    pinned = pins()
+    needed = {canonical(r.split(";")[0].split("<")[0].split(">")[0].split("=")[0].strip()) for r in requires("mypy") or [] if "extra ==" not in r}
+    needed = {d for d in needed | {"mypy"} if d != "tomli"}  # tomli: python < 3.11 only
+    for dist in needed:
+        assert dist in pinned and version(dist) == pinned[dist], f"{dist}: pin it in constraints.txt at the installed version"
 
 
 def pins() -> dict[str, str]:
