@@ -34,12 +34,14 @@ system-deps:
 run: venv
 	cd $(EXAMPLE) && $(CURDIR)/$(BIN)/luigi --module pipelines RangeDaily --of DailyScore --start $(START) --stop $(STOP)
 
-## Lint first (ruff, settings in pyproject.toml): a lint error fails `make test`. Then the
-## default test suite (unit, task and end-to-end tiers); slow and container suites are marked.
+## Lint first (ruff, then mypy on batchml/; settings in pyproject.toml): a lint or type error
+## fails `make test`. Then the default test suite (unit, task and end-to-end tiers); slow and
+## container suites are marked.
 LINTED := batchml tasks pipelines tests bench
 lint: venv
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy
 
 test: lint system-deps
 	$(BIN)/python -m pytest -m "not slow and not container" $(PYTEST_ARGS)

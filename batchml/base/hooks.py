@@ -12,6 +12,7 @@ import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from batchml.base.errors import HookError
 
@@ -33,7 +34,7 @@ def load_hook(setting: str, spec: str) -> Callable:
         module = importlib.import_module(module_name)
     except Exception as exc:
         raise HookError(f"{setting} = {spec}: cannot import {module_name!r}: {type(exc).__name__}: {exc}") from exc
-    fn = module
+    fn: Any = module
     for part in name.split("."):
         fn = getattr(fn, part, None)
         if fn is None:

@@ -92,7 +92,7 @@ def hook_code_digest(spec: str) -> str:
 
     module_name = spec.partition(":")[0]
     fn = load_hook("[features] transform", spec)
-    files = {_source_file(sys.modules.get(module_name)), _source_file(inspect.getmodule(fn))} - {None}
+    files = {f for f in (_source_file(sys.modules.get(module_name)), _source_file(inspect.getmodule(fn))) if f is not None}
     digest = hashlib.sha256()
     for content in sorted(sha256_file(f) for f in files):
         digest.update(content.encode())

@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from batchml.base.errors import BatchmlError
 from batchml.base.setting import count, number, seconds
@@ -82,9 +82,9 @@ def is_transient(exc: BaseException) -> bool:
         if message.startswith("API request to") and ("failed with exception" in message or "failed with timeout exception" in message):
             return True  # no HTTP answer at all: refused, reset, timed out
         if name == "RestException":  # the server answered with an MLflow error body
-            return exc.get_http_status_code() in _TRANSIENT_HTTP
+            return cast(Any, exc).get_http_status_code() in _TRANSIENT_HTTP  # matched by name: no mlflow import here
         match = re.search(r"failed with error code (\d{3})", message)  # a non-MLflow answer, e.g. a proxy's 502
-        return bool(match) and int(match.group(1)) in _TRANSIENT_HTTP
+        return match is not None and int(match.group(1)) in _TRANSIENT_HTTP
     if isinstance(exc, OSError) and "Timed out trying to connect" in str(exc):
         return True  # distributed's connect timeout
     return False

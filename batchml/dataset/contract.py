@@ -28,7 +28,15 @@ from batchml.base.errors import SchemaError
 
 REASON = "reason"
 DTYPES = ("integer", "float", "boolean", "string", "datetime")
-_ALIASES = {"int": "integer", "int64": "integer", "float64": "float", "double": "float", "bool": "boolean", "str": "string", "timestamp": "datetime"}
+_ALIASES: dict[str | None, str] = {
+    "int": "integer",
+    "int64": "integer",
+    "float64": "float",
+    "double": "float",
+    "bool": "boolean",
+    "str": "string",
+    "timestamp": "datetime",
+}
 TASKS = ("regression", "classification")
 _INT64_MAX = 2**63 - 1
 _EXACT_FLOAT_INT = 2**53  # integers read as float lose precision above this
@@ -97,6 +105,12 @@ class Contract:
     @property
     def task(self) -> str:
         return self.label.task if self.label else "regression"
+
+    def require_label(self) -> Label:
+        """The label, for what cannot work without one (labels, training, evaluation): a contract without one is named."""
+        if self.label is None:
+            raise SchemaError(f"{self.path or self.dataset}: no 'label' in the contract, and labels, training and evaluation need one")
+        return self.label
 
     @property
     def default_inputs(self) -> list[str]:
@@ -443,9 +457,10 @@ def _from_objects(raw: pd.Series) -> pd.Series:
     for i, v in enumerate(raw.to_numpy(dtype=object, na_value=None)):
         if v is None:
             continue
+        n: int | None
         try:
             if isinstance(v, (float, np.floating)):
-                if not (np.isfinite(v) and v == int(v) and abs(v) <= _EXACT_FLOAT_INT):
+                if not (np.isfinite(v) and v == int(v) and abs(float(v)) <= _EXACT_FLOAT_INT):
                     continue
                 n = int(v)
             elif isinstance(v, str):

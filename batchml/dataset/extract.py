@@ -8,6 +8,7 @@ import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -154,7 +155,7 @@ def extract_date(
                 f"above max_reject_share={max_reject_share:.1%}. Top reasons: {listed}. Rejected rows kept in {kept}"
             )
 
-        common = dict(
+        common: dict[str, Any] = dict(
             date=date.isoformat(), schema_hash=contract.fingerprint(), input_fingerprint=source.fingerprint(date), code_version=code_version(), run_id=run_id
         )
         common["shaped_by"] = shaped_by(contract, transform)  # what Backfill compares to list a date as changed
@@ -225,7 +226,7 @@ def extract_labels(source: Source, contract: Contract, storage: Storage, date: d
             input_fingerprint=source.fingerprint(date),
             code_version=code_version(),
             run_id=run_id,
-            extra={"label": contract.label.column, "key": list(contract.key)},
+            extra={"label": contract.require_label().column, "key": list(contract.key)},
         )
         out.commit(manifest, {"part-00000.parquet": len(labels)})
         return len(labels)

@@ -37,7 +37,7 @@ def model_inputs(rows: pd.DataFrame, contract: Contract, transform: str = "") ->
 
 def labels_of(rows: pd.DataFrame, contract: Contract, transform: str) -> pd.DataFrame:
     """Key columns and the label derived from a date's own rows by `[labels] transform`."""
-    label = contract.label.column
+    label = contract.require_label().column
     out = call_hook(LABELS_HOOK, transform, rows.copy())
     if isinstance(out, pd.DataFrame):
         if label not in out.columns:

@@ -250,11 +250,13 @@ class FileSource:
                         na_values=[""],
                     )
                 except pd.errors.ParserError:
-                    if ends.cut(self.encoding, any_length=True):
-                        raise IncompleteInput(_torn(url, *ends.cut(self.encoding, any_length=True))) from None
+                    torn = ends.cut(self.encoding, any_length=True)
+                    if torn:
+                        raise IncompleteInput(_torn(url, *torn)) from None
                     raise
-                if ends.cut(self.encoding):
-                    raise IncompleteInput(_torn(url, *ends.cut(self.encoding)))
+                torn = ends.cut(self.encoding)
+                if torn:
+                    raise IncompleteInput(_torn(url, *torn))
                 return frame
         except (MissingInput, SchemaError, IncompleteInput):
             raise
@@ -272,7 +274,7 @@ class FileSource:
         import pyarrow as pa
 
         name = self._timestamp_source(schema.names) if date is not None else None
-        if name is None or not pa.types.is_timestamp(schema.field(name).type):
+        if name is None or date is None or not pa.types.is_timestamp(schema.field(name).type):
             return None
         start, end = self.contract.day_bounds(date)
         if schema.field(name).type.tz is not None:

@@ -59,6 +59,7 @@ def class_codes(values, classes) -> np.ndarray:
     if isinstance(series.dtype, pd.CategoricalDtype):  # e.g. a label read back from a partitioned dataset
         series = series.astype(series.dtype.categories.dtype)
     dtype = series.dtype
+    kind: str | None
     if pd.api.types.is_bool_dtype(dtype):
         kind = "bool"
     elif pd.api.types.is_numeric_dtype(dtype):
@@ -207,7 +208,7 @@ def onnx_feed(session, part: pd.DataFrame, inputs: tuple[str, ...]) -> dict:
     n = len(part)
     if len(declared) == 1 and declared[0].name not in part.columns:
         dtype = ORT_TYPES.get(declared[0].type, np.float32)
-        matrix = np.empty((n, len(inputs)), dtype=dtype)
+        matrix: np.ndarray = np.empty((n, len(inputs)), dtype=dtype)
         for j, name in enumerate(inputs):
             matrix[:, j] = part[name].to_numpy(dtype=dtype, na_value=np.nan)
         return {declared[0].name: matrix}

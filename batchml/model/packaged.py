@@ -22,6 +22,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -99,7 +100,7 @@ def contract_yaml(contract: Contract) -> str:
         if c.source:
             spec["source"] = list(c.source)
         columns[c.name] = spec
-    body = {"dataset": contract.dataset, "key": list(contract.key), "timezone": contract.timezone, "columns": columns}
+    body: dict[str, Any] = {"dataset": contract.dataset, "key": list(contract.key), "timezone": contract.timezone, "columns": columns}
     if contract.timestamp:
         body["timestamp"] = contract.timestamp
     if contract.label:
@@ -179,7 +180,7 @@ def project_modules(transform: str) -> list[Path]:
 
 def _top_imports(source: Path) -> set[str]:
     tree = ast.parse(source.read_text())
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(a.name.split(".")[0] for a in node.names)

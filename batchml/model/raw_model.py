@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import replace
 
-import mlflow.pyfunc
+from mlflow.pyfunc import PythonModel
 import numpy as np
 import pandas as pd
 
@@ -33,7 +33,7 @@ def raw_contract(contract: Contract) -> Contract:
     return replace(contract, columns=(*columns, Column(ROW, "integer", nullable=False)), key=(ROW,), label=None)
 
 
-class RawRowsModel(mlflow.pyfunc.PythonModel):
+class RawRowsModel(PythonModel):
     """Predicts on raw rows of the dataset contract.
 
     Artifacts: `contract` (the YAML), `sklearn` (the estimator as an MLflow sklearn model)

@@ -86,11 +86,12 @@ def _trusted_types(model) -> list[str]:
 
 def _log_training_data(train_frame: pd.DataFrame, packaging: Packaging) -> None:
     """The training frame as the run's dataset input, named after the contract's dataset, its window as context."""
-    import mlflow.data
+    import mlflow
+    from mlflow.data.pandas_dataset import from_pandas  # what mlflow.data.from_pandas is, where a type checker finds it
 
     first, last = packaging.window
     label = packaging.contract.label.column if packaging.contract.label else None
-    dataset = mlflow.data.from_pandas(train_frame, name=f"{packaging.contract.dataset} {first}..{last}", targets=label if label in train_frame else None)
+    dataset = from_pandas(train_frame, name=f"{packaging.contract.dataset} {first}..{last}", targets=label if label in train_frame else None)
     mlflow.log_input(dataset, context=f"training {first}..{last}")
 
 

@@ -178,20 +178,21 @@ def choose_runtime(pin: ModelPin, model_dir: str | os.PathLike, sample: pd.DataF
     inputs = list(pin.inputs) or list(sample.columns)
     sample = sample[inputs]
     if outcome and outcome.get("sha256") and onnx_file.exists() and sha256_file(onnx_file) == outcome["sha256"]:
-        blob = onnx_file.read_bytes()  # converted before: only the parity on this date's rows is checked again
-        why = onnx_parity(blob, model, sample, pin.classes, rtol=rtol, atol=atol)
+        cached = onnx_file.read_bytes()  # converted before: only the parity on this date's rows is checked again
+        blob: bytes | None = cached
+        why = onnx_parity(cached, model, sample, pin.classes, rtol=rtol, atol=atol)
         ok, note = not why, why or f"converted to ONNX (cached), parity checked on {len(sample)} of the date's rows (rtol {rtol}, atol {atol})"
     else:
         from batchml.model.training import to_onnx_bytes
 
         blob, note = to_onnx_bytes(model, sample, classes=list(pin.classes) if pin.classes else None, rtol=rtol, atol=atol)
         ok = blob is not None
-        if ok:
+        if blob is not None:
             note = f"converted to ONNX, parity checked on {len(sample)} of the date's rows (rtol {rtol}, atol {atol})"
             _write_atomic(onnx_file, blob)
         if ok or note.startswith("ONNX export failed"):  # a disagreement is date-specific: only failures are cached
-            _write_atomic(outcome_file, json.dumps({"sha256": sha256_bytes(blob) if ok else "", "note": note}).encode())
-    if not ok:
+            _write_atomic(outcome_file, json.dumps({"sha256": sha256_bytes(blob) if blob is not None else "", "note": note}).encode())
+    if not ok or blob is None:
         log.warning("models:/%s/%s scored with pyfunc: %s", pin.name, pin.version, note)
         return dataclasses.replace(pin, note=_join(pin.note, f"pyfunc: {note}"))
     log.info("models:/%s/%s: %s", pin.name, pin.version, note)

@@ -70,7 +70,7 @@ def labelled_frame(
     on the same rows, or from the source's labels feed. Dates without rows are skipped.
     `nulls`, when given, adds up the nulls of the valid rows of the dates trained on (all of them, before sampling).
     """
-    label = contract.label.column
+    label = contract.require_label().column
     per_date = max(1, max_rows // max(1, len(dates)))
     parts = []
     progress = Progress(log)
@@ -83,8 +83,9 @@ def labelled_frame(
             log.warning("training window: %s skipped: %s", date, exc)
             progress.update(i + 1, len(dates), f"training: read {i + 1} of {len(dates)} dates ({date}: skipped)")
             continue
-        for c in checked if nulls is not None else ():
-            nulls.add(len(c.valid), c.null_counts)
+        if nulls is not None:
+            for c in checked:
+                nulls.add(len(c.valid), c.null_counts)
         inputs = model_inputs(rows, contract, features)
         on = list(contract.key)
         joined = inputs.drop(columns=[label], errors="ignore").merge(truth[[*on, label]], on=on, how="inner", validate="one_to_one")
@@ -116,9 +117,10 @@ def split_holdout(frame: pd.DataFrame, seed: int, share: float) -> tuple[pd.Data
 def recipe_settings(contract: Contract, columns, *, transformed: bool, seed: int, params: dict | None = None) -> TrainingSettings:
     """What the recipe is told. Its inputs are the features hook's columns less the key, label and date
     (`transformed`), else the contract's default inputs less the key."""
-    label = contract.label.column
+    target = contract.require_label()
+    label = target.column
     inputs = [c for c in columns if c not in (*contract.key, label, "date")] if transformed else [c for c in contract.default_inputs if c not in contract.key]
-    return TrainingSettings(inputs=tuple(inputs), label=label, task=contract.task, seed=seed, classes=contract.label.classes, params=dict(params or {}))
+    return TrainingSettings(inputs=tuple(inputs), label=label, task=contract.task, seed=seed, classes=target.classes, params=dict(params or {}))
 
 
 def fit_model(recipe: str, train: pd.DataFrame, settings: TrainingSettings) -> FittedModel:

@@ -42,6 +42,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from batchml.base.redact import redact, redacted
@@ -135,7 +136,8 @@ class Cleared:
     def of(cls, kind: str, project: str, date: str | dt.date, model: str = "", subject: str = "") -> Cleared:
         if kind not in CONDITIONS:
             raise AlertError(f"only a condition can be cleared: {kind!r} is not one of {', '.join(CONDITIONS)}")
-        return cls(condition_key(kind, project, model, subject), date)
+        key = condition_key(kind, project, model, subject)
+        return cls(key, _iso(date, f"cleared condition {key} date"))
 
 
 @dataclass(frozen=True)
@@ -281,7 +283,7 @@ def label(url: str) -> str:
 def payload(alerts: Sequence[Alert]) -> dict:
     """The Slack-compatible message for these alerts: a plain-text fallback and one section per alert."""
     lines = [_line(a) for a in alerts]
-    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": _section(a)[:_MAX_SECTION]}} for a in alerts[:_MAX_BLOCKS]]
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": _section(a)[:_MAX_SECTION]}} for a in alerts[:_MAX_BLOCKS]]
     if len(alerts) > _MAX_BLOCKS:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"and {len(alerts) - _MAX_BLOCKS} more"}]})
     return redacted({"text": "\n".join(lines), "blocks": blocks})
@@ -322,7 +324,7 @@ def _request(url: str, body: bytes) -> urllib.request.Request:
     if parts.username is not None or parts.password is not None:
         credentials = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
         headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
-        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+        netloc = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
         url = urlunsplit(parts._replace(netloc=netloc))
     return urllib.request.Request(url, data=body, headers=headers, method="POST")
 

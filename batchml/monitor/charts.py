@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from html import escape
+from typing import TypeGuard
 
 from markupsafe import Markup
 
@@ -45,7 +46,8 @@ def format_share(share) -> str:
     return f"{100 * share:.2f}%" if 0 < abs(share) < 0.001 else f"{100 * share:.1f}%"
 
 
-def is_finite_number(value) -> bool:
+def is_finite_number(value: object) -> TypeGuard[float]:
+    """A real number that is not a bool, NaN or infinite: one a chart can place."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 

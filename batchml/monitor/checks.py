@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -214,7 +215,7 @@ def run_checks(
     trailing_rows: list[int],
     quarantined: int,
     null_rates: dict[str, float] | None = None,
-    nulls: list[NullRate] = (),
+    nulls: Sequence[NullRate] = (),
     prediction: dict,
     reference_prediction: dict,
     realized: dict | None,
@@ -247,8 +248,8 @@ def run_checks(
             checks.append(_check("class_share_shift", shift, None, t.max_class_share_shift, t))
     else:
         ref_mean = (reference_prediction or {}).get("mean")
-        shift = abs(prediction["mean"] / ref_mean - 1) if ref_mean and prediction.get("mean") is not None else None
-        checks.append(_check("prediction_mean_shift", shift, None, t.max_prediction_mean_shift, t))
+        mean_shift = abs(prediction["mean"] / ref_mean - 1) if ref_mean and prediction.get("mean") is not None else None
+        checks.append(_check("prediction_mean_shift", mean_shift, None, t.max_prediction_mean_shift, t))
     if realized:
         checks.append(_check("realized_error_ratio", error_ratio(realized, holdout, primary), None, t.max_error_ratio, t))
         checks.append(_check("label_coverage", realized["coverage"], t.min_label_coverage, None, t))

@@ -15,9 +15,6 @@ from batchml.store.documents import monitored_dates, read_document
 from batchml.store.layout import FEATURES, LABELS, PREDICTIONS, monitoring_file
 from batchml.store.storage import Storage
 
-DOCUMENTS = ("metrics", "drift", "retrain", "rollback", "failure")
-DATASETS = {"predictions": PREDICTIONS, "features": FEATURES, "labels": LABELS}
-
 
 def date_records(storage: Storage) -> list[DateRecord]:
     """The documents of every monitored date, oldest first."""
@@ -27,17 +24,27 @@ def date_records(storage: Storage) -> list[DateRecord]:
 def date_record(storage: Storage, date: dt.date) -> DateRecord:
     """The raw documents of a date: its monitoring JSON files and its manifests (None when absent)."""
     names = set(storage.list_names(layout.monitoring_dir(date)))
-    docs: DateRecord = {"date": date.isoformat(), "has_report": "report.html" in names}
-    for key in DOCUMENTS:
-        docs[key] = read_document(storage, monitoring_file(date, f"{key}.json")) if f"{key}.json" in names else None
-    for key in ("predictions", "features"):
-        docs[key] = _manifest_dict(storage.manifest(DATASETS[key], date))
-    if not any(docs[k] for k in ("metrics", "drift", "failure", "predictions")):  # only then can it be a label-only date
-        docs["labels"] = storage.manifest(DATASETS["labels"], date) is not None
+
+    def document(key: str) -> dict | None:
+        return read_document(storage, monitoring_file(date, f"{key}.json")) if f"{key}.json" in names else None
+
+    docs: DateRecord = {
+        "date": date.isoformat(),
+        "has_report": "report.html" in names,
+        "metrics": document("metrics"),
+        "drift": document("drift"),
+        "retrain": document("retrain"),
+        "rollback": document("rollback"),
+        "failure": document("failure"),
+        "predictions": _manifest_dict(storage.manifest(PREDICTIONS, date)),
+        "features": _manifest_dict(storage.manifest(FEATURES, date)),
+    }
+    if not (docs["metrics"] or docs["drift"] or docs["failure"] or docs["predictions"]):  # only then can it be a label-only date
+        docs["labels"] = storage.manifest(LABELS, date) is not None
     return docs
 
 
 def _manifest_dict(manifest) -> dict | None:
     if manifest is None:
         return None
-    return asdict(manifest) if is_dataclass(manifest) else dict(manifest)
+    return asdict(manifest) if is_dataclass(manifest) and not isinstance(manifest, type) else dict(manifest)

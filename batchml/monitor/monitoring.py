@@ -199,6 +199,7 @@ def date_drift(storage, date: dt.date, pin, reference: dict | None, have: int, *
     from batchml.stats.profile import window_profile
 
     daily = read_document(storage, layout.profile(date))
+    result: dict
     if reference is None or daily is None:
         result = {
             "verdict": f"collecting baseline ({have} of {baseline_days} dates)",
@@ -211,7 +212,9 @@ def date_drift(storage, date: dt.date, pin, reference: dict | None, have: int, *
         }
     else:
         profiles = {d.isoformat(): _window_profile(storage, d, date, pin) for d in window_dates(date, thresholds.window_days)}
-        result = drift_report(reference, window_profile(profiles, profile_specs(reference)), list(reference["columns"]), thresholds)
+        specs = profile_specs(reference)
+        assert specs is not None  # reference is not None
+        result = drift_report(reference, window_profile(profiles, specs), list(reference["columns"]), thresholds)
     result["model"] = {"name": pin.name, "version": pin.version}
     return result
 
@@ -242,13 +245,13 @@ def date_metrics(storage, date: dt.date, labelled: dt.date, *, pin, labelled_pin
     return result
 
 
-def log_date_metrics(registry, date: dt.date, metrics: dict, drift: dict | None) -> None:
+def log_date_metrics(registry, date: dt.date, metrics: dict, drift: dict) -> None:
     """The date's numbers, status, drift verdict and documents on its MLflow monitoring run."""
     from batchml.monitor.checks import flat_metrics
 
     registry.log_daily(
         date.isoformat(),
-        flat_metrics(metrics, drift if drift and drift.get("features") else None),
+        flat_metrics(metrics, drift if drift.get("features") else None),
         {"status": metrics["status"], "drift_verdict": drift["verdict"], "model_version": metrics["model"]["version"]},
         {"metrics.json": metrics, "drift.json": drift},
     )

@@ -173,7 +173,7 @@ def _cells(drift: dict) -> dict[str, list]:
         columns["prediction"] = drift["prediction"]
     out = {}
     for name, stats in columns.items():
-        best = (0.0, None, None)
+        best: tuple[float, str | None, float | None] = (0.0, None, None)
         for method in stats.get("deciding_methods") or []:
             value, bound = stats.get(method), thresholds.get(method)
             if not is_finite_number(value) or not is_finite_number(bound) or bound <= 0:

@@ -403,10 +403,10 @@ def infer_contract(frame: pd.DataFrame, dataset: str, *, label: str | None = Non
         typed[name] = values
     typed_frame = pd.DataFrame(typed)
     timestamp = guess_timestamp(guesses)
-    zoned = [g for g in guesses if g.timezone and g.name == timestamp] or [g for g in guesses if g.timezone]
+    zoned = [(g, g.timezone) for g in guesses if g.timezone and g.name == timestamp] or [(g, g.timezone) for g in guesses if g.timezone]
     if zoned:
-        timezone = zoned[0].timezone
-        todo = zoned[0].timezone_note if zoned[0].timezone_note.startswith("TODO") else ""
+        zoned_guess, timezone = zoned[0]
+        todo = zoned_guess.timezone_note if zoned_guess.timezone_note.startswith("TODO") else ""
         tz_note = todo or "the sample's times carry this zone (or offset); dates are cut in it"
     else:
         timezone = "UTC"

@@ -101,7 +101,7 @@ def train_and_register(
 def holdout_metrics(fitted: FittedModel, holdout: pd.DataFrame, contract: Contract) -> dict[str, float]:
     """The fitted estimator's metrics on the held-out rows, as `holdout_<metric>`."""
     outputs = _predict_estimator(fitted.estimator, holdout[fitted.inputs], fitted.named)
-    return {f"holdout_{k}": v for k, v in model_metrics(contract.task, holdout[contract.label.column].to_numpy(), outputs, fitted.named).items()}
+    return {f"holdout_{k}": v for k, v in model_metrics(contract.task, holdout[contract.require_label().column].to_numpy(), outputs, fitted.named).items()}
 
 
 def training_profile(fitted: FittedModel, train: pd.DataFrame, task: str, nulls: NullCounts) -> dict:
@@ -140,7 +140,7 @@ def _raw_rows(source: Source, contract: Contract, dates: list[dt.date], n: int =
 
 def _check_classes(classes, contract: Contract, project: Project) -> None:
     """The fitted classes must be the contract's: they name the proba_<class> columns everyone reads."""
-    expected = contract.label.classes
+    expected = contract.require_label().classes
     if classes is None or not expected or sorted(map(repr, classes)) == sorted(map(repr, expected)):
         return
     raise HookError(
@@ -176,7 +176,7 @@ def evaluate(pin: ModelPin, model_path: Path, frame: pd.DataFrame, contract: Con
     """Metrics of what is deployed (the pinned runtime, not the scikit-learn object) on labelled rows."""
     spec = ModelSpec(str(model_path), pin.sha256, pin.runtime, pin.inputs or tuple(contract.default_inputs), contract.key, pin.name, pin.version, pin.classes)
     outputs = predict_partition(frame, spec)
-    return model_metrics(contract.task, frame[contract.label.column].to_numpy(), outputs, pin.classes)
+    return model_metrics(contract.task, frame[contract.require_label().column].to_numpy(), outputs, pin.classes)
 
 
 def _better(challenger: float, champion: float, metric: str, margin: float) -> bool:

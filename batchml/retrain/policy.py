@@ -41,7 +41,7 @@ def retrain_decision(
     recent = sorted((r for r in results if r.date <= date and r.drift_verdict is not None), key=lambda r: r.date)[-policy.n :]
     drifted = [r.date.isoformat() for r in recent if r.drift_verdict == "drift"]
     latest = max((r for r in results if r.date <= date and r.realized_error is not None), key=lambda r: r.date, default=None)
-    increase = (latest.realized_error / latest.model_holdout_error - 1) if latest and latest.model_holdout_error else None
+    increase = (latest.realized_error / latest.model_holdout_error - 1) if latest and latest.realized_error is not None and latest.model_holdout_error else None
     numbers = {
         "drifted_dates": drifted,
         "dates_considered": [r.date.isoformat() for r in recent],

@@ -87,7 +87,8 @@ def gate_challenger(
     The decision is recorded on the challenger's version tags either way; a promotion
     leaves @previous on the version it replaced, for a rollback.
     """
-    classes = contract.label.classes if contract.label.is_classification else None
+    label = contract.require_label()
+    classes = label.classes if label.is_classification else None
     champion = registry.pin(alias, cache_dir, classes)
     challenger = registry.pin_version(challenger_version, cache_dir, classes)
     scores = {pin.version: evaluate(pin, registry.fetch(pin, cache_dir), frame, contract) for pin in (champion, challenger)}

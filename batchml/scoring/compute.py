@@ -103,6 +103,7 @@ def shared_cluster(owner: int, *, n_workers: int, threads_per_worker: int) -> st
             text=True,
             start_new_session=True,  # not killed with the task process that happened to start it
         )
+        assert proc.stdout is not None  # stdout=PIPE
         line = proc.stdout.readline()  # the address, once the cluster is up
         proc.stdout.close()
         if not line.startswith("tcp://"):

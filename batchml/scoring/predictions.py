@@ -48,6 +48,7 @@ def predict_date(
     """
     features = storage.verify(FEATURES, date, checksums=True)  # every byte scoring reads, against its sha256
     inputs = check_inputs(pin, features, date)
+    specs = profile_specs(reference)  # the profile's bins, or None: no profile
     spec = ModelSpec(str(model_path), pin.scored_sha256, pin.runtime, inputs, tuple(key), pin.name, pin.version, pin.classes, pin.input_types)
     with storage.writer(PREDICTIONS, date, replace=replace) as out:
         if out.committed:
@@ -58,7 +59,7 @@ def predict_date(
             storage.files(FEATURES, date),
             out.url,
             spec=spec,
-            profile_specs=profile_specs(reference),
+            profile_specs=specs,
             on_progress=on_progress,
         )
         rows = {"in": features.rows["in"], "written": result.rows, "quarantined": features.rows["quarantined"]}
@@ -74,8 +75,8 @@ def predict_date(
             run_id=run_id,
             model=manifest_model(pin),
         )
-        if result.profile is not None:
-            body = daily_profile(result.profile, profile_specs(reference))
+        if result.profile is not None and specs is not None:
+            body = daily_profile(result.profile, specs)
             with out.open(PROFILE_FILE, "w") as fh:
                 fh.write(json.dumps(body, sort_keys=True))
         committed = out.commit(manifest, result.file_rows)

@@ -45,6 +45,7 @@ import datetime as dt
 import json
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -154,10 +155,11 @@ def fit_calibrator(proba, y_true, classes, *, seed: int = 0, status: str = FITTE
         raise ValueError(f"y_true: {len(truth)} labels for {len(p)} rows of proba")
     p, truth = p[truth >= 0], truth[truth >= 0]
     n = len(truth)
-    halves = np.random.default_rng(seed).permutation(n)
-    halves = (halves[: n // 2], halves[n // 2 :])
+    order = np.random.default_rng(seed).permutation(n)
+    halves = (order[: n // 2], order[n // 2 :])
     columns = [1] if len(classes) == 2 else range(len(classes))
-    maps, checks = [None] * len(classes), []
+    maps: list[dict | None] = [None] * len(classes)
+    checks = []
     for j in columns:
         hit = (truth == j).astype(float)
         before = after = brier_before = brier_after = 0.0
@@ -314,7 +316,7 @@ def _auc(ranking: tuple[np.ndarray, np.ndarray], positive) -> float:
 def _drawn_metrics(rankings: list, p: np.ndarray, pred: np.ndarray, rng, draws: int = _DRAWS) -> dict[str, list[float]]:
     """Each metric on `draws` label sets drawn from the calibrated probabilities, scores and predictions fixed."""
     n, k = p.shape
-    out = {m: [] for m in CLASSIFICATION_METRICS}
+    out: dict[str, list[float]] = {m: [] for m in CLASSIFICATION_METRICS}
     if not n:
         return out
     cumulative = np.cumsum(p, axis=1)
@@ -332,6 +334,12 @@ def _drawn_metrics(rankings: list, p: np.ndarray, pred: np.ndarray, rng, draws: 
 # ---------------------------------------------------------------- regressor: the loss model
 
 
+class Predictor(Protocol):
+    """A fitted scikit-learn regressor, as LossModel uses it."""
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray: ...
+
+
 @dataclass
 class LossModel:
     """Two gradient-boosted models of a regressor's per-row loss, and what they need to read a frame.
@@ -341,8 +349,8 @@ class LossModel:
     E[z^4] of the standardised reference residuals z = e / sqrt(E[e^2]), for the RMSE band.
     """
 
-    absolute: object
-    squared: object
+    absolute: Predictor
+    squared: Predictor
     columns: list[str]
     categories: dict[str, list] = field(default_factory=dict)
     kurtosis: float = 3.0

@@ -174,10 +174,10 @@ def profile_partition(frame: pd.DataFrame, specs: dict[str, dict], extra: dict[s
 
 def add_profiles(*parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Combine partial profiles (associative, so Dask can reduce them as a tree)."""
-    parts = [p for p in parts if p]
-    if not parts:
+    present = [p for p in parts if p]
+    if not present:
         return {}
-    return {name: np.sum([p[name] for p in parts], axis=0) for name in parts[0]}
+    return {name: np.sum([p[name] for p in present], axis=0) for name in present[0]}
 
 
 def daily_profile(partial: dict[str, np.ndarray], specs: dict[str, dict]) -> dict:

@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from typing import IO, TYPE_CHECKING
 
 from batchml.base.errors import IntegrityError
 from batchml.store.layout import MANIFEST
@@ -109,6 +110,16 @@ class ManifestReader:
     """
 
     strict_listing = True
+
+    if TYPE_CHECKING:  # what a subclass provides (declared for the type checker only)
+
+        def manifest(self, dataset: str, date: dt.date) -> Manifest | None: ...
+
+        def partition_url(self, dataset: str, date: dt.date) -> str: ...
+
+        def _data_sizes(self, dataset: str, date: dt.date) -> dict[str, int]: ...
+
+        def _open_data(self, dataset: str, date: dt.date, name: str) -> IO[bytes]: ...
 
     def committed_manifest(self, dataset: str, date: dt.date) -> Manifest:
         manifest = self.manifest(dataset, date)

@@ -32,6 +32,7 @@ import logging
 import threading
 import time
 import uuid
+from typing import Any
 from collections.abc import Iterator
 
 import fsspec
@@ -179,7 +180,7 @@ class ObjectStorage(DateVisibility, ManifestReader):
         """
         key = self._key(layout.lock(dataset, date, ".json"))
         owner = uuid.uuid4().hex
-        held = {"etag": self._acquire(key, owner), "renewed": time.monotonic(), "lost": False}
+        held: dict[str, Any] = {"etag": self._acquire(key, owner), "renewed": time.monotonic(), "lost": False}
         guard = threading.Lock()  # the renewing thread and the writer's checks
         stop = threading.Event()
 

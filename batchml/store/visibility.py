@@ -32,9 +32,13 @@ lists the files of the dates this class shows.
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from batchml.store import layout
 from batchml.store.layout import FEATURES, PREDICTIONS, QUARANTINE
+
+if TYPE_CHECKING:
+    from batchml.store.manifest import Manifest
 
 # The datasets that appear together; labels are a separate feed.
 TOGETHER = (FEATURES, QUARANTINE, PREDICTIONS)
@@ -43,7 +47,19 @@ TOGETHER = (FEATURES, QUARANTINE, PREDICTIONS)
 class DateVisibility:
     """The reader's view of committed dates, over the raw view a storage kind provides."""
 
-    def manifest(self, dataset: str, date: dt.date):
+    if TYPE_CHECKING:  # what a storage kind provides (declared for the type checker only)
+
+        def _raw_manifest(self, dataset: str, date: dt.date) -> Manifest | None: ...
+
+        def _raw_committed(self, dataset: str, date: dt.date) -> bool: ...
+
+        def _raw_dates(self, dataset: str) -> set[dt.date]: ...
+
+        def read_text(self, relative: str) -> str | None: ...
+
+        def list_names(self, relative: str) -> list[str]: ...
+
+    def manifest(self, dataset: str, date: dt.date) -> Manifest | None:
         """The committed manifest of a date, or None when the date is not committed or not visible."""
         manifest = self._raw_manifest(dataset, date)
         return None if manifest is None or self._hidden(dataset, date) else manifest

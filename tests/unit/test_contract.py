@@ -251,3 +251,12 @@ def test_validation_counts_the_nulls_of_each_nullable_column_among_the_valid_row
     assert len(checked.valid) == 3
     want = {n: int(checked.valid[n].isna().sum()) for n in ("amount", "items", "express", "returned") if n in checked.valid}
     assert checked.null_counts == want == {"amount": 1, "items": 2, "express": 1}  # non-nullable columns are not counted
+
+
+def test_what_needs_a_label_refuses_a_contract_without_one_naming_its_file(contract):
+    from batchml.dataset.features import labels_of
+
+    assert contract.require_label().column == "returned"
+    unlabelled = Contract.from_dict({k: v for k, v in ORDERS.items() if k != "label"}, path="orders.yaml")
+    with pytest.raises(SchemaError, match=r"orders.yaml: no 'label' in the contract"):
+        labels_of(pd.DataFrame({"store": ["north"], "order_no": [1]}), unlabelled, "json:dumps")

@@ -103,3 +103,12 @@ def test_make_venv_the_image_and_ci_install_with_the_constraints():
     assert "--constraint /tmp/constraints.txt" in (REPO / "docker" / "Dockerfile").read_text()
     assert "!constraints.txt" in (REPO / ".dockerignore").read_text().splitlines()
     assert "make test" in (REPO / ".ci" / "run").read_text()  # CI builds its venv through the Makefile
+
+
+def test_make_test_type_checks_batchml_after_ruff():
+    import tomllib
+
+    lint = (REPO / "Makefile").read_text().split("\nlint:", 1)[1].split("\n\n", 1)[0]
+    assert lint.index("ruff format --check") < lint.index("$(BIN)/mypy")
+    settings = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["mypy"]
+    assert settings["packages"] == ["batchml"] and settings["python_version"] == "3.11"
