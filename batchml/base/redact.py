@@ -55,13 +55,37 @@ def redact(text: str, environ: dict[str, str] | None = None) -> str:
     """`text` with every credential replaced by ***: URL passwords, secret parameters, known secrets (see the module)."""
     if not text:
         return text
-    for secret in sorted(_known | env_secrets(environ), key=len, reverse=True):
+    for secret in _secrets() if environ is None else sorted(_known | env_secrets(environ), key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, MASK)
-    text = _URL_USERINFO.sub(lambda m: m["head"] + MASK + "@", text)
-    text = _QUERY_SECRET.sub(lambda m: m["head"] + MASK, text)
-    text = _DSN_PASSWORD.sub(lambda m: m["head"] + MASK, text)
-    return _AUTH_HEADER.sub(lambda m: m["head"] + MASK, text)
+    # Each pattern needs its separator: most texts (names, numbers, messages) skip the regular expressions.
+    if "://" in text:
+        text = _URL_USERINFO.sub(lambda m: m["head"] + MASK + "@", text)
+    if "=" in text:
+        text = _QUERY_SECRET.sub(lambda m: m["head"] + MASK, text)
+        text = _DSN_PASSWORD.sub(lambda m: m["head"] + MASK, text)
+    if ":" in text or "=" in text:
+        text = _AUTH_HEADER.sub(lambda m: m["head"] + MASK, text)
+    return text
+
+
+# What redact looked for last: (the environment it was computed from, the remembered secrets, the secrets longest first).
+_cache: tuple = (None, None, ())
+
+
+def _secrets() -> tuple[str, ...]:
+    """The remembered and environment secrets, longest first; computed again only when the environment or the remembered
+    secrets changed (redact runs on every log line, output write and document string: scanning the environment each time
+    was most of a date's redaction cost)."""
+    global _cache
+    raw = getattr(os.environ, "_data", None)  # os.environ's own dict: compared and copied in C, so no thread changes it midway
+    env_seen, known_seen, ordered = _cache
+    if raw is not None and raw == env_seen and _known == known_seen:
+        return ordered
+    seen = dict(raw) if raw is not None else None  # before reading the values: a change meanwhile is seen on the next call
+    ordered = tuple(sorted(_known | env_secrets(), key=len, reverse=True))
+    _cache = (seen, frozenset(_known), ordered)
+    return ordered
 
 
 def redacted(value):

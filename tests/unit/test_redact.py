@@ -211,3 +211,25 @@ def test_a_variable_removed_by_another_thread_while_the_environment_is_read_is_n
     monkeypatch.setattr(batchml.base.redact, "os", types.SimpleNamespace(environ=Vanishing({"SERVICE_TOKEN": "tok-8c1f2e9a"})))
     assert redact("sent with tok-8c1f2e9a") == "sent with ***"
     assert Vanishing.tries == 2
+
+
+def test_the_environment_is_scanned_again_only_when_it_changed(monkeypatch):
+    """redact runs on every log line, output write and document string: it scanned every environment
+    variable each time (most of a date's redaction cost). Now once per change of the environment or of
+    the remembered secrets, and a secret set, removed or remembered in between is seen at the next call."""
+    import batchml.base.redact
+
+    scans = []
+    scan = batchml.base.redact.env_secrets
+    monkeypatch.setattr(batchml.base.redact, "env_secrets", lambda *a: scans.append(1) or scan(*a))
+    monkeypatch.setenv("SERVICE_TOKEN", "tok-8c1f2e9a")
+    for _ in range(100):
+        assert redact("sent with tok-8c1f2e9a") == "sent with ***"
+    assert len(scans) == 1
+    monkeypatch.setenv("OTHER_SECRET", "sec-77d0a1")
+    assert redact("sec-77d0a1 and tok-8c1f2e9a") == "*** and ***"
+    monkeypatch.delenv("SERVICE_TOKEN")
+    assert redact("sent with tok-8c1f2e9a") == "sent with tok-8c1f2e9a"
+    remember(f"postgresql://bob:{PW}@db/trips")
+    assert redact(f"the password {PW} alone") == "the password *** alone"
+    assert len(scans) == 4
