@@ -489,7 +489,31 @@ def hooks() -> Mapping[str, str]:
 def project_name() -> str:
     """[project] name, else the contract's dataset name (else the project folder's name, when the contract cannot be read:
     the run then fails naming it, in the task that reads it). Resolved once per configuration."""
-    return _project_name(project_settings().name, schema().path, str(project_dir()))
+    state = _configuration_state()
+    if _project_memo.get("state") != state:  # every task made resolves its project: reading the settings each time cost ~0.15 ms
+        _project_memo.update(state=state, name=_project_name(project_settings().name, schema().path, str(project_dir())))
+    return _project_memo["name"]
+
+
+_project_memo: dict = {}
+
+
+def _configuration_state() -> tuple:
+    """What project_name depends on, cheap to read: the config files read and their [project] name and [schema] path,
+    the command line's --project-name, $BATCHML_PROJECT_DIR and the working folder."""
+    from luigi.cmdline_parser import CmdlineParser
+
+    config = luigi.configuration.get_config()
+    parser = CmdlineParser.get_instance()
+    return (
+        id(config),
+        tuple(type(config)._config_paths),
+        config.get("project", "name", None),
+        config.get("schema", "path", None),
+        getattr(parser.known_args, "project_name", None) if parser else None,
+        os.environ.get("BATCHML_PROJECT_DIR"),
+        os.getcwd(),
+    )
 
 
 @functools.cache

@@ -84,3 +84,20 @@ def test_a_project_with_an_unreadable_contract_is_named_after_its_folder(pipelin
     pipeline({"schema": {"path": str(tmp_path / "missing.yaml")}})
     task = pipelines.DailyScore(DAY)
     assert task.project == project_dir().name  # the run then fails naming the contract, in the task that reads it
+
+
+def test_the_settings_are_read_again_only_when_they_changed(pipeline, named, monkeypatch):
+    """Every task made resolves its project (a Backfill of 30 dates makes thousands): the settings and the
+    project folder were read each time; now once per configuration, and a changed name is seen."""
+    import tasks.config
+
+    tasks.config.project_name()
+    reads = []
+    folder = tasks.config.project_dir
+    monkeypatch.setattr(tasks.config, "project_dir", lambda: reads.append(1) or folder())
+    for _ in range(3):
+        assert {t.project for t in tasks_of(*EVERY_TASK)} == {"taxi_trips"}
+    assert reads == []
+    named("fleet_east")
+    assert {t.project for t in tasks_of(*EVERY_TASK)} == {"fleet_east"}
+    assert len(reads) == 1
