@@ -118,6 +118,7 @@ def _open_client(tracking_uri: str):
 
 _monitoring_ids: dict[tuple[str, str], tuple[str, str]] = {}  # (tracking URI, model) -> (monitoring experiment, timeline run)
 _step_origins: dict[tuple[str, str], dt.date] = {}  # (tracking URI, monitoring experiment) -> the date of step 0
+_date_runs: dict[tuple[str, str, str], str] = {}  # (tracking URI, monitoring experiment, date) -> the date's run: a date logs 3 times
 STEP_ORIGIN_TAG = "batchml.step_origin"
 FAILURE_TAGS = ("failure_task", "failure_cause")
 
@@ -575,8 +576,13 @@ class Registry:
         self._end_date_run(run.info.run_id)
 
     def _date_run(self, experiment_id: str, date: str) -> str:
-        runs = self.client.search_runs([experiment_id], filter_string=f"tags.date = '{date}'", max_results=1)
-        return runs[0].info.run_id if runs else self.client.create_run(experiment_id, run_name=f"monitor {date}", tags={"date": date}).info.run_id
+        key = (self.tracking_uri, experiment_id, date)
+        if key not in _date_runs:
+            runs = self.client.search_runs([experiment_id], filter_string=f"tags.date = '{date}'", max_results=1)
+            _date_runs[key] = (
+                runs[0].info.run_id if runs else self.client.create_run(experiment_id, run_name=f"monitor {date}", tags={"date": date}).info.run_id
+            )
+        return _date_runs[key]
 
     def _end_date_run(self, run_id: str) -> None:
         tags = self.client.get_run(run_id).data.tags

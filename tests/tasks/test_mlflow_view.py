@@ -10,6 +10,7 @@ import datetime as dt
 import json
 
 import luigi
+import pytest
 from luigi.execution_summary import LuigiStatusCode
 
 from batchml.monitor.failures import read_failure
@@ -96,3 +97,24 @@ def test_every_registered_version_says_what_it_was_trained_on_and_why_it_was_pro
         assert f"Decision: {verdict}" in text
     challenger = client.get_model_version("trip_duration", decision["challenger_version"]).description
     assert decision["reason"] in challenger and (DAY0 + dt.timedelta(days=3)).isoformat() in challenger
+
+
+def test_a_date_looks_up_its_monitoring_run_once_per_process(pipeline, day, monitoring_searches):
+    """Metrics, RetrainIfDrifted and DailyReport each log to the date's run: it was searched for each time
+    (a query per log in every date of a backfill); now once, and every log still lands in that one run."""
+    assert build(DailyScore(day)).status == LuigiStatusCode.SUCCESS
+    assert monitoring_searches.count(f"tags.date = '{day.isoformat()}'") == 1
+    run = monitoring_runs(make_registry())[day.isoformat()]
+    assert {"metrics.json", "retrain.json", "report.html"} <= {a.path for a in make_registry().client.list_artifacts(run.info.run_id)}
+
+
+@pytest.fixture
+def monitoring_searches(monkeypatch):
+    """The filter strings of every search_runs call on the real MLflow client."""
+    from mlflow import MlflowClient
+
+    seen, search = [], MlflowClient.search_runs
+    monkeypatch.setattr(
+        MlflowClient, "search_runs", lambda self, ids, filter_string="", *a, **k: seen.append(filter_string) or search(self, ids, filter_string, *a, **k)
+    )
+    return seen
