@@ -28,8 +28,18 @@ class ProjectParameter(luigi.Parameter):
 
 
 def _root_task_value(param_name: str):
-    """The root task's command-line value of `param_name`, or no value."""
+    """The root task's command-line value of `param_name`, or no value; read once per command line (every task made asks)."""
     parser = CmdlineParser.get_instance()
+    seen = _root_values.get(param_name)
+    if seen is None or seen[0] is not parser:  # the parser itself is kept: a new command line is never taken for an old one
+        seen = _root_values[param_name] = (parser, _read_root_value(parser, param_name))
+    return seen[1]
+
+
+_root_values: dict[str, tuple] = {}  # param_name -> (the command line's parser, its root task's value)
+
+
+def _read_root_value(parser, param_name: str):
     root = getattr(parser.known_args, "root_task", None) if parser else None
     if not root:
         return _no_value

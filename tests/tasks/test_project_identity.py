@@ -101,3 +101,19 @@ def test_the_settings_are_read_again_only_when_they_changed(pipeline, named, mon
     named("fleet_east")
     assert {t.project for t in tasks_of(*EVERY_TASK)} == {"fleet_east"}
     assert len(reads) == 1
+
+
+def test_the_root_tasks_command_line_is_read_once_per_run(pipeline, named, monkeypatch):
+    """Every task made asks for the root task's --project: its class and parameters were looked up each time."""
+    lookups = []
+    get_task_cls = Register.get_task_cls
+    monkeypatch.setattr(Register, "get_task_cls", classmethod(lambda cls, name: lookups.append(name) or get_task_cls(name)))
+    with CmdlineParser.global_instance(["DailyScore", "--date", DAY.isoformat(), "--project", "override"]) as parser:
+        root = parser.get_task_obj()
+        lookups.clear()
+        for _ in range(3):
+            assert {t.project for t in tasks_of(*EVERY_TASK)} == {"override"}
+        assert lookups == ["DailyScore"]
+    with CmdlineParser.global_instance(["DailyScore", "--date", DAY.isoformat(), "--project", "p2"]) as parser:
+        assert {t.project for t in [parser.get_task_obj(), *tasks_of(*EVERY_TASK)]} == {"p2"}
+    assert root.project == "override"
