@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import datetime as dt
+import gc
 import json
 import logging
 import os
@@ -283,9 +284,16 @@ def _print_causes():
             print(f"  {line}", file=sys.stderr)
 
 
+def _no_collection_at_exit() -> None:
+    """Exclude every object alive at exit from the garbage collector: the interpreter's teardown then clears its ~2,800 modules
+    without traversing them (0.8-0.9 s of CPU, a quarter of a small date's run); files, logs and the cluster are closed by then."""
+    gc.freeze()
+
+
 # -- before Luigi schedules anything ----------------------------------------------------------
 apply_defaults(luigi.configuration.get_config())
 if startup.is_luigi_command():  # a `luigi --module pipelines ...` run, not a library import
+    atexit.register(_no_collection_at_exit)  # runs after the exit handlers registered later (the cluster's, MLflow's), before _print_causes
     # Luigi's warnings about its own parameters mean nothing to a user: RangeDaily's param_name
     # default (None, "not of type string") and settings of a task section the task does not take.
     warnings.filterwarnings("ignore", message=r'Parameter "param_name" with value "None" is not of type string')
