@@ -51,12 +51,16 @@ class _Ranged:
 
 
 class RangedIntParameter(_Ranged, luigi.IntParameter):
+    """An integer setting refused, naming its range, when luigi.cfg or the command line sets it outside `allowed`."""
+
     def __init__(self, default, *, allowed: Allowed, **kwargs):
         self.allowed = allowed
         super().__init__(default=default, **kwargs)
 
 
 class RangedFloatParameter(_Ranged, luigi.FloatParameter):
+    """A number setting refused, naming its range, when luigi.cfg or the command line sets it outside `allowed`."""
+
     def __init__(self, default, *, allowed: Allowed, **kwargs):
         self.allowed = allowed
         super().__init__(default=default, **kwargs)
@@ -171,6 +175,7 @@ class project_settings(luigi.Config):
 
     @classmethod
     def get_task_family(cls) -> str:
+        """The luigi.cfg section this class reads, `[project]`: the class is named otherwise."""
         return "project"  # the section's name; project() below is what training needs of the project
 
 
@@ -264,6 +269,8 @@ class mlflow(luigi.Config):
 
 
 class runtime(luigi.Config):
+    """How a registered version is scored: converted to ONNX when its outputs agree with the model's, else through MLflow's pyfunc."""
+
     convert_sklearn = luigi.BoolParameter(
         default=True, description="Score an sklearn-flavour version as ONNX converted with skl2onnx when it agrees with the model; off: pyfunc."
     )
@@ -371,7 +378,8 @@ def project():
     return Project(contract=load_contract(), recipe=h["recipe"], features=h["features"], labels=h["labels"], params=dict(training().params))
 
 
-def drift_thresholds():
+def drift_thresholds() -> DriftThresholds:
+    """The drift policy as `[drift]` sets it, for the core's drift report."""
     cfg = drift()
     return DriftThresholds(
         psi=cfg.psi,
@@ -388,7 +396,8 @@ def drift_thresholds():
     )
 
 
-def check_thresholds():
+def check_thresholds() -> CheckThresholds:
+    """The data and model checks' limits as `[checks]` sets them, for the core's checks."""
     cfg = checks()
     return CheckThresholds(**{k: (tuple(v) if k == "warn_only" else v) for k, v in cfg.param_kwargs.items()})
 
@@ -454,6 +463,7 @@ def make_storage():
 
 
 def make_source() -> Source:
+    """The source `[source]` names: a Python generator or files under a path template, paths in the project folder."""
     cfg = source()
     if cfg.kind == "python":
         if not cfg.generator:
@@ -527,6 +537,7 @@ def _project_name(name: str, contract_path: str, folder: str) -> str:
 
 
 def model_name() -> str:
+    """The registered model's name: `[mlflow] registered_model`, else the contract's dataset name."""
     return mlflow().registered_model or load_contract().dataset
 
 
@@ -536,10 +547,12 @@ def tracking_uri() -> str:
 
 
 def cache_dir() -> str:
+    """The local cache of model artifacts (`[mlflow] cache_dir`), resolved in the project folder."""
     return in_project(mlflow().cache_dir)
 
 
 def retry_policy() -> RetryPolicy:
+    """How transient failures are retried (bounded, jittered), as `[retry]` sets it."""
     cfg = retry()
     return RetryPolicy(attempts=cfg.attempts, initial_delay=cfg.initial_delay, max_delay=cfg.max_delay, deadline=cfg.deadline)
 

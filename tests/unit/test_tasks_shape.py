@@ -40,3 +40,24 @@ def test_every_task_run_is_at_most_twelve_statements():
     lengths = run_lengths()
     assert len(lengths) >= 15  # every task with a run() is measured (a rename would otherwise hide them)
     assert {name: n for name, n in lengths.items() if n > MOST} == {}
+
+
+def undocumented() -> list[str]:
+    """`path:line name` of every public function, class and method of tasks/ without a docstring."""
+    out = []
+
+    def walk(path: Path, body: list[ast.stmt], prefix: str) -> None:
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+                if ast.get_docstring(node) is None:
+                    out.append(f"{path.relative_to(REPO)}:{node.lineno} {prefix}{node.name}")
+                if isinstance(node, ast.ClassDef):
+                    walk(path, node.body, f"{prefix}{node.name}.")
+
+    for path in sorted((REPO / "tasks").rglob("*.py")):
+        walk(path, ast.parse(path.read_text(), str(path)).body, "")
+    return out
+
+
+def test_every_public_function_class_and_method_of_tasks_says_what_it_is_for():
+    assert not undocumented(), "add a short docstring (what and why) to: " + ", ".join(undocumented())
