@@ -44,7 +44,7 @@ def load_hook(setting: str, spec: str) -> Callable:
     return fn
 
 
-def call_hook(setting: str, spec: str, *args, **kwargs):
+def call_hook(setting: str, spec: str, *args: Any, **kwargs: Any) -> Any:
     """Call a hook; anything it raises fails the caller with the hook named."""
     fn = load_hook(setting, spec)
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from typing import IO
 
 BAR_WIDTH = 24
 
@@ -16,7 +17,7 @@ BAR_WIDTH = 24
 class Progress:
     """Steps of one job, reported with counts and the seconds since it started."""
 
-    def __init__(self, logger: logging.Logger, stream=None):
+    def __init__(self, logger: logging.Logger, stream: IO[str] | None = None) -> None:
         self.log, self.stream = logger, stream
         self.start = time.monotonic()
         self._tenth = -1
@@ -25,7 +26,7 @@ class Progress:
     def elapsed(self) -> float:
         return time.monotonic() - self.start
 
-    def _terminal(self):
+    def _terminal(self) -> IO[str] | None:
         stream = self.stream or sys.stderr
         try:
             return stream if stream.isatty() else None

@@ -12,6 +12,8 @@ import sys
 import uuid
 from dataclasses import asdict
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import batchml
 
@@ -75,12 +77,12 @@ def sha256_tree(folder: str | os.PathLike) -> str:
 CONTRACT_PART, TRANSFORM_PART, HOOK_CODE_PART = "contract", "[features] transform", "features hook code"
 
 
-def shaped_by(contract, transform: str) -> dict[str, str]:
+def shaped_by(contract: Any, transform: str) -> dict[str, str]:  # a dataset Contract (a package above base/)
     """What a date's features are made by: {part: digest or name}, compared part by part to name what changed."""
     return {CONTRACT_PART: contract_digest(contract), TRANSFORM_PART: transform, HOOK_CODE_PART: hook_code_digest(transform) if transform else ""}
 
 
-def contract_digest(contract) -> str:
+def contract_digest(contract: Any) -> str:  # a dataset Contract, a dataclass
     """sha256 (16 hex) of everything in the contract that shapes outputs: all but its dataset name and file path."""
     body = {k: v for k, v in asdict(contract).items() if k not in ("dataset", "path", "names")}
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=list).encode()).hexdigest()[:16]
@@ -99,7 +101,7 @@ def hook_code_digest(spec: str) -> str:
     return digest.hexdigest()[:16] if files else ""
 
 
-def _source_file(module) -> str | None:
+def _source_file(module: ModuleType | None) -> str | None:
     try:
         path = inspect.getsourcefile(module) if module is not None else None
     except TypeError:  # a built-in module

@@ -26,6 +26,8 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Iterable
+from typing import IO, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 MASK = "***"
@@ -88,7 +90,7 @@ def _secrets() -> tuple[str, ...]:
     return ordered
 
 
-def redacted(value):
+def redacted(value: Any) -> Any:
     """A JSON-like document (dicts, lists, strings) with every string in it redacted; other values as they are."""
     if isinstance(value, str):
         return redact(value)
@@ -179,7 +181,7 @@ class RedactFilter(logging.Filter):
 class RedactingStreamHandler(logging.StreamHandler):
     """A StreamHandler whose records are redacted (logging.cfg's fileConfig cannot attach filters)."""
 
-    def __init__(self, stream=None):
+    def __init__(self, stream: IO[str] | None = None) -> None:
         super().__init__(stream)
         self.addFilter(RedactFilter())
 
@@ -187,18 +189,18 @@ class RedactingStreamHandler(logging.StreamHandler):
 class RedactingStream:
     """A text stream (sys.stdout, sys.stderr) whose writes are redacted; everything else is the stream's own."""
 
-    def __init__(self, stream):
+    def __init__(self, stream: IO[str]) -> None:
         self._stream = stream
 
     def write(self, text: str) -> int:
         self._stream.write(redact(text) if isinstance(text, str) else text)
         return len(text)
 
-    def writelines(self, lines) -> None:
+    def writelines(self, lines: Iterable[str]) -> None:
         for line in lines:
             self.write(line)
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
 
 

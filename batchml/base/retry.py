@@ -45,7 +45,7 @@ class RetryPolicy:
         base = min(self.max_delay, self.initial_delay * 2 ** (attempt - 1))
         return base * random.uniform(0.5, 1.0)  # runs that failed together do not retry together
 
-    def call(self, what: str, fn: Callable[..., T], *args, **kwargs) -> T:
+    def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`fn(*args, **kwargs)`, retried on transient failures; `what` names it in messages."""
         start = time.monotonic()
         for attempt in range(1, self.attempts + 1):
@@ -99,15 +99,15 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
 class Retrying:
     """A proxy that sends every method call of `target` through `policy`."""
 
-    def __init__(self, target, policy: RetryPolicy, what: str):
+    def __init__(self, target: Any, policy: RetryPolicy, what: str) -> None:
         self._target, self._policy, self._what = target, policy, what
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         attr = getattr(self._target, name)
         if not callable(attr):
             return attr
 
-        def call(*args, **kwargs):
+        def call(*args: Any, **kwargs: Any) -> Any:
             return self._policy.call(f"{self._what} ({name})", attr, *args, **kwargs)
 
         return call

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class Allowed:
     high_open: bool = False
     integer: bool = False
 
-    def admits(self, value) -> bool:
+    def admits(self, value: object) -> bool:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             return False
         if self.integer and not isinstance(value, int):
@@ -51,27 +52,27 @@ def _shown(bound: float | None) -> str:
     return str(bound) if isinstance(bound, int) else f"{bound:g}" if bound is not None else ""
 
 
-def setting(default, description: str, allowed: Allowed | None = None):
+def setting(default: Any, description: str, allowed: Allowed | None = None) -> Any:
     """A dataclass field: its default, with what it does and (numbers) the values it may take in its metadata."""
     return dataclasses.field(default=default, metadata={"description": description, "allowed": allowed})
 
 
-def count(default: int, description: str, *, least: int = 1, most: int | None = None):
+def count(default: int, description: str, *, least: int = 1, most: int | None = None) -> Any:
     """An integer of at least `least` (1: a count of things, 0: a lag or a number of retries)."""
     return setting(default, description, Allowed(low=least, high=most, integer=True))
 
 
-def number(default: float, description: str, *, low: float | None = None, high: float | None = None, low_open=False, high_open=False):
+def number(default: float, description: str, *, low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False) -> Any:
     """A real number within [low, high] (each end open when said, absent when None)."""
     return setting(default, description, Allowed(low=low, high=high, low_open=low_open, high_open=high_open))
 
 
-def share(default: float, description: str):
+def share(default: float, description: str) -> Any:
     """A share or rate: a number in [0, 1]."""
     return number(default, description, low=0, high=1)
 
 
-def seconds(default: float, description: str):
+def seconds(default: float, description: str) -> Any:
     """A duration in seconds: a number > 0."""
     return number(default, description, low=0, low_open=True)
 

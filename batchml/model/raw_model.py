@@ -11,6 +11,7 @@ could not be exported, the fitted estimator predicts.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from dataclasses import replace
 
 from mlflow.pyfunc import PythonModel
@@ -48,7 +49,7 @@ class RawRowsModel(PythonModel):
         contract = Contract.load(context.artifacts["contract"])
         self.contract = raw_contract(contract)
         self.inputs = tuple(config["inputs"])
-        self.model_classes = tuple(config["classes"]) if config.get("classes") else None
+        self.model_classes: Sequence | None = tuple(config["classes"]) if config.get("classes") else None
         named = contract.label.classes if contract.label and contract.label.classes else None
         self.classes = tuple(named) if named and self.model_classes else self.model_classes
         transform = config.get("transform") or ""

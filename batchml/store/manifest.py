@@ -22,6 +22,9 @@ from typing import IO, TYPE_CHECKING
 from batchml.base.errors import IntegrityError
 from batchml.store.layout import MANIFEST
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 CHECKSUM = "sha256"  # hardware-accelerated (SHA-NI) in OpenSSL: faster here than blake2b, and what model pins use
 _CHUNK = 1 << 20
 
@@ -70,7 +73,7 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def checksum(fh) -> str:
+def checksum(fh: IO[bytes]) -> str:
     """The sha256 of a binary file object's content, read in 1 MiB chunks (never whole into memory)."""
     digest = hashlib.sha256()
     while chunk := fh.read(_CHUNK):
@@ -131,7 +134,7 @@ class ManifestReader:
         """The data files of a committed date, as its manifest lists them: what a safe reader reads."""
         return [f"{self.partition_url(dataset, date)}/{f['path']}" for f in self.committed_manifest(dataset, date).files]
 
-    def read_table(self, dataset: str, date: dt.date, columns: list[str] | None = None):
+    def read_table(self, dataset: str, date: dt.date, columns: list[str] | None = None) -> pd.DataFrame:
         """A committed date as one pandas frame, read through its manifest with Parquet page checksums verified.
 
         A file that cannot be read raises IntegrityError naming the dataset, the date and the file.

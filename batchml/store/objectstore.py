@@ -32,8 +32,8 @@ import logging
 import threading
 import time
 import uuid
-from typing import Any
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import IO, Any
 
 import fsspec
 
@@ -113,7 +113,7 @@ class ObjectStorage(DateVisibility, ManifestReader):
         sizes = {info["name"].rsplit("/", 1)[1]: info["size"] for info in infos}
         return {name: size for name, size in sizes.items() if not name.startswith(("_", "."))}
 
-    def _open_data(self, dataset: str, date: dt.date, name: str):
+    def _open_data(self, dataset: str, date: dt.date, name: str) -> IO[bytes]:
         return self.fs.open(f"{self._partition_key(dataset, date)}/{name}", "rb", block_size=1 << 22, cache_type="readahead")
 
     def read_text(self, relative: str) -> str | None:
@@ -129,7 +129,7 @@ class ObjectStorage(DateVisibility, ManifestReader):
             return []
         return sorted(name for name in (e.rstrip("/").rsplit("/", 1)[1] for e in entries) if not name.startswith("."))
 
-    def open(self, relative: str, mode: str = "rb"):
+    def open(self, relative: str, mode: str = "rb") -> IO[Any]:
         return self.fs.open(self._key(relative), mode)
 
     def delete(self, relative: str) -> None:
@@ -173,7 +173,7 @@ class ObjectStorage(DateVisibility, ManifestReader):
                     self.fs.rm(staging, recursive=True)
 
     @contextlib.contextmanager
-    def _lease(self, dataset: str, date: dt.date):
+    def _lease(self, dataset: str, date: dt.date) -> Iterator[Callable[[], None]]:
         """Hold the date's lease for the block, renewing it at a third of its length.
 
         Yields `still_held()`: renews the lease now, and raises IntegrityError if it was lost.
@@ -202,7 +202,7 @@ class ObjectStorage(DateVisibility, ManifestReader):
                 log.error("%s: lost the lease of %s %s", self.root, dataset, date)
                 return False
 
-        def keep():
+        def keep() -> None:
             while not stop.wait(self.lease_seconds / 3) and renew():
                 pass
 
@@ -266,7 +266,9 @@ class ObjectStorage(DateVisibility, ManifestReader):
 class ObjectPartitionWriter:
     """A date being written on an object store: stage files at `url`, then `commit()`."""
 
-    def __init__(self, storage: ObjectStorage, dataset: str, date: dt.date, staging: str, *, replace: bool, still_held=lambda: None):
+    def __init__(
+        self, storage: ObjectStorage, dataset: str, date: dt.date, staging: str, *, replace: bool, still_held: Callable[[], None] = lambda: None
+    ) -> None:
         self.storage, self.dataset, self.date, self.staging, self.replace = storage, dataset, date, staging, replace
         self.still_held = still_held  # raises once another writer has taken the date's lease over
         self.run = staging.rsplit("/", 1)[1][:8]
@@ -276,7 +278,7 @@ class ObjectPartitionWriter:
     def url(self) -> str:
         return f"{self.storage.protocol}://{self.staging}"
 
-    def open(self, name: str, mode: str = "wb"):
+    def open(self, name: str, mode: str = "wb") -> IO[Any]:
         return self.storage.fs.open(f"{self.staging}/{name}", mode)
 
     @property

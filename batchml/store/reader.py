@@ -24,7 +24,7 @@ def committed_files(root: str, dataset: str, start: dt.date | None = None, stop:
     return [url for date in dates for url in storage.files(dataset, date)]
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("root", help="the storage root: a folder or s3://bucket/prefix")
     parser.add_argument("dataset", help="features, predictions, quarantine or labels")

@@ -26,6 +26,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 from batchml.store import layout
 from batchml.base.errors import IntegrityError
@@ -33,6 +34,9 @@ from batchml.base.faults import failpoint
 from batchml.store.layout import MANIFEST
 from batchml.store.manifest import Manifest, ManifestReader, checksum, file_entry
 from batchml.store.visibility import DateVisibility
+
+if TYPE_CHECKING:
+    from batchml.store.objectstore import ObjectStorage
 
 __all__ = ["MANIFEST", "Manifest", "ManifestReader", "NoSpaceLeft", "PartitionWriter", "Storage", "naming_a_full_disk", "open_storage"]
 
@@ -42,7 +46,7 @@ class NoSpaceLeft(OSError):
 
 
 @contextlib.contextmanager
-def naming_a_full_disk(dataset: str, date: dt.date | None, where) -> Iterator[None]:
+def naming_a_full_disk(dataset: str, date: dt.date | None, where: object) -> Iterator[None]:
     """Turn a full disk inside the block into NoSpaceLeft naming `dataset`, `date` and the path `where` (innermost block wins)."""
     try:
         yield
@@ -55,7 +59,7 @@ def naming_a_full_disk(dataset: str, date: dt.date | None, where) -> Iterator[No
         raise NoSpaceLeft(errno.ENOSPC, f"No space left on device writing {of} to {where}: free space there and run again (nothing was committed)") from exc
 
 
-def open_storage(root: str | os.PathLike, *, lease_seconds: float = 60.0):
+def open_storage(root: str | os.PathLike, *, lease_seconds: float = 60.0) -> Storage | ObjectStorage:
     """The storage at `root`: a local folder, or an object store URL (s3://bucket/prefix)."""
     text = str(root)
     if "://" in text and not text.startswith("file://"):
@@ -91,7 +95,7 @@ class Storage(DateVisibility, ManifestReader):
     def partition_url(self, dataset: str, date: dt.date) -> str:
         return self.url(layout.partition(dataset, date))
 
-    def open(self, relative: str, mode: str = "rb"):
+    def open(self, relative: str, mode: str = "rb") -> IO[Any]:
         """A file under the root (writes create folders); for rejected rows and the like."""
         if "w" in mode:
             (self.root / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -132,7 +136,7 @@ class Storage(DateVisibility, ManifestReader):
         except FileNotFoundError:
             return {}
 
-    def _open_data(self, dataset: str, date: dt.date, name: str):
+    def _open_data(self, dataset: str, date: dt.date, name: str) -> IO[bytes]:
         return open(self.partition_path(dataset, date) / name, "rb")
 
     def read_text(self, relative: str) -> str | None:
@@ -243,7 +247,7 @@ class PartitionWriter:
         """Where the date's files are staged: give it to writers that take a folder."""
         return str(self.path)
 
-    def open(self, name: str, mode: str = "wb"):
+    def open(self, name: str, mode: str = "wb") -> IO[Any]:
         return open(self.path / name, mode)
 
     @property

@@ -15,10 +15,15 @@ import datetime as dt
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from batchml.base.errors import ConfigError
 from batchml.store.layout import DATASETS, MANIFEST
 from batchml.store.manifest import Problem, UnreadableManifest
+
+if TYPE_CHECKING:
+    from batchml.store.objectstore import ObjectStorage
+    from batchml.store.storage import Storage
 
 
 @dataclass
@@ -40,7 +45,9 @@ class Verification:
         return f"{len(self.bad)} bad files among {self.files} files of {self.dates} committed dates of {scope}"
 
 
-def verify_dates(storage, datasets: tuple[str, ...] = DATASETS, start: dt.date | None = None, stop: dt.date | None = None) -> Verification:
+def verify_dates(
+    storage: Storage | ObjectStorage, datasets: tuple[str, ...] = DATASETS, start: dt.date | None = None, stop: dt.date | None = None
+) -> Verification:
     """Check every committed date of `datasets` in [start, stop) (stop exclusive): sizes, sha256, Parquet page checksums."""
     out = Verification()
     for dataset in datasets:
