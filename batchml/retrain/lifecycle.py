@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -138,7 +140,7 @@ def _raw_rows(source: Source, contract: Contract, dates: list[dt.date], n: int =
     raise MissingInput(f"no valid rows in {dates[0]}..{dates[-1]} for the registered model's input example")
 
 
-def _check_classes(classes, contract: Contract, project: Project) -> None:
+def _check_classes(classes: Sequence | None, contract: Contract, project: Project) -> None:
     """The fitted classes must be the contract's: they name the proba_<class> columns everyone reads."""
     expected = contract.require_label().classes
     if classes is None or not expected or sorted(map(repr, classes)) == sorted(map(repr, expected)):
@@ -149,12 +151,12 @@ def _check_classes(classes, contract: Contract, project: Project) -> None:
     )
 
 
-def _profiled_outputs(classes) -> list[str]:
+def _profiled_outputs(classes: Sequence | None) -> list[str]:
     """The outputs whose distribution is watched: the prediction, or each class probability."""
     return proba_columns(classes) if classes else [PREDICTION]
 
 
-def _predict_estimator(model, frame: pd.DataFrame, classes) -> dict[str, np.ndarray]:
+def _predict_estimator(model: Any, frame: pd.DataFrame, classes: Sequence | None) -> dict[str, np.ndarray]:
     """The estimator's outputs as scoring gives them: proba_<class> matched to its classes_ by identity, in `classes` order."""
     return estimator_outputs(model, frame, classes, f"{type(model).__name__} (trained)")
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
 
 from batchml.store import layout
 from batchml.monitor.checks import error_ratio
@@ -17,6 +20,7 @@ from batchml.store.documents import monitored_dates, read_document
 from batchml.store.layout import monitoring_file
 from batchml.retrain.policy import DayResult, RetrainPolicy, drift_onset, retrain_decision, training_window
 from batchml.model.registry import Registry
+from batchml.store.storage import Storage
 
 PREVIOUS = "previous"  # the alias a promotion leaves on the version it replaced
 
@@ -33,7 +37,7 @@ class RetrainPlan:
     recipe_available: bool
 
 
-def day_results(storage, date: dt.date, days: int) -> list[DayResult]:
+def day_results(storage: Storage, date: dt.date, days: int) -> list[DayResult]:
     """The drift verdict and realized-error ratio of the `days` dates ending at `date`, newest first."""
     out = []
     for i in range(days):
@@ -46,7 +50,7 @@ def day_results(storage, date: dt.date, days: int) -> list[DayResult]:
     return out
 
 
-def last_retrain(storage, date: dt.date) -> dt.date | None:
+def last_retrain(storage: Storage, date: dt.date) -> dt.date | None:
     """The newest date before `date` whose decision trained a challenger."""
     for d in reversed(monitored_dates(storage)):
         if d < date and (read_document(storage, monitoring_file(d, "retrain.json")) or {}).get("challenger_version"):
@@ -60,7 +64,7 @@ def gate_dates(date: dt.date, label_lag: int, gate_days: int) -> list[dt.date]:
     return [newest - dt.timedelta(days=i) for i in range(gate_days - 1, -1, -1)]
 
 
-def decide(storage, date: dt.date, plan: RetrainPlan) -> tuple[dict, tuple[dt.date, dt.date] | None]:
+def decide(storage: Storage, date: dt.date, plan: RetrainPlan) -> tuple[dict, tuple[dt.date, dt.date] | None]:
     """The policy's decision for `date`, and the training window when a challenger should be trained now."""
     policy = plan.policy
     results = day_results(storage, date, policy.n + plan.window_days + plan.label_lag + plan.gate_days)
@@ -80,7 +84,15 @@ def decide(storage, date: dt.date, plan: RetrainPlan) -> tuple[dict, tuple[dt.da
 
 
 def gate_challenger(
-    registry: Registry, contract: Contract, frame, *, alias: str, challenger_version: str, cache_dir, policy: GatePolicy, dates: list[dt.date]
+    registry: Registry,
+    contract: Contract,
+    frame: pd.DataFrame,
+    *,
+    alias: str,
+    challenger_version: str,
+    cache_dir: str | Path,
+    policy: GatePolicy,
+    dates: list[dt.date],
 ) -> dict:
     """Evaluate challenger and champion as deployed on the same held-out rows; move `alias` if the challenger wins.
 
