@@ -80,7 +80,8 @@ def failure_cause(failure: dict | None, metrics: dict | None) -> str:
     if breached:
         return "checks failed: " + "; ".join(f"{c['name']} = {format_number(c.get('value'))} outside {c.get('bound')}" for c in breached)
     if (metrics or {}).get("status") == "fail":
-        return "checks failed: " + ", ".join(map(str, (metrics or {}).get("failed") or [])) or "checks failed"
+        failed = ", ".join(map(str, (metrics or {}).get("failed") or []))
+        return f"checks failed: {failed}" if failed else "checks failed"
     return ""
 
 

@@ -284,3 +284,10 @@ def test_a_grid_line_and_its_label_stand_at_the_value_they_name():
         '<line class="grid" x1="40" x2="500" y1="100.0" y2="100.0"/><text x="34" y="103.0" text-anchor="end">0 &lt;s&gt;</text>'
         '<line class="grid" x1="40" x2="500" y1="75.0" y2="75.0"/><text x="34" y="78.0" text-anchor="end">2.5 &lt;s&gt;</text>'
     )
+
+
+def test_a_failed_date_whose_checks_name_nothing_says_checks_failed_without_a_dangling_colon():
+    from batchml.monitor.report import failure_cause
+
+    assert failure_cause(None, {"status": "fail", "failed": []}) == "checks failed"
+    assert failure_cause(None, {"status": "fail", "failed": ["null_rate.fee"]}) == "checks failed: null_rate.fee"
