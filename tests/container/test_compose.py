@@ -104,7 +104,7 @@ def test_compose_stack_runs_a_date_through_every_service(stack):
 
     # luigid scheduled it, and MLflow's server holds the model and its artifacts
     done = json.loads(stack.python("luigid", _get('http://localhost:8082/api/task_list?data={"status":"DONE"}')))["response"]
-    assert f"DailyScore(date={DAY})" in {task["display_name"] for task in done.values()}
+    assert f"DailyScore(date={DAY}, project=taxi_trips)" in {task["display_name"] for task in done.values()}  # luigid shows the project
     model = json.loads(stack.python("mlflow", _get("http://localhost:5000/api/2.0/mlflow/registered-models/get?name=trip_duration")))
     assert [a["alias"] for a in model["registered_model"]["aliases"]] == ["champion"]
     assert any(stack.volume("mlflow").joinpath("artifacts").rglob("*.onnx"))
