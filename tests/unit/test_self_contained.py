@@ -10,33 +10,37 @@ REPO = Path(__file__).resolve().parents[2]
 SOURCES = sorted(p for folder in ("tests", "bench") for p in (REPO / folder).rglob("*.py"))
 
 
-def escapes(path: Path) -> list[str]:
-    """The places in a file that name a path above the repository: `parents[k]` past its root, `.parent` of the root, `..`."""
-    found = []
-    depth = len(path.relative_to(REPO).parts)  # parents[depth - 1] is the repository itself
-    text = path.read_text()
-    for match in re.finditer(r"\.parents\[(\d+)\]", text):
-        if int(match.group(1)) >= depth:
-            found.append(match.group(0))
+_OPENERS = {"Path", "open", "read_csv", "read_parquet", "read_table", "copy", "copyfile"}
+
+
+def escapes(text: str, depth: int) -> list[str]:
+    """The places in a source at `depth` folders below the repository that name a path above it:
+    `parents[k]` past the root, `REPO.parent`, and a relative path string that climbs out (`../x`)."""
+    found = [m.group(0) for m in re.finditer(r"\.parents\[(\d+)\]", text) if int(m.group(1)) >= depth]  # parents[depth - 1] is the repository
     found += re.findall(r"\bREPO\.parent\b", text)
-    for node in ast.walk(ast.parse(text, str(path))):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and re.search(r"(^|/)\.\./shared\b|^shared/data\b", node.value):
-            found.append(node.value)
+    for node in ast.walk(ast.parse(text)):  # a string used as a path: joined with `/`, or given to Path() or a reader
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            used = [node.left, node.right]
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) in _OPENERS:
+            used = node.args[:1]
+        else:
+            continue
+        found += [n.value for n in used if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.startswith("../")]
     return found
 
 
+def escapes_of(path: Path) -> list[str]:
+    return escapes(path.read_text(), len(path.relative_to(REPO).parts))
+
+
 def test_no_test_reads_outside_the_repository():
-    offenders = {str(p.relative_to(REPO)): e for p in SOURCES if p != Path(__file__).resolve() and (e := escapes(p))}
+    offenders = {str(p.relative_to(REPO)): e for p in SOURCES if p != Path(__file__).resolve() and (e := escapes_of(p))}
     assert not offenders, f"paths above the repository (copy the fixture into tests/data/): {offenders}"
 
 
-def test_the_finder_sees_a_path_above_the_repository(tmp_path):
-    probe = REPO / "tests" / "unit" / "_probe_escape.py"
-    probe.write_text('from pathlib import Path\nX = Path(__file__).resolve().parents[3] / "shared" / "data"\nY = "../shared/data/x.csv"\n')
-    try:
-        assert escapes(probe) == [".parents[3]", "../shared/data/x.csv"]
-    finally:
-        probe.unlink()
+def test_the_finder_sees_a_path_above_the_repository():
+    probe = 'from pathlib import Path\nX = Path(__file__).resolve().parents[3] / "fixtures"\nY = Path(__file__).parents[2] / "tests"\nZ = open("../fixtures/x.csv")\nW = Path("data") / "../../up"\nhref = "../index.html"\n'
+    assert sorted(escapes(probe, depth=3)) == ["../../up", "../fixtures/x.csv", ".parents[3]"]  # tests/unit/x.py: parents[2] is the repository
 
 
 def test_the_real_samples_ship_in_the_repository():
