@@ -248,3 +248,17 @@ def prefix_dataset(storage, dataset: str):
     if not fs.exists(f"{base}/{dataset}"):
         return None
     return ds.dataset(f"{base}/{dataset}", filesystem=fs, format="parquet", partitioning="hive")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs: a real full disk (needs the mount privilege CI's root has)."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(mount)], capture_output=True, text=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a 1 MiB tmpfs to fill (needs root): {done.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)

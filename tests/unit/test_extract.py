@@ -171,20 +171,6 @@ def test_a_contract_that_sets_no_null_tokens_keeps_its_fingerprint():
     assert Contract.load(CONTRACT).fingerprint() == "31375e5da7e854c2"
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 1 MiB tmpfs: a real full disk (needs the mount privilege CI's root has)."""
-    import subprocess
-
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(mount)], capture_output=True, text=True)
-    if done.returncode:
-        pytest.skip(f"cannot mount a 1 MiB tmpfs to fill (needs root): {done.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", str(mount)], check=True)
-
-
 def test_a_full_disk_names_the_dataset_the_date_and_the_path(small_disk):
     storage = open_storage(small_disk / "data")
     with pytest.raises(NoSpaceLeft) as caught:
