@@ -94,9 +94,9 @@ def test_compose_stack_runs_a_date_through_every_service(stack):
     log = proc.stdout + proc.stderr
     assert "connected to Dask scheduler tcp://dask-scheduler:8786" in log
 
-    # the date is committed on the shared volume, scored with the model the server registered
+    # the date is committed on the storage volume, scored with the model the server registered
     root = read_cfg((COMPOSE.parent / "stack.cfg").read_text())["storage"]["root"]
-    storage = Storage(stack.volume("shared") / Path(root).relative_to("/data"))
+    storage = Storage(stack.volume("storage") / Path(root).relative_to("/data"))
     predictions = storage.verify("predictions", DAY)
     assert storage.verify("features", DAY).rows["written"] == predictions.rows["written"] > 0
     assert predictions.rows["in"] == 3000
