@@ -88,8 +88,11 @@ def _model_frame(x: pd.DataFrame) -> pd.DataFrame:
     return x.assign(c=x["c"].cat.codes.astype("int64"))
 
 
-def run(rows: int = 20000, dates: int = 30, concept_dates: int = 3, seed: int = 0, reference_rows: int | None = None) -> dict:
-    """Train, fit the estimators, and compare estimated with realized on every date; returns the rows and the summary."""
+def run(
+    rows: int = 20000, dates: int = 30, concept_dates: int = 3, seed: int = 0, reference_rows: int | None = None
+) -> dict:
+    """Train, fit the estimators, and compare estimated with realized on every date; returns the rows and the
+    summary."""
     started = time.perf_counter()
     rng = np.random.default_rng(seed)
     reference_rows = reference_rows or rows
@@ -97,14 +100,23 @@ def run(rows: int = 20000, dates: int = 30, concept_dates: int = 3, seed: int = 
     y_train_c, y_held_c = labels(train, rng), labels(held, rng)
     y_train_r, y_held_r = targets(train, rng), targets(held, rng)
     categorical = [False] * 5 + [True]
-    clf = HistGradientBoostingClassifier(max_iter=100, categorical_features=categorical, random_state=seed).fit(_model_frame(train), y_train_c)
-    reg = HistGradientBoostingRegressor(max_iter=100, categorical_features=categorical, random_state=seed).fit(_model_frame(train), y_train_r)
+    clf = HistGradientBoostingClassifier(max_iter=100, categorical_features=categorical, random_state=seed).fit(
+        _model_frame(train), y_train_c
+    )
+    reg = HistGradientBoostingRegressor(max_iter=100, categorical_features=categorical, random_state=seed).fit(
+        _model_frame(train), y_train_r
+    )
     classes = [int(c) for c in clf.classes_]
     held_proba = clf.predict_proba(_model_frame(held))
     held_pred = reg.predict(_model_frame(held))
-    calibrator = est.calibrator_from_json(est.calibrator_to_json(est.fit_calibrator(held_proba, y_held_c, classes, seed=seed)))
+    calibrator = est.calibrator_from_json(
+        est.calibrator_to_json(est.fit_calibrator(held_proba, y_held_c, classes, seed=seed))
+    )
     loss_model = est.loss_model_from_bytes(est.loss_model_to_bytes(est.fit_loss_model(held, held_pred, y_held_r, seed)))
-    reference = {"roc_auc": float(roc_auc_score(y_held_c, held_proba[:, 1])), "mae": float(np.abs(held_pred - y_held_r).mean())}
+    reference = {
+        "roc_auc": float(roc_auc_score(y_held_c, held_proba[:, 1])),
+        "mae": float(np.abs(held_pred - y_held_r).mean()),
+    }
     fitted = time.perf_counter() - started
 
     start = dt.date(2026, 1, 1)
@@ -119,8 +131,14 @@ def run(rows: int = 20000, dates: int = 30, concept_dates: int = 3, seed: int = 
         y_c, y_r = labels(x, rng, concept), targets(x, rng, concept)
         e_c = est.estimate_classification(proba, classes, calibrator, clf.classes_[proba.argmax(axis=1)], seed=seed + i)
         e_r = est.estimate_regression(x, prediction, loss_model)
-        realized_c = {"roc_auc": float(roc_auc_score(y_c, proba[:, 1])), "accuracy": float((proba.argmax(axis=1) == y_c).mean())}
-        realized_r = {"mae": float(np.abs(prediction - y_r).mean()), "rmse": float(np.sqrt(((prediction - y_r) ** 2).mean()))}
+        realized_c = {
+            "roc_auc": float(roc_auc_score(y_c, proba[:, 1])),
+            "accuracy": float((proba.argmax(axis=1) == y_c).mean()),
+        }
+        realized_r = {
+            "mae": float(np.abs(prediction - y_r).mean()),
+            "rmse": float(np.sqrt(((prediction - y_r) ** 2).mean())),
+        }
         auc_errors.append((date, est.estimate_error(e_c, realized_c)))
         mae_errors.append((date, est.estimate_error(e_r, realized_r)))
         table.append(
@@ -164,8 +182,12 @@ def summarise(table: list[dict], reference: dict, rows: int, seconds: float, fit
         "mae_within_margin": share(lambda r: abs(r["mae_estimated"] / r["mae_realized"] - 1) <= MAE_MARGIN),
         "mae_relative_error_max": max(mae_err, default=float("nan")),
         "mae_relative_error_mean": float(np.mean(mae_err)) if mae_err else float("nan"),
-        "auc_realized_range": [min(r["auc_realized"] for r in covariate), max(r["auc_realized"] for r in covariate)] if covariate else None,
-        "mae_realized_range": [min(r["mae_realized"] for r in covariate), max(r["mae_realized"] for r in covariate)] if covariate else None,
+        "auc_realized_range": [min(r["auc_realized"] for r in covariate), max(r["auc_realized"] for r in covariate)]
+        if covariate
+        else None,
+        "mae_realized_range": [min(r["mae_realized"] for r in covariate), max(r["mae_realized"] for r in covariate)]
+        if covariate
+        else None,
         "reference": reference,
         "constant_auc_within_margin": share(lambda r: abs(reference["roc_auc"] - r["auc_realized"]) <= AUC_MARGIN),
         "constant_mae_within_margin": share(lambda r: abs(reference["mae"] / r["mae_realized"] - 1) <= MAE_MARGIN),
@@ -190,16 +212,26 @@ def main(argv=None) -> int:
     parser.add_argument("--dates", type=int, default=30, help="covariate-shift dates")
     parser.add_argument("--concept-dates", type=int, default=3, help="concept-shift dates after them")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="OpenMP threads of the models (1: a loaded, shared machine runs 5x faster than with 2)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="OpenMP threads of the models (1: a loaded, shared machine runs 5x faster than with 2)",
+    )
     args = parser.parse_args(argv)
     with threadpool_limits(args.threads):
         result = run(args.rows, args.dates, args.concept_dates, args.seed)
-    print(f"{'date':10} {'kind':15} {'shift':>5} | {'AUC est':>8} {'±band':>6} {'real':>6} | {'MAE est':>8} {'±band':>6} {'real':>6} {'rel':>6} | checks")
+    print(
+        f"{'date':10} {'kind':15} {'shift':>5} | {'AUC est':>8} {'±band':>6} {'real':>6} | {'MAE est':>8} {'±band':>6} "
+        f"{'real':>6} {'rel':>6} | checks"
+    )
     for r in result["rows"]:
         rel = r["mae_estimated"] / r["mae_realized"] - 1
         print(
-            f"{r['date']:10} {r['kind']:15} {r['shift']:5.2f} | {r['auc_estimated']:8.4f} {r['auc_band']:6.4f} {r['auc_realized']:6.4f} | "
-            f"{r['mae_estimated']:8.4f} {r['mae_band']:6.4f} {r['mae_realized']:6.4f} {rel:+6.1%} | auc {r['auc_check']}, mae {r['mae_check']}"
+            f"{r['date']:10} {r['kind']:15} {r['shift']:5.2f} | {r['auc_estimated']:8.4f} {r['auc_band']:6.4f} "
+            f"{r['auc_realized']:6.4f} | "
+            f"{r['mae_estimated']:8.4f} {r['mae_band']:6.4f} {r['mae_realized']:6.4f} {rel:+6.1%} | auc "
+            f"{r['auc_check']}, mae {r['mae_check']}"
         )
     print(json.dumps(result["summary"]))
     return 0 if result["summary"]["passed"] else 1

@@ -1,7 +1,9 @@
-"""Scoring throughput of each runtime against what all its workers give at once, and a whole DailyScore's fixed and per-row cost.
+"""Scoring throughput of each runtime against what all its workers give at once, and a whole DailyScore's fixed and
+per-row cost.
 
 Usage:
-  bench/score.py --runtime onnx|converted|pyfunc [--rows 5000000] [--workers 2] [--out bench/out] [--rows-per-file 250000] [--single-thread]
+  bench/score.py --runtime onnx|converted|pyfunc [--rows 5000000] [--workers 2] [--out bench/out] [--rows-per-file
+  250000] [--single-thread]
   bench/score.py --measure daily    [--runtime onnx] [--rows 2000000] [--fixed-rows 1000]
   bench/score.py --measure backfill [--runtime onnx] [--dates 30] [--rows 200000] [--big-rows 6000000]
 
@@ -90,13 +92,24 @@ DAILY_PER_ROW_TARGET = 1.5  # its per-row part / the limit's time for the same r
 
 # -- the project ---------------------------------------------------------------------------------
 def shared(work: Path) -> Path:
-    """The registry (SQLite store, artifacts, batchml's model cache) every measurement under one --out shares: trained and logged once."""
+    """The registry (SQLite store, artifacts, batchml's model cache) every measurement under one --out shares: trained
+    and logged once."""
     path = work.parent / "registry"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def write_project(folder: Path, work: Path, *, root: Path, rows: int, rows_per_file: int, runtime: str, workers: int, processes: bool = False) -> Path:
+def write_project(
+    folder: Path,
+    work: Path,
+    *,
+    root: Path,
+    rows: int,
+    rows_per_file: int,
+    runtime: str,
+    workers: int,
+    processes: bool = False,
+) -> Path:
     """The taxi example's files and a luigi.cfg pointing at --out; returns the luigi.cfg."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("contract.yaml", "taxi_hooks.py", "taxi_synthetic.py"):
@@ -117,7 +130,12 @@ def write_project(folder: Path, work: Path, *, root: Path, rows: int, rows_per_f
             "cache_dir": str(shared(work) / "cache"),
         },
         "runtime": {"convert_sklearn": str(runtime != "pyfunc").lower()},
-        "dask": {"scheduler_address": "", "n_workers": str(workers), "threads_per_worker": "1", "processes": str(processes).lower()},
+        "dask": {
+            "scheduler_address": "",
+            "n_workers": str(workers),
+            "threads_per_worker": "1",
+            "processes": str(processes).lower(),
+        },
     }
     for section, values in settings.items():
         if not cfg.has_section(section):
@@ -135,7 +153,9 @@ def luigi_cli(cfg: Path, *args: str) -> float:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LUIGI_", "MLFLOW_"))}
     env["LUIGI_CONFIG_PATH"] = str(cfg)
     start = time.perf_counter()
-    done = subprocess.run([str(BIN / "luigi"), "--module", "pipelines", *args], cwd=cfg.parent, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [str(BIN / "luigi"), "--module", "pipelines", *args], cwd=cfg.parent, env=env, capture_output=True, text=True
+    )
     seconds = time.perf_counter() - start
     if done.returncode:
         raise RuntimeError(f"luigi {' '.join(args)} failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -143,15 +163,16 @@ def luigi_cli(cfg: Path, *args: str) -> float:
 
 
 def register_models(work: Path) -> None:
-    """HGB trained on ten other synthetic dates, logged with MLflow's own APIs as an onnx and an sklearn version (once per --out)."""
+    """HGB trained on ten other synthetic dates, logged with MLflow's own APIs as an onnx and an sklearn version (once
+    per --out)."""
     import mlflow
     import onnx
     from mlflow.models import infer_signature
+    from taxi_hooks import recipe
 
     from batchml.dataset.contract import Contract
     from batchml.dataset.sources import GeneratorSource
     from batchml.model.training import TrainingSettings, labelled_frame, to_onnx_bytes
-    from taxi_hooks import recipe
 
     uri = f"sqlite:///{shared(work) / 'registry.db'}"
     client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -162,9 +183,13 @@ def register_models(work: Path) -> None:
     contract = Contract.load(TAXI / "contract.yaml")
     source = GeneratorSource(generator="taxi_hooks:trips", options={"rows_per_day": 50_000, "seed": 1})
     dates = [DATE - dt.timedelta(days=d) for d in range(31, 21, -1)]
-    frame = labelled_frame(source, contract, dates, features="taxi_hooks:features", labels="taxi_hooks:duration", max_rows=500_000, seed=1)
+    frame = labelled_frame(
+        source, contract, dates, features="taxi_hooks:features", labels="taxi_hooks:duration", max_rows=500_000, seed=1
+    )
     inputs = [c for c in frame.columns if c not in (*contract.key, contract.label.column, "date")]
-    model = recipe(frame, TrainingSettings(inputs=tuple(inputs), label=contract.label.column, task="regression", seed=1))
+    model = recipe(
+        frame, TrainingSettings(inputs=tuple(inputs), label=contract.label.column, task="regression", seed=1)
+    )
     example = frame[inputs].head(5)
     blob, note = to_onnx_bytes(model, frame[inputs].head(2000))
     if blob is None:
@@ -174,10 +199,17 @@ def register_models(work: Path) -> None:
     mlflow.set_registry_uri(uri)
     signature = infer_signature(example, model.predict(example))
     with mlflow.start_run(experiment_id=experiment, run_name="onnx"):
-        mlflow.onnx.log_model(onnx.load_from_string(blob), name="model", signature=signature, registered_model_name=MODELS["onnx"])
+        mlflow.onnx.log_model(
+            onnx.load_from_string(blob), name="model", signature=signature, registered_model_name=MODELS["onnx"]
+        )
     with mlflow.start_run(experiment_id=experiment, run_name="sklearn"):
         mlflow.sklearn.log_model(
-            model, name="model", signature=signature, input_example=example, registered_model_name=MODELS["pyfunc"], skops_trusted_types=SKOPS
+            model,
+            name="model",
+            signature=signature,
+            input_example=example,
+            registered_model_name=MODELS["pyfunc"],
+            skops_trusted_types=SKOPS,
         )
     for name in set(MODELS.values()):
         client.set_registered_model_alias(name, "champion", "1")
@@ -232,8 +264,16 @@ def score_child(job: ScoreJob) -> None:
         raise SystemExit("ScorePredictions failed")
     manifest = make_storage().verify("predictions", date)
     close_client()
-    maxrss_mib = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
-    out = {"rows": manifest.rows["written"], "seconds": seconds, "imports_s": imports_s, "cluster_start_s": cluster_start_s, "maxrss_mib": maxrss_mib}
+    maxrss_mib = (
+        max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)) / 1024
+    )
+    out = {
+        "rows": manifest.rows["written"],
+        "seconds": seconds,
+        "imports_s": imports_s,
+        "cluster_start_s": cluster_start_s,
+        "maxrss_mib": maxrss_mib,
+    }
     print(json.dumps({**out, "runtime": manifest.model["runtime"]}))
 
 
@@ -247,16 +287,12 @@ def measure_score(job: ScoreJob) -> dict:
     peak, root, tree, listed = 0, psutil.Process(proc.pid), [], 0.0
     while True:
         if time.perf_counter() - listed > TREE_LIST_S:
-            try:
+            with contextlib.suppress(psutil.Error):
                 tree, listed = [root, *root.children(recursive=True)], time.perf_counter()
-            except psutil.Error:
-                pass
         rss = 0
         for member in tree:
-            try:
+            with contextlib.suppress(psutil.Error):
                 rss += member.memory_info().rss
-            except psutil.Error:
-                pass
         peak = max(peak, rss)
         try:
             proc.wait(timeout=RSS_POLL_S)
@@ -294,7 +330,8 @@ def _onnx_session(model_path: Path):
 
 
 def _scorers(pin, model_path: Path, frame, n: int) -> list:
-    """`n` independent callables `score(lo, hi)` over the in-memory features in the model's input format (made before any clock)."""
+    """`n` independent callables `score(lo, hi)` over the in-memory features in the model's input format (made before
+    any clock)."""
     inputs = _inputs(pin, frame)
     if pin.runtime == "pyfunc":
         import mlflow.pyfunc
@@ -395,7 +432,9 @@ def pinned(cfg: Path, date: dt.date):
     """The date's pin and the verified local model it scores with (read with the project's settings)."""
     import luigi
 
-    os.environ["LUIGI_CONFIG_PATH"] = str(cfg)  # names the project, whose relative paths (the contract) resolve against its folder
+    os.environ["LUIGI_CONFIG_PATH"] = str(
+        cfg
+    )  # names the project, whose relative paths (the contract) resolve against its folder
     luigi.configuration.add_config_path(str(cfg))
     from tasks.config import make_registry
     from tasks.model import model_path, read_pin
@@ -409,7 +448,11 @@ def measure_mlflow_cli(work: Path, frame, rows: int) -> dict:
     """`mlflow models predict` of the sklearn version: whole process at two sizes, extrapolated to `rows`."""
     uri = f"sqlite:///{shared(work) / 'registry.db'}"
     largest = min(rows, MLFLOW_SIZES[1])
-    inputs = [c for c in frame.columns if c not in ("vendor_id", "pickup_datetime", "dropoff_datetime", "pickup_location_id", "dropoff_location_id")]
+    inputs = [
+        c
+        for c in frame.columns
+        if c not in ("vendor_id", "pickup_datetime", "dropoff_datetime", "pickup_location_id", "dropoff_location_id")
+    ]
     seconds = {}
     with tempfile.TemporaryDirectory(dir=work, prefix="mlflow-") as tmp:
         for n in sorted({min(MLFLOW_SIZES[0], largest), largest}):
@@ -426,7 +469,13 @@ def measure_mlflow_cli(work: Path, frame, rows: int) -> dict:
     (small, t_small), (large, t_large) = sorted(seconds.items())[0], sorted(seconds.items())[-1]
     per_row = (t_large - t_small) / (large - small) if large > small else 0.0
     estimated = (t_small - small * per_row) + rows * per_row if rows > large else t_large
-    return {"seconds": seconds, "startup_s": t_small - small * per_row, "estimated_s": estimated, "extrapolated": rows > large, "rows_per_s": rows / estimated}
+    return {
+        "seconds": seconds,
+        "startup_s": t_small - small * per_row,
+        "estimated_s": estimated,
+        "extrapolated": rows > large,
+        "rows_per_s": rows / estimated,
+    }
 
 
 # -- the measurements ----------------------------------------------------------------------------
@@ -445,18 +494,24 @@ def measure_score_runtime(args, work: Path) -> dict:
     start = time.perf_counter()
     register_models(work)
     fresh_date(root, DATE)
-    setup_s = luigi_cli(cfg, "ResolveModel", "--date", DATE.isoformat())  # extracts the features (once per --out) and pins
+    setup_s = luigi_cli(
+        cfg, "ResolveModel", "--date", DATE.isoformat()
+    )  # extracts the features (once per --out) and pins
     pin, model_path = pinned(cfg, DATE)
     print(
-        f"setup: {time.perf_counter() - start:.1f} s (ResolveModel {setup_s:.1f} s); pinned models:/{pin.name}/{pin.version} runtime {pin.runtime}", flush=True
+        f"setup: {time.perf_counter() - start:.1f} s (ResolveModel {setup_s:.1f} s); pinned "
+        f"models:/{pin.name}/{pin.version} runtime {pin.runtime}",
+        flush=True,
     )
     if pin.runtime != args.runtime:
         raise RuntimeError(f"asked for runtime {args.runtime}, the pin says {pin.runtime}: {pin.note}")
     score = measure_score(ScoreJob(cfg=str(cfg), date=DATE.isoformat(), workers=args.workers))
     rate = score["rows"] / score["seconds"]
     print(
-        f"(a) score:  {score['rows']:,} rows in {score['seconds']:.2f} s = {rate:,.0f} rows/s ({score['runtime']}); peak RSS {score['peak_rss_mib']:.0f} MiB; "
-        f"not timed: imports {score['imports_s']:.2f} s, cluster start {score['cluster_start_s']:.2f} s; whole process {score['process_s']:.1f} s",
+        f"(a) score:  {score['rows']:,} rows in {score['seconds']:.2f} s = {rate:,.0f} rows/s ({score['runtime']}); "
+        f"peak RSS {score['peak_rss_mib']:.0f} MiB; "
+        f"not timed: imports {score['imports_s']:.2f} s, cluster start {score['cluster_start_s']:.2f} s; whole process "
+        f"{score['process_s']:.1f} s",
         flush=True,
     )
     frame = features_frame(root, DATE)
@@ -467,7 +522,11 @@ def measure_score_runtime(args, work: Path) -> dict:
     print(f"(b') limit: {limit_rate:,.0f} rows/s = {describe_limit(limit, args.runtime, args.workers)}", flush=True)
     if "single_thread_x_workers_rows_per_s" in limit:
         single = limit["single_thread_x_workers_rows_per_s"]
-        print(f"     context, not the limit: 1 thread alone x {args.workers} = {single:,.0f} rows/s (b' is {limit_rate / single:.2f} of it)", flush=True)
+        print(
+            f"     context, not the limit: 1 thread alone x {args.workers} = {single:,.0f} rows/s (b' is "
+            f"{limit_rate / single:.2f} of it)",
+            flush=True,
+        )
     print(f"a/b' = {rate / limit_rate:.3f} of the limit (target >= {target})", flush=True)
     result = {
         "measure": "score",
@@ -487,16 +546,23 @@ def measure_score_runtime(args, work: Path) -> dict:
     }
     if args.runtime == "onnx":
         forget_predictions(root, DATE)
-        process_s = luigi_cli(cfg, "ScorePredictions", "--date", DATE.isoformat())  # the pinned date scored again, as a user runs it
+        process_s = luigi_cli(
+            cfg, "ScorePredictions", "--date", DATE.isoformat()
+        )  # the pinned date scored again, as a user runs it
         print(f"(a'') `luigi --module pipelines ScorePredictions`, whole process: {process_s:.1f} s", flush=True)
         cli = measure_mlflow_cli(work, frame, score["rows"])
         process_rate = score["rows"] / process_s
         print(
-            f"(c) mlflow models predict: {', '.join(f'{n:,} rows {s:.1f} s' for n, s in cli['seconds'].items())}; start-up {cli['startup_s']:.1f} s; "
-            f"{'extrapolated' if cli['extrapolated'] else 'measured'} {cli['estimated_s']:.1f} s = {cli['rows_per_s']:,.0f} rows/s",
+            f"(c) mlflow models predict: {', '.join(f'{n:,} rows {s:.1f} s' for n, s in cli['seconds'].items())}; "
+            f"start-up {cli['startup_s']:.1f} s; "
+            f"{'extrapolated' if cli['extrapolated'] else 'measured'} {cli['estimated_s']:.1f} s = "
+            f"{cli['rows_per_s']:,.0f} rows/s",
             flush=True,
         )
-        print(f"whole process: {process_rate:,.0f} rows/s = {process_rate / cli['rows_per_s']:.2f} x the MLflow CLI's whole process (target >= 2.5)")
+        print(
+            f"whole process: {process_rate:,.0f} rows/s = {process_rate / cli['rows_per_s']:.2f} x the MLflow CLI's "
+            "whole process (target >= 2.5)"
+        )
         result |= {
             "mlflow_cli_rows_per_s": round(cli["rows_per_s"]),
             "mlflow_cli_extrapolated": cli["extrapolated"],
@@ -526,21 +592,40 @@ def measure_daily(args, work: Path) -> dict:
 
     register_models(work)
     runs = {}
-    for name, rows in (("warm-up", args.fixed_rows), ("fixed-before", args.fixed_rows), ("large", args.rows), ("fixed-after", args.fixed_rows)):
+    for name, rows in (
+        ("warm-up", args.fixed_rows),
+        ("fixed-before", args.fixed_rows),
+        ("large", args.rows),
+        ("fixed-after", args.fixed_rows),
+    ):
         root = work / f"daily-{name}-data"
         shutil.rmtree(root, ignore_errors=True)
         cfg = write_project(
-            work / f"project-daily-{name}", work, root=root, rows=rows, rows_per_file=args.rows_per_file, runtime=args.runtime, workers=args.workers
+            work / f"project-daily-{name}",
+            work,
+            root=root,
+            rows=rows,
+            rows_per_file=args.rows_per_file,
+            runtime=args.runtime,
+            workers=args.workers,
         )
         seconds = luigi_cli(cfg, "DailyScore", "--date", DATE.isoformat())
         storage = open_storage(root)
-        runs[name] = {"cfg": cfg, "seconds": seconds, "rows": storage.manifest("predictions", DATE).rows["written"], "tasks": read_durations(storage, DATE)}
+        runs[name] = {
+            "cfg": cfg,
+            "seconds": seconds,
+            "rows": storage.manifest("predictions", DATE).rows["written"],
+            "tasks": read_durations(storage, DATE),
+        }
         print(f"DailyScore of {runs[name]['rows']:,} rows ({name}): {seconds:.2f} s whole process", flush=True)
     large, before, after = runs["large"], runs["fixed-before"], runs["fixed-after"]
     fixed = {
         "seconds": (before["seconds"] + after["seconds"]) / 2,
         "rows": after["rows"],
-        "tasks": {t: (before["tasks"].get(t, 0.0) + after["tasks"].get(t, 0.0)) / 2 for t in set(before["tasks"]) | set(after["tasks"])},
+        "tasks": {
+            t: (before["tasks"].get(t, 0.0) + after["tasks"].get(t, 0.0)) / 2
+            for t in set(before["tasks"]) | set(after["tasks"])
+        },
     }
     pin, model_path = pinned(large["cfg"], DATE)
     limit = measure_limit(pin, model_path, features_frame(work / "daily-large-data", DATE), args.workers)
@@ -552,14 +637,18 @@ def measure_daily(args, work: Path) -> dict:
         print(f"{task:<18} {big:>8.2f} {small:>8.2f} {big - small:>9.2f}")
     outside = {name: run["seconds"] - sum(run["tasks"].values()) for name, run in (("large", large), ("fixed", fixed))}
     print(
-        f"{'outside tasks':<18} {outside['large']:>8.2f} {outside['fixed']:>8.2f} {outside['large'] - outside['fixed']:>9.2f}  (interpreter, imports, scheduling)"
+        f"{'outside tasks':<18} {outside['large']:>8.2f} {outside['fixed']:>8.2f} "
+        f"{outside['large'] - outside['fixed']:>9.2f}  (interpreter, imports, scheduling)"
     )
     print(
-        f"fixed cost: {fixed['seconds']:.2f} s (DailyScore of {fixed['rows']:,} rows, mean of the runs just before and after the large date: "
-        f"{before['seconds']:.2f} and {after['seconds']:.2f} s; the warm-up took {runs['warm-up']['seconds']:.2f} s) (target <= {DAILY_FIXED_TARGET_S:.0f} s)"
+        f"fixed cost: {fixed['seconds']:.2f} s (DailyScore of {fixed['rows']:,} rows, mean of the runs just before and "
+        "after the large date: "
+        f"{before['seconds']:.2f} and {after['seconds']:.2f} s; the warm-up took {runs['warm-up']['seconds']:.2f} s) "
+        f"(target <= {DAILY_FIXED_TARGET_S:.0f} s)"
     )
     print(
-        f"per-row part: {per_row_s:.2f} s for {large['rows'] - fixed['rows']:,} rows; the limit (b', {limit['rows_per_s']:,.0f} rows/s) "
+        f"per-row part: {per_row_s:.2f} s for {large['rows'] - fixed['rows']:,} rows; the limit (b', "
+        f"{limit['rows_per_s']:,.0f} rows/s) "
         f"needs {limit_s:.2f} s; ratio {per_row_s / limit_s:.2f} (target <= {DAILY_PER_ROW_TARGET})"
     )
     print(f"whole process: {large['seconds']:.2f} s = {large['seconds'] / limit_s:.2f} x the limit's time (context)")
@@ -585,30 +674,53 @@ def measure_daily(args, work: Path) -> dict:
 
 
 def measure_backfill(args, work: Path) -> dict:
-    """One Backfill invocation of --dates small dates against one DailyScore of a --big-rows date, rows/s of each whole process."""
+    """One Backfill invocation of --dates small dates against one DailyScore of a --big-rows date, rows/s of each whole
+    process."""
     register_models(work)
     small_root, big_root = work / "backfill-data", work / "big-data"
     for root in (small_root, big_root):
         shutil.rmtree(root, ignore_errors=True)
     small = write_project(
-        work / "project-backfill", work, root=small_root, rows=args.rows, rows_per_file=args.rows_per_file, runtime=args.runtime, workers=args.workers
+        work / "project-backfill",
+        work,
+        root=small_root,
+        rows=args.rows,
+        rows_per_file=args.rows_per_file,
+        runtime=args.runtime,
+        workers=args.workers,
     )
     big = write_project(
-        work / "project-big", work, root=big_root, rows=args.big_rows, rows_per_file=args.rows_per_file, runtime=args.runtime, workers=args.workers
+        work / "project-big",
+        work,
+        root=big_root,
+        rows=args.big_rows,
+        rows_per_file=args.rows_per_file,
+        runtime=args.runtime,
+        workers=args.workers,
     )
     stop = DATE + dt.timedelta(days=args.dates)
     small_s = luigi_cli(
-        small, "Backfill", "--start", DATE.isoformat(), "--stop", stop.isoformat(), *(["--workers", str(args.luigi_workers)] if args.luigi_workers > 1 else [])
+        small,
+        "Backfill",
+        "--start",
+        DATE.isoformat(),
+        "--stop",
+        stop.isoformat(),
+        *(["--workers", str(args.luigi_workers)] if args.luigi_workers > 1 else []),
     )
     big_s = luigi_cli(big, "DailyScore", "--date", DATE.isoformat())
     from batchml.store.storage import open_storage
 
-    small_rows = sum(open_storage(small_root).manifest("predictions", DATE + dt.timedelta(days=i)).rows["written"] for i in range(args.dates))
+    small_rows = sum(
+        open_storage(small_root).manifest("predictions", DATE + dt.timedelta(days=i)).rows["written"]
+        for i in range(args.dates)
+    )
     big_rows = open_storage(big_root).manifest("predictions", DATE).rows["written"]
     ratio = (small_rows / small_s) / (big_rows / big_s)
     print(
         f"Backfill of {args.dates} dates, {small_rows:,} rows: {small_s:.1f} s = {small_rows / small_s:,.0f} rows/s; "
-        f"one date of {big_rows:,} rows: {big_s:.1f} s = {big_rows / big_s:,.0f} rows/s; ratio {ratio:.2f} (target >= 0.8)"
+        f"one date of {big_rows:,} rows: {big_s:.1f} s = {big_rows / big_s:,.0f} rows/s; ratio {ratio:.2f} (target >= "
+        "0.8)"
     )
     return {
         "measure": "backfill",
@@ -626,15 +738,38 @@ def measure_backfill(args, work: Path) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--measure", choices=["score", "daily", "backfill"], default="score")
-    parser.add_argument("--runtime", choices=["onnx", "converted", "pyfunc"], default="onnx", help="which version scores: see the module's docstring")
-    parser.add_argument("--rows", type=int, help="trips in the scored date (default: 5,000,000 score, 2,000,000 daily, 200,000 per backfill date)")
-    parser.add_argument("--big-rows", type=int, default=6_000_000, help="backfill: trips in the one large date it is compared with")
+    parser.add_argument(
+        "--runtime",
+        choices=["onnx", "converted", "pyfunc"],
+        default="onnx",
+        help="which version scores: see the module's docstring",
+    )
+    parser.add_argument(
+        "--rows",
+        type=int,
+        help="trips in the scored date (default: 5,000,000 score, 2,000,000 daily, 200,000 per backfill date)",
+    )
+    parser.add_argument(
+        "--big-rows", type=int, default=6_000_000, help="backfill: trips in the one large date it is compared with"
+    )
     parser.add_argument("--dates", type=int, default=30, help="backfill: dates in the one invocation")
     parser.add_argument("--luigi-workers", type=int, default=1, help="backfill: luigi --workers of the invocation")
-    parser.add_argument("--workers", type=int, default=2, help="Dask workers (one thread each); the limit runs as many threads at once")
-    parser.add_argument("--fixed-rows", type=int, default=1_000, help="daily: trips in the small date whose whole run is the fixed cost")
-    parser.add_argument("--single-thread", action="store_true", help="score: also print one thread alone x --workers (the old limit; context only)")
-    parser.add_argument("--processes", action="store_true", help="score: the embedded cluster's workers as processes ([dask] processes = true)")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="Dask workers (one thread each); the limit runs as many threads at once"
+    )
+    parser.add_argument(
+        "--fixed-rows", type=int, default=1_000, help="daily: trips in the small date whose whole run is the fixed cost"
+    )
+    parser.add_argument(
+        "--single-thread",
+        action="store_true",
+        help="score: also print one thread alone x --workers (the old limit; context only)",
+    )
+    parser.add_argument(
+        "--processes",
+        action="store_true",
+        help="score: the embedded cluster's workers as processes ([dask] processes = true)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out", help="working folder (git-ignored)")
     parser.add_argument("--rows-per-file", type=int, default=250_000, help="rows per features file")
     parser.add_argument("--score-child", help=argparse.SUPPRESS)
@@ -648,8 +783,22 @@ def main(argv: list[str] | None = None) -> None:
     measure = {"score": measure_score_runtime, "daily": measure_daily, "backfill": measure_backfill}[args.measure]
     load_before = os.getloadavg()[0]
     result = measure(args, work)
-    load = {"load_avg_1min_before": round(load_before, 1), "load_avg_1min_after": round(os.getloadavg()[0], 1), "cores": os.cpu_count()}
-    print(json.dumps({**result, "workers": args.workers, "processes": args.processes, "rows_per_file": args.rows_per_file, **load}))
+    load = {
+        "load_avg_1min_before": round(load_before, 1),
+        "load_avg_1min_after": round(os.getloadavg()[0], 1),
+        "cores": os.cpu_count(),
+    }
+    print(
+        json.dumps(
+            {
+                **result,
+                "workers": args.workers,
+                "processes": args.processes,
+                "rows_per_file": args.rows_per_file,
+                **load,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
     python3 docker/settings.py REQUIREMENTS LUIGI_CFG [EXTRAS]
 
 REQUIREMENTS gets setup.cfg's install_requires and those of the comma-separated EXTRAS
-(e.g. s3), alone, so the dependency layer is rebuilt only when they change. LUIGI_CFG gets luigi.cfg with docker/luigi.cfg over it, one file
+(e.g. s3), alone, so the dependency layer is rebuilt only when they change. LUIGI_CFG gets luigi.cfg with
+docker/luigi.cfg over it, one file
 that Luigi reads from any working directory (it fails on a section repeated in one file,
 so the two cannot simply be concatenated). Standard library only: runs on the bare base.
 """
@@ -28,7 +29,9 @@ def main(requirements: str, luigi_cfg: str, extras: str = "") -> None:
     wanted = _lines(setup["options"]["install_requires"])
     for extra in filter(None, (e.strip() for e in extras.split(","))):
         # an extra naming the package itself (batchml[s3]) is its own line of the list
-        wanted += [r for r in _lines(setup["options.extras_require"][extra]) if not r.startswith(setup["metadata"]["name"])]
+        wanted += [
+            r for r in _lines(setup["options.extras_require"][extra]) if not r.startswith(setup["metadata"]["name"])
+        ]
     with open(requirements, "w") as fh:
         fh.write("\n".join(wanted) + "\n")
 

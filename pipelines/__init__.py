@@ -17,16 +17,16 @@ import luigi
 import luigi.tools.range
 from luigi.parameter import UnconsumedParameterWarning
 
+from batchml.base.redact import redact
 from batchml.monitor.failures import clear_failure, failure_of, one_line, record_failure
 from batchml.monitor.monitoring import record_duration
-from batchml.base.redact import redact
 from pipelines import startup
 from pipelines.defaults import apply_defaults, redact_output
-from tasks.config import make_source, make_storage, mlflow
 from tasks.backfill import Backfill, ReextractDate, RescoreDate  # noqa: F401
+from tasks.config import make_source, make_storage, mlflow
 from tasks.daily import DailyScore  # noqa: F401
-from tasks.identity import InProject
 from tasks.extract import ExtractFeatures, SourceData  # noqa: F401
+from tasks.identity import InProject
 from tasks.model import ChampionModel, ResolveModel  # noqa: F401
 from tasks.monitor import CheckMetrics, DetectDrift, ExtractLabels, LabelsArrived, Metrics  # noqa: F401
 from tasks.report import DailyReport, clear_logged_failure, log_date_failure  # noqa: F401
@@ -48,9 +48,12 @@ class RangeDaily(InProject, luigi.tools.range.RangeDaily):
         return sorted(super().requires(), key=lambda task: task.date, reverse=not self.reverse)
 
     def missing_datetimes(self, finite_datetimes):
-        """Any date task: one without a bulk_complete of its own (ExtractFeatures) is asked date by date, where Luigi would guess from file names."""
+        """Any date task: one without a bulk_complete of its own (ExtractFeatures) is asked date by date, where Luigi
+        would guess from file names."""
         if getattr(self.of.bulk_complete, "__func__", None) is luigi.Task.bulk_complete.__func__:
-            return [d for d in finite_datetimes if not self._instantiate_task_cls(self.datetime_to_parameter(d)).complete()]
+            return [
+                d for d in finite_datetimes if not self._instantiate_task_cls(self.datetime_to_parameter(d)).complete()
+            ]
         return super().missing_datetimes(finite_datetimes)
 
 
@@ -115,11 +118,15 @@ def _exception_line(traceback_text: str) -> str:
     for line in reversed(lines):
         head = line.split(":", 1)[0]
         if not line.startswith(" ") and head.replace(".", "").replace("_", "").isalnum() and head != "Traceback":
-            return head.rsplit(".", 1)[-1] + line[len(head) :]  # TrackingStoreError, not batchml.model.preflight.TrackingStoreError
+            return (
+                head.rsplit(".", 1)[-1] + line[len(head) :]
+            )  # TrackingStoreError, not batchml.model.preflight.TrackingStoreError
     return lines[-1]
 
 
-logging.getLogger("luigi-interface").addFilter(_CompleteErrors())  # filters survive Luigi's logging setup; handlers do not
+logging.getLogger("luigi-interface").addFilter(
+    _CompleteErrors()
+)  # filters survive Luigi's logging setup; handlers do not
 
 
 @luigi.Task.event_handler(luigi.Event.FAILURE)
@@ -186,7 +193,10 @@ def _looked_for(date: dt.date, labels: bool) -> str:
             if marker is not None and not _exists(marker):
                 return f"its completeness marker {marker} is not there ([source] complete_marker)"
             template = src.labels_path if labels else src.path
-            return f"no {'labels' if labels else 'rows'} of {date} at {expand(template, date)} ([source] {'labels_path' if labels else 'path'})"
+            return (
+                f"no {'labels' if labels else 'rows'} of {date} at {expand(template, date)} ([source] "
+                f"{'labels_path' if labels else 'path'})"
+            )
         if cfg.kind == "sql":
             return f"[source] {'labels_query' if labels else 'query'} returned no row for :date = {date}"
         return f"[source] generator {cfg.generator} gave no row of {date}"
@@ -207,8 +217,8 @@ def _log_model_change(task):
     if not isinstance(task, (RetrainIfDrifted, Rollback)):
         return
     try:
-        from batchml.store.layout import monitoring_file
         from batchml.store.documents import read_document
+        from batchml.store.layout import monitoring_file
 
         storage = make_storage()
         if isinstance(task, Rollback):
@@ -225,10 +235,22 @@ def _log_model_change(task):
         d = read_document(storage, monitoring_file(task.date, "retrain.json")) or {}
         if d.get("decision") == "promoted":
             log.info(
-                "promotion: challenger v%s replaces v%s as @%s (%s): %s", d["challenger_version"], d["champion_version"], mlflow().alias, task.date, d["reason"]
+                "promotion: challenger v%s replaces v%s as @%s (%s): %s",
+                d["challenger_version"],
+                d["champion_version"],
+                mlflow().alias,
+                task.date,
+                d["reason"],
             )
         elif d.get("decision") == "rejected":
-            log.info("challenger v%s rejected, v%s stays @%s (%s): %s", d["challenger_version"], d["champion_version"], mlflow().alias, task.date, d["reason"])
+            log.info(
+                "challenger v%s rejected, v%s stays @%s (%s): %s",
+                d["challenger_version"],
+                d["champion_version"],
+                mlflow().alias,
+                task.date,
+                d["reason"],
+            )
     except Exception as exc:  # informative: never fails the run
         log.warning("could not read the model decision of %s: %s", task, one_line(exc))
 
@@ -259,7 +281,8 @@ def _remember_dates(argv: list[str]) -> None:
 
 
 def _print_table() -> None:
-    """The per-date table (pipelines/summary.py), printed before the causes: a failed run's last lines stay its causes."""
+    """The per-date table (pipelines/summary.py), printed before the causes: a failed run's last lines stay its
+    causes."""
     if not _dates:
         return
     from pipelines.summary import summary_lines
@@ -285,15 +308,19 @@ def _print_causes():
 
 
 def _no_collection_at_exit() -> None:
-    """Exclude every object alive at exit from the garbage collector: the interpreter's teardown then clears its ~2,800 modules
-    without traversing them (0.8-0.9 s of CPU, a quarter of a small date's run); files, logs and the cluster are closed by then."""
+    """Exclude every object alive at exit from the garbage collector: the interpreter's teardown then clears its ~2,800
+    modules
+    without traversing them (0.8-0.9 s of CPU, a quarter of a small date's run); files, logs and the cluster are closed
+    by then."""
     gc.freeze()
 
 
 # -- before Luigi schedules anything ----------------------------------------------------------
 apply_defaults(luigi.configuration.get_config())
 if startup.is_luigi_command():  # a `luigi --module pipelines ...` run, not a library import
-    atexit.register(_no_collection_at_exit)  # runs after the exit handlers registered later (the cluster's, MLflow's), before _print_causes
+    atexit.register(
+        _no_collection_at_exit
+    )  # runs after the exit handlers registered later (the cluster's, MLflow's), before _print_causes
     # Luigi's warnings about its own parameters mean nothing to a user: RangeDaily's param_name
     # default (None, "not of type string") and settings of a task section the task does not take.
     warnings.filterwarnings("ignore", message=r'Parameter "param_name" with value "None" is not of type string')

@@ -38,7 +38,8 @@ def defaults() -> dict[str, dict[str, str]]:
 
 
 def setting_values(config) -> list[str]:
-    """Every value of every section Luigi read (interpolated, else raw): where URL settings and their credentials are."""
+    """Every value of every section Luigi read (interpolated, else raw): where URL settings and their credentials
+    are."""
     values = []
     for section in config.sections():
         for key in config.options(section):
@@ -52,7 +53,8 @@ def setting_values(config) -> list[str]:
 
 
 def redact_output(config, argv: list[str]) -> None:
-    """Redact the secrets of every setting and argument (`--mlflow-tracking-uri http://u:p@h`) from the process's output."""
+    """Redact the secrets of every setting and argument (`--mlflow-tracking-uri http://u:p@h`) from the process's
+    output."""
     from batchml.base.redact import install
 
     install([*setting_values(config), *argv])

@@ -7,6 +7,7 @@ A test keeps the file equal to this output, so the reference never lags the code
 
 from __future__ import annotations
 
+import inspect
 import re
 
 import luigi
@@ -61,7 +62,7 @@ def section_table(section: str, cls: type) -> str:
     doc = cls.__dict__.get("__doc__")
     out = [f"\n## [{section}]\n"]
     if doc:
-        out.append(f"{doc.splitlines()[0]}\n")
+        out.append(" ".join(inspect.cleandoc(doc).split("\n\n")[0].split()) + "\n")  # the first paragraph
     policies = list(dict.fromkeys(param.policy[0] for _, param in cls.get_params() if getattr(param, "policy", None)))
     if policies:
         homes = " and ".join(f"`{p.__name__}` in `{p.__module__.replace('.', '/')}.py`" for p in policies)
@@ -70,8 +71,14 @@ def section_table(section: str, cls: type) -> str:
     out.append("| key | default | allowed | what it does |\n|---|---|---|---|")
     for name, param in cls.get_params():
         default = param._default
-        shown = "*(required)*" if default is _no_value else f"`{_show(default)}`" if _show(default) != "" else "*(empty)*"
-        text = re.sub(r"Choices: \{(.*)\}", lambda m: "Choices: " + ", ".join(sorted(m.group(1).split(", "))), param.description or "")
+        shown = (
+            "*(required)*" if default is _no_value else f"`{_show(default)}`" if _show(default) != "" else "*(empty)*"
+        )
+        text = re.sub(
+            r"Choices: \{(.*)\}",
+            lambda m: "Choices: " + ", ".join(sorted(m.group(1).split(", "))),
+            param.description or "",
+        )
         text = text.replace("|", "\\|")
         out.append(f"| `{name}` | {shown} | {_allowed(param)} | {text} |")
     return "\n".join(out)

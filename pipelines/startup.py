@@ -21,14 +21,15 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import difflib
-import io
 import hashlib
+import io
 import os
 import socket
 import sys
 import tempfile
-from configparser import ConfigParser, Error as ConfigError
 from collections.abc import Callable
+from configparser import ConfigParser
+from configparser import Error as ConfigError
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -71,7 +72,11 @@ def batchml_sections() -> dict[str, type]:
 
 
 def luigi_sections() -> set[str]:
-    registered = {cls.get_task_family() for cls in Register._get_reg().values() if isinstance(cls, type) and cls.__module__.split(".")[0] == "luigi"}
+    registered = {
+        cls.get_task_family()
+        for cls in Register._get_reg().values()
+        if isinstance(cls, type) and cls.__module__.split(".")[0] == "luigi"
+    }
     return set(LUIGI_SECTIONS) | registered
 
 
@@ -94,7 +99,9 @@ def _suggestion(name: str, valid) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
-def check_settings(files: list[str], sections: dict[str, type], known_sections: set[str], task_families: set[str]) -> None:
+def check_settings(
+    files: list[str], sections: dict[str, type], known_sections: set[str], task_families: set[str]
+) -> None:
     """Raise StartupError for the first unknown or unparsable setting of batchml's sections in `files`."""
     for path in files:
         try:
@@ -155,7 +162,11 @@ def where_set(section: str, keys: tuple[str, ...], files: list[str]) -> Setting 
 
 def root_lock_dir(base: str, root: str) -> str:
     """A pid-lock folder under `base` for one storage root (a local root resolved to its real path)."""
-    resolved = root.rstrip("/") if "://" in root and not root.startswith("file://") else os.path.realpath(os.path.expanduser(root.removeprefix("file://")))
+    resolved = (
+        root.rstrip("/")
+        if "://" in root and not root.startswith("file://")
+        else os.path.realpath(os.path.expanduser(root.removeprefix("file://")))
+    )
     return os.path.join(base, "root-" + hashlib.sha256(resolved.encode()).hexdigest()[:16])
 
 
@@ -180,13 +191,23 @@ def check_scheduler(core, files: list[str], argv: list[str], timeout: float = 5.
         return
     except OSError as exc:
         reason = exc.strerror or str(exc) or type(exc).__name__
-    from_cli = [flag for flag in ("--scheduler-url", "--scheduler-host", "--scheduler-port") if any(a.split("=")[0] == flag for a in argv)]
+    from_cli = [
+        flag
+        for flag in ("--scheduler-url", "--scheduler-host", "--scheduler-port")
+        if any(a.split("=")[0] == flag for a in argv)
+    ]
     if from_cli:
         origin = "from the command line (" + ", ".join(from_cli) + ")"
     else:
         settings = [s for s in (where_set("core", SCHEDULER_KEYS[k], files) for k in ("url", "host", "port")) if s]
-        origin = "; ".join(f"[core] {s.key} in {s.file}" for s in settings) or "Luigi's default, as no [core] local_scheduler = true is set"
-    raise StartupError(f"cannot reach the central scheduler at {parts.hostname}:{port} ({origin}): {reason}; start luigid there or run with --local-scheduler")
+        origin = (
+            "; ".join(f"[core] {s.key} in {s.file}" for s in settings)
+            or "Luigi's default, as no [core] local_scheduler = true is set"
+        )
+    raise StartupError(
+        f"cannot reach the central scheduler at {parts.hostname}:{port} ({origin}): {reason}; start luigid there or "
+        "run with --local-scheduler"
+    )
 
 
 def lock_base(config) -> str:
@@ -210,11 +231,16 @@ def is_luigi_command() -> bool:
 
 def check_task_parameters(argv: list[str]) -> None:
     """A bad parameter on the command line is one line naming it, not a traceback: the task's own (`--date 2026-13-45`,
-    a missing `--date`, `--stop` not after `--start`, `--of` naming no task) and a setting given there (`--dask-n-workers 0`)."""
+    a missing `--date`, `--stop` not after `--start`, `--of` naming no task) and a setting given there
+    (`--dask-n-workers 0`)."""
     from luigi.cmdline_parser import CmdlineParser
 
     try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), CmdlineParser.global_instance(argv) as parser:
+        with (
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+            CmdlineParser.global_instance(argv) as parser,
+        ):
             task = parser._get_task_cls()
             family, args = task.get_task_family(), parser.known_args
             given = [(name, param, getattr(args, name, None)) for name, param in task.get_params()]
@@ -245,7 +271,10 @@ def check_task_parameters(argv: list[str]) -> None:
     names = {name for name, _, _ in given}
     if {"start", "stop"} <= names and start is None and stop is None and not {"start", "stop"} & set(missing):
         unset = False
-        with contextlib.suppress(Exception), CmdlineParser.global_instance(argv):  # neither set in the config file either
+        with (
+            contextlib.suppress(Exception),
+            CmdlineParser.global_instance(argv),
+        ):  # neither set in the config file either
             unset = all(dict(task.get_params())[n]._get_value(family, n) is None for n in ("start", "stop"))
         if unset:
             raise StartupError(f"{family}: --start or --stop is required (YYYY-MM-DD; --stop is exclusive)")
@@ -280,7 +309,8 @@ class UrlSetting:
 
 
 def url_settings() -> list[UrlSetting]:
-    """The settings naming a store, a database or a filesystem by URL, with the check each needs; within Luigi's command-line context."""
+    """The settings naming a store, a database or a filesystem by URL, with the check each needs; within Luigi's
+    command-line context."""
     from batchml.model.preflight import filesystem_problem, sql_url_problem, tracking_uri_problem
     from tasks.config import mlflow, source, storage, tracking_uri
 
@@ -290,12 +320,16 @@ def url_settings() -> list[UrlSetting]:
     if cfg.kind == "sql":
         found.append(UrlSetting("source", "url", cfg.url, cfg.url, sql_url_problem))
     if cfg.kind == "files":
-        found += [UrlSetting("source", key, getattr(cfg, key), getattr(cfg, key), filesystem_problem) for key in ("path", "labels_path")]
+        found += [
+            UrlSetting("source", key, getattr(cfg, key), getattr(cfg, key), filesystem_problem)
+            for key in ("path", "labels_path")
+        ]
     return found
 
 
 def check_urls(settings: list[UrlSetting], files: list[str], argv: list[str]) -> None:
-    """Raise StartupError for the first URL setting no installed plugin (MLflow store, SQLAlchemy dialect and driver, fsspec filesystem) handles."""
+    """Raise StartupError for the first URL setting no installed plugin (MLflow store, SQLAlchemy dialect and driver,
+    fsspec filesystem) handles."""
     from batchml.model.preflight import without_userinfo
 
     for setting in settings:
@@ -308,7 +342,8 @@ def check_urls(settings: list[UrlSetting], files: list[str], argv: list[str]) ->
 
 
 def origin(section: str, key: str, files: list[str], argv: list[str], shown: str) -> str:
-    """Where a setting's value came from, as messages name it: `--section-key VALUE`, `FILE: [section] key = 'VALUE'`, or its default."""
+    """Where a setting's value came from, as messages name it: `--section-key VALUE`, `FILE: [section] key = 'VALUE'`,
+    or its default."""
     flag = f"--{section}-{key.replace('_', '-')}"
     if any(a.split("=")[0] == flag for a in argv):
         return f"{flag} {shown}"
@@ -319,7 +354,8 @@ def origin(section: str, key: str, files: list[str], argv: list[str], shown: str
 
 
 def unordered_settings() -> list[tuple[tuple[tuple[str, str], object], tuple[tuple[str, str], object]]]:
-    """The pairs of tasks.config.ORDERED whose values are the wrong way round, with their values; within Luigi's command-line context."""
+    """The pairs of tasks.config.ORDERED whose values are the wrong way round, with their values; within Luigi's
+    command-line context."""
     from tasks.config import ORDERED
 
     sections = batchml_sections()
@@ -328,7 +364,8 @@ def unordered_settings() -> list[tuple[tuple[tuple[str, str], object], tuple[tup
 
 
 def contract_problem() -> str:
-    """Why the dataset contract ([schema] path) cannot be used (unreadable, not YAML with its line and column, a bad rule), or ""."""
+    """Why the dataset contract ([schema] path) cannot be used (unreadable, not YAML with its line and column, a bad
+    rule), or ""."""
     from batchml.base.errors import SchemaError
     from tasks.config import load_contract
 
@@ -352,20 +389,31 @@ def prepare(argv: list[str]) -> None:
     except StartupError as exc:
         exit_with(str(exc), code)
     try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), CmdlineParser.global_instance(argv):
+        with (
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+            CmdlineParser.global_instance(argv),
+        ):
             from tasks.config import context
 
-            root = context().settings.storage_root  # as the storage opens it: resolved against the project folder, not the current one
+            root = (
+                context().settings.storage_root
+            )  # as the storage opens it: resolved against the project folder, not the current one
             urls = url_settings()
             contract = contract_problem()
             unordered = unordered_settings()
-    except (Exception, SystemExit):  # --help, a command line Luigi will reject with its own message, or a task not yet imported
+    except (
+        Exception,
+        SystemExit,
+    ):  # --help, a command line Luigi will reject with its own message, or a task not yet imported
         return
     try:
         check_urls(urls, files, argv)
         for (low, low_value), (high, high_value) in unordered:
             shown = origin(*low, files, argv, str(low_value))
-            raise StartupError(f"{shown}: more than [{high[0]}] {high[1]} = {high_value}; allowed: at most [{high[0]}] {high[1]}")
+            raise StartupError(
+                f"{shown}: more than [{high[0]}] {high[1]} = {high_value}; allowed: at most [{high[0]}] {high[1]}"
+            )
         if contract:
             raise StartupError(contract)
     except StartupError as exc:

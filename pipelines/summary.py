@@ -11,11 +11,14 @@ import argparse
 import datetime as dt
 
 from batchml.monitor.failures import read_failure
-from batchml.store.layout import FEATURES, INDEX, PREDICTIONS, QUARANTINE, monitoring_file
 from batchml.store.documents import read_document
+from batchml.store.layout import FEATURES, INDEX, PREDICTIONS, QUARANTINE, monitoring_file
 from tasks.config import make_storage
 
-HEADER = f"{'date':10}  {'rows in':>9}  {'scored':>9}  {'quarantined':>11}  {'model':18}  {'drift':8}  {'checks':6}  retraining"
+HEADER = (
+    f"{'date':10}  {'rows in':>9}  {'scored':>9}  {'quarantined':>11}  {'model':18}  {'drift':8}  {'checks':6}  "
+    "retraining"
+)
 
 
 def retraining(storage, day: dt.date) -> str:
@@ -39,7 +42,10 @@ def date_line(storage, day: dt.date) -> str:
     model = f"{m.model['name']} v{m.model['version']}"
     drift = (read_document(storage, monitoring_file(day, "drift.json")) or {}).get("verdict", "-")
     checks = (read_document(storage, monitoring_file(day, "metrics.json")) or {}).get("status", "-")
-    line = f"{day}  {m.rows['in']:>9,}  {m.rows['written']:>9,}  {m.rows['quarantined']:>11,}  {model:18}  {drift:8}  {checks:6}  {retraining(storage, day)}"
+    line = (
+        f"{day}  {m.rows['in']:>9,}  {m.rows['written']:>9,}  {m.rows['quarantined']:>11,}  {model:18}  {drift:8}  "
+        f"{checks:6}  {retraining(storage, day)}"
+    )
     return f"{line}  {failed}" if failed else line
 
 

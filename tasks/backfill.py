@@ -39,10 +39,13 @@ class RescoreDate(InProject, luigi.Task):
         return manifest is not None and champion is not None and manifest.model["version"] == str(champion.version)
 
     def run(self):
-        """Pin the champion (its runtime decided on the date's features), score the date again with it, then derive the rest again."""
+        """Pin the champion (its runtime decided on the date's features), score the date again with it, then derive the
+        rest again."""
         pin, old = champion_pin(), make_storage().manifest(PREDICTIONS, self.date).model["version"]
         if old != pin.version:  # run() starts over after the yield below: re-score only once
-            pin = resolve_runtime(pin, make_storage().verify(FEATURES, self.date))  # before the re-pin: an outage leaves the pin as it was
+            pin = resolve_runtime(
+                pin, make_storage().verify(FEATURES, self.date)
+            )  # before the re-pin: an outage leaves the pin as it was
             model_url, reference = scoring_inputs(pin, self.date)
             PinTarget(self.date).replace(pin)  # the request is the re-pin
             _score_again(self.date, pin, model_url, reference)
@@ -51,13 +54,17 @@ class RescoreDate(InProject, luigi.Task):
 
 
 class ReextractDate(InProject, luigi.Task):
-    """Re-extract a date whose source, contract or features hook changed since its features were committed, and re-score it with its pin (on request only)."""
+    """Re-extract a date whose source, contract or features hook changed since its features were committed, and re-score
+    it with its pin (on request only)."""
 
     date = luigi.DateParameter()
 
     def complete(self) -> bool:
-        """Whether the date's features come from the source, contract and hook of now, and its predictions from those features."""
-        return not _extracted_from_other(make_storage().manifest(FEATURES, self.date), self.date) and not _scored_from_other(self.date)
+        """Whether the date's features come from the source, contract and hook of now, and its predictions from those
+        features."""
+        return not _extracted_from_other(
+            make_storage().manifest(FEATURES, self.date), self.date
+        ) and not _scored_from_other(self.date)
 
     def run(self):
         """Extract the date again, score it again with its pin, then derive the rest again."""
@@ -66,12 +73,18 @@ class ReextractDate(InProject, luigi.Task):
         if _extracted_from_other(old, self.date):
             result = extract(self.date, replace=True)
             log.info(
-                "%s re-extracted: %d rows in (were %s), %d quarantined", self.date, result.rows_in, old.rows["in"] if old else "none", result.rows_rejected
+                "%s re-extracted: %d rows in (were %s), %d quarantined",
+                self.date,
+                result.rows_in,
+                old.rows["in"] if old else "none",
+                result.rows_rejected,
             )
         if _scored_from_other(self.date):
             pin = read_pin(self.date)
             _score_again(self.date, pin, *scoring_inputs(pin, self.date))
-            log.info("%s re-scored from its new features with its pinned models:/%s/%s", self.date, pin.name, pin.version)
+            log.info(
+                "%s re-scored from its new features with its pinned models:/%s/%s", self.date, pin.name, pin.version
+            )
         yield DailyScore(self.date)  # drift, metrics and report again, from the new rows
 
 
@@ -104,7 +117,9 @@ class HealDate(InProject, luigi.Task):
         hurt = {d.dataset for d in bad}
         if hurt & {FEATURES, QUARANTINE}:
             _extract_again(self.date, bad)
-        if hurt & {FEATURES, QUARANTINE, PREDICTIONS} and PinTarget(self.date).exists():  # without a pin the date was never scored: DailyScore scores it
+        if (
+            hurt & {FEATURES, QUARANTINE, PREDICTIONS} and PinTarget(self.date).exists()
+        ):  # without a pin the date was never scored: DailyScore scores it
             pin = read_pin(self.date)
             _score_again(self.date, pin, *scoring_inputs(pin, self.date))
             log.info("%s healed: re-scored with its pinned models:/%s/%s", self.date, pin.name, pin.version)
@@ -115,9 +130,18 @@ def _extract_again(date: dt.date, bad: list) -> None:
     """Extract a damaged date again from the source; Unhealable when the source no longer has it."""
     named = "; ".join(f"{make_storage().url(d.path)}: {d.described()}" for d in bad)
     if not make_source().exists(date):
-        raise Unhealable(f"{date} cannot be healed: the source no longer has the date, so its features and quarantine cannot be extracted again ({named})")
+        raise Unhealable(
+            f"{date} cannot be healed: the source no longer has the date, so its features and quarantine cannot be "
+            f"extracted again ({named})"
+        )
     result = extract(date, replace=True)
-    log.info("%s healed: features and quarantine extracted again (%d rows in, %d quarantined); was: %s", date, result.rows_in, result.rows_rejected, named)
+    log.info(
+        "%s healed: features and quarantine extracted again (%d rows in, %d quarantined); was: %s",
+        date,
+        result.rows_in,
+        result.rows_rejected,
+        named,
+    )
 
 
 def _shaped_now() -> dict[str, str]:
@@ -127,7 +151,11 @@ def _shaped_now() -> dict[str, str]:
 
 def _extracted_from_other(features, date: dt.date) -> bool:
     """No features yet, or they were extracted from other source rows or by another contract or features hook."""
-    return features is None or features.input_fingerprint != make_source().fingerprint(date) or bool(reshaped(features.shaped_by, _shaped_now()))
+    return (
+        features is None
+        or features.input_fingerprint != make_source().fingerprint(date)
+        or bool(reshaped(features.shaped_by, _shaped_now()))
+    )
 
 
 def _scored_from_other(date: dt.date) -> bool:
@@ -142,7 +170,9 @@ def _score_again(date: dt.date, pin, model_url: str, reference: dict | None) -> 
     printed = Progress(log)
 
     def progress(done: int, total: int) -> None:
-        printed.update(done, total, f"re-scored {done} of {total} partitions of {date} with models:/{pin.name}/{pin.version}")
+        printed.update(
+            done, total, f"re-scored {done} of {total} partitions of {date} with models:/{pin.name}/{pin.version}"
+        )
 
     score_date(date, pin, model_url, reference, progress, replace=True)
     for name in DERIVED:
@@ -154,13 +184,18 @@ class Backfill(InProject, luigi.WrapperTask):
 
     start = luigi.DateParameter()
     stop = luigi.DateParameter(description="Exclusive, as in RangeDaily.")
-    dry_run = luigi.BoolParameter(default=False, description="List missing, stale, failed, corrupt and changed dates; run nothing.")
+    dry_run = luigi.BoolParameter(
+        default=False, description="List missing, stale, failed, corrupt and changed dates; run nothing."
+    )
     reprocess = luigi.ChoiceParameter(
         choices=["none", "stale", "changed", "corrupt"],
         default="none",
-        description="'stale': re-score dates scored by another version than @champion. 'changed': re-extract and re-score dates whose source, "
-        "contract or features hook (name or code) changed since extraction (with their pinned version). 'corrupt': heal dates whose "
-        "features, quarantine or predictions are damaged, missing or half-committed (re-extracted from the source, re-scored with their pin).",
+        description=(
+            "'stale': re-score dates scored by another version than @champion. 'changed': re-extract and re-score "
+            "dates whose source, contract or features hook (name or code) changed since extraction (with their pinned "
+            "version). 'corrupt': heal dates whose features, quarantine or predictions are damaged, missing or "
+            "half-committed (re-extracted from the source, re-scored with their pin)."
+        ),
     )
     newest_first = luigi.BoolParameter(default=False, description="Schedule the newest dates first.")
 
@@ -171,7 +206,13 @@ class Backfill(InProject, luigi.WrapperTask):
     def requires(self):
         """The dates that need work, as the tasks that do it (none with --dry-run: the plan is printed instead)."""
         champion = make_registry().version_by_alias(mlflow().alias)
-        todo = plan(make_storage(), self._dates(), str(champion.version) if champion else None, source=make_source(), shaped=_shaped_now())
+        todo = plan(
+            make_storage(),
+            self._dates(),
+            str(champion.version) if champion else None,
+            source=make_source(),
+            shaped=_shaped_now(),
+        )
         for line in todo.lines(str(champion.version) if champion else None):
             log.info("backfill %s..%s: %s", self.start, self.stop, line)
         if self.dry_run:
@@ -181,20 +222,26 @@ class Backfill(InProject, luigi.WrapperTask):
         if self.reprocess == "stale":
             tasks += [RescoreDate(d) for d in todo.stale if d not in todo.missing]
         if self.reprocess == "changed":
-            tasks = [t for t in tasks if t.date not in todo.to_reprocess] + [ReextractDate(d) for d in todo.to_reprocess]
+            tasks = [t for t in tasks if t.date not in todo.to_reprocess] + [
+                ReextractDate(d) for d in todo.to_reprocess
+            ]
         elif todo.to_reprocess:
             log.warning(
-                "backfill: the source, contract or features hook of %s changed since extraction; they are not re-extracted (--reprocess changed does)",
+                "backfill: the source, contract or features hook of %s changed since extraction; they are not "
+                "re-extracted (--reprocess changed does)",
                 ", ".join(d.isoformat() for d in todo.to_reprocess),
             )
         if self.reprocess == "corrupt":
             tasks = [t for t in tasks if t.date not in todo.corrupt] + [HealDate(d) for d in sorted(todo.corrupt)]
             for d, why in sorted(todo.unhealable.items()):
                 log.warning("backfill: %s is corrupt and cannot be healed: %s", d, why)
-        elif todo.corrupt:  # their DailyScore fails naming the damage and the command that heals it (or re-scores deleted predictions)
+        elif (
+            todo.corrupt
+        ):  # their DailyScore fails naming the damage and the command that heals it (or re-scores deleted predictions)
             tasks += [DailyScore(d) for d in sorted(todo.corrupt) if d not in {t.date for t in tasks}]
             log.warning(
-                "backfill: %s damaged, missing or half-committed (listed by --dry-run); not healed: --reprocess corrupt heals them",
+                "backfill: %s damaged, missing or half-committed (listed by --dry-run); not healed: --reprocess "
+                "corrupt heals them",
                 ", ".join(d.isoformat() for d in sorted(todo.corrupt)),
             )
         # Luigi's worker adds requirements last-listed first, and runs tasks of equal
@@ -208,7 +255,8 @@ class Backfill(InProject, luigi.WrapperTask):
 
 
 class _Run:
-    """A running backfill's dates; the counter is shared memory, so dates done in forked workers (--workers N) count too."""
+    """A running backfill's dates; the counter is shared memory, so dates done in forked workers (--workers N) count
+    too."""
 
     def __init__(self, ids: set[str], done, progress: Progress):
         self.ids, self.done, self.progress = ids, done, progress

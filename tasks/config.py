@@ -13,19 +13,19 @@ from types import MappingProxyType
 import luigi
 from luigi.parameter import OptionalParameterMixin
 
-from batchml.dataset.contract import Contract
+from batchml.base import setting
 from batchml.base.errors import ConfigError
 from batchml.base.hooks import add_project_path
-from batchml.model.registry import Registry
-from batchml.project.context import Context, Settings, build_context, current_context, in_folder
-from batchml.base import setting
 from batchml.base.retry import RetryPolicy
 from batchml.base.setting import Allowed, policy_field
+from batchml.dataset.contract import Contract
+from batchml.dataset.sources import FileSource, GeneratorSource, Source, SqlSource
+from batchml.model.registry import Registry
 from batchml.monitor.checks import CheckThresholds
+from batchml.project.context import Context, Settings, build_context, current_context, in_folder
 from batchml.retrain.lifecycle import GatePolicy
 from batchml.retrain.policy import RetrainPolicy
 from batchml.stats.drift import DriftThresholds
-from batchml.dataset.sources import FileSource, GeneratorSource, Source, SqlSource
 
 
 class OptionalDateParameter(OptionalParameterMixin, luigi.DateParameter):
@@ -67,7 +67,8 @@ class RangedFloatParameter(_Ranged, luigi.FloatParameter):
 
 
 def from_field(spec: dataclasses.Field) -> luigi.Parameter:
-    """The Luigi parameter of a setting's field: its default, description and allowed values, its kind from the default."""
+    """The Luigi parameter of a setting's field: its default, description and allowed values, its kind from the
+    default."""
     default, description, allowed = spec.default, spec.metadata["description"], spec.metadata.get("allowed")
     if isinstance(default, bool):
         return luigi.BoolParameter(default=default, description=description)
@@ -93,7 +94,15 @@ def count(default: int, description: str, *, least: int = 1, most: int | None = 
     return from_field(setting.count(default, description, least=least, most=most))
 
 
-def number(default: float, description: str, *, low: float | None = None, high: float | None = None, low_open=False, high_open=False) -> luigi.FloatParameter:
+def number(
+    default: float,
+    description: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open=False,
+    high_open=False,
+) -> luigi.FloatParameter:
     """A real-valued setting within [low, high] (each end open when said, absent when None)."""
     return from_field(setting.number(default, description, low=low, high=high, low_open=low_open, high_open=high_open))
 
@@ -119,7 +128,13 @@ ORDERED = (
 def config_files() -> list[str]:
     """The configuration files Luigi reads, in its order (a later one wins), that exist: /etc/luigi/client.cfg,
     /etc/luigi/luigi.cfg, ./client.cfg, ./luigi.cfg, then $LUIGI_CONFIG_PATH, as Luigi's documentation lists them."""
-    paths = ["/etc/luigi/client.cfg", "/etc/luigi/luigi.cfg", "client.cfg", "luigi.cfg", os.environ.get("LUIGI_CONFIG_PATH", "")]
+    paths = [
+        "/etc/luigi/client.cfg",
+        "/etc/luigi/luigi.cfg",
+        "client.cfg",
+        "luigi.cfg",
+        os.environ.get("LUIGI_CONFIG_PATH", ""),
+    ]
     return [path for path in paths if path and os.path.isfile(path)]
 
 
@@ -169,8 +184,11 @@ class project_settings(luigi.Config):
 
     name = luigi.Parameter(
         default="",
-        description="The project's name, shown with the date on luigid's task list and graph (empty: the contract's dataset name). "
-        "Projects sharing a central scheduler need different names.",
+        description=(
+            "The project's name, shown with the date on luigid's task list and graph (empty: the contract's dataset "
+            "name). "
+            "Projects sharing a central scheduler need different names."
+        ),
     )
 
     @classmethod
@@ -184,9 +202,14 @@ class storage(luigi.Config):
 
     root = luigi.Parameter(
         default="data",
-        description="Storage root: a folder (relative to the project), or s3://bucket/prefix (endpoint and credentials from the environment: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).",
+        description=(
+            "Storage root: a folder (relative to the project), or s3://bucket/prefix (endpoint and credentials from "
+            "the environment: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...)."
+        ),
     )
-    lease_seconds = seconds(60.0, "Object stores: a date's write lease; a crashed writer's lease expires after this long.")
+    lease_seconds = seconds(
+        60.0, "Object stores: a date's write lease; a crashed writer's lease expires after this long."
+    )
     rows_per_file = count(250_000, "Rows per Parquet file of features; one Dask partition each.")
 
 
@@ -194,33 +217,60 @@ class source(luigi.Config):
     """Where a date's rows come from, and when its labels are complete."""
 
     kind = luigi.ChoiceParameter(
-        choices=["files", "sql", "python"], default="files", description="Where a date's rows come from: files, a SQL query, or a project's generator function."
+        choices=["files", "sql", "python"],
+        default="files",
+        description="Where a date's rows come from: files, a SQL query, or a project's generator function.",
     )
-    label_lag_days = count(2, "Labels of date D are complete on D + label_lag_days; realized metrics of D are computed then.", least=0)
+    label_lag_days = count(
+        2, "Labels of date D are complete on D + label_lag_days; realized metrics of D are computed then.", least=0
+    )
     path = luigi.Parameter(
         default="",
-        description="files: fsspec path template of a date's rows: {date} (YYYY-MM-DD), {year}, {month}, {day}, or {date:%%Y-%%m}; a file, a folder or a glob. A file holding many dates gives each date its rows.",
+        description=(
+            "files: fsspec path template of a date's rows: {date} (YYYY-MM-DD), {year}, {month}, {day}, or "
+            "{date:%%Y-%%m}; a file, a folder or a glob. A file holding many dates gives each date its rows."
+        ),
     )
     labels_path = luigi.Parameter(
-        default="", description="files: path template of a labels feed (key columns and the label column); not needed with [labels] transform."
+        default="",
+        description=(
+            "files: path template of a labels feed (key columns and the label column); not needed with [labels] "
+            "transform."
+        ),
     )
     format = luigi.ChoiceParameter(
         choices=["", "parquet", "csv"],
         default="",
-        description="files: the format of paths whose name does not say it (folders, globs); a name ending in .parquet, .pq or .csv (.csv.gz too) is read "
-        "as that, the labels path by its own. Empty: by the extension, else parquet.",
+        description=(
+            "files: the format of paths whose name does not say it (folders, globs); a name ending in .parquet, .pq or "
+            ".csv (.csv.gz too) is read "
+            "as that, the labels path by its own. Empty: by the extension, else parquet."
+        ),
     )
-    encoding = luigi.Parameter(default="utf-8", description="files, CSV: text encoding. A value that does not decode quarantines its row, naming the column.")
+    encoding = luigi.Parameter(
+        default="utf-8",
+        description="files, CSV: text encoding. A value that does not decode quarantines its row, naming the column.",
+    )
     complete_marker = luigi.Parameter(
         default="",
-        description="files: a date's input exists only once this file does, in the folder of its files: _SUCCESS, {date}.done (a template with / is a "
-        "path of its own). An integer in it is the row count the files must hold. Empty: a date exists once its files hold a row of it.",
+        description=(
+            "files: a date's input exists only once this file does, in the folder of its files: _SUCCESS, {date}.done "
+            "(a template with / is a path of its own). An integer in it is the row count the files must hold. "
+            "Empty: a date exists once its files hold a row of it."
+        ),
     )
-    url = luigi.Parameter(default="", description="sql: SQLAlchemy URL (put credentials in the environment, e.g. a DSN).")
+    url = luigi.Parameter(
+        default="", description="sql: SQLAlchemy URL (put credentials in the environment, e.g. a DSN)."
+    )
     query = luigi.Parameter(default="", description="sql: query returning one date's rows; binds :date (YYYY-MM-DD).")
-    labels_query = luigi.Parameter(default="", description="sql: query returning the key columns and the label of one date; binds :date.")
+    labels_query = luigi.Parameter(
+        default="", description="sql: query returning the key columns and the label of one date; binds :date."
+    )
     generator = luigi.Parameter(
-        default="", description="python: module:function called as function(date, **options), returning a DataFrame or an iterable of them."
+        default="",
+        description=(
+            "python: module:function called as function(date, **options), returning a DataFrame or an iterable of them."
+        ),
     )
     options = luigi.DictParameter(default={}, description="python: keyword arguments of the generator (JSON).")
 
@@ -228,7 +278,9 @@ class source(luigi.Config):
 class schema(luigi.Config):
     """The dataset contract and how many broken rows a date may have."""
 
-    path = luigi.Parameter(default="contract.yaml", description="The dataset contract (YAML), relative to the project folder.")
+    path = luigi.Parameter(
+        default="contract.yaml", description="The dataset contract (YAML), relative to the project folder."
+    )
     max_reject_share = share(0.05, "A date with a larger share of rejected rows fails.")
 
 
@@ -237,7 +289,10 @@ class features(luigi.Config):
 
     transform = luigi.Parameter(
         default="",
-        description="module:function: a date's validated rows -> the model's input columns (batchml keeps the key beside them). Empty: the contract's columns as they are.",
+        description=(
+            "module:function: a date's validated rows -> the model's input columns (batchml keeps the key beside "
+            "them). Empty: the contract's columns as they are."
+        ),
     )
 
 
@@ -246,7 +301,10 @@ class labels(luigi.Config):
 
     transform = luigi.Parameter(
         default="",
-        description="module:function: a date's validated rows -> its labels (a Series, or a frame with the label column). Empty: the source's labels feed.",
+        description=(
+            "module:function: a date's validated rows -> its labels (a Series, or a frame with the label column). "
+            "Empty: the source's labels feed."
+        ),
     )
 
 
@@ -254,28 +312,47 @@ class mlflow(luigi.Config):
     """The registry: tracking URI, registered model, the alias a date pins, the local artifact cache."""
 
     tracking_uri = luigi.Parameter(
-        default="sqlite:///mlflow.db", description="MLflow tracking and registry URI (a relative SQLite path is in the project folder)."
+        default="sqlite:///mlflow.db",
+        description="MLflow tracking and registry URI (a relative SQLite path is in the project folder).",
     )
-    registered_model = luigi.Parameter(default="", description="Registered model name (empty: the contract's dataset name).")
+    registered_model = luigi.Parameter(
+        default="", description="Registered model name (empty: the contract's dataset name)."
+    )
     alias = luigi.Parameter(default="champion", description="The alias a date resolves and pins.")
     cold_start = luigi.BoolParameter(
         default=False,
-        description="Train and register a first model with the project's recipe when no version holds the alias. Off: such a run fails naming the alias and registry.",
+        description=(
+            "Train and register a first model with the project's recipe when no version holds the alias. Off: such a "
+            "run fails naming the alias and registry."
+        ),
     )
-    artifact_location = luigi.Parameter(default="", description="Artifact root of the experiment when batchml creates it (empty: MLflow's default).")
-    cache_dir = luigi.Parameter(default=".cache/batchml/models", description="Local cache of model artifacts, sha256 verified.")
+    artifact_location = luigi.Parameter(
+        default="", description="Artifact root of the experiment when batchml creates it (empty: MLflow's default)."
+    )
+    cache_dir = luigi.Parameter(
+        default=".cache/batchml/models", description="Local cache of model artifacts, sha256 verified."
+    )
     http_request_max_retries = count(2, "MLflow's own quick HTTP retries inside one attempt of [retry].", least=0)
     http_request_timeout = count(10, "Seconds per MLflow HTTP request.")
 
 
 class runtime(luigi.Config):
-    """How a registered version is scored: converted to ONNX when its outputs agree with the model's, else through MLflow's pyfunc."""
+    """How a registered version is scored: converted to ONNX when its outputs agree with the model's, else through
+    MLflow's pyfunc."""
 
     convert_sklearn = luigi.BoolParameter(
-        default=True, description="Score an sklearn-flavour version as ONNX converted with skl2onnx when it agrees with the model; off: pyfunc."
+        default=True,
+        description=(
+            "Score an sklearn-flavour version as ONNX converted with skl2onnx when it agrees with the model; off: "
+            "pyfunc."
+        ),
     )
-    parity_rows = count(2000, "Rows of the date's features the conversion is checked on (and the baseline bins made from).")
-    parity_rtol = number(1e-3, "Relative tolerance of the converted model's outputs against the sklearn model's own.", low=0)
+    parity_rows = count(
+        2000, "Rows of the date's features the conversion is checked on (and the baseline bins made from)."
+    )
+    parity_rtol = number(
+        1e-3, "Relative tolerance of the converted model's outputs against the sklearn model's own.", low=0
+    )
     parity_atol = number(1e-3, "Absolute tolerance of that check (probabilities, or the regression's unit).", low=0)
 
 
@@ -293,9 +370,14 @@ class training(luigi.Config):
 
     recipe = luigi.Parameter(
         default="",
-        description="module:function: (labelled training frame, TrainingSettings) -> a fitted scikit-learn-API estimator. Empty: retraining is unavailable.",
+        description=(
+            "module:function: (labelled training frame, TrainingSettings) -> a fitted scikit-learn-API estimator. "
+            "Empty: retraining is unavailable."
+        ),
     )
-    params = luigi.DictParameter(default={}, description="The recipe's own parameters (JSON), given to it as settings.params.")
+    params = luigi.DictParameter(
+        default={}, description="The recipe's own parameters (JSON), given to it as settings.params."
+    )
     window_days = count(14, "Days of labelled history a model trains on.")
     max_rows = count(500_000, "Rows sampled from that window at most.")
     seed = count(7, "Seed of sampling and training (numpy takes 0 to 2**32 - 1).", least=0, most=2**32 - 1)
@@ -304,7 +386,9 @@ class training(luigi.Config):
 class dask(luigi.Config):
     """Where scoring runs: an embedded LocalCluster or an existing Dask scheduler."""
 
-    scheduler_address = luigi.Parameter(default="", description="Existing Dask scheduler (tcp://host:8786); empty starts a LocalCluster.")
+    scheduler_address = luigi.Parameter(
+        default="", description="Existing Dask scheduler (tcp://host:8786); empty starts a LocalCluster."
+    )
     n_workers = count(2, "LocalCluster workers.")
     threads_per_worker = count(1, "LocalCluster threads per worker.")
     processes = luigi.BoolParameter(default=False, description="LocalCluster workers as processes instead of threads.")
@@ -325,7 +409,8 @@ class drift(luigi.Config):
     floor_draws = from_policy(DriftThresholds, "floor_draws")
     baseline_days = count(
         7,
-        "A version without batchml's reference profile is judged against the sum of its first baseline_days scored dates; until then 'collecting baseline'.",
+        "A version without batchml's reference profile is judged against the sum of its first baseline_days scored "
+        "dates; until then 'collecting baseline'.",
     )
     match_weekdays = from_policy(DriftThresholds, "match_weekdays")
 
@@ -356,12 +441,21 @@ class retrain(luigi.Config):
     allow_in_backfill = from_policy(RetrainPolicy, "allow_in_backfill")
     gate_days = count(2, "Most recent labelled dates held out to compare challenger and champion.")
     metric = luigi.Parameter(
-        default="", description="The gate's primary metric (empty: mae for regression, log_loss for classification); its direction is known."
+        default="",
+        description=(
+            "The gate's primary metric (empty: mae for regression, log_loss for classification); its direction is "
+            "known."
+        ),
     )
     margin = from_policy(GatePolicy, "margin")
-    guards = luigi.ListParameter(default=[], description="Metrics the challenger must not lose (empty: rmse for regression, roc_auc for classification).")
+    guards = luigi.ListParameter(
+        default=[],
+        description="Metrics the challenger must not lose (empty: rmse for regression, roc_auc for classification).",
+    )
     guard_tolerance = from_policy(GatePolicy, "guard_tolerance")
-    min_train_days = count(7, "Labelled dates since the drift onset needed before a challenger is trained (a week: every weekday seen).")
+    min_train_days = count(
+        7, "Labelled dates since the drift onset needed before a challenger is trained (a week: every weekday seen)."
+    )
 
 
 class report(luigi.Config):
@@ -375,7 +469,13 @@ def project():
     from batchml.retrain.lifecycle import Project
 
     h = hooks()
-    return Project(contract=load_contract(), recipe=h["recipe"], features=h["features"], labels=h["labels"], params=dict(training().params))
+    return Project(
+        contract=load_contract(),
+        recipe=h["recipe"],
+        features=h["features"],
+        labels=h["labels"],
+        params=dict(training().params),
+    )
 
 
 def drift_thresholds() -> DriftThresholds:
@@ -404,7 +504,8 @@ def check_thresholds() -> CheckThresholds:
 
 # -- the process's context (batchml/project/context.py): storage, registry, contract, hooks --------
 def context_configs() -> tuple[type[luigi.Config], ...]:
-    """The sections the context is read from: read_settings reads these, and a change to any of them gives a new context."""
+    """The sections the context is read from: read_settings reads these, and a change to any of them gives a new
+    context."""
     return (storage, schema, features, labels, training, mlflow, retry)
 
 
@@ -418,15 +519,20 @@ def context_key() -> tuple:
     sections, flags = _context_names()
     parser = CmdlineParser.get_instance()
     given = tuple(str(getattr(parser.known_args, flag, None)) for flag in flags) if parser is not None else ()
-    in_memory = tuple(tuple(config.items(section, raw=True)) if config.has_section(section) else () for section in sections)
+    in_memory = tuple(
+        tuple(config.items(section, raw=True)) if config.has_section(section) else () for section in sections
+    )
     return os.getcwd(), os.environ.get("BATCHML_PROJECT_DIR"), os.environ.get("LUIGI_CONFIG_PATH"), in_memory, given
 
 
 @functools.cache
 def _context_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The context's sections, and the names Luigi's command-line parser gives their settings (--storage-root: storage_root)."""
+    """The context's sections, and the names Luigi's command-line parser gives their settings (--storage-root:
+    storage_root)."""
     sections = tuple(cls.get_task_family() for cls in context_configs())
-    return sections, tuple(f"{cls.get_task_family()}_{name}" for cls in context_configs() for name, _ in cls.get_params())
+    return sections, tuple(
+        f"{cls.get_task_family()}_{name}" for cls in context_configs() for name, _ in cls.get_params()
+    )
 
 
 def read_settings() -> Settings:
@@ -444,11 +550,15 @@ def read_settings() -> Settings:
         contract_path=in_folder(folder, schema().path),
         tracking_uri=uri,
         registered_model=cfg.registered_model,
-        artifact_location=in_folder(folder, cfg.artifact_location) if cfg.artifact_location else "",  # MLflow stores it as given
+        artifact_location=in_folder(folder, cfg.artifact_location)
+        if cfg.artifact_location
+        else "",  # MLflow stores it as given
         http_request_max_retries=cfg.http_request_max_retries,
         http_request_timeout=cfg.http_request_timeout,
         retry=retry_policy(),
-        hooks=MappingProxyType({"features": features().transform, "labels": labels().transform, "recipe": training().recipe}),
+        hooks=MappingProxyType(
+            {"features": features().transform, "labels": labels().transform, "recipe": training().recipe}
+        ),
     )
 
 
@@ -482,7 +592,13 @@ def make_source() -> Source:
             encoding=cfg.encoding,
             complete_marker=marker,
         )
-    return SqlSource(url=cfg.url, query=cfg.query, labels_query=cfg.labels_query, contract=load_contract(), chunk_rows=storage().rows_per_file)
+    return SqlSource(
+        url=cfg.url,
+        query=cfg.query,
+        labels_query=cfg.labels_query,
+        contract=load_contract(),
+        chunk_rows=storage().rows_per_file,
+    )
 
 
 def load_contract() -> Contract:
@@ -497,11 +613,16 @@ def hooks() -> Mapping[str, str]:
 
 
 def project_name() -> str:
-    """[project] name, else the contract's dataset name (else the project folder's name, when the contract cannot be read:
+    """[project] name, else the contract's dataset name (else the project folder's name, when the contract cannot be
+    read:
     the run then fails naming it, in the task that reads it). Resolved once per configuration."""
     state = _configuration_state()
-    if _project_memo.get("state") != state:  # every task made resolves its project: reading the settings each time cost ~0.15 ms
-        _project_memo.update(state=state, name=_project_name(project_settings().name, schema().path, str(project_dir())))
+    if (
+        _project_memo.get("state") != state
+    ):  # every task made resolves its project: reading the settings each time cost ~0.15 ms
+        _project_memo.update(
+            state=state, name=_project_name(project_settings().name, schema().path, str(project_dir()))
+        )
     return _project_memo["name"]
 
 
@@ -554,7 +675,9 @@ def cache_dir() -> str:
 def retry_policy() -> RetryPolicy:
     """How transient failures are retried (bounded, jittered), as `[retry]` sets it."""
     cfg = retry()
-    return RetryPolicy(attempts=cfg.attempts, initial_delay=cfg.initial_delay, max_delay=cfg.max_delay, deadline=cfg.deadline)
+    return RetryPolicy(
+        attempts=cfg.attempts, initial_delay=cfg.initial_delay, max_delay=cfg.max_delay, deadline=cfg.deadline
+    )
 
 
 def make_registry() -> Registry:
@@ -566,11 +689,14 @@ def dask_client():
     """The run's Dask client; with `--workers N`, every task process shares one cluster."""
     import multiprocessing
 
-    from batchml.scoring.compute import get_client, shared_cluster
     from luigi.worker import TaskProcess
+
+    from batchml.scoring.compute import get_client, shared_cluster
 
     cfg = dask()
     address = cfg.scheduler_address
     if not address and isinstance(multiprocessing.current_process(), TaskProcess):  # forked by a luigi --workers N run
         address = shared_cluster(os.getppid(), n_workers=cfg.n_workers, threads_per_worker=cfg.threads_per_worker)
-    return get_client(address, n_workers=cfg.n_workers, threads_per_worker=cfg.threads_per_worker, processes=cfg.processes)
+    return get_client(
+        address, n_workers=cfg.n_workers, threads_per_worker=cfg.threads_per_worker, processes=cfg.processes
+    )

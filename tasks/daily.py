@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import luigi
 
-from batchml.monitor.backfill import damage, heal_command
 from batchml.base.errors import IntegrityError
+from batchml.monitor.backfill import damage, heal_command
 from batchml.store.layout import PREDICTIONS
 from tasks.config import make_storage
+from tasks.identity import InProject
 from tasks.monitor import CheckMetrics
 from tasks.report import DailyReport
 from tasks.retrain import RetrainIfDrifted
 from tasks.score import ScorePredictions
-from tasks.identity import InProject
 
 # (storage root, date) found not done by this process: the run produces it, checksumming what it commits.
 _PRODUCING: set[tuple[str, object]] = set()
@@ -27,7 +27,12 @@ class DailyScore(InProject, luigi.WrapperTask):
         """Every stage of the date."""
         # ScorePredictions directly too: predictions deleted after the date finished are scored
         # again with the date's pin, though the stages derived from them are complete.
-        return [ScorePredictions(self.date), CheckMetrics(self.date), RetrainIfDrifted(self.date), DailyReport(self.date)]
+        return [
+            ScorePredictions(self.date),
+            CheckMetrics(self.date),
+            RetrainIfDrifted(self.date),
+            DailyReport(self.date),
+        ]
 
     def complete(self) -> bool:
         """Every stage done and the date whole; a damaged date fails naming its files and the command that heals it.
@@ -44,7 +49,9 @@ class DailyScore(InProject, luigi.WrapperTask):
         read every date whole.
         """
         storage = make_storage()
-        self._fail_if_damaged([d for d in damage(storage, self.date, checksums=False) if not (d.dataset == PREDICTIONS and d.absent)])
+        self._fail_if_damaged(
+            [d for d in damage(storage, self.date, checksums=False) if not (d.dataset == PREDICTIONS and d.absent)]
+        )
         here = (storage.url(), self.date)
         if not (storage.is_committed(PREDICTIONS, self.date) and super().complete()):
             _PRODUCING.add(here)
@@ -62,9 +69,14 @@ class DailyScore(InProject, luigi.WrapperTask):
 
     @classmethod
     def bulk_complete(cls, parameter_tuples):
-        """Complete dates for RangeDaily: one listing of committed predictions, then the stages' complete() and the cheap check on those.
+        """Complete dates for RangeDaily: one listing of committed predictions, then the stages' complete() and the
+        cheap check on those.
 
         A damaged date is left incomplete, so its DailyScore names the damage (a deleted date is just missing)."""
         storage = make_storage()
         scored = storage.committed_dates(PREDICTIONS)
-        return [d for d in parameter_tuples if d in scored and not damage(storage, d, checksums=False) and luigi.WrapperTask.complete(cls(date=d))]
+        return [
+            d
+            for d in parameter_tuples
+            if d in scored and not damage(storage, d, checksums=False) and luigi.WrapperTask.complete(cls(date=d))
+        ]

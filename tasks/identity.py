@@ -1,4 +1,5 @@
-"""The project a task belongs to: a significant parameter of every task, so projects sharing one luigid never share a task id.
+"""The project a task belongs to: a significant parameter of every task, so projects sharing one luigid never share a
+task id.
 
 Two teams' `DailyScore(date=2026-07-25)` would otherwise be one task on a central scheduler,
 and the second run would get no permission to run it. The value is the project's own name
@@ -28,10 +29,13 @@ class ProjectParameter(luigi.Parameter):
 
 
 def _root_task_value(param_name: str):
-    """The root task's command-line value of `param_name`, or no value; read once per command line (every task made asks)."""
+    """The root task's command-line value of `param_name`, or no value; read once per command line (every task made
+    asks)."""
     parser = CmdlineParser.get_instance()
     seen = _root_values.get(param_name)
-    if seen is None or seen[0] is not parser:  # the parser itself is kept: a new command line is never taken for an old one
+    if (
+        seen is None or seen[0] is not parser
+    ):  # the parser itself is kept: a new command line is never taken for an old one
         seen = _root_values[param_name] = (parser, _read_root_value(parser, param_name))
     return seen[1]
 
@@ -61,7 +65,11 @@ class InProject:
     """
 
     project = ProjectParameter(
-        positional=False, description="The project the task belongs to (default: [project] name, else the contract's dataset name); part of its task id."
+        positional=False,
+        description=(
+            "The project the task belongs to (default: [project] name, else the contract's dataset name); part of its "
+            "task id."
+        ),
     )
 
     def on_failure(self, exception) -> str:
@@ -70,5 +78,9 @@ class InProject:
 
     def __repr__(self) -> str:
         params = dict(self.get_params())
-        shown = [f"{name}={params[name].serialize(value)}" for name, value in self.param_kwargs.items() if params[name].significant and name != "project"]
+        shown = [
+            f"{name}={params[name].serialize(value)}"
+            for name, value in self.param_kwargs.items()
+            if params[name].significant and name != "project"
+        ]
         return f"{self.get_task_family()}({', '.join(shown)})"

@@ -45,7 +45,8 @@ def _labelled_graph(self, *args, **kwargs) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """luigid, with its SQLite task history's old-schema check skipped (SQLAlchemy 2 refuses it) and graph nodes labelled by date and project."""
+    """luigid, with its SQLite task history's old-schema check skipped (SQLAlchemy 2 refuses it) and graph nodes
+    labelled by date and project."""
     db_task_history._upgrade_schema = _upgrade_schema_sqlalchemy2
     Scheduler._traverse_graph = _labelled_graph
     luigid(sys.argv[1:] if argv is None else argv)

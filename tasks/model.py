@@ -16,7 +16,18 @@ from batchml.retrain.lifecycle import train_and_register
 from batchml.scoring.predictions import features_sample
 from batchml.store.layout import FEATURES
 from batchml.store.manifest import Manifest
-from tasks.config import cache_dir, load_contract, make_registry, make_source, make_storage, mlflow, project, runtime, source, training
+from tasks.config import (
+    cache_dir,
+    load_contract,
+    make_registry,
+    make_source,
+    make_storage,
+    mlflow,
+    project,
+    runtime,
+    source,
+    training,
+)
 from tasks.identity import InProject
 from tasks.targets import PinTarget
 
@@ -24,7 +35,9 @@ from tasks.targets import PinTarget
 class ChampionModel(InProject, luigi.Task):
     """A registered model holding the alias; trains the first one when the registry has none."""
 
-    date = luigi.DateParameter(description="The date that needs a model; the training window ends label_lag_days before it.")
+    date = luigi.DateParameter(
+        description="The date that needs a model; the training window ends label_lag_days before it."
+    )
 
     def complete(self) -> bool:
         """Whether a version holds the alias."""
@@ -49,19 +62,25 @@ def host_lock(path: Path):
 
 
 def refuse_cold_start_unless_configured() -> None:
-    """ConfigError naming what to set when no version holds the alias and the settings do not allow training a first one."""
+    """ConfigError naming what to set when no version holds the alias and the settings do not allow training a first
+    one."""
     registry = make_registry()
     if not mlflow().cold_start:
         raise ConfigError(
-            f"no version of {registry.name!r} holds @{mlflow().alias} at {registry.tracking_uri}; register one and set the alias, "
+            f"no version of {registry.name!r} holds @{mlflow().alias} at {registry.tracking_uri}; register one and set "
+            "the alias, "
             "or set [mlflow] cold_start = true to train a first one with [training] recipe"
         )
     if not training().recipe:
-        raise ConfigError(f"no version of {registry.name!r} holds @{mlflow().alias} and [training] recipe is not set: nothing can train a first model")
+        raise ConfigError(
+            f"no version of {registry.name!r} holds @{mlflow().alias} and [training] recipe is not set: nothing can "
+            "train a first model"
+        )
 
 
 def cold_start(date: dt.date) -> str:
-    """Train a first model on the window ending label_lag_days before `date`, register it and give it the alias; its version."""
+    """Train a first model on the window ending label_lag_days before `date`, register it and give it the alias; its
+    version."""
     registry, cfg = make_registry(), training()
     version = train_and_register(
         make_source(),
@@ -75,7 +94,9 @@ def cold_start(date: dt.date) -> str:
         run_name=f"cold start {date}",
     )
     registry.set_alias(mlflow().alias, version)
-    registry.describe_version(version, f"promoted to @{mlflow().alias} as the first model (cold start: no version held the alias).")
+    registry.describe_version(
+        version, f"promoted to @{mlflow().alias} as the first model (cold start: no version held the alias)."
+    )
     return version
 
 
@@ -100,7 +121,8 @@ class ResolveModel(InProject, luigi.Task):
         return PinTarget(self.date)
 
     def run(self):
-        """Resolve the alias (training a first model on a cold start), decide the runtime on the date's features, pin it."""
+        """Resolve the alias (training a first model on a cold start), decide the runtime on the date's features, pin
+        it."""
         pin = champion_pin()
         if pin is None:
             yield ChampionModel(self.date)
@@ -118,7 +140,9 @@ def champion_pin() -> ModelPin | None:
 def runtime_choice() -> RuntimeChoice:
     """[runtime] settings: whether sklearn models are converted, and the parity check on the date's rows."""
     cfg = runtime()
-    return RuntimeChoice(convert_sklearn=cfg.convert_sklearn, parity_rows=cfg.parity_rows, rtol=cfg.parity_rtol, atol=cfg.parity_atol)
+    return RuntimeChoice(
+        convert_sklearn=cfg.convert_sklearn, parity_rows=cfg.parity_rows, rtol=cfg.parity_rtol, atol=cfg.parity_atol
+    )
 
 
 def _sampler(date: dt.date):
@@ -134,7 +158,9 @@ def resolve_runtime(pin: ModelPin, features: Manifest) -> ModelPin:
 
 def model_path(registry, pin: ModelPin, date: dt.date) -> Path:
     """The pinned model in the local cache, verified; a converted file missing on this host is converted again."""
-    return pinned_model(registry, pin, lambda: make_storage().verify(FEATURES, date), _sampler(date), cache_dir(), runtime_choice())
+    return pinned_model(
+        registry, pin, lambda: make_storage().verify(FEATURES, date), _sampler(date), cache_dir(), runtime_choice()
+    )
 
 
 def contract_classes():

@@ -12,7 +12,19 @@ from batchml.dataset.extract import extract_labels
 from batchml.monitor.baseline import reference_for
 from batchml.monitor.monitoring import date_drift, date_metrics, log_date_metrics
 from batchml.store.layout import LABELS, PREDICTIONS
-from tasks.config import cache_dir, check_thresholds, checks, drift, drift_thresholds, hooks, load_contract, make_registry, make_source, make_storage, source
+from tasks.config import (
+    cache_dir,
+    check_thresholds,
+    checks,
+    drift,
+    drift_thresholds,
+    hooks,
+    load_contract,
+    make_registry,
+    make_source,
+    make_storage,
+    source,
+)
 from tasks.extract import SourceData
 from tasks.identity import InProject
 from tasks.model import ResolveModel, read_pin
@@ -55,7 +67,9 @@ class ExtractLabels(InProject, luigi.Task):
 
     def run(self):
         """Extract and commit the date's labels."""
-        extract_labels(make_source(), load_contract(), make_storage(), self.date, transform=hooks()["labels"], run_id=new_run_id())
+        extract_labels(
+            make_source(), load_contract(), make_storage(), self.date, transform=hooks()["labels"], run_id=new_run_id()
+        )
 
 
 class DetectDrift(InProject, luigi.Task):
@@ -74,7 +88,9 @@ class DetectDrift(InProject, luigi.Task):
     def run(self):
         """Compare the date's window with the version's reference (or its baseline, once collected)."""
         storage, pin, days = make_storage(), self.input()["model"].load(), drift().baseline_days
-        reference, have = reference_for(storage, make_registry(), pin, self.date, cache_dir=cache_dir(), baseline_days=days)
+        reference, have = reference_for(
+            storage, make_registry(), pin, self.date, cache_dir=cache_dir(), baseline_days=days
+        )
         result = date_drift(storage, self.date, pin, reference, have, baseline_days=days, thresholds=drift_thresholds())
         self.output().dump(result)
         self.set_status_message(f"{result['verdict']}: {', '.join(result['drifted_features']) or 'no feature'} drifted")
@@ -98,7 +114,11 @@ class Metrics(InProject, luigi.Task):
 
     def requires(self):
         """The date's predictions, its drift document and its pin."""
-        return {"scores": ScorePredictions(self.date), "drift": DetectDrift(self.date), "model": ResolveModel(self.date)}
+        return {
+            "scores": ScorePredictions(self.date),
+            "drift": DetectDrift(self.date),
+            "model": ResolveModel(self.date),
+        }
 
     def output(self) -> DocumentTarget:
         """The date's metrics document."""
@@ -112,10 +132,14 @@ class Metrics(InProject, luigi.Task):
         return not (done["numbers"].get("realized_status") == "pending" and labels_arrived(self.labelled_date))
 
     def run(self):
-        """The date's checks, and the labelled date's realized performance once its labels are in (scored in this run if need be)."""
+        """The date's checks, and the labelled date's realized performance once its labels are in (scored in this run if
+        need be)."""
         labelled, status = self.labelled_date, self._realized_status()
         if status == "available":
-            yield [ScorePredictions(labelled), ExtractLabels(labelled)]  # scored in this run too: realized metrics are not lost
+            yield [
+                ScorePredictions(labelled),
+                ExtractLabels(labelled),
+            ]  # scored in this run too: realized metrics are not lost
         storage, registry, pin = make_storage(), make_registry(), self.input()["model"].load()
         reference, _ = reference_for(storage, registry, pin, self.date, cache_dir=cache_dir())
         result = date_metrics(

@@ -46,7 +46,9 @@ class DailyReport(InProject, luigi.Task):
 
         storage, registry = make_storage(), make_registry()
         reference, _ = reference_for(storage, registry, self.input()["model"].load(), self.date, cache_dir=cache_dir())
-        page = render_daily_report(self.date, **report_inputs(storage, self.date, reference=reference, trend_days=report().trend_days))
+        page = render_daily_report(
+            self.date, **report_inputs(storage, self.date, reference=reference, trend_days=report().trend_days)
+        )
         self.output().dump(page)
         write_index(storage)
         registry.log_daily(self.date.isoformat(), {}, {}, {"report.html": page})
@@ -56,7 +58,8 @@ log = logging.getLogger("batchml")
 
 
 def log_date_failure(date: dt.date, task: str, cause: str) -> None:
-    """The date's MLflow monitoring run FAILED with the task and cause as tags (cause free of credentials: failures.failure_of).
+    """The date's MLflow monitoring run FAILED with the task and cause as tags (cause free of credentials:
+    failures.failure_of).
 
     Called by the failure handler for every failed task of a date, so a date that failed
     before its checks has a run too. Never raises: the task's own failure is the cause.
@@ -68,7 +71,8 @@ def log_date_failure(date: dt.date, task: str, cause: str) -> None:
 
 
 def clear_logged_failure(date: dt.date) -> None:
-    """The date's daily job succeeded: its MLflow run loses the failure tags and ends on its checks' status. Never raises."""
+    """The date's daily job succeeded: its MLflow run loses the failure tags and ends on its checks' status. Never
+    raises."""
     try:
         make_registry().clear_failure(date.isoformat())
     except Exception as exc:

@@ -6,22 +6,39 @@ import datetime as dt
 
 import luigi
 
+from batchml.model.training import labelled_frame
 from batchml.retrain.lifecycle import GatePolicy, train_and_register
-from batchml.stats.metrics import PRIMARY
 from batchml.retrain.policy import RetrainPolicy
 from batchml.retrain.retraining import PREVIOUS, RetrainPlan, decide, gate_challenger, gate_dates, roll_back
-from batchml.model.training import labelled_frame
-from tasks.config import cache_dir, load_contract, make_registry, make_source, make_storage, mlflow, project, retrain, source, training
+from batchml.stats.metrics import PRIMARY
+from tasks.config import (
+    cache_dir,
+    load_contract,
+    make_registry,
+    make_source,
+    make_storage,
+    mlflow,
+    project,
+    retrain,
+    source,
+    training,
+)
+from tasks.identity import InProject
 from tasks.monitor import Metrics
 from tasks.targets import DocumentTarget
-from tasks.identity import InProject
 
 __all__ = ["PREVIOUS", "RetrainIfDrifted", "Rollback", "TrainChallenger"]
 
 
 def _plan() -> RetrainPlan:
     cfg = retrain()
-    policy = RetrainPolicy(k=cfg.k, n=cfg.n, error_increase=cfg.error_increase, cooldown_days=cfg.cooldown_days, allow_in_backfill=cfg.allow_in_backfill)
+    policy = RetrainPolicy(
+        k=cfg.k,
+        n=cfg.n,
+        error_increase=cfg.error_increase,
+        cooldown_days=cfg.cooldown_days,
+        allow_in_backfill=cfg.allow_in_backfill,
+    )
     return RetrainPlan(
         policy=policy,
         label_lag=source().label_lag_days,
@@ -35,7 +52,9 @@ def _plan() -> RetrainPlan:
 def _gate_policy(task: str) -> GatePolicy:
     cfg = retrain()
     guards = tuple(cfg.guards) or (("rmse",) if task == "regression" else ("roc_auc",))
-    return GatePolicy(primary=cfg.metric or PRIMARY[task], margin=cfg.margin, guards=guards, guard_tolerance=cfg.guard_tolerance)
+    return GatePolicy(
+        primary=cfg.metric or PRIMARY[task], margin=cfg.margin, guards=guards, guard_tolerance=cfg.guard_tolerance
+    )
 
 
 class TrainChallenger(InProject, luigi.Task):
@@ -43,7 +62,9 @@ class TrainChallenger(InProject, luigi.Task):
 
     date = luigi.DateParameter()
     window_start = luigi.DateParameter(significant=False, description="First labelled date trained on.")
-    window_end = luigi.DateParameter(significant=False, description="Last labelled date trained on (before the gate dates).")
+    window_end = luigi.DateParameter(
+        significant=False, description="Last labelled date trained on (before the gate dates)."
+    )
     reason = luigi.Parameter(default="", significant=False, description="Why it is trained (recorded on the version).")
 
     def output(self) -> DocumentTarget:
@@ -65,7 +86,13 @@ class TrainChallenger(InProject, luigi.Task):
             reason=f"challenger for {self.date}: {self.reason}",
             run_name=f"challenger {self.date}",
         )
-        self.output().dump({"version": version, "window": [self.window_start.isoformat(), self.window_end.isoformat()], "reason": self.reason})
+        self.output().dump(
+            {
+                "version": version,
+                "window": [self.window_start.isoformat(), self.window_end.isoformat()],
+                "reason": self.reason,
+            }
+        )
 
 
 class RetrainIfDrifted(InProject, luigi.Task):
@@ -86,10 +113,14 @@ class RetrainIfDrifted(InProject, luigi.Task):
         registry = make_registry()
         decision, window = decide(make_storage(), self.date, _plan())
         if window is not None:
-            trained = yield TrainChallenger(self.date, window_start=window[0], window_end=window[1], reason=decision["reason"])  # only when it fires
+            trained = yield TrainChallenger(
+                self.date, window_start=window[0], window_end=window[1], reason=decision["reason"]
+            )  # only when it fires
             decision = with_gate(decision, gate(registry, self.date, trained.load()["version"]), window)
         self.output().dump(decision)
-        registry.log_daily(self.date.isoformat(), {}, {"retrain_decision": decision["decision"]}, {"retrain.json": decision})
+        registry.log_daily(
+            self.date.isoformat(), {}, {"retrain_decision": decision["decision"]}, {"retrain.json": decision}
+        )
         self.set_status_message(f"retraining: {decision['decision']} ({decision['reason']})")
 
 
@@ -97,7 +128,15 @@ def gate(registry, date: dt.date, challenger_version: str) -> dict:
     """The challenger against the champion on the newest labelled dates before `date`."""
     contract, p = load_contract(), project()
     dates = gate_dates(date, source().label_lag_days, retrain().gate_days)
-    frame = labelled_frame(make_source(), contract, dates, features=p.features, labels=p.labels, max_rows=training().max_rows, seed=training().seed)
+    frame = labelled_frame(
+        make_source(),
+        contract,
+        dates,
+        features=p.features,
+        labels=p.labels,
+        max_rows=training().max_rows,
+        seed=training().seed,
+    )
     return gate_challenger(
         registry,
         contract,
@@ -111,9 +150,16 @@ def gate(registry, date: dt.date, challenger_version: str) -> dict:
 
 
 def with_gate(decision: dict, outcome: dict, window: tuple[dt.date, dt.date]) -> dict:
-    """The policy's decision with the gate's outcome: the gate's reason first, the trigger's kept, the window trained on."""
+    """The policy's decision with the gate's outcome: the gate's reason first, the trigger's kept, the window trained
+    on."""
     start, end = window
-    return {**decision, **outcome, "trigger_reason": decision["reason"], "reason": outcome["gate"]["reason"], "window": [start.isoformat(), end.isoformat()]}
+    return {
+        **decision,
+        **outcome,
+        "trigger_reason": decision["reason"],
+        "reason": outcome["gate"]["reason"],
+        "window": [start.isoformat(), end.isoformat()],
+    }
 
 
 class Rollback(InProject, luigi.Task):
@@ -121,7 +167,9 @@ class Rollback(InProject, luigi.Task):
 
     date = luigi.DateParameter(description="The first date the rolled-back model should score.")
     reason = luigi.Parameter(description="Why: recorded in MLflow and monitoring/date=D/rollback.json.")
-    to_version = luigi.OptionalParameter(default=None, description="Version to restore (default: the one holding @previous).")
+    to_version = luigi.OptionalParameter(
+        default=None, description="Version to restore (default: the one holding @previous)."
+    )
 
     def output(self) -> DocumentTarget:
         """The rollback's record."""
@@ -130,6 +178,13 @@ class Rollback(InProject, luigi.Task):
     def run(self):
         """Move the alias back, and record it on the date and in MLflow."""
         registry = make_registry()
-        record = roll_back(registry, alias=mlflow().alias, date=self.date, reason=self.reason, to_version=self.to_version)
+        record = roll_back(
+            registry, alias=mlflow().alias, date=self.date, reason=self.reason, to_version=self.to_version
+        )
         self.output().dump(record)
-        registry.log_daily(self.date.isoformat(), {}, {"rollback": f"{record['from_version']} -> {record['to_version']}"}, {"rollback.json": record})
+        registry.log_daily(
+            self.date.isoformat(),
+            {},
+            {"rollback": f"{record['from_version']} -> {record['to_version']}"},
+            {"rollback.json": record},
+        )

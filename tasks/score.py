@@ -44,14 +44,19 @@ class ScorePredictions(InProject, luigi.Task):
         self.set_progress_percentage(0)
         manifest = score_date(self.date, pin, model_url, reference, self._progress(pin))
         if manifest:
-            self.set_status_message(f"committed {manifest.rows['written']} predictions with models:/{pin.name}/{pin.version}")
+            self.set_status_message(
+                f"committed {manifest.rows['written']} predictions with models:/{pin.name}/{pin.version}"
+            )
 
     def _progress(self, pin: ModelPin):
-        """A progress callback: a line on the log, and the percentage and message on the scheduler (never failing the date)."""
+        """A progress callback: a line on the log, and the percentage and message on the scheduler (never failing the
+        date)."""
         printed = Progress(log)
 
         def progress(done: int, total: int) -> None:
-            printed.update(done, total, f"scored {done} of {total} partitions of {self.date} with models:/{pin.name}/{pin.version}")
+            printed.update(
+                done, total, f"scored {done} of {total} partitions of {self.date} with models:/{pin.name}/{pin.version}"
+            )
             try:
                 self.set_progress_percentage(int(100 * done / total))
                 self.set_status_message(f"scored {done} of {total} partitions with models:/{pin.name}/{pin.version}")
@@ -62,7 +67,8 @@ class ScorePredictions(InProject, luigi.Task):
 
 
 def scoring_inputs(pin: ModelPin, date: dt.date) -> tuple[str, dict | None]:
-    """What scoring a date with `pin` needs: the model's URL for the workers, and the reference its profile is counted on.
+    """What scoring a date with `pin` needs: the model's URL for the workers, and the reference its profile is counted
+    on.
 
     The reference follows baseline.reference_for: the version's own, else the baseline bins
     made from a sample of the first date it scored.

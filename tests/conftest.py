@@ -24,7 +24,13 @@ SMALL = {
     "source": {"kind": "python", "generator": "taxi_hooks:trips", "options": json.dumps(TRIPS), "label_lag_days": "2"},
     "features": {"transform": "taxi_hooks:features"},
     "labels": {"transform": "taxi_hooks:duration"},
-    "training": {"recipe": "taxi_hooks:recipe", "params": json.dumps({"max_iter": 40}), "window_days": "5", "max_rows": "20000", "seed": "3"},
+    "training": {
+        "recipe": "taxi_hooks:recipe",
+        "params": json.dumps({"max_iter": 40}),
+        "window_days": "5",
+        "max_rows": "20000",
+        "seed": "3",
+    },
     "storage": {"rows_per_file": "1000"},
     "schema": {"path": str(CONTRACT), "max_reject_share": "0.05"},
     "dask": {"scheduler_address": "", "n_workers": "2", "threads_per_worker": "1"},
@@ -50,7 +56,13 @@ TAXI_INPUTS = (
     "pickup_weekday",
     "is_weekend",
 )
-KEY = ["vendor_id", "pickup_datetime", "dropoff_datetime", "pickup_location_id", "dropoff_location_id"]  # the taxi contract's
+KEY = [
+    "vendor_id",
+    "pickup_datetime",
+    "dropoff_datetime",
+    "pickup_location_id",
+    "dropoff_location_id",
+]  # the taxi contract's
 
 
 def distinct_keys(table) -> int:
@@ -69,7 +81,12 @@ def make_manifest(rows: int = 3, *, dataset: str = "d", date: dt.date = dt.date(
     from batchml.store.manifest import Manifest
 
     base = dict(schema_hash="s", input_fingerprint="f", code_version="c", run_id="r")
-    return Manifest(dataset=dataset, date=date.isoformat(), rows={"in": rows, "written": rows, "quarantined": 0}, **{**base, **fields})
+    return Manifest(
+        dataset=dataset,
+        date=date.isoformat(),
+        rows={"in": rows, "written": rows, "quarantined": 0},
+        **{**base, **fields},
+    )
 
 
 def trips(**changes) -> dict[str, str]:
@@ -241,7 +258,8 @@ def storage_fs(storage):
 
 
 def prefix_dataset(storage, dataset: str):
-    """A dataset as a reader of its prefix sees it (pyarrow, hive dates, `_` names skipped, no manifest); None if absent."""
+    """A dataset as a reader of its prefix sees it (pyarrow, hive dates, `_` names skipped, no manifest); None if
+    absent."""
     import pyarrow.dataset as ds
 
     fs, base = storage_fs(storage)
@@ -257,7 +275,9 @@ def small_disk(tmp_path):
 
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(mount)], capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if done.returncode:
         pytest.skip(f"cannot mount a 1 MiB tmpfs to fill (needs root): {done.stderr.strip()}")
     yield mount

@@ -15,7 +15,9 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 
 
-def wait_until(ready, what: str, timeout: float = 60, proc: subprocess.Popen | None = None, log: Path | None = None) -> None:
+def wait_until(
+    ready, what: str, timeout: float = 60, proc: subprocess.Popen | None = None, log: Path | None = None
+) -> None:
     """Poll `ready()` until it is true; fail naming `what` (and the server's log) otherwise."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -46,7 +48,9 @@ class Server:
 
     def start(self, timeout: float = 90) -> Server:
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.argv, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         wait_until(lambda: http_ok(self.health), self.name, timeout, self.proc, self.log)
         return self
 
@@ -55,10 +59,8 @@ class Server:
         if self.proc is None or self.proc.poll() is not None:
             self.proc = None
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
         try:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -68,7 +70,9 @@ class Server:
         wait_until(lambda: not http_ok(self.health), f"{self.name} stopping", timeout=30)
 
 
-def mlflow_server(tmp_path: Path, port: int, *, artifacts_destination: str | None = None, env: dict | None = None) -> Server:
+def mlflow_server(
+    tmp_path: Path, port: int, *, artifacts_destination: str | None = None, env: dict | None = None
+) -> Server:
     """`mlflow server` with a SQLite store under tmp_path, serving artifacts itself."""
     home = tmp_path / "mlflow-server"
     home.mkdir(exist_ok=True)
@@ -85,7 +89,12 @@ def moto_server(tmp_path: Path, port: int) -> Server:
     """A moto S3 server: an S3 endpoint on 127.0.0.1 for object storage tests."""
     home = tmp_path / "moto"
     home.mkdir(exist_ok=True)
-    return Server("moto", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], cwd=home, health=f"http://127.0.0.1:{port}/moto-api/")
+    return Server(
+        "moto",
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        cwd=home,
+        health=f"http://127.0.0.1:{port}/moto-api/",
+    )
 
 
 def s3_env(port: int) -> dict[str, str]:
@@ -110,7 +119,18 @@ class DaskCluster:
         self.procs: dict[str, subprocess.Popen] = {}
 
     def start(self, workers: int = 2) -> DaskCluster:
-        self._spawn("scheduler", [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", self.address.rsplit(":", 1)[1], "--no-dashboard"])
+        self._spawn(
+            "scheduler",
+            [
+                str(BIN / "dask"),
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                self.address.rsplit(":", 1)[1],
+                "--no-dashboard",
+            ],
+        )
         for i in range(workers):
             self.add_worker(f"w{i}")
         return self
@@ -158,7 +178,12 @@ class DaskCluster:
         (self.home / name).mkdir(parents=True, exist_ok=True)
         with open(self.log(name), "ab") as log:
             proc = subprocess.Popen(
-                argv, cwd=self.home / name, env={**(self.env or os.environ), **(env or {})}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                argv,
+                cwd=self.home / name,
+                env={**(self.env or os.environ), **(env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.procs[name] = proc
         return proc

@@ -31,7 +31,7 @@ def failpoint(name: str) -> None:
         return
     _fired.add(name)
     fifo = os.environ.get("BATCHML_FAILPOINT_FIFO")
-    pipe = open(fifo, "rb") if fifo else None  # opened before announcing: no release can be missed
+    pipe = open(fifo, "rb") if fifo else None  # noqa: SIM115 -- opened before announcing: no release can be missed
     sys.stderr.write(f"batchml failpoint {name} reached (pid {os.getpid()})\n")
     sys.stderr.flush()
     if pipe is None:

@@ -79,7 +79,11 @@ CONTRACT_PART, TRANSFORM_PART, HOOK_CODE_PART = "contract", "[features] transfor
 
 def shaped_by(contract: Any, transform: str) -> dict[str, str]:  # a dataset Contract (a package above base/)
     """What a date's features are made by: {part: digest or name}, compared part by part to name what changed."""
-    return {CONTRACT_PART: contract_digest(contract), TRANSFORM_PART: transform, HOOK_CODE_PART: hook_code_digest(transform) if transform else ""}
+    return {
+        CONTRACT_PART: contract_digest(contract),
+        TRANSFORM_PART: transform,
+        HOOK_CODE_PART: hook_code_digest(transform) if transform else "",
+    }
 
 
 def contract_digest(contract: Any) -> str:  # a dataset Contract, a dataclass
@@ -89,12 +93,15 @@ def contract_digest(contract: Any) -> str:  # a dataset Contract, a dataclass
 
 
 def hook_code_digest(spec: str) -> str:
-    """sha256 (16 hex) of the source files the hook `module:function` lives in, by content (not path: a project may move)."""
+    """sha256 (16 hex) of the source files the hook `module:function` lives in, by content (not path: a project may
+    move)."""
     from batchml.base.hooks import load_hook
 
     module_name = spec.partition(":")[0]
     fn = load_hook("[features] transform", spec)
-    files = {f for f in (_source_file(sys.modules.get(module_name)), _source_file(inspect.getmodule(fn))) if f is not None}
+    files = {
+        f for f in (_source_file(sys.modules.get(module_name)), _source_file(inspect.getmodule(fn))) if f is not None
+    }
     digest = hashlib.sha256()
     for content in sorted(sha256_file(f) for f in files):
         digest.update(content.encode())

@@ -34,11 +34,15 @@ MASK = "***"
 # Shorter values are not taken as secrets: replacing them everywhere would garble the output.
 MIN_SECRET = 4
 # Environment variables whose value is a secret (PWD is the working directory: not matched).
-SECRET_NAMES = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|ACCESS_KEY|API_KEY|PRIVATE_KEY|AUTH_KEY", re.IGNORECASE)
+SECRET_NAMES = re.compile(
+    r"SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|ACCESS_KEY|API_KEY|PRIVATE_KEY|AUTH_KEY", re.IGNORECASE
+)
 # Query (or DSN) parameters whose value is a secret.
 # A name ending in password, secret, token, key, signature, credential(s) (api_key, sslkey, X-Amz-Signature), or
 # whose last part is pass, pwd, sig or auth (db.pass, sig): not monkeys, key_column.
-_SECRET_PARAM = r"(?:[\w.-]*(?:password|passwd|secret|token|key|signature|credentials?)|(?:[\w.-]*[_.-])?(?:pass|pwd|sig|auth))"
+_SECRET_PARAM = (
+    r"(?:[\w.-]*(?:password|passwd|secret|token|key|signature|credentials?)|(?:[\w.-]*[_.-])?(?:pass|pwd|sig|auth))"
+)
 _URL_USERINFO = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s:]*:[^/@\s]*@")
 _QUERY_SECRET = re.compile(rf"(?P<head>[?&;](?i:{_SECRET_PARAM})=)(?P<value>[^&;#\s'\"]+)")
 # `password=...` of a libpq DSN or keyword arguments, and the like, wherever they are.
@@ -46,7 +50,9 @@ _DSN_PASSWORD = re.compile(
     r"(?P<head>\b(?i:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|secret[_-]?key|client[_-]?secret|access[_-]?token)\s*=\s*['\"]?)"
     r"(?P<value>[^\s&;'\",#]+)"
 )
-_AUTH_HEADER = re.compile(r"(?P<head>(?i:authorization)[\"']?\s*[:=]\s*[\"']?(?i:basic|bearer|token)\s+)(?P<value>[A-Za-z0-9+/=._~-]+)")
+_AUTH_HEADER = re.compile(
+    r"(?P<head>(?i:authorization)[\"']?\s*[:=]\s*[\"']?(?i:basic|bearer|token)\s+)(?P<value>[A-Za-z0-9+/=._~-]+)"
+)
 # A setting's whole value as one URL: the password runs to the first @ (as SQLAlchemy reads it), '/' included.
 _SETTING_USERINFO = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://(?P<user>[^:/@]*):(?P<password>[^@]*)@")
 
@@ -54,7 +60,8 @@ _known: set[str] = set()
 
 
 def redact(text: str, environ: dict[str, str] | None = None) -> str:
-    """`text` with every credential replaced by ***: URL passwords, secret parameters, known secrets (see the module)."""
+    """`text` with every credential replaced by ***: URL passwords, secret parameters, known secrets (see the
+    module)."""
     if not text:
         return text
     for secret in _secrets() if environ is None else sorted(_known | env_secrets(environ), key=len, reverse=True):
@@ -71,7 +78,8 @@ def redact(text: str, environ: dict[str, str] | None = None) -> str:
     return text
 
 
-# What redact looked for last: (the environment it was computed from, the remembered secrets, the secrets longest first).
+# What redact looked for last: (the environment it was computed from, the remembered secrets,
+# the secrets longest first).
 _cache: tuple = (None, None, ())
 
 
@@ -80,11 +88,15 @@ def _secrets() -> tuple[str, ...]:
     secrets changed (redact runs on every log line, output write and document string: scanning the environment each time
     was most of a date's redaction cost)."""
     global _cache
-    raw = getattr(os.environ, "_data", None)  # os.environ's own dict: compared and copied in C, so no thread changes it midway
+    raw = getattr(
+        os.environ, "_data", None
+    )  # os.environ's own dict: compared and copied in C, so no thread changes it midway
     env_seen, known_seen, ordered = _cache
     if raw is not None and raw == env_seen and _known == known_seen:
         return ordered
-    seen = dict(raw) if raw is not None else None  # before reading the values: a change meanwhile is seen on the next call
+    seen = (
+        dict(raw) if raw is not None else None
+    )  # before reading the values: a change meanwhile is seen on the next call
     ordered = tuple(sorted(_known | env_secrets(), key=len, reverse=True))
     _cache = (seen, frozenset(_known), ordered)
     return ordered
@@ -123,14 +135,17 @@ def _environment() -> dict[str, str]:
 
 
 def secrets_of(value: str) -> set[str]:
-    """The secrets a setting's value holds: a URL's password and secret query values, in the forms they are printed in."""
+    """The secrets a setting's value holds: a URL's password and secret query values, in the forms they are printed
+    in."""
     found: set[str] = set()
     value = value.strip()
     userinfo = _SETTING_USERINFO.match(value)
     if userinfo:
         password = userinfo["password"]
         found |= {password, unquote(password)}
-        found.add(base64.b64encode(f"{unquote(userinfo['user'])}:{unquote(password)}".encode()).decode())  # an Authorization: Basic header
+        found.add(
+            base64.b64encode(f"{unquote(userinfo['user'])}:{unquote(password)}".encode()).decode()
+        )  # an Authorization: Basic header
     try:
         query = urlsplit(value).query if "://" in value else ""
     except ValueError:

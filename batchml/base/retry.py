@@ -35,10 +35,20 @@ class Unavailable(BatchmlError):
 class RetryPolicy:
     """[retry] settings: bounded, jittered retries of transient failures (the home of their defaults)."""
 
-    attempts: int = count(5, "Tries of a call that fails transiently (server not answering, Dask scheduler lost). Other failures are not retried.")
-    initial_delay: float = number(2.0, "Seconds before the first retry; the wait doubles each time, with jitter.", low=0)
+    attempts: int = count(
+        5,
+        "Tries of a call that fails transiently (server not answering, Dask scheduler lost). Other failures are not "
+        "retried.",
+    )
+    initial_delay: float = number(
+        2.0, "Seconds before the first retry; the wait doubles each time, with jitter.", low=0
+    )
     max_delay: float = number(30.0, "Longest wait between two tries (seconds).", low=0)
-    deadline: float = seconds(120.0, "No retry starts once this many seconds have passed since the first try: a call gives up within deadline + one try.")
+    deadline: float = seconds(
+        120.0,
+        "No retry starts once this many seconds have passed since the first try: a call gives up within deadline + one "
+        "try.",
+    )
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt `attempt` (1-based): doubling, capped, jittered."""
@@ -57,7 +67,10 @@ class RetryPolicy:
                 elapsed = time.monotonic() - start
                 wait = self.delay(attempt)
                 if attempt == self.attempts or elapsed + wait > self.deadline:
-                    raise Unavailable(f"{what}: {one_line(exc)} (gave up after {attempt} attempt{'s' * (attempt > 1)} in {elapsed:.0f} s)") from exc
+                    raise Unavailable(
+                        f"{what}: {one_line(exc)} (gave up after {attempt} attempt{'s' * (attempt > 1)} in "
+                        f"{elapsed:.0f} s)"
+                    ) from exc
                 log.warning("%s: %s; retry %d of %d in %.1f s", what, one_line(exc), attempt, self.attempts - 1, wait)
                 time.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -71,7 +84,13 @@ def is_transient(exc: BaseException) -> bool:
         return True
     module = type(exc).__module__
     name = type(exc).__name__
-    if module.startswith("requests") and name in {"ConnectionError", "Timeout", "ReadTimeout", "ConnectTimeout", "ChunkedEncodingError"}:
+    if module.startswith("requests") and name in {
+        "ConnectionError",
+        "Timeout",
+        "ReadTimeout",
+        "ConnectTimeout",
+        "ChunkedEncodingError",
+    }:
         return True
     if module.startswith("distributed") and name in {"CommClosedError", "FutureCancelledError", "CancelledError"}:
         return True  # the scheduler went away; a lost worker's tasks are rescheduled by Dask itself
@@ -79,15 +98,15 @@ def is_transient(exc: BaseException) -> bool:
         return True  # SQLite tracking store busy with another writer
     if name in {"MlflowException", "RestException"}:
         message = str(exc)
-        if message.startswith("API request to") and ("failed with exception" in message or "failed with timeout exception" in message):
+        if message.startswith("API request to") and (
+            "failed with exception" in message or "failed with timeout exception" in message
+        ):
             return True  # no HTTP answer at all: refused, reset, timed out
         if name == "RestException":  # the server answered with an MLflow error body
             return cast(Any, exc).get_http_status_code() in _TRANSIENT_HTTP  # matched by name: no mlflow import here
         match = re.search(r"failed with error code (\d{3})", message)  # a non-MLflow answer, e.g. a proxy's 502
         return match is not None and int(match.group(1)) in _TRANSIENT_HTTP
-    if isinstance(exc, OSError) and "Timed out trying to connect" in str(exc):
-        return True  # distributed's connect timeout
-    return False
+    return isinstance(exc, OSError) and "Timed out trying to connect" in str(exc)  # distributed's connect timeout
 
 
 def one_line(exc: BaseException, limit: int = 300) -> str:

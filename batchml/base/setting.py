@@ -62,7 +62,15 @@ def count(default: int, description: str, *, least: int = 1, most: int | None = 
     return setting(default, description, Allowed(low=least, high=most, integer=True))
 
 
-def number(default: float, description: str, *, low: float | None = None, high: float | None = None, low_open: bool = False, high_open: bool = False) -> Any:
+def number(
+    default: float,
+    description: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> Any:
     """A real number within [low, high] (each end open when said, absent when None)."""
     return setting(default, description, Allowed(low=low, high=high, low_open=low_open, high_open=high_open))
 

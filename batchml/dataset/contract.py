@@ -57,7 +57,9 @@ class Column:
     max: float | None = None
     allowed: tuple | None = None
     source: tuple[str, ...] = ()  # names the source may give this column (first found wins)
-    max_null_rate: float | None = None  # a monitoring rule: a date whose valid rows are more null than this fails its checks
+    max_null_rate: float | None = (
+        None  # a monitoring rule: a date whose valid rows are more null than this fails its checks
+    )
     # Texts read as null, after trimming, case-insensitive; None: KEY_NULL_TOKENS for a key column, none for the others.
     null_tokens: tuple[str, ...] | None = None
 
@@ -107,9 +109,12 @@ class Contract:
         return self.label.task if self.label else "regression"
 
     def require_label(self) -> Label:
-        """The label, for what cannot work without one (labels, training, evaluation): a contract without one is named."""
+        """The label, for what cannot work without one (labels, training, evaluation): a contract without one is
+        named."""
         if self.label is None:
-            raise SchemaError(f"{self.path or self.dataset}: no 'label' in the contract, and labels, training and evaluation need one")
+            raise SchemaError(
+                f"{self.path or self.dataset}: no 'label' in the contract, and labels, training and evaluation need one"
+            )
         return self.label
 
     @property
@@ -144,14 +149,17 @@ class Contract:
             _no_unknown(path, f"column {name!r}", spec, _COLUMN_KEYS)
             dtype = _ALIASES.get(spec.get("dtype"), spec.get("dtype"))
             if dtype not in DTYPES:
-                raise SchemaError(f"{path}: column {name!r} has dtype {spec.get('dtype')!r}, expected one of {', '.join(DTYPES)}")
+                raise SchemaError(
+                    f"{path}: column {name!r} has dtype {spec.get('dtype')!r}, expected one of {', '.join(DTYPES)}"
+                )
             spec.pop("unique", None)  # uniqueness belongs to the key
             _check_null_cap(path, str(name), spec)
             if "null_tokens" in spec:
                 tokens = spec["null_tokens"]
                 if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
                     raise SchemaError(
-                        f"{path}: column {name!r} has null_tokens {tokens!r}, expected a list of texts read as null, quoted (e.g. ['NA', 'null']; [] for none)"
+                        f"{path}: column {name!r} has null_tokens {tokens!r}, expected a list of texts read as null, "
+                        "quoted (e.g. ['NA', 'null']; [] for none)"
                     )
                 spec["null_tokens"] = tuple(tokens)
             source = spec.pop("source", ())
@@ -172,7 +180,9 @@ class Contract:
                 raise SchemaError(f"{path}: key column {k!r} is not among the columns{_closest(k, names)}")
         timestamp = raw.get("timestamp")
         if timestamp is not None and (timestamp not in names or columns[names.index(timestamp)].dtype != "datetime"):
-            raise SchemaError(f"{path}: timestamp {timestamp!r} must name a datetime column{_closest(timestamp, names)}")
+            raise SchemaError(
+                f"{path}: timestamp {timestamp!r} must name a datetime column{_closest(timestamp, names)}"
+            )
         timezone = raw.get("timezone", "UTC")
         try:
             zoneinfo.ZoneInfo(timezone)
@@ -185,13 +195,25 @@ class Contract:
             if spec.get("task", "regression") not in TASKS:
                 raise SchemaError(f"{path}: label task {spec.get('task')!r}, expected one of {', '.join(TASKS)}")
             classes = spec.get("classes")
-            label = Label(column=spec["column"], task=spec.get("task", "regression"), classes=tuple(classes) if classes else None)
-        return cls(dataset=raw["dataset"], columns=tuple(columns), key=key, timestamp=timestamp, timezone=timezone, label=label, path=path)
+            label = Label(
+                column=spec["column"], task=spec.get("task", "regression"), classes=tuple(classes) if classes else None
+            )
+        return cls(
+            dataset=raw["dataset"],
+            columns=tuple(columns),
+            key=key,
+            timestamp=timestamp,
+            timezone=timezone,
+            label=label,
+            path=path,
+        )
 
     def fingerprint(self) -> str:
         """A short hash of the rules: manifests record which contract a partition passed."""
         body = json.dumps(
-            {"columns": [_rules(c) for c in self.columns], "key": self.key, "ts": self.timestamp, "tz": self.timezone}, sort_keys=True, default=list
+            {"columns": [_rules(c) for c in self.columns], "key": self.key, "ts": self.timestamp, "tz": self.timezone},
+            sort_keys=True,
+            default=list,
         )
         return hashlib.sha256(body.encode()).hexdigest()[:16]
 
@@ -221,7 +243,8 @@ class Contract:
 
 
 def _rules(column: Column) -> dict:
-    """What decides a row's validity (max_null_rate is a check of the date, not of a row: it leaves the fingerprint alone)."""
+    """What decides a row's validity (max_null_rate is a check of the date, not of a row: it leaves the fingerprint
+    alone)."""
     rules = asdict(column)
     rules.pop("max_null_rate")
     if rules["null_tokens"] is None:  # unset: the fingerprint of contracts written before the option stays what it was
@@ -235,9 +258,15 @@ def _check_null_cap(path: str, name: str, spec: dict) -> None:
         return
     cap = spec["max_null_rate"]
     if isinstance(cap, bool) or not isinstance(cap, (int, float)) or not 0.0 <= cap <= 1.0:
-        raise SchemaError(f"{path}: column {name!r} has max_null_rate {cap!r}, expected a share between 0 and 1 (0.1 is 10% of the valid rows)")
+        raise SchemaError(
+            f"{path}: column {name!r} has max_null_rate {cap!r}, expected a share between 0 and 1 (0.1 is 10% of the "
+            "valid rows)"
+        )
     if spec.get("nullable", True) is False:
-        raise SchemaError(f"{path}: column {name!r} has max_null_rate but nullable: false (its null rows are quarantined); remove one of the two")
+        raise SchemaError(
+            f"{path}: column {name!r} has max_null_rate but nullable: false (its null rows are quarantined); remove "
+            "one of the two"
+        )
     spec["max_null_rate"] = float(cap)
 
 
@@ -283,7 +312,9 @@ def conform(frame: pd.DataFrame, contract: Contract, *, origin: str) -> pd.DataF
     missing = [c for c in contract.columns if c.name not in frame.columns]
     if missing:
         named = ", ".join(c.name + (f" (source name {' or '.join(c.source)})" if c.source else "") for c in missing)
-        raise SchemaError(f"{origin}: missing required column(s) {named} (contract {contract.path or contract.dataset})")
+        raise SchemaError(
+            f"{origin}: missing required column(s) {named} (contract {contract.path or contract.dataset})"
+        )
     return frame[list(contract.names)]
 
 
@@ -388,7 +419,9 @@ def validate(
 
 def empty_rejected(contract: Contract) -> pd.DataFrame:
     """The quarantine's columns with no rows: every contract column as text, and the reason."""
-    return pd.DataFrame({**{n: pd.Series([], dtype="string") for n in contract.names}, REASON: pd.Series([], dtype="string")})
+    return pd.DataFrame(
+        {**{n: pd.Series([], dtype="string") for n in contract.names}, REASON: pd.Series([], dtype="string")}
+    )
 
 
 def _as_text(raw: pd.DataFrame) -> pd.DataFrame:
@@ -539,13 +572,22 @@ def _null_tokens(raw: pd.Series, tokens) -> np.ndarray:
     if not tokens or not len(raw) or not (raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype)):
         return np.zeros(len(raw), dtype=bool)
     wanted = {t.strip().casefold() for t in tokens}
-    return np.fromiter((isinstance(v, str) and v.strip().casefold() in wanted for v in raw.to_numpy(dtype=object)), dtype=bool, count=len(raw))
+    return np.fromiter(
+        (isinstance(v, str) and v.strip().casefold() in wanted for v in raw.to_numpy(dtype=object)),
+        dtype=bool,
+        count=len(raw),
+    )
 
 
 def _null_key_reason(col: Column, raw: pd.Series):
     def reason(idx: np.ndarray) -> pd.Series:
         shown = _as_text(raw.iloc[idx].to_frame())[raw.name].to_numpy()
-        return pd.Series([f"{col.name}: null key: {v!r} is a null token (null_tokens: {list(null_tokens_of(col, True))})" for v in shown])
+        return pd.Series(
+            [
+                f"{col.name}: null key: {v!r} is a null token (null_tokens: {list(null_tokens_of(col, True))})"
+                for v in shown
+            ]
+        )
 
     return reason
 

@@ -15,15 +15,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from batchml.store import layout
-from batchml.dataset.contract import REASON, Contract, add_keys, empty_rejected, top_reasons, validate
 from batchml.base.errors import MissingInput, RejectedShareTooHigh
 from batchml.base.faults import failpoint
-from batchml.dataset.features import labels_of, model_inputs
-from batchml.dataset.nulls import NullCounts
 from batchml.base.provenance import code_version, shaped_by
 from batchml.base.redact import redact
+from batchml.dataset.contract import REASON, Contract, add_keys, empty_rejected, top_reasons, validate
+from batchml.dataset.features import labels_of, model_inputs
+from batchml.dataset.nulls import NullCounts
 from batchml.dataset.sources import Source
+from batchml.store import layout
 from batchml.store.manifest import Manifest
 from batchml.store.storage import Storage, naming_a_full_disk
 
@@ -66,7 +66,10 @@ class _Writer:
         self.pending.append(self.pool.submit(self._write, name, table))
 
     def _write(self, name: str, table: pa.Table) -> None:
-        with naming_a_full_disk(self.staging.dataset, self.staging.date, f"{self.staging.url}/{name}"), self.staging.open(name) as fh:
+        with (
+            naming_a_full_disk(self.staging.dataset, self.staging.date, f"{self.staging.url}/{name}"),
+            self.staging.open(name) as fh,
+        ):
             pq.write_table(table, fh, write_page_checksum=True, row_group_size=ROW_GROUP_ROWS)
         failpoint("extract.staged")
 
@@ -105,9 +108,14 @@ def extract_date(
     data, not an empty date: the date runs when its rows arrive). `replace` re-extracts a
     committed date (on request only: its source changed).
     """
-    with storage.writer(FEATURES, date, replace=replace) as features, storage.writer(QUARANTINE, date, replace=True) as quarantine:
+    with (
+        storage.writer(FEATURES, date, replace=replace) as features,
+        storage.writer(QUARANTINE, date, replace=True) as quarantine,
+    ):
         if storage.is_pending(date):  # a run was killed between the two commits: neither is visible, extract again
-            log.warning("%s: a killed run left its quarantine and features commits unfinished; extracting the date again", date)
+            log.warning(
+                "%s: a killed run left its quarantine and features commits unfinished; extracting the date again", date
+            )
             features.replace = True
         if features.committed:
             log.info("features for %s already committed by another run; nothing to do", date)
@@ -121,7 +129,9 @@ def extract_date(
         rows_in = 0
         with _Writer(features) as writer:
             for origin, batch in source.batches(date):
-                origin = redact(origin)  # named in the quarantine, the manifest and errors: a source URL's credentials are not
+                origin = redact(
+                    origin
+                )  # named in the quarantine, the manifest and errors: a source URL's credentials are not
                 if batch is None or not len(batch):  # a 0-byte or header-only file: no rows, nothing to check
                     empty_inputs.append(origin)
                     continue
@@ -131,7 +141,9 @@ def extract_date(
                 nulls.add(len(checked.valid), checked.null_counts)
                 for start in range(0, len(checked.valid), rows_per_file):
                     name = f"part-{len(file_rows):05d}.parquet"
-                    part = model_inputs(checked.valid.iloc[start : start + rows_per_file].reset_index(drop=True), contract, transform)
+                    part = model_inputs(
+                        checked.valid.iloc[start : start + rows_per_file].reset_index(drop=True), contract, transform
+                    )
                     columns = columns or {c: str(t) for c, t in part.dtypes.items()}
                     writer.write(name, pa.Table.from_pandas(part, preserve_index=False))
                     file_rows[name] = len(part)
@@ -139,8 +151,14 @@ def extract_date(
                     rejected.append(checked.rejected.assign(source=origin))
 
         if rows_in == 0:
-            raise MissingInput(f"{date}: the source holds no rows of this date (an empty file or query); nothing committed")
-        bad = pd.concat(rejected, ignore_index=True) if rejected else empty_rejected(contract).assign(source=pd.Series([], dtype="string"))
+            raise MissingInput(
+                f"{date}: the source holds no rows of this date (an empty file or query); nothing committed"
+            )
+        bad = (
+            pd.concat(rejected, ignore_index=True)
+            if rejected
+            else empty_rejected(contract).assign(source=pd.Series([], dtype="string"))
+        )
         rows_valid = sum(file_rows.values())
         assert rows_in == rows_valid + len(bad), "rows in != valid + rejected"
         reasons = top_reasons(bad[REASON])
@@ -156,23 +174,48 @@ def extract_date(
             )
 
         common: dict[str, Any] = dict(
-            date=date.isoformat(), schema_hash=contract.fingerprint(), input_fingerprint=source.fingerprint(date), code_version=code_version(), run_id=run_id
+            date=date.isoformat(),
+            schema_hash=contract.fingerprint(),
+            input_fingerprint=source.fingerprint(date),
+            code_version=code_version(),
+            run_id=run_id,
         )
         common["shaped_by"] = shaped_by(contract, transform)  # what Backfill compares to list a date as changed
-        with naming_a_full_disk(QUARANTINE, date, f"{quarantine.url}/part-00000.parquet"), quarantine.open("part-00000.parquet") as fh:
+        with (
+            naming_a_full_disk(QUARANTINE, date, f"{quarantine.url}/part-00000.parquet"),
+            quarantine.open("part-00000.parquet") as fh,
+        ):
             bad.to_parquet(fh, index=False, write_page_checksum=True)
-        extra = {"top_reasons": reasons, "columns": columns, "key": list(contract.key), "validated_nulls": nulls.as_json()}
+        extra = {
+            "top_reasons": reasons,
+            "columns": columns,
+            "key": list(contract.key),
+            "validated_nulls": nulls.as_json(),
+        }
         if empty_inputs:
             extra["empty_inputs"] = empty_inputs
         # Quarantine and features appear together: neither is visible while the marker exists.
         storage.write_text(layout.pending(date), json.dumps({"run_id": run_id}))
         failpoint("extract.pending")
         quarantine.commit(
-            Manifest(dataset=QUARANTINE, rows={"in": rows_in, "written": len(bad), "quarantined": len(bad)}, extra={"top_reasons": reasons}, **common),
+            Manifest(
+                dataset=QUARANTINE,
+                rows={"in": rows_in, "written": len(bad), "quarantined": len(bad)},
+                extra={"top_reasons": reasons},
+                **common,
+            ),
             {"part-00000.parquet": len(bad)},
         )
         failpoint("extract.quarantine.committed")
-        features.commit(Manifest(dataset=FEATURES, rows={"in": rows_in, "written": rows_valid, "quarantined": len(bad)}, extra=extra, **common), file_rows)
+        features.commit(
+            Manifest(
+                dataset=FEATURES,
+                rows={"in": rows_in, "written": rows_valid, "quarantined": len(bad)},
+                extra=extra,
+                **common,
+            ),
+            file_rows,
+        )
         failpoint("extract.features.committed")
         storage.delete(layout.pending(date))
         if empty_inputs:
@@ -182,7 +225,8 @@ def extract_date(
 
 
 def validated_nulls(storage: Storage, date: dt.date) -> NullCounts | None:
-    """The nulls of `date`'s valid rows per nullable contract column, before the features hook (None: extracted before they were counted)."""
+    """The nulls of `date`'s valid rows per nullable contract column, before the features hook (None: extracted before
+    they were counted)."""
     manifest = storage.manifest(FEATURES, date)
     return NullCounts.from_json(manifest.extra.get("validated_nulls")) if manifest else None
 
@@ -202,7 +246,9 @@ def trailing_nulls(storage: Storage, date: dt.date, days: int) -> tuple[NullCoun
 LABELS = layout.LABELS
 
 
-def extract_labels(source: Source, contract: Contract, storage: Storage, date: dt.date, *, transform: str = "", run_id: str) -> int | None:
+def extract_labels(
+    source: Source, contract: Contract, storage: Storage, date: dt.date, *, transform: str = "", run_id: str
+) -> int | None:
     """Commit the labels of `date` to labels/date=D; None if another run did first.
 
     With `[labels] transform`, labels are derived from the date's own valid rows;

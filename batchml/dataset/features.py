@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from batchml.dataset.contract import Contract
 from batchml.base.errors import HookError
 from batchml.base.hooks import call_hook
+from batchml.dataset.contract import Contract
 
 FEATURES_HOOK = "[features] transform"
 LABELS_HOOK = "[labels] transform"
@@ -27,7 +27,10 @@ def model_inputs(rows: pd.DataFrame, contract: Contract, transform: str = "") ->
     if not isinstance(out, pd.DataFrame):
         raise HookError(f"{FEATURES_HOOK} = {transform} returned {type(out).__name__}, expected a pandas DataFrame")
     if len(out) != len(rows):
-        raise HookError(f"{FEATURES_HOOK} = {transform} returned {len(out)} rows for {len(rows)}: a transform keeps every row (reject rows in the contract)")
+        raise HookError(
+            f"{FEATURES_HOOK} = {transform} returned {len(out)} rows for {len(rows)}: a transform keeps every row "
+            "(reject rows in the contract)"
+        )
     out = out.reset_index(drop=True)
     for k in contract.key:
         if k not in out.columns:
@@ -56,8 +59,11 @@ def categorical_inputs(frame: pd.DataFrame, inputs: list[str], max_integer_level
     out = []
     for name in inputs:
         s = frame[name]
-        if pd.api.types.is_bool_dtype(s.dtype) or not pd.api.types.is_numeric_dtype(s.dtype):
-            out.append(name)
-        elif pd.api.types.is_integer_dtype(s.dtype) and s.nunique() <= max_integer_levels:
+        if (
+            pd.api.types.is_bool_dtype(s.dtype)
+            or not pd.api.types.is_numeric_dtype(s.dtype)
+            or pd.api.types.is_integer_dtype(s.dtype)
+            and s.nunique() <= max_integer_levels
+        ):
             out.append(name)
     return tuple(out)

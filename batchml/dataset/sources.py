@@ -19,10 +19,10 @@ from typing import Protocol
 import fsspec
 import pandas as pd
 
-from batchml.dataset.contract import Contract, local_datetimes
 from batchml.base.errors import ConfigError, IncompleteInput, MissingInput, SchemaError
 from batchml.base.hooks import call_hook
 from batchml.base.redact import redact
+from batchml.dataset.contract import Contract, local_datetimes
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,10 @@ class GeneratorSource:
         return False
 
     def labels(self, date):
-        raise MissingInput(f"[source] kind = python has no labels feed: set [labels] transform to derive labels of {date} from its rows")
+        raise MissingInput(
+            f"[source] kind = python has no labels feed: set [labels] transform to derive labels of {date} from its "
+            "rows"
+        )
 
     def fingerprint(self, date):
         return _digest({"kind": "python", "generator": self.generator, "date": date, **self.options})
@@ -113,12 +116,18 @@ class FileSource:
         storage_options: dict | None = None,
     ):
         if "{" not in path:
-            raise ConfigError(f"[source] path {path!r} has no date field: use {{date}}, {{year}}, {{month}}, {{day}} or {{date:%%Y-%%m}}")
+            raise ConfigError(
+                f"[source] path {path!r} has no date field: use {{date}}, {{year}}, {{month}}, {{day}} or "
+                f"{{date:%%Y-%%m}}"
+            )
         if fmt not in ("", "parquet", "csv"):
             raise ConfigError(f"[source] format must be parquet or csv, not {fmt!r}")
         said = format_of(path)
         if fmt and said and said != fmt:
-            raise ConfigError(f"[source] format = {fmt} but [source] path {path} names a {said} file: leave format empty to follow the extension")
+            raise ConfigError(
+                f"[source] format = {fmt} but [source] path {path} names a {said} file: leave format empty to follow "
+                "the extension"
+            )
         self.path, self.labels_path, self.encoding = path, labels_path, encoding
         self.fmt = said or fmt or "parquet"
         self.labels_fmt = format_of(labels_path) or fmt or "parquet"
@@ -143,7 +152,8 @@ class FileSource:
         return here in (expand(self.path, date - day), expand(self.path, date + day))
 
     def marker(self, date: dt.date) -> str | None:
-        """The date's completeness marker: `complete_marker` in the folder of its files (a template with a / is a path of its own)."""
+        """The date's completeness marker: `complete_marker` in the folder of its files (a template with a / is a path
+        of its own)."""
         if not self.complete_marker:
             return None
         if "/" in self.complete_marker:
@@ -154,7 +164,8 @@ class FileSource:
         return f"{folder}/{expand(self.complete_marker, date)}"
 
     def _expected_rows(self, marker: str) -> int | None:
-        """The row count a marker states, or None for an empty (or non-numeric) marker; MissingInput while it is absent."""
+        """The row count a marker states, or None for an empty (or non-numeric) marker; MissingInput while it is
+        absent."""
         try:
             with fsspec.open(marker, "rt", **self.options) as fh:
                 text = fh.read(64).strip()
@@ -174,7 +185,8 @@ class FileSource:
         return any(self._has_rows(url, date if many else None) for url in files)
 
     def _has_rows(self, url: str, date: dt.date | None) -> bool:
-        """Whether a file holds a row (of `date`, for a many-dates file): Parquet metadata, a CSV's second line, or a timestamp-only read."""
+        """Whether a file holds a row (of `date`, for a many-dates file): Parquet metadata, a CSV's second line, or a
+        timestamp-only read."""
         try:
             if self._size(url) == 0:
                 return False
@@ -210,7 +222,9 @@ class FileSource:
                 frame = self._rows_on(frame, date, url)
             yield url, frame
         if expected is not None and read != expected:
-            raise IncompleteInput(f"{marker}: states {expected} rows, but {', '.join(files)} hold {read}; the date looks incomplete")
+            raise IncompleteInput(
+                f"{marker}: states {expected} rows, but {', '.join(files)} hold {read}; the date looks incomplete"
+            )
 
     def _size(self, url: str) -> int | None:
         fs, path = fsspec.core.url_to_fs(url, **self.options)
@@ -223,7 +237,8 @@ class FileSource:
             return pq.ParquetFile(fh).metadata.num_rows
 
     def _read(self, url: str, date: dt.date | None, columns_of=None, fmt: str | None = None) -> pd.DataFrame:
-        """The contract's columns of one file (in `fmt`, the rows' format unless given); with `date`, Parquet row groups of other dates are skipped."""
+        """The contract's columns of one file (in `fmt`, the rows' format unless given); with `date`, Parquet row groups
+        of other dates are skipped."""
         fmt = fmt or self.fmt
         try:
             if fmt == "parquet":
@@ -290,7 +305,12 @@ class FileSource:
         start, end = self.contract.day_bounds(date)
         unplaced = ts.isna() & frame[name].notna()
         if unplaced.any():
-            log.warning("%s: %d rows have a %s that cannot be placed on a date; they belong to no date", url, int(unplaced.sum()), name)
+            log.warning(
+                "%s: %d rows have a %s that cannot be placed on a date; they belong to no date",
+                url,
+                int(unplaced.sum()),
+                name,
+            )
         return frame.loc[((ts >= start) & (ts < end)).to_numpy()].reset_index(drop=True)
 
     def has_labels(self, date):
@@ -354,7 +374,8 @@ _COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zip")
 
 
 def format_of(template: str) -> str | None:
-    """The format a path's name says (`.csv`, `.csv.gz`, `.parquet`, `.pq`), or None (a folder, a glob of any file, another name)."""
+    """The format a path's name says (`.csv`, `.csv.gz`, `.parquet`, `.pq`), or None (a folder, a glob of any file,
+    another name)."""
     name = template.rstrip("/").rsplit("/", 1)[-1].lower()
     for suffix in _COMPRESSED:
         name = name.removesuffix(suffix)
@@ -376,10 +397,19 @@ def conform_labels(frame: pd.DataFrame, contract: Contract, *, origin: str) -> p
     frame = frame.rename(columns=contract.source_names(frame.columns))
     missing = [c for c in (*contract.key, contract.label.column) if c not in frame.columns]
     if missing:
-        raise SchemaError(f"{origin}: missing required column(s) {', '.join(missing)} (labels of contract {contract.dataset})")
+        raise SchemaError(
+            f"{origin}: missing required column(s) {', '.join(missing)} (labels of contract {contract.dataset})"
+        )
     from batchml.dataset.contract import coerce_column
 
-    out = pd.DataFrame({k: coerce_column(frame[k], contract.column(k), contract.timezone)[0].astype(contract.column(k).final_dtype()) for k in contract.key})
+    out = pd.DataFrame(
+        {
+            k: coerce_column(frame[k], contract.column(k), contract.timezone)[0].astype(
+                contract.column(k).final_dtype()
+            )
+            for k in contract.key
+        }
+    )
     out[contract.label.column] = frame[contract.label.column].to_numpy()
     return out
 
@@ -396,7 +426,13 @@ class SqlSource:
             self.engine = sqlalchemy.create_engine(url)
         except Exception as exc:
             raise ConfigError(f"[source] url {redact(url)!r}: {type(exc).__name__}: {redact(str(exc))}") from exc
-        self.url, self.query, self.labels_query, self.chunk_rows, self.contract = url, query, labels_query, chunk_rows, contract
+        self.url, self.query, self.labels_query, self.chunk_rows, self.contract = (
+            url,
+            query,
+            labels_query,
+            chunk_rows,
+            contract,
+        )
 
     def _params(self, date):
         return {"date": date.isoformat()}
@@ -405,7 +441,10 @@ class SqlSource:
         import sqlalchemy
 
         with self.engine.connect() as conn:
-            return conn.execute(sqlalchemy.text(f"SELECT 1 FROM ({query}) AS q LIMIT 1"), self._params(date)).first() is not None
+            return (
+                conn.execute(sqlalchemy.text(f"SELECT 1 FROM ({query}) AS q LIMIT 1"), self._params(date)).first()
+                is not None
+            )
 
     def exists(self, date):
         return self._probe(self.query, date)
@@ -415,7 +454,13 @@ class SqlSource:
 
         origin = f"{self.engine.url.render_as_string(hide_password=True)} query for {date}"
         with self.engine.connect() as conn:
-            chunks = pd.read_sql(sqlalchemy.text(self.query), conn, params=self._params(date), chunksize=self.chunk_rows, coerce_float=False)
+            chunks = pd.read_sql(
+                sqlalchemy.text(self.query),
+                conn,
+                params=self._params(date),
+                chunksize=self.chunk_rows,
+                coerce_float=False,
+            )
             for i, chunk in enumerate(chunks):
                 yield f"{origin}#{i}", chunk
 
@@ -434,4 +479,11 @@ class SqlSource:
         return conform_labels(frame, self.contract, origin=f"labels query for {date}")
 
     def fingerprint(self, date):
-        return _digest({"kind": "sql", "url": self.engine.url.render_as_string(hide_password=True), "query": self.query, "date": date})
+        return _digest(
+            {
+                "kind": "sql",
+                "url": self.engine.url.render_as_string(hide_password=True),
+                "query": self.query,
+                "date": date,
+            }
+        )

@@ -21,9 +21,21 @@ from batchml.base.errors import IntegrityError
 
 PREDICTION = "prediction"
 PROBA = "proba_"
-ORT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_}
-CLASSES_METADATA = "batchml_classes"  # ONNX model metadata written by batchml: the classes of the probability columns, in order (JSON)
-_LABEL_ATTRIBUTES = ("classlabels_strings", "classlabels_int64s", "classlabels_ints")  # ai.onnx.ml classifier and ZipMap nodes
+ORT_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(bool)": np.bool_,
+}
+CLASSES_METADATA = (
+    "batchml_classes"  # ONNX model metadata written by batchml: the classes of the probability columns, in order (JSON)
+)
+_LABEL_ATTRIBUTES = (
+    "classlabels_strings",
+    "classlabels_int64s",
+    "classlabels_ints",
+)  # ai.onnx.ml classifier and ZipMap nodes
 
 
 def proba_columns(classes) -> list[str]:
@@ -52,7 +64,11 @@ def class_codes(values, classes) -> np.ndarray:
     Vectorised by the values' dtype; a value matches a class of the same kind and value only.
     """
     classes = [plain(c) for c in classes]
-    series = values.reset_index(drop=True) if isinstance(values, pd.Series) else pd.Series(values if np.ndim(values) else [values], dtype=_series_dtype(values))
+    series = (
+        values.reset_index(drop=True)
+        if isinstance(values, pd.Series)
+        else pd.Series(values if np.ndim(values) else [values], dtype=_series_dtype(values))
+    )
     out = np.full(len(series), -1, dtype=np.int64)
     if not len(series):
         return out
@@ -68,12 +84,22 @@ def class_codes(values, classes) -> np.ndarray:
         kind = "text"
     else:
         inferred = pd.api.types.infer_dtype(series, skipna=True)
-        kind = {"boolean": "bool", "integer": "number", "floating": "number", "mixed-integer-float": "number", "string": "text"}.get(inferred)
+        kind = {
+            "boolean": "bool",
+            "integer": "number",
+            "floating": "number",
+            "mixed-integer-float": "number",
+            "string": "text",
+        }.get(inferred)
         if inferred == "empty":
             return out
         if kind is None:  # values of several kinds: one by one
             keys = {(_kind(c), c): j for j, c in enumerate(classes)}
-            return np.fromiter((-1 if _missing(v) else keys.get((_kind(plain(v)), plain(v)), -1) for v in series), dtype=np.int64, count=len(series))
+            return np.fromiter(
+                (-1 if _missing(v) else keys.get((_kind(plain(v)), plain(v)), -1) for v in series),
+                dtype=np.int64,
+                count=len(series),
+            )
     same = [(j, c) for j, c in enumerate(classes) if _kind(c) == kind]
     if not same:
         return out
@@ -87,7 +113,9 @@ def class_codes(values, classes) -> np.ndarray:
             lookup[int(c)] = j
         return np.where(known, lookup[truth.astype(np.int64)], -1)
     if kind == "number":
-        found = pd.Index(np.array([c for _, c in same], dtype="float64")).get_indexer(series.to_numpy(dtype="float64", na_value=np.nan))
+        found = pd.Index(np.array([c for _, c in same], dtype="float64")).get_indexer(
+            series.to_numpy(dtype="float64", na_value=np.nan)
+        )
     else:
         found = pd.Index([c for _, c in same], dtype=object).get_indexer(series.astype(object))
     return np.where(found >= 0, positions[found], -1)
@@ -125,7 +153,8 @@ def class_order(model_classes, classes, who: str) -> np.ndarray:
     codes = class_codes(np.array(model_classes + [None], dtype=object)[:-1], classes)
     if len(model_classes) != len(classes) or (codes < 0).any() or len(set(codes.tolist())) != len(codes):
         raise IntegrityError(
-            f"{who} gives probabilities for the classes {model_classes}, but the contract's label classes are {list(classes)}: "
+            f"{who} gives probabilities for the classes {model_classes}, but the contract's label classes are "
+            f"{list(classes)}: "
             "the model must have exactly the contract's classes (same values and types, any order)"
         )
     columns = np.empty(len(classes), dtype=np.int64)
@@ -142,7 +171,9 @@ def class_outputs(proba, model_classes, classes, who: str) -> dict[str, np.ndarr
     proba = np.asarray(proba, dtype=np.float32)
     columns = class_order(model_classes, classes, who)
     if proba.ndim != 2 or proba.shape[1] != len(columns):
-        raise IntegrityError(f"{who} returned probabilities of shape {proba.shape} for its {len(columns)} classes {list(model_classes)}")
+        raise IntegrityError(
+            f"{who} returned probabilities of shape {proba.shape} for its {len(columns)} classes {list(model_classes)}"
+        )
     position = np.empty(len(columns), dtype=np.int64)
     position[columns] = np.arange(len(columns))  # model column -> place in `classes`
     prediction = class_values(classes)[position[proba.argmax(axis=1)]] if len(proba) else class_values(classes)[:0]
@@ -150,7 +181,8 @@ def class_outputs(proba, model_classes, classes, who: str) -> dict[str, np.ndarr
 
 
 def named_classes(names, classes) -> list | None:
-    """The class each name stands for (the class itself, its text, or `proba_<class>`), None unless every name is one."""
+    """The class each name stands for (the class itself, its text, or `proba_<class>`), None unless every name is
+    one."""
     found = []
     for name in names:
         code = class_codes(np.array([name, None], dtype=object)[:1], classes)[0]
@@ -164,8 +196,14 @@ def named_classes(names, classes) -> list | None:
 
 
 def _as_contract_kind(labels: list, classes) -> list:
-    """ONNX has no boolean class labels (skl2onnx writes False/True as 0/1): read them back as the contract's booleans."""
-    if classes and all(_kind(plain(c)) == "bool" for c in classes) and labels and all(_kind(v) == "number" and v in (0, 1) for v in labels):
+    """ONNX has no boolean class labels (skl2onnx writes False/True as 0/1): read them back as the contract's
+    booleans."""
+    if (
+        classes
+        and all(_kind(plain(c)) == "bool" for c in classes)
+        and labels
+        and all(_kind(v) == "number" and v in (0, 1) for v in labels)
+    ):
         return [bool(v) for v in labels]
     return labels
 
@@ -223,7 +261,9 @@ def onnx_feed(session, part: pd.DataFrame, inputs: tuple[str, ...]) -> dict:
     return feed
 
 
-def onnx_outputs(session, feed: dict, n: int, classes, model_classes=None, who: str = "the ONNX model") -> dict[str, np.ndarray]:
+def onnx_outputs(
+    session, feed: dict, n: int, classes, model_classes=None, who: str = "the ONNX model"
+) -> dict[str, np.ndarray]:
     """`prediction` (and `proba_<class>` for a classifier) from an ONNX model's outputs.
 
     A classifier's probabilities are a ZipMap (one dict per row, keyed by class) or a 2-D
@@ -237,13 +277,22 @@ def onnx_outputs(session, feed: dict, n: int, classes, model_classes=None, who: 
     for out in outputs:
         if isinstance(out, list):  # ZipMap: one dict per row, keyed by class
             frame = pd.DataFrame(out)
-            return class_outputs(frame.to_numpy(dtype=np.float32), _as_contract_kind([plain(c) for c in frame.columns], classes), classes, who)
+            return class_outputs(
+                frame.to_numpy(dtype=np.float32),
+                _as_contract_kind([plain(c) for c in frame.columns], classes),
+                classes,
+                who,
+            )
     tensors = [out for out in outputs[1:] or outputs if getattr(out, "ndim", 0) == 2 and out.dtype.kind == "f"]
     if not tensors:
-        raise IntegrityError(f"{who} has no probability output for its {len(classes)} classes (outputs: {[o.name for o in session.get_outputs()]})")
+        raise IntegrityError(
+            f"{who} has no probability output for its {len(classes)} classes (outputs: "
+            f"{[o.name for o in session.get_outputs()]})"
+        )
     if order is None:
         raise IntegrityError(
             f"{who} returns class probabilities as a bare tensor that does not say which column is which class "
-            f"(no class labels in its graph or metadata); cannot name proba_<class> for {list(classes)} without guessing"
+            f"(no class labels in its graph or metadata); cannot name proba_<class> for {list(classes)} without "
+            "guessing"
         )
     return class_outputs(tensors[0], order, classes, who)

@@ -22,8 +22,8 @@ import os
 import re
 import sys
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,8 +32,13 @@ import yaml
 from batchml.dataset.contract import Contract
 
 PACKAGE = "batchml_model"
-SHIPPED = {"raw_model": "model", "onnx_io": "model", "contract": "dataset", "errors": "base"}  # batchml modules copied flat into the model, by sub-package
-MODEL_CODE = f'''"""A batchml-registered model: raw dataset-contract rows in, predictions out ({PACKAGE}/raw_model.py)."""
+SHIPPED = {
+    "raw_model": "model",
+    "onnx_io": "model",
+    "contract": "dataset",
+    "errors": "base",
+}  # batchml modules copied flat into the model, by sub-package
+MODEL_CODE = f'''"""A batchml-registered model: raw contract rows in, predictions out ({PACKAGE}/raw_model.py)."""
 
 from mlflow.models import set_model
 
@@ -41,7 +46,9 @@ from {PACKAGE}.raw_model import RawRowsModel
 
 set_model(RawRowsModel())
 '''
-ESTIMATOR_PATH = "artifacts/sklearn"  # in the registered model: the fitted estimator, an MLflow sklearn model on the model inputs
+ESTIMATOR_PATH = (
+    "artifacts/sklearn"  # in the registered model: the fitted estimator, an MLflow sklearn model on the model inputs
+)
 REQUIREMENTS = ("scikit-learn", "onnxruntime", "pandas", "numpy", "pyarrow", "mlflow", "pyyaml", "skops")
 
 
@@ -67,7 +74,11 @@ def raw_example_schema(contract: Contract):
     kinds = {"float": "double", "boolean": "boolean", "string": "string", "datetime": "string"}
     label = contract.label.column if contract.label else None
     return Schema(
-        [ColSpec(("double" if c.nullable else "long") if c.dtype == "integer" else kinds[c.dtype], c.name) for c in contract.columns if c.name != label]
+        [
+            ColSpec(("double" if c.nullable else "long") if c.dtype == "integer" else kinds[c.dtype], c.name)
+            for c in contract.columns
+            if c.name != label
+        ]
     )
 
 
@@ -100,7 +111,12 @@ def contract_yaml(contract: Contract) -> str:
         if c.source:
             spec["source"] = list(c.source)
         columns[c.name] = spec
-    body: dict[str, Any] = {"dataset": contract.dataset, "key": list(contract.key), "timezone": contract.timezone, "columns": columns}
+    body: dict[str, Any] = {
+        "dataset": contract.dataset,
+        "key": list(contract.key),
+        "timezone": contract.timezone,
+        "columns": columns,
+    }
     if contract.timestamp:
         body["timestamp"] = contract.timestamp
     if contract.label:
@@ -115,7 +131,8 @@ def _plain(value):
 
 
 def requirements() -> list[str]:
-    """pip requirements of the packaged code, pinned to the versions that trained and checked it (skops reads the estimator)."""
+    """pip requirements of the packaged code, pinned to the versions that trained and checked it (skops reads the
+    estimator)."""
     from importlib.metadata import PackageNotFoundError, version
 
     out = []
@@ -134,7 +151,9 @@ def build_code(folder: Path, transform: str) -> list[str]:
     """
     package = folder / PACKAGE
     package.mkdir(parents=True)
-    (package / "__init__.py").write_text('"""batchml code shipped inside a registered model; see batchml/model/packaged.py."""\n')
+    (package / "__init__.py").write_text(
+        '"""batchml code shipped inside a registered model; see batchml/model/packaged.py."""\n'
+    )
     here = Path(__file__).parents[1]
     for name, stage in SHIPPED.items():
         (package / f"{name}.py").write_text(_relative_imports((here / stage / f"{name}.py").read_text(), name))
@@ -146,12 +165,20 @@ def _relative_imports(source: str, name: str) -> str:
     """`from batchml.pkg.x import` -> `from .x import`; any other batchml import fails packaging, naming it."""
     out = re.sub(r"\bfrom batchml\.(?:\w+\.)?(\w+) import", r"from .\1 import", source)
     for node in ast.walk(ast.parse(out)):
-        names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+        names = (
+            [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom)
+            else []
+        )
         level = getattr(node, "level", 0)
         for imported in names:
             top = imported.split(".")[0]
             if (level == 0 and top == "batchml") or (level == 1 and top not in SHIPPED):
-                raise ImportError(f"batchml/{name}.py imports {imported!r}, which is not shipped in the model ({', '.join(SHIPPED)})")
+                raise ImportError(
+                    f"batchml/{name}.py imports {imported!r}, which is not shipped in the model ({', '.join(SHIPPED)})"
+                )
     return out
 
 
@@ -201,7 +228,9 @@ def importable(folder: Path):
     try:
         yield
     finally:
-        added = tuple(p.rstrip(os.sep) + os.sep for p in sys.path if p not in saved_path)  # this folder, and the code/ of each model MLflow loaded
+        added = tuple(
+            p.rstrip(os.sep) + os.sep for p in sys.path if p not in saved_path
+        )  # this folder, and the code/ of each model MLflow loaded
         sys.path[:] = saved_path
         for name in set(sys.modules) - saved_modules:
             where = getattr(sys.modules[name], "__file__", None) or ""
@@ -209,7 +238,17 @@ def importable(folder: Path):
                 del sys.modules[name]
 
 
-def log_model(model, onnx_path: Path | None, packaging: Packaging, *, inputs: list[str], classes, work: Path, estimator_signature, trusted_types: list[str]):
+def log_model(
+    model,
+    onnx_path: Path | None,
+    packaging: Packaging,
+    *,
+    inputs: list[str],
+    classes,
+    work: Path,
+    estimator_signature,
+    trusted_types: list[str],
+):
     """Log the raw-rows model in the active run; returns MLflow's ModelInfo.
 
     The estimator inside it is saved with `estimator_signature` (on the model inputs) and
@@ -231,7 +270,13 @@ def log_model(model, onnx_path: Path | None, packaging: Packaging, *, inputs: li
     contract_file.write_text(contract_yaml(packaging.contract))
     # Requirements given, not inferred: inferring runs the model in a subprocess (about 6 s).
     estimator = work / Path(ESTIMATOR_PATH).name
-    mlflow.sklearn.save_model(model, str(estimator), signature=estimator_signature, skops_trusted_types=trusted_types, pip_requirements=requirements())
+    mlflow.sklearn.save_model(
+        model,
+        str(estimator),
+        signature=estimator_signature,
+        skops_trusted_types=trusted_types,
+        pip_requirements=requirements(),
+    )
     artifacts = {"contract": str(contract_file), "sklearn": str(estimator)}
     if onnx_path is not None:
         artifacts["onnx"] = str(onnx_path)

@@ -33,7 +33,9 @@ class ModelPin:
     note: str = ""
     input_types: tuple[str, ...] = ()  # per input, from the signature: string | number | integer | boolean | datetime
     converted_sha256: str = ""  # runtime converted: the sha256 of the ONNX file made from the sklearn model
-    reference: str | None = None  # the run's reference profile artifact; "" when the version has none; None: pinned before pins said
+    reference: str | None = (
+        None  # the run's reference profile artifact; "" when the version has none; None: pinned before pins said
+    )
 
     @property
     def scored_sha256(self) -> str:

@@ -22,7 +22,8 @@ class TrackingStoreError(ValueError):
 
 
 def check_tracking_uri(uri: str) -> None:
-    """Raise TrackingStoreError unless `uri` has the shape of a URI MLflow can open as a store, with a store installed for it."""
+    """Raise TrackingStoreError unless `uri` has the shape of a URI MLflow can open as a store, with a store installed
+    for it."""
     problem = tracking_uri_problem(uri)
     if problem:
         raise TrackingStoreError(f"[mlflow] tracking_uri {without_userinfo(uri)!r}: {problem}")
@@ -54,21 +55,29 @@ _DATABASES = frozenset({"sqlite", "postgresql", "mysql", "mssql"})
 
 
 def _plugin_store_problem(uri: str) -> str:
-    """Any other scheme is served only by a plugin registered through MLflow's entry points (mlflow.tracking_store, mlflow.model_registry_store)."""
+    """Any other scheme is served only by a plugin registered through MLflow's entry points (mlflow.tracking_store,
+    mlflow.model_registry_store)."""
     from mlflow.tracking._model_registry.utils import _get_store_registry
     from mlflow.tracking._tracking_service.utils import _tracking_store_registry
     from mlflow.utils.uri import get_uri_scheme
 
     scheme = get_uri_scheme(uri)
-    for what, known in (("tracking", _tracking_store_registry._registry), ("model registry", _get_store_registry()._registry)):
+    for what, known in (
+        ("tracking", _tracking_store_registry._registry),
+        ("model registry", _get_store_registry()._registry),
+    ):
         if scheme not in known:
             names = ", ".join(sorted(k for k in known if k not in ("", "file")))  # the file store is refused above
-            return f"no installed MLflow {what} store handles the scheme {scheme!r} (installed: {names}; a plugin adds one through its entry point)"
+            return (
+                f"no installed MLflow {what} store handles the scheme {scheme!r} (installed: {names}; a plugin adds "
+                "one through its entry point)"
+            )
     return ""
 
 
 def sql_url_problem(url: str) -> str:
-    """Why SQLAlchemy cannot connect to `url` as given (not a URL, no such dialect, its driver not installed), or "" when it can try."""
+    """Why SQLAlchemy cannot connect to `url` as given (not a URL, no such dialect, its driver not installed), or ""
+    when it can try."""
     from sqlalchemy.engine.url import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
@@ -86,7 +95,8 @@ def sql_url_problem(url: str) -> str:
 
 
 def filesystem_problem(url: str) -> str:
-    """Why fsspec cannot open `url` (a protocol no installed filesystem handles, or one whose package is missing), or "" when it can."""
+    """Why fsspec cannot open `url` (a protocol no installed filesystem handles, or one whose package is missing), or ""
+    when it can."""
     if "://" not in url and "::" not in url:
         return ""  # a local path
     import fsspec
@@ -129,7 +139,10 @@ def check_sqlite_store(uri: str) -> None:
     if not os.access(db, os.R_OK | os.W_OK):
         raise TrackingStoreError(f"tracking store {db}: not readable and writable by this user")
     if db.stat().st_size == 0:
-        raise TrackingStoreError(f"tracking store {db}: empty file (0 bytes), not an MLflow database; restore it or remove it to start a new registry")
+        raise TrackingStoreError(
+            f"tracking store {db}: empty file (0 bytes), not an MLflow database; restore it or remove it to start a "
+            "new registry"
+        )
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
             problems = [row[0] for row in conn.execute("PRAGMA quick_check(1)").fetchall()]

@@ -14,9 +14,9 @@ import importlib
 from collections.abc import Sequence
 from dataclasses import replace
 
-from mlflow.pyfunc import PythonModel
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from batchml.dataset.contract import REASON, Column, Contract, validate
 from batchml.model.onnx_io import PREDICTION, class_outputs, onnx_feed, onnx_outputs, session_classes
@@ -66,12 +66,16 @@ class RawRowsModel(PythonModel):
             self.estimator = mlflow.sklearn.load_model(context.artifacts["sklearn"])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        """`prediction` (and `proba_<class>` for a classifier) for each raw row; rows the contract refuses fail the call."""
+        """`prediction` (and `proba_<class>` for a classifier) for each raw row; rows the contract refuses fail the
+        call."""
         rows = pd.DataFrame(model_input).reset_index(drop=True)
         checked = validate(rows.assign(**{ROW: np.arange(len(rows))}), self.contract, None, origin="model input")
         if len(checked.rejected):
             reasons = " | ".join(f"row {r[ROW]}: {r[REASON]}" for _, r in checked.rejected.head(5).iterrows())
-            raise ValueError(f"{len(checked.rejected)} of {len(rows)} rows break the dataset contract {self.contract.dataset}: {reasons}")
+            raise ValueError(
+                f"{len(checked.rejected)} of {len(rows)} rows break the dataset contract {self.contract.dataset}: "
+                f"{reasons}"
+            )
         return self.predict_features(self.features(checked.valid.drop(columns=[ROW])))
 
     def features(self, rows: pd.DataFrame) -> pd.DataFrame:
@@ -85,7 +89,9 @@ class RawRowsModel(PythonModel):
         """The outputs for model inputs already made by the features transform (what the batch holds)."""
         n = len(features)
         if self.session is not None:
-            outputs = onnx_outputs(self.session, onnx_feed(self.session, features, self.inputs), n, self.classes, self.model_classes)
+            outputs = onnx_outputs(
+                self.session, onnx_feed(self.session, features, self.inputs), n, self.classes, self.model_classes
+            )
         else:
             outputs = _estimator_outputs(self.estimator, features[list(self.inputs)], self.classes)
         return pd.DataFrame(outputs)

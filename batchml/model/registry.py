@@ -10,10 +10,10 @@ import contextlib
 import datetime as dt
 import fcntl
 import functools
-import shutil
 import json
 import logging
 import os
+import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -23,11 +23,12 @@ import numpy as np
 import pandas as pd
 
 from batchml.base.errors import IntegrityError
-from batchml.model.pin import ONNX_ARTIFACT, ModelPin
-from batchml.model.packaged import ESTIMATOR_PATH, Packaging, log_model as log_packaged_model
 from batchml.base.provenance import code_version, sha256_bytes, sha256_file, sha256_tree
 from batchml.base.redact import redact, redacted
-from batchml.base.retry import RetryPolicy, Retrying
+from batchml.base.retry import Retrying, RetryPolicy
+from batchml.model.packaged import ESTIMATOR_PATH, Packaging
+from batchml.model.packaged import log_model as log_packaged_model
+from batchml.model.pin import ONNX_ARTIFACT, ModelPin
 from batchml.model.training import FittedModel
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,9 @@ def _fluent_uris(uri: str):
 
 def _widen_integers(frame: pd.DataFrame) -> pd.DataFrame:
     """Integers as int64 before a signature is inferred: int8/int32 columns would reject a CSV's int64."""
-    return frame.astype({c: "int64" for c in frame.columns if pd.api.types.is_integer_dtype(frame[c].dtype) and frame[c].notna().all()})
+    return frame.astype(
+        {c: "int64" for c in frame.columns if pd.api.types.is_integer_dtype(frame[c].dtype) and frame[c].notna().all()}
+    )
 
 
 def _trusted_types(model) -> list[str]:
@@ -91,7 +94,11 @@ def _log_training_data(train_frame: pd.DataFrame, packaging: Packaging) -> None:
 
     first, last = packaging.window
     label = packaging.contract.label.column if packaging.contract.label else None
-    dataset = from_pandas(train_frame, name=f"{packaging.contract.dataset} {first}..{last}", targets=label if label in train_frame else None)
+    dataset = from_pandas(
+        train_frame,
+        name=f"{packaging.contract.dataset} {first}..{last}",
+        targets=label if label in train_frame else None,
+    )
     mlflow.log_input(dataset, context=f"training {first}..{last}")
 
 
@@ -116,18 +123,25 @@ def _open_client(tracking_uri: str):
     return client
 
 
-_monitoring_ids: dict[tuple[str, str], tuple[str, str]] = {}  # (tracking URI, model) -> (monitoring experiment, timeline run)
+_monitoring_ids: dict[
+    tuple[str, str], tuple[str, str]
+] = {}  # (tracking URI, model) -> (monitoring experiment, timeline run)
 _step_origins: dict[tuple[str, str], dt.date] = {}  # (tracking URI, monitoring experiment) -> the date of step 0
-_date_runs: dict[tuple[str, str, str], str] = {}  # (tracking URI, monitoring experiment, date) -> the date's run: a date logs 3 times
+_date_runs: dict[
+    tuple[str, str, str], str
+] = {}  # (tracking URI, monitoring experiment, date) -> the date's run: a date logs 3 times
 STEP_ORIGIN_TAG = "batchml.step_origin"
 FAILURE_TAGS = ("failure_task", "failure_cause")
 
 
 def version_description(tags: dict[str, str], metrics: dict[str, float], decision: str) -> str:
-    """A registered version's description: the data it was trained on, its holdout metrics, and why it was promoted or rejected."""
+    """A registered version's description: the data it was trained on, its holdout metrics, and why it was promoted or
+    rejected."""
     window = f"{tags.get('window_start', '?')} to {tags.get('window_end', '?')}"
     rows = f", {int(metrics['train_rows']):,} training rows" if "train_rows" in metrics else ""
-    holdout = ", ".join(f"{k.removeprefix('holdout_')} {v:.4g}" for k, v in sorted(metrics.items()) if k.startswith("holdout_"))
+    holdout = ", ".join(
+        f"{k.removeprefix('holdout_')} {v:.4g}" for k, v in sorted(metrics.items()) if k.startswith("holdout_")
+    )
     lines = [
         f"Trained by batchml on the labelled dates {window}{rows}; a tenth of each date's rows held out.",
         f"Holdout metrics: {holdout or 'none recorded'}.",
@@ -219,7 +233,9 @@ class Registry:
     model goes through MLflow's fluent API and relies on MLflow's own HTTP retries.
     """
 
-    def __init__(self, tracking_uri: str, model_name: str, artifact_location: str = "", retry: RetryPolicy | None = None):
+    def __init__(
+        self, tracking_uri: str, model_name: str, artifact_location: str = "", retry: RetryPolicy | None = None
+    ):
         self.tracking_uri, self.name, self.artifact_location = tracking_uri, model_name, artifact_location
         self._retry = retry
 
@@ -245,7 +261,9 @@ class Registry:
         mv = self.version_by_alias(alias)
         return None if mv is None else self._pin(mv, alias, cache_dir, classes)
 
-    def pin_version(self, version: str, cache_dir: str | os.PathLike = ".cache/batchml/models", classes=None) -> ModelPin:
+    def pin_version(
+        self, version: str, cache_dir: str | os.PathLike = ".cache/batchml/models", classes=None
+    ) -> ModelPin:
         """A ModelPin for an explicit version (a challenger, a rollback target)."""
         return self._pin(self.client.get_model_version(self.name, str(version)), "", cache_dir, classes)
 
@@ -264,7 +282,9 @@ class Registry:
                 classes=_named_classes(tags, classes),
                 reference=tags.get("reference_profile", PROFILE_ARTIFACT),
             )
-        if tags.get("model_input") == "raw":  # batchml's raw-rows model without an ONNX export: its estimator, on the features
+        if (
+            tags.get("model_input") == "raw"
+        ):  # batchml's raw-rows model without an ONNX export: its estimator, on the features
             estimator = self._download_model(str(mv.version), cache_dir) / ESTIMATOR_PATH
             return ModelPin(
                 name=self.name,
@@ -290,15 +310,33 @@ class Registry:
         uri = f"models:/{self.name}/{mv.version}"
         note = "" if inputs else f"{uri} has no column signature: inputs are taken by name from the features"
         reference = tags.get("reference_profile", "")
-        described = dict(name=self.name, version=str(mv.version), alias=alias, run_id=mv.run_id or "", artifact=uri, note=note, reference=reference)
+        described = dict(
+            name=self.name,
+            version=str(mv.version),
+            alias=alias,
+            run_id=mv.run_id or "",
+            artifact=uri,
+            note=note,
+            reference=reference,
+        )
         if "onnx" in meta.flavors:
             onnx_file = folder / meta.flavors["onnx"]["data"]
             if not inputs:
                 inputs, kinds = onnx_kinds(onnx_file)
-            return ModelPin(**described, sha256=sha256_file(onnx_file), runtime="onnx", flavor="onnx", inputs=inputs, classes=classes, input_types=kinds)
+            return ModelPin(
+                **described,
+                sha256=sha256_file(onnx_file),
+                runtime="onnx",
+                flavor="onnx",
+                inputs=inputs,
+                classes=classes,
+                input_types=kinds,
+            )
         flavor = "sklearn" if "sklearn" in meta.flavors else "python_function"
         if "python_function" not in meta.flavors:
-            raise IntegrityError(f"{uri} has flavours {sorted(meta.flavors)}: batchml scores onnx, sklearn or python_function models")
+            raise IntegrityError(
+                f"{uri} has flavours {sorted(meta.flavors)}: batchml scores onnx, sklearn or python_function models"
+            )
         if flavor == "sklearn" and (not inputs or classes is None):
             import mlflow.pyfunc
 
@@ -307,10 +345,19 @@ class Registry:
                 inputs = tuple(str(c) for c in getattr(raw, "feature_names_in_", ()))
             if classes is None and hasattr(raw, "predict_proba") and hasattr(raw, "classes_"):
                 classes = tuple(c.item() if hasattr(c, "item") else c for c in raw.classes_)
-        return ModelPin(**described, sha256=sha256_tree(folder), runtime="pyfunc", flavor=flavor, inputs=tuple(inputs), classes=classes, input_types=kinds)
+        return ModelPin(
+            **described,
+            sha256=sha256_tree(folder),
+            runtime="pyfunc",
+            flavor=flavor,
+            inputs=tuple(inputs),
+            classes=classes,
+            input_types=kinds,
+        )
 
     def _download_model(self, version: str, cache_dir, name: str = "") -> Path:
-        """The whole MLflow model of a version (of `name`, default this registry's model) in the local cache (replaced atomically)."""
+        """The whole MLflow model of a version (of `name`, default this registry's model) in the local cache (replaced
+        atomically)."""
         name = name or self.name
         target = Path(cache_dir, name, version, "model")
         if (target / "MLmodel").exists():
@@ -320,7 +367,9 @@ class Registry:
         target.parent.mkdir(parents=True, exist_ok=True)
         # A models:/ URI is resolved against the process's registry URI, not `tracking_uri`: point it here.
         with tempfile.TemporaryDirectory(dir=target.parent) as tmp, _fluent_uris(self.tracking_uri):
-            got = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=tmp, tracking_uri=self.tracking_uri)
+            got = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{version}", dst_path=tmp, tracking_uri=self.tracking_uri
+            )
             shutil.rmtree(target, ignore_errors=True)
             os.replace(got, target)
         return target
@@ -365,7 +414,9 @@ class Registry:
                 packaging=packaging,
             )
 
-    def _register(self, model, train_frame, *, onnx_bytes, profile, params, metrics, tags, inputs, classes, run_name, packaging) -> str:
+    def _register(
+        self, model, train_frame, *, onnx_bytes, profile, params, metrics, tags, inputs, classes, run_name, packaging
+    ) -> str:
         import mlflow
         import sklearn
         from mlflow.models import infer_signature
@@ -381,7 +432,10 @@ class Registry:
         }
         if classes:
             version_tags["classes"] = json.dumps([c.item() if hasattr(c, "item") else c for c in classes])
-        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run, tempfile.TemporaryDirectory() as tmp:
+        with (
+            mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run,
+            tempfile.TemporaryDirectory() as tmp,
+        ):
             mlflow.log_params(redacted(params))
             mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and np.isfinite(v)})
             warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")  # validated: no nulls
@@ -423,7 +477,9 @@ class Registry:
         except Exception as exc:  # already exists
             if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
                 raise
-        mv = self.client.create_model_version(self.name, source=info.model_uri, run_id=run_id, tags=version_tags, model_id=info.model_id)
+        mv = self.client.create_model_version(
+            self.name, source=info.model_uri, run_id=run_id, tags=version_tags, model_id=info.model_id
+        )
         self.describe_version(str(mv.version), "not yet compared with the champion.")
         runtime = "onnx" if onnx_bytes is not None else "pyfunc"
         log.info("registered models:/%s/%s (run %s, scored with %s)", self.name, mv.version, run_id, runtime)
@@ -436,9 +492,12 @@ class Registry:
             return found.experiment_id
         note = (
             f"Versions of the registered model {self.name}, trained and registered by batchml: one run per training "
-            "(cold start or challenger), with its parameters, holdout metrics, reference profile, training data and model."
+            "(cold start or challenger), with its parameters, holdout metrics, reference profile, training data and "
+            "model."
         )
-        return self.client.create_experiment(self.name, artifact_location=self.artifact_location or None, tags={"mlflow.note.content": note})
+        return self.client.create_experiment(
+            self.name, artifact_location=self.artifact_location or None, tags={"mlflow.note.content": note}
+        )
 
     def set_alias(self, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(self.name, alias, version)
@@ -451,7 +510,9 @@ class Registry:
         """
         if pin.artifact.startswith("models:/"):
             folder = self._download_model(pin.version, cache_dir, pin.name)
-            inside = pin.artifact.removeprefix(f"models:/{pin.name}/{pin.version}").strip("/")  # a model inside the model
+            inside = pin.artifact.removeprefix(f"models:/{pin.name}/{pin.version}").strip(
+                "/"
+            )  # a model inside the model
             folder = folder / inside if inside else folder
             if pin.runtime == "onnx":
                 path = folder / _flavors(folder)["onnx"]["data"]
@@ -460,7 +521,8 @@ class Registry:
                 path, actual = folder, sha256_tree(folder)
             if actual != pin.sha256:
                 raise IntegrityError(
-                    f"models:/{pin.name}/{pin.version}: artifacts have sha256 {actual}, but the date was pinned to {pin.sha256}; refusing to score with them"
+                    f"models:/{pin.name}/{pin.version}: artifacts have sha256 {actual}, but the date was pinned to "
+                    f"{pin.sha256}; refusing to score with them"
                 )
             if pin.runtime == "converted":
                 from batchml.model.runtimes import converted_paths
@@ -502,7 +564,11 @@ class Registry:
         if not target.exists():
             artifact = pin.reference
             if artifact is None:
-                artifact = PROFILE_ARTIFACT if pin.flavor == "batchml" else self.version_tags(pin.version, pin.name).get("reference_profile", "")
+                artifact = (
+                    PROFILE_ARTIFACT
+                    if pin.flavor == "batchml"
+                    else self.version_tags(pin.version, pin.name).get("reference_profile", "")
+                )
             if not artifact:
                 return None  # not trained by batchml: drift waits for a baseline of scored dates
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -517,9 +583,13 @@ class Registry:
         """Set a version's description from its tags and its run's metrics (see version_description)."""
         mv = self.client.get_model_version(self.name, version)
         metrics = self.client.get_run(mv.run_id).data.metrics if mv.run_id else {}
-        self.client.update_model_version(self.name, version, description=redact(version_description(dict(mv.tags), dict(metrics), decision)))
+        self.client.update_model_version(
+            self.name, version, description=redact(version_description(dict(mv.tags), dict(metrics), decision))
+        )
 
-    def log_daily(self, date: str, metrics: dict[str, float], tags: dict[str, str], documents: dict[str, dict | str]) -> str:
+    def log_daily(
+        self, date: str, metrics: dict[str, float], tags: dict[str, str], documents: dict[str, dict | str]
+    ) -> str:
         """Log a date's monitoring numbers to `<model>-monitoring`; re-runs reuse the runs.
 
         Two places: the date's own run ("monitor D": its numbers, tags and documents, a str
@@ -537,7 +607,7 @@ class Registry:
         run_id = self._date_run(experiment_id, date)
         day = dt.date.fromisoformat(date)
         step = (day - self._step_origin(experiment_id, day)).days
-        at = int(dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc).timestamp() * 1000)
+        at = int(dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC).timestamp() * 1000)
         batch = [Metric(k, float(v), at, step) for k, v in sorted(metrics.items())]
         self.client.log_batch(run_id, metrics=batch, tags=[RunTag(k, redact(str(v))) for k, v in tags.items()])
         for name, body in documents.items():
@@ -560,13 +630,17 @@ class Registry:
         from mlflow.entities import RunTag
 
         run_id = self._date_run(self._monitoring_experiment(), date)
-        self.client.log_batch(run_id, tags=[RunTag("failure_task", task), RunTag("failure_cause", redact(cause)[:4000])])
+        self.client.log_batch(
+            run_id, tags=[RunTag("failure_task", task), RunTag("failure_cause", redact(cause)[:4000])]
+        )
         self._end_date_run(run_id)
         return run_id
 
     def clear_failure(self, date: str) -> None:
         """The date's run no longer carries a failure (its daily job succeeded): re-ended on its checks' status."""
-        runs = self.client.search_runs([self._monitoring_experiment()], filter_string=f"tags.date = '{date}'", max_results=1)
+        runs = self.client.search_runs(
+            [self._monitoring_experiment()], filter_string=f"tags.date = '{date}'", max_results=1
+        )
         if not runs:
             return
         run = runs[0]
@@ -580,7 +654,9 @@ class Registry:
         if key not in _date_runs:
             runs = self.client.search_runs([experiment_id], filter_string=f"tags.date = '{date}'", max_results=1)
             _date_runs[key] = (
-                runs[0].info.run_id if runs else self.client.create_run(experiment_id, run_name=f"monitor {date}", tags={"date": date}).info.run_id
+                runs[0].info.run_id
+                if runs
+                else self.client.create_run(experiment_id, run_name=f"monitor {date}", tags={"date": date}).info.run_id
             )
         return _date_runs[key]
 
@@ -610,10 +686,14 @@ class Registry:
         location = f"{self.artifact_location}/monitoring" if self.artifact_location else None
         experiment_id = self.client.create_experiment(experiment, artifact_location=location)
         note = (
-            f"Daily monitoring of models:/{self.name}, written by batchml. One run per date (monitor YYYY-MM-DD) with its "
-            "checks, drift and retraining decision as metrics, tags and JSON documents, and its report.html; FAILED when the "
-            "date failed (tags failure_task, failure_cause). The run 'monitor timeline' holds every date as a step (days since "
-            "the tag batchml.step_origin), so its charts are timelines. The dashboard is monitoring/index.html under the storage root."
+            f"Daily monitoring of models:/{self.name}, written by batchml. One run per date (monitor YYYY-MM-DD) with "
+            "its "
+            "checks, drift and retraining decision as metrics, tags and JSON documents, and its report.html; FAILED "
+            "when the "
+            "date failed (tags failure_task, failure_cause). The run 'monitor timeline' holds every date as a step "
+            "(days since "
+            "the tag batchml.step_origin), so its charts are timelines. The dashboard is monitoring/index.html under "
+            "the storage root."
         )
         self.client.set_experiment_tag(experiment_id, "mlflow.note.content", note)
         return experiment_id
@@ -627,9 +707,12 @@ class Registry:
             run_id = runs[0].info.run_id
         else:
             note = (
-                "Every monitored date as a step: step = days since the experiment's batchml.step_origin tag (the first date "
+                "Every monitored date as a step: step = days since the experiment's batchml.step_origin tag (the first "
+                "date "
                 "logged), each value timestamped at its date (choose x axis: Time (wall) to read dates)."
             )
-            run_id = self.client.create_run(experiment_id, run_name="monitor timeline", tags={"kind": "timeline", "mlflow.note.content": note}).info.run_id
+            run_id = self.client.create_run(
+                experiment_id, run_name="monitor timeline", tags={"kind": "timeline", "mlflow.note.content": note}
+            ).info.run_id
         _monitoring_ids[(self.tracking_uri, self.name)] = (experiment_id, run_id)  # a backfill logs every date to them
         return run_id

@@ -26,16 +26,30 @@ from pathlib import Path
 import pandas as pd
 
 from batchml.base.errors import IntegrityError, SchemaError
-from batchml.model.onnx_io import graph_classes, session_classes
 from batchml.base.provenance import sha256_bytes, sha256_file
+from batchml.model.onnx_io import graph_classes, session_classes
 from batchml.model.pin import ModelPin
 from batchml.store.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
 STRING, NUMBER, INTEGER, BOOLEAN, DATETIME = "string", "number", "integer", "boolean", "datetime"
-_SIGNATURE_KINDS = {"string": STRING, "double": NUMBER, "float": NUMBER, "long": INTEGER, "integer": INTEGER, "boolean": BOOLEAN, "datetime": DATETIME}
-_ONNX_KINDS = {"tensor(string)": STRING, "tensor(float)": NUMBER, "tensor(double)": NUMBER, "tensor(int64)": INTEGER, "tensor(int32)": INTEGER}
+_SIGNATURE_KINDS = {
+    "string": STRING,
+    "double": NUMBER,
+    "float": NUMBER,
+    "long": INTEGER,
+    "integer": INTEGER,
+    "boolean": BOOLEAN,
+    "datetime": DATETIME,
+}
+_ONNX_KINDS = {
+    "tensor(string)": STRING,
+    "tensor(float)": NUMBER,
+    "tensor(double)": NUMBER,
+    "tensor(int64)": INTEGER,
+    "tensor(int32)": INTEGER,
+}
 _ONNX_KINDS["tensor(bool)"] = BOOLEAN
 
 
@@ -90,14 +104,17 @@ def check_signature(pin: ModelPin, columns: dict[str, str], date: dt.date) -> No
     missing = [c for c in pin.inputs if c not in columns]
     wrong = [
         f"{c} ({column_kind(columns[c])} column, model takes {kind})"
-        for c, kind in zip(pin.inputs, pin.input_types)
+        for c, kind in zip(pin.inputs, pin.input_types, strict=False)  # no types without a signature
         if c in columns and not accepts(kind, column_kind(columns[c]))
     ]
     if missing or wrong:
-        parts = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + ([f"incompatible type(s): {'; '.join(wrong)}"] if wrong else [])
+        parts = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + (
+            [f"incompatible type(s): {'; '.join(wrong)}"] if wrong else []
+        )
         raise SchemaError(
             f"{date}: the signature of {uri} does not fit the features of the date: {'; '.join(parts)} "
-            f"(features have {', '.join(f'{c}: {t}' for c, t in columns.items())}); check the contract, [features] transform and the model's signature"
+            f"(features have {', '.join(f'{c}: {t}' for c, t in columns.items())}); check the contract, [features] "
+            "transform and the model's signature"
         )
 
 
@@ -122,7 +139,9 @@ class RuntimeChoice:
     atol: float
 
 
-def decide_runtime(registry, pin: ModelPin, features: Manifest, sample: Callable[[int], pd.DataFrame], cache_dir, choice: RuntimeChoice) -> ModelPin:
+def decide_runtime(
+    registry, pin: ModelPin, features: Manifest, sample: Callable[[int], pd.DataFrame], cache_dir, choice: RuntimeChoice
+) -> ModelPin:
     """The pin checked against the date's features, with its runtime chosen; its artifacts cached and verified.
 
     In order: the version's artifacts fetched (refused when their sha256 differs), its
@@ -135,12 +154,21 @@ def decide_runtime(registry, pin: ModelPin, features: Manifest, sample: Callable
     inputs = check_inputs(pin, features, date)  # names and types, before any scoring
     if pin.flavor != "sklearn" or not choice.convert_sklearn:
         return pin
-    pin = choose_runtime(pin, model_dir, sample(choice.parity_rows)[list(inputs)], cache_dir, rtol=choice.rtol, atol=choice.atol)
+    pin = choose_runtime(
+        pin, model_dir, sample(choice.parity_rows)[list(inputs)], cache_dir, rtol=choice.rtol, atol=choice.atol
+    )
     registry.fetch(pin, cache_dir)
     return pin
 
 
-def pinned_model(registry, pin: ModelPin, features: Callable[[], Manifest], sample: Callable[[int], pd.DataFrame], cache_dir, choice: RuntimeChoice) -> Path:
+def pinned_model(
+    registry,
+    pin: ModelPin,
+    features: Callable[[], Manifest],
+    sample: Callable[[int], pd.DataFrame],
+    cache_dir,
+    choice: RuntimeChoice,
+) -> Path:
     """The pinned model in the local cache, verified; a converted file missing on this host is converted again.
 
     Only then are the date's features read (`features()`, its manifest) and sampled. Converting
@@ -149,10 +177,18 @@ def pinned_model(registry, pin: ModelPin, features: Callable[[], Manifest], samp
     """
     if pin.runtime == "converted" and not converted_paths(cache_dir, pin)[0].exists():
         manifest = features()
-        again = decide_runtime(registry, dataclasses.replace(pin, runtime="pyfunc", converted_sha256=""), manifest, sample, cache_dir, choice)
+        again = decide_runtime(
+            registry,
+            dataclasses.replace(pin, runtime="pyfunc", converted_sha256=""),
+            manifest,
+            sample,
+            cache_dir,
+            choice,
+        )
         if again.converted_sha256 != pin.converted_sha256:
             raise IntegrityError(
-                f"models:/{pin.name}/{pin.version}: converting it again gave ONNX sha256 {again.converted_sha256 or 'none'} "
+                f"models:/{pin.name}/{pin.version}: converting it again gave ONNX sha256 "
+                f"{again.converted_sha256 or 'none'} "
                 f"({again.note}), but {manifest.date} was pinned to {pin.converted_sha256}; refusing to score with it"
             )
     return registry.fetch(pin, cache_dir)
@@ -165,14 +201,19 @@ def converted_paths(cache_dir: str | os.PathLike, pin: ModelPin) -> tuple[Path, 
     return folder / f"converted-{pin.sha256}.onnx", folder / f"converted-{pin.sha256}.json"
 
 
-def choose_runtime(pin: ModelPin, model_dir: str | os.PathLike, sample: pd.DataFrame, cache_dir, *, rtol: float, atol: float) -> ModelPin:
-    """The pin with its runtime decided: an sklearn model converted to ONNX when it agrees on `sample`, else as it was."""
+def choose_runtime(
+    pin: ModelPin, model_dir: str | os.PathLike, sample: pd.DataFrame, cache_dir, *, rtol: float, atol: float
+) -> ModelPin:
+    """The pin with its runtime decided: an sklearn model converted to ONNX when it agrees on `sample`, else as it
+    was."""
     if pin.flavor != "sklearn" or pin.runtime != "pyfunc":
         return pin
     onnx_file, outcome_file = converted_paths(cache_dir, pin)
     outcome = json.loads(outcome_file.read_text()) if outcome_file.exists() else None
     if outcome and not outcome.get("sha256"):  # this version does not convert: not tried, nor warned about, again
-        log.info("models:/%s/%s scored with pyfunc: its ONNX export failed before (%s)", pin.name, pin.version, outcome_file)
+        log.info(
+            "models:/%s/%s scored with pyfunc: its ONNX export failed before (%s)", pin.name, pin.version, outcome_file
+        )
         return dataclasses.replace(pin, note=_join(pin.note, f"pyfunc: {outcome['note']}"))
     model = _sklearn_model(model_dir)
     inputs = list(pin.inputs) or list(sample.columns)
@@ -181,22 +222,36 @@ def choose_runtime(pin: ModelPin, model_dir: str | os.PathLike, sample: pd.DataF
         cached = onnx_file.read_bytes()  # converted before: only the parity on this date's rows is checked again
         blob: bytes | None = cached
         why = onnx_parity(cached, model, sample, pin.classes, rtol=rtol, atol=atol)
-        ok, note = not why, why or f"converted to ONNX (cached), parity checked on {len(sample)} of the date's rows (rtol {rtol}, atol {atol})"
+        ok, note = (
+            not why,
+            why
+            or (
+                f"converted to ONNX (cached), parity checked on {len(sample)} of the date's rows (rtol {rtol}, atol "
+                f"{atol})"
+            ),
+        )
     else:
         from batchml.model.training import to_onnx_bytes
 
-        blob, note = to_onnx_bytes(model, sample, classes=list(pin.classes) if pin.classes else None, rtol=rtol, atol=atol)
+        blob, note = to_onnx_bytes(
+            model, sample, classes=list(pin.classes) if pin.classes else None, rtol=rtol, atol=atol
+        )
         ok = blob is not None
         if blob is not None:
             note = f"converted to ONNX, parity checked on {len(sample)} of the date's rows (rtol {rtol}, atol {atol})"
             _write_atomic(onnx_file, blob)
         if ok or note.startswith("ONNX export failed"):  # a disagreement is date-specific: only failures are cached
-            _write_atomic(outcome_file, json.dumps({"sha256": sha256_bytes(blob) if blob is not None else "", "note": note}).encode())
+            _write_atomic(
+                outcome_file,
+                json.dumps({"sha256": sha256_bytes(blob) if blob is not None else "", "note": note}).encode(),
+            )
     if not ok or blob is None:
         log.warning("models:/%s/%s scored with pyfunc: %s", pin.name, pin.version, note)
         return dataclasses.replace(pin, note=_join(pin.note, f"pyfunc: {note}"))
     log.info("models:/%s/%s: %s", pin.name, pin.version, note)
-    return dataclasses.replace(pin, runtime="converted", converted_sha256=sha256_bytes(blob), inputs=tuple(inputs), note=_join(pin.note, note))
+    return dataclasses.replace(
+        pin, runtime="converted", converted_sha256=sha256_bytes(blob), inputs=tuple(inputs), note=_join(pin.note, note)
+    )
 
 
 def onnx_parity(blob: bytes, model, sample: pd.DataFrame, classes, *, rtol: float, atol: float) -> str:
@@ -204,13 +259,21 @@ def onnx_parity(blob: bytes, model, sample: pd.DataFrame, classes, *, rtol: floa
     import onnxruntime as ort
 
     from batchml.model.onnx_io import onnx_feed, onnx_outputs
-    from batchml.model.training import onnx_frame, estimator_outputs, outputs_disagree
+    from batchml.model.training import estimator_outputs, onnx_frame, outputs_disagree
 
     session = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
-    model_classes = (session_classes(session) or graph_classes(blob, classes)) if classes else None  # metadata first: no onnx import
-    got = onnx_outputs(session, onnx_feed(session, onnx_frame(sample), tuple(sample.columns)), len(sample), classes, model_classes)
+    model_classes = (
+        (session_classes(session) or graph_classes(blob, classes)) if classes else None
+    )  # metadata first: no onnx import
+    got = onnx_outputs(
+        session, onnx_feed(session, onnx_frame(sample), tuple(sample.columns)), len(sample), classes, model_classes
+    )
     worst = outputs_disagree(got, estimator_outputs(model, sample, classes), classes, rtol=rtol, atol=atol)
-    return f"ONNX conversion disagrees with the model by up to {worst} on {len(sample)} of the date's rows" if worst else ""
+    return (
+        f"ONNX conversion disagrees with the model by up to {worst} on {len(sample)} of the date's rows"
+        if worst
+        else ""
+    )
 
 
 def _sklearn_model(model_dir):

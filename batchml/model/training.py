@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from batchml.dataset.contract import Contract, validate
 from batchml.base.errors import HookError, MissingInput
-from batchml.dataset.features import labels_of, model_inputs
 from batchml.base.hooks import call_hook
-from batchml.dataset.nulls import NullCounts
 from batchml.base.progress import Progress
+from batchml.dataset.contract import Contract, validate
+from batchml.dataset.features import labels_of, model_inputs
+from batchml.dataset.nulls import NullCounts
 from batchml.dataset.sources import Source
 
 log = logging.getLogger(__name__)
@@ -88,11 +88,15 @@ def labelled_frame(
                 nulls.add(len(c.valid), c.null_counts)
         inputs = model_inputs(rows, contract, features)
         on = list(contract.key)
-        joined = inputs.drop(columns=[label], errors="ignore").merge(truth[[*on, label]], on=on, how="inner", validate="one_to_one")
+        joined = inputs.drop(columns=[label], errors="ignore").merge(
+            truth[[*on, label]], on=on, how="inner", validate="one_to_one"
+        )
         if len(joined) > per_date:
             joined = joined.sample(per_date, random_state=seed + i)
         parts.append(joined.assign(date=date))
-        progress.update(i + 1, len(dates), f"training: read {i + 1} of {len(dates)} dates ({date}: {len(joined)} labelled rows)")
+        progress.update(
+            i + 1, len(dates), f"training: read {i + 1} of {len(dates)} dates ({date}: {len(joined)} labelled rows)"
+        )
     if not parts:
         raise MissingInput(f"no labelled rows in {dates[0]}..{dates[-1]} to train on")
     frame = pd.concat(parts, ignore_index=True)
@@ -114,17 +118,31 @@ def split_holdout(frame: pd.DataFrame, seed: int, share: float) -> tuple[pd.Data
     return train, frame[held] if held.any() else frame
 
 
-def recipe_settings(contract: Contract, columns, *, transformed: bool, seed: int, params: dict | None = None) -> TrainingSettings:
+def recipe_settings(
+    contract: Contract, columns, *, transformed: bool, seed: int, params: dict | None = None
+) -> TrainingSettings:
     """What the recipe is told. Its inputs are the features hook's columns less the key, label and date
     (`transformed`), else the contract's default inputs less the key."""
     target = contract.require_label()
     label = target.column
-    inputs = [c for c in columns if c not in (*contract.key, label, "date")] if transformed else [c for c in contract.default_inputs if c not in contract.key]
-    return TrainingSettings(inputs=tuple(inputs), label=label, task=contract.task, seed=seed, classes=target.classes, params=dict(params or {}))
+    inputs = (
+        [c for c in columns if c not in (*contract.key, label, "date")]
+        if transformed
+        else [c for c in contract.default_inputs if c not in contract.key]
+    )
+    return TrainingSettings(
+        inputs=tuple(inputs),
+        label=label,
+        task=contract.task,
+        seed=seed,
+        classes=target.classes,
+        params=dict(params or {}),
+    )
 
 
 def fit_model(recipe: str, train: pd.DataFrame, settings: TrainingSettings) -> FittedModel:
-    """The recipe fitted on `train`, with the inputs it was fitted on and its classes (named in the settings' order when they list them)."""
+    """The recipe fitted on `train`, with the inputs it was fitted on and its classes (named in the settings' order when
+    they list them)."""
     estimator = fit_recipe(recipe, train.reset_index(drop=True), settings)
     classes = model_classes(estimator) if settings.task == "classification" else None
     named = list(settings.classes) if classes and settings.classes else classes
@@ -135,9 +153,14 @@ def fit_recipe(recipe: str, frame: pd.DataFrame, settings: TrainingSettings):
     """The project's recipe fitted on the training frame; checked to be a scikit-learn-API estimator."""
     model = call_hook(RECIPE_HOOK, recipe, frame, settings)
     if not hasattr(model, "predict"):
-        raise HookError(f"{RECIPE_HOOK} = {recipe} returned {type(model).__name__}, expected a fitted estimator with predict()")
+        raise HookError(
+            f"{RECIPE_HOOK} = {recipe} returned {type(model).__name__}, expected a fitted estimator with predict()"
+        )
     if settings.task == "classification" and not hasattr(model, "predict_proba"):
-        raise HookError(f"{RECIPE_HOOK} = {recipe} returned {type(model).__name__} without predict_proba; a classifier must give probabilities")
+        raise HookError(
+            f"{RECIPE_HOOK} = {recipe} returned {type(model).__name__} without predict_proba; a classifier must give "
+            "probabilities"
+        )
     return model
 
 
@@ -153,7 +176,8 @@ def model_classes(model) -> list | None:
 
 
 def estimator_outputs(model, frame: pd.DataFrame, classes, who: str = "the model") -> dict[str, np.ndarray]:
-    """A fitted estimator's `prediction` (and `proba_<class>` in `classes` order, matched to its `classes_` by identity)."""
+    """A fitted estimator's `prediction` (and `proba_<class>` in `classes` order, matched to its `classes_` by
+    identity)."""
     from batchml.model.onnx_io import PREDICTION, class_outputs
 
     if not classes:
@@ -162,7 +186,8 @@ def estimator_outputs(model, frame: pd.DataFrame, classes, who: str = "the model
 
 
 def outputs_disagree(have: dict, want: dict, classes, *, rtol: float, atol: float) -> str:
-    """Empty when two sets of outputs agree (a classifier's probabilities, a regressor's prediction), else by how much not."""
+    """Empty when two sets of outputs agree (a classifier's probabilities, a regressor's prediction), else by how much
+    not."""
     from batchml.model.onnx_io import PREDICTION, proba_columns
 
     names = proba_columns(classes) if classes else [PREDICTION]
@@ -173,7 +198,9 @@ def outputs_disagree(have: dict, want: dict, classes, *, rtol: float, atol: floa
     return f"{float(np.nanmax(np.abs(a - b))):.3g}"
 
 
-def to_onnx_bytes(model, sample: pd.DataFrame, *, classes=None, rtol: float = 1e-3, atol: float = 1e-3) -> tuple[bytes | None, str]:
+def to_onnx_bytes(
+    model, sample: pd.DataFrame, *, classes=None, rtol: float = 1e-3, atol: float = 1e-3
+) -> tuple[bytes | None, str]:
     """The model as ONNX, checked against its own predictions on `sample`; (None, why) when it cannot be.
 
     All-numeric inputs become one float32 tensor in input order (the fastest feed);
@@ -187,7 +214,10 @@ def to_onnx_bytes(model, sample: pd.DataFrame, *, classes=None, rtol: float = 1e
 
     from batchml.model.onnx_io import CLASSES_METADATA, onnx_feed, onnx_outputs
 
-    numeric = all(pd.api.types.is_numeric_dtype(sample[c].dtype) and not pd.api.types.is_bool_dtype(sample[c].dtype) for c in sample.columns)
+    numeric = all(
+        pd.api.types.is_numeric_dtype(sample[c].dtype) and not pd.api.types.is_bool_dtype(sample[c].dtype)
+        for c in sample.columns
+    )
     options = {id(_final_step(model)): {"zipmap": False}} if classes else None
     try:
         if numeric:

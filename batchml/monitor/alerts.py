@@ -168,7 +168,9 @@ class AlertState:
         try:
             conditions = {key: ConditionState(**value) for key, value in doc.get("conditions", {}).items()}
         except TypeError as exc:
-            raise AlertError(f"{where}: a condition does not have the fields holds, last, since, ended, version ({exc})") from None
+            raise AlertError(
+                f"{where}: a condition does not have the fields holds, last, since, ended, version ({exc})"
+            ) from None
         return cls(conditions, dict(doc.get("sent", {})))
 
     def to_dict(self) -> dict:
@@ -195,13 +197,20 @@ def decide(state: AlertState, observed: Iterable[Alert | Cleared]) -> tuple[list
             continue
         before = conditions.get(item.key)
         if before is not None and item.date < before.last:
-            log.debug("alert condition %s on %s: older than its last observation %s, left as it is", item.key, item.date, before.last)
+            log.debug(
+                "alert condition %s on %s: older than its last observation %s, left as it is",
+                item.key,
+                item.date,
+                before.last,
+            )
             continue
         if isinstance(item, Cleared):
             if before is not None and before.holds:
                 conditions[item.key] = replace(before, holds=False, last=item.date, ended=item.date)
             else:
-                conditions[item.key] = ConditionState(holds=False, last=item.date, version=before.version if before else None)
+                conditions[item.key] = ConditionState(
+                    holds=False, last=item.date, version=before.version if before else None
+                )
             continue
         if before is not None and before.holds and before.version == item.version:
             conditions[item.key] = replace(before, last=item.date)
@@ -283,9 +292,14 @@ def label(url: str) -> str:
 def payload(alerts: Sequence[Alert]) -> dict:
     """The Slack-compatible message for these alerts: a plain-text fallback and one section per alert."""
     lines = [_line(a) for a in alerts]
-    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": _section(a)[:_MAX_SECTION]}} for a in alerts[:_MAX_BLOCKS]]
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": _section(a)[:_MAX_SECTION]}}
+        for a in alerts[:_MAX_BLOCKS]
+    ]
     if len(alerts) > _MAX_BLOCKS:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"and {len(alerts) - _MAX_BLOCKS} more"}]})
+        blocks.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"and {len(alerts) - _MAX_BLOCKS} more"}]}
+        )
     return redacted({"text": "\n".join(lines), "blocks": blocks})
 
 
@@ -309,7 +323,10 @@ def email_message(alerts: Sequence[Alert]) -> tuple[str, str]:
         subject = f"[batchml] {_line(alerts[0])}"
     else:
         projects = ", ".join(dict.fromkeys(a.project for a in alerts))
-        subject = f"[batchml] {projects}: {len(alerts)} alerts ({', '.join(dict.fromkeys(TITLES[a.kind].lower() for a in alerts))})"
+        subject = (
+            f"[batchml] {projects}: {len(alerts)} alerts "
+            f"({', '.join(dict.fromkeys(TITLES[a.kind].lower() for a in alerts))})"
+        )
     parts = []
     for a in alerts:
         details = "".join(f"\n  {k}: {v}" for k, v in a.details.items())
@@ -387,7 +404,9 @@ def send_email(alerts: Sequence[Alert], send: EmailSender, sender: str, recipien
     except Exception as exc:  # noqa: BLE001 - an email that cannot be sent never fails the date
         error = redact(" ".join(f"{type(exc).__name__}: {exc}".split()))
         log.warning("alert email failed: %s", error)
-        return DeliveryRecord("email", "email", "failed", 1, keys, error=error, seconds=round(time.monotonic() - start, 3))
+        return DeliveryRecord(
+            "email", "email", "failed", 1, keys, error=error, seconds=round(time.monotonic() - start, 3)
+        )
     return DeliveryRecord("email", "email", "sent", 1, keys, seconds=round(time.monotonic() - start, 3))
 
 

@@ -17,12 +17,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from batchml.dataset.sources import Source
 from batchml.monitor.failures import FAILURE
-from batchml.store.layout import FEATURES, MANIFEST, PREDICTIONS, QUARANTINE, monitoring_file, partition
-from batchml.store.manifest import UnreadableManifest
 from batchml.monitor.monitoring import has_failed
 from batchml.store.documents import read_document
-from batchml.dataset.sources import Source
+from batchml.store.layout import FEATURES, MANIFEST, PREDICTIONS, QUARANTINE, monitoring_file, partition
+from batchml.store.manifest import UnreadableManifest
 from batchml.store.storage import Storage
 
 
@@ -39,7 +39,8 @@ class BackfillPlan:
 
     @property
     def to_reprocess(self) -> list[dt.date]:
-        """Dates `--reprocess changed` re-extracts and re-scores: changed at the source or in what shapes their outputs."""
+        """Dates `--reprocess changed` re-extracts and re-scores: changed at the source or in what shapes their
+        outputs."""
         return sorted(set(self.changed) | set(self.reshaped))
 
     def lines(self, champion: str | None) -> list[str]:
@@ -57,14 +58,24 @@ class BackfillPlan:
             + ("; ".join(f"{d} ({', '.join(parts)})" for d, parts in sorted(self.reshaped.items())) or "none"),
         ]
         if self.unhealable:
-            out.append(f"corrupt and not healable ({len(self.unhealable)}): " + "; ".join(f"{d} ({why})" for d, why in sorted(self.unhealable.items())))
+            out.append(
+                f"corrupt and not healable ({len(self.unhealable)}): "
+                + "; ".join(f"{d} ({why})" for d, why in sorted(self.unhealable.items()))
+            )
         if self.unshaped:
-            out.append(f"not compared, extracted before manifests recorded what shapes outputs ({len(self.unshaped)}): {show(self.unshaped)}")
+            out.append(
+                f"not compared, extracted before manifests recorded what shapes outputs ({len(self.unshaped)}): "
+                f"{show(self.unshaped)}"
+            )
         return out
 
 
 def plan(
-    storage: Storage, dates: list[dt.date], champion_version: str | None, source: Source | None = None, shaped: dict[str, str] | None = None
+    storage: Storage,
+    dates: list[dt.date],
+    champion_version: str | None,
+    source: Source | None = None,
+    shaped: dict[str, str] | None = None,
 ) -> BackfillPlan:
     """Classify `dates` from one listing of predictions plus each scored date's results.
 
@@ -78,7 +89,9 @@ def plan(
         if bad := damage(storage, date, checksums=True):
             out.corrupt[date] = [d.short() for d in bad]
             if source is not None and {d.dataset for d in bad} & {FEATURES, QUARANTINE} and not source.exists(date):
-                out.unhealable[date] = "the source no longer has the date: features and quarantine cannot be extracted again"
+                out.unhealable[date] = (
+                    "the source no longer has the date: features and quarantine cannot be extracted again"
+                )
         if date not in scored:
             if has_failed(failure, None):
                 out.failed.append(date)  # as the dashboard says: failed at extraction is failed
@@ -108,7 +121,11 @@ def plan(
     return out
 
 
-HEALED = (FEATURES, QUARANTINE, PREDICTIONS)  # what `--reprocess corrupt` makes again: features and quarantine from the source, predictions from them
+HEALED = (
+    FEATURES,
+    QUARANTINE,
+    PREDICTIONS,
+)  # what `--reprocess corrupt` makes again: features and quarantine from the source, predictions from them
 DERIVED_FROM_PREDICTIONS = ("drift.json", "metrics.json")
 
 
@@ -136,7 +153,8 @@ class Damage:
         return words.get(self.what, self.what)
 
     def short(self) -> str:
-        """As the plan lists it: `<dataset>/<file>: what` (the date is the line's), or the date's folder for half a date."""
+        """As the plan lists it: `<dataset>/<file>: what` (the date is the line's), or the date's folder for half a
+        date."""
         folder = f"{self.dataset}/date="
         name = self.path.split("/", 2)[2] if self.path.startswith(folder) and self.path.count("/") >= 2 else self.path
         return f"{self.dataset}/{name}: {self.what}" if name != self.path else f"{self.path}: {self.what}"
@@ -167,15 +185,30 @@ def damage(storage: Storage, date: dt.date, *, checksums: bool) -> list[Damage]:
             continue
         committed[dataset] = manifest is not None
         if manifest is not None:
-            out += [Damage(dataset, f"{partition(dataset, date)}/{p.path}", p.what) for p in storage.problems(dataset, date, checksums=checksums)]
+            out += [
+                Damage(dataset, f"{partition(dataset, date)}/{p.path}", p.what)
+                for p in storage.problems(dataset, date, checksums=checksums)
+            ]
     if committed[FEATURES] and not committed[QUARANTINE]:
-        out.append(Damage(QUARANTINE, partition(QUARANTINE, date), f"not committed, though {partition(FEATURES, date)} is"))
+        out.append(
+            Damage(QUARANTINE, partition(QUARANTINE, date), f"not committed, though {partition(FEATURES, date)} is")
+        )
     if committed[PREDICTIONS] and not committed[FEATURES]:
-        out.append(Damage(FEATURES, partition(FEATURES, date), f"not committed, though {partition(PREDICTIONS, date)} is"))
+        out.append(
+            Damage(FEATURES, partition(FEATURES, date), f"not committed, though {partition(PREDICTIONS, date)} is")
+        )
     if not committed[PREDICTIONS] and committed[FEATURES]:
-        derived = [name for name in DERIVED_FROM_PREDICTIONS if storage.read_text(monitoring_file(date, name)) is not None]
+        derived = [
+            name for name in DERIVED_FROM_PREDICTIONS if storage.read_text(monitoring_file(date, name)) is not None
+        ]
         if derived:
-            out.append(Damage(PREDICTIONS, partition(PREDICTIONS, date), f"not committed, though {monitoring_file(date, derived[0])} was derived from it"))
+            out.append(
+                Damage(
+                    PREDICTIONS,
+                    partition(PREDICTIONS, date),
+                    f"not committed, though {monitoring_file(date, derived[0])} was derived from it",
+                )
+            )
     return out
 
 
@@ -188,7 +221,8 @@ def _readable(storage: Storage, dataset: str, date: dt.date):
 
 
 def reshaped(recorded: dict[str, str], current: dict[str, str]) -> list[str]:
-    """The parts that shape outputs whose recorded value is not the current one (a part not recorded is not compared)."""
+    """The parts that shape outputs whose recorded value is not the current one (a part not recorded is not
+    compared)."""
     return [part for part, value in current.items() if part in recorded and recorded[part] != value]
 
 

@@ -24,11 +24,11 @@ import json
 import pandas as pd
 
 from batchml.dataset.features import categorical_inputs
-from batchml.store.layout import PREDICTIONS
+from batchml.model.onnx_io import PREDICTION, proba_columns
+from batchml.model.pin import ModelPin
 from batchml.scoring.predictions import profile_path
 from batchml.stats.profile import reference_profile, window_profile
-from batchml.model.pin import ModelPin
-from batchml.model.onnx_io import PREDICTION, proba_columns
+from batchml.store.layout import PREDICTIONS
 
 BASELINES = "_baselines"
 
@@ -76,7 +76,12 @@ def baseline_reference(storage, pin: ModelPin, date: dt.date, days: int) -> tupl
     daily = {d: json.loads(storage.read_text(profile_path(dt.date.fromisoformat(d))) or "null") for d in dates}
     summed = window_profile(daily, specs)["columns"]
     merge = lambda cols: {n: {**spec, **summed[n]} if n in summed else spec for n, spec in cols.items()}  # noqa: E731
-    reference = {**bins, "rows": sum(p["rows"] for p in daily.values() if p), "columns": merge(bins["columns"]), "dates": daily}
+    reference = {
+        **bins,
+        "rows": sum(p["rows"] for p in daily.values() if p),
+        "columns": merge(bins["columns"]),
+        "dates": daily,
+    }
     reference["outputs"] = merge(bins.get("outputs", {}))
     if "prediction" in bins:
         reference["prediction"] = reference["outputs"].get(profiled_outputs(pin.classes)[0], bins["prediction"])
@@ -93,7 +98,11 @@ def _baseline_dates(storage, pin: ModelPin, days: int) -> list[str]:
     found = []
     for date in sorted(storage.committed_dates(PREDICTIONS)):
         manifest = storage.manifest(PREDICTIONS, date)
-        same = manifest is not None and manifest.model.get("name") == pin.name and manifest.model.get("version") == pin.version
+        same = (
+            manifest is not None
+            and manifest.model.get("name") == pin.name
+            and manifest.model.get("version") == pin.version
+        )
         if same and storage.read_text(profile_path(date)) is not None:
             found.append(date.isoformat())
             if len(found) == days:
@@ -111,8 +120,11 @@ def first_bins(storage, pin: ModelPin, model_path, date: dt.date, key: tuple[str
     return bins_of(sample[inputs], outputs, pin.classes, date)
 
 
-def reference_for(storage, registry, pin: ModelPin, date: dt.date, *, cache_dir, make_bins=None, baseline_days: int = 0) -> tuple[dict | None, int]:
-    """The reference a date of `pin` is profiled on or compared with, and how many baseline dates are in (0 when not counted).
+def reference_for(
+    storage, registry, pin: ModelPin, date: dt.date, *, cache_dir, make_bins=None, baseline_days: int = 0
+) -> tuple[dict | None, int]:
+    """The reference a date of `pin` is profiled on or compared with, and how many baseline dates are in (0 when not
+    counted).
 
     One rule at every call site: the version's own reference profile when it carries one
     (batchml trained it). A version batchml did not train has its baseline instead, made

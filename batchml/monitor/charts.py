@@ -16,7 +16,8 @@ def svg_element(width: int, height: int, body: str, *, cls: str, label: str, **d
     """An SVG element around already-escaped `body`, marked safe for the templates."""
     attrs = "".join(f' data-{k}="{escape(str(v))}"' for k, v in data.items())
     return Markup(
-        f'<svg class="{cls}" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" aria-label="{escape(label)}"{attrs}>{body}</svg>'
+        f'<svg class="{cls}" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+        f'aria-label="{escape(label)}"{attrs}>{body}</svg>'
     )
 
 
@@ -73,5 +74,8 @@ def y_grid(values: list[float], y_of, fmt, x1: float, x2: float) -> str:
     out = ""
     for v in values:
         y = y_of(v)
-        out += f'<line class="grid" x1="{x1}" x2="{x2}" y1="{y:.1f}" y2="{y:.1f}"/><text x="{x1 - 6}" y="{y + 3:.1f}" text-anchor="end">{escape(fmt(v))}</text>'
+        out += (
+            f'<line class="grid" x1="{x1}" x2="{x2}" y1="{y:.1f}" y2="{y:.1f}"/><text x="{x1 - 6}" y="{y + 3:.1f}" '
+            f'text-anchor="end">{escape(fmt(v))}</text>'
+        )
     return out

@@ -57,23 +57,33 @@ class CheckThresholds:
     max_row_ratio: float = number(2.0, "Rows in / trailing median above this fails.", low=0, low_open=True)
     max_null_rate: float = share(
         0.01,
-        "A column's null rate may exceed its reference's by this much (the limit of a column with no null in its reference); see batchml/monitor/checks.py.",
+        "A column's null rate may exceed its reference's by this much (the limit of a column with no null in its "
+        "reference); see batchml/monitor/checks.py.",
     )
     null_rate_factor: float = number(
-        2.0, "A column's null rate may reach this multiple of its reference's (nullable columns: null shares wander from day to day).", low=1
+        2.0,
+        "A column's null rate may reach this multiple of its reference's (nullable columns: null shares wander from "
+        "day to day).",
+        low=1,
     )
     max_quarantine_rate: float = share(0.02, "Quarantined / rows in above this fails.")
-    max_prediction_mean_shift: float = number(0.5, "Regression: |mean prediction / reference mean - 1| above this breaches.", low=0)
-    max_class_share_shift: float = share(0.2, "Classification: largest change of a class's mean probability against the reference above this breaches.")
+    max_prediction_mean_shift: float = number(
+        0.5, "Regression: |mean prediction / reference mean - 1| above this breaches.", low=0
+    )
+    max_class_share_shift: float = share(
+        0.2, "Classification: largest change of a class's mean probability against the reference above this breaches."
+    )
     max_error_ratio: float = number(
         1.5,
-        "Realized primary metric against the model's holdout value (>1 is worse, whatever the metric's direction) above this breaches.",
+        "Realized primary metric against the model's holdout value (>1 is worse, whatever the metric's direction) "
+        "above this breaches.",
         low=0,
         low_open=True,
     )
     min_label_coverage: float = share(0.9, "Labelled share of the scored rows of D - label_lag below this breaches.")
     warn_only: tuple[str, ...] = setting(
-        ("realized_error_ratio", "label_coverage", "prediction_mean_shift", "class_share_shift"), "Checks that only warn; all others fail the date."
+        ("realized_error_ratio", "label_coverage", "prediction_mean_shift", "class_share_shift"),
+        "Checks that only warn; all others fail the date.",
     )
 
 
@@ -93,7 +103,9 @@ class Check:
 
 def _check(name: str, value, low=None, high=None, thresholds: CheckThresholds | None = None) -> Check:
     ok = value is None or ((low is None or value >= low) and (high is None or value <= high))
-    bound = " and ".join(b for b in (f">= {low:g}" if low is not None else "", f"<= {high:g}" if high is not None else "") if b)
+    bound = " and ".join(
+        b for b in (f">= {low:g}" if low is not None else "", f"<= {high:g}" if high is not None else "") if b
+    )
     severity = "warn" if thresholds and name in thresholds.warn_only else "error"
     return Check(name, None if value is None else float(value), bound, ok, severity)
 
@@ -146,7 +158,9 @@ def null_check(candidates: list[NullRate], t: CheckThresholds) -> Check:
     return Check(f"null_rate.{worst.column}", worst.rate, bound, limit is None or worst.rate <= limit, severity, detail)
 
 
-def null_rates_of(contract, daily: dict, reference: dict | None, validated, trailing, trailing_dates: list[str]) -> list[NullRate]:
+def null_rates_of(
+    contract, daily: dict, reference: dict | None, validated, trailing, trailing_dates: list[str]
+) -> list[NullRate]:
     """Every column's null-rate measurements of a date, each with its reference.
 
     `daily` is the date's profile of what was scored (the features and outputs),
@@ -178,27 +192,55 @@ def null_rates_of(contract, daily: dict, reference: dict | None, validated, trai
         if known:
             counts, where = known
             base = NullRate(
-                **{**asdict(base), "reference": counts.rate(col.name), "reference_rows": counts.rows, "reference_from": f"{where} ({counts.rows} valid rows)"}
+                **{
+                    **asdict(base),
+                    "reference": counts.rate(col.name),
+                    "reference_rows": counts.rows,
+                    "reference_from": f"{where} ({counts.rows} valid rows)",
+                }
             )
         out.append(base)
     for name, column in (daily.get("columns") or {}).items():
         cap = contract.column(name).max_null_rate if name in contract.names else None
         if name in scored_ref:
-            ref, ref_rows, where = scored_ref[name].get("null_rate", 0.0), int(scored_ref[name].get("count", 0)), "the training rows as scored"
+            ref, ref_rows, where = (
+                scored_ref[name].get("null_rate", 0.0),
+                int(scored_ref[name].get("count", 0)),
+                "the training rows as scored",
+            )
         elif validated is not None and validated.rate(name) is not None:
-            ref, ref_rows, where = validated.rate(name), 0, "the date's validated rows (the hook may pass their nulls through)"
+            ref, ref_rows, where = (
+                validated.rate(name),
+                0,
+                "the date's validated rows (the hook may pass their nulls through)",
+            )
         else:
             ref, ref_rows, where = 0.0, 0, "none: no null expected"
-        out.append(NullRate(name, float(column["null_rate"]), int(column.get("count", 0)), "scored rows", ref, ref_rows, where, cap))
+        out.append(
+            NullRate(
+                name, float(column["null_rate"]), int(column.get("count", 0)), "scored rows", ref, ref_rows, where, cap
+            )
+        )
     return out
 
 
-def realized_performance(predictions: pd.DataFrame, labels: pd.DataFrame, *, key: list[str], label: str, task: str, classes=None) -> dict:
+def realized_performance(
+    predictions: pd.DataFrame, labels: pd.DataFrame, *, key: list[str], label: str, task: str, classes=None
+) -> dict:
     """The task's metrics of predictions against arrived labels (joined on the key), with the label coverage."""
     joined = predictions.merge(labels[[*key, label]], on=key, how="inner")
     joined = joined[joined[label].notna()]  # rows whose label the source could not give
-    metrics = model_metrics(task, joined[label].to_numpy(), {c: joined[c].to_numpy() for c in joined.columns}, classes) if len(joined) else {}
-    return {**metrics, "labelled": int(len(joined)), "scored": int(len(predictions)), "coverage": len(joined) / len(predictions) if len(predictions) else 0.0}
+    metrics = (
+        model_metrics(task, joined[label].to_numpy(), {c: joined[c].to_numpy() for c in joined.columns}, classes)
+        if len(joined)
+        else {}
+    )
+    return {
+        **metrics,
+        "labelled": int(len(joined)),
+        "scored": int(len(predictions)),
+        "coverage": len(joined) / len(predictions) if len(predictions) else 0.0,
+    }
 
 
 def error_ratio(realized: dict, holdout: float | None, metric: str) -> float | None:
@@ -239,7 +281,10 @@ def run_checks(
     median = statistics.median(trailing_rows) if trailing_rows else None
     checks.append(_check("row_count_ratio", rows_in / median if median else None, t.min_row_ratio, t.max_row_ratio, t))
     checks.append(_check("quarantine_rate", quarantined / rows_in if rows_in else 0.0, None, t.max_quarantine_rate, t))
-    measured = [*nulls, *(NullRate(c, r, 0, "scored rows", 0.0, 0, "none: no null expected") for c, r in (null_rates or {}).items())]
+    measured = [
+        *nulls,
+        *(NullRate(c, r, 0, "scored rows", 0.0, 0, "none: no null expected") for c, r in (null_rates or {}).items()),
+    ]
     for column in sorted({n.column for n in measured}):
         checks.append(null_check([n for n in measured if n.column == column], t))
     if task == "classification":
@@ -251,7 +296,9 @@ def run_checks(
         mean_shift = abs(prediction["mean"] / ref_mean - 1) if ref_mean and prediction.get("mean") is not None else None
         checks.append(_check("prediction_mean_shift", mean_shift, None, t.max_prediction_mean_shift, t))
     if realized:
-        checks.append(_check("realized_error_ratio", error_ratio(realized, holdout, primary), None, t.max_error_ratio, t))
+        checks.append(
+            _check("realized_error_ratio", error_ratio(realized, holdout, primary), None, t.max_error_ratio, t)
+        )
         checks.append(_check("label_coverage", realized["coverage"], t.min_label_coverage, None, t))
     failed = [c for c in checks if c.breached_error]
     warned = [c for c in checks if not c.ok and not c.breached_error]

@@ -39,7 +39,9 @@ def date_record(storage: Storage, date: dt.date) -> DateRecord:
         "predictions": _manifest_dict(storage.manifest(PREDICTIONS, date)),
         "features": _manifest_dict(storage.manifest(FEATURES, date)),
     }
-    if not (docs["metrics"] or docs["drift"] or docs["failure"] or docs["predictions"]):  # only then can it be a label-only date
+    if not (
+        docs["metrics"] or docs["drift"] or docs["failure"] or docs["predictions"]
+    ):  # only then can it be a label-only date
         docs["labels"] = storage.manifest(LABELS, date) is not None
     return docs
 

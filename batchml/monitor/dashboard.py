@@ -59,22 +59,39 @@ def _tiles(dates: list[dict]) -> list[tuple[str, str, str, str]]:
     last = dates[-1]
     with_version = [d for d in dates if d["version"]]
     realized = [d for d in dates if d["r_value"] is not None]
-    verdicts = [d for d in dates if d["verdict"] in ("drift", "no drift")]  # a date collecting its baseline had no verdict
+    verdicts = [
+        d for d in dates if d["verdict"] in ("drift", "no drift")
+    ]  # a date collecting its baseline had no verdict
     drifted_dates = sum(1 for d in verdicts if d["verdict"] == "drift")
     failed = [d for d in dates if d["status"] == "fail"]
     return [
-        ("Latest date", last["date"], STATUS_LABELS[last["status"]] + (f" · {last['cause']}" if last["cause"] else ""), last["status"]),
-        ("Model in use", f"v{with_version[-1]['version']}" if with_version else "—", f"since {_version_start(dates)}" if with_version else "", ""),
+        (
+            "Latest date",
+            last["date"],
+            STATUS_LABELS[last["status"]] + (f" · {last['cause']}" if last["cause"] else ""),
+            last["status"],
+        ),
+        (
+            "Model in use",
+            f"v{with_version[-1]['version']}" if with_version else "—",
+            f"since {_version_start(dates)}" if with_version else "",
+            "",
+        ),
         (
             f"Realized {realized[-1]['r_metric'] if realized else 'error'}",
             format_number(realized[-1]["r_value"]) if realized else "—",
-            f"of {realized[-1]['date']} (v{realized[-1]['r_version']}) · coverage {format_share(realized[-1]['r_coverage'])}" if realized else "no labels yet",
+            f"of {realized[-1]['date']} (v{realized[-1]['r_version']}) · coverage "
+            f"{format_share(realized[-1]['r_coverage'])}"
+            if realized
+            else "no labels yet",
             "",
         ),
         (
             "Dates with drift",
             f"{drifted_dates} of {len(verdicts)}",
-            f"of the dates with a verdict · latest share {format_share(verdicts[-1]['drifted_share'])}" if verdicts else "no verdict yet",
+            f"of the dates with a verdict · latest share {format_share(verdicts[-1]['drifted_share'])}"
+            if verdicts
+            else "no verdict yet",
             "drift" if drifted_dates else "",
         ),
         ("Failed dates", str(len(failed)), failed[-1]["date"] if failed else "none", "fail" if failed else ""),

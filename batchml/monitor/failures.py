@@ -12,9 +12,9 @@ import datetime as dt
 import logging
 from dataclasses import asdict, dataclass
 
-from batchml.store.layout import monitoring_file
-from batchml.store.documents import read_document, write_document
 from batchml.base.redact import redact
+from batchml.store.documents import read_document, write_document
+from batchml.store.layout import monitoring_file
 from batchml.store.storage import Storage
 
 FAILURE = "failure.json"
@@ -36,7 +36,7 @@ def one_line(exc: BaseException) -> str:
 
 
 def failure_of(task: str, task_id: str, exc: BaseException, at: dt.datetime | None = None) -> FailureRecord:
-    when = (at or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+    when = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     return FailureRecord(task=task, task_id=task_id, cause=redact(one_line(exc)), at=when.isoformat(timespec="seconds"))
 
 

@@ -15,7 +15,9 @@ from batchml.store.storage import Storage
 
 def record_duration(storage: Storage, date: dt.date, task: str, seconds: float) -> None:
     """One file per task, so tasks of a date that finish at once (--workers N) never race."""
-    storage.write_text(monitoring_file(date, f"durations/{task}.json"), json.dumps({"task": task, "seconds": round(float(seconds), 3)}))
+    storage.write_text(
+        monitoring_file(date, f"durations/{task}.json"), json.dumps({"task": task, "seconds": round(float(seconds), 3)})
+    )
 
 
 def read_durations(storage: Storage, date: dt.date) -> dict[str, float]:
@@ -85,7 +87,9 @@ def history(storage: Storage, date: dt.date, days: int) -> list[dict]:
     return rows
 
 
-def realized_of(storage, labelled: dt.date, contract, classes, holdout_of, window_days: int = 1) -> tuple[dict, float | None]:
+def realized_of(
+    storage, labelled: dt.date, contract, classes, holdout_of, window_days: int = 1
+) -> tuple[dict, float | None]:
     """Realized performance of the labelled date's committed predictions against its labels.
 
     With `window_days` > 1, the rows of the window's labelled dates ending at `labelled`
@@ -94,19 +98,27 @@ def realized_of(storage, labelled: dt.date, contract, classes, holdout_of, windo
     `holdout_of(version, metric)` gives that version's holdout value of the primary metric
     (its training-time reference), returned beside the numbers.
     """
+    from batchml.model.onnx_io import PREDICTION, proba_columns
     from batchml.monitor.checks import realized_performance
     from batchml.stats.metrics import PRIMARY
-    from batchml.model.onnx_io import PREDICTION, proba_columns
 
     version = storage.manifest(layout.PREDICTIONS, labelled).model["version"]
     dates = [labelled - dt.timedelta(days=i) for i in range(window_days - 1, -1, -1)]
-    dates = [d for d in dates if d == labelled or (_scored_by(storage, d) == version and storage.is_committed(layout.LABELS, d))]
+    dates = [
+        d
+        for d in dates
+        if d == labelled or (_scored_by(storage, d) == version and storage.is_committed(layout.LABELS, d))
+    ]
     columns = [*contract.key, PREDICTION, *proba_columns(classes)]
     preds = pd.concat([storage.read_table(layout.PREDICTIONS, d, columns=columns) for d in dates], ignore_index=True)
     labels = pd.concat([storage.read_table(layout.LABELS, d) for d in dates], ignore_index=True)
-    result = realized_performance(preds, labels, key=list(contract.key), label=contract.label.column, task=contract.task, classes=classes)
+    result = realized_performance(
+        preds, labels, key=list(contract.key), label=contract.label.column, task=contract.task, classes=classes
+    )
     window = {"window_days": window_days, "dates": [d.isoformat() for d in dates]}
-    return {**result, "date": labelled.isoformat(), "model_version": version, **window}, holdout_of(version, PRIMARY[contract.task])
+    return {**result, "date": labelled.isoformat(), "model_version": version, **window}, holdout_of(
+        version, PRIMARY[contract.task]
+    )
 
 
 def _scored_by(storage, date: dt.date) -> str | None:
@@ -114,12 +126,24 @@ def _scored_by(storage, date: dt.date) -> str | None:
     return manifest.model["version"] if manifest else None
 
 
-def date_checks(storage, date: dt.date, *, pin, reference: dict | None, contract, thresholds, trailing_days: int, realized, holdout, status: str) -> dict:
+def date_checks(
+    storage,
+    date: dt.date,
+    *,
+    pin,
+    reference: dict | None,
+    contract,
+    thresholds,
+    trailing_days: int,
+    realized,
+    holdout,
+    status: str,
+) -> dict:
     """Every number and check of a date (metrics.json): rows, quarantine, nulls, outputs, realized error."""
-    from batchml.monitor.checks import null_rates_of, run_checks
     from batchml.dataset.extract import trailing_nulls, validated_nulls
-    from batchml.scoring.predictions import profile_path
     from batchml.model.onnx_io import PREDICTION
+    from batchml.monitor.checks import null_rates_of, run_checks
+    from batchml.scoring.predictions import profile_path
 
     predictions = storage.verify(layout.PREDICTIONS, date)
     daily = read_document(storage, profile_path(date)) or {"columns": {}}
@@ -134,7 +158,9 @@ def date_checks(storage, date: dt.date, *, pin, reference: dict | None, contract
         rows_in=predictions.rows["in"],
         trailing_rows=trailing_rows(storage, layout.FEATURES, date, trailing_days),
         quarantined=predictions.rows["quarantined"],
-        nulls=null_rates_of(contract, daily, reference, validated_nulls(storage, date), *trailing_nulls(storage, date, trailing_days)),
+        nulls=null_rates_of(
+            contract, daily, reference, validated_nulls(storage, date), *trailing_nulls(storage, date, trailing_days)
+        ),
         prediction=prediction,
         reference_prediction=reference.get("prediction") or {},
         realized=realized,
@@ -154,7 +180,11 @@ def class_shares(profile: dict | None, classes) -> dict[str, float] | None:
     from batchml.model.onnx_io import proba_columns
 
     cols = (profile or {}).get("columns") or {}
-    out = {str(c): cols[name]["mean"] for c, name in zip(classes, proba_columns(classes)) if cols.get(name, {}).get("mean") is not None}
+    out = {
+        str(c): cols[name]["mean"]
+        for c, name in zip(classes, proba_columns(classes), strict=True)
+        if cols.get(name, {}).get("mean") is not None
+    }
     return out or None
 
 
@@ -167,7 +197,10 @@ def report_inputs(storage, date: dt.date, *, reference: dict | None, trend_days:
     decision = read_document(storage, monitoring_file(date, "retrain.json"))
     rollback = read_document(storage, monitoring_file(date, "rollback.json"))
     if rollback:
-        decision = {**(decision or {}), "rollback": f"{rollback['from_version']} -> {rollback['to_version']}: {rollback['reason']}"}
+        decision = {
+            **(decision or {}),
+            "rollback": f"{rollback['from_version']} -> {rollback['to_version']}: {rollback['reason']}",
+        }
     return {
         "summary": {
             "rows_in": predictions.rows["in"],
@@ -187,7 +220,9 @@ def report_inputs(storage, date: dt.date, *, reference: dict | None, trend_days:
     }
 
 
-def date_drift(storage, date: dt.date, pin, reference: dict | None, have: int, *, baseline_days: int, thresholds) -> dict:
+def date_drift(
+    storage, date: dt.date, pin, reference: dict | None, have: int, *, baseline_days: int, thresholds
+) -> dict:
     """drift.json of a date: its window's profiles against the version's reference.
 
     The window counts only dates scored by the same version (same reference bins). Without a
@@ -211,7 +246,9 @@ def date_drift(storage, date: dt.date, pin, reference: dict | None, have: int, *
             "prediction": None,
         }
     else:
-        profiles = {d.isoformat(): _window_profile(storage, d, date, pin) for d in window_dates(date, thresholds.window_days)}
+        profiles = {
+            d.isoformat(): _window_profile(storage, d, date, pin) for d in window_dates(date, thresholds.window_days)
+        }
         specs = profile_specs(reference)
         assert specs is not None  # reference is not None
         result = drift_report(reference, window_profile(profiles, specs), list(reference["columns"]), thresholds)
@@ -220,7 +257,8 @@ def date_drift(storage, date: dt.date, pin, reference: dict | None, have: int, *
 
 
 def _window_profile(storage, day: dt.date, date: dt.date, pin) -> dict | None:
-    """A window date's daily profile, when it was scored by the same version (same reference bins); the date's own always."""
+    """A window date's daily profile, when it was scored by the same version (same reference bins); the date's own
+    always."""
     if day != date:
         manifest = storage.manifest(layout.PREDICTIONS, day)
         if manifest is None or manifest.model.get("version") != pin.version:
@@ -228,8 +266,11 @@ def _window_profile(storage, day: dt.date, date: dt.date, pin) -> dict | None:
     return read_document(storage, layout.profile(day))
 
 
-def date_metrics(storage, date: dt.date, labelled: dt.date, *, pin, labelled_pin, status: str, holdout_of, window_days: int, **checks) -> dict:
-    """metrics.json of a date: its checks, with the realized performance of `labelled` (date - lag) once its labels are in.
+def date_metrics(
+    storage, date: dt.date, labelled: dt.date, *, pin, labelled_pin, status: str, holdout_of, window_days: int, **checks
+) -> dict:
+    """metrics.json of a date: its checks, with the realized performance of `labelled` (date - lag) once its labels are
+    in.
 
     `status` says where the labelled date's labels stand ("not scored", "pending",
     "available"); realized metrics are computed only when available, over `window_days`
@@ -238,7 +279,9 @@ def date_metrics(storage, date: dt.date, labelled: dt.date, *, pin, labelled_pin
     """
     realized, holdout = None, None
     if status == "available":
-        realized, holdout = realized_of(storage, labelled, checks["contract"], labelled_pin.classes, holdout_of, window_days=window_days)
+        realized, holdout = realized_of(
+            storage, labelled, checks["contract"], labelled_pin.classes, holdout_of, window_days=window_days
+        )
     result = date_checks(storage, date, pin=pin, realized=realized, holdout=holdout, status=status, **checks)
     result["labelled_date"] = labelled.isoformat()
     result["window_days"] = window_days

@@ -15,19 +15,50 @@ from html import escape
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
-from batchml.monitor.charts import axis_ticks, format_number, format_share, is_finite_number, nice_ceiling, svg_element, y_grid
+from batchml.monitor.charts import (
+    axis_ticks,
+    format_number,
+    format_share,
+    is_finite_number,
+    nice_ceiling,
+    svg_element,
+    y_grid,
+)
 from batchml.monitor.summary import STATUS_LABELS, status_key, status_of
 
-SECTIONS = (("summary", "Summary"), ("drift", "Drift"), ("metrics", "Metrics"), ("trends", "Trends"), ("retraining", "Retraining"))
-DECISION_STATUS = {"not triggered": "missing", "triggered": "warn", "promoted": "ok", "rejected": "fail", "rolled back": "fail"}
+SECTIONS = (
+    ("summary", "Summary"),
+    ("drift", "Drift"),
+    ("metrics", "Metrics"),
+    ("trends", "Trends"),
+    ("retraining", "Retraining"),
+)
+DECISION_STATUS = {
+    "not triggered": "missing",
+    "triggered": "warn",
+    "promoted": "ok",
+    "rejected": "fail",
+    "rolled back": "fail",
+}
 TOP_CATEGORIES = 20  # bars of a categorical histogram before the rest is folded into "other"
 TRENDS = (("rows_in", "Rows in"), ("drift_share", "Drifted feature share"))  # then the task's own, see _trend_series
 # The realized metrics shown per task, the primary one first (its tile compares with the hold-out).
 REALIZED = {
     "regression": (("mae", "MAE"), ("rmse", "RMSE"), ("r2", "R²"), ("mape", "MAPE")),
-    "classification": (("log_loss", "Log loss"), ("roc_auc", "ROC AUC"), ("accuracy", "Accuracy"), ("f1", "F1"), ("brier", "Brier score")),
+    "classification": (
+        ("log_loss", "Log loss"),
+        ("roc_auc", "ROC AUC"),
+        ("accuracy", "Accuracy"),
+        ("f1", "F1"),
+        ("brier", "Brier score"),
+    ),
 }
-STATISTICS = (("psi", "PSI"), ("js", "JS distance"), ("wasserstein", "Wasserstein / std"), ("chi2_pvalue", "χ² p-value"))
+STATISTICS = (
+    ("psi", "PSI"),
+    ("js", "JS distance"),
+    ("wasserstein", "Wasserstein / std"),
+    ("chi2_pvalue", "χ² p-value"),
+)
 
 
 def render_daily_report(
@@ -42,7 +73,8 @@ def render_daily_report(
     retrain: dict | None,
     failure: dict | None = None,
 ) -> str:
-    """The monitoring page of one date: its cause first when it failed, then summary, drift, metric checks, trends and retraining."""
+    """The monitoring page of one date: its cause first when it failed, then summary, drift, metric checks, trends and
+    retraining."""
     model = summary.get("model") or {}
     durations = summary.get("durations") or {}
     longest = max(durations.values(), default=0) or 1
@@ -52,18 +84,24 @@ def render_daily_report(
         date=date.isoformat(),
         status=status_of(metrics, drift, failure),
         cause=failure_cause(failure, metrics),
-        meta=Markup("model {} v{} · sha256 {}").format(_text(model.get("name")), _text(model.get("version")), _sha(model.get("sha256"))),
+        meta=Markup("model {} v{} · sha256 {}").format(
+            _text(model.get("name")), _text(model.get("version")), _sha(model.get("sha256"))
+        ),
         sections=SECTIONS,
         summary=summary,
         model=model,
-        reasons=[[_text(r), format_number(n), format_share(_ratio(n, summary.get("rows_in")))] for r, n in summary.get("top_reasons") or []],
+        reasons=[
+            [_text(r), format_number(n), format_share(_ratio(n, summary.get("rows_in")))]
+            for r, n in summary.get("top_reasons") or []
+        ],
         durations=[(task, s, 100 * s / longest) for task, s in durations.items()],
         total_seconds=sum(durations.values()),
         drift=_drift_view(drift, reference, daily),
         statistics=[(key, title, ((drift or {}).get("thresholds") or {}).get(key)) for key, title in STATISTICS],
         metrics=_metrics_view(metrics),
         trends=[
-            (title, _line_svg(key, history, date.isoformat(), threshold if key == "drift_share" else None)) for key, title in _trend_series(metrics, history)
+            (title, _line_svg(key, history, date.isoformat(), threshold if key == "drift_share" else None))
+            for key, title in _trend_series(metrics, history)
         ]
         if history
         else [],
@@ -73,12 +111,15 @@ def render_daily_report(
 
 
 def failure_cause(failure: dict | None, metrics: dict | None) -> str:
-    """Why a date failed, in one line: its failure record, else its breached error checks with their values ("" when it did not fail)."""
+    """Why a date failed, in one line: its failure record, else its breached error checks with their values ("" when it
+    did not fail)."""
     if failure:
         return f"{failure.get('task') or 'a task'} failed: {failure.get('cause') or 'no cause recorded'}"
     breached = [c for c in (metrics or {}).get("checks") or [] if not c.get("ok") and c.get("severity") == "error"]
     if breached:
-        return "checks failed: " + "; ".join(f"{c['name']} = {format_number(c.get('value'))} outside {c.get('bound')}" for c in breached)
+        return "checks failed: " + "; ".join(
+            f"{c['name']} = {format_number(c.get('value'))} outside {c.get('bound')}" for c in breached
+        )
     if (metrics or {}).get("status") == "fail":
         failed = ", ".join(map(str, (metrics or {}).get("failed") or []))
         return f"checks failed: {failed}" if failed else "checks failed"
@@ -90,7 +131,9 @@ def _trend_series(metrics: dict | None, history: list[dict]) -> list[tuple[str, 
     accuracy and each class's predicted share for a classifier (never a chart its task cannot fill)."""
     metrics = metrics or {}
     keys = {k for h in history for k in h}
-    task = metrics.get("task") or ("classification" if any(k.startswith("class_share.") for k in keys) else "regression")
+    task = metrics.get("task") or (
+        "classification" if any(k.startswith("class_share.") for k in keys) else "regression"
+    )
     titles = dict(REALIZED[task])
     primary = metrics.get("primary_metric") or REALIZED[task][0][0]
     if task == "classification":
@@ -114,8 +157,19 @@ def _environment() -> Environment:
     """The templates shipped in the package, autoescaped, with the number formats as filters."""
     global _ENV
     if _ENV is None:
-        env = Environment(loader=PackageLoader("batchml", "templates"), autoescape=True, undefined=StrictUndefined, trim_blocks=False)
-        env.filters.update(num=format_number, pct=format_share, text=_text, sha=_sha, seconds=_seconds, value=_value, ratio=_ratio, status_key=status_key)
+        env = Environment(
+            loader=PackageLoader("batchml", "templates"), autoescape=True, undefined=StrictUndefined, trim_blocks=False
+        )
+        env.filters.update(
+            num=format_number,
+            pct=format_share,
+            text=_text,
+            sha=_sha,
+            seconds=_seconds,
+            value=_value,
+            ratio=_ratio,
+            status_key=status_key,
+        )
         env.filters["status_label"] = lambda s: STATUS_LABELS[status_key(s)]
         env.filters["capitalize"] = lambda s: str(s)[:1].upper() + str(s)[1:]
         _ENV = env
@@ -129,7 +183,10 @@ def _drift_view(drift: dict | None, reference: dict | None, daily: dict | None) 
     features, drifted = drift.get("features") or {}, drift.get("drifted_features") or []
     thresholds = drift.get("thresholds") or {}
     share, bound = format_share(drift.get("drifted_share")), format_share(thresholds.get("drift_share"))
-    details = f"Reference rows {format_number(drift.get('reference_rows'))} · current rows {format_number(drift.get('current_rows'))}"
+    details = (
+        f"Reference rows {format_number(drift.get('reference_rows'))} · current rows "
+        f"{format_number(drift.get('current_rows'))}"
+    )
     if drift.get("excluded"):
         details += " · not monitored: " + ", ".join(_text(f) for f in drift["excluded"])
     reference, daily = reference or {}, daily or {}
@@ -139,21 +196,27 @@ def _drift_view(drift: dict | None, reference: dict | None, daily: dict | None) 
         entries.append(("prediction", drift["prediction"], True))
     columns = []
     for name, stats, is_pred in entries:
-        svg, wide = _histogram_svg(name, reference.get("prediction") if is_pred else ref_columns.get(name), cur_columns.get(name))
+        svg, wide = _histogram_svg(
+            name, reference.get("prediction") if is_pred else ref_columns.get(name), cur_columns.get(name)
+        )
         is_drifted = bool(stats.get("drifted"))
         columns.append(
             {
                 "name": name,
                 "stats": stats,
                 "svg": svg,
-                "classes": " ".join(c for c in ("drifted" if is_drifted else "", "prediction-row" if is_pred else "") if c),
+                "classes": " ".join(
+                    c for c in ("drifted" if is_drifted else "", "prediction-row" if is_pred else "") if c
+                ),
                 "figure_classes": " ".join(c for c in ("wide" if wide else "", "drifted" if is_drifted else "") if c),
             }
         )
     return {
         "colour": "drift" if drift.get("verdict") == "drift" else "ok",
         "title": str(drift.get("verdict", "unknown")).capitalize(),
-        "headline": f"{len(drifted)} of {len(features)} monitored features drifted ({share}); the dataset drifts at ≥ {bound}.",
+        "headline": (
+            f"{len(drifted)} of {len(features)} monitored features drifted ({share}); the dataset drifts at ≥ {bound}."
+        ),
         "details": details,
         "columns": columns,
     }
@@ -219,7 +282,7 @@ def _histogram_bars(ref: dict, cur: dict) -> tuple[list[tuple[str, float, float]
     p, q = _shares(ref["counts"]), _shares(cur["counts"])
     if ref["kind"] == "numeric":
         edges = ref.get("edges") or []
-        bars = [(_bin_label(edges, i), a, b) for i, (a, b) in enumerate(zip(p, q))]
+        bars = [(_bin_label(edges, i), a, b) for i, (a, b) in enumerate(zip(p, q, strict=True))]
         picks = sorted({round(j * (len(edges) - 1) / 4) for j in range(5)}) if edges else []
         return bars, [(i + 1, format_number(edges[i], 3)) for i in picks]
     labels = [_category(c) for c in ref.get("categories", [])]
@@ -240,7 +303,11 @@ def _bars_svg(name: str, bars: list[tuple[str, float, float]], ticks: list[tuple
     ymax = nice_ceiling(max((max(a, b) for _, a, b in bars), default=0))
     step = pw / max(len(bars), 1)
     out = y_grid(
-        [0, ymax / 2, ymax], lambda v: top + ph * (1 - v / ymax), lambda v: f"{100 * v:.0f}%" if ymax >= 0.05 else f"{100 * v:.1f}%", left, width - right
+        [0, ymax / 2, ymax],
+        lambda v: top + ph * (1 - v / ymax),
+        lambda v: f"{100 * v:.0f}%" if ymax >= 0.05 else f"{100 * v:.1f}%",
+        left,
+        width - right,
     )
     for i, (label, a, b) in enumerate(bars):
         x = left + i * step
@@ -248,13 +315,24 @@ def _bars_svg(name: str, bars: list[tuple[str, float, float]], ticks: list[tuple
         bar = ""
         for cls, share, dx in (("ref", a, 0.1), ("cur", b, 0.5)):
             h = ph * share / ymax
-            bar += f'<rect class="{cls}" x="{x + dx * step:.1f}" y="{top + ph - h:.1f}" width="{0.4 * step:.1f}" height="{h:.1f}"/>'
+            bar += (
+                f'<rect class="{cls}" x="{x + dx * step:.1f}" y="{top + ph - h:.1f}" width="{0.4 * step:.1f}" '
+                f'height="{h:.1f}"/>'
+            )
         out += f'<g class="bin" data-label="{escape(label)}"><title>{escape(tip)}</title>{bar}</g>'
     base = top + ph
     out += f'<line class="axis" x1="{left}" x2="{width - right}" y1="{base}" y2="{base}"/>'
     for pos, label in ticks:
         out += f'<text x="{left + pos * step:.1f}" y="{base + 14}" text-anchor="middle">{escape(label)}</text>'
-    return svg_element(width, height, out, cls="hist", label=f"Reference and current distribution of {name}", column=name, bars=len(bars))
+    return svg_element(
+        width,
+        height,
+        out,
+        cls="hist",
+        label=f"Reference and current distribution of {name}",
+        column=name,
+        bars=len(bars),
+    )
 
 
 def _line_svg(key: str, history: list[dict], today: str, threshold: float | None) -> Markup:
@@ -283,7 +361,10 @@ def _line_svg(key: str, history: list[dict], today: str, threshold: float | None
         out += y_grid(ticks, y_of, fmt, left, width - right)
         if threshold is not None:
             y = y_of(threshold)
-            out += f'<line class="threshold" x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}"><title>dataset drift threshold {fmt(threshold)}</title></line>'
+            out += (
+                f'<line class="threshold" x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}"><title>dataset '
+                f"drift threshold {fmt(threshold)}</title></line>"
+            )
         if any(h.get("date") == today for h in history):
             xt = x_of(next(i for i, h in enumerate(history) if h.get("date") == today))
             out += f'<line class="today" x1="{xt:.1f}" x2="{xt:.1f}" y1="{top}" y2="{top + ph}"/>'
@@ -291,12 +372,20 @@ def _line_svg(key: str, history: list[dict], today: str, threshold: float | None
         out += f'<polyline class="line" points="{coords}"/>'
         for i, v, h in points:
             tip = f"<title>{escape(str(h.get('date')))}: {escape(fmt(v))}</title>"
-            out += f'<circle class="point status-{status_key(h.get("status"))}" cx="{x_of(i):.1f}" cy="{y_of(v):.1f}" r="3.5">{tip}</circle>'
+            out += (
+                f'<circle class="point status-{status_key(h.get("status"))}" cx="{x_of(i):.1f}" cy="{y_of(v):.1f}" '
+                f'r="3.5">{tip}</circle>'
+            )
     base = top + ph
     out += f'<line class="axis" x1="{left}" x2="{width - right}" y1="{base}" y2="{base}"/>'
     for i, anchor in ((0, "start"), (n - 1, "end")) if n > 1 else ((0, "middle"),):
-        out += f'<text x="{x_of(i):.1f}" y="{base + 15}" text-anchor="{anchor}">{escape(str(history[i].get("date")))}</text>'
-    return svg_element(width, height, out, cls="trend", label=f"{key} over the last {n} dates", series=key, points=len(points))
+        out += (
+            f'<text x="{x_of(i):.1f}" y="{base + 15}" '
+            f'text-anchor="{anchor}">{escape(str(history[i].get("date")))}</text>'
+        )
+    return svg_element(
+        width, height, out, cls="trend", label=f"{key} over the last {n} dates", series=key, points=len(points)
+    )
 
 
 # --- small helpers --------------------------------------------------------------------------

@@ -13,7 +13,15 @@ from batchml.monitor.charts import format_number, format_share, is_finite_number
 from batchml.monitor.monitoring import has_failed
 from batchml.stats.metrics import LOWER_IS_BETTER
 
-STATUS_LABELS = {"ok": "OK", "warn": "Warning", "fail": "Failed", "drift": "Drift", "scored": "Scored only", "labels": "Labels only", "missing": "Missing"}
+STATUS_LABELS = {
+    "ok": "OK",
+    "warn": "Warning",
+    "fail": "Failed",
+    "drift": "Drift",
+    "scored": "Scored only",
+    "labels": "Labels only",
+    "missing": "Missing",
+}
 QUANTILES = ("0.05", "0.5", "0.95")
 EVENT_LABELS = {"promoted": "promoted", "rejected": "challenger rejected", "rollback": "rolled back"}
 
@@ -33,7 +41,14 @@ class DateRecord(TypedDict, total=False):
     labels: bool  # labels exist for the date (read only where nothing was scored)
 
 
-def status_of(metrics: dict | None, drift: dict | None, failure: dict | None = None, *, labels_only: bool = False, scored_only: bool = False) -> str:
+def status_of(
+    metrics: dict | None,
+    drift: dict | None,
+    failure: dict | None = None,
+    *,
+    labels_only: bool = False,
+    scored_only: bool = False,
+) -> str:
     """One word for a date, by precedence: fail > drift > warn > ok; then "scored", "labels", "missing".
 
     - "fail": a task of the date failed (failure.json) or an error check breached; a failure
@@ -75,7 +90,13 @@ def summarize_date(docs: DateRecord) -> dict:
     rows = predictions.get("rows") or features.get("rows") or {}
     rows_in = _first(numbers.get("rows_in"), rows.get("in"))
     quarantined = _first(numbers.get("quarantined"), rows.get("quarantined"))
-    status = status_of(docs.get("metrics"), docs.get("drift"), failure, labels_only=bool(docs.get("labels")), scored_only=bool(docs.get("predictions")))
+    status = status_of(
+        docs.get("metrics"),
+        docs.get("drift"),
+        failure,
+        labels_only=bool(docs.get("labels")),
+        scored_only=bool(docs.get("predictions")),
+    )
     task = metrics.get("task") or "regression"
     metric = metrics.get("primary_metric") or ("mae" if task == "regression" else "log_loss")
     realized = numbers.get("realized") or None
@@ -144,7 +165,11 @@ def _cause(status: str, metrics: dict, drift: dict, failure: dict | None) -> str
     if status == "fail":
         if failure:
             return f"{failure.get('task') or 'a task'} failed: {failure.get('cause') or 'no cause recorded'}"
-        return "checks failed: " + ", ".join(map(str, metrics.get("failed") or [])) if metrics.get("failed") else "checks failed"
+        return (
+            "checks failed: " + ", ".join(map(str, metrics.get("failed") or []))
+            if metrics.get("failed")
+            else "checks failed"
+        )
     if status == "drift":
         drifted, total = drift.get("drifted_features") or [], len(drift.get("features") or {})
         text = f"drift in {len(drifted)} of {total} features: {', '.join(map(str, drifted))}"
@@ -197,11 +222,17 @@ def _events(retrain: dict, rollback: dict | None) -> list[dict]:
     decision = retrain.get("decision")
     if decision in ("promoted", "rejected"):
         version = retrain.get("challenger_version") or retrain.get("candidate_version")
-        text = EVENT_LABELS[decision] + (f" v{version}" if version else "") + (f": {retrain['reason']}" if retrain.get("reason") else "")
+        text = (
+            EVENT_LABELS[decision]
+            + (f" v{version}" if version else "")
+            + (f": {retrain['reason']}" if retrain.get("reason") else "")
+        )
         out.append({"kind": decision, "version": str(version) if version else None, "text": text})
     if rollback:
         to = rollback.get("to_version")
-        text = f"rolled back v{rollback.get('from_version')} → v{to}" + (f": {rollback['reason']}" if rollback.get("reason") else "")
+        text = f"rolled back v{rollback.get('from_version')} → v{to}" + (
+            f": {rollback['reason']}" if rollback.get("reason") else ""
+        )
         out.append({"kind": "rollback", "version": str(to) if to is not None else None, "text": text})
     return out
 
@@ -214,7 +245,9 @@ def _tip(s: dict) -> str:
     if s["drifted_share"] is not None:
         parts.append(f"drifted features {format_share(s['drifted_share'])}")
     if s["realized_status"] == "available":
-        parts.append(f"realized {s['metric']} {format_number(s['realized'])}, label coverage {format_share(s['coverage'])}")
+        parts.append(
+            f"realized {s['metric']} {format_number(s['realized'])}, label coverage {format_share(s['coverage'])}"
+        )
     elif s["realized_status"]:
         parts.append(f"realized {s['metric']}: {s['realized_status']}")
     if s["version"]:

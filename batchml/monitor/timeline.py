@@ -23,15 +23,37 @@ def timeline_charts(dates: list[dict]) -> list[dict]:
     """The figures of the timeline section, top to bottom, each sharing the x axis."""
     axis = _Axis(dates)
     charts = [
-        {"key": "status", "title": "Status and model version", "note": "hover a date for its cause", "svg": _status_chart(axis)},
+        {
+            "key": "status",
+            "title": "Status and model version",
+            "note": "hover a date for its cause",
+            "svg": _status_chart(axis),
+        },
         {"key": "volume", "title": "Rows in and quarantine share", "note": "", "svg": _volume_chart(axis)},
-        {"key": "realized", "title": _realized_title(dates), "note": _realized_note(dates), "svg": _realized_chart(axis)},
-        {"key": "drift", "title": "Drift", "note": "cell colour: the deciding statistic relative to its threshold", "svg": _drift_chart(axis)},
+        {
+            "key": "realized",
+            "title": _realized_title(dates),
+            "note": _realized_note(dates),
+            "svg": _realized_chart(axis),
+        },
+        {
+            "key": "drift",
+            "title": "Drift",
+            "note": "cell colour: the deciding statistic relative to its threshold",
+            "svg": _drift_chart(axis),
+        },
     ]
     if any(d["class_shares"] for d in dates):
         charts.append({"key": "classes", "title": "Predicted class shares", "note": "", "svg": _class_chart(axis)})
     else:
-        charts.append({"key": "prediction", "title": "Predictions", "note": "median, 5%–95% band and mean", "svg": _prediction_chart(axis)})
+        charts.append(
+            {
+                "key": "prediction",
+                "title": "Predictions",
+                "note": "median, 5%–95% band and mean",
+                "svg": _prediction_chart(axis),
+            }
+        )
     return charts
 
 
@@ -43,7 +65,10 @@ def _realized_title(dates: list[dict]) -> str:
 def _realized_note(dates: list[dict]) -> str:
     windows = sorted({d["window_days"] for d in dates if d["realized_status"] and d["window_days"] > 1})
     window = f" over {'/'.join(map(str, windows))}-day windows" if windows else ""
-    return f"on the date measured, by the version that scored it{window}; dashed: its holdout value, red: the error threshold; grey: pending"
+    return (
+        f"on the date measured, by the version that scored it{window}; dashed: its holdout value, red: the error "
+        "threshold; grey: pending"
+    )
 
 
 class _Axis:
@@ -81,7 +106,10 @@ class _Axis:
             anchor = "start" if i == 0 and self.n > 1 else "end" if i == self.n - 1 and self.n > 1 else "middle"
             x = self.x(i) if anchor == "start" else self.x(i + 1) if anchor == "end" else self.mid(i)
             out += f'<line class="tick" x1="{self.mid(i):.1f}" x2="{self.mid(i):.1f}" y1="{y}" y2="{y + 4}"/>'
-            out += f'<text x="{x:.1f}" y="{y + 15}" text-anchor="{anchor}">{escape(date if i in (0, self.n - 1) else date[5:])}</text>'
+            out += (
+                f'<text x="{x:.1f}" y="{y + 15}" '
+                f'text-anchor="{anchor}">{escape(date if i in (0, self.n - 1) else date[5:])}</text>'
+            )
         return out
 
     def svg(self, height: int, body: str, *, chart: str, label: str) -> Markup:
@@ -125,7 +153,9 @@ def _polyline(axis: _Axis, values: list, y_of, cls: str) -> str:
     return out
 
 
-def _scale(values: list, *, floor: float | None = None, ceiling: float | None = None) -> tuple[list[float], float, float]:
+def _scale(
+    values: list, *, floor: float | None = None, ceiling: float | None = None
+) -> tuple[list[float], float, float]:
     finite = [float(v) for v in values if is_finite_number(v)]
     lo = min(finite, default=0.0) if floor is None else floor
     hi = max(finite, default=1.0) if ceiling is None else ceiling
@@ -141,22 +171,31 @@ def _status_chart(axis: _Axis) -> Markup:
     for i, d in enumerate(axis.dates):
         title = escape(d["date"] + " · " + STATUS_LABELS[d["status"]] + (f": {d['cause']}" if d["cause"] else ""))
         out += (
-            f'<rect class="status status-{d["status"]}" data-date="{d["date"]}" data-i="{i}" data-status="{d["status"]}" '
+            f'<rect class="status status-{d["status"]}" data-date="{d["date"]}" data-i="{i}" '
+            f'data-status="{d["status"]}" '
             f'{axis.cell(i)} y="{top}" height="{lane}"><title>{title}</title></rect>'
         )
     for version, start, end in _bands(axis.dates):
         x, w = axis.x(start), axis.x(end + 1) - axis.x(start)
         first, last = axis.dates[start]["date"], axis.dates[end]["date"]
-        label = f'<text class="band-label" x="{x + w / 2:.1f}" y="{band_y + 14}" text-anchor="middle">v{escape(version)}</text>' if w >= 26 else ""
+        label = (
+            f'<text class="band-label" x="{x + w / 2:.1f}" y="{band_y + 14}" '
+            f'text-anchor="middle">v{escape(version)}</text>'
+            if w >= 26
+            else ""
+        )
         out += (
             f'<g class="band" data-version="{escape(version)}" data-start="{first}" data-end="{last}">'
             f"<title>model v{escape(version)}: {first} to {last}</title>"
-            f'<rect class="band v{_band_colour(version)}" x="{x + 0.5:.1f}" y="{band_y}" width="{max(w - 1, 0.6):.1f}" height="20" rx="3"/>{label}</g>'
+            f'<rect class="band v{_band_colour(version)}" x="{x + 0.5:.1f}" y="{band_y}" width="{max(w - 1, 0.6):.1f}" '
+            f'height="20" rx="3"/>{label}</g>'
         )
     for i, d in enumerate(axis.dates):
         for e in d["events"]:
             out += _marker(axis.mid(i), band_y - 4, e, d["date"])
-    return axis.svg(band_y + 20 + 28, out + axis.ticks(band_y + 24), chart="status", label="status and model version per date")
+    return axis.svg(
+        band_y + 20 + 28, out + axis.ticks(band_y + 24), chart="status", label="status and model version per date"
+    )
 
 
 def _bands(dates: list[dict]) -> list[tuple[str, int, int]]:
@@ -189,10 +228,20 @@ def _marker(x: float, y: float, event: dict, date: str) -> str:
     if kind == "promoted":
         shape = f'<path d="M{x - 6:.1f},{y - 8:.1f} L{x + 6:.1f},{y - 8:.1f} L{x:.1f},{y + 2:.1f} Z"/>'
     elif kind == "rejected":
-        shape = f'<path d="M{x - 4.5:.1f},{y - 8:.1f} L{x + 4.5:.1f},{y + 1:.1f} M{x + 4.5:.1f},{y - 8:.1f} L{x - 4.5:.1f},{y + 1:.1f}"/>'
+        shape = (
+            f'<path d="M{x - 4.5:.1f},{y - 8:.1f} L{x + 4.5:.1f},{y + 1:.1f} M{x + 4.5:.1f},{y - 8:.1f} '
+            f'L{x - 4.5:.1f},{y + 1:.1f}"/>'
+        )
     else:
-        shape = f'<circle cx="{x:.1f}" cy="{y - 3:.1f}" r="5"/><path d="M{x - 2:.1f},{y - 3:.1f} L{x + 2.5:.1f},{y - 6:.1f} L{x + 2.5:.1f},{y:.1f} Z" class="inner"/>'
-    return f'<g class="marker {kind}" data-kind="{kind}" data-date="{date}" data-version="{escape(event.get("version") or "")}"><title>{escape(date + ": " + event["text"])}</title>{shape}</g>'
+        shape = (
+            f'<circle cx="{x:.1f}" cy="{y - 3:.1f}" r="5"/><path d="M{x - 2:.1f},{y - 3:.1f} '
+            f'L{x + 2.5:.1f},{y - 6:.1f} L{x + 2.5:.1f},{y:.1f} Z" class="inner"/>'
+        )
+    return (
+        f'<g class="marker {kind}" data-kind="{kind}" data-date="{date}" '
+        f'data-version="{escape(event.get("version") or "")}">'
+        f"<title>{escape(date + ': ' + event['text'])}</title>{shape}</g>"
+    )
 
 
 def _volume_chart(axis: _Axis) -> Markup:
@@ -209,7 +258,10 @@ def _volume_chart(axis: _Axis) -> Markup:
     out += _lane_ticks(ticks, y1, lambda v: format_number(int(v)) if v == int(v) else format_number(v, 3))
     for i, v in enumerate(rows):
         if is_finite_number(v):
-            out += f'<rect class="rows" x="{axis.x(i) + axis.step * 0.12:.1f}" y="{y1(v):.1f}" width="{axis.step * 0.76:.1f}" height="{top + h1 - y1(v):.1f}"/>'
+            out += (
+                f'<rect class="rows" x="{axis.x(i) + axis.step * 0.12:.1f}" y="{y1(v):.1f}" '
+                f'width="{axis.step * 0.76:.1f}" height="{top + h1 - y1(v):.1f}"/>'
+            )
     out += _lane_label(top + h1 + gap + h2 / 2 + 4, "quarantined")
     shares = [d["quarantine_share"] for d in axis.dates]
     qticks, qlo, qhi = _scale(shares, floor=0)
@@ -225,7 +277,8 @@ def _volume_chart(axis: _Axis) -> Markup:
 
 
 def _realized_chart(axis: _Axis) -> Markup:
-    """The realized error on the dates it measures, with the scoring version's holdout value and error threshold; coverage below.
+    """The realized error on the dates it measures, with the scoring version's holdout value and error threshold;
+    coverage below.
 
     A point per measured date carries its date, value, version and the run date that
     computed it (data-*), so it can be checked against metrics.json; pending dates are grey.
@@ -233,26 +286,33 @@ def _realized_chart(axis: _Axis) -> Markup:
     top, h1, gap, h2 = 8, 86, 16, 30
     values = [d["r_value"] for d in axis.dates]
     holdouts = [d["r_holdout"] if d["r_value"] is not None or d["r_state"] == "pending" else None for d in axis.dates]
-    thresholds = [d["r_threshold"] if h is not None else None for d, h in zip(axis.dates, holdouts)]
+    thresholds = [d["r_threshold"] if h is not None else None for d, h in zip(axis.dates, holdouts, strict=True)]
     ticks, lo, hi = _scale(values + holdouts + thresholds)
 
     def y1(v):
         return top + h1 * (1 - (v - lo) / (hi - lo))
 
     metrics = sorted({d["r_metric"] for d in axis.dates if d["r_value"] is not None})
-    out = _lane_label(top + h1 / 2 + 4, " / ".join(metrics) or "error") + _lane_ticks(ticks, y1, lambda v: format_number(v, 3))
+    out = _lane_label(top + h1 / 2 + 4, " / ".join(metrics) or "error") + _lane_ticks(
+        ticks, y1, lambda v: format_number(v, 3)
+    )
     y0 = top + h1 + gap
     out += _lane_label(y0 + h2 / 2 + 4, "label coverage")
     for i, d in enumerate(axis.dates):
         state = d["r_state"]
         if state in ("pending", "not scored"):
-            out += f'<rect class="pending" data-date="{d["date"]}" data-state="{state}" {axis.cell(i)} y="{top}" height="{h1}"><title>{d["date"]}: realized {escape(d["r_metric"])} {state}</title></rect>'
+            out += (
+                f'<rect class="pending" data-date="{d["date"]}" data-state="{state}" {axis.cell(i)} y="{top}" '
+                f'height="{h1}"><title>{d["date"]}: realized {escape(d["r_metric"])} {state}</title></rect>'
+            )
         coverage = d["r_coverage"]
         if is_finite_number(coverage):
             h = h2 * max(0.0, min(1.0, coverage))
             out += (
-                f'<rect class="coverage{" low" if coverage < 0.8 else ""}" x="{axis.x(i) + axis.step * 0.12:.1f}" y="{y0 + h2 - h:.1f}" '
-                f'width="{axis.step * 0.76:.1f}" height="{h:.1f}"><title>{d["date"]}: label coverage {format_share(coverage)}</title></rect>'
+                f'<rect class="coverage{" low" if coverage < 0.8 else ""}" x="{axis.x(i) + axis.step * 0.12:.1f}" '
+                f'y="{y0 + h2 - h:.1f}" '
+                f'width="{axis.step * 0.76:.1f}" height="{h:.1f}"><title>{d["date"]}: label coverage '
+                f"{format_share(coverage)}</title></rect>"
             )
     out += f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y0}" y2="{y0}"/>'
     out += _steps(axis, holdouts, y1, "holdout") + _steps(axis, thresholds, y1, "error-threshold")
@@ -260,13 +320,23 @@ def _realized_chart(axis: _Axis) -> Markup:
     for i, d in enumerate(axis.dates):
         if d["r_value"] is None:
             continue
-        tip = f"{d['date']}: realized {d['r_metric']} {format_number(d['r_value'])} of v{d['r_version']} (holdout {format_number(d['r_holdout'])}), computed on {d['r_by']}"
+        tip = (
+            f"{d['date']}: realized {d['r_metric']} {format_number(d['r_value'])} of v{d['r_version']} (holdout "
+            f"{format_number(d['r_holdout'])}), computed on {d['r_by']}"
+        )
         out += (
-            f'<circle class="realized-point" data-date="{d["date"]}" data-value="{d["r_value"]!r}" data-version="{escape(d["r_version"] or "")}" '
-            f'data-measured-on="{d["r_by"]}" cx="{axis.mid(i):.1f}" cy="{y1(d["r_value"]):.1f}" r="2.4"><title>{escape(tip)}</title></circle>'
+            f'<circle class="realized-point" data-date="{d["date"]}" data-value="{d["r_value"]!r}" '
+            f'data-version="{escape(d["r_version"] or "")}" '
+            f'data-measured-on="{d["r_by"]}" cx="{axis.mid(i):.1f}" cy="{y1(d["r_value"]):.1f}" '
+            f'r="2.4"><title>{escape(tip)}</title></circle>'
         )
     base = y0 + h2
-    return axis.svg(base + 26, out + axis.ticks(base), chart="realized", label="realized error on the dates it measures, and label coverage")
+    return axis.svg(
+        base + 26,
+        out + axis.ticks(base),
+        chart="realized",
+        label="realized error on the dates it measures, and label coverage",
+    )
 
 
 def _steps(axis: _Axis, values: list, y_of, cls: str) -> str:
@@ -275,7 +345,8 @@ def _steps(axis: _Axis, values: list, y_of, cls: str) -> str:
     for i, v in enumerate(values):
         if is_finite_number(v):
             out += (
-                f'<line class="{cls}" data-date="{axis.dates[i]["date"]}" x1="{axis.x(i):.1f}" x2="{axis.x(i + 1):.1f}" y1="{y_of(v):.1f}" y2="{y_of(v):.1f}"/>'
+                f'<line class="{cls}" data-date="{axis.dates[i]["date"]}" x1="{axis.x(i):.1f}" '
+                f'x2="{axis.x(i + 1):.1f}" y1="{y_of(v):.1f}" y2="{y_of(v):.1f}"/>'
             )
     return out
 
@@ -293,32 +364,46 @@ def _drift_chart(axis: _Axis) -> Markup:
         if is_finite_number(v) and v > 0:
             cls = "share drifted" if d["verdict"] == "drift" else "share"
             out += (
-                f'<rect class="{cls}" x="{axis.x(i) + axis.step * 0.12:.1f}" y="{y1(v):.1f}" width="{axis.step * 0.76:.1f}" height="{top + h1 - y1(v):.1f}"/>'
+                f'<rect class="{cls}" x="{axis.x(i) + axis.step * 0.12:.1f}" y="{y1(v):.1f}" '
+                f'width="{axis.step * 0.76:.1f}" height="{top + h1 - y1(v):.1f}"/>'
             )
     thresholds = [d["drift_threshold"] for d in axis.dates if is_finite_number(d["drift_threshold"])]
     if thresholds:
         y = y1(thresholds[-1])
-        out += f'<line class="threshold" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"><title>the dataset drifts at ≥ {format_share(thresholds[-1])} of features</title></line>'
+        out += (
+            f'<line class="threshold" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"><title>the dataset '
+            f"drifts at ≥ {format_share(thresholds[-1])} of features</title></line>"
+        )
     out += _lane_label(top + h1 / 2 + 4, "drifted share")
     columns = _columns(axis.dates)
     y0 = top + h1 + gap
     for r, name in enumerate(columns):
         y = y0 + r * row
-        out += f'<g class="heat-row" data-feature="{escape(name)}"><text class="feature" x="2" y="{y + 12}">{escape(name)}</text>'
+        out += (
+            f'<g class="heat-row" data-feature="{escape(name)}"><text class="feature" x="2" '
+            f'y="{y + 12}">{escape(name)}</text>'
+        )
         for i, d in enumerate(axis.dates):
             cell = d["cells"].get(name)
             if cell is None:
                 continue
             ratio, drifted, method, value = cell
-            what = f"{method} {format_number(value, 3)} = {ratio:.2f}× threshold" if method else ("drifted" if drifted else "stable")
+            what = (
+                f"{method} {format_number(value, 3)} = {ratio:.2f}× threshold"
+                if method
+                else ("drifted" if drifted else "stable")
+            )
             out += (
-                f'<rect class="cell{" drifted" if drifted else ""}" data-feature="{escape(name)}" data-date="{d["date"]}" data-ratio="{ratio}" '
+                f'<rect class="cell{" drifted" if drifted else ""}" data-feature="{escape(name)}" '
+                f'data-date="{d["date"]}" data-ratio="{ratio}" '
                 f'{axis.cell(i)} y="{y + 0.5}" height="{row - 1}" fill="{_heat(ratio, drifted)}">'
                 f"<title>{d['date']} · {escape(name)}: {escape(what)}{' (drifted)' if drifted else ''}</title></rect>"
             )
         out += "</g>"
     base = y0 + len(columns) * row + 2
-    return axis.svg(base + 26, out + axis.ticks(base), chart="drift", label="drifted feature share and drift heatmap per date")
+    return axis.svg(
+        base + 26, out + axis.ticks(base), chart="drift", label="drifted feature share and drift heatmap per date"
+    )
 
 
 def _columns(dates: list[dict]) -> list[str]:
@@ -339,7 +424,7 @@ def _heat(ratio: float, drifted: bool) -> str:
 
 
 def _mix(a: tuple, b: tuple, t: float) -> str:
-    return "#" + "".join(f"{round(x + (y - x) * t):02x}" for x, y in zip(a, b))
+    return "#" + "".join(f"{round(x + (y - x) * t):02x}" for x, y in zip(a, b, strict=True))
 
 
 def _prediction_chart(axis: _Axis) -> Markup:
@@ -357,9 +442,12 @@ def _prediction_chart(axis: _Axis) -> Markup:
         a, b = p.get("q0.05"), p.get("q0.95")
         if is_finite_number(a) and is_finite_number(b):
             out += (
-                f'<rect class="qband" x="{axis.x(i) + axis.step * 0.2:.1f}" y="{y(b):.1f}" width="{axis.step * 0.6:.1f}" height="{max(y(a) - y(b), 0.5):.1f}"/>'
+                f'<rect class="qband" x="{axis.x(i) + axis.step * 0.2:.1f}" y="{y(b):.1f}" '
+                f'width="{axis.step * 0.6:.1f}" height="{max(y(a) - y(b), 0.5):.1f}"/>'
             )
-    out += _polyline(axis, [p.get("q0.5") for p in preds], y, "median") + _polyline(axis, [p.get("mean") for p in preds], y, "mean")
+    out += _polyline(axis, [p.get("q0.5") for p in preds], y, "median") + _polyline(
+        axis, [p.get("mean") for p in preds], y, "mean"
+    )
     base = top + h
     return axis.svg(base + 26, out + axis.ticks(base), chart="prediction", label="prediction quantiles per date")
 
@@ -377,14 +465,19 @@ def _class_chart(axis: _Axis) -> Markup:
                 continue
             y = top + h * (1 - acc - share)
             out += (
-                f'<rect class="class-share" data-class="{escape(name)}" fill="{CLASS_COLOURS[k % len(CLASS_COLOURS)]}" x="{axis.x(i) + axis.step * 0.1:.1f}" '
-                f'y="{y:.1f}" width="{axis.step * 0.8:.1f}" height="{h * share:.1f}"><title>{d["date"]} · {escape(name)}: {format_share(share)}</title></rect>'
+                f'<rect class="class-share" data-class="{escape(name)}" fill="{CLASS_COLOURS[k % len(CLASS_COLOURS)]}" '
+                f'x="{axis.x(i) + axis.step * 0.1:.1f}" '
+                f'y="{y:.1f}" width="{axis.step * 0.8:.1f}" height="{h * share:.1f}"><title>{d["date"]} · '
+                f"{escape(name)}: {format_share(share)}</title></rect>"
             )
             acc += share
     legend = "".join(
-        f'<rect x="{LEFT + 110 * k}" y="{top + h + 30}" width="10" height="10" fill="{CLASS_COLOURS[k % len(CLASS_COLOURS)]}"/>'
+        f'<rect x="{LEFT + 110 * k}" y="{top + h + 30}" width="10" height="10" '
+        f'fill="{CLASS_COLOURS[k % len(CLASS_COLOURS)]}"/>'
         f'<text x="{LEFT + 110 * k + 14}" y="{top + h + 39}">{escape(name)}</text>'
         for k, name in enumerate(classes)
     )
     base = top + h
-    return axis.svg(base + 48, out + axis.ticks(base) + legend, chart="classes", label="predicted class shares per date")
+    return axis.svg(
+        base + 48, out + axis.ticks(base) + legend, chart="classes", label="predicted class shares per date"
+    )

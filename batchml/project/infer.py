@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from batchml.dataset.contract import Column, coerce_column
 from batchml.base.errors import ConfigError, SchemaError
+from batchml.dataset.contract import Column, coerce_column
 
 MAX_SAMPLE_ROWS = 200_000
 MAX_ALLOWED = 20  # a text column with at most this many values (each seen several times) gets `allowed`
@@ -31,12 +31,27 @@ MAX_KEY_COLUMNS = 5
 MAX_UNPARSED_DATES = 0.02
 _KEY_CANDIDATES = 12
 _INT_RE = r"^[+-]?\d+$"
-_DATE_RE = r"^(?:\d{4}-\d{1,2}-\d{1,2}|\d{4}/\d{1,2}/\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4})(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:[AaPp][Mm])?)?"
+_DATE_RE = (
+    r"^(?:\d{4}-\d{1,2}-\d{1,2}|\d{4}/\d{1,2}/\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4})(?:[ "
+    r"T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:[AaPp][Mm])?)?"
+)
 _OFFSET_RE = r"(?:[+-]\d{2}:?\d{2}|Z)$"
 _BOOL_WORDS = {"true", "false", "t", "f", "yes", "no", "y", "n"}
 _START_WORDS = ("created", "event", "start", "begin", "order", "occurred", "timestamp", "ts")
 _TIME_WORDS = ("date", "time", "datetime", "day", "at")
-_END_WORDS = ("end", "ended", "stop", "finish", "finished", "updated", "modified", "deleted", "closed", "expiry", "expires")
+_END_WORDS = (
+    "end",
+    "ended",
+    "stop",
+    "finish",
+    "finished",
+    "updated",
+    "modified",
+    "deleted",
+    "closed",
+    "expiry",
+    "expires",
+)
 _ID_WORDS = ("id", "key", "uuid", "guid", "code", "number", "no", "nr")
 
 
@@ -129,7 +144,9 @@ def read_sample(path: str | Path, max_rows: int = MAX_SAMPLE_ROWS) -> pd.DataFra
     except OSError as exc:
         raise SchemaError(f"{path}: cannot read the sample: {exc.strerror or exc}") from exc
     except Exception as exc:
-        raise SchemaError(f"{path}: cannot be read as {fmt}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        raise SchemaError(
+            f"{path}: cannot be read as {fmt}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from exc
 
 
 # -- names --------------------------------------------------------------------------------
@@ -161,7 +178,11 @@ def _words(name: str) -> list[str]:
 
 
 def _has_word(name: str, words) -> bool:
-    return any(w == word or (len(word) > 2 and (w.startswith(word) or w.endswith(word))) for w in _words(name) for word in words)
+    return any(
+        w == word or (len(word) > 2 and (w.startswith(word) or w.endswith(word)))
+        for w in _words(name)
+        for word in words
+    )
 
 
 def is_id_like(name: str) -> bool:
@@ -205,7 +226,12 @@ def _dtype_of(values: pd.Series) -> tuple[str, str | None]:
         return "integer", None
     if pd.api.types.is_float_dtype(dtype):
         return "float", None
-    text = values.dropna().map(lambda v: v.decode("utf-8", "surrogateescape") if isinstance(v, bytes) else str(v)).astype(object).str.strip()
+    text = (
+        values.dropna()
+        .map(lambda v: v.decode("utf-8", "surrogateescape") if isinstance(v, bytes) else str(v))
+        .astype(object)
+        .str.strip()
+    )
     kind = _text_dtype(text)
     if kind != "datetime":
         return kind, None
@@ -224,24 +250,37 @@ def _offset_minutes(offset: str) -> int:
 
 
 def _zone_of_offsets(offsets) -> tuple[str, str]:
-    """(IANA zone, note) for UTC offsets: UTC for Z/+00:00, Etc/GMT-N for one whole-hour offset, else UTC with a TODO."""
+    """(IANA zone, note) for UTC offsets: UTC for Z/+00:00, Etc/GMT-N for one whole-hour offset, else UTC with a
+    TODO."""
     minutes = {_offset_minutes(o) for o in offsets}
     if minutes == {0}:
         return "UTC", ""
     if len(minutes) == 1 and next(iter(minutes)) % 60 == 0:
         hours = next(iter(minutes)) // 60
-        return f"Etc/GMT{-hours:+d}", f"the sample's times carry the offset {next(iter(offsets))}"  # POSIX sign: Etc/GMT-2 is two hours ahead of UTC
+        return (
+            f"Etc/GMT{-hours:+d}",
+            f"the sample's times carry the offset {next(iter(offsets))}",
+        )  # POSIX sign: Etc/GMT-2 is two hours ahead of UTC
     shown = ", ".join(sorted(set(offsets)))
     if len(minutes) == 1:
-        return "UTC", f"TODO: the sample's times carry the offset {shown}, which no whole-hour zone has; set the IANA zone they were recorded in"
-    return "UTC", f"TODO: the sample's times carry several offsets ({shown}: daylight saving?); set the IANA zone they were recorded in (e.g. Europe/Berlin)"
+        return (
+            "UTC",
+            f"TODO: the sample's times carry the offset {shown}, which no whole-hour zone has; set the IANA zone they "
+            "were recorded in",
+        )
+    return (
+        "UTC",
+        f"TODO: the sample's times carry several offsets ({shown}: daylight saving?); set the IANA zone they were "
+        "recorded in (e.g. Europe/Berlin)",
+    )
 
 
 _FIXED_OFFSET_RE = re.compile(r"^(?:UTC|GMT)?\s*([+-]\d{2}:?\d{2})$", re.IGNORECASE)
 
 
 def _zone_name(tz: str | None) -> str | None:
-    """An IANA zone for a sample's zone or offsets (`Europe/Paris`, `UTC+02:00` as pyarrow writes a fixed offset, `+02:00|+02:00`)."""
+    """An IANA zone for a sample's zone or offsets (`Europe/Paris`, `UTC+02:00` as pyarrow writes a fixed offset,
+    `+02:00|+02:00`)."""
     return _zone_and_note(tz)[0]
 
 
@@ -251,7 +290,10 @@ def _zone_and_note(tz: str | None) -> tuple[str | None, str]:
     if tz in ("UTC", "utc", "Z", "+00:00", "UTC+00:00"):
         return "UTC", ""
     offsets = tz.split("|")
-    fixed = [m.group(1) if (m := _FIXED_OFFSET_RE.match(o.strip())) else ("Z" if o.strip().upper() == "Z" else None) for o in offsets]
+    fixed = [
+        m.group(1) if (m := _FIXED_OFFSET_RE.match(o.strip())) else ("Z" if o.strip().upper() == "Z" else None)
+        for o in offsets
+    ]
     if all(fixed):
         return _zone_of_offsets(fixed)
     try:
@@ -292,17 +334,28 @@ def infer_column(values: pd.Series, name: str | None = None) -> tuple[ColumnGues
     zone, zone_note = _zone_and_note(tz)
     typed, unparsable, _ = coerce_column(values, Column(name=name, dtype=dtype), zone or "UTC")
     bad = int(unparsable.sum())
-    if bad and not (dtype == "datetime" and bad <= _few(int(values.notna().sum()))):  # the contract's parser disagrees with the guess: keep the text
+    if bad and not (
+        dtype == "datetime" and bad <= _few(int(values.notna().sum()))
+    ):  # the contract's parser disagrees with the guess: keep the text
         dtype, tz, zone, zone_note, bad = "string", None, None, "", 0
         typed, _, _ = coerce_column(values, Column(name=name, dtype="string"), "UTC")
     present = typed.dropna()
     nulls = int(typed.isna().sum()) - bad  # an unparsable value is not a null: its row is quarantined
     guess = ColumnGuess(
-        name=name, source=source, dtype=dtype, rows=len(values), nulls=nulls, distinct=int(present.nunique()), timezone=zone, timezone_note=zone_note
+        name=name,
+        source=source,
+        dtype=dtype,
+        rows=len(values),
+        nulls=nulls,
+        distinct=int(present.nunique()),
+        timezone=zone,
+        timezone_note=zone_note,
     )
     if bad:
         examples = ", ".join(repr(v) for v in pd.Series(values[np.asarray(unparsable)]).astype(str).unique()[:3])
-        guess = replace(guess, note=f"{bad} of {len(values)} values are not datetimes ({examples}): their rows will be quarantined")
+        guess = replace(
+            guess, note=f"{bad} of {len(values)} values are not datetimes ({examples}): their rows will be quarantined"
+        )
     if present.empty:
         return replace(guess, note="always empty in the sample: the dtype is a guess"), typed
     if dtype in ("integer", "float"):
@@ -366,12 +419,24 @@ def guess_key(typed: pd.DataFrame, columns, timestamp: str | None) -> tuple[tupl
             names = tuple(c.name for c in sorted(found, key=columns.index))
             if len(names) == 1:
                 return names, f"{names[0]} is unique in the sample"
-            return names, f"no id is unique in the sample; ({', '.join(names)}) is the smallest combination that is (ids and datetimes first)"
+            return (
+                names,
+                f"no id is unique in the sample; ({', '.join(names)}) is the smallest combination that is (ids and "
+                "datetimes first)",
+            )
     names = tuple(c.name for c in full)
     if _unique([hashes[n] for n in names]):
-        return names, "only all the columns without nulls together are unique in the sample: TODO name the columns that identify a row"
+        return (
+            names,
+            "only all the columns without nulls together are unique in the sample: TODO name the columns that identify "
+            "a row",
+        )
     dups = int(pd.Series(_combined(hashes, names)).duplicated().sum())
-    return names, f"the sample has {dups} duplicated rows, so no key is unique (duplicates are quarantined): TODO name the columns that identify a row"
+    return (
+        names,
+        f"the sample has {dups} duplicated rows, so no key is unique (duplicates are quarantined): TODO name the "
+        "columns that identify a row",
+    )
 
 
 def _smallest_unique(pool, hashes, timestamp, max_size: int):
@@ -392,28 +457,38 @@ def _combined(hashes, names) -> np.ndarray:
 
 
 def infer_contract(frame: pd.DataFrame, dataset: str, *, label: str | None = None) -> Inferred:
-    """A contract guessed from a sample frame (column names as the file gives them); `label` (either name) is never part of the key."""
+    """A contract guessed from a sample frame (column names as the file gives them); `label` (either name) is never part
+    of the key."""
     if frame.columns.duplicated().any():
-        raise SchemaError(f"the sample has duplicated column names: {sorted(set(frame.columns[frame.columns.duplicated()]))}")
+        raise SchemaError(
+            f"the sample has duplicated column names: {sorted(set(frame.columns[frame.columns.duplicated()]))}"
+        )
     names = _contract_names(frame.columns)
     guesses, typed = [], {}
-    for source, name in zip(frame.columns, names):
+    for source, name in zip(frame.columns, names, strict=True):
         g, values = infer_column(frame[source], name)
         guesses.append(g)
         typed[name] = values
     typed_frame = pd.DataFrame(typed)
     timestamp = guess_timestamp(guesses)
-    zoned = [(g, g.timezone) for g in guesses if g.timezone and g.name == timestamp] or [(g, g.timezone) for g in guesses if g.timezone]
+    zoned = [(g, g.timezone) for g in guesses if g.timezone and g.name == timestamp] or [
+        (g, g.timezone) for g in guesses if g.timezone
+    ]
     if zoned:
         zoned_guess, timezone = zoned[0]
         todo = zoned_guess.timezone_note if zoned_guess.timezone_note.startswith("TODO") else ""
         tz_note = todo or "the sample's times carry this zone (or offset); dates are cut in it"
     else:
         timezone = "UTC"
-        tz_note = "TODO: the sample's times have no zone; they are read as wall-clock times of this one, and dates are cut in it. "
+        tz_note = (
+            "TODO: the sample's times have no zone; they are read as wall-clock times of this one, and dates are cut "
+            "in it. "
+        )
         tz_note += "Set the zone they were recorded in"
     not_key = {label, snake_case(label)} if label else set()
-    key, key_note = guess_key(typed_frame, [g for g in guesses if g.name not in not_key and g.source not in not_key] or guesses, timestamp)
+    key, key_note = guess_key(
+        typed_frame, [g for g in guesses if g.name not in not_key and g.source not in not_key] or guesses, timestamp
+    )
     dates: tuple[dt.date, ...] = ()
     if timestamp:
         ts = typed_frame[timestamp].dropna()

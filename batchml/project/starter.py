@@ -17,9 +17,18 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from batchml.dataset.contract import Contract
 from batchml.base.errors import ConfigError, SchemaError
-from batchml.project.infer import ColumnGuess, Inferred, infer_column, infer_contract, is_id_like, read_sample, sample_format, snake_case
+from batchml.dataset.contract import Contract
+from batchml.project.infer import (
+    ColumnGuess,
+    Inferred,
+    infer_column,
+    infer_contract,
+    is_id_like,
+    read_sample,
+    sample_format,
+    snake_case,
+)
 
 TASKS = ("regression", "classification")
 
@@ -31,7 +40,12 @@ def _y(value) -> str:
     """One YAML scalar or flow list, quoted where YAML would read it as another type."""
     if isinstance(value, np.generic):
         value = value.item()
-    return yaml.safe_dump(value, default_flow_style=True, width=10**6, allow_unicode=True).strip().removesuffix("...").strip()
+    return (
+        yaml.safe_dump(value, default_flow_style=True, width=10**6, allow_unicode=True)
+        .strip()
+        .removesuffix("...")
+        .strip()
+    )
 
 
 def _spec(c: ColumnGuess, label: str | None) -> str:
@@ -67,8 +81,11 @@ def _wrapped(text: str, width: int = 92) -> list[str]:
 MAX_CLASSES = 50  # a label with more distinct values gets a TODO instead of a list of classes
 
 
-def contract_yaml(inf: Inferred, sample: str, *, label: str | None = None, task: str | None = None, classes: list | None = None) -> str:
-    """The contract as commented YAML that `Contract.load` reads; `classes` are a classification label's values in the sample."""
+def contract_yaml(
+    inf: Inferred, sample: str, *, label: str | None = None, task: str | None = None, classes: list | None = None
+) -> str:
+    """The contract as commented YAML that `Contract.load` reads; `classes` are a classification label's values in the
+    sample."""
     width = max(len(_y(c.name)) for c in inf.columns) + 1
     lines = [
         f"# The dataset contract of {inf.dataset}, written by `batchml init` from",
@@ -90,14 +107,21 @@ def contract_yaml(inf: Inferred, sample: str, *, label: str | None = None, task:
             f"timestamp: {_y(inf.timestamp)}",
         ]
     else:
-        lines += ["# TODO: no datetime column found; a timestamp (a datetime column) places a row on a date.", "# timestamp: <column>"]
+        lines += [
+            "# TODO: no datetime column found; a timestamp (a datetime column) places a row on a date.",
+            "# timestamp: <column>",
+        ]
     lines += [*_wrapped(inf.timezone_note), f"timezone: {_y(inf.timezone)}", "columns:"]
     if any(c.source != c.name for c in inf.columns):
         lines.insert(-1, "# `source:` is the name the file gives a column; the contract's names are snake_case.")
     for c in inf.columns:
         lines.append(f"  {(_y(c.name) + ':').ljust(width)} {_spec(c, label)}{_comment(c, label)}")
     if label:
-        where = "a column of the rows" if label in [c.name for c in inf.columns] else "derived from the rows by [labels] transform"
+        where = (
+            "a column of the rows"
+            if label in [c.name for c in inf.columns]
+            else "derived from the rows by [labels] transform"
+        )
         lines += [
             "# What the model predicts, and how it is judged.",
             "label:",
@@ -111,8 +135,13 @@ def contract_yaml(inf: Inferred, sample: str, *, label: str | None = None, task:
                 f"  classes: {_y(list(classes))}",
             ]
         elif task == "classification":
-            seen = f"the sample shows {len(classes)} values" if classes else "the sample does not show the label's values"
-            lines += [f"  # TODO: {seen}; list the classes (one proba_<class> column each)", "  # classes: [<class>, ...]"]
+            seen = (
+                f"the sample shows {len(classes)} values" if classes else "the sample does not show the label's values"
+            )
+            lines += [
+                f"  # TODO: {seen}; list the classes (one proba_<class> column each)",
+                "  # classes: [<class>, ...]",
+            ]
     else:
         lines += [
             "# TODO: the label, what the model predicts. Uncomment and name a column of the rows, or one",
@@ -130,7 +159,11 @@ def path_template(sample: Path) -> tuple[str, str]:
     rules = [
         (r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)", "{date}", "one file per date"),
         (r"(?<!\d)(\d{4})(\d{2})(\d{2})(?!\d)", "{year}{month}{day}", "one file per date"),
-        (r"(?<!\d)(\d{4})([-_])(\d{2})(?!\d)", None, "one file per month: a date's rows are those its timestamp places on it"),
+        (
+            r"(?<!\d)(\d{4})([-_])(\d{2})(?!\d)",
+            None,
+            "one file per month: a date's rows are those its timestamp places on it",
+        ),
     ]
     for pattern, field_text, note in rules:
         m = re.search(pattern, name)
@@ -139,8 +172,12 @@ def path_template(sample: Path) -> tuple[str, str]:
             return str(folder / (name[: m.start()] + text + name[m.end() :])), note
     m = re.search(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)", folder.name)
     if m and _plausible(m):
-        return str(folder.parent / (folder.name[: m.start()] + "{date}" + folder.name[m.end() :])) + "/", "one folder per date: every file in it"
-    return str(sample), "TODO: no date in the file's name; put {date}, {year}, {month} or {day} where a date's files differ"
+        return str(
+            folder.parent / (folder.name[: m.start()] + "{date}" + folder.name[m.end() :])
+        ) + "/", "one folder per date: every file in it"
+    return str(
+        sample
+    ), "TODO: no date in the file's name; put {date}, {year}, {month} or {day} where a date's files differ"
 
 
 def _plausible(m: re.Match) -> bool:
@@ -197,13 +234,16 @@ def hooks_py(inf: Inferred, module: str, sample: str, *, label: str | None) -> s
     else:
         what = f"the label {label!r}" if label else "the label"
         labels_body = (
-            f'    """{what[0].upper() + what[1:]} of each validated row, row for row (a Series, or a frame with the label column).\n\n'
+            f'    """{what[0].upper() + what[1:]} of each validated row, row for row (a Series, or a frame with the '
+            "label column).\n\n"
             "    Set [labels] transform = " + module + ":labels in luigi.cfg to use it; labels of date D are read\n"
             "    [source] label_lag_days after D. NaN means 'no label' (the row is not trained on).\n"
             '    """\n'
             "    raise NotImplementedError(\n"
-            f'        "{module}.labels: derive {what} from the rows here (for example a difference of two timestamps), "\n'
-            '        "or delete [labels] transform and give [source] labels_path (a feed of key columns and the label)"\n'
+            f'        "{module}.labels: derive {what} from the rows here (for example a difference of two timestamps), '
+            '"\n'
+            '        "or delete [labels] transform and give [source] labels_path (a feed of key columns and the '
+            'label)"\n'
             "    )\n"
         )
     return f'''"""Hooks of this project, named in luigi.cfg as `{module}:<function>`.
@@ -312,7 +352,10 @@ def luigi_cfg(inf: Inferred, sample: Path, module: str, *, label: str | None, fm
         "label_lag_days = 2",
     ]
     if not label_in_rows:
-        lines += ["# TODO: either [labels] transform below, or a labels feed (key columns and the label):", "# labels_path = "]
+        lines += [
+            "# TODO: either [labels] transform below, or a labels feed (key columns and the label):",
+            "# labels_path = ",
+        ]
     lines += [
         "",
         "[schema]",
@@ -328,9 +371,15 @@ def luigi_cfg(inf: Inferred, sample: Path, module: str, *, label: str | None, fm
     if label_in_rows:
         lines += ["# The label is a column of the rows.", f"transform = {module}:labels"]
     elif label:
-        lines += [f"# TODO: write {module}.labels, which derives {label} from a date's rows.", f"transform = {module}:labels"]
+        lines += [
+            f"# TODO: write {module}.labels, which derives {label} from a date's rows.",
+            f"transform = {module}:labels",
+        ]
     else:
-        lines += [f"# TODO: name the label in contract.yaml, then write {module}.labels (or set [source] labels_path).", f"# transform = {module}:labels"]
+        lines += [
+            f"# TODO: name the label in contract.yaml, then write {module}.labels (or set [source] labels_path).",
+            f"# transform = {module}:labels",
+        ]
     lines += [
         "",
         "[training]",
@@ -425,7 +474,9 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def init_project(folder: str | Path, sample: str | Path, *, label: str | None = None, task: str | None = None, force: bool = False) -> list[Path]:
+def init_project(
+    folder: str | Path, sample: str | Path, *, label: str | None = None, task: str | None = None, force: bool = False
+) -> list[Path]:
     """Write contract.yaml, luigi.cfg, <name>_hooks.py and README.md into `folder`; return their paths."""
     folder, sample = Path(folder).expanduser(), Path(sample).expanduser().resolve()
     if task is not None and task not in TASKS:
@@ -446,13 +497,17 @@ def init_project(folder: str | Path, sample: str | Path, *, label: str | None = 
     classes = None
     if label is not None:
         by_source = {c.source: c.name for c in inf.columns}
-        label = by_source.get(label, label)  # a column of the sample: its contract name (the file's name is its source:)
+        label = by_source.get(
+            label, label
+        )  # a column of the sample: its contract name (the file's name is its source:)
         if label in inf.key:
             raise ConfigError(f"--label {label}: is part of the guessed key; a label cannot identify a row")
         # A label the sample does not hold keeps the name as given: a labels feed or transform writes it so.
         if label in inf.names:
             column = inf.column(label)
-            task = task or ("classification" if column.dtype in ("string", "boolean") else None)  # no regression on text
+            task = task or (
+                "classification" if column.dtype in ("string", "boolean") else None
+            )  # no regression on text
             if task == "classification":
                 source = next(c.source for c in inf.columns if c.name == label)
                 typed = infer_column(frame[source], label)[1].dropna()

@@ -13,20 +13,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from batchml.dataset.contract import Contract, validate
 from batchml.base.errors import HookError, MissingInput
-from batchml.dataset.features import categorical_inputs
-from batchml.stats.metrics import PRIMARY, lower_is_better, model_metrics
-from batchml.model.packaged import Packaging, raw_example
-from batchml.dataset.nulls import NullCounts
-from batchml.stats.profile import date_profiles, reference_profile
 from batchml.base.progress import Progress
 from batchml.base.setting import number
+from batchml.dataset.contract import Contract, validate
+from batchml.dataset.features import categorical_inputs
+from batchml.dataset.nulls import NullCounts
+from batchml.dataset.sources import Source
+from batchml.model.onnx_io import PREDICTION, proba_columns
+from batchml.model.packaged import Packaging, raw_example
 from batchml.model.pin import ModelPin
 from batchml.model.registry import Registry, TrainingRun, register_version
-from batchml.model.onnx_io import PREDICTION, proba_columns
-from batchml.scoring.scoring import ModelSpec, predict_partition
-from batchml.dataset.sources import Source
 from batchml.model.training import (
     RECIPE_HOOK,
     FittedModel,
@@ -38,6 +35,9 @@ from batchml.model.training import (
     split_holdout,
     to_onnx_bytes,
 )
+from batchml.scoring.scoring import ModelSpec, predict_partition
+from batchml.stats.metrics import PRIMARY, lower_is_better, model_metrics
+from batchml.stats.profile import date_profiles, reference_profile
 
 log = logging.getLogger(__name__)
 HOLDOUT_SHARE = 0.1
@@ -74,10 +74,24 @@ def train_and_register(
     contract, progress, nulls = project.contract, Progress(log), NullCounts()
     dates = labelled_window(window_end, window_days)
     log.info("training: reading the labelled window %s..%s (%d dates)", dates[0], dates[-1], len(dates))
-    frame = labelled_frame(source, contract, dates, features=project.features, labels=project.labels, max_rows=max_rows, seed=seed, nulls=nulls)
+    frame = labelled_frame(
+        source,
+        contract,
+        dates,
+        features=project.features,
+        labels=project.labels,
+        max_rows=max_rows,
+        seed=seed,
+        nulls=nulls,
+    )
     train, holdout = split_holdout(frame, seed, HOLDOUT_SHARE)
-    settings = recipe_settings(contract, train.columns, transformed=bool(project.features), seed=seed, params=project.params)
-    progress.note(f"training: fitting {project.recipe} on {len(train)} rows of {len(settings.inputs)} inputs ({len(frame) - len(train)} held out)")
+    settings = recipe_settings(
+        contract, train.columns, transformed=bool(project.features), seed=seed, params=project.params
+    )
+    progress.note(
+        f"training: fitting {project.recipe} on {len(train)} rows of {len(settings.inputs)} inputs "
+        f"({len(frame) - len(train)} held out)"
+    )
     fitted = fit_model(project.recipe, train, settings)
     progress.note(f"training: fitted {type(fitted.estimator).__name__}; exporting to ONNX")
     _check_classes(fitted.classes, contract, project)
@@ -88,14 +102,27 @@ def train_and_register(
     progress.note(f"training: registering {registry.name} with its evidence")
     run = TrainingRun(project.recipe, seed, (dates[0], dates[-1]), max_rows, reason, run_name)
     packaging = Packaging(
-        contract, transform=project.features, example=_raw_rows(source, contract, dates), window=(dates[0].isoformat(), dates[-1].isoformat())
+        contract,
+        transform=project.features,
+        example=_raw_rows(source, contract, dates),
+        window=(dates[0].isoformat(), dates[-1].isoformat()),
     )
     primary = PRIMARY[contract.task]
     version = register_version(
-        registry, fitted, train, run, onnx_bytes=onnx_bytes, export_note=export_note, profile=profile, metrics=metrics, primary=primary, packaging=packaging
+        registry,
+        fitted,
+        train,
+        run,
+        onnx_bytes=onnx_bytes,
+        export_note=export_note,
+        profile=profile,
+        metrics=metrics,
+        primary=primary,
+        packaging=packaging,
     )
     progress.note(
-        f"training: registered version {version}, trained on {dates[0]}..{dates[-1]} ({len(train)} rows): holdout {primary} {metrics[f'holdout_{primary}']:.4g}"
+        f"training: registered version {version}, trained on {dates[0]}..{dates[-1]} ({len(train)} rows): holdout "
+        f"{primary} {metrics[f'holdout_{primary}']:.4g}"
     )
     return version
 
@@ -103,7 +130,12 @@ def train_and_register(
 def holdout_metrics(fitted: FittedModel, holdout: pd.DataFrame, contract: Contract) -> dict[str, float]:
     """The fitted estimator's metrics on the held-out rows, as `holdout_<metric>`."""
     outputs = _predict_estimator(fitted.estimator, holdout[fitted.inputs], fitted.named)
-    return {f"holdout_{k}": v for k, v in model_metrics(contract.task, holdout[contract.require_label().column].to_numpy(), outputs, fitted.named).items()}
+    return {
+        f"holdout_{k}": v
+        for k, v in model_metrics(
+            contract.task, holdout[contract.require_label().column].to_numpy(), outputs, fitted.named
+        ).items()
+    }
 
 
 def training_profile(fitted: FittedModel, train: pd.DataFrame, task: str, nulls: NullCounts) -> dict:
@@ -123,7 +155,9 @@ def training_profile(fitted: FittedModel, train: pd.DataFrame, task: str, nulls:
     profile["task"] = task
     profile["validated"] = nulls.as_json()
     specs = {**profile["columns"], **profile["outputs"]}
-    profile["dates"] = date_profiles(pd.concat([train[inputs].reset_index(drop=True), scored], axis=1), train["date"].reset_index(drop=True), specs)
+    profile["dates"] = date_profiles(
+        pd.concat([train[inputs].reset_index(drop=True), scored], axis=1), train["date"].reset_index(drop=True), specs
+    )
     return profile
 
 
@@ -146,7 +180,8 @@ def _check_classes(classes: Sequence | None, contract: Contract, project: Projec
     if classes is None or not expected or sorted(map(repr, classes)) == sorted(map(repr, expected)):
         return
     raise HookError(
-        f"{RECIPE_HOOK} = {project.recipe} fitted classes {list(classes)}, but {contract.path or contract.dataset} lists "
+        f"{RECIPE_HOOK} = {project.recipe} fitted classes {list(classes)}, but {contract.path or contract.dataset} "
+        "lists "
         f"label classes {list(expected)}: check [labels] transform (an unquoted yes/no in YAML is a boolean)"
     )
 
@@ -157,7 +192,8 @@ def _profiled_outputs(classes: Sequence | None) -> list[str]:
 
 
 def _predict_estimator(model: Any, frame: pd.DataFrame, classes: Sequence | None) -> dict[str, np.ndarray]:
-    """The estimator's outputs as scoring gives them: proba_<class> matched to its classes_ by identity, in `classes` order."""
+    """The estimator's outputs as scoring gives them: proba_<class> matched to its classes_ by identity, in `classes`
+    order."""
     return estimator_outputs(model, frame, classes, f"{type(model).__name__} (trained)")
 
 
@@ -165,18 +201,32 @@ def _predict_estimator(model: Any, frame: pd.DataFrame, classes: Sequence | None
 class GatePolicy:
     """The gate a challenger passes to be promoted; the home of [retrain] margin and guard_tolerance's defaults.
 
-    [retrain] metric and guards default to the task's own (PRIMARY, rmse or roc_auc), so `primary` and `guards` are no settings' defaults.
+    [retrain] metric and guards default to the task's own (PRIMARY, rmse or roc_auc), so `primary` and `guards` are no
+    settings' defaults.
     """
 
     primary: str = "mae"
-    margin: float = number(0.02, "The challenger's primary metric must be this much better (relative) to be promoted (negative: may be that much worse).")
+    margin: float = number(
+        0.02,
+        "The challenger's primary metric must be this much better (relative) to be promoted (negative: may be that "
+        "much worse).",
+    )
     guards: tuple[str, ...] = ("rmse",)
     guard_tolerance: float = number(0.02, "How much worse (relative) a guard metric may be.", low=0)
 
 
 def evaluate(pin: ModelPin, model_path: Path, frame: pd.DataFrame, contract: Contract) -> dict[str, float]:
     """Metrics of what is deployed (the pinned runtime, not the scikit-learn object) on labelled rows."""
-    spec = ModelSpec(str(model_path), pin.sha256, pin.runtime, pin.inputs or tuple(contract.default_inputs), contract.key, pin.name, pin.version, pin.classes)
+    spec = ModelSpec(
+        str(model_path),
+        pin.sha256,
+        pin.runtime,
+        pin.inputs or tuple(contract.default_inputs),
+        contract.key,
+        pin.name,
+        pin.version,
+        pin.classes,
+    )
     outputs = predict_partition(frame, spec)
     return model_metrics(contract.task, frame[contract.require_label().column].to_numpy(), outputs, pin.classes)
 

@@ -15,7 +15,10 @@ class RetrainPolicy:
     k: int = count(3, "Retrain when the drift verdict held on at least k ...")
     n: int = count(5, "... of the last n dates with a verdict.")
     error_increase: float = number(
-        0.3, "Or when the realized primary metric is this much worse (relative) than the model's holdout value (-1: always).", low=-1
+        0.3,
+        "Or when the realized primary metric is this much worse (relative) than the model's holdout value (-1: "
+        "always).",
+        low=-1,
     )
     cooldown_days: int = count(7, "No retrain within this many days of the last one.", least=0)
     allow_in_backfill: bool = setting(False, "Let dates behind the latest scored date trigger a retrain.")
@@ -38,10 +41,18 @@ def retrain_decision(
     policy: RetrainPolicy,
 ) -> dict:
     """`triggered` or `not triggered`, with the reason and the numbers behind it."""
-    recent = sorted((r for r in results if r.date <= date and r.drift_verdict is not None), key=lambda r: r.date)[-policy.n :]
+    recent = sorted((r for r in results if r.date <= date and r.drift_verdict is not None), key=lambda r: r.date)[
+        -policy.n :
+    ]
     drifted = [r.date.isoformat() for r in recent if r.drift_verdict == "drift"]
-    latest = max((r for r in results if r.date <= date and r.realized_error is not None), key=lambda r: r.date, default=None)
-    increase = (latest.realized_error / latest.model_holdout_error - 1) if latest and latest.realized_error is not None and latest.model_holdout_error else None
+    latest = max(
+        (r for r in results if r.date <= date and r.realized_error is not None), key=lambda r: r.date, default=None
+    )
+    increase = (
+        (latest.realized_error / latest.model_holdout_error - 1)
+        if latest and latest.realized_error is not None and latest.model_holdout_error
+        else None
+    )
     numbers = {
         "drifted_dates": drifted,
         "dates_considered": [r.date.isoformat() for r in recent],
@@ -59,15 +70,24 @@ def retrain_decision(
     if last_retrain and (date - last_retrain).days < policy.cooldown_days:
         return decide("not triggered", f"cooldown: last retrain {last_retrain}, {policy.cooldown_days} days must pass")
     if len(drifted) >= policy.k:
-        return decide("triggered", f"drift on {len(drifted)} of the last {len(recent)} dates (policy: {policy.k} of {policy.n})")
+        return decide(
+            "triggered", f"drift on {len(drifted)} of the last {len(recent)} dates (policy: {policy.k} of {policy.n})"
+        )
     if increase is not None and increase >= policy.error_increase:
-        return decide("triggered", f"realized MAE {increase:+.0%} against the model's holdout MAE (policy: +{policy.error_increase:.0%})")
+        return decide(
+            "triggered",
+            f"realized MAE {increase:+.0%} against the model's holdout MAE (policy: +{policy.error_increase:.0%})",
+        )
     return decide(
-        "not triggered", f"drift on {len(drifted)} of the last {len(recent)} dates; error increase {increase if increase is None else f'{increase:+.0%}'}"
+        "not triggered",
+        f"drift on {len(drifted)} of the last {len(recent)} dates; error increase "
+        f"{increase if increase is None else f'{increase:+.0%}'}",
     )
 
 
-def training_window(date: dt.date, *, onset: dt.date | None, label_lag: int, gate_days: int, window_days: int, min_days: int) -> tuple[dt.date, dt.date] | None:
+def training_window(
+    date: dt.date, *, onset: dt.date | None, label_lag: int, gate_days: int, window_days: int, min_days: int
+) -> tuple[dt.date, dt.date] | None:
     """The labelled dates a challenger trains on, or None while too few exist yet.
 
     It ends before the held-out gate dates, and starts no earlier than the drift onset:

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from batchml.store import layout
-from batchml.monitor.checks import error_ratio
 from batchml.dataset.contract import Contract
+from batchml.model.registry import Registry
+from batchml.monitor.checks import error_ratio
 from batchml.retrain.lifecycle import GatePolicy, evaluate, gate
+from batchml.retrain.policy import DayResult, RetrainPolicy, drift_onset, retrain_decision, training_window
+from batchml.store import layout
 from batchml.store.documents import monitored_dates, read_document
 from batchml.store.layout import monitoring_file
-from batchml.retrain.policy import DayResult, RetrainPolicy, drift_onset, retrain_decision, training_window
-from batchml.model.registry import Registry
 from batchml.store.storage import Storage
 
 PREVIOUS = "previous"  # the alias a promotion leaves on the version it replaced
@@ -45,7 +45,9 @@ def day_results(storage: Storage, date: dt.date, days: int) -> list[DayResult]:
         drift = read_document(storage, monitoring_file(d, "drift.json"))
         metrics = read_document(storage, monitoring_file(d, "metrics.json")) or {}
         numbers = metrics.get("numbers", {})
-        ratio = error_ratio(numbers.get("realized") or {}, numbers.get("champion_holdout"), metrics.get("primary_metric", "mae"))
+        ratio = error_ratio(
+            numbers.get("realized") or {}, numbers.get("champion_holdout"), metrics.get("primary_metric", "mae")
+        )
         out.append(DayResult(d, (drift or {}).get("verdict"), ratio, 1.0 if ratio is not None else None))
     return out
 
@@ -69,16 +71,37 @@ def decide(storage: Storage, date: dt.date, plan: RetrainPlan) -> tuple[dict, tu
     policy = plan.policy
     results = day_results(storage, date, policy.n + plan.window_days + plan.label_lag + plan.gate_days)
     scored = storage.committed_dates(layout.PREDICTIONS)
-    decision = retrain_decision(date, results, last_retrain=last_retrain(storage, date), latest_scored=max(scored) if scored else None, policy=policy)
+    decision = retrain_decision(
+        date,
+        results,
+        last_retrain=last_retrain(storage, date),
+        latest_scored=max(scored) if scored else None,
+        policy=policy,
+    )
     if decision["decision"] != "triggered":
         return decision, None
     if not plan.recipe_available:
-        unavailable = {"decision": "unavailable", "trigger_reason": decision["reason"], "reason": "retraining unavailable: [training] recipe is not set"}
+        unavailable = {
+            "decision": "unavailable",
+            "trigger_reason": decision["reason"],
+            "reason": "retraining unavailable: [training] recipe is not set",
+        }
         return {**decision, **unavailable}, None
-    onset = drift_onset(date, results) if decision["drifted_dates"] and len(decision["drifted_dates"]) >= policy.k else None
-    window = training_window(date, onset=onset, label_lag=plan.label_lag, gate_days=plan.gate_days, window_days=plan.window_days, min_days=plan.min_train_days)
+    onset = (
+        drift_onset(date, results) if decision["drifted_dates"] and len(decision["drifted_dates"]) >= policy.k else None
+    )
+    window = training_window(
+        date,
+        onset=onset,
+        label_lag=plan.label_lag,
+        gate_days=plan.gate_days,
+        window_days=plan.window_days,
+        min_days=plan.min_train_days,
+    )
     if window is None:
-        waiting = f"{decision['reason']}; waiting for {plan.min_train_days} labelled dates since the drift onset {onset}"
+        waiting = (
+            f"{decision['reason']}; waiting for {plan.min_train_days} labelled dates since the drift onset {onset}"
+        )
         return {**decision, "decision": "deferred", "reason": waiting}, None
     return decision, window
 
@@ -103,12 +126,21 @@ def gate_challenger(
     classes = label.classes if label.is_classification else None
     champion = registry.pin(alias, cache_dir, classes)
     challenger = registry.pin_version(challenger_version, cache_dir, classes)
-    scores = {pin.version: evaluate(pin, registry.fetch(pin, cache_dir), frame, contract) for pin in (champion, challenger)}
+    scores = {
+        pin.version: evaluate(pin, registry.fetch(pin, cache_dir), frame, contract) for pin in (champion, challenger)
+    }
     result = gate(scores[challenger.version], scores[champion.version], policy)
     evaluated = [d.isoformat() for d in dates]
-    for key, value in {"gate": result["decision"], "gate_reason": result["reason"], "gate_dates": ",".join(evaluated)}.items():
+    for key, value in {
+        "gate": result["decision"],
+        "gate_reason": result["reason"],
+        "gate_dates": ",".join(evaluated),
+    }.items():
         registry.client.set_model_version_tag(registry.name, challenger.version, key, value)
-    registry.describe_version(challenger.version, f"{result['decision']} against v{champion.version} on {', '.join(evaluated)}: {result['reason']}.")
+    registry.describe_version(
+        challenger.version,
+        f"{result['decision']} against v{champion.version} on {', '.join(evaluated)}: {result['reason']}.",
+    )
     if result["decision"] == "promoted":
         registry.set_alias(PREVIOUS, champion.version)
         registry.set_alias(alias, challenger.version)
@@ -126,9 +158,18 @@ def roll_back(registry: Registry, *, alias: str, date: dt.date, reason: str, to_
     current = registry.version_by_alias(alias)
     target = to_version or getattr(registry.version_by_alias(PREVIOUS), "version", None)
     if current is None or target is None:
-        raise ValueError(f"nothing to roll back to: @{alias} is {getattr(current, 'version', None)}, @{PREVIOUS} is not set and no --to-version given")
+        raise ValueError(
+            f"nothing to roll back to: @{alias} is {getattr(current, 'version', None)}, @{PREVIOUS} is not set and no "
+            "--to-version given"
+        )
     target = str(target)
     registry.set_alias(alias, target)
     registry.set_alias(PREVIOUS, current.version)
     registry.client.set_model_version_tag(registry.name, current.version, "rolled_back", f"{date}: {reason}")
-    return {"decision": "rolled back", "reason": reason, "from_version": str(current.version), "to_version": target, "date": date.isoformat()}
+    return {
+        "decision": "rolled back",
+        "reason": reason,
+        "from_version": str(current.version),
+        "to_version": target,
+        "date": date.isoformat(),
+    }

@@ -37,7 +37,9 @@ _EMBEDDED_CONFIG = {
 }
 
 
-def get_client(scheduler_address: str = "", *, n_workers: int = 2, threads_per_worker: int = 1, processes: bool = False):
+def get_client(
+    scheduler_address: str = "", *, n_workers: int = 2, threads_per_worker: int = 1, processes: bool = False
+):
     """The process's Dask client: connect to `scheduler_address`, or start a LocalCluster.
 
     The LocalCluster defaults to worker threads in this process: ONNX Runtime and
@@ -59,7 +61,12 @@ def get_client(scheduler_address: str = "", *, n_workers: int = 2, threads_per_w
             log.info("connected to Dask scheduler %s", scheduler_address)
         else:
             _client = Client(_local_cluster(n_workers, threads_per_worker, processes))
-            log.info("started a LocalCluster: %d workers x %d threads (processes=%s)", n_workers, threads_per_worker, processes)
+            log.info(
+                "started a LocalCluster: %d workers x %d threads (processes=%s)",
+                n_workers,
+                threads_per_worker,
+                processes,
+            )
         _settings = wanted
         atexit.register(close_client)
         return _client
@@ -108,7 +115,9 @@ def shared_cluster(owner: int, *, n_workers: int, threads_per_worker: int) -> st
         proc.stdout.close()
         if not line.startswith("tcp://"):
             proc.kill()
-            raise RuntimeError(f"the run's shared Dask cluster did not start (exit {proc.wait()}, said {line.strip()!r})")
+            raise RuntimeError(
+                f"the run's shared Dask cluster did not start (exit {proc.wait()}, said {line.strip()!r})"
+            )
         address = line.strip()
         state.write_text(json.dumps({"address": address, "pid": proc.pid}))
         log.info("started the run's shared Dask cluster at %s for luigi pid %d", address, owner)
@@ -138,7 +147,11 @@ def _serve(owner: int, n_workers: int, threads_per_worker: int) -> None:
         except ProcessLookupError:
             pass
         sessions = client.run(lambda: sorted(__import__("batchml.scoring.scoring", fromlist=["_models"])._models))
-        print(f"batchml: the run's shared Dask cluster stops; ONNX sessions per worker: {sessions}", file=sys.stderr, flush=True)
+        print(
+            f"batchml: the run's shared Dask cluster stops; ONNX sessions per worker: {sessions}",
+            file=sys.stderr,
+            flush=True,
+        )
     state.unlink(missing_ok=True)
     state.with_suffix(".lock").unlink(missing_ok=True)
 

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import fsspec
 
-from batchml.store import layout
 from batchml.base.errors import IntegrityError
-from batchml.store.layout import FEATURES, PREDICTIONS, PROFILE_FILE
-from batchml.stats.profile import daily_profile
 from batchml.base.provenance import code_version
 from batchml.model.pin import ModelPin
 from batchml.model.runtimes import check_inputs
 from batchml.scoring.scoring import ModelSpec, score_files
+from batchml.stats.profile import daily_profile
+from batchml.store import layout
+from batchml.store.layout import FEATURES, PREDICTIONS, PROFILE_FILE
 from batchml.store.manifest import Manifest
 from batchml.store.storage import Storage
 
@@ -49,7 +49,17 @@ def predict_date(
     features = storage.verify(FEATURES, date, checksums=True)  # every byte scoring reads, against its sha256
     inputs = check_inputs(pin, features, date)
     specs = profile_specs(reference)  # the profile's bins, or None: no profile
-    spec = ModelSpec(str(model_path), pin.scored_sha256, pin.runtime, inputs, tuple(key), pin.name, pin.version, pin.classes, pin.input_types)
+    spec = ModelSpec(
+        str(model_path),
+        pin.scored_sha256,
+        pin.runtime,
+        inputs,
+        tuple(key),
+        pin.name,
+        pin.version,
+        pin.classes,
+        pin.input_types,
+    )
     with storage.writer(PREDICTIONS, date, replace=replace) as out:
         if out.committed:
             log.info("predictions for %s already committed by another run; nothing to do", date)
@@ -64,7 +74,10 @@ def predict_date(
         )
         rows = {"in": features.rows["in"], "written": result.rows, "quarantined": features.rows["quarantined"]}
         if rows["in"] != rows["written"] + rows["quarantined"]:
-            raise IntegrityError(f"{date}: rows in {rows['in']} != scored {rows['written']} + quarantined {rows['quarantined']}; nothing committed")
+            raise IntegrityError(
+                f"{date}: rows in {rows['in']} != scored {rows['written']} + quarantined {rows['quarantined']}; "
+                "nothing committed"
+            )
         manifest = Manifest(
             dataset=PREDICTIONS,
             date=date.isoformat(),
@@ -86,7 +99,13 @@ def predict_date(
 
 def manifest_model(pin: ModelPin) -> dict:
     """What the predictions manifest records of the model: version, runtime, what was loaded and why."""
-    body = {"name": pin.name, "version": pin.version, "sha256": pin.sha256, "runtime": pin.runtime, "flavor": pin.flavor}
+    body = {
+        "name": pin.name,
+        "version": pin.version,
+        "sha256": pin.sha256,
+        "runtime": pin.runtime,
+        "flavor": pin.flavor,
+    }
     if pin.converted_sha256:
         body["converted_sha256"] = pin.converted_sha256
     if pin.note:
@@ -114,7 +133,9 @@ def sample_predictions(sample, pin: ModelPin, model_path, key: tuple[str, ...]):
     from batchml.scoring.scoring import predict_partition
 
     inputs = pin.inputs or tuple(c for c in sample.columns if c not in key)
-    spec = ModelSpec(str(model_path), pin.scored_sha256, pin.runtime, inputs, (), pin.name, pin.version, pin.classes, pin.input_types)
+    spec = ModelSpec(
+        str(model_path), pin.scored_sha256, pin.runtime, inputs, (), pin.name, pin.version, pin.classes, pin.input_types
+    )
     return predict_partition(sample, spec), list(inputs)
 
 
@@ -131,7 +152,9 @@ def model_for_workers(storage, pin: ModelPin, local_path: Path) -> str:
     if storage.read_text(layout.model_file(pin.scored_sha256, ".json")) is None:
         with storage.open(relative, "wb") as fh:
             fh.write(local_path.read_bytes())
-        storage.write_text(layout.model_file(pin.scored_sha256, ".json"), pin.to_json())  # written after the model: it marks it whole
+        storage.write_text(
+            layout.model_file(pin.scored_sha256, ".json"), pin.to_json()
+        )  # written after the model: it marks it whole
     return storage.url(relative)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from dataclasses import dataclass
+from itertools import pairwise
 
 import dask.dataframe as dd  # imported here, not per call: the first import takes ~0.7 s
 import fsspec
@@ -27,6 +28,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from batchml.base.errors import IntegrityError
+from batchml.base.faults import failpoint
+from batchml.base.provenance import sha256_bytes, sha256_tree
 from batchml.model.onnx_io import (
     PREDICTION,
     class_codes,
@@ -39,9 +42,7 @@ from batchml.model.onnx_io import (
     proba_columns,
     session_classes,
 )
-from batchml.base.faults import failpoint
 from batchml.stats.profile import add_profiles, profile_partition
-from batchml.base.provenance import sha256_bytes, sha256_tree
 
 _models: dict[str, object] = {}
 _models_lock = threading.Lock()
@@ -113,7 +114,9 @@ def pyfunc_model(model_dir: str, sha256: str):
         try:
             return mlflow.pyfunc.load_model(model_dir)
         except ModuleNotFoundError as exc:
-            raise ModuleNotFoundError(f"the model in {model_dir} needs the package {exc.name!r}, which this worker's environment lacks") from exc
+            raise ModuleNotFoundError(
+                f"the model in {model_dir} needs the package {exc.name!r}, which this worker's environment lacks"
+            ) from exc
 
     return _cached(sha256, load)
 
@@ -140,7 +143,9 @@ def pyfunc_outputs(model, frame: pd.DataFrame, n: int, classes, who: str = "the 
     if raw is not None and hasattr(raw, "predict_proba") and hasattr(raw, "classes_"):
         return class_outputs(raw.predict_proba(frame), list(raw.classes_), classes, who)
     out = model.predict(frame)
-    if isinstance(out, pd.DataFrame) and not (classes and isinstance(out.columns, pd.RangeIndex)):  # 0, 1, ... are positions, not classes
+    if isinstance(out, pd.DataFrame) and not (
+        classes and isinstance(out.columns, pd.RangeIndex)
+    ):  # 0, 1, ... are positions, not classes
         return _frame_outputs(out, classes, who)
     values = np.asarray(out)
     if not classes:
@@ -151,7 +156,8 @@ def pyfunc_outputs(model, frame: pd.DataFrame, n: int, classes, who: str = "the 
         return _frame_outputs(pd.DataFrame(values, columns=names), classes, who)
     raise IntegrityError(
         f"{who} returned {'labels' if values.ndim == 1 else f'an array of shape {values.shape}'} with no class names "
-        f"(output signature: {names or 'none'}): batchml needs a probability per class, named by class, for {list(classes)}"
+        f"(output signature: {names or 'none'}): batchml needs a probability per class, named by class, for "
+        f"{list(classes)}"
     )
 
 
@@ -181,9 +187,14 @@ def _frame_outputs(out: pd.DataFrame, classes, who: str = "the model") -> dict[s
     pairs = [(c, found[0]) for c in columns if (found := named_classes([c], classes))]
     if not pairs:
         raise IntegrityError(
-            f"{who} returned columns {[str(c) for c in out.columns]}, none named by a class of {list(classes)}: which is which class is unknown"
+            f"{who} returned columns {[str(c) for c in out.columns]}, none named by a class of {list(classes)}: which "
+            "is which class is unknown"
         )
-    proba = np.column_stack([np.asarray(out[c], dtype=np.float32) for c, _ in pairs]) if len(out) else np.empty((0, len(pairs)), np.float32)
+    proba = (
+        np.column_stack([np.asarray(out[c], dtype=np.float32) for c, _ in pairs])
+        if len(out)
+        else np.empty((0, len(pairs)), np.float32)
+    )
     outputs = class_outputs(proba, [k for _, k in pairs], classes, who)
     for c, _ in pairs:
         cols.pop(str(c), None)
@@ -207,7 +218,11 @@ _PANDAS_TYPES = {"number": "float64", "integer": "int64", "boolean": "bool"}
 def signature_frame(part: pd.DataFrame, inputs: tuple[str, ...], kinds: tuple[str, ...]) -> pd.DataFrame:
     """The model's inputs with the widths its signature declares (MLflow refuses int64 into double, int32 into long)."""
     frame = part[list(inputs)]
-    casts = {c: _PANDAS_TYPES[k] for c, k in zip(inputs, kinds) if k in _PANDAS_TYPES and str(frame[c].dtype) != _PANDAS_TYPES[k]}
+    casts = {
+        c: _PANDAS_TYPES[k]
+        for c, k in zip(inputs, kinds, strict=False)  # no kinds without a signature
+        if k in _PANDAS_TYPES and str(frame[c].dtype) != _PANDAS_TYPES[k]
+    }
     casts = {c: t for c, t in casts.items() if t == "float64" or not frame[c].isna().any()}
     return frame.astype(casts) if casts else frame
 
@@ -218,7 +233,11 @@ def predict_partition(part: pd.DataFrame, spec: ModelSpec) -> pd.DataFrame:
     if spec.runtime in ("onnx", "converted"):
         session = onnx_session(spec.url, spec.sha256)
         model_classes = onnx_classes(spec, session) if spec.classes else None
-        outputs = onnx_outputs(session, onnx_feed(session, part, spec.inputs), n, spec.classes, model_classes, spec.who) if n else _empty_outputs(spec)
+        outputs = (
+            onnx_outputs(session, onnx_feed(session, part, spec.inputs), n, spec.classes, model_classes, spec.who)
+            if n
+            else _empty_outputs(spec)
+        )
     else:
         model = pyfunc_model(spec.url, spec.sha256)
         frame = signature_frame(part, spec.inputs, spec.input_types)
@@ -252,11 +271,18 @@ def score_partition(
     name = _file_name(partition_info["number"] if partition_info else 0)
     predictions = predict_partition(part, spec)
     with fsspec.open(f"{out_dir}/{name}", "wb") as fh:
-        pq.write_table(pa.Table.from_pandas(predictions, preserve_index=False), fh, use_dictionary=["model_name", "model_version"], write_page_checksum=True)
+        pq.write_table(
+            pa.Table.from_pandas(predictions, preserve_index=False),
+            fh,
+            use_dictionary=["model_name", "model_version"],
+            write_page_checksum=True,
+        )
     failpoint("score.partition")
     partial = None
     if profile_specs:
-        partial = profile_partition(part, profile_specs, extra={c: predictions[c] for c in spec.output_columns if c in profile_specs})
+        partial = profile_partition(
+            part, profile_specs, extra={c: predictions[c] for c in spec.output_columns if c in profile_specs}
+        )
     return pd.DataFrame({"file": [name], "rows": [len(predictions)], "profile": [partial]})
 
 
@@ -268,7 +294,7 @@ def _combine(*parts) -> dict:
     files, profiles = {}, []
     for part in parts:
         if isinstance(part, pd.DataFrame):
-            part = {"files": dict(zip(part["file"], part["rows"])), "profile": part["profile"].iloc[0]}
+            part = {"files": dict(zip(part["file"], part["rows"], strict=True)), "profile": part["profile"].iloc[0]}
         files.update(part["files"])
         if part["profile"] is not None:
             profiles.append(part["profile"])
@@ -310,8 +336,16 @@ def score_files(
     columns = list(dict.fromkeys([*spec.key, *spec.inputs]))
     wanted = min_partitions if min_partitions is not None else 2 * sum(client.nthreads().values())
     pieces = row_ranges(files, wanted) if len(files) < wanted else [(f, 0, _ALL_ROWS) for f in files]
-    features = dd.from_map(read_rows, pieces, columns=columns, meta=read_rows((files[0], 0, 0), columns), enforce_metadata=False)
-    meta = pd.DataFrame({"file": pd.Series([], dtype=object), "rows": pd.Series([], dtype="int64"), "profile": pd.Series([], dtype=object)})
+    features = dd.from_map(
+        read_rows, pieces, columns=columns, meta=read_rows((files[0], 0, 0), columns), enforce_metadata=False
+    )
+    meta = pd.DataFrame(
+        {
+            "file": pd.Series([], dtype=object),
+            "rows": pd.Series([], dtype="int64"),
+            "profile": pd.Series([], dtype=object),
+        }
+    )
     results = features.map_partitions(score_partition, out_dir, spec, profile_specs, meta=meta)
     # One fused task per partition: Client.compute does not fuse dask-expr graphs itself
     # (dask/distributed#8833), and unfused partitions are read ahead and held in memory.
@@ -325,7 +359,9 @@ def score_files(
             on_progress(done, total)
     level = parts
     while len(level) > 1:
-        level = [client.submit(_combine, *level[i : i + split_every], pure=False) for i in range(0, len(level), split_every)]
+        level = [
+            client.submit(_combine, *level[i : i + split_every], pure=False) for i in range(0, len(level), split_every)
+        ]
     combined = _combine(level[0].result())
     file_rows = {name: int(rows) for name, rows in combined["files"].items()}
     return ScoreResult(rows=sum(file_rows.values()), file_rows=file_rows, profile=combined["profile"])
@@ -342,9 +378,9 @@ def row_ranges(files: list[str], wanted: int) -> list[tuple[str, int, int]]:
             rows.append(pq.ParquetFile(fh).metadata.num_rows)
     per_file = -(-wanted // max(1, len(files)))
     out = []
-    for f, n in zip(files, rows):
+    for f, n in zip(files, rows, strict=True):
         cuts = np.linspace(0, n, min(per_file, max(1, n)) + 1).astype(int)
-        out += [(f, int(lo), int(hi)) for lo, hi in zip(cuts[:-1], cuts[1:])]
+        out += [(f, int(lo), int(hi)) for lo, hi in pairwise(cuts)]
     return out
 
 
@@ -362,7 +398,9 @@ def read_rows(piece: tuple[str, int, int], columns: list[str]) -> pd.DataFrame:
                 return pf.read(columns=columns).to_pandas()
             starts = np.cumsum([0] + [pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)])
             groups = [i for i in range(pf.num_row_groups) if starts[i] < hi and starts[i + 1] > lo] if hi > lo else []
-            table = pf.read_row_groups(groups, columns=columns) if groups else pf.schema_arrow.empty_table().select(columns)
+            table = (
+                pf.read_row_groups(groups, columns=columns) if groups else pf.schema_arrow.empty_table().select(columns)
+            )
             first = int(starts[groups[0]]) if groups else 0
             return table.slice(lo - first, hi - lo).to_pandas()
     except (ConnectionError, TimeoutError):

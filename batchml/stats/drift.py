@@ -65,13 +65,22 @@ class DriftThresholds:
     js: float = share(0.1, "Jensen-Shannon distance (base 2) at or above which a column drifted.")
     wasserstein: float = number(0.1, "Wasserstein distance / reference std at or above which a column drifted.", low=0)
     drift_share: float = share(0.5, "Share of drifted features at which the date's verdict is drift.")
-    numeric_methods: tuple[str, ...] = setting(("psi", "wasserstein"), "Methods that decide for numeric features (any crossing).")
-    categorical_methods: tuple[str, ...] = setting(("psi", "js"), "Methods that decide for categorical features (any crossing).")
-    exclude: tuple[str, ...] = setting((), "Features not judged, e.g. ones constant within a date (a weekday), always 'drifted' against a multi-day reference.")
+    numeric_methods: tuple[str, ...] = setting(
+        ("psi", "wasserstein"), "Methods that decide for numeric features (any crossing)."
+    )
+    categorical_methods: tuple[str, ...] = setting(
+        ("psi", "js"), "Methods that decide for categorical features (any crossing)."
+    )
+    exclude: tuple[str, ...] = setting(
+        (),
+        "Features not judged, e.g. ones constant within a date (a weekday), always 'drifted' against a multi-day "
+        "reference.",
+    )
     # window_days is read by the caller (see profile.window_profile)
     window_days: int = count(
         1,
-        "The current profile of D is the sum of the daily profiles of the window_days dates ending at D (scored by the same version): raise it for low-volume tables.",
+        "The current profile of D is the sum of the daily profiles of the window_days dates ending at D (scored by the "
+        "same version): raise it for low-volume tables.",
     )
     floor_quantile: float = number(
         0.95,
@@ -82,7 +91,10 @@ class DriftThresholds:
         high_open=True,
     )
     floor_draws: int = count(400, "Bootstrap draws per (column, rows) where no analytic floor applies.")
-    match_weekdays: bool = setting(True, "Compare a window with the reference's dates on the same weekdays, when the reference keeps per-date profiles.")
+    match_weekdays: bool = setting(
+        True,
+        "Compare a window with the reference's dates on the same weekdays, when the reference keeps per-date profiles.",
+    )
 
 
 def psi(ref_counts, cur_counts) -> float:
@@ -123,7 +135,9 @@ def chi2_pvalue(ref_counts, cur_counts) -> float:
     return float(stats.chi2_contingency(table)[1])
 
 
-def noise_floors(ref: dict, n: int, *, quantile: float = 0.95, draws: int = 400, std: float | None = None, seed: int = 0) -> dict[str, dict]:
+def noise_floors(
+    ref: dict, n: int, *, quantile: float = 0.95, draws: int = 400, std: float | None = None, seed: int = 0
+) -> dict[str, dict]:
     """The `quantile` of PSI, JS distance and normalised Wasserstein under no drift, for n current rows.
 
     No drift: the current rows and a reference of the same size (sum of `ref["counts"]`) are
@@ -138,7 +152,16 @@ def noise_floors(ref: dict, n: int, *, quantile: float = 0.95, draws: int = 400,
         return {m: {"floor": 0.0, "how": "none"} for m in FLOOR_METHODS}
     means = tuple(m if m is not None else np.nan for m in ref["bin_means"]) if ref["kind"] == "numeric" else ()
     unseen = float(np.sum(counts == 1) / n_ref) if ref["kind"] == "categorical" else 0.0  # Good-Turing: singletons / N
-    boot = _bootstrap_floors(tuple(counts), means, float(std or ref.get("std") or 0.0), unseen, int(n), float(quantile), int(draws), int(seed))
+    boot = _bootstrap_floors(
+        tuple(counts),
+        means,
+        float(std or ref.get("std") or 0.0),
+        unseen,
+        int(n),
+        float(quantile),
+        int(draws),
+        int(seed),
+    )
     out = {m: {"floor": v, "how": "bootstrap"} for m, v in boot.items()}
     shares = counts[counts > 0] / n_ref
     if len(shares) > 1 and shares.min() * min(n, n_ref) >= MIN_EXPECTED:
@@ -151,7 +174,9 @@ def noise_floors(ref: dict, n: int, *, quantile: float = 0.95, draws: int = 400,
 
 
 @lru_cache(maxsize=4096)
-def _bootstrap_floors(counts: tuple, means: tuple, std: float, unseen: float, n: int, quantile: float, draws: int, seed: int) -> dict[str, float]:
+def _bootstrap_floors(
+    counts: tuple, means: tuple, std: float, unseen: float, n: int, quantile: float, draws: int, seed: int
+) -> dict[str, float]:
     """Bootstrap quantiles of the statistics (cached: one reference column and n cost one draw set)."""
     c = np.asarray(counts)
     n_ref = int(c.sum())
@@ -272,7 +297,11 @@ def drift_report(reference: dict, daily: dict, features: list[str], thresholds: 
     judged = {n: judge(n) for n in outputs}
     prediction = max(judged.values(), key=lambda r: (r["drifted"], r.get("psi", 0.0)), default=None)
     if prediction is not None and len(judged) > 1:
-        prediction = {**prediction, "output": max(judged, key=lambda n: (judged[n]["drifted"], judged[n].get("psi", 0.0))), "outputs": judged}
+        prediction = {
+            **prediction,
+            "output": max(judged, key=lambda n: (judged[n]["drifted"], judged[n].get("psi", 0.0))),
+            "outputs": judged,
+        }
     drifted = [f for f, r in per_feature.items() if r["drifted"]]
     share = len(drifted) / len(monitored) if monitored else 0.0
     return {
@@ -294,7 +323,8 @@ def drift_report(reference: dict, daily: dict, features: list[str], thresholds: 
 
 
 def _reference_columns(reference: dict) -> dict[str, dict]:
-    """The reference's feature columns and its output columns (the prediction, or a classifier's probabilities), by name."""
+    """The reference's feature columns and its output columns (the prediction, or a classifier's probabilities), by
+    name."""
     outputs = reference.get("outputs") or ({"prediction": reference["prediction"]} if "prediction" in reference else {})
     return {**reference["columns"], **outputs}
 

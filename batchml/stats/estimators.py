@@ -80,7 +80,10 @@ def _codes(values, classes) -> np.ndarray:
     """Each value's position in `classes`, -1 outside them; `True` matches `True`, never `1`."""
     keys = {(_kind(c), _plain(c)): j for j, c in enumerate(classes)}
     values = values.tolist() if isinstance(values, (pd.Series, np.ndarray, pd.Index)) else list(values)
-    return np.array([keys.get((_kind(v), _plain(v)), -1) if not (isinstance(v, float) and math.isnan(v)) else -1 for v in values], dtype=np.int64)
+    return np.array(
+        [keys.get((_kind(v), _plain(v)), -1) if not (isinstance(v, float) and math.isnan(v)) else -1 for v in values],
+        dtype=np.int64,
+    )
 
 
 def _probabilities(proba, classes) -> np.ndarray:
@@ -107,7 +110,9 @@ def isotonic_map(score, outcome) -> dict:
     """
     from sklearn.isotonic import IsotonicRegression
 
-    fit = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(np.asarray(score, float), np.asarray(outcome, float))
+    fit = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(
+        np.asarray(score, float), np.asarray(outcome, float)
+    )
     return {"x": [float(v) for v in fit.X_thresholds_], "y": [float(v) for v in fit.y_thresholds_]}
 
 
@@ -127,7 +132,10 @@ def expected_calibration_error(p, hit, bins: int = 10) -> float:
     if not len(p):
         return float("nan")
     order = np.argsort(p, kind="stable")
-    return float(sum(len(b) * abs(p[b].mean() - hit[b].mean()) for b in np.array_split(order, min(bins, len(p))) if len(b)) / len(p))
+    return float(
+        sum(len(b) * abs(p[b].mean() - hit[b].mean()) for b in np.array_split(order, min(bins, len(p))) if len(b))
+        / len(p)
+    )
 
 
 # ---------------------------------------------------------------- classifier: the calibrator
@@ -183,7 +191,14 @@ def fit_calibrator(proba, y_true, classes, *, seed: int = 0, status: str = FITTE
                 "held_out_brier_calibrated": brier_after / 2 if n >= _MIN_ROWS else None,
             }
         )
-    return {"kind": "isotonic per class", "classes": classes, "maps": maps, "checks": checks, "rows": int(n), "status": status}
+    return {
+        "kind": "isotonic per class",
+        "classes": classes,
+        "maps": maps,
+        "checks": checks,
+        "rows": int(n),
+        "status": status,
+    }
 
 
 def calibrate(proba, calibrator: dict) -> np.ndarray:
@@ -206,7 +221,9 @@ def calibrator_to_json(calibrator: dict) -> str:
 
 def calibrator_from_json(text: str) -> dict:
     calibrator = json.loads(text)
-    if calibrator.get("kind") != "isotonic per class" or len(calibrator.get("maps", ())) != len(calibrator.get("classes", ())):
+    if calibrator.get("kind") != "isotonic per class" or len(calibrator.get("maps", ())) != len(
+        calibrator.get("classes", ())
+    ):
         raise ValueError("calibrator: not an isotonic per-class calibrator (kind, classes and maps expected)")
     return calibrator
 
@@ -256,7 +273,8 @@ def _ratio(a, b):
 
 
 def _metrics(confusion: np.ndarray, rankings: list, p: np.ndarray) -> dict:
-    """Accuracy, precision, recall, F1 of a confusion matrix (of counts or expected counts); ROC AUC of the rankings (`_ranking` of each
+    """Accuracy, precision, recall, F1 of a confusion matrix (of counts or expected counts); ROC AUC of the rankings
+    (`_ranking` of each
     class's raw probability; two classes: of the last only) for labels `p`."""
     total = confusion.sum()
     k = len(confusion)
@@ -270,13 +288,20 @@ def _metrics(confusion: np.ndarray, rankings: list, p: np.ndarray) -> dict:
         pick = {"precision": precision[1], "recall": recall[1], "f1": f1[1], "roc_auc": _auc(rankings[-1], p[:, 1])}
     else:
         aucs = [a for j in range(k) if np.isfinite(a := _auc(rankings[j], p[:, j]))]
-        present = [j for j in range(k) if tp[j] + fp[j] + fn[j] > 0]  # a class neither expected nor predicted is left out
+        present = [
+            j for j in range(k) if tp[j] + fp[j] + fn[j] > 0
+        ]  # a class neither expected nor predicted is left out
 
         def mean(values):
             values = [values[j] for j in present if np.isfinite(values[j])]
             return float(np.mean(values)) if values else float("nan")
 
-        pick = {"precision": mean(precision), "recall": mean(recall), "f1": mean(f1), "roc_auc": float(np.mean(aucs)) if aucs else float("nan")}
+        pick = {
+            "precision": mean(precision),
+            "recall": mean(recall),
+            "f1": mean(f1),
+            "roc_auc": float(np.mean(aucs)) if aucs else float("nan"),
+        }
     return {"accuracy": float(_ratio(tp.sum(), total)), **{m: float(v) for m, v in pick.items()}}
 
 
@@ -358,8 +383,11 @@ class LossModel:
     status: str = FITTED_ON_REFERENCE
 
 
-def _loss_frame(inputs_frame: pd.DataFrame, prediction, columns: list[str], categories: dict[str, list]) -> pd.DataFrame:
-    """The models' input: numeric columns as float, categorical ones as codes of the reference categories, the prediction last."""
+def _loss_frame(
+    inputs_frame: pd.DataFrame, prediction, columns: list[str], categories: dict[str, list]
+) -> pd.DataFrame:
+    """The models' input: numeric columns as float, categorical ones as codes of the reference categories, the
+    prediction last."""
     missing = [c for c in columns if c not in inputs_frame.columns]
     if missing:
         raise ValueError(f"inputs_frame: column(s) {missing} the loss model was fitted with are missing")
@@ -379,11 +407,16 @@ def _loss_frame(inputs_frame: pd.DataFrame, prediction, columns: list[str], cate
 
 
 def _categorical(series: pd.Series) -> bool:
-    return not (pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype)) or isinstance(series.dtype, pd.CategoricalDtype)
+    return not (pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype)) or isinstance(
+        series.dtype, pd.CategoricalDtype
+    )
 
 
-def fit_loss_model(inputs_frame: pd.DataFrame, prediction, y_true, seed: int = 0, *, status: str = FITTED_ON_REFERENCE) -> LossModel:
-    """Models of each row's absolute and squared error from the inputs and the prediction, on labelled rows the model did not train on.
+def fit_loss_model(
+    inputs_frame: pd.DataFrame, prediction, y_true, seed: int = 0, *, status: str = FITTED_ON_REFERENCE
+) -> LossModel:
+    """Models of each row's absolute and squared error from the inputs and the prediction, on labelled rows the model
+    did not train on.
 
     Text and categorical inputs become categorical features (up to 255 reference categories,
     by frequency; the rest count as missing). The models use Poisson loss, so their predictions
@@ -394,11 +427,17 @@ def fit_loss_model(inputs_frame: pd.DataFrame, prediction, y_true, seed: int = 0
 
     if status not in STATUSES[:2]:
         raise ValueError(f"status: one of {STATUSES[:2]!r}, got {status!r}")
-    y = pd.to_numeric(pd.Series(np.asarray(y_true).reshape(-1)), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    y = pd.to_numeric(pd.Series(np.asarray(y_true).reshape(-1)), errors="coerce").to_numpy(
+        dtype="float64", na_value=np.nan
+    )
     if len(y) != len(inputs_frame):
         raise ValueError(f"y_true: {len(y)} values for {len(inputs_frame)} rows of inputs_frame")
     columns = [str(c) for c in inputs_frame.columns]
-    categories = {c: [_plain(v) for v in inputs_frame[c].value_counts(dropna=True).index[:255]] for c in columns if _categorical(inputs_frame[c])}
+    categories = {
+        c: [_plain(v) for v in inputs_frame[c].value_counts(dropna=True).index[:255]]
+        for c in columns
+        if _categorical(inputs_frame[c])
+    }
     frame = _loss_frame(inputs_frame, prediction, columns, categories)
     keep = np.isfinite(y) & np.isfinite(frame["__prediction__"].to_numpy())
     frame, y = frame[keep].reset_index(drop=True), y[keep]
@@ -445,7 +484,10 @@ def estimate_regression(inputs_frame: pd.DataFrame, prediction, loss_model: Loss
         "mae": mae,
         "rmse": math.sqrt(mse),
         "n": n,
-        "sampling_error": {"mae": math.sqrt(var_abs.sum()) / n, "rmse": se_mse / (2 * math.sqrt(mse)) if mse > 0 else float("nan")},
+        "sampling_error": {
+            "mae": math.sqrt(var_abs.sum()) / n,
+            "rmse": se_mse / (2 * math.sqrt(mse)) if mse > 0 else float("nan"),
+        },
         "status": loss_model.status,
     }
 
@@ -481,7 +523,8 @@ def loss_model_from_bytes(data: bytes) -> LossModel:
 
 
 def estimate_error(estimated: dict, realized: dict) -> dict:
-    """Per metric both hold (finite in both): estimated, realized, their difference, relative difference, and the estimate's sampling error."""
+    """Per metric both hold (finite in both): estimated, realized, their difference, relative difference, and the
+    estimate's sampling error."""
     out = {}
     bands = estimated.get("sampling_error", {})
     for metric in (*CLASSIFICATION_METRICS, *REGRESSION_METRICS):
@@ -519,20 +562,35 @@ class EstimatorCheck:
 
 
 def estimator_check(date: dt.date, errors: list[tuple[dt.date, dict]], check: EstimatorCheck) -> dict:
-    """`estimator wrong` or `ok` on `date`, from the recorded `estimate_error` of earlier and this date, with the numbers behind it."""
-    known = sorted(((d, e[check.metric]) for d, e in errors if d <= date and check.metric in e), key=lambda x: x[0])[-check.n :]
+    """`estimator wrong` or `ok` on `date`, from the recorded `estimate_error` of earlier and this date, with the
+    numbers behind it."""
+    known = sorted(((d, e[check.metric]) for d, e in errors if d <= date and check.metric in e), key=lambda x: x[0])[
+        -check.n :
+    ]
     wrong = []
     for d, e in known:
         size = abs(e["relative_error"] if check.relative else e["error"])
         chance = check.band * e["sampling_error"] if np.isfinite(e["sampling_error"]) else 0.0
         if np.isfinite(size) and size > check.margin and abs(e["error"]) > chance:
             wrong.append(d.isoformat())
-    numbers = {"date": date.isoformat(), "wrong_dates": wrong, "dates_considered": [d.isoformat() for d, _ in known], "check": asdict(check)}
+    numbers = {
+        "date": date.isoformat(),
+        "wrong_dates": wrong,
+        "dates_considered": [d.isoformat() for d, _ in known],
+        "check": asdict(check),
+    }
     limit = f"{check.margin:.0%} relative" if check.relative else f"{check.margin:g}"
     if len(wrong) >= check.k:
         reason = (
-            f"{check.metric} estimate off by more than {limit} on {len(wrong)} of the last {len(known)} labelled dates (check: {check.k} of {check.n}):"
+            f"{check.metric} estimate off by more than {limit} on {len(wrong)} of the last {len(known)} labelled dates "
+            f"(check: {check.k} of {check.n}):"
             " the labels no longer follow the inputs as on the reference rows"
         )
         return {"verdict": "estimator wrong", "reason": reason, **numbers}
-    return {"verdict": "ok", "reason": f"{check.metric} estimate off by more than {limit} on {len(wrong)} of the last {len(known)} labelled dates", **numbers}
+    return {
+        "verdict": "ok",
+        "reason": (
+            f"{check.metric} estimate off by more than {limit} on {len(wrong)} of the last {len(known)} labelled dates"
+        ),
+        **numbers,
+    }

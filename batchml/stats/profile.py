@@ -9,7 +9,6 @@ reduction) and the data is read once.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 
@@ -34,7 +33,9 @@ def reference_profile(frame: pd.DataFrame, categorical: tuple[str, ...] = (), n_
             spec = {"kind": "numeric", "edges": inner.tolist()}
         columns[name] = {**spec, **finalize(spec, partial_profile(values, spec))}
         if spec["kind"] == "numeric" and len(arr):
-            columns[name]["quantiles"] = {str(q): float(v) for q, v in zip(QUANTILES, np.quantile(arr, QUANTILES))}
+            columns[name]["quantiles"] = {
+                str(q): float(v) for q, v in zip(QUANTILES, np.quantile(arr, QUANTILES), strict=True)
+            }
     return {"rows": int(len(frame)), "columns": columns}
 
 
@@ -121,7 +122,9 @@ def _numeric_categories(categories: list, values: pd.Series) -> bool:
 def _text_partial(values: pd.Series, categories: list, k: int) -> np.ndarray:
     """Counts of text or boolean categories (unseen ones in the last slot); no sums."""
     present = values.notna().to_numpy()
-    codes = pd.Categorical(values.astype(object).where(values.notna(), None).map(_category_key), categories=categories).codes
+    codes = pd.Categorical(
+        values.astype(object).where(values.notna(), None).map(_category_key), categories=categories
+    ).codes
     codes = np.where(codes < 0, k - 1, codes)[present]
     head = np.bincount(codes, minlength=k).astype("float64")
     return np.concatenate([head, [len(values) - int(present.sum()), len(values), 0.0, 0.0]])
@@ -162,11 +165,13 @@ def finalize(spec: dict, vector: np.ndarray) -> dict:
     if spec["kind"] == "numeric":
         sums = vector[k : 2 * k]
         with np.errstate(invalid="ignore", divide="ignore"):
-            out["bin_means"] = [float(s / c) if c else None for s, c in zip(sums, counts)]
+            out["bin_means"] = [float(s / c) if c else None for s, c in zip(sums, counts, strict=True)]
     return out
 
 
-def profile_partition(frame: pd.DataFrame, specs: dict[str, dict], extra: dict[str, pd.Series] | None = None) -> dict[str, np.ndarray]:
+def profile_partition(
+    frame: pd.DataFrame, specs: dict[str, dict], extra: dict[str, pd.Series] | None = None
+) -> dict[str, np.ndarray]:
     """Partial profiles of every profiled column of one partition (`extra` adds columns without copying it)."""
     extra = extra or {}
     return {name: partial_profile(extra[name] if name in extra else frame[name], spec) for name, spec in specs.items()}
@@ -181,7 +186,10 @@ def add_profiles(*parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def daily_profile(partial: dict[str, np.ndarray], specs: dict[str, dict]) -> dict:
-    return {"rows": int(next(iter(partial.values()))[-3]) if partial else 0, "columns": {n: finalize(specs[n], v) for n, v in partial.items()}}
+    return {
+        "rows": int(next(iter(partial.values()))[-3]) if partial else 0,
+        "columns": {n: finalize(specs[n], v) for n, v in partial.items()},
+    }
 
 
 def _finite(values: pd.Series) -> np.ndarray:
@@ -224,12 +232,20 @@ def window_profile(profiles: dict[str, dict | None], specs: dict[str, dict]) -> 
         for name, column in profile["columns"].items():
             if name in specs:
                 if len(column["counts"]) != n_bins(specs[name]):
-                    raise ValueError(f"{name}: {len(column['counts'])} bins in a daily profile, {n_bins(specs[name])} in the reference")
+                    raise ValueError(
+                        f"{name}: {len(column['counts'])} bins in a daily profile, {n_bins(specs[name])} in the "
+                        "reference"
+                    )
                 v = profile_vector(specs[name], column)
                 vectors[name] = vectors[name] + v if name in vectors else v
     rows = sum(int(p.get("rows", 0)) for p in present.values())
     out = {"rows": rows, "columns": {n: finalize(specs[n], v) for n, v in vectors.items()}}
-    return {**out, "window_days": len(profiles), "dates": list(present), "missing": sorted(d for d, p in profiles.items() if not p)}
+    return {
+        **out,
+        "window_days": len(profiles),
+        "dates": list(present),
+        "missing": sorted(d for d, p in profiles.items() if not p),
+    }
 
 
 def date_profiles(frame: pd.DataFrame, dates: pd.Series, specs: dict[str, dict]) -> dict[str, dict]:
@@ -242,7 +258,9 @@ def date_profiles(frame: pd.DataFrame, dates: pd.Series, specs: dict[str, dict])
     out = {}
     for day in sorted(set(keys)):
         part = frame[keys == day]
-        out[day.isoformat()] = daily_profile(profile_partition(part, {n: s for n, s in specs.items() if n in part.columns}), specs)
+        out[day.isoformat()] = daily_profile(
+            profile_partition(part, {n: s for n, s in specs.items() if n in part.columns}), specs
+        )
     return out
 
 

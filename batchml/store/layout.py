@@ -5,7 +5,8 @@
     <dataset>/_staging/date=YYYY-MM-DD/<run>/             a write in progress
     <dataset>/_locks/date=YYYY-MM-DD.lock (.json on S3)   one writer per date at a time
     <dataset>/_trash/date=YYYY-MM-DD.<id>                 the old date during a replace without atomic exchange
-    features/_pending/date=YYYY-MM-DD.json                a date whose quarantine and features are being committed together
+    features/_pending/date=YYYY-MM-DD.json                a date whose quarantine and features are being committed
+    together
     quarantine/_rejected/date=YYYY-MM-DD.<run>.parquet    rows of a date refused for too many rejects
     predictions/date=YYYY-MM-DD/_profile.json             the date's profile, committed with its predictions
     monitoring/date=YYYY-MM-DD/<name>                     drift, metrics, decisions, durations, report
@@ -75,7 +76,8 @@ PENDING = f"{FEATURES}/_pending"
 
 
 def pending(date: dt.date) -> str:
-    """The marker of a date between its quarantine and its features commits: while it exists, neither is visible (batchml.store.visibility)."""
+    """The marker of a date between its quarantine and its features commits: while it exists, neither is visible
+    (batchml.store.visibility)."""
     return f"{PENDING}/{date_dir(date)}.json"
 
 

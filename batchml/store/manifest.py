@@ -46,22 +46,27 @@ class Manifest:
     # What shaped the outputs (batchml.base.provenance.shaped_by): features and quarantine record it
     # at extraction. Empty in manifests written before it was recorded: unknown, never "changed".
     shaped_by: dict = field(default_factory=dict)
-    created_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    created_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str, where: object = "") -> Manifest:
-        """A manifest from its text; text that is not one (cut short, not JSON, fields missing) raises IntegrityError naming `where`."""
+        """A manifest from its text; text that is not one (cut short, not JSON, fields missing) raises IntegrityError
+        naming `where`."""
         try:
             return cls(**json.loads(text))
-        except (ValueError, TypeError) as exc:  # json's JSONDecodeError is a ValueError; a missing or unknown field a TypeError
+        except (
+            ValueError,
+            TypeError,
+        ) as exc:  # json's JSONDecodeError is a ValueError; a missing or unknown field a TypeError
             raise UnreadableManifest(str(where or MANIFEST), _first_line(exc)) from exc
 
 
 class UnreadableManifest(IntegrityError):
-    """A committed date's manifest that cannot be read (cut short, not JSON, fields missing): the date is damaged, and this names its file."""
+    """A committed date's manifest that cannot be read (cut short, not JSON, fields missing): the date is damaged, and
+    this names its file."""
 
     def __init__(self, where: str, reason: str):
         super().__init__(f"{where}: unreadable manifest: {reason}")
@@ -100,7 +105,11 @@ class Problem:
 
     def line(self, url: str) -> str:
         """`<dataset> <date>: <file url>: <what is wrong>`, as `batchml verify` prints it."""
-        described = {"unlisted": f"not listed in {MANIFEST}", "resized": f"size differs from {MANIFEST}", "checksum": f"sha256 differs from {MANIFEST}"}
+        described = {
+            "unlisted": f"not listed in {MANIFEST}",
+            "resized": f"size differs from {MANIFEST}",
+            "checksum": f"sha256 differs from {MANIFEST}",
+        }
         return f"{self.dataset} {self.date}: {url}: {described.get(self.what, self.what)}"
 
 
@@ -132,7 +141,9 @@ class ManifestReader:
 
     def files(self, dataset: str, date: dt.date) -> list[str]:
         """The data files of a committed date, as its manifest lists them: what a safe reader reads."""
-        return [f"{self.partition_url(dataset, date)}/{f['path']}" for f in self.committed_manifest(dataset, date).files]
+        return [
+            f"{self.partition_url(dataset, date)}/{f['path']}" for f in self.committed_manifest(dataset, date).files
+        ]
 
     def read_table(self, dataset: str, date: dt.date, columns: list[str] | None = None) -> pd.DataFrame:
         """A committed date as one pandas frame, read through its manifest with Parquet page checksums verified.
@@ -149,11 +160,18 @@ class ManifestReader:
                 raise IntegrityError(f"{dataset} {date}: {url}: unreadable: {exc}") from exc
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
-    def problems(self, dataset: str, date: dt.date, *, checksums: bool = False, readable: bool = False) -> list[Problem]:
-        """How a committed date's files disagree with its manifest: sizes, then sha256 and Parquet readability if asked."""
-        return self._problems(dataset, date, self.committed_manifest(dataset, date), checksums=checksums, readable=readable)
+    def problems(
+        self, dataset: str, date: dt.date, *, checksums: bool = False, readable: bool = False
+    ) -> list[Problem]:
+        """How a committed date's files disagree with its manifest: sizes, then sha256 and Parquet readability if
+        asked."""
+        return self._problems(
+            dataset, date, self.committed_manifest(dataset, date), checksums=checksums, readable=readable
+        )
 
-    def _problems(self, dataset: str, date: dt.date, manifest: Manifest, *, checksums: bool, readable: bool) -> list[Problem]:
+    def _problems(
+        self, dataset: str, date: dt.date, manifest: Manifest, *, checksums: bool, readable: bool
+    ) -> list[Problem]:
         found = self._data_sizes(dataset, date)
         listed = {f["path"]: f for f in manifest.files}
         out = [Problem(dataset, date, name, "missing") for name in sorted(set(listed) - set(found))]
@@ -162,7 +180,11 @@ class ManifestReader:
         for name in sorted(set(listed) & set(found)):
             if found[name] != listed[name]["size"]:
                 out.append(Problem(dataset, date, name, "resized"))
-            elif checksums and listed[name].get(CHECKSUM) and self._checksum(dataset, date, name) != listed[name][CHECKSUM]:
+            elif (
+                checksums
+                and listed[name].get(CHECKSUM)
+                and self._checksum(dataset, date, name) != listed[name][CHECKSUM]
+            ):
                 out.append(Problem(dataset, date, name, "checksum"))
             elif readable and name.endswith(".parquet"):
                 error = self._unreadable(dataset, date, name)
@@ -187,7 +209,8 @@ class ManifestReader:
             return checksum(fh)
 
     def _unreadable(self, dataset: str, date: dt.date, name: str) -> str | None:
-        """The reader's error for a Parquet file, read one row group at a time with page checksums verified; None if it reads."""
+        """The reader's error for a Parquet file, read one row group at a time with page checksums verified; None if it
+        reads."""
         import pyarrow.parquet as pq
 
         try:

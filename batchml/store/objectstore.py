@@ -37,9 +37,9 @@ from typing import IO, Any
 
 import fsspec
 
-from batchml.store import layout
 from batchml.base.errors import IntegrityError
 from batchml.base.faults import failpoint
+from batchml.store import layout
 from batchml.store.layout import MANIFEST
 from batchml.store.manifest import Manifest, ManifestReader, checksum, file_entry
 from batchml.store.visibility import DateVisibility
@@ -84,7 +84,10 @@ class ObjectStorage(DateVisibility, ManifestReader):
     # What is in the store; readers go through batchml.store.visibility (`manifest`, `is_committed`, `committed_dates`).
     def _raw_manifest(self, dataset: str, date: dt.date) -> Manifest | None:
         try:
-            return Manifest.from_json(self.fs.cat_file(self._key(layout.manifest(dataset, date))).decode(), self.url(layout.manifest(dataset, date)))
+            return Manifest.from_json(
+                self.fs.cat_file(self._key(layout.manifest(dataset, date))).decode(),
+                self.url(layout.manifest(dataset, date)),
+            )
         except FileNotFoundError:
             return None
 
@@ -114,7 +117,9 @@ class ObjectStorage(DateVisibility, ManifestReader):
         return {name: size for name, size in sizes.items() if not name.startswith(("_", "."))}
 
     def _open_data(self, dataset: str, date: dt.date, name: str) -> IO[bytes]:
-        return self.fs.open(f"{self._partition_key(dataset, date)}/{name}", "rb", block_size=1 << 22, cache_type="readahead")
+        return self.fs.open(
+            f"{self._partition_key(dataset, date)}/{name}", "rb", block_size=1 << 22, cache_type="readahead"
+        )
 
     def read_text(self, relative: str) -> str | None:
         try:
@@ -208,7 +213,10 @@ class ObjectStorage(DateVisibility, ManifestReader):
 
         def still_held() -> None:
             if not renew():
-                raise IntegrityError(f"{self.partition_url(dataset, date)}: lost the lease of the date to another writer; nothing committed")
+                raise IntegrityError(
+                    f"{self.partition_url(dataset, date)}: lost the lease of the date to another writer; nothing "
+                    "committed"
+                )
 
         thread = threading.Thread(target=keep, name=f"lease {dataset} {date}", daemon=True)
         thread.start()
@@ -267,7 +275,14 @@ class ObjectPartitionWriter:
     """A date being written on an object store: stage files at `url`, then `commit()`."""
 
     def __init__(
-        self, storage: ObjectStorage, dataset: str, date: dt.date, staging: str, *, replace: bool, still_held: Callable[[], None] = lambda: None
+        self,
+        storage: ObjectStorage,
+        dataset: str,
+        date: dt.date,
+        staging: str,
+        *,
+        replace: bool,
+        still_held: Callable[[], None] = lambda: None,
     ) -> None:
         self.storage, self.dataset, self.date, self.staging, self.replace = storage, dataset, date, staging, replace
         self.still_held = still_held  # raises once another writer has taken the date's lease over
@@ -299,7 +314,9 @@ class ObjectPartitionWriter:
             seen = None
         old = self.storage._raw_manifest(self.dataset, self.date)
         if old is not None and not self.replace:
-            raise IntegrityError(f"{self.storage.partition_url(self.dataset, self.date)}: already committed; refusing to replace it")
+            raise IntegrityError(
+                f"{self.storage.partition_url(self.dataset, self.date)}: already committed; refusing to replace it"
+            )
         self.still_held()
         manifest.files, copied = [], []
         try:
@@ -321,8 +338,16 @@ class ObjectPartitionWriter:
             failpoint(f"commit.{self.dataset}.files")
             self.still_held()
             # The commit: a PUT that fails if another writer committed since `seen`.
-            if self.storage._put_if(f"{folder}/{MANIFEST}", manifest.to_json().encode(), none_match=seen is None, match=seen) is None:
-                raise IntegrityError(f"{self.storage.partition_url(self.dataset, self.date)}: another writer committed the date meanwhile; nothing committed")
+            if (
+                self.storage._put_if(
+                    f"{folder}/{MANIFEST}", manifest.to_json().encode(), none_match=seen is None, match=seen
+                )
+                is None
+            ):
+                raise IntegrityError(
+                    f"{self.storage.partition_url(self.dataset, self.date)}: another writer committed the date "
+                    "meanwhile; nothing committed"
+                )
         except BaseException:
             for key in copied:  # named after this run: no other writer's manifest lists them
                 with contextlib.suppress(Exception):

@@ -20,7 +20,9 @@ from batchml.store.storage import open_storage
 def committed_files(root: str, dataset: str, start: dt.date | None = None, stop: dt.date | None = None) -> list[str]:
     """Every data file of the committed dates in [start, stop), as the manifests list them."""
     storage = open_storage(root)
-    dates = sorted(d for d in storage.committed_dates(dataset) if (start is None or d >= start) and (stop is None or d < stop))
+    dates = sorted(
+        d for d in storage.committed_dates(dataset) if (start is None or d >= start) and (stop is None or d < stop)
+    )
     return [url for date in dates for url in storage.files(dataset, date)]
 
 

@@ -28,9 +28,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from batchml.store import layout
 from batchml.base.errors import IntegrityError
 from batchml.base.faults import failpoint
+from batchml.store import layout
 from batchml.store.layout import MANIFEST
 from batchml.store.manifest import Manifest, ManifestReader, checksum, file_entry
 from batchml.store.visibility import DateVisibility
@@ -38,7 +38,16 @@ from batchml.store.visibility import DateVisibility
 if TYPE_CHECKING:
     from batchml.store.objectstore import ObjectStorage
 
-__all__ = ["MANIFEST", "Manifest", "ManifestReader", "NoSpaceLeft", "PartitionWriter", "Storage", "naming_a_full_disk", "open_storage"]
+__all__ = [
+    "MANIFEST",
+    "Manifest",
+    "ManifestReader",
+    "NoSpaceLeft",
+    "PartitionWriter",
+    "Storage",
+    "naming_a_full_disk",
+    "open_storage",
+]
 
 
 class NoSpaceLeft(OSError):
@@ -47,7 +56,8 @@ class NoSpaceLeft(OSError):
 
 @contextlib.contextmanager
 def naming_a_full_disk(dataset: str, date: dt.date | None, where: object) -> Iterator[None]:
-    """Turn a full disk inside the block into NoSpaceLeft naming `dataset`, `date` and the path `where` (innermost block wins)."""
+    """Turn a full disk inside the block into NoSpaceLeft naming `dataset`, `date` and the path `where` (innermost block
+    wins)."""
     try:
         yield
     except NoSpaceLeft:
@@ -56,7 +66,10 @@ def naming_a_full_disk(dataset: str, date: dt.date | None, where: object) -> Ite
         if exc.errno != errno.ENOSPC and "No space left on device" not in str(exc):
             raise
         of = f"{dataset} of {date}" if date else dataset
-        raise NoSpaceLeft(errno.ENOSPC, f"No space left on device writing {of} to {where}: free space there and run again (nothing was committed)") from exc
+        raise NoSpaceLeft(
+            errno.ENOSPC,
+            f"No space left on device writing {of} to {where}: free space there and run again (nothing was committed)",
+        ) from exc
 
 
 def open_storage(root: str | os.PathLike, *, lease_seconds: float = 60.0) -> Storage | ObjectStorage:
@@ -132,7 +145,11 @@ class Storage(DateVisibility, ManifestReader):
     def _data_sizes(self, dataset: str, date: dt.date) -> dict[str, int]:
         """The data files in a date's folder, name -> size (`_` and `.` names are not data)."""
         try:
-            return {e.name: e.stat().st_size for e in os.scandir(self.partition_path(dataset, date)) if not e.name.startswith(("_", "."))}
+            return {
+                e.name: e.stat().st_size
+                for e in os.scandir(self.partition_path(dataset, date))
+                if not e.name.startswith(("_", "."))
+            }
         except FileNotFoundError:
             return {}
 
@@ -278,7 +295,9 @@ class PartitionWriter:
             os.fsync(fh.fileno())
         os.rename(manifest_tmp, self.path / MANIFEST)
         failpoint(f"commit.{self.dataset}.manifest")
-        self.storage._publish(self.path, self.storage.partition_path(self.dataset, self.date), self.replace, self.dataset, self.date)
+        self.storage._publish(
+            self.path, self.storage.partition_path(self.dataset, self.date), self.replace, self.dataset, self.date
+        )
         self.published = True
         return manifest
 

@@ -46,12 +46,18 @@ class Verification:
 
 
 def verify_dates(
-    storage: Storage | ObjectStorage, datasets: tuple[str, ...] = DATASETS, start: dt.date | None = None, stop: dt.date | None = None
+    storage: Storage | ObjectStorage,
+    datasets: tuple[str, ...] = DATASETS,
+    start: dt.date | None = None,
+    stop: dt.date | None = None,
 ) -> Verification:
-    """Check every committed date of `datasets` in [start, stop) (stop exclusive): sizes, sha256, Parquet page checksums."""
+    """Check every committed date of `datasets` in [start, stop) (stop exclusive): sizes, sha256, Parquet page
+    checksums."""
     out = Verification()
     for dataset in datasets:
-        dates = sorted(d for d in storage.committed_dates(dataset) if (start is None or d >= start) and (stop is None or d < stop))
+        dates = sorted(
+            d for d in storage.committed_dates(dataset) if (start is None or d >= start) and (stop is None or d < stop)
+        )
         for date in dates:
             out.dates += 1
             try:
@@ -59,7 +65,9 @@ def verify_dates(
                 problems = storage.problems(dataset, date, checksums=True, readable=True)
             except UnreadableManifest as exc:  # not valid JSON, or fields missing
                 out.bad.append(
-                    Problem(dataset, date, MANIFEST, f"unreadable manifest: {exc.reason}").line(f"{storage.partition_url(dataset, date)}/{MANIFEST}")
+                    Problem(dataset, date, MANIFEST, f"unreadable manifest: {exc.reason}").line(
+                        f"{storage.partition_url(dataset, date)}/{MANIFEST}"
+                    )
                 )
                 continue
             out.files += len(manifest.files)
@@ -69,10 +77,14 @@ def verify_dates(
 
 
 def project_root(folder: Path) -> str:
-    """The storage root of the project in `folder`: its luigi.cfg's `[storage] root` (default `data`), relative paths resolved against the folder."""
+    """The storage root of the project in `folder`: its luigi.cfg's `[storage] root` (default `data`), relative paths
+    resolved against the folder."""
     cfg = folder / "luigi.cfg"
     if not cfg.is_file():
-        raise ConfigError(f"no ROOT given and no luigi.cfg in {folder}: give the storage root (a folder or s3://bucket/prefix) or run in a project folder")
+        raise ConfigError(
+            f"no ROOT given and no luigi.cfg in {folder}: give the storage root (a folder or s3://bucket/prefix) or "
+            "run in a project folder"
+        )
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     try:
         parser.read(cfg)
@@ -87,8 +99,12 @@ def project_root(folder: Path) -> str:
 def check_scope(root: str, start: dt.date | None, stop: dt.date | None) -> None:
     """A local root that is not a folder, or a range with nothing in it, is a mistake to name, not an empty success."""
     if start is not None and stop is not None and stop <= start:
-        raise ConfigError(f"--stop {stop} is not after --start {start}: the range [start, stop) holds no date (stop is exclusive)")
+        raise ConfigError(
+            f"--stop {stop} is not after --start {start}: the range [start, stop) holds no date (stop is exclusive)"
+        )
     if "://" not in root or root.startswith("file://"):
         folder = Path(root.removeprefix("file://")).expanduser()
         if not folder.is_dir():
-            raise ConfigError(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'} (the storage root to verify)")
+            raise ConfigError(
+                f"{folder}: {'not a folder' if folder.exists() else 'no such folder'} (the storage root to verify)"
+            )

@@ -68,7 +68,8 @@ class DateVisibility:
         return self._raw_committed(dataset, date) and not self._hidden(dataset, date)
 
     def committed_dates(self, dataset: str) -> set[dt.date]:
-        """Every visible committed date of a dataset: a listing of it, of the markers and (for quarantine) of features."""
+        """Every visible committed date of a dataset: a listing of it, of the markers and (for quarantine) of
+        features."""
         dates = self._raw_dates(dataset)
         if dataset not in TOGETHER or not dates:
             return dates
@@ -78,8 +79,11 @@ class DateVisibility:
         return dates
 
     def pending_dates(self) -> set[dt.date]:
-        """Dates whose quarantine and features commits were begun and not finished (a run killed between them, or one under way)."""
-        return {d for d in (layout.date_of(name.removesuffix(".json")) for name in self.list_names(layout.PENDING)) if d}
+        """Dates whose quarantine and features commits were begun and not finished (a run killed between them, or one
+        under way)."""
+        return {
+            d for d in (layout.date_of(name.removesuffix(".json")) for name in self.list_names(layout.PENDING)) if d
+        }
 
     def is_pending(self, date: dt.date) -> bool:
         return self.read_text(layout.pending(date)) is not None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
 from churn_synthetic import accounts  # noqa: F401  ([source] generator = churn_hooks:accounts)
 
 CATEGORICAL = ["country", "plan", "signup_channel", "device"]
@@ -65,11 +64,18 @@ def recipe(frame: pd.DataFrame, settings):
                 ColumnTransformer(
                     [
                         ("categorical", OneHotEncoder(handle_unknown="ignore"), categorical),
-                        ("numeric", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric),
+                        (
+                            "numeric",
+                            Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
+                            numeric,
+                        ),
                     ]
                 ),
             ),
-            ("classifier", LogisticRegression(C=float(params["C"]), max_iter=int(params["max_iter"]), random_state=settings.seed)),
+            (
+                "classifier",
+                LogisticRegression(C=float(params["C"]), max_iter=int(params["max_iter"]), random_state=settings.seed),
+            ),
         ]
     )
     return model.fit(frame[inputs], frame[settings.label].to_numpy())

@@ -16,14 +16,28 @@ import numpy as np
 import pandas as pd
 
 COUNTRIES = np.array(["US", "CA", "GB", "DE", "FR", "IN", "AU", "JP", "BR", "MX"])
-REGION_OF = {"US": "na", "CA": "na", "GB": "eu", "DE": "eu", "FR": "eu", "IN": "apac", "AU": "apac", "JP": "apac", "BR": "latam", "MX": "latam"}
+REGION_OF = {
+    "US": "na",
+    "CA": "na",
+    "GB": "eu",
+    "DE": "eu",
+    "FR": "eu",
+    "IN": "apac",
+    "AU": "apac",
+    "JP": "apac",
+    "BR": "latam",
+    "MX": "latam",
+}
 PLANS = np.array(["lite", "basic", "standard", "premium"])
 CHANNELS = np.array(["organic", "paid_search", "referral", "partner"])
 DEVICES = np.array(["ios", "android", "web"])
 _PRICE = {"lite": 6.0, "basic": 15.0, "standard": 30.0, "premium": 60.0}
 
 # Shares before and after the drift.
-_COUNTRY_P = ([0.30, 0.06, 0.12, 0.12, 0.08, 0.08, 0.05, 0.05, 0.08, 0.06], [0.18, 0.04, 0.08, 0.08, 0.05, 0.20, 0.04, 0.03, 0.22, 0.08])
+_COUNTRY_P = (
+    [0.30, 0.06, 0.12, 0.12, 0.08, 0.08, 0.05, 0.05, 0.08, 0.06],
+    [0.18, 0.04, 0.08, 0.08, 0.05, 0.20, 0.04, 0.03, 0.22, 0.08],
+)
 _PLAN_P = ([0.0, 0.45, 0.35, 0.20], [0.40, 0.25, 0.22, 0.13])
 _CHANNEL_P = ([0.45, 0.25, 0.20, 0.10], [0.25, 0.50, 0.15, 0.10])
 _DEVICE_P = ([0.35, 0.35, 0.30], [0.25, 0.55, 0.20])
@@ -61,7 +75,9 @@ def accounts(
     no_login = rng.random(n) < missing_login_share  # never logged in to the app: unknown, not zero
     no_spend = rng.random(n) < missing_spend_share  # billing not reconciled yet
 
-    churned = rng.random(n) < _churn_probability(plan, country, channel, device, tenure, spend, login, no_login, tickets, autopay, drifted)
+    churned = rng.random(n) < _churn_probability(
+        plan, country, channel, device, tenure, spend, login, no_login, tickets, autopay, drifted
+    )
 
     seconds = rng.integers(0, 86_400, n)
     snapshot_at = np.datetime64(date, "us") + seconds.astype("timedelta64[s]")
@@ -88,7 +104,9 @@ def accounts(
     return frame
 
 
-def _churn_probability(plan, country, channel, device, tenure, spend, login, no_login, tickets, autopay, drifted: int) -> np.ndarray:
+def _churn_probability(
+    plan, country, channel, device, tenure, spend, login, no_login, tickets, autopay, drifted: int
+) -> np.ndarray:
     """The chance an account churns within the outcome window; the relation itself changes with the drift."""
     gap = np.minimum(login, 60)
     logit = (

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-
 from taxi_synthetic import trips  # noqa: F401  ([source] generator = taxi_hooks:trips)
 
 

@@ -34,7 +34,9 @@ def _zone_layout() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 _XY, _POPULARITY, _CONGESTION = _zone_layout()
 _OUTER = _POPULARITY * np.where(np.arange(N_ZONES) < N_ZONES * 2 // 5, 0.35, 3.0)
 _OUTER /= _OUTER.sum()
-_HOURS = np.array([2, 1.4, 1, 0.7, 0.6, 0.9, 2, 3.6, 4.4, 4.3, 4.1, 4.3, 4.5, 4.6, 4.8, 5, 5.2, 5.6, 6, 5.8, 5.2, 4.8, 4, 3])
+_HOURS = np.array(
+    [2, 1.4, 1, 0.7, 0.6, 0.9, 2, 3.6, 4.4, 4.3, 4.1, 4.3, 4.5, 4.6, 4.8, 5, 5.2, 5.6, 6, 5.8, 5.2, 4.8, 4, 3]
+)
 _NIGHT_HOURS = _HOURS * np.where((np.arange(24) >= 21) | (np.arange(24) < 5), 2.5, 1.0)
 
 

@@ -150,7 +150,9 @@ def image(docker_engine, tmp_path_factory) -> str:
     log = tmp_path_factory.mktemp("build") / "build.log"
     started = time.monotonic()
     with open(log, "w") as fh:
-        proc = subprocess.run([str(DOCKER / "build-image.sh"), TEST_IMAGE], stdout=fh, stderr=subprocess.STDOUT, timeout=1800)
+        proc = subprocess.run(
+            [str(DOCKER / "build-image.sh"), TEST_IMAGE], stdout=fh, stderr=subprocess.STDOUT, timeout=1800
+        )
     tail = "\n".join(log.read_text().splitlines()[-30:])
     assert proc.returncode == 0, f"image build failed ({log}):\n{tail}"
     print(f"\nimage {TEST_IMAGE} built in {time.monotonic() - started:.0f} s")

@@ -86,7 +86,8 @@ def test_compose_stack_runs_a_date_through_every_service(stack):
     proc = stack(
         "run", "--rm", "pipeline",
         "--module", "pipelines", "DailyScore", "--date", DAY.isoformat(),
-        "--source-options", json.dumps({"rows_per_day": 3000, "seed": 42}), "--training-params", json.dumps({"max_iter": 40}),
+        "--source-options", json.dumps({"rows_per_day": 3000, "seed": 42}),
+        "--training-params", json.dumps({"max_iter": 40}),
         "--mlflow-cold-start",  # the stack's registry starts empty; production configs leave cold start off
         timeout=900,
     )  # fmt: skip
@@ -103,9 +104,15 @@ def test_compose_stack_runs_a_date_through_every_service(stack):
     assert predictions.model["version"] == "1"
 
     # luigid scheduled it, and MLflow's server holds the model and its artifacts
-    done = json.loads(stack.python("luigid", _get('http://localhost:8082/api/task_list?data={"status":"DONE"}')))["response"]
-    assert f"DailyScore(date={DAY}, project=taxi_trips)" in {task["display_name"] for task in done.values()}  # luigid shows the project
-    model = json.loads(stack.python("mlflow", _get("http://localhost:5000/api/2.0/mlflow/registered-models/get?name=trip_duration")))
+    done = json.loads(stack.python("luigid", _get('http://localhost:8082/api/task_list?data={"status":"DONE"}')))[
+        "response"
+    ]
+    assert f"DailyScore(date={DAY}, project=taxi_trips)" in {
+        task["display_name"] for task in done.values()
+    }  # luigid shows the project
+    model = json.loads(
+        stack.python("mlflow", _get("http://localhost:5000/api/2.0/mlflow/registered-models/get?name=trip_duration"))
+    )
     assert [a["alias"] for a in model["registered_model"]["aliases"]] == ["champion"]
     assert any(stack.volume("mlflow").joinpath("artifacts").rglob("*.onnx"))
     # luigid's task history and its volume (config/luigid.cfg's relative paths, from /app)

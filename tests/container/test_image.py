@@ -23,8 +23,8 @@ import batchml
 from batchml.store.storage import Storage
 from tests.conftest import SMALL, TRIPS
 from tests.container.conftest import (
-    configmap_text,
     cfg_text,
+    configmap_text,
     cronjob_container,
     image_config,
     image_uid,
@@ -92,7 +92,18 @@ class CronJobRun:
         """Run the CronJob's command once; the process and `docker inspect` of its container."""
         name = f"batchml-cronjob-{uuid.uuid4().hex[:8]}"
         command, args = self.container["command"], self.container["args"]
-        cmd = ["docker", "run", "--name", name, *self.options, "--entrypoint", command[0], self.image, *command[1:], *args]
+        cmd = [
+            "docker",
+            "run",
+            "--name",
+            name,
+            *self.options,
+            "--entrypoint",
+            command[0],
+            self.image,
+            *command[1:],
+            *args,
+        ]
         try:
             proc = run(cmd, check=False, timeout=1200)
             inspect = json.loads(run(["docker", "inspect", name]).stdout)[0]
@@ -111,7 +122,7 @@ def _tail(proc: subprocess.CompletedProcess, n: int = 40) -> str:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def test_cronjob_command_commits_the_last_days_as_non_root_on_a_read_only_root(cronjob):
@@ -139,7 +150,11 @@ def test_cronjob_command_commits_the_last_days_as_non_root_on_a_read_only_root(c
     for day in dates:
         features = storage.verify("features", day)
         predictions = storage.verify("predictions", day)
-        assert predictions.rows["in"] == predictions.rows["written"] + predictions.rows["quarantined"] == TRIPS["rows_per_day"]
+        assert (
+            predictions.rows["in"]
+            == predictions.rows["written"] + predictions.rows["quarantined"]
+            == TRIPS["rows_per_day"]
+        )
         assert features.rows["written"] == predictions.rows["written"]
         assert predictions.model["name"] == "trip_duration" and predictions.model["version"] == "1"
         assert predictions.code_version == f"{batchml.__version__}+{sha}"  # GIT_SHA baked into the image
@@ -182,7 +197,23 @@ def test_root_filesystem_is_read_only_and_the_user_is_not_root(image):
         "        out['writes'][path] = errno.errorcode[exc.errno]\n"
         "print(json.dumps(out))\n"
     )
-    proc = run(["docker", "run", "--rm", "--read-only", "--tmpfs", "/tmp", "--network", "none", "--entrypoint", "python3", image, "-c", probe])
+    proc = run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--read-only",
+            "--tmpfs",
+            "/tmp",
+            "--network",
+            "none",
+            "--entrypoint",
+            "python3",
+            image,
+            "-c",
+            probe,
+        ]
+    )
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
     assert seen["uid"] == image_uid(image) != 0 and seen["gid"] != 0
     assert seen["writes"]["/tmp/probe"] == "ok"
@@ -199,4 +230,19 @@ def test_the_image_runs_each_server_of_the_stack(image):
         ["dask", "worker", "--help"],
         ["python3", "-c", "import s3fs, boto3"],  # the s3 extra: storage roots on object stores
     ):
-        run(["docker", "run", "--rm", "--read-only", "--tmpfs", "/tmp", "--network", "none", "--entrypoint", command[0], image, *command[1:]])
+        run(
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--read-only",
+                "--tmpfs",
+                "/tmp",
+                "--network",
+                "none",
+                "--entrypoint",
+                command[0],
+                image,
+                *command[1:],
+            ]
+        )

@@ -41,13 +41,25 @@ K8S_VERSIONS = ["1.31.0", "latest"]
 
 def kubernetes_validate(version: str, *paths) -> subprocess.CompletedProcess:
     flags = [] if version == "latest" else ["--kubernetes-version", version]
-    return subprocess.run([str(BIN / "kubernetes-validate"), "--strict", "--quiet", *flags, *map(str, paths)], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(BIN / "kubernetes-validate"), "--strict", "--quiet", *flags, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("version", K8S_VERSIONS)
 def test_every_manifest_is_valid_kubernetes(version):
     files = manifest_files()
-    assert {f.name for f in files} >= {"cronjob.yaml", "configmap.yaml", "luigid.yaml", "mlflow.yaml", "dask.yaml", "storage.yaml"}
+    assert {f.name for f in files} >= {
+        "cronjob.yaml",
+        "configmap.yaml",
+        "luigid.yaml",
+        "mlflow.yaml",
+        "dask.yaml",
+        "storage.yaml",
+    }
     proc = kubernetes_validate(version, *files)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -63,7 +75,9 @@ def test_strict_validation_rejects_a_misspelt_field(tmp_path):
 
 
 def test_dockerfile_passes_hadolint():
-    proc = subprocess.run([str(BIN / "hadolint"), str(DOCKER / "Dockerfile")], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [str(BIN / "hadolint"), str(DOCKER / "Dockerfile")], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -115,13 +129,17 @@ def test_cronjob_window_is_the_last_whole_days_and_luigi_agrees(pipeline):
 
     import pipelines  # noqa: F401  (what --module pipelines imports)
 
-    epoch = int(now.replace(tzinfo=dt.timezone.utc).timestamp())
+    epoch = int(now.replace(tzinfo=dt.UTC).timestamp())
     with CmdlineParser.global_instance([*args[2:], "--now", str(epoch)]) as parser:
         task = parser.get_task_obj()
-        assert sorted(t.date for t in task.requires()) == range_window(args, now)  # listed newest first, run oldest first
+        assert sorted(t.date for t in task.requires()) == range_window(
+            args, now
+        )  # listed newest first, run oldest first
 
 
-@pytest.mark.parametrize("kind,name", [(r["kind"], r["metadata"]["name"]) for r in resources() if r["kind"] in ("CronJob", "Deployment")])
+@pytest.mark.parametrize(
+    "kind,name", [(r["kind"], r["metadata"]["name"]) for r in resources() if r["kind"] in ("CronJob", "Deployment")]
+)
 def test_every_pod_runs_non_root_read_only_without_capabilities(kind, name):
     spec = pod_spec(resource(kind, name))
     assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["runAsUser"] != 0
@@ -145,7 +163,9 @@ def test_nothing_is_exposed_outside_the_cluster():
         assert service["spec"].get("type", "ClusterIP") == "ClusterIP", service["metadata"]["name"]
     for obj in (r for r in resources() if r["kind"] in ("CronJob", "Deployment")):
         spec = pod_spec(obj)
-        assert not spec.get("hostNetwork") and all("hostPort" not in p for c in spec["containers"] for p in c.get("ports", []))
+        assert not spec.get("hostNetwork") and all(
+            "hostPort" not in p for c in spec["containers"] for p in c.get("ports", [])
+        )
 
 
 def test_configmap_carries_the_same_config_files_as_compose():
@@ -158,7 +178,10 @@ def test_configmap_carries_the_same_config_files_as_compose():
 
 def test_stack_talks_to_luigid_as_the_central_client_config_does():
     """The stack's [core]/[worker] are config/central.cfg's, but for luigid's address."""
-    central, stack = read_cfg((REPO / "config" / "central.cfg").read_text()), read_cfg((DOCKER / "stack.cfg").read_text())
+    central, stack = (
+        read_cfg((REPO / "config" / "central.cfg").read_text()),
+        read_cfg((DOCKER / "stack.cfg").read_text()),
+    )
     for section in central.sections():
         for key, value in central[section].items():
             expected = "luigid" if (section, key) == ("core", "scheduler_host") else value
@@ -182,7 +205,9 @@ def test_every_setting_in_the_container_configs_is_read_by_someone(name):
 
     cfg = read_cfg((DOCKER / name).read_text())
     for section in cfg.sections():
-        params = {p for p, _ in Register.get_task_cls(section).get_params()} | (RPC_SETTINGS if section == "core" else set())
+        params = {p for p, _ in Register.get_task_cls(section).get_params()} | (
+            RPC_SETTINGS if section == "core" else set()
+        )
         for key in cfg[section]:
             assert key.replace("-", "_") in params, f"{name}: [{section}] {key} is not a setting of {section}"
 
@@ -202,12 +227,20 @@ def test_image_settings_are_the_dependencies_and_the_two_luigi_cfgs_merged(tmp_p
     (tmp_path / "examples" / "taxi").mkdir(parents=True)
     for name in ("setup.cfg", "examples/taxi/luigi.cfg", "docker/luigi.cfg"):
         (tmp_path / name).write_text((REPO / name).read_text())
-    subprocess.run([sys.executable, str(DOCKER / "settings.py"), "req.txt", "merged.cfg", "s3"], cwd=tmp_path, check=True, timeout=30)
+    subprocess.run(
+        [sys.executable, str(DOCKER / "settings.py"), "req.txt", "merged.cfg", "s3"],
+        cwd=tmp_path,
+        check=True,
+        timeout=30,
+    )
     setup = read_cfg((REPO / "setup.cfg").read_text())
     wanted = [r for r in setup["options"]["install_requires"].splitlines() if r.strip() and not r.startswith("#")]
     required = (tmp_path / "req.txt").read_text().splitlines()
     assert required[: len(wanted)] == wanted and "s3fs" in " ".join(required[len(wanted) :])
     assert not any(r.startswith("batchml") for r in required)
-    merged, example = read_cfg((tmp_path / "merged.cfg").read_text()), read_cfg((REPO / "examples" / "taxi" / "luigi.cfg").read_text())
+    merged, example = (
+        read_cfg((tmp_path / "merged.cfg").read_text()),
+        read_cfg((REPO / "examples" / "taxi" / "luigi.cfg").read_text()),
+    )
     assert dict(merged["features"]) == dict(example["features"]) and merged["source"]["generator"] == "taxi_hooks:trips"
     assert merged["storage"]["root"] == "/data" and merged["schema"]["path"] == "/app/contract.yaml"

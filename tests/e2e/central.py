@@ -80,7 +80,10 @@ class Luigid:
     def events(self) -> list[tuple[str, str, str, str]]:
         """(task_id, task family, event, timestamp) in order, from the task history database."""
         with closing(sqlite3.connect(self.history_db)) as db:
-            return db.execute("SELECT t.task_id, t.name, e.event_name, e.ts FROM task_events e JOIN tasks t ON t.id = e.task_id ORDER BY e.ts, e.id").fetchall()
+            return db.execute(
+                "SELECT t.task_id, t.name, e.event_name, e.ts FROM task_events e JOIN tasks t ON t.id = e.task_id "
+                "ORDER BY e.ts, e.id"
+            ).fetchall()
 
     def requests(self, method: str) -> int:
         """How many calls of /api/<method> luigid answered, from its access log."""
@@ -115,7 +118,8 @@ class CentralCli(Cli):
 
     @classmethod
     def at(cls, tmp_path: Path, port: int, changes: dict[str, dict[str, str]] | None = None) -> CentralCli:
-        """A CLI on tmp_path (./luigi.cfg: the small pipeline, with `changes` by section) whose runs go to luigid on `port`."""
+        """A CLI on tmp_path (./luigi.cfg: the small pipeline, with `changes` by section) whose runs go to luigid on
+        `port`."""
         settings = pipeline_settings(tmp_path)
         for section, values in (changes or {}).items():
             settings.setdefault(section, {}).update(values)

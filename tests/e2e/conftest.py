@@ -77,10 +77,15 @@ class Running:
     def wait_for(self, text: str, timeout: float = 120) -> str:
         """The first output line containing `text`; fails if the run ends or times out first."""
         with self._changed:
-            found = self._changed.wait_for(lambda: any(text in l for l in self.lines) or self.proc.poll() is not None, timeout)
+            found = self._changed.wait_for(
+                lambda: any(text in l for l in self.lines) or self.proc.poll() is not None, timeout
+            )
             match = next((l for l in self.lines if text in l), None)
         if match is None:
-            raise AssertionError(f"{text!r} never appeared ({'exit ' + str(self.proc.poll()) if found else 'timeout'}):\n{self.output[-4000:]}")
+            raise AssertionError(
+                f"{text!r} never appeared "
+                f"({'exit ' + str(self.proc.poll()) if found else 'timeout'}):\n{self.output[-4000:]}"
+            )
         return match
 
     def kill(self) -> None:
@@ -109,7 +114,11 @@ def last_lines(proc: subprocess.CompletedProcess, n: int = 15) -> str:
 
 def registry_settings(home: Path) -> dict[str, str]:
     """[mlflow] settings of a SQLite registry in `home`, for the tests of a module to share."""
-    return {"tracking_uri": f"sqlite:///{home / 'mlflow.db'}", "artifact_location": str(home / "mlartifacts"), "cache_dir": str(home / "cache")}
+    return {
+        "tracking_uri": f"sqlite:///{home / 'mlflow.db'}",
+        "artifact_location": str(home / "mlartifacts"),
+        "cache_dir": str(home / "cache"),
+    }
 
 
 def make_cli(tmp_path: Path, registry: dict[str, str], root: str | None = None) -> Cli:

@@ -23,13 +23,12 @@ from luigi import build as luigi_build
 from luigi.execution_summary import LuigiStatusCode
 
 import pipelines
-from batchml.store.layout import FEATURES
-from batchml.store.layout import PREDICTIONS
 from batchml.model.registry import _fluent_uris
+from batchml.store.layout import FEATURES, PREDICTIONS
 from tasks.config import make_storage
 from tasks.daily import DailyScore
-from tasks.monitor import DetectDrift
 from tasks.model import read_pin
+from tasks.monitor import DetectDrift
 
 DAY = dt.date(2026, 3, 2)
 CLASSES = ["high", "low", "mid"]  # sorted, as scikit-learn orders them
@@ -89,7 +88,8 @@ def features(rows):
 
 def price(frame):
     """The regression target of the training rows."""
-    bonus = frame["city"].map({"north": 50.0, "south": 0.0, "east": 20.0, "west": -10.0}) + np.where(frame["kind"] == "house", 40.0, 0.0)
+    by_city = frame["city"].map({"north": 50.0, "south": 0.0, "east": 20.0, "west": -10.0})
+    bonus = by_city + np.where(frame["kind"] == "house", 40.0, 0.0)
     return 2.0 * frame["area"].fillna(120.0) + 15.0 * frame["rooms"] + bonus
 
 
@@ -109,7 +109,9 @@ def project(pipeline, tmp_path):
     sys.path.insert(0, str(tmp_path))
     sys.modules.pop("homes_hooks", None)
     hooks = importlib.import_module("homes_hooks")
-    fluent = _fluent_uris(f"sqlite:///{tmp_path / 'mlflow.db'}")  # the data scientist's MLflow calls; put back afterwards
+    fluent = _fluent_uris(
+        f"sqlite:///{tmp_path / 'mlflow.db'}"
+    )  # the data scientist's MLflow calls; put back afterwards
     fluent.__enter__()
 
     def apply(model: str, task: str = "regression", **more):
@@ -150,9 +152,17 @@ def sklearn_pipeline(task: str):
     from sklearn.preprocessing import OneHotEncoder
 
     columns = ColumnTransformer(
-        [("num", SimpleImputer(strategy="median"), ["area", "rooms"]), ("cat", OneHotEncoder(handle_unknown="ignore"), ["city", "kind"])]
+        [
+            ("num", SimpleImputer(strategy="median"), ["area", "rooms"]),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), ["city", "kind"]),
+        ]
     )
-    return Pipeline([("prep", columns), ("model", LogisticRegression(max_iter=2000) if task == "classification" else LinearRegression())])
+    return Pipeline(
+        [
+            ("prep", columns),
+            ("model", LogisticRegression(max_iter=2000) if task == "classification" else LinearRegression()),
+        ]
+    )
 
 
 def log_sklearn(hooks, task: str, name: str):
@@ -160,7 +170,9 @@ def log_sklearn(hooks, task: str, name: str):
     x, y = training_frame(hooks, task)
     model = sklearn_pipeline(task).fit(x, y)
     with mlflow.start_run():
-        mlflow.sklearn.log_model(model, name="model", input_example=x.head(5), registered_model_name=name, skops_trusted_types=TRUSTED)
+        mlflow.sklearn.log_model(
+            model, name="model", input_example=x.head(5), registered_model_name=name, skops_trusted_types=TRUSTED
+        )
     mlflow.MlflowClient().set_registered_model_alias(name, "champion", "1")
     return model
 
@@ -169,13 +181,19 @@ def onnx_of(model, x: pd.DataFrame, task: str):
     """skl2onnx's conversion of a fitted pipeline from a DataFrame: one input per column, text as string tensors."""
     from skl2onnx import to_onnx
 
-    frame = pd.DataFrame({c: x[c].astype(object) if c in ("city", "kind") else x[c].astype("float32" if c == "area" else "int64") for c in x})
+    frame = pd.DataFrame(
+        {
+            c: x[c].astype(object) if c in ("city", "kind") else x[c].astype("float32" if c == "area" else "int64")
+            for c in x
+        }
+    )
     options = {id(model.steps[-1][1]): {"zipmap": False}} if task == "classification" else None
     return to_onnx(model, frame, target_opset={"": 17, "ai.onnx.ml": 3}, options=options)
 
 
 def log_onnx(hooks, task: str, name: str):
-    """A pipeline converted with skl2onnx and logged with mlflow.onnx; regressors as one 2-D tensor of the numeric columns."""
+    """A pipeline converted with skl2onnx and logged with mlflow.onnx; regressors as one 2-D tensor of the numeric
+    columns."""
     from mlflow.models import infer_signature
 
     x, y = training_frame(hooks, task)
@@ -215,7 +233,9 @@ class HomesModel(mlflow.pyfunc.PythonModel):
     def fit(self, frame, y):
         x = self.design(frame)
         if self.classes:  # one least-squares scorer per class, softmax over them
-            self.coef = np.column_stack([np.linalg.lstsq(x, (y == c).astype(float), rcond=None)[0] for c in self.classes])
+            self.coef = np.column_stack(
+                [np.linalg.lstsq(x, (y == c).astype(float), rcond=None)[0] for c in self.classes]
+            )
         else:
             self.coef = np.linalg.lstsq(x, y, rcond=None)[0]
         return self
@@ -242,7 +262,9 @@ def log_pyfunc(hooks, task: str, name: str, model=None):
     x, y = training_frame(hooks, task)
     model = model or HomesModel(CLASSES if task == "classification" else None).fit(x, y)
     with mlflow.start_run():
-        mlflow.pyfunc.log_model(name="model", python_model=model, signature=infer_signature(x.head(5)), registered_model_name=name)
+        mlflow.pyfunc.log_model(
+            name="model", python_model=model, signature=infer_signature(x.head(5)), registered_model_name=name
+        )
     mlflow.MlflowClient().set_registered_model_alias(name, "champion", "1")
     return model
 
@@ -294,7 +316,9 @@ def test_a_data_scientists_model_is_scored_like_its_own_predict(project, flavour
         labels = np.asarray(CLASSES)[want.argmax(axis=1)]
         assert (frame["prediction"].astype(str).to_numpy() == labels).mean() > 0.995  # ties at float32 aside
     else:
-        np.testing.assert_allclose(frame["prediction"].to_numpy(dtype="float64"), np.asarray(want, dtype="float64"), rtol=1e-4, atol=1e-2)
+        np.testing.assert_allclose(
+            frame["prediction"].to_numpy(dtype="float64"), np.asarray(want, dtype="float64"), rtol=1e-4, atol=1e-2
+        )
     drift = json.loads(make_storage().read_text(f"monitoring/date={DAY}/drift.json"))
     assert drift["verdict"] == "collecting baseline (1 of 2 dates)"
 
@@ -325,14 +349,24 @@ def test_a_signature_that_does_not_fit_the_contract_fails_before_scoring_naming_
 
     hooks, apply = project
     apply("homes_misfit")
-    signature = ModelSignature(inputs=Schema([ColSpec("double", "area"), ColSpec("double", "city"), ColSpec("long", "floor")]))
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("double", "area"), ColSpec("double", "city"), ColSpec("long", "floor")])
+    )
     with mlflow.start_run():
-        mlflow.pyfunc.log_model(name="model", python_model=HomesModel(), signature=signature, registered_model_name="homes_misfit")
+        mlflow.pyfunc.log_model(
+            name="model", python_model=HomesModel(), signature=signature, registered_model_name="homes_misfit"
+        )
     mlflow.MlflowClient().set_registered_model_alias("homes_misfit", "champion", "1")
     assert build(DailyScore(DAY)).status == LuigiStatusCode.FAILED
     cause = "\n".join(pipelines._failures)
-    assert "SchemaError" in cause and "missing column(s) floor" in cause and "city (string column, model takes number)" in cause, cause
-    assert make_storage().read_text(f"pins/date={DAY}.json") is None and not make_storage().is_committed(PREDICTIONS, DAY)
+    assert (
+        "SchemaError" in cause
+        and "missing column(s) floor" in cause
+        and "city (string column, model takes number)" in cause
+    ), cause
+    assert make_storage().read_text(f"pins/date={DAY}.json") is None and not make_storage().is_committed(
+        PREDICTIONS, DAY
+    )
 
 
 def test_a_pyfunc_model_missing_a_dependency_fails_the_date_naming_the_package(project):
@@ -358,7 +392,13 @@ def test_the_three_runtimes_give_the_same_probabilities_on_the_same_rows(project
             if runtime == "onnx":
                 mlflow.onnx.log_model(onnx_of(model, x, "classification"), name="model", registered_model_name=name)
             else:
-                mlflow.sklearn.log_model(model, name="model", input_example=x.head(5), registered_model_name=name, skops_trusted_types=TRUSTED)
+                mlflow.sklearn.log_model(
+                    model,
+                    name="model",
+                    input_example=x.head(5),
+                    registered_model_name=name,
+                    skops_trusted_types=TRUSTED,
+                )
         mlflow.MlflowClient().set_registered_model_alias(name, "champion", "1")
         storage = make_storage()
         for dataset in (PREDICTIONS, "monitoring", "pins"):  # the same date, scored again by the next version
@@ -403,5 +443,7 @@ def test_a_tampered_model_is_refused_by_the_workers(project, flavour):
     with open(target, "ab") as fh:
         fh.write(b"\n# tampered\n")
     assert build(DailyScore(DAY)).status == LuigiStatusCode.FAILED
-    assert "IntegrityError" in "\n".join(pipelines._failures) and "refusing to score" in "\n".join(pipelines._failures), pipelines._failures
+    assert "IntegrityError" in "\n".join(pipelines._failures) and "refusing to score" in "\n".join(
+        pipelines._failures
+    ), pipelines._failures
     assert not make_storage().is_committed(PREDICTIONS, DAY)

@@ -9,6 +9,7 @@ import os
 import time
 import urllib.request
 from collections import Counter
+from itertools import pairwise
 
 import pyarrow.dataset as ds
 import pytest
@@ -20,8 +21,8 @@ from tests.servers import wait_until
 
 DAY = dt.date(2026, 2, 10)
 DAILY = {
-    "SourceData", "ExtractFeatures", "ChampionModel", "ResolveModel", "ScorePredictions", "DetectDrift", "LabelsArrived",
-    "ExtractLabels", "Metrics", "CheckMetrics", "RetrainIfDrifted", "DailyReport", "DailyScore",
+    "SourceData", "ExtractFeatures", "ChampionModel", "ResolveModel", "ScorePredictions", "DetectDrift",
+    "LabelsArrived", "ExtractLabels", "Metrics", "CheckMetrics", "RetrainIfDrifted", "DailyReport", "DailyScore",
 }  # fmt: skip
 
 
@@ -47,10 +48,13 @@ def graph_texts(luigid, task_id: str) -> list[str]:
     page = f"{luigid.url}/static/visualiser/index.html#tab=graph&taskId={task_id}"
     with tempfile.TemporaryDirectory() as profile:
         dump = subprocess.run(
-            [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom", page],
+            [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=10000",
+             "--dump-dom", page],
             capture_output=True, text=True, timeout=120, check=False,
         )  # fmt: skip
-    return [html.unescape(t) for t in re.findall(r'class="graph-node-a"[^>]*>\s*<text[^>]*>([^<]*)</text>', dump.stdout)]
+    return [
+        html.unescape(t) for t in re.findall(r'class="graph-node-a"[^>]*>\s*<text[^>]*>([^<]*)</text>', dump.stdout)
+    ]
 
 
 def started(luigid, family: str) -> Counter:
@@ -104,7 +108,9 @@ def test_two_projects_score_the_same_date_on_one_luigid_at_the_same_time(luigid,
     east = CentralCli.at(tmp_path / "east", luigid.port, {"project": {"name": "fleet_east"}})
     west = CentralCli.at(tmp_path / "west", luigid.port, {"schema": {"path": str(contract)}})
 
-    runs = [cli.start("DailyScore", "--date", DAY.isoformat()) for cli in (east, west)]  # both at once, then wait for both
+    runs = [
+        cli.start("DailyScore", "--date", DAY.isoformat()) for cli in (east, west)
+    ]  # both at once, then wait for both
     codes = [run.wait(timeout=300) for run in runs]
     assert codes == [0, 0], "\n\n".join(run.output[-3000:] for run in runs)
     for cli in (east, west):
@@ -143,9 +149,13 @@ def test_a_date_that_keeps_failing_is_retried_after_a_delay_then_disabled(make_l
     tasks = server.api("task_list")
     extract = task_id(tasks, "ExtractFeatures", DAY)
     assert tasks[extract]["status"] == "DISABLED" and tasks[extract]["re_enable_able"]
-    starts = [dt.datetime.fromisoformat(ts) for task, _, event, ts in server.events() if task == extract and event == "RUNNING"]
+    starts = [
+        dt.datetime.fromisoformat(ts)
+        for task, _, event, ts in server.events()
+        if task == extract and event == "RUNNING"
+    ]
     assert len(starts) == 3  # retry_count
-    assert all(later - earlier >= dt.timedelta(seconds=1) for earlier, later in zip(starts, starts[1:]))  # retry_delay
+    assert all(later - earlier >= dt.timedelta(seconds=1) for earlier, later in pairwise(starts))  # retry_delay
 
     # While disabled, no run starts it, not even one whose input is now fine; the run fails.
     again = cli.luigi("DailyScore", "--date", DAY.isoformat())
@@ -163,7 +173,15 @@ def test_a_date_that_keeps_failing_is_retried_after_a_delay_then_disabled(make_l
 
 # -- scheduler restart -------------------------------------------------------------------
 DATES = [dt.date(2026, 3, 1) + dt.timedelta(days=i) for i in range(4)]
-RANGE = ("RangeDaily", "--of", "DailyScore", "--start", DATES[0].isoformat(), "--stop", (DATES[-1] + dt.timedelta(days=1)).isoformat())
+RANGE = (
+    "RangeDaily",
+    "--of",
+    "DailyScore",
+    "--start",
+    DATES[0].isoformat(),
+    "--stop",
+    (DATES[-1] + dt.timedelta(days=1)).isoformat(),
+)
 
 
 def committed(root) -> dict[str, str]:
@@ -182,7 +200,9 @@ def mid_run(server, cli: CentralCli, run) -> dict[str, str]:
         assert run.proc.poll() is None, "the run ended before luigid went away"
         done = committed(cli.root)
         running = {t["params"].get("date") for t in server.api("task_list", status="RUNNING").values()}
-        return any(k.startswith("predictions/") for k in done) and any(d and f"predictions/date={d}" not in done for d in running)
+        return any(k.startswith("predictions/") for k in done) and any(
+            d and f"predictions/date={d}" not in done for d in running
+        )
 
     wait_until(ready, "a date committed while another one runs", timeout=180)
     return committed(cli.root)

@@ -11,7 +11,10 @@ from tests.e2e.test_startup import minimal_cfg, run_project
     "args, line",
     [
         (["DailyScore", "--date", "2026-13-45"], "batchml: DailyScore --date 2026-13-45: not a date as YYYY-MM-DD"),
-        (["RangeDaily", "--of", "DailyScore", "--start", "2026-06-01", "--stop", "June 3"], "batchml: RangeDaily --stop June 3: not a date as YYYY-MM-DD"),
+        (
+            ["RangeDaily", "--of", "DailyScore", "--start", "2026-06-01", "--stop", "June 3"],
+            "batchml: RangeDaily --stop June 3: not a date as YYYY-MM-DD",
+        ),
     ],
 )
 def test_an_invalid_date_is_one_line_naming_the_parameter_and_value(tmp_path, args, line):

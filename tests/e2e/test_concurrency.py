@@ -58,12 +58,16 @@ def assert_one_clean_commit(root: str) -> None:
         manifest = storage.verify(dataset, DAY)  # the files are the ones the manifest lists
         table = prefix_dataset(storage, dataset).to_table()  # a plain reader of the prefix, the date's rows
         table = table.filter(pc.equal(pc.cast(table["date"], pa.string()), DAY.isoformat()))
-        assert table.num_rows == manifest.rows["written"], f"{dataset}: readers see {table.num_rows} rows, the manifest says {manifest.rows['written']}"
+        assert table.num_rows == manifest.rows["written"], (
+            f"{dataset}: readers see {table.num_rows} rows, the manifest says {manifest.rows['written']}"
+        )
         if dataset != "quarantine":
             assert distinct_keys(table) == table.num_rows, f"{dataset}: duplicate rows"
         assert not fs.find(f"{base}/{dataset}/_staging"), f"{dataset}: staging left behind"
     predictions, features = storage.manifest("predictions", DAY), storage.manifest("features", DAY)
-    assert predictions.rows["in"] == features.rows["in"] == predictions.rows["written"] + predictions.rows["quarantined"]
+    assert (
+        predictions.rows["in"] == features.rows["in"] == predictions.rows["written"] + predictions.rows["quarantined"]
+    )
     pin = storage.read_text(f"pins/date={DAY}.json")
     assert f'"version": "{predictions.model["version"]}"' in pin
 
@@ -77,7 +81,9 @@ def test_two_runs_released_at_the_same_instant_commit_the_date_once(tmp_path, re
     gate = Barrier(tmp_path)
     runs = [
         # Separate lock folders: Luigi's pid lock is per host, so two pods never see each other's.
-        cli.start("DailyScore", "--date", DAY.isoformat(), "--lock-pid-dir", str(tmp_path / f"pod{i}"), env=gate.env(barrier))
+        cli.start(
+            "DailyScore", "--date", DAY.isoformat(), "--lock-pid-dir", str(tmp_path / f"pod{i}"), env=gate.env(barrier)
+        )
         for i in range(2)
     ]
     for run in runs:
@@ -96,7 +102,9 @@ def test_a_second_run_of_the_same_command_on_one_host_exits_already_running(tmp_
     cli = make_cli(tmp_path, registry, storage_root)
     gate = Barrier(tmp_path)
     locks = str(tmp_path / "locks")
-    first = cli.start("DailyScore", "--date", DAY.isoformat(), "--lock-pid-dir", locks, env=gate.env("writer.predictions"))
+    first = cli.start(
+        "DailyScore", "--date", DAY.isoformat(), "--lock-pid-dir", locks, env=gate.env("writer.predictions")
+    )
     first.wait_for("batchml failpoint writer.predictions reached")
     second = cli.luigi("DailyScore", "--date", DAY.isoformat(), "--lock-pid-dir", locks)
     assert second.returncode == 10, last_lines(second)  # [retcode] already_running
@@ -107,12 +115,23 @@ def test_a_second_run_of_the_same_command_on_one_host_exits_already_running(tmp_
 
 @pytest.mark.slow
 @pytest.mark.faults
-@pytest.mark.parametrize("storage_root", ["s3"], indirect=True)  # a local date lock never expires: a paused writer keeps it
+@pytest.mark.parametrize(
+    "storage_root", ["s3"], indirect=True
+)  # a local date lock never expires: a paused writer keeps it
 def test_a_writer_paused_past_its_lease_never_commits_over_the_run_that_took_it_over(tmp_path, registry, storage_root):
     cli = make_cli(tmp_path, registry, storage_root)
     gate = Barrier(tmp_path)
-    paused = cli.start("DailyScore", "--date", DAY.isoformat(), "--lock-pid-dir", str(tmp_path / "pod0"), env=gate.env("commit.predictions.files"))
-    paused.wait_for("batchml failpoint commit.predictions.files reached")  # its files copied into the date, no manifest yet
+    paused = cli.start(
+        "DailyScore",
+        "--date",
+        DAY.isoformat(),
+        "--lock-pid-dir",
+        str(tmp_path / "pod0"),
+        env=gate.env("commit.predictions.files"),
+    )
+    paused.wait_for(
+        "batchml failpoint commit.predictions.files reached"
+    )  # its files copied into the date, no manifest yet
     os.killpg(paused.proc.pid, signal.SIGSTOP)  # a frozen VM or a long pause: its lease is no longer renewed
     try:
         other = cli.luigi("DailyScore", "--date", DAY.isoformat(), "--lock-pid-dir", str(tmp_path / "pod1"))

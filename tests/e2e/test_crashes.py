@@ -84,7 +84,9 @@ def table(storage, dataset: str) -> pd.DataFrame:
         "commit.predictions.manifest",  # manifest staged, date not yet published
     ],
 )
-def test_a_run_killed_mid_write_leaves_the_old_state_and_the_next_run_heals(tmp_path, registry, undisturbed, point, storage_root):
+def test_a_run_killed_mid_write_leaves_the_old_state_and_the_next_run_heals(
+    tmp_path, registry, undisturbed, point, storage_root
+):
     cli = make_cli(tmp_path, registry, storage_root)
     storage, reference = open_storage(storage_root), Storage(undisturbed)
     storage.write_once(PIN, reference.read_text(PIN))  # the same model version as the undisturbed run
@@ -95,16 +97,29 @@ def test_a_run_killed_mid_write_leaves_the_old_state_and_the_next_run_heals(tmp_
     on_s3 = storage_root.startswith("s3://")
     writing = "predictions" if "predictions" in point or "score" in point else "features"
     committed_by_the_kill = on_s3 and point == f"commit.{writing}.manifest"  # the manifest PUT was the commit
-    # batchml's readers (manifests, committed_dates, batchml.store.reader) see the date's quarantine and features together or not at all
-    seen = {d: (DAY in storage.committed_dates(d), storage.manifest(d, DAY) is not None) for d in ("quarantine", "features")}
-    assert seen["quarantine"] == seen["features"] and len(set(seen["features"])) == 1, f"killed at {point}, readers see half a date: {seen}"
-    assert bool(committed_files(storage_root, "quarantine")) == bool(committed_files(storage_root, "features")) == seen["features"][0]
+    # batchml's readers (manifests, committed_dates, batchml.store.reader) see the date's quarantine and
+    # features together or not at all
+    seen = {
+        d: (DAY in storage.committed_dates(d), storage.manifest(d, DAY) is not None) for d in ("quarantine", "features")
+    }
+    assert seen["quarantine"] == seen["features"] and len(set(seen["features"])) == 1, (
+        f"killed at {point}, readers see half a date: {seen}"
+    )
+    assert (
+        bool(committed_files(storage_root, "quarantine"))
+        == bool(committed_files(storage_root, "features"))
+        == seen["features"][0]
+    )
     if DAY in storage.committed_dates("predictions"):
         assert seen["features"][0], f"killed at {point}: predictions are shown without their features"
     for dataset in ("quarantine", "features", "predictions"):
-        files, rows = visible(storage, dataset)  # a plain reader of one dataset's folder: each dataset's date whole or absent
+        files, rows = visible(
+            storage, dataset
+        )  # a plain reader of one dataset's folder: each dataset's date whole or absent
         assert not [f for f in files if "/_" in f], f"a reader of {dataset} sees staging files: {files}"
-        if DAY in storage.committed_dates(dataset):  # committed before the kill: whole, and exactly what its manifest says
+        if DAY in storage.committed_dates(
+            dataset
+        ):  # committed before the kill: whole, and exactly what its manifest says
             assert dataset != writing or committed_by_the_kill, f"{dataset}: committed by a run killed at {point}"
             assert rows == storage.verify(dataset, DAY).rows["written"] == len(storage.read_table(dataset, DAY))
         elif storage._raw_committed(dataset, DAY):  # committed but not shown (its marker is there): whole on disk
@@ -116,11 +131,15 @@ def test_a_run_killed_mid_write_leaves_the_old_state_and_the_next_run_heals(tmp_
         assert DAY not in storage.committed_dates(writing) and storage.manifest(writing, DAY) is None
         if point == "extract.features.committed":  # published, hidden by the marker
             written = [f["path"] for f in storage._raw_manifest(writing, DAY).files]
-        elif on_s3 and point == f"commit.{writing}.files":  # staging is removed once copied: the copies are in the date's folder
+        elif (
+            on_s3 and point == f"commit.{writing}.files"
+        ):  # staging is removed once copied: the copies are in the date's folder
             written = storage.fs.ls(storage._partition_key(writing, DAY), detail=False, refresh=True)
         else:
             written = staged(storage, writing)
-        assert [f for f in written if f.endswith(".parquet")], "nothing was written: the failpoint is in the wrong place"
+        assert [f for f in written if f.endswith(".parquet")], (
+            "nothing was written: the failpoint is in the wrong place"
+        )
 
     healed = cli.luigi("DailyScore", "--date", DAY.isoformat())
     assert healed.returncode == 0, last_lines(healed, 40)
@@ -132,7 +151,9 @@ def test_a_run_killed_mid_write_leaves_the_old_state_and_the_next_run_heals(tmp_
         assert not staged(storage, dataset), f"leftovers of the killed run in {dataset} were not cleaned"
 
     for dataset in ("features", "predictions", "quarantine"):
-        pd.testing.assert_frame_equal(table(storage, dataset), table(reference, dataset), obj=f"{dataset} against an undisturbed run")
+        pd.testing.assert_frame_equal(
+            table(storage, dataset), table(reference, dataset), obj=f"{dataset} against an undisturbed run"
+        )
         assert storage.manifest(dataset, DAY).rows == reference.manifest(dataset, DAY).rows
         files, rows = visible(storage, dataset)
         assert rows == len(table(reference, dataset)), f"{dataset}: a plain reader sees {rows} rows after healing"

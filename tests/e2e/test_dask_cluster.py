@@ -19,7 +19,13 @@ def dask_cluster(tmp_path):
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     common = ["--no-dashboard"]
-    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), *common], cwd=tmp_path, stderr=subprocess.DEVNULL)]
+    procs = [
+        subprocess.Popen(
+            [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), *common],
+            cwd=tmp_path,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
     for i in range(2):
         procs.append(
             subprocess.Popen(

@@ -57,13 +57,22 @@ def tail(run: subprocess.CompletedProcess, n: int = 40) -> str:
 def churn(tmp_path_factory):
     """The example copied to a tmp folder and run: the first date (cold start), then the range up to LAST."""
     folder = tmp_path_factory.mktemp("example") / "churn"
-    shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns("data", "mlflow.db", "mlartifacts", ".cache", "__pycache__"))
+    shutil.copytree(
+        EXAMPLE, folder, ignore=shutil.ignore_patterns("data", "mlflow.db", "mlartifacts", ".cache", "__pycache__")
+    )
     # The first date alone: the cold start trains on the labelled week before it. A RangeDaily
     # schedules its newest date first, whose window would hold the dates it then scores.
     first = luigi(folder, "DailyScore", "--date", D0.isoformat())
     assert first.returncode == 0, tail(first)
     rest = luigi(
-        folder, "RangeDaily", "--of", "DailyScore", "--start", (D0 + dt.timedelta(days=1)).isoformat(), "--stop", (LAST + dt.timedelta(days=1)).isoformat()
+        folder,
+        "RangeDaily",
+        "--of",
+        "DailyScore",
+        "--start",
+        (D0 + dt.timedelta(days=1)).isoformat(),
+        "--stop",
+        (LAST + dt.timedelta(days=1)).isoformat(),
     )
     return folder, first, rest
 
@@ -92,7 +101,11 @@ def test_predictions_have_the_key_the_class_and_probabilities_summing_to_one_sco
     for date in dates(D0, LAST):
         manifest = read_json(folder, f"predictions/date={date}/_MANIFEST.json")
         assert manifest["model"]["runtime"] == "onnx", manifest["model"]
-        assert manifest["rows"]["in"] == manifest["rows"]["written"] + manifest["rows"]["quarantined"] == OPTIONS["rows_per_day"]
+        assert (
+            manifest["rows"]["in"]
+            == manifest["rows"]["written"] + manifest["rows"]["quarantined"]
+            == OPTIONS["rows_per_day"]
+        )
         predictions = pd.read_parquet(folder / "data" / "predictions" / f"date={date}")
         assert {*KEY, "prediction", "proba_0", "proba_1", "model_name", "model_version"} <= set(predictions.columns)
         assert len(predictions) == manifest["rows"]["written"]
@@ -100,14 +113,18 @@ def test_predictions_have_the_key_the_class_and_probabilities_summing_to_one_sco
         assert set(predictions["prediction"].unique()) <= set(CLASSES)
         total = predictions["proba_0"].to_numpy(dtype="float64") + predictions["proba_1"].to_numpy(dtype="float64")
         np.testing.assert_allclose(total, 1.0, atol=1e-5)
-        assert (predictions["prediction"] == (predictions["proba_1"] > predictions["proba_0"]).astype("int64")).mean() > 0.999
+        assert (
+            predictions["prediction"] == (predictions["proba_1"] > predictions["proba_0"]).astype("int64")
+        ).mean() > 0.999
     pin = read_json(folder, f"pins/date={LAST}.json")
     assert pin["runtime"] == "onnx" and pin["classes"] == CLASSES and pin["version"] == "1"
 
 
 def test_quarantine_keeps_the_raw_values_and_the_reasons(churn):
     folder, _, _ = churn
-    quarantined = pd.concat([pd.read_parquet(folder / "data" / "quarantine" / f"date={d}") for d in dates(D0, LAST)], ignore_index=True)
+    quarantined = pd.concat(
+        [pd.read_parquet(folder / "data" / "quarantine" / f"date={d}") for d in dates(D0, LAST)], ignore_index=True
+    )
     assert len(quarantined) > 0 and quarantined["reason"].str.len().gt(0).all()
     reasons = " | ".join(quarantined["reason"])
     assert "plan: not in" in reasons and "below minimum" in reasons
@@ -143,7 +160,13 @@ def test_metrics_are_classification_metrics_of_the_labelled_date(churn):
         assert 0.5 < realized["roc_auc"] <= 1 and realized["coverage"] == 1.0
         assert set(metrics["numbers"]["class_shares"]) == {"0", "1"}
         checks = {c["name"] for c in metrics["checks"]}
-        assert {"class_share_shift", "quarantine_rate", "null_rate.days_since_last_login", "null_rate.proba_1", "realized_error_ratio"} <= checks
+        assert {
+            "class_share_shift",
+            "quarantine_rate",
+            "null_rate.days_since_last_login",
+            "null_rate.proba_1",
+            "realized_error_ratio",
+        } <= checks
     before = monitoring(folder, DRIFT - dt.timedelta(days=1), "metrics.json")["numbers"]["realized"]
     after = monitoring(folder, LAST, "metrics.json")["numbers"]["realized"]  # drifted rows, the old model
     assert after["log_loss"] > 1.3 * before["log_loss"], (before, after)
@@ -185,14 +208,22 @@ def test_the_report_pages_exist(churn):
         assert "account_churn" in page and "class_share_shift" in page and "proba_1" in page
     page = (folder / "data" / "monitoring" / f"date={LAST}" / "report.html").read_text()
     assert "log_loss" in page  # the gate's reason
-    for tile in ("Log loss", "ROC AUC", "Accuracy", "F1", "Brier score", "champion hold-out Log loss"):  # realized, of the classifier
+    for tile in (
+        "Log loss",
+        "ROC AUC",
+        "Accuracy",
+        "F1",
+        "Brier score",
+        "champion hold-out Log loss",
+    ):  # realized, of the classifier
         assert f">{tile}" in page, tile
     assert ">MAE<" not in page
     assert (folder / "data" / "monitoring" / "index.html").exists()
 
 
 def test_onnx_scores_are_the_registered_models_own_probabilities(churn):
-    """The fast path scores what was registered: predict_proba of the estimator inside the registered model, within 1e-4."""
+    """The fast path scores what was registered: predict_proba of the estimator inside the registered model, within
+    1e-4."""
     import mlflow.artifacts
     import mlflow.sklearn
 
@@ -206,10 +237,16 @@ def test_onnx_scores_are_the_registered_models_own_probabilities(churn):
     joined = features.merge(predictions, on=KEY, how="inner", validate="one_to_one")
     assert len(joined) == len(predictions)
 
-    with _fluent_uris(f"sqlite:///{folder / 'mlflow.db'}"):  # models:/ resolves against the process's registry URI; restored after
-        registered = mlflow.artifacts.download_artifacts(f"models:/{pin['name']}/{pin['version']}", dst_path=str(folder / "registered"))
+    with _fluent_uris(
+        f"sqlite:///{folder / 'mlflow.db'}"
+    ):  # models:/ resolves against the process's registry URI; restored after
+        registered = mlflow.artifacts.download_artifacts(
+            f"models:/{pin['name']}/{pin['version']}", dst_path=str(folder / "registered")
+        )
     model = mlflow.sklearn.load_model(str(Path(registered) / "artifacts" / "sklearn"))  # the raw-rows model's estimator
     assert list(model.classes_) == CLASSES
     expected = model.predict_proba(joined[pin["inputs"]])
     np.testing.assert_allclose(joined[["proba_0", "proba_1"]].to_numpy(dtype="float64"), expected, atol=1e-4, rtol=0)
-    assert (joined["prediction"].to_numpy() == model.classes_[expected.argmax(axis=1)]).mean() > 0.999  # ties at 0.5 aside
+    assert (
+        joined["prediction"].to_numpy() == model.classes_[expected.argmax(axis=1)]
+    ).mean() > 0.999  # ties at 0.5 aside

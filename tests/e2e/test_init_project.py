@@ -49,7 +49,8 @@ cfg = configparser.ConfigParser()
 cfg.read("luigi.cfg")
 contract = Contract.load("contract.yaml")
 source = FileSource(path=cfg["source"]["path"], contract=contract, fmt=cfg["source"]["format"])
-rows = pd.concat([validate(b, contract, d, origin=o).valid for d in [dt.date(2018, 1, i) for i in range(1, 11)] for o, b in source.batches(d)])
+days = [dt.date(2018, 1, i) for i in range(1, 11)]
+rows = pd.concat([validate(b, contract, d, origin=o).valid for d in days for o, b in source.batches(d)])
 rows = rows.reset_index(drop=True)
 x, y = hooks.features(rows), hooks.labels(rows)
 x, y = x[y.notna().to_numpy()], y[y.notna()].to_numpy()
@@ -57,9 +58,11 @@ settings = TrainingSettings(inputs=tuple(x.columns), label="y", task="regression
 model = hooks.recipe(x.assign(y=y), settings)
 mlflow.set_tracking_uri("sqlite:///mlflow.db")
 with mlflow.start_run():
-    info = mlflow.sklearn.log_model(model, name="model", registered_model_name=cfg["mlflow"]["registered_model"],
-                                    signature=infer_signature(x.head(50), model.predict(x.head(50))), input_example=x.head(5),
-                                    skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+    info = mlflow.sklearn.log_model(
+        model, name="model", registered_model_name=cfg["mlflow"]["registered_model"],
+        signature=infer_signature(x.head(50), model.predict(x.head(50))), input_example=x.head(5),
+        skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
+    )
 version = info.registered_model_version
 mlflow.MlflowClient().set_registered_model_alias(cfg["mlflow"]["registered_model"], "champion", version)
 print("registered", version, len(x))
@@ -82,11 +85,28 @@ def explain(proc: subprocess.CompletedProcess) -> str:
 
 def test_init_then_register_then_score_a_date_from_the_project_folder(tmp_path):
     project = tmp_path / "proj"
-    made = run([str(BIN / "batchml"), "init", str(project), "--sample", str(SAMPLE), "--label", "trip_duration_s", "--task", "regression"], cwd=tmp_path)
+    made = run(
+        [
+            str(BIN / "batchml"),
+            "init",
+            str(project),
+            "--sample",
+            str(SAMPLE),
+            "--label",
+            "trip_duration_s",
+            "--task",
+            "regression",
+        ],
+        cwd=tmp_path,
+    )
     assert made.returncode == 0, explain(made)
     assert sorted(p.name for p in project.iterdir()) == ["README.md", "contract.yaml", "luigi.cfg", "proj_hooks.py"]
     contract = Contract.load(project / "contract.yaml")
-    assert (contract.label.column, contract.label.task, contract.timestamp) == ("trip_duration_s", "regression", "pickup_datetime")
+    assert (contract.label.column, contract.label.task, contract.timestamp) == (
+        "trip_duration_s",
+        "regression",
+        "pickup_datetime",
+    )
     assert "yellow_tripdata_sample_{year}-{month}.csv.gz" in (project / "luigi.cfg").read_text()
 
     again = run([str(BIN / "batchml"), "init", str(project), "--sample", str(SAMPLE)], cwd=tmp_path)
@@ -97,7 +117,9 @@ def test_init_then_register_then_score_a_date_from_the_project_folder(tmp_path):
     registered = run([str(BIN / "python"), "-c", textwrap.dedent(REGISTER.format(module="proj_hooks"))], cwd=project)
     assert registered.returncode == 0 and "registered 1" in registered.stdout, explain(registered)
 
-    extract = run([str(BIN / "luigi"), "--module", "pipelines", "ExtractFeatures", "--date", DAY.isoformat()], cwd=project)
+    extract = run(
+        [str(BIN / "luigi"), "--module", "pipelines", "ExtractFeatures", "--date", DAY.isoformat()], cwd=project
+    )
     features = manifest(project, "features", DAY)
     assert features is not None, explain(extract)
     quarantine = manifest(project, "quarantine", DAY)
@@ -123,7 +145,11 @@ def test_init_then_register_then_score_a_date_from_the_project_folder(tmp_path):
     assert score.returncode == 0, explain(score)
 
 
-CAMEL = {"vendor_id": "VendorID", "pickup_datetime": "tpep_pickup_datetime", "dropoff_datetime": "tpep_dropoff_datetime"}
+CAMEL = {
+    "vendor_id": "VendorID",
+    "pickup_datetime": "tpep_pickup_datetime",
+    "dropoff_datetime": "tpep_dropoff_datetime",
+}
 CAMEL |= {"pickup_location_id": "PULocationID", "dropoff_location_id": "DOLocationID", "rate_code_id": "RatecodeID"}
 
 
@@ -134,25 +160,37 @@ def test_a_camel_case_copy_extracts_another_month_through_the_path_template(tmp_
         frame = pd.read_csv(TLC / f"yellow_tripdata_sample_2018-{month}.csv.gz", dtype=str, keep_default_na=False)
         frame.rename(columns=CAMEL).to_csv(raw / f"yellow_tripdata_2018-{month}.csv.gz", index=False)
     project = tmp_path / "camel"
-    made = run([str(BIN / "batchml"), "init", str(project), "--sample", str(raw / "yellow_tripdata_2018-01.csv.gz")], cwd=tmp_path)
+    made = run(
+        [str(BIN / "batchml"), "init", str(project), "--sample", str(raw / "yellow_tripdata_2018-01.csv.gz")],
+        cwd=tmp_path,
+    )
     assert made.returncode == 0, explain(made)
     contract = Contract.load(project / "contract.yaml")
-    assert contract.column("pu_location_id").source == ("PULocationID",) and contract.timestamp == "tpep_pickup_datetime"
+    assert (
+        contract.column("pu_location_id").source == ("PULocationID",) and contract.timestamp == "tpep_pickup_datetime"
+    )
 
     day = dt.date(2018, 2, 10)  # a month the sample did not show: the template finds its file
-    extract = run([str(BIN / "luigi"), "--module", "pipelines", "ExtractFeatures", "--date", day.isoformat()], cwd=project)
+    extract = run(
+        [str(BIN / "luigi"), "--module", "pipelines", "ExtractFeatures", "--date", day.isoformat()], cwd=project
+    )
     features = manifest(project, "features", day)
     assert features is not None and manifest(project, "quarantine", day) is not None, explain(extract)
-    february = pd.read_csv(raw / "yellow_tripdata_2018-02.csv.gz", usecols=["tpep_pickup_datetime"], parse_dates=["tpep_pickup_datetime"])
+    february = pd.read_csv(
+        raw / "yellow_tripdata_2018-02.csv.gz", usecols=["tpep_pickup_datetime"], parse_dates=["tpep_pickup_datetime"]
+    )
     assert features["rows"]["in"] == int((february["tpep_pickup_datetime"].dt.date == day).sum()) > 0
-    assert features["rows"]["quarantined"] <= 0.05 * features["rows"]["in"]  # only values outside January's observed ranges
+    assert (
+        features["rows"]["quarantined"] <= 0.05 * features["rows"]["in"]
+    )  # only values outside January's observed ranges
     written = pd.read_parquet(project / "data" / "features" / f"date={day.isoformat()}")
     assert {"vendor_id", "pu_location_id", "tpep_pickup_datetime_hour"} <= set(written.columns)
     assert extract.returncode == 0, explain(extract)
 
 
 def test_init_on_a_messy_export_then_extract_a_date_of_it(tmp_path):
-    """The real sample as a messier export gives it: CamelCase times with New York offsets and a few unparsable pickups."""
+    """The real sample as a messier export gives it: CamelCase times with New York offsets and a few unparsable
+    pickups."""
     frame = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False).head(3000)
     frame = frame.rename(columns={"pickup_datetime": "PickupTime", "dropoff_datetime": "DropoffTime"})
     for col in ("PickupTime", "DropoffTime"):
@@ -161,14 +199,24 @@ def test_init_on_a_messy_export_then_extract_a_date_of_it(tmp_path):
     sample = tmp_path / "yellow_tripdata_messy_2018-01.csv.gz"
     frame.to_csv(sample, index=False)
     project = tmp_path / "messy"
-    made = run([str(BIN / "batchml"), "init", str(project), "--sample", str(sample), "--label", "TripDurationS"], cwd=tmp_path)
+    made = run(
+        [str(BIN / "batchml"), "init", str(project), "--sample", str(sample), "--label", "TripDurationS"], cwd=tmp_path
+    )
     assert made.returncode == 0, explain(made)
     contract = Contract.load(project / "contract.yaml")
-    assert (contract.timestamp, contract.timezone, contract.label.column) == ("pickup_time", "Etc/GMT+5", "TripDurationS")
+    assert (contract.timestamp, contract.timezone, contract.label.column) == (
+        "pickup_time",
+        "Etc/GMT+5",
+        "TripDurationS",
+    )
 
-    extract = run([str(BIN / "luigi"), "--module", "pipelines", "ExtractFeatures", "--date", DAY.isoformat()], cwd=project)
+    extract = run(
+        [str(BIN / "luigi"), "--module", "pipelines", "ExtractFeatures", "--date", DAY.isoformat()], cwd=project
+    )
     features = manifest(project, "features", DAY)
     assert features is not None and extract.returncode == 0, explain(extract)
-    local = pd.to_datetime(frame["PickupTime"].str.removesuffix("-05:00"), errors="coerce")  # wall-clock New York time, as written
+    local = pd.to_datetime(
+        frame["PickupTime"].str.removesuffix("-05:00"), errors="coerce"
+    )  # wall-clock New York time, as written
     on_day = int((local.dt.date == DAY).sum())
     assert features["rows"]["in"] == on_day > 0 and features["rows"]["quarantined"] == 0

@@ -1,4 +1,5 @@
-"""Incomplete inputs through the real CLI: an empty date is missing data, a cut file fails naming itself, a 0-byte file beside good ones is skipped, a full disk is named."""
+"""Incomplete inputs through the real CLI: an empty date is missing data, a cut file fails naming itself, a 0-byte file
+beside good ones is skipped, a full disk is named."""
 
 import datetime as dt
 
@@ -10,7 +11,9 @@ from tests.conftest import pipeline_settings, write_cfg
 from tests.e2e.conftest import Cli, last_lines
 
 DAY = dt.date(2026, 3, 10)
-WINDOW = [DAY - dt.timedelta(days=i) for i in range(6, 0, -1)]  # the cold start's window and the labelled date before DAY
+WINDOW = [
+    DAY - dt.timedelta(days=i) for i in range(6, 0, -1)
+]  # the cold start's window and the labelled date before DAY
 
 
 def day_rows(date: dt.date, rows: int = 3000, seed: int = 5) -> pd.DataFrame:
@@ -77,12 +80,18 @@ def test_a_marker_gates_a_date_and_a_csv_cut_mid_row_fails_it_with_the_cause_las
     cut = cli.luigi("DailyScore", "--date", DAY.isoformat())
     assert cut.returncode == 30, last_lines(cut, 40)
     last = last_lines(cut, 1)
-    assert f"trips_{DAY}.csv: the last line is cut (" in last and "the file looks incomplete" in last, last_lines(cut, 20)
+    assert f"trips_{DAY}.csv: the last line is cut (" in last and "the file looks incomplete" in last, last_lines(
+        cut, 20
+    )
     assert nothing_committed(cli, DAY, pinned=True)
 
     path.write_text("".join(lines[:2501]))  # whole rows, but fewer than the marker states
     short = cli.luigi("DailyScore", "--date", DAY.isoformat())
-    assert short.returncode == 30 and f"{DAY}.done: states 5000 rows, but " in last_lines(short, 1) and "hold 2500" in last_lines(short, 1)
+    assert (
+        short.returncode == 30
+        and f"{DAY}.done: states 5000 rows, but " in last_lines(short, 1)
+        and "hold 2500" in last_lines(short, 1)
+    )
     assert nothing_committed(cli, DAY, pinned=True)
 
     path.write_text("".join(lines))
@@ -113,5 +122,7 @@ def test_a_full_disk_fails_the_run_naming_the_dataset_and_the_path_last(tmp_path
     run = cli.luigi("ExtractFeatures", "--date", DAY.isoformat())
     assert run.returncode != 0, last_lines(run, 40)
     last = last_lines(run, 1)
-    assert f"No space left on device writing features of {DAY} to {small_disk}/data/features/_staging/date={DAY}/" in last, last_lines(run, 30)
+    assert (
+        f"No space left on device writing features of {DAY} to {small_disk}/data/features/_staging/date={DAY}/" in last
+    ), last_lines(run, 30)
     assert not Storage(small_disk / "data").committed_dates("features")

@@ -30,7 +30,9 @@ def _run(cmd, **kw) -> subprocess.CompletedProcess:
 def installed(tmp_path_factory) -> Path:
     """A virtualenv with batchml installed from its wheel; returns its python."""
     base = tmp_path_factory.mktemp("installed")
-    built = _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(base / "wheels"), str(REPO)])
+    built = _run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(base / "wheels"), str(REPO)]
+    )
     assert built.returncode == 0, built.stderr[-3000:]
     _run([sys.executable, "-m", "venv", str(base / "venv")]).check_returncode()
     python = base / "venv" / "bin" / "python"
@@ -48,7 +50,10 @@ def luigi(python: Path, folder: Path, *args: str) -> subprocess.CompletedProcess
 
 
 def test_the_wheel_carries_the_package_data_and_nothing_of_the_clone(installed, tmp_path):
-    probe = "import batchml, pipelines, tasks, pathlib; p = pathlib.Path(batchml.__file__).parent; print(p); print(sorted(x.name for x in (p / 'templates').iterdir()))"
+    probe = (
+        "import batchml, pipelines, tasks, pathlib; p = pathlib.Path(batchml.__file__).parent; print(p); "
+        "print(sorted(x.name for x in (p / 'templates').iterdir()))"
+    )
     out = _run([str(installed), "-c", probe], cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     where, templates = out.stdout.splitlines()

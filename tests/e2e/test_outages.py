@@ -42,7 +42,9 @@ def server(tmp_path_factory):
 def make_cli(tmp_path, uri: str) -> Cli:
     settings = pipeline_settings(tmp_path)
     # Artifacts go through the server (mlflow-artifacts:/): no shared folder with it.
-    settings["mlflow"].update(tracking_uri=uri, artifact_location="", http_request_max_retries="0", http_request_timeout="5")
+    settings["mlflow"].update(
+        tracking_uri=uri, artifact_location="", http_request_max_retries="0", http_request_timeout="5"
+    )
     return Cli(tmp_path, write_cfg(tmp_path / "luigi.cfg", settings))
 
 
@@ -52,7 +54,11 @@ def client(uri: str) -> mlflow.MlflowClient:
 
 def causes(output: str) -> list[str]:
     """The lines under 'the run failed because:' that pipelines prints last."""
-    return output.split("the run failed because:", 1)[1].strip().splitlines() if "the run failed because:" in output else []
+    return (
+        output.split("the run failed because:", 1)[1].strip().splitlines()
+        if "the run failed because:" in output
+        else []
+    )
 
 
 @pytest.mark.slow
@@ -64,7 +70,9 @@ def test_an_outage_fails_in_bounded_time_and_never_changes_a_pinned_version(tmp_
     # A new champion is promoted after DAY was pinned to version 1.
     registry = client(server.uri)
     v1 = registry.get_model_version(MODEL, "1")
-    v2 = registry.create_model_version(MODEL, v1.source, run_id=v1.run_id, tags=v1.tags, model_id=v1.model_id or v1.source.removeprefix("models:/"))
+    v2 = registry.create_model_version(
+        MODEL, v1.source, run_id=v1.run_id, tags=v1.tags, model_id=v1.model_id or v1.source.removeprefix("models:/")
+    )
     registry.set_registered_model_alias(MODEL, "champion", v2.version)
     shutil.rmtree(tmp_path / "cache")  # a fresh pod: the pinned model must come from the registry
 
@@ -77,12 +85,16 @@ def test_an_outage_fails_in_bounded_time_and_never_changes_a_pinned_version(tmp_
         # Every retried call gave up within its deadline; the run with them, well inside a minute.
         assert elapsed < 60, f"the run took {elapsed:.0f} s to give up"
         lines = causes(down.stderr)
-        assert lines and all(f"MLflow registry at {server.uri}" in line and "gave up after" in line for line in lines), last_lines(down, 40)
+        assert lines and all(
+            f"MLflow registry at {server.uri}" in line and "gave up after" in line for line in lines
+        ), last_lines(down, 40)
         assert any("(download_artifacts)" in line and "ScorePredictions" in line for line in lines), lines
         assert Storage(cli.root).manifest("predictions", DAY) is None
 
         # The server comes back while a run is waiting between retries: the run finishes.
-        patient = cli.start("DailyScore", "--date", DAY.isoformat(), "--retry-attempts", "100", "--retry-deadline", "120")
+        patient = cli.start(
+            "DailyScore", "--date", DAY.isoformat(), "--retry-attempts", "100", "--retry-deadline", "120"
+        )
         patient.wait_for("; retry 1 of")
     finally:
         server.start()

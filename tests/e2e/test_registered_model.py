@@ -35,7 +35,8 @@ URI = f"models:/{NAME}@champion"
 
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory):
-    """A project folder after `DailyScore --date DAY`; yields (folder, raw rows CSV, committed predictions of those rows).
+    """A project folder after `DailyScore --date DAY`; yields (folder, raw rows CSV, committed predictions of those
+    rows).
 
     Beside the CSV, `rows.parquet` holds the same rows as a team's own Parquet has them: timestamps
     as datetime64, an integer as pandas' nullable Int64, another as float64, another as int32.
@@ -68,9 +69,14 @@ def scored(tmp_path_factory):
 
 
 def clean_env(folder: Path) -> dict[str, str]:
-    """A user's environment: MLflow pointed at the project's store, the venv's bin/ first, nothing of the project importable."""
+    """A user's environment: MLflow pointed at the project's store, the venv's bin/ first, nothing of the project
+    importable."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LUIGI_", "MLFLOW_")) and k != "PYTHONPATH"}
-    return {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}", "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"}
+    return {
+        **env,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
+        "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+    }
 
 
 def assert_batch_predictions(got, expected: np.ndarray) -> None:
@@ -102,7 +108,9 @@ print("transform from", sys.modules["taxi_hooks"].__file__)
 
 
 @pytest.mark.parametrize("read", ["csv", "parquet"])
-def test_pyfunc_load_model_by_alias_predicts_the_batch_predictions_on_raw_rows_in_a_fresh_process(scored, tmp_path, read):
+def test_pyfunc_load_model_by_alias_predicts_the_batch_predictions_on_raw_rows_in_a_fresh_process(
+    scored, tmp_path, read
+):
     """The frame pandas reads from the team's CSV (timestamps as text) or Parquet (datetime64, Int64, float, int32)."""
     folder, rows_csv, expected = scored
     out = tmp_path / "out.csv"
@@ -133,25 +141,41 @@ def test_the_registered_model_describes_itself(scored):
         info = mlflow.models.get_model_info(URI)
         run = client.get_run(mv.run_id)
         experiment = client.get_experiment(run.info.experiment_id)
-        onnx_file = mlflow.artifacts.download_artifacts(f"runs:/{mv.run_id}/onnx/model.onnx", dst_path=str(folder / "check"))
-        model_dir = Path(mlflow.artifacts.download_artifacts(f"models:/{NAME}/{mv.version}", dst_path=str(folder / "model")))
+        onnx_file = mlflow.artifacts.download_artifacts(
+            f"runs:/{mv.run_id}/onnx/model.onnx", dst_path=str(folder / "check")
+        )
+        model_dir = Path(
+            mlflow.artifacts.download_artifacts(f"models:/{NAME}/{mv.version}", dst_path=str(folder / "model"))
+        )
     raw = [c for c in contract.names if c != contract.label.column]
-    # No input types for MLflow to enforce (none admits both a Parquet timestamp and a CSV's text): the contract inside checks rows.
+    # No input types for MLflow to enforce (none admits both a Parquet timestamp and a CSV's text):
+    # the contract inside checks rows.
     assert info.signature.inputs is None and info.signature.outputs.input_names() == ["prediction"]
     example = json.loads((model_dir / "input_example.json").read_text())
     assert example["columns"] == raw  # the columns a caller sends, timestamps as ISO text
     assert run.info.run_name == f"cold start {DAY}"
     (dataset,) = run.inputs.dataset_inputs
-    assert dataset.dataset.name.startswith(contract.dataset) and {t.key: t.value for t in dataset.tags}["mlflow.data.context"].startswith("training ")
+    assert dataset.dataset.name.startswith(contract.dataset) and {t.key: t.value for t in dataset.tags}[
+        "mlflow.data.context"
+    ].startswith("training ")
     assert experiment.tags["mlflow.note.content"].startswith(f"Versions of the registered model {NAME}")
     assert {"onnx_sha256", "inputs", "onnx_artifact"} <= set(mv.tags) and mv.tags["model_input"] == "raw"
     from batchml.base.provenance import sha256_file
 
     assert sha256_file(onnx_file) == mv.tags["onnx_sha256"]  # the batch's pin still finds its ONNX file at the run path
-    assert sha256_file(model_dir / "artifacts" / "model.onnx") == mv.tags["onnx_sha256"]  # ... and the model scores that file
+    assert (
+        sha256_file(model_dir / "artifacts" / "model.onnx") == mv.tags["onnx_sha256"]
+    )  # ... and the model scores that file
     assert (model_dir / "code" / "taxi_hooks.py").exists() and (model_dir / "code" / "taxi_synthetic.py").exists()
     requirements = (model_dir / "requirements.txt").read_text().split()
-    assert {r.split("==")[0] for r in requirements} >= {"scikit-learn", "onnxruntime", "pandas", "pyarrow", "mlflow", "pyyaml"}
+    assert {r.split("==")[0] for r in requirements} >= {
+        "scikit-learn",
+        "onnxruntime",
+        "pandas",
+        "pyarrow",
+        "mlflow",
+        "pyyaml",
+    }
     assert (model_dir / "input_example.json").exists()
 
 
@@ -159,19 +183,39 @@ def test_mlflow_models_serve_answers_raw_rows_with_the_batch_predictions(scored,
     folder, rows_csv, expected = scored
     port = free_port()
     log = tmp_path / "serve.log"
-    argv = [str(BIN / "mlflow"), "models", "serve", "-m", URI, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    argv = [
+        str(BIN / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        URI,
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
     with open(log, "w") as fh:
-        server = subprocess.Popen(argv, cwd=tmp_path, env=clean_env(folder), stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        server = subprocess.Popen(
+            argv, cwd=tmp_path, env=clean_env(folder), stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
-        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/ping"), "mlflow models serve", timeout=120, proc=server, log=log)
+        wait_until(
+            lambda: http_ok(f"http://127.0.0.1:{port}/ping"), "mlflow models serve", timeout=120, proc=server, log=log
+        )
         rows = pd.read_csv(rows_csv)  # numbers as JSON numbers, timestamps as the CSV's text
         body = {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}
         request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+            f"http://127.0.0.1:{port}/invocations",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
         )
         with urllib.request.urlopen(request, timeout=120) as response:
             answer = json.loads(response.read())
-        parquet = urllib.request.Request(  # the team's Parquet file as it is: datetime64 timestamps, Int64, float and int32 integers
+        # The team's Parquet file as it is: datetime64 timestamps, Int64, float and int32 integers.
+        parquet = urllib.request.Request(
             f"http://127.0.0.1:{port}/invocations",
             data=(folder / "rows.parquet").read_bytes(),
             headers={"Content-Type": "application/vnd.apache.parquet"},
@@ -190,7 +234,21 @@ def test_mlflow_models_serve_answers_raw_rows_with_the_batch_predictions(scored,
 def test_mlflow_models_predict_on_a_csv_of_raw_rows_agrees_with_the_batch(scored, tmp_path):
     folder, rows_csv, expected = scored
     out = tmp_path / "out.json"
-    argv = [str(BIN / "mlflow"), "models", "predict", "-m", URI, "-i", str(rows_csv), "-t", "csv", "-o", str(out), "--env-manager", "local"]
+    argv = [
+        str(BIN / "mlflow"),
+        "models",
+        "predict",
+        "-m",
+        URI,
+        "-i",
+        str(rows_csv),
+        "-t",
+        "csv",
+        "-o",
+        str(out),
+        "--env-manager",
+        "local",
+    ]
     run = subprocess.run(argv, cwd=tmp_path, env=clean_env(folder), capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     answer = json.loads(out.read_text())
@@ -212,7 +270,9 @@ def test_spark_udf_on_raw_rows_agrees_with_the_batch(scored, monkeypatch):
         with _fluent_uris(f"sqlite:///{folder / 'mlflow.db'}"):
             udf = mlflow.pyfunc.spark_udf(spark, URI, env_manager="local", result_type="double")
         # one struct: the model declares no input types, and its columns are known by name only this way
-        got = spark.createDataFrame(rows).select(udf(struct(*rows.columns)).alias("prediction")).toPandas()["prediction"]
+        got = (
+            spark.createDataFrame(rows).select(udf(struct(*rows.columns)).alias("prediction")).toPandas()["prediction"]
+        )
     finally:
         spark.stop()
     assert_batch_predictions(got, expected)

@@ -17,17 +17,16 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from taxi_hooks import duration, features
+from taxi_synthetic import trips
 
 from batchml.monitor.checks import CheckThresholds, realized_performance, run_checks
 from batchml.monitor.dashboard import render_dashboard
-from batchml.stats.drift import DriftThresholds, drift_report
-from batchml.stats.profile import add_profiles, daily_profile, profile_partition, reference_profile
 from batchml.monitor.report import render_daily_report
 from batchml.monitor.summary import summarize_date
-from taxi_hooks import duration, features
-
+from batchml.stats.drift import DriftThresholds, drift_report
+from batchml.stats.profile import add_profiles, daily_profile, profile_partition, reference_profile
 from tests.conftest import TAXI_INPUTS
-from taxi_synthetic import trips
 from tests.unit.test_dashboard import DAYS, DRIFTING, FAILED, LABEL_ONLY, ONSET, PROMOTED, Dom, drift_scenario
 
 CHROMIUM = "/usr/bin/chromium"
@@ -48,7 +47,9 @@ CATEGORICAL = ("pickup_zone", "dropoff_zone", "vendor", "payment_type", "rate_co
 SECTIONS = ("summary", "drift", "metrics", "trends", "retraining")
 
 
-def _scored(date: dt.date, rows: int, drift_start: dt.date | None, coef: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+def _scored(
+    date: dt.date, rows: int, drift_start: dt.date | None, coef: np.ndarray | None = None
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Features, label and prediction of one date; a linear stand-in model is fitted when `coef` is None."""
     raw = pd.concat(trips(date, rows_per_day=rows, seed=7, drift_start=drift_start), ignore_index=True)
     frame = features(raw)
@@ -56,7 +57,15 @@ def _scored(date: dt.date, rows: int, drift_start: dt.date | None, coef: np.ndar
     frame[LABEL] = duration(raw).fillna(0.0).to_numpy()
     hour = frame["pickup_hour"].to_numpy()
     rush = ((hour >= 7) & (hour < 10)) | ((hour >= 16) & (hour < 19))
-    x = np.column_stack([np.ones(len(frame)), frame["trip_distance"], frame["trip_distance"] * rush, frame["passenger_count"] >= 5, frame["rate_code"] == 2])
+    x = np.column_stack(
+        [
+            np.ones(len(frame)),
+            frame["trip_distance"],
+            frame["trip_distance"] * rush,
+            frame["passenger_count"] >= 5,
+            frame["rate_code"] == 2,
+        ]
+    )
     if coef is None:
         coef = np.linalg.lstsq(x, frame[LABEL].to_numpy(), rcond=None)[0]
     frame["prediction"] = x @ coef
@@ -67,7 +76,10 @@ def realistic_inputs(day: dt.date = DAY) -> dict:
     """Every input of `render_daily_report` for a drifted date, made by the real functions."""
     drift_start = day - dt.timedelta(days=3)
     train, coef = _scored(day - dt.timedelta(days=30), 42_000, None)
-    train = pd.concat([train] + [_scored(day - dt.timedelta(days=30 + i), 6_000, None, coef)[0] for i in range(1, 7)], ignore_index=True)
+    train = pd.concat(
+        [train] + [_scored(day - dt.timedelta(days=30 + i), 6_000, None, coef)[0] for i in range(1, 7)],
+        ignore_index=True,
+    )
     current, _ = _scored(day, 12_000, drift_start, coef)
     champion_mae = float(np.mean(np.abs(train["prediction"] - train[LABEL])))
     reference = reference_profile(train[list(FEATURES)], categorical=CATEGORICAL)
@@ -77,7 +89,11 @@ def realistic_inputs(day: dt.date = DAY) -> dict:
     daily = daily_profile(add_profiles(*(profile_partition(current.iloc[p], specs) for p in parts)), specs)
     drift = drift_report(reference, daily, list(FEATURES), DriftThresholds(exclude=("is_weekend", "pickup_weekday")))
     realized = realized_performance(
-        current[["trip", "prediction"]], current[["trip", LABEL]].sample(frac=0.8, random_state=1), key=["trip"], label=LABEL, task="regression"
+        current[["trip", "prediction"]],
+        current[["trip", LABEL]].sample(frac=0.8, random_state=1),
+        key=["trip"],
+        label=LABEL,
+        task="regression",
     )
     metrics = run_checks(
         rows_in=12_031,
@@ -101,8 +117,13 @@ def realistic_inputs(day: dt.date = DAY) -> dict:
                 "status": "missing" if gap else "warn" if drifted else "fail" if i == 9 else "ok",
                 "rows_in": None if gap else int(12_000 + 300 * wobble),
                 "drift_share": None if gap else (drift["drifted_share"] if drifted else 0.0) + 0.0625 * (wobble > 0.5),
-                "realized_mae": None if gap or i < 2 else (realized["mae"] if drifted else champion_mae) * (1 + 0.04 * wobble),
-                "prediction_mean": None if gap else (daily["columns"]["prediction"] if drifted else reference["prediction"])["mean"] * (1 + 0.01 * wobble),
+                "realized_mae": None
+                if gap or i < 2
+                else (realized["mae"] if drifted else champion_mae) * (1 + 0.04 * wobble),
+                "prediction_mean": None
+                if gap
+                else (daily["columns"]["prediction"] if drifted else reference["prediction"])["mean"]
+                * (1 + 0.01 * wobble),
             }
         )
     summary = {
@@ -115,8 +136,19 @@ def realistic_inputs(day: dt.date = DAY) -> dict:
             ["dropoff_zone: null", 6],
             ["vendor_id: value is not in {1, 2}", 4],
         ],
-        "model": {"name": "trip_duration", "version": "4", "sha256": "9f2c1e7a5b3d8c0e4f6a2b1c9d7e5f3a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e"},
-        "durations": {"ExtractTrips": 4.8, "ResolveModel": 0.6, "ScorePredictions": 9.3, "DailyProfile": 2.1, "DriftReport": 0.4, "MetricChecks": 1.2},
+        "model": {
+            "name": "trip_duration",
+            "version": "4",
+            "sha256": "9f2c1e7a5b3d8c0e4f6a2b1c9d7e5f3a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e",
+        },
+        "durations": {
+            "ExtractTrips": 4.8,
+            "ResolveModel": 0.6,
+            "ScorePredictions": 9.3,
+            "DailyProfile": 2.1,
+            "DriftReport": 0.4,
+            "MetricChecks": 1.2,
+        },
     }
     retrain = {
         "decision": "promoted",
@@ -127,7 +159,15 @@ def realistic_inputs(day: dt.date = DAY) -> dict:
         "training_rows": 200_000,
         "window": ["2026-06-07", "2026-06-13"],
     }
-    return {"summary": summary, "drift": drift, "reference": reference, "daily": daily, "metrics": metrics, "history": history, "retrain": retrain}
+    return {
+        "summary": summary,
+        "drift": drift,
+        "reference": reference,
+        "daily": daily,
+        "metrics": metrics,
+        "history": history,
+        "retrain": retrain,
+    }
 
 
 def _chromium(*args: str, user_data: Path) -> subprocess.CompletedProcess:
@@ -184,7 +224,8 @@ def test_the_daily_report_renders_in_chromium(chromium, monitoring, tmp_path):
 
 
 def test_the_dashboard_renders_in_chromium(chromium, monitoring, tmp_path):
-    """Drifted heatmap cells from the onset only, bands v1 then v2 with the promotion, failed dates with their causes."""
+    """Drifted heatmap cells from the onset only, bands v1 then v2 with the promotion, failed dates with their
+    causes."""
     page = (monitoring / "index.html").as_uri()
     png = Path(os.environ.get("BATCHML_SCREENSHOTS", tmp_path)) / "dashboard.png"
     shot = _chromium(f"--screenshot={png}", "--window-size=1280,1800", page, user_data=tmp_path / "profile-shot")
@@ -224,10 +265,13 @@ def test_hovering_a_date_shows_its_cause_in_chromium(chromium, monitoring, tmp_p
     probe = monitoring / "hover-probe.html"
     script = (
         f"<script>var r = document.querySelector('rect.status[data-date=\"{date}\"]').getBoundingClientRect();"
-        "document.querySelector('svg.timeline').dispatchEvent(new MouseEvent('mousemove', {clientX: r.left + r.width / 2, clientY: r.top + 2, bubbles: true}));"
+        "document.querySelector('svg.timeline').dispatchEvent(new MouseEvent('mousemove', {clientX: r.left + r.width / "
+        "2, clientY: r.top + 2, bubbles: true}));"
         "</script></body>"
     )
-    probe.write_text((monitoring / "index.html").read_text(encoding="utf-8").replace("</body>", script), encoding="utf-8")
+    probe.write_text(
+        (monitoring / "index.html").read_text(encoding="utf-8").replace("</body>", script), encoding="utf-8"
+    )
     dump = _chromium("--dump-dom", probe.as_uri(), user_data=tmp_path / "profile")
     assert dump.returncode == 0, dump.stderr[-2000:]
     dom = Dom(dump.stdout)
@@ -249,7 +293,8 @@ MEASURE = """<script>
   var width = window.innerWidth, out = [];
   document.querySelectorAll('%s').forEach(function (el) {
     var r = el.getBoundingClientRect();
-    out.push([el.className, Math.round(r.left), Math.round(r.right), Math.round(r.top), Math.round(r.bottom)].join(','));
+    var box = [Math.round(r.left), Math.round(r.right), Math.round(r.top), Math.round(r.bottom)];
+    out.push([el.className].concat(box).join(','));
   });
   document.body.setAttribute('data-viewport', width + ',' + window.innerHeight);
   document.body.setAttribute('data-scroll-width', document.documentElement.scrollWidth);
@@ -258,11 +303,16 @@ MEASURE = """<script>
 </script></body>"""
 
 
-def _measured(page: Path, selector: str, width: int, tmp_path: Path) -> tuple[int, int, int, list[tuple[str, int, int, int, int]]]:
-    """Viewport width and height, the page's scroll width and the boxes of `selector`, laid out by Chromium at `width` px."""
+def _measured(
+    page: Path, selector: str, width: int, tmp_path: Path
+) -> tuple[int, int, int, list[tuple[str, int, int, int, int]]]:
+    """Viewport width and height, the page's scroll width and the boxes of `selector`, laid out by Chromium at `width`
+    px."""
     probe = page.with_name(f"measure-{width}-{page.name}")
     probe.write_text(page.read_text(encoding="utf-8").replace("</body>", MEASURE % selector), encoding="utf-8")
-    dump = _chromium("--dump-dom", f"--window-size={width},900", probe.as_uri(), user_data=tmp_path / f"profile-{width}")
+    dump = _chromium(
+        "--dump-dom", f"--window-size={width},900", probe.as_uri(), user_data=tmp_path / f"profile-{width}"
+    )
     assert dump.returncode == 0, dump.stderr[-2000:]
     (body,) = Dom(dump.stdout).find("body")
     view_w, view_h = map(int, body["data-viewport"].split(","))
@@ -276,7 +326,12 @@ def failed_pages(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("failed")
     docs = drift_scenario()
     last = dt.date.fromisoformat(docs[-1]["date"]) + dt.timedelta(days=1)
-    docs.append({"date": last.isoformat(), "failure": {"task": "ExtractFeatures", "cause": LONG_CAUSE, "task_id": "x", "at": "x"}})
+    docs.append(
+        {
+            "date": last.isoformat(),
+            "failure": {"task": "ExtractFeatures", "cause": LONG_CAUSE, "task_id": "x", "at": "x"},
+        }
+    )
     (root / "index.html").write_text(render_dashboard([summarize_date(d) for d in docs]), encoding="utf-8")
     report = root / f"date={DAY}" / "report.html"
     report.parent.mkdir()
@@ -298,7 +353,9 @@ def test_headline_tiles_fit_the_viewport_with_a_long_cause(chromium, failed_page
     assert LONG_CAUSE in latest["title"]  # the whole cause on hover, though the tile cuts it
     if os.environ.get("BATCHML_SCREENSHOTS"):
         shot = Path(os.environ["BATCHML_SCREENSHOTS"]) / f"dashboard-failed-{width}.png"
-        _chromium(f"--screenshot={shot}", f"--window-size={width},900", index.as_uri(), user_data=tmp_path / "profile-shot")
+        _chromium(
+            f"--screenshot={shot}", f"--window-size={width},900", index.as_uri(), user_data=tmp_path / "profile-shot"
+        )
 
 
 @pytest.mark.parametrize("width", [1024, 1400])
@@ -306,8 +363,12 @@ def test_a_failed_report_shows_its_cause_on_the_first_screen(chromium, failed_pa
     _, report = failed_pages
     view, height, scroll, boxes = _measured(report, "#cause, #summary", width, tmp_path)
     (cause, summary) = boxes
-    assert cause[0].split()[0] == "banner" and cause[4] <= height and cause[3] < summary[3]  # above the summary, not below the fold
+    assert (
+        cause[0].split()[0] == "banner" and cause[4] <= height and cause[3] < summary[3]
+    )  # above the summary, not below the fold
     assert scroll <= width and cause[2] <= width
     if os.environ.get("BATCHML_SCREENSHOTS"):
         shot = Path(os.environ["BATCHML_SCREENSHOTS"]) / f"report-failed-{width}.png"
-        _chromium(f"--screenshot={shot}", f"--window-size={width},900", report.as_uri(), user_data=tmp_path / "profile-shot")
+        _chromium(
+            f"--screenshot={shot}", f"--window-size={width},900", report.as_uri(), user_data=tmp_path / "profile-shot"
+        )

@@ -27,9 +27,18 @@ def cli_for(tmp_path, name: str, locks) -> Cli:
 
 def test_runs_of_one_command_block_each_other_only_on_the_same_root(tmp_path):
     locks = tmp_path / "locks"
-    first, other_root, same_root = cli_for(tmp_path, "a", locks), cli_for(tmp_path, "b", locks), cli_for(tmp_path, "c", locks)
+    first, other_root, same_root = (
+        cli_for(tmp_path, "a", locks),
+        cli_for(tmp_path, "b", locks),
+        cli_for(tmp_path, "c", locks),
+    )
     same_root_cfg = write_cfg(
-        same_root.config, {**pipeline_settings(same_root.tmp_path), "storage": {"root": str(first.root)}, "core": {"lock_pid_dir": str(locks)}}
+        same_root.config,
+        {
+            **pipeline_settings(same_root.tmp_path),
+            "storage": {"root": str(first.root)},
+            "core": {"lock_pid_dir": str(locks)},
+        },
     )
     assert same_root_cfg == same_root.config
 

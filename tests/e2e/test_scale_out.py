@@ -43,11 +43,19 @@ def stack(s3_server, tmp_path_factory):
     ).create_bucket(Bucket=BUCKET)
     env = {**os.environ, **s3_server}
     port = free_port()
-    mlflow = mlflow_server(tmp_path_factory.mktemp("mlflow"), port, artifacts_destination=f"s3://{BUCKET}/mlartifacts", env=env).start()
+    mlflow = mlflow_server(
+        tmp_path_factory.mktemp("mlflow"), port, artifacts_destination=f"s3://{BUCKET}/mlartifacts", env=env
+    ).start()
     dask = DaskCluster(tmp_path_factory.mktemp("dask"), free_port(), env=env)
     try:
         dask.start(workers=2)
-        yield SimpleNamespace(s3_env=s3_server, tracking_uri=f"http://127.0.0.1:{port}", mlflow=mlflow, dask=dask, root=f"s3://{BUCKET}/data")
+        yield SimpleNamespace(
+            s3_env=s3_server,
+            tracking_uri=f"http://127.0.0.1:{port}",
+            mlflow=mlflow,
+            dask=dask,
+            root=f"s3://{BUCKET}/data",
+        )
     finally:
         dask.stop()
         mlflow.stop()
@@ -76,16 +84,31 @@ def assert_committed_whole(store, day: dt.date) -> None:
     assert rows["in"] == features.rows["in"] == ROWS_PER_DAY, rows
     assert rows["in"] == rows["written"] + rows["quarantined"], rows
     scored = store.read_table("predictions", day, columns=KEY)
-    assert len(scored) == rows["written"] and distinct_keys(scored) == len(scored), f"{day}: {len(scored)} rows read, {distinct_keys(scored)} trips"
+    assert len(scored) == rows["written"] and distinct_keys(scored) == len(scored), (
+        f"{day}: {len(scored)} rows read, {distinct_keys(scored)} trips"
+    )
     assert len(scored.merge(store.read_table("features", day, columns=KEY), on=KEY)) == len(scored)
     # Nothing in the date's folder but what its manifest lists: no file of a lost worker or an earlier try.
-    names = {key.rsplit("/", 1)[1] for key in store.fs.ls(store._partition_key("predictions", day), detail=False, refresh=True)}
+    names = {
+        key.rsplit("/", 1)[1]
+        for key in store.fs.ls(store._partition_key("predictions", day), detail=False, refresh=True)
+    }
     assert names == {f["path"] for f in predictions.files} | {MANIFEST, "_profile.json"}, sorted(names)
 
 
 def test_dates_score_on_s3_through_a_remote_registry_and_an_existing_cluster(tmp_path, stack, store):
     cli = make_cli(tmp_path, stack)
-    run = cli.luigi("RangeDaily", "--of", "DailyScore", "--start", DAYS[0].isoformat(), "--stop", LOST.isoformat(), env=stack.s3_env, timeout=600)
+    run = cli.luigi(
+        "RangeDaily",
+        "--of",
+        "DailyScore",
+        "--start",
+        DAYS[0].isoformat(),
+        "--stop",
+        LOST.isoformat(),
+        env=stack.s3_env,
+        timeout=600,
+    )
     assert run.returncode == 0, last_lines(run, 40)
 
     assert store.committed_dates("predictions") >= set(DAYS)
@@ -98,7 +121,12 @@ def test_dates_score_on_s3_through_a_remote_registry_and_an_existing_cluster(tmp
     fs = s3fs.S3FileSystem()
     artifacts = fs.find(f"{BUCKET}/mlartifacts")
     assert any(key.endswith("onnx/model.onnx") for key in artifacts), artifacts[:20]
-    on_disk = [p for home in (tmp_path, stack.mlflow.cwd) for p in home.rglob("*") if p.name in ("mlartifacts", "mlruns", "artifacts")]
+    on_disk = [
+        p
+        for home in (tmp_path, stack.mlflow.cwd)
+        for p in home.rglob("*")
+        if p.name in ("mlartifacts", "mlruns", "artifacts")
+    ]
     assert on_disk == [], on_disk
 
     # Workers read the model from the store, once each: one session per worker, the pinned model.
@@ -126,7 +154,13 @@ def test_a_worker_lost_mid_date_is_rescheduled_and_the_date_committed_once(tmp_p
     run = cli.start("DailyScore", "--date", LOST.isoformat(), env=stack.s3_env)
     try:
         # The worker has written one predictions file to staging and stops there.
-        wait_until(lambda: "batchml failpoint score.partition reached" in log.read_text(), f"{doomed} at score.partition", 300, run.proc, log)
+        wait_until(
+            lambda: "batchml failpoint score.partition reached" in log.read_text(),
+            f"{doomed} at score.partition",
+            300,
+            run.proc,
+            log,
+        )
         cluster.kill(doomed)  # SIGKILL to the nanny and its worker: the host is gone
         code = run.wait(timeout=300)
     finally:

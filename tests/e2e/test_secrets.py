@@ -32,7 +32,9 @@ def server(tmp_path_factory):
     """`mlflow server` behind the basic-auth proxy; yields (proxy, server home)."""
     home = tmp_path_factory.mktemp("tracking")
     upstream = mlflow_server(home, free_port()).start()
-    proxy = BasicAuthProxy(f"http://127.0.0.1:{upstream.argv[upstream.argv.index('--port') + 1]}", USER, PASSWORD).start()
+    proxy = BasicAuthProxy(
+        f"http://127.0.0.1:{upstream.argv[upstream.argv.index('--port') + 1]}", USER, PASSWORD
+    ).start()
     try:
         yield proxy, home
     finally:
@@ -47,14 +49,18 @@ def requires_password(proxy: BasicAuthProxy) -> None:
         urllib.request.urlopen(url, timeout=10)
     assert refused.value.code == 401
     token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-    with urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": f"Basic {token}"}), timeout=10) as ok:
+    with urllib.request.urlopen(
+        urllib.request.Request(url, headers={"Authorization": f"Basic {token}"}), timeout=10
+    ) as ok:
         assert ok.status == 200
 
 
 def project(tmp_path: Path, proxy: BasicAuthProxy, **mlflow) -> Cli:
     tmp_path.mkdir(parents=True, exist_ok=True)
     settings = pipeline_settings(tmp_path)
-    settings["mlflow"].update(tracking_uri=f"http://{USER}:{PASSWORD}@127.0.0.1:{proxy.port}", artifact_location="", **mlflow)
+    settings["mlflow"].update(
+        tracking_uri=f"http://{USER}:{PASSWORD}@127.0.0.1:{proxy.port}", artifact_location="", **mlflow
+    )
     return Cli(tmp_path, write_cfg(tmp_path / "luigi.cfg", settings))
 
 
@@ -72,7 +78,9 @@ def holding(folder: Path, secret: str) -> list[str]:
 def leaks(cli: Cli, run, home: Path) -> list[str]:
     """Where the password is: output lines, then files (the user's luigi.cfg aside)."""
     output = [f"output: {line}" for line in (run.stdout + run.stderr).splitlines() if PASSWORD in line]
-    files = [f"file: {path}" for path in holding(cli.tmp_path, PASSWORD) + holding(home, PASSWORD) if path != str(cli.config)]
+    files = [
+        f"file: {path}" for path in holding(cli.tmp_path, PASSWORD) + holding(home, PASSWORD) if path != str(cli.config)
+    ]
     return output + files
 
 
@@ -83,14 +91,17 @@ def test_a_password_in_the_tracking_uri_is_in_no_output_and_no_file_when_the_run
     bad = project(tmp_path, proxy, registered_model="secret_missing", cold_start="false")
     failed = bad.luigi("DailyScore", "--date", DAY.isoformat())
     assert failed.returncode == 30, last_lines(failed, 40)
-    assert (bad.root / "monitoring" / f"date={DAY}" / "failure.json").is_file() and (bad.root / "monitoring" / "index.html").is_file()
+    assert (bad.root / "monitoring" / f"date={DAY}" / "failure.json").is_file() and (
+        bad.root / "monitoring" / "index.html"
+    ).is_file()
     assert leaks(bad, failed, home) == []
     assert f"http://***@127.0.0.1:{proxy.port}" in last_lines(failed, 3), last_lines(failed, 40)
 
 
 @pytest.mark.slow
 def test_a_password_in_the_tracking_uri_is_in_no_output_and_no_file_when_the_run_succeeds(tmp_path, server):
-    """A cold start trains, registers and logs through the server; MLflow's own "View run ... at:" lines show the URI without the password."""
+    """A cold start trains, registers and logs through the server; MLflow's own "View run ... at:" lines show the URI
+    without the password."""
     proxy, home = server
     ok = project(tmp_path, proxy, registered_model="secret_ok")
     succeeded = ok.luigi("DailyScore", "--date", DAY.isoformat())
@@ -102,9 +113,14 @@ def test_a_password_in_the_tracking_uri_is_in_no_output_and_no_file_when_the_run
 
 
 def test_a_sql_source_whose_driver_is_missing_is_named_without_its_password(tmp_path):
-    """`[source] url = postgresql://...` where no PostgreSQL driver is installed: the run fails naming the URL, not its password."""
+    """`[source] url = postgresql://...` where no PostgreSQL driver is installed: the run fails naming the URL, not its
+    password."""
     settings = pipeline_settings(tmp_path)
-    settings["source"] = {"kind": "sql", "url": f"postgresql://bob:{PASSWORD}@127.0.0.1:1/trips", "query": "select * from trips where day = :date"}
+    settings["source"] = {
+        "kind": "sql",
+        "url": f"postgresql://bob:{PASSWORD}@127.0.0.1:1/trips",
+        "query": "select * from trips where day = :date",
+    }
     cli = Cli(tmp_path, write_cfg(tmp_path / "luigi.cfg", settings))
     run = cli.luigi("DailyScore", "--date", DAY.isoformat())
     assert run.returncode != 0, last_lines(run, 40)

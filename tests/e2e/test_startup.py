@@ -50,12 +50,19 @@ cache_dir = {tmp_path}/cache
 {extra}"""
 
 
-def run_project(folder: Path, cfg: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_project(
+    folder: Path, cfg: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """`luigi --module pipelines ARGS` from `folder`, whose luigi.cfg is `cfg`."""
     (folder / "luigi.cfg").write_text(cfg)
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("LUIGI_", "MLFLOW_", "BATCHML_"))}
     return subprocess.run(
-        [str(BIN / "luigi"), "--module", "pipelines", *args], cwd=folder, env={**clean, **(env or {})}, capture_output=True, text=True, timeout=timeout
+        [str(BIN / "luigi"), "--module", "pipelines", *args],
+        cwd=folder,
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -80,17 +87,31 @@ def test_a_date_with_no_input_exits_missing_data_without_a_retcode_section(proje
 
 def test_range_daily_tries_every_old_date_without_a_range_daily_section(project, tmp_path):
     stop = OLD + dt.timedelta(days=3)
-    run = run_project(project, minimal_cfg(tmp_path), "RangeDaily", "--of", "DailyScore", "--start", OLD.isoformat(), "--stop", stop.isoformat())
+    run = run_project(
+        project,
+        minimal_cfg(tmp_path),
+        "RangeDaily",
+        "--of",
+        "DailyScore",
+        "--start",
+        OLD.isoformat(),
+        "--stop",
+        stop.isoformat(),
+    )
     assert "Empty range" not in run.stderr + run.stdout
     assert run.returncode == 20, run.stderr[-3000:]
     dates = ",".join((OLD + dt.timedelta(days=i)).isoformat() for i in range(3))
     span = f"{OLD}...{OLD + dt.timedelta(days=2)}"  # Luigi's summary writes consecutive dates as a span
-    assert re.search(rf"3 DailyScore\((project=\w+, )?date=({dates}|{re.escape(span)})\)", run.stderr), run.stderr[-3000:]
+    assert re.search(rf"3 DailyScore\((project=\w+, )?date=({dates}|{re.escape(span)})\)", run.stderr), run.stderr[
+        -3000:
+    ]
 
 
 def test_the_packaged_logging_config_is_the_shipped_one():
     assert Path(packaged_logging_conf()).is_file()
-    assert filecmp.cmp(packaged_logging_conf(), REPO / "config" / "logging.cfg", shallow=False), "config/logging.cfg and its packaged copy differ"
+    assert filecmp.cmp(packaged_logging_conf(), REPO / "config" / "logging.cfg", shallow=False), (
+        "config/logging.cfg and its packaged copy differ"
+    )
 
 
 def test_a_user_setting_is_kept():
@@ -111,8 +132,14 @@ def test_a_user_setting_is_kept():
     [
         (("[source]", "[sorce]"), "luigi.cfg: [sorce]: unknown section; did you mean 'source'?"),
         (("\nroot =", "\nrot ="), "luigi.cfg: [storage] rot: unknown setting; did you mean 'root'?"),
-        (("kind = files", "kind = filez"), "luigi.cfg: [source] kind = 'filez': ValueError: filez is not a valid choice"),
-        (("[storage]\n", "[storage]\nrows_per_file = many\n"), "luigi.cfg: [storage] rows_per_file = 'many': not an integer; allowed: an integer >= 1"),
+        (
+            ("kind = files", "kind = filez"),
+            "luigi.cfg: [source] kind = 'filez': ValueError: filez is not a valid choice",
+        ),
+        (
+            ("[storage]\n", "[storage]\nrows_per_file = many\n"),
+            "luigi.cfg: [storage] rows_per_file = 'many': not an integer; allowed: an integer >= 1",
+        ),
     ],
 )
 def test_a_typo_in_a_batchml_section_stops_the_run_with_one_line(project, tmp_path, edit, expected):
@@ -128,7 +155,9 @@ def test_a_typo_in_a_batchml_section_stops_the_run_with_one_line(project, tmp_pa
 def test_the_file_named_is_the_one_with_the_typo_and_luigi_sections_are_not_checked(project, tmp_path):
     other = tmp_path / "other.cfg"
     other.write_text("[core]\nanything_luigi = 1\n[my_tool]\nx = 1\n[DailyScore]\n[training]\nwindow_dayz = 3\n")
-    run = run_project(project, minimal_cfg(tmp_path), "DailyScore", "--date", DAY.isoformat(), env={"LUIGI_CONFIG_PATH": str(other)})
+    run = run_project(
+        project, minimal_cfg(tmp_path), "DailyScore", "--date", DAY.isoformat(), env={"LUIGI_CONFIG_PATH": str(other)}
+    )
     assert run.returncode == 35, run.stderr[-3000:]
     assert f"{other}: [training] window_dayz: unknown setting; did you mean 'window_days'?" in last_line(run)
 
@@ -141,55 +170,106 @@ SECRET = "S3cretPW"
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (("[core]", "[dask]\nn_workers = -2\n[core]"), "[dask] n_workers = '-2': out of range; allowed: an integer >= 1"),
+        (
+            ("[core]", "[dask]\nn_workers = -2\n[core]"),
+            "[dask] n_workers = '-2': out of range; allowed: an integer >= 1",
+        ),
         (("[core]", "[dask]\nn_workers = 0\n[core]"), "[dask] n_workers = '0': out of range; allowed: an integer >= 1"),
-        (("[core]", "[dask]\nthreads_per_worker = -1\n[core]"), "[dask] threads_per_worker = '-1': out of range; allowed: an integer >= 1"),
-        (("[storage]\n", "[storage]\nrows_per_file = -1\n"), "[storage] rows_per_file = '-1': out of range; allowed: an integer >= 1"),
-        (("[storage]\n", "[storage]\nrows_per_file = 0\n"), "[storage] rows_per_file = '0': out of range; allowed: an integer >= 1"),
-        (("[core]", "[retry]\nattempts = -1\n[core]"), "[retry] attempts = '-1': out of range; allowed: an integer >= 1"),
-        (("[schema]\n", "[schema]\nmax_reject_share = -0.5\n"), "[schema] max_reject_share = '-0.5': out of range; allowed: a number in [0, 1]"),
-        (("[source]\n", "[source]\nlabel_lag_days = -3\n"), "[source] label_lag_days = '-3': out of range; allowed: an integer >= 0"),
-        (("[core]", "[drift]\nfloor_quantile = 1.5\n[core]"), "[drift] floor_quantile = '1.5': out of range; allowed: a number in (0, 1)"),
-        (("[core]", "[retrain]\nk = 6\nn = 5\n[core]"), "[retrain] k = '6': more than [retrain] n = 5; allowed: at most [retrain] n"),
+        (
+            ("[core]", "[dask]\nthreads_per_worker = -1\n[core]"),
+            "[dask] threads_per_worker = '-1': out of range; allowed: an integer >= 1",
+        ),
+        (
+            ("[storage]\n", "[storage]\nrows_per_file = -1\n"),
+            "[storage] rows_per_file = '-1': out of range; allowed: an integer >= 1",
+        ),
+        (
+            ("[storage]\n", "[storage]\nrows_per_file = 0\n"),
+            "[storage] rows_per_file = '0': out of range; allowed: an integer >= 1",
+        ),
+        (
+            ("[core]", "[retry]\nattempts = -1\n[core]"),
+            "[retry] attempts = '-1': out of range; allowed: an integer >= 1",
+        ),
+        (
+            ("[schema]\n", "[schema]\nmax_reject_share = -0.5\n"),
+            "[schema] max_reject_share = '-0.5': out of range; allowed: a number in [0, 1]",
+        ),
+        (
+            ("[source]\n", "[source]\nlabel_lag_days = -3\n"),
+            "[source] label_lag_days = '-3': out of range; allowed: an integer >= 0",
+        ),
+        (
+            ("[core]", "[drift]\nfloor_quantile = 1.5\n[core]"),
+            "[drift] floor_quantile = '1.5': out of range; allowed: a number in (0, 1)",
+        ),
+        (
+            ("[core]", "[retrain]\nk = 6\nn = 5\n[core]"),
+            "[retrain] k = '6': more than [retrain] n = 5; allowed: at most [retrain] n",
+        ),
         (
             ("tracking_uri = sqlite:///", "tracking_uri = foo://bar\n#"),
-            "[mlflow] tracking_uri = 'foo://bar': no installed MLflow tracking store handles the scheme 'foo' (installed: ",
+            "[mlflow] tracking_uri = 'foo://bar': no installed MLflow tracking store handles the scheme 'foo' "
+            "(installed: ",
         ),
         pytest.param(
             ("tracking_uri = sqlite:///", f"tracking_uri = postgresql://bob:{SECRET}@db.example/mlflow\n#"),
-            "[mlflow] tracking_uri = 'postgresql://db.example/mlflow': the driver of postgresql+psycopg is not installed (No module named 'psycopg')",
+            "[mlflow] tracking_uri = 'postgresql://db.example/mlflow': the driver of postgresql+psycopg is not "
+            "installed (No module named 'psycopg')",
             marks=NO_PSYCOPG,
         ),
         (
             ("kind = files", f"kind = sql\nurl = foo://bob:{SECRET}@db.example/x\nquery = select 1"),
             "[source] url = 'foo://db.example/x': no installed SQLAlchemy dialect handles the scheme 'foo'",
         ),
-        (("\nroot =", "\nroot = foo://bucket/prefix\n#"), "[storage] root = 'foo://bucket/prefix': no installed fsspec filesystem handles the protocol 'foo'"),
+        (
+            ("\nroot =", "\nroot = foo://bucket/prefix\n#"),
+            "[storage] root = 'foo://bucket/prefix': no installed fsspec filesystem handles the protocol 'foo'",
+        ),
     ],
 )
-def test_a_bad_value_stops_the_run_with_one_line_naming_file_section_key_value_and_range(project, tmp_path, edit, expected):
+def test_a_bad_value_stops_the_run_with_one_line_naming_file_section_key_value_and_range(
+    project, tmp_path, edit, expected
+):
     cfg = minimal_cfg(tmp_path)
     assert edit[0] in cfg
     run = run_project(project, cfg.replace(edit[0], edit[1], 1), "DailyScore", "--date", DAY.isoformat(), timeout=60)
     assert run.returncode == 35, (run.stdout + run.stderr)[-3000:]
-    assert last_line(run).startswith(f"batchml: luigi.cfg: {expected}"), run.stderr[-3000:]  # as Luigi found it, in the folder run from
+    assert last_line(run).startswith(f"batchml: luigi.cfg: {expected}"), run.stderr[
+        -3000:
+    ]  # as Luigi found it, in the folder run from
     assert SECRET not in run.stdout + run.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["project"] and sorted(p.name for p in project.iterdir()) == ["luigi.cfg"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["project"] and sorted(p.name for p in project.iterdir()) == [
+        "luigi.cfg"
+    ]
 
 
 def test_a_contract_yaml_error_names_its_line_and_column_at_start(project, tmp_path):
     contract = tmp_path / "contract.yaml"
     contract.write_text("dataset: rides\nkey: [ride_id\ncolumns:\n  ride_id: {dtype: int}\n")
-    run = run_project(project, minimal_cfg(tmp_path).replace(f"path = {SCHEMA}", f"path = {contract}"), "DailyScore", "--date", DAY.isoformat(), timeout=60)
+    run = run_project(
+        project,
+        minimal_cfg(tmp_path).replace(f"path = {SCHEMA}", f"path = {contract}"),
+        "DailyScore",
+        "--date",
+        DAY.isoformat(),
+        timeout=60,
+    )
     assert run.returncode == 35, run.stderr[-3000:]
-    assert last_line(run) == f"batchml: {contract}, line 3, column 8: not valid YAML: expected ',' or ']', but got ':'; while parsing a flow sequence"
+    assert last_line(run) == (
+        f"batchml: {contract}, line 3, column 8: not valid YAML: expected ',' or ']', but got ':'; while parsing a "
+        "flow sequence"
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["contract.yaml", "project"]
 
 
 @pytest.mark.parametrize(
     ("args", "line"),
     [
-        (("DailyScore", "--date", DAY.isoformat(), "--dask-n-workers", "0"), "batchml: --dask-n-workers 0: out of range; allowed: an integer >= 1"),
+        (
+            ("DailyScore", "--date", DAY.isoformat(), "--dask-n-workers", "0"),
+            "batchml: --dask-n-workers 0: out of range; allowed: an integer >= 1",
+        ),
         (("DailyScore",), "batchml: DailyScore --date: required (YYYY-MM-DD)"),
         (
             ("Backfill", "--start", "2026-06-05", "--stop", "2026-06-01"),

@@ -25,10 +25,14 @@ def test_stale_dates_are_listed_and_rescored_only_on_request(pipeline, day, caps
     assert build(DailyScore(first), DailyScore(second)).status == LuigiStatusCode.SUCCESS
     registry = make_registry()
     mv = registry.client.get_model_version("trip_duration", "1")
-    v2 = str(registry.client.create_model_version("trip_duration", source=mv.source, run_id=mv.run_id, tags=mv.tags).version)
+    v2 = str(
+        registry.client.create_model_version("trip_duration", source=mv.source, run_id=mv.run_id, tags=mv.tags).version
+    )
     registry.set_alias("champion", v2)  # as a promotion would
 
-    assert build(Backfill(start=first, stop=third + dt.timedelta(days=1), dry_run=True)).status == LuigiStatusCode.SUCCESS
+    assert (
+        build(Backfill(start=first, stop=third + dt.timedelta(days=1), dry_run=True)).status == LuigiStatusCode.SUCCESS
+    )
     listed = capsys.readouterr().out
     assert f"missing (1): {third}" in listed and f"({2}): {first}, {second}" in listed
     assert not make_storage().is_committed("predictions", third)  # a dry run runs nothing
@@ -41,7 +45,10 @@ def test_stale_dates_are_listed_and_rescored_only_on_request(pipeline, day, caps
     assert (version(first), version(second)) == (v2, v2)
     storage = make_storage()
     for d in (first, second):
-        assert storage.verify("predictions", d).rows["written"] + storage.manifest("predictions", d).rows["quarantined"] == 3000
+        assert (
+            storage.verify("predictions", d).rows["written"] + storage.manifest("predictions", d).rows["quarantined"]
+            == 3000
+        )
         assert storage.read_text(f"monitoring/date={d}/report.html") is not None
         assert json.loads(storage.read_text(f"pins/date={d}.json"))["version"] == v2
 
@@ -64,8 +71,13 @@ def start_order(task_class):
 @pytest.mark.parametrize("newest_first", [True, False])
 def test_backfill_runs_dates_newest_first_on_request_and_oldest_first_otherwise(pipeline, day, newest_first):
     dates = [day + dt.timedelta(days=i) for i in range(3)]
-    with start_order(DetectDrift) as order:  # a date's own stage (Metrics may also score D - lag for its realized error)
-        assert build(Backfill(start=dates[0], stop=dates[-1] + dt.timedelta(days=1), newest_first=newest_first)).status == LuigiStatusCode.SUCCESS
+    with start_order(
+        DetectDrift
+    ) as order:  # a date's own stage (Metrics may also score D - lag for its realized error)
+        assert (
+            build(Backfill(start=dates[0], stop=dates[-1] + dt.timedelta(days=1), newest_first=newest_first)).status
+            == LuigiStatusCode.SUCCESS
+        )
     if newest_first:  # the newest date starts first (each date may pull in the scoring of its labelled date)
         assert order[0] == dates[-1] and sorted(order) == dates
     else:
@@ -80,26 +92,32 @@ def test_range_daily_with_batchml_defaults_requires_every_missing_date_however_m
     start = day - dt.timedelta(days=400)  # older than Luigi's default days_back=100
     stop = day + dt.timedelta(days=30)
     wanted = [start + dt.timedelta(days=i) for i in range((stop - start).days) if start + dt.timedelta(days=i) != day]
-    range_task = RangeDaily(of=DailyScore, start=start, stop=stop, now=int(time.mktime((stop + dt.timedelta(days=1)).timetuple())))
-    assert [t.date for t in range_task.requires()] == wanted[
-        ::-1
-    ]  # listed newest first: Luigi runs the last-listed first  # 429 dates, above the default task_limit=50; the committed one left out
+    range_task = RangeDaily(
+        of=DailyScore, start=start, stop=stop, now=int(time.mktime((stop + dt.timedelta(days=1)).timetuple()))
+    )
+    # Listed newest first: Luigi runs the last-listed first. 429 dates, above the default task_limit=50;
+    # the committed one left out.
+    assert [t.date for t in range_task.requires()] == wanted[::-1]
 
 
 def test_range_daily_runs_the_oldest_missing_date_first_so_a_cold_start_never_trains_on_the_range(pipeline, day):
     dates = [day + dt.timedelta(days=i) for i in range(3)]
     now = int(time.mktime((dates[-1] + dt.timedelta(days=2)).timetuple()))
     with start_order(DetectDrift) as order:
-        assert build(RangeDaily(of=DailyScore, start=dates[0], stop=dates[-1] + dt.timedelta(days=1), now=now)).status == LuigiStatusCode.SUCCESS
+        assert (
+            build(RangeDaily(of=DailyScore, start=dates[0], stop=dates[-1] + dt.timedelta(days=1), now=now)).status
+            == LuigiStatusCode.SUCCESS
+        )
     assert order == dates
     tags = make_registry().version_tags("1")  # the first model's window ends label_lag_days before the range
     assert tags["window_end"] == (dates[0] - dt.timedelta(days=2)).isoformat()
 
 
-def test_a_date_whose_source_changed_is_listed_kept_on_a_plain_run_and_re_extracted_on_request(pipeline, day, tmp_path, capsys, caplog):
-    from taxi_synthetic import trips as generate
-
+def test_a_date_whose_source_changed_is_listed_kept_on_a_plain_run_and_re_extracted_on_request(
+    pipeline, day, tmp_path, capsys, caplog
+):
     import pandas as pd
+    from taxi_synthetic import trips as generate
 
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -119,11 +137,16 @@ def test_a_date_whose_source_changed_is_listed_kept_on_a_plain_run_and_re_extrac
 
     assert build(Backfill(start=day, stop=day + dt.timedelta(days=1), dry_run=True)).status == LuigiStatusCode.SUCCESS
     assert f"changed at the source since extraction (1): {day}" in capsys.readouterr().out
-    assert build(DailyScore(day), Backfill(start=day, stop=day + dt.timedelta(days=1))).status == LuigiStatusCode.SUCCESS
+    assert (
+        build(DailyScore(day), Backfill(start=day, stop=day + dt.timedelta(days=1))).status == LuigiStatusCode.SUCCESS
+    )
     assert storage.manifest("features", day).run_id == before.run_id  # never re-extracted silently
 
     caplog.set_level(logging.INFO, logger="batchml")
-    assert build(Backfill(start=day, stop=day + dt.timedelta(days=1), reprocess="changed")).status == LuigiStatusCode.SUCCESS
+    assert (
+        build(Backfill(start=day, stop=day + dt.timedelta(days=1), reprocess="changed")).status
+        == LuigiStatusCode.SUCCESS
+    )
     assert re.search(rf"backfill: date 1 of 1: {day} done \(\d+\.\d s\)", caplog.text)
     assert re.search(rf"re-scored \d of \d partitions of {day} with models:/trip_duration/1", caplog.text)
     features, predictions = storage.verify("features", day), storage.verify("predictions", day)
@@ -132,7 +155,9 @@ def test_a_date_whose_source_changed_is_listed_kept_on_a_plain_run_and_re_extrac
     scored = storage.read_table("predictions", day)
     assert distinct_keys(scored) == len(scored) == predictions.rows["written"]
     assert predictions.model["version"] == "1"  # re-scored with the date's pin
-    assert json.loads(storage.read_text(f"monitoring/date={day}/metrics.json"))["numbers"]["rows_in"] == len(new)  # derived again
+    assert json.loads(storage.read_text(f"monitoring/date={day}/metrics.json"))["numbers"]["rows_in"] == len(
+        new
+    )  # derived again
     assert storage.read_text(f"monitoring/date={day}/report.html") is not None
     assert build(Backfill(start=day, stop=day + dt.timedelta(days=1), dry_run=True)).status == LuigiStatusCode.SUCCESS
     assert "changed at the source since extraction (0): none" in capsys.readouterr().out
@@ -161,7 +186,9 @@ def _reload_project(module: str) -> None:
     sys.modules.pop(module, None)
 
 
-def test_a_date_whose_features_hook_code_or_contract_changed_is_listed_and_re_processed_on_request(pipeline, day, tmp_path, capsys, monkeypatch):
+def test_a_date_whose_features_hook_code_or_contract_changed_is_listed_and_re_processed_on_request(
+    pipeline, day, tmp_path, capsys, monkeypatch
+):
     import shutil
 
     from tests.conftest import CONTRACT
@@ -185,7 +212,9 @@ def test_a_date_whose_features_hook_code_or_contract_changed_is_listed_and_re_pr
     assert build(Backfill(**one_day, dry_run=True)).status == LuigiStatusCode.SUCCESS
     assert "changed in what shapes outputs since extraction (0): none" in capsys.readouterr().out
 
-    hook.write_text(HOOK.format(factor=2))  # the data scientist edits the hook; the contract and settings are as they were
+    hook.write_text(
+        HOOK.format(factor=2)
+    )  # the data scientist edits the hook; the contract and settings are as they were
     _reload_project("shaping_hooks")
     assert build(Backfill(**one_day, dry_run=True)).status == LuigiStatusCode.SUCCESS
     assert f"changed in what shapes outputs since extraction (1): {day} (features hook code)" in capsys.readouterr().out
@@ -199,8 +228,13 @@ def test_a_date_whose_features_hook_code_or_contract_changed_is_listed_and_re_pr
     assert len(both) == len(features_before) == len(features_after)
     assert (both["trip_distance_after"] == 2 * both["trip_distance_before"]).all()  # the new code's features
     scored = predictions_before.merge(storage.read_table("predictions", day), on=key, suffixes=("_before", "_after"))
-    assert len(scored) == len(predictions_before) and (scored["prediction_before"] != scored["prediction_after"]).any()  # scored again from them
-    assert storage.manifest("predictions", day).input_fingerprint != "" and storage.read_text(f"monitoring/date={day}/report.html") is not None
+    assert (
+        len(scored) == len(predictions_before) and (scored["prediction_before"] != scored["prediction_after"]).any()
+    )  # scored again from them
+    assert (
+        storage.manifest("predictions", day).input_fingerprint != ""
+        and storage.read_text(f"monitoring/date={day}/report.html") is not None
+    )
     assert build(Backfill(**one_day, dry_run=True)).status == LuigiStatusCode.SUCCESS
     assert "changed in what shapes outputs since extraction (0): none" in capsys.readouterr().out
 
@@ -229,11 +263,11 @@ def test_range_daily_of_a_date_task_without_bulk_complete_runs_its_missing_dates
 
 
 def test_reprocess_corrupt_names_a_date_it_cannot_heal_and_why_and_heals_the_others(pipeline, day, tmp_path, capsys):
-    """Features damaged and the source no longer holding the date: listed as not healable, the run fails on it naming why;
+    """Features damaged and the source no longer holding the date: listed as not healable, the run fails on it naming
+    why;
     the other damaged date of the range (predictions only, needing no source) is healed in the same run."""
-    from taxi_synthetic import trips as generate
-
     import pandas as pd
+    from taxi_synthetic import trips as generate
 
     import pipelines
     from batchml.cli import main
@@ -257,7 +291,10 @@ def test_reprocess_corrupt_names_a_date_it_cannot_heal_and_why_and_heals_the_oth
 
     assert build(Backfill(**two_days, dry_run=True)).status == LuigiStatusCode.SUCCESS
     out = capsys.readouterr().out
-    assert f"corrupt: damaged, missing or half-committed (2): {day} (features/{features}: checksum); {later} (predictions/" in out
+    assert (
+        f"corrupt: damaged, missing or half-committed (2): {day} (features/{features}: checksum); {later} (predictions/"
+        in out
+    )
     assert f"corrupt and not healable (1): {day} (the source no longer has the date" in out
 
     result = build(Backfill(**two_days, reprocess="corrupt"))

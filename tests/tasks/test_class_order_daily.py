@@ -28,7 +28,9 @@ UNSORTED = ["mid", "low", "high"]
 def test_an_unsorted_contract_gets_each_class_its_own_probability_and_the_right_metrics(project, monkeypatch):
     monkeypatch.setattr(homes, "CLASSIFIER_LABEL", ("segment", "classification\n  classes: [mid, low, high]"))
     hooks, apply = project
-    apply("homes_unsorted", "classification", labels={"transform": "homes_hooks:segment"}, source={"label_lag_days": "1"})
+    apply(
+        "homes_unsorted", "classification", labels={"transform": "homes_hooks:segment"}, source={"label_lag_days": "1"}
+    )
     model = log_sklearn(hooks, "classification", "homes_unsorted")
     assert list(model.classes_) == ["high", "low", "mid"]
     labelled = DAY + dt.timedelta(days=1)
@@ -37,7 +39,9 @@ def test_an_unsorted_contract_gets_each_class_its_own_probability_and_the_right_
     frame = scored(DAY)
     want = model.predict_proba(frame[INPUTS])
     for c in UNSORTED:
-        np.testing.assert_allclose(frame[f"proba_{c}"].to_numpy(dtype="float64"), want[:, list(model.classes_).index(c)], atol=2e-4, err_msg=c)
+        np.testing.assert_allclose(
+            frame[f"proba_{c}"].to_numpy(dtype="float64"), want[:, list(model.classes_).index(c)], atol=2e-4, err_msg=c
+        )
     assert list(frame.columns[frame.columns.str.startswith("proba_")]) == [f"proba_{c}" for c in UNSORTED]
 
     truth = hooks.segment(frame[INPUTS])

@@ -1,4 +1,5 @@
-"""One context per process: storage, registry and contract built once per process and configuration (batchml/project/context.py)."""
+"""One context per process: storage, registry and contract built once per process and configuration
+(batchml/project/context.py)."""
 
 from __future__ import annotations
 
@@ -45,8 +46,14 @@ def test_a_daily_run_builds_its_storage_registry_and_contract_once(pipeline, day
     made = counted(monkeypatch)
     result = luigi.build([pipelines.DailyScore(day)], local_scheduler=True, detailed_summary=True, log_level="WARNING")
     assert result.status == LuigiStatusCode.SUCCESS, result.summary_text
-    assert made == {"storage": 1, "registry": 1, "contract": 1}  # the cold start trains, registers, pins, scores and monitors
-    assert make_storage() is make_storage() and make_registry() is make_registry() and load_contract() is load_contract()
+    assert made == {
+        "storage": 1,
+        "registry": 1,
+        "contract": 1,
+    }  # the cold start trains, registers, pins, scores and monitors
+    assert (
+        make_storage() is make_storage() and make_registry() is make_registry() and load_contract() is load_contract()
+    )
     assert made == {"storage": 1, "registry": 1, "contract": 1}
 
 
@@ -55,7 +62,9 @@ def test_a_change_of_settings_in_the_process_gives_a_new_storage(pipeline, tmp_p
     assert first.root == tmp_path / "data"
     pipeline({"storage": {"root": str(tmp_path / "other")}})
     assert make_storage().root == tmp_path / "other"
-    with CmdlineParser.global_instance(["DailyScore", "--date", "2026-06-10", "--storage-root", str(tmp_path / "given")]):
+    with CmdlineParser.global_instance(
+        ["DailyScore", "--date", "2026-06-10", "--storage-root", str(tmp_path / "given")]
+    ):
         assert make_storage().root == tmp_path / "given"  # a setting given on the command line
     assert make_storage().root == tmp_path / "other"
     config = luigi.configuration.get_config()
@@ -76,11 +85,18 @@ def test_a_forked_process_builds_its_own(pipeline):
 
 
 @pytest.mark.parametrize("named_by", ["LUIGI_CONFIG_PATH", "BATCHML_PROJECT_DIR"])
-def test_the_start_up_lock_and_the_storage_agree_on_the_root_from_another_folder(pipeline, tmp_path, monkeypatch, named_by):
-    """The project names a relative root (`data`); the command runs from another folder, the project named by a variable."""
+def test_the_start_up_lock_and_the_storage_agree_on_the_root_from_another_folder(
+    pipeline, tmp_path, monkeypatch, named_by
+):
+    """The project names a relative root (`data`); the command runs from another folder, the project named by a
+    variable."""
     project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
     project.mkdir(), elsewhere.mkdir()
-    settings = {"storage": {"root": "data"}, "schema": {"path": "contract.yaml"}, "core": {"lock_pid_dir": str(tmp_path / "locks")}}
+    settings = {
+        "storage": {"root": "data"},
+        "schema": {"path": "contract.yaml"},
+        "core": {"lock_pid_dir": str(tmp_path / "locks")},
+    }
     config_file = write_cfg(project / "luigi.cfg", settings)
     pipeline(settings)  # Luigi has read the project's file (as at the start of a `luigi` run)
     monkeypatch.setenv(named_by, str(config_file if named_by == "LUIGI_CONFIG_PATH" else project))

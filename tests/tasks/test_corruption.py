@@ -10,8 +10,8 @@ import pytest
 from luigi.execution_summary import LuigiStatusCode
 
 import pipelines
-from batchml.monitor.backfill import heal_command
 from batchml.cli import main
+from batchml.monitor.backfill import heal_command
 from pipelines import Backfill, DailyScore
 from tasks.config import make_storage
 from tests.unit.test_verify import flip_bytes
@@ -31,11 +31,18 @@ def test_a_rerun_and_a_dry_run_name_a_corrupt_predictions_file(pipeline, day, ca
     rerun = build(DailyScore(day))
     assert rerun.status != LuigiStatusCode.SUCCESS, rerun.summary_text
     causes = " ".join(str(c) for c in pipelines._failures)
-    assert f"predictions/date={day}" in causes and name in causes and "checksum differs from _MANIFEST.json (sha256)" in causes, causes
+    assert (
+        f"predictions/date={day}" in causes
+        and name in causes
+        and "checksum differs from _MANIFEST.json (sha256)" in causes
+    ), causes
 
     capsys.readouterr()
     assert build(Backfill(start=day, stop=day + dt.timedelta(days=1), dry_run=True)).status == LuigiStatusCode.SUCCESS
-    assert f"corrupt: damaged, missing or half-committed (1): {day} (predictions/{name}: checksum)" in capsys.readouterr().out
+    assert (
+        f"corrupt: damaged, missing or half-committed (1): {day} (predictions/{name}: checksum)"
+        in capsys.readouterr().out
+    )
 
 
 # Issue 19 item 3: every damaged date is listed naming its file, DailyScore fails naming the
@@ -52,7 +59,11 @@ def flip(dataset):
     def damage(storage, day):
         name = first_file(storage, dataset, day)
         flip_bytes(storage, day, name, dataset)
-        return f"{dataset}/date={day}/{name}", f"{dataset}/{name}: checksum", "checksum differs from _MANIFEST.json (sha256)"
+        return (
+            f"{dataset}/date={day}/{name}",
+            f"{dataset}/{name}: checksum",
+            "checksum differs from _MANIFEST.json (sha256)",
+        )
 
     return damage
 
@@ -72,7 +83,11 @@ def delete_predictions_dir(storage, day):
 def truncate_features_manifest(storage, day):
     path = storage.manifest_path("features", day)
     path.write_text(path.read_text()[:200])
-    return f"features/date={day}/_MANIFEST.json", "features/_MANIFEST.json: unreadable manifest: ", "unreadable manifest: "
+    return (
+        f"features/date={day}/_MANIFEST.json",
+        "features/_MANIFEST.json: unreadable manifest: ",
+        "unreadable manifest: ",
+    )
 
 
 SCENARIOS = {
@@ -96,7 +111,10 @@ def tables(storage, day) -> dict:
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_a_damaged_date_is_listed_named_by_daily_score_and_healed_by_one_command(pipeline, day, capsys, scenario):
-    one_day, two_days = dict(start=day, stop=day + dt.timedelta(days=1)), dict(start=day, stop=day + dt.timedelta(days=2))
+    one_day, two_days = (
+        dict(start=day, stop=day + dt.timedelta(days=1)),
+        dict(start=day, stop=day + dt.timedelta(days=2)),
+    )
     assert build(DailyScore(day)).status == LuigiStatusCode.SUCCESS
     storage = make_storage()
     clean = tables(storage, day)
@@ -109,7 +127,9 @@ def test_a_damaged_date_is_listed_named_by_daily_score_and_healed_by_one_command
     assert f"missing (1): {day + dt.timedelta(days=1)}" in out  # the other dates are still listed
 
     rerun = build(DailyScore(day))
-    if scenario == "predictions folder deleted":  # a missing output is just a missing output: scored again with the date's pin
+    if (
+        scenario == "predictions folder deleted"
+    ):  # a missing output is just a missing output: scored again with the date's pin
         assert rerun.status == LuigiStatusCode.SUCCESS, rerun.summary_text
         assert tables(storage, day)["predictions"].equals(clean["predictions"])
         SCENARIOS[scenario](storage, day)  # and once more, for the healing command
@@ -118,7 +138,9 @@ def test_a_damaged_date_is_listed_named_by_daily_score_and_healed_by_one_command
         causes = " ".join(str(c) for c in pipelines._failures)
         assert f"{storage.url(path)}: {what}" in causes, causes
         assert f"Heal it with: {heal_command(day)}" in causes, causes
-        assert heal_command(day) == f"luigi --module pipelines Backfill --start {day} --stop {day + dt.timedelta(days=1)} --reprocess corrupt"
+        assert heal_command(day) == (
+            f"luigi --module pipelines Backfill --start {day} --stop {day + dt.timedelta(days=1)} --reprocess corrupt"
+        )
     pipelines._failures.clear()
 
     healed = build(Backfill(**one_day, reprocess="corrupt"))

@@ -28,7 +28,12 @@ def build(*tasks):
 
 def snapshot(root):
     """Every file under the storage root with its modification time."""
-    return {os.path.join(d, f): os.stat(os.path.join(d, f)).st_mtime_ns for d, _, fs in os.walk(root) for f in fs if "_locks" not in d}
+    return {
+        os.path.join(d, f): os.stat(os.path.join(d, f)).st_mtime_ns
+        for d, _, fs in os.walk(root)
+        for f in fs
+        if "_locks" not in d
+    }
 
 
 def test_daily_score_commits_every_dataset_with_consistent_manifests(pipeline, day):
@@ -39,9 +44,20 @@ def test_daily_score_commits_every_dataset_with_consistent_manifests(pipeline, d
     assert features.rows["in"] == 3000 == predictions.rows["written"] + predictions.rows["quarantined"]
     assert predictions.rows["quarantined"] == quarantine.rows["quarantined"] > 0
     pin = read_pin(day)
-    assert predictions.model == {"name": "trip_duration", "version": pin.version, "sha256": pin.sha256, "runtime": "onnx", "flavor": "batchml"}
+    assert predictions.model == {
+        "name": "trip_duration",
+        "version": pin.version,
+        "sha256": pin.sha256,
+        "runtime": "onnx",
+        "flavor": "batchml",
+    }
     frame = pd.read_parquet(storage.partition_path("predictions", day))
-    assert list(frame.columns) == [*KEY, "prediction", "model_name", "model_version"]  # every key column, the composite key
+    assert list(frame.columns) == [
+        *KEY,
+        "prediction",
+        "model_name",
+        "model_version",
+    ]  # every key column, the composite key
     assert len(frame) == predictions.rows["written"] and not frame.duplicated(KEY).any()
     assert set(frame["model_version"].astype(str)) == {pin.version}
     features_keys = pd.read_parquet(storage.partition_path("features", day), columns=KEY)
@@ -65,7 +81,9 @@ def test_a_past_date_keeps_its_pin_after_the_champion_moves(pipeline, day):
     registry = make_registry()
     first = read_pin(day)
     mv = registry.client.get_model_version("trip_duration", first.version)
-    second = str(registry.client.create_model_version("trip_duration", source=mv.source, run_id=mv.run_id, tags=mv.tags).version)
+    second = str(
+        registry.client.create_model_version("trip_duration", source=mv.source, run_id=mv.run_id, tags=mv.tags).version
+    )
     registry.set_alias("champion", second)
 
     storage = make_storage()
@@ -79,7 +97,9 @@ def test_a_past_date_keeps_its_pin_after_the_champion_moves(pipeline, day):
 
 def test_range_daily_runs_only_the_missing_dates_from_manifests(pipeline, day):
     assert build(DailyScore(day + dt.timedelta(days=1))).status == LuigiStatusCode.SUCCESS
-    missing = RangeDaily(of=DailyScore, start=day, stop=day + dt.timedelta(days=3), now=int(pd.Timestamp("2027-01-01").timestamp())).requires()
+    missing = RangeDaily(
+        of=DailyScore, start=day, stop=day + dt.timedelta(days=3), now=int(pd.Timestamp("2027-01-01").timestamp())
+    ).requires()
     assert [t.date for t in missing] == [day, day + dt.timedelta(days=2)]
     assert DailyScore.bulk_complete([day, day + dt.timedelta(days=1)]) == [day + dt.timedelta(days=1)]
 

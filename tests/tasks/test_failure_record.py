@@ -20,7 +20,7 @@ def build(*tasks):
 
 def test_a_failed_date_is_recorded_for_the_dashboard_then_cleared_by_a_good_run(pipeline, day):
     pipeline({"source": trips(bad_row_share=0.2)})  # more rejected rows than [schema] max_reject_share
-    before = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0)
     assert build(DailyScore(day)).status == LuigiStatusCode.FAILED
 
     record = read_failure(make_storage(), day)
@@ -32,7 +32,7 @@ def test_a_failed_date_is_recorded_for_the_dashboard_then_cleared_by_a_good_run(
     latest = next(tile for tile in dom.find("div", "value") if tile.get("title") == day.isoformat())
     assert latest
     assert "\n" not in record.cause and record.cause.split(":", 1)[0].isidentifier(), record.cause
-    assert before <= dt.datetime.fromisoformat(record.at) <= dt.datetime.now(dt.timezone.utc)
+    assert before <= dt.datetime.fromisoformat(record.at) <= dt.datetime.now(dt.UTC)
     assert (make_storage().root / f"monitoring/date={day}/failure.json").is_file()
 
     pipeline({"source": trips(bad_row_share=0.002)})
@@ -64,7 +64,9 @@ def test_recording_never_fails_the_run_it_warns(pipeline, day, monkeypatch):
     import pipelines
 
     warnings: list[str] = []
-    monkeypatch.setattr(pipelines.log, "warning", lambda msg, *args: warnings.append(msg % args))  # Luigi's logging setup may replace handlers
+    monkeypatch.setattr(
+        pipelines.log, "warning", lambda msg, *args: warnings.append(msg % args)
+    )  # Luigi's logging setup may replace handlers
 
     def broken(*args):
         raise PermissionError("monitoring is read-only")
@@ -72,4 +74,7 @@ def test_recording_never_fails_the_run_it_warns(pipeline, day, monkeypatch):
     monkeypatch.setattr(pipelines, "record_failure", broken)
     pipeline({"source": trips(bad_row_share=0.2)})
     assert build(DailyScore(day)).status == LuigiStatusCode.FAILED  # the task's own failure, nothing else
-    assert any("could not record the failure of ExtractFeatures" in w and "PermissionError: monitoring is read-only" in w for w in warnings), warnings
+    assert any(
+        "could not record the failure of ExtractFeatures" in w and "PermissionError: monitoring is read-only" in w
+        for w in warnings
+    ), warnings

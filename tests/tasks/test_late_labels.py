@@ -32,7 +32,12 @@ def test_a_date_whose_labelled_date_has_no_labels_yet_succeeds_and_is_filled_in_
     for d in (labelled - dt.timedelta(days=i) for i in range(6)):  # history to train on, with labels
         write_date(raw, d, labels=d != labelled)
     write_date(raw, day, labels=False)
-    files = {"kind": "files", "path": str(raw / "trips_{date}.parquet"), "labels_path": str(raw / "labels_{date}.parquet"), "label_lag_days": "2"}
+    files = {
+        "kind": "files",
+        "path": str(raw / "trips_{date}.parquet"),
+        "labels_path": str(raw / "labels_{date}.parquet"),
+        "label_lag_days": "2",
+    }
     pipeline({"source": files, "labels": {"transform": ""}})
 
     assert build(DailyScore(day)).status == LuigiStatusCode.SUCCESS  # no labels for D - 2: not a failure

@@ -30,7 +30,7 @@ def monitoring_runs(registry) -> dict[str, object]:
 
 
 def midnight_ms(day: dt.date) -> int:
-    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp() * 1000)
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp() * 1000)
 
 
 def test_timeline_steps_are_days_since_the_first_date_and_every_run_ends(pipeline, day):
@@ -75,7 +75,11 @@ def test_a_date_whose_checks_failed_has_a_failed_run(pipeline, day):
     pipeline({"checks": {"max_quarantine_rate": "0.0001"}})
     assert build(DailyScore(day)).status == LuigiStatusCode.FAILED
     run = monitoring_runs(make_registry())[day.isoformat()]
-    assert run.info.status == "FAILED" and run.data.tags["status"] == "fail" and run.data.tags["failure_task"] == "CheckMetrics"
+    assert (
+        run.info.status == "FAILED"
+        and run.data.tags["status"] == "fail"
+        and run.data.tags["failure_task"] == "CheckMetrics"
+    )
     assert "quarantine_rate" in run.data.tags["failure_cause"]
 
 
@@ -83,11 +87,19 @@ def test_every_registered_version_says_what_it_was_trained_on_and_why_it_was_pro
     from tests.tasks.test_retraining import DAY0, read, run_days
 
     run_days(0, 2)
-    pipeline({"retrain": {"error_increase": "-1", "gate_days": "1", "min_train_days": "1"}, "training": {"params": json.dumps({"max_iter": 1})}})
+    pipeline(
+        {
+            "retrain": {"error_increase": "-1", "gate_days": "1", "min_train_days": "1"},
+            "training": {"params": json.dumps({"max_iter": 1})},
+        }
+    )
     run_days(3, 3)
     client = make_registry().client
     decision = read(3, "retrain.json")
-    for version, verdict in (("1", "promoted to @champion as the first model"), (decision["challenger_version"], "rejected against v1")):
+    for version, verdict in (
+        ("1", "promoted to @champion as the first model"),
+        (decision["challenger_version"], "rejected against v1"),
+    ):
         mv = client.get_model_version("trip_duration", version)
         run = client.get_run(mv.run_id)
         text = mv.description
@@ -105,7 +117,9 @@ def test_a_date_looks_up_its_monitoring_run_once_per_process(pipeline, day, moni
     assert build(DailyScore(day)).status == LuigiStatusCode.SUCCESS
     assert monitoring_searches.count(f"tags.date = '{day.isoformat()}'") == 1
     run = monitoring_runs(make_registry())[day.isoformat()]
-    assert {"metrics.json", "retrain.json", "report.html"} <= {a.path for a in make_registry().client.list_artifacts(run.info.run_id)}
+    assert {"metrics.json", "retrain.json", "report.html"} <= {
+        a.path for a in make_registry().client.list_artifacts(run.info.run_id)
+    }
 
 
 @pytest.fixture
@@ -115,6 +129,10 @@ def monitoring_searches(monkeypatch):
 
     seen, search = [], MlflowClient.search_runs
     monkeypatch.setattr(
-        MlflowClient, "search_runs", lambda self, ids, filter_string="", *a, **k: seen.append(filter_string) or search(self, ids, filter_string, *a, **k)
+        MlflowClient,
+        "search_runs",
+        lambda self, ids, filter_string="", *a, **k: (
+            seen.append(filter_string) or search(self, ids, filter_string, *a, **k)
+        ),
     )
     return seen

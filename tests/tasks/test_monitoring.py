@@ -11,10 +11,10 @@ from luigi.execution_summary import LuigiStatusCode
 from scipy import stats
 from scipy.spatial import distance
 
-from batchml.monitor.monitoring import read_durations
 from batchml.dataset.contract import Contract
 from batchml.dataset.sources import GeneratorSource
 from batchml.model.training import labelled_frame, labelled_window
+from batchml.monitor.monitoring import read_durations
 from pipelines import DailyScore
 from tasks.config import cache_dir, make_registry, make_storage
 from tasks.model import read_pin
@@ -32,7 +32,10 @@ def monitoring(day, name):
     return json.loads(text) if name.endswith(".json") else text
 
 
-DRIFTING = {"source": {**trips(rows_per_day=10000, drift_start=DRIFT_START.isoformat()), "label_lag_days": "2"}, "training": {"window_days": "8"}}
+DRIFTING = {
+    "source": {**trips(rows_per_day=10000, drift_start=DRIFT_START.isoformat()), "label_lag_days": "2"},
+    "training": {"window_days": "8"},
+}
 
 
 @pytest.fixture
@@ -48,7 +51,13 @@ def test_the_first_drifted_date_is_flagged_and_names_the_shifted_features(drifti
     before, after = (monitoring(d, "drift.json") for d in days)
     assert before["verdict"] == "no drift" and before["drifted_features"] == []
     assert after["verdict"] == "drift"
-    assert set(after["drifted_features"]) == {"dropoff_zone", "trip_distance", "passenger_count", "payment_type", "pickup_hour"}
+    assert set(after["drifted_features"]) == {
+        "dropoff_zone",
+        "trip_distance",
+        "passenger_count",
+        "payment_type",
+        "pickup_hour",
+    }
     assert after["prediction"]["drifted"] and not before["prediction"]["drifted"]
     assert "pickup_weekday" not in after["features"]  # constant within a date: excluded, not judged
 
@@ -73,16 +82,31 @@ def test_pipeline_statistics_match_a_direct_computation_on_the_same_data(driftin
         distance.jensenshannon(ref["counts"], np.histogram(current["trip_distance"], edges)[0], base=2), rel=1e-6
     )
 
-    # Wasserstein against the raw training rows the reference was made from (same seeds, same code, the version's window).
+    # Wasserstein against the raw training rows the reference was made from
+    # (same seeds, same code, the version's window).
     tags = make_registry().version_tags(read_pin(day).version)
     window_start, window_end = (dt.date.fromisoformat(tags[k]) for k in ("window_start", "window_end"))
-    src = GeneratorSource(generator="taxi_hooks:trips", options={**TRIPS, "rows_per_day": 10000, "drift_start": DRIFT_START.isoformat()})
+    src = GeneratorSource(
+        generator="taxi_hooks:trips", options={**TRIPS, "rows_per_day": 10000, "drift_start": DRIFT_START.isoformat()}
+    )
     dates = labelled_window(window_end, (window_end - window_start).days + 1)
-    frame = labelled_frame(src, Contract.load(CONTRACT), dates, features="taxi_hooks:features", labels="taxi_hooks:duration", max_rows=20000, seed=3)
+    frame = labelled_frame(
+        src,
+        Contract.load(CONTRACT),
+        dates,
+        features="taxi_hooks:features",
+        labels="taxi_hooks:duration",
+        max_rows=20000,
+        seed=3,
+    )
     from batchml.retrain.lifecycle import HOLDOUT_SHARE
 
-    train = frame[~(np.random.default_rng(3).random(len(frame)) < HOLDOUT_SHARE)]  # as train_and_register holds out (seed 3)
-    exact = stats.wasserstein_distance(train["trip_distance"], current["trip_distance"]) / train["trip_distance"].std(ddof=0)
+    train = frame[
+        ~(np.random.default_rng(3).random(len(frame)) < HOLDOUT_SHARE)
+    ]  # as train_and_register holds out (seed 3)
+    exact = stats.wasserstein_distance(train["trip_distance"], current["trip_distance"]) / train["trip_distance"].std(
+        ddof=0
+    )
     assert drift["features"]["trip_distance"]["wasserstein"] == pytest.approx(exact, rel=0.05)
 
     # Realized MAE of D - label_lag from the committed predictions and labels, with pandas.
@@ -104,12 +128,16 @@ def test_every_number_reaches_mlflow_and_the_report_has_its_sections(pipeline, d
     (run,) = registry.client.search_runs([experiment.experiment_id], filter_string=f"tags.date = '{day}'")
     metrics = monitoring(day, "metrics.json")
     assert run.data.metrics["rows_in"] == metrics["numbers"]["rows_in"]
-    assert run.data.metrics["quarantine_rate"] == pytest.approx(next(c["value"] for c in metrics["checks"] if c["name"] == "quarantine_rate"))
+    assert run.data.metrics["quarantine_rate"] == pytest.approx(
+        next(c["value"] for c in metrics["checks"] if c["name"] == "quarantine_rate")
+    )
     assert "drift_psi.trip_distance" in run.data.metrics and run.data.tags["status"] == metrics["status"]
     assert run.info.run_name == f"monitor {day}" and "Daily monitoring" in experiment.tags["mlflow.note.content"]
     (timeline,) = registry.client.search_runs([experiment.experiment_id], filter_string="tags.kind = 'timeline'")
     history = registry.client.get_metric_history(timeline.info.run_id, "rows_in")
-    assert [(m.step, m.value) for m in history] == [(0, metrics["numbers"]["rows_in"])]  # days since the first date logged
+    assert [(m.step, m.value) for m in history] == [
+        (0, metrics["numbers"]["rows_in"])
+    ]  # days since the first date logged
     page = monitoring(day, "report.html")
     for section in ('id="summary"', 'id="drift"', 'id="metrics"', 'id="trends"', 'id="retraining"'):
         assert section in page
@@ -135,5 +163,8 @@ def test_a_window_sums_profiles_and_realized_rows_of_the_dates_ending_at_d(pipel
     drift, metrics = monitoring(nxt, "drift.json"), monitoring(nxt, "metrics.json")
     assert drift["window_days"] == 2 and drift["dates"] == [str(day), str(nxt)] and drift["rows"] > 5000
     realized = metrics["numbers"]["realized"]
-    assert metrics["window_days"] == 2 and realized["dates"] == [str(day - dt.timedelta(days=2)), str(nxt - dt.timedelta(days=2))]
+    assert metrics["window_days"] == 2 and realized["dates"] == [
+        str(day - dt.timedelta(days=2)),
+        str(nxt - dt.timedelta(days=2)),
+    ]
     assert realized["labelled"] > 5000  # two dates' labelled rows

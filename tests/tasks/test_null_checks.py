@@ -65,7 +65,8 @@ def rows(date, *, n=3000):
 
 def features(rows):
     """fee as it is (the model takes its gaps); the note's length, a missing note counted as ''."""
-    return pd.DataFrame({{"km": rows["km"], "fee": rows["fee"], "note_len": rows["note"].fillna("").str.len().astype("int64")}})
+    note_len = rows["note"].fillna("").str.len().astype("int64")
+    return pd.DataFrame({{"km": rows["km"], "fee": rows["fee"], "note_len": note_len}})
 
 
 def fare(rows):
@@ -98,7 +99,13 @@ def rides(pipeline, tmp_path):
             "source": {"kind": "python", "generator": "rides_hooks:rows", "options": "{}", "label_lag_days": "1"},
             "features": {"transform": "rides_hooks:features"},
             "labels": {"transform": "rides_hooks:fare"},
-            "training": {"recipe": "rides_hooks:recipe", "params": "{}", "window_days": "3", "max_rows": "20000", "seed": "3"},
+            "training": {
+                "recipe": "rides_hooks:recipe",
+                "params": "{}",
+                "window_days": "3",
+                "max_rows": "20000",
+                "seed": "3",
+            },
             "schema": {"path": str(tmp_path / "contract.yaml"), "max_reject_share": "0.05"},
             "drift": {"exclude": "[]"},
             "mlflow": {"registered_model": "rides"},
@@ -112,9 +119,13 @@ def rides(pipeline, tmp_path):
 def test_healthy_dates_of_nullable_columns_pass_with_the_default_checks_and_a_jump_in_hidden_nulls_fails(rides):
     assert build(DailyScore(DAY)).status == LuigiStatusCode.SUCCESS
     healthy = {c["name"]: c for c in checks_of(DAY)["checks"]}
-    assert healthy["null_rate.fee"]["ok"] and 0.03 < healthy["null_rate.fee"]["value"] < 0.07  # the model's input as scored, or the valid rows
+    assert (
+        healthy["null_rate.fee"]["ok"] and 0.03 < healthy["null_rate.fee"]["value"] < 0.07
+    )  # the model's input as scored, or the valid rows
     note = healthy["null_rate.note"]
-    assert note["ok"] and note["detail"]["measured_on"] == "validated rows" and 0.03 < note["value"] < 0.07  # the hook's "" does not hide it
+    assert (
+        note["ok"] and note["detail"]["measured_on"] == "validated rows" and 0.03 < note["value"] < 0.07
+    )  # the hook's "" does not hide it
     assert note["detail"]["reference_from"].startswith("the training window")
 
     assert build(DailyScore(JUMP)).status == LuigiStatusCode.FAILED

@@ -1,4 +1,5 @@
-"""Every task carries its project, part of its task id: from --project, [project] name, or the contract's dataset name."""
+"""Every task carries its project, part of its task id: from --project, [project] name, or the contract's dataset
+name."""
 
 import datetime as dt
 
@@ -76,7 +77,9 @@ def test_project_on_the_command_line_holds_for_every_task_of_the_run(pipeline, n
         assert root.project == "override"
         assert {t.project for t in root.requires()} == {"override"}
         assert {t.project for t in tasks_of(pipelines.ScorePredictions, pipelines.ChampionModel)} == {"override"}
-    with CmdlineParser.global_instance(["RangeDaily", "--of", "DailyScore", "--start", "2026-07-25", "--stop", "2026-07-27", "--project", "p2"]) as parser:
+    with CmdlineParser.global_instance(
+        ["RangeDaily", "--of", "DailyScore", "--start", "2026-07-25", "--stop", "2026-07-27", "--project", "p2"]
+    ) as parser:
         assert {t.project for t in parser.get_task_obj().requires()} == {"p2"}
 
 
@@ -107,7 +110,9 @@ def test_the_root_tasks_command_line_is_read_once_per_run(pipeline, named, monke
     """Every task made asks for the root task's --project: its class and parameters were looked up each time."""
     lookups = []
     get_task_cls = Register.get_task_cls
-    monkeypatch.setattr(Register, "get_task_cls", classmethod(lambda cls, name: lookups.append(name) or get_task_cls(name)))
+    monkeypatch.setattr(
+        Register, "get_task_cls", classmethod(lambda cls, name: lookups.append(name) or get_task_cls(name))
+    )
     with CmdlineParser.global_instance(["DailyScore", "--date", DAY.isoformat(), "--project", "override"]) as parser:
         root = parser.get_task_obj()
         lookups.clear()

@@ -30,14 +30,18 @@ def test_a_re_extracted_date_of_a_version_without_a_reference_is_profiled_on_its
     raw.mkdir()
 
     def write(date, rows, seed):
-        pd.concat(generate(date, rows_per_day=rows, seed=seed), ignore_index=True).to_csv(raw / f"trips_{date}.csv", index=False)
+        pd.concat(generate(date, rows_per_day=rows, seed=seed), ignore_index=True).to_csv(
+            raw / f"trips_{date}.csv", index=False
+        )
 
     for i in range(6, -1, -1):
         write(day - dt.timedelta(days=i), 3000, 5)
     pipeline({"source": {"kind": "files", "path": str(raw / "trips_{date}.csv"), "format": "csv"}})
     assert build(DailyScore(day)).status == LuigiStatusCode.SUCCESS
     pin = PinTarget(day).load()
-    PinTarget(day).replace(dataclasses.replace(pin, reference=""))  # the date's version says it carries no reference profile
+    PinTarget(day).replace(
+        dataclasses.replace(pin, reference="")
+    )  # the date's version says it carries no reference profile
     (tmp_path / "cache" / pin.name / pin.version / "reference_profile.json").unlink(missing_ok=True)
     assert str(tmp_path / "cache") == cache_dir()
     storage = make_storage()
@@ -45,7 +49,10 @@ def test_a_re_extracted_date_of_a_version_without_a_reference_is_profiled_on_its
     assert storage.read_text(bins) is None
     write(day, 2000, 77)  # the provider re-delivered the date
 
-    assert build(Backfill(start=day, stop=day + dt.timedelta(days=1), reprocess="changed")).status == LuigiStatusCode.SUCCESS
+    assert (
+        build(Backfill(start=day, stop=day + dt.timedelta(days=1), reprocess="changed")).status
+        == LuigiStatusCode.SUCCESS
+    )
     assert storage.verify("predictions", day).rows["in"] == 2000  # re-extracted and re-scored
     made = json.loads(storage.read_text(bins))
     assert made["bins_from"] == day.isoformat()  # made from the date, before it was scored again

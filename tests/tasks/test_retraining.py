@@ -18,7 +18,9 @@ DAY0 = dt.date(2026, 5, 1)
 
 def run_days(first: int, last: int) -> None:
     for i in range(first, last + 1):
-        result = luigi.build([DailyScore(DAY0 + dt.timedelta(days=i))], local_scheduler=True, detailed_summary=True, log_level="WARNING")
+        result = luigi.build(
+            [DailyScore(DAY0 + dt.timedelta(days=i))], local_scheduler=True, detailed_summary=True, log_level="WARNING"
+        )
         assert result.status == LuigiStatusCode.SUCCESS, f"day {i}: {result.summary_text}"
 
 
@@ -37,7 +39,9 @@ def realized(day: int, key: str):
 
 @pytest.mark.slow
 def test_drift_at_day_20_retrains_promotes_and_error_recovers(pipeline):
-    pipeline({"source": trips(drift_start=(DAY0 + dt.timedelta(days=20)).isoformat()), "retrain": {"min_train_days": "5"}})
+    pipeline(
+        {"source": trips(drift_start=(DAY0 + dt.timedelta(days=20)).isoformat()), "retrain": {"min_train_days": "5"}}
+    )
     run_days(0, 39)
     decisions = {i: read(i, "retrain.json")["decision"] for i in range(40)}
     trained = [i for i, d in decisions.items() if d in ("promoted", "rejected")]
@@ -74,7 +78,12 @@ def test_no_drift_means_no_retrain_in_40_dates(pipeline):
 def test_a_worse_challenger_is_rejected_and_the_champion_stays(pipeline):
     run_days(0, 2)
     # Any realized error now triggers, and the challenger gets one boosting round: it must lose.
-    pipeline({"retrain": {"error_increase": "-1", "gate_days": "1", "min_train_days": "1"}, "training": {"params": json.dumps({"max_iter": 1})}})
+    pipeline(
+        {
+            "retrain": {"error_increase": "-1", "gate_days": "1", "min_train_days": "1"},
+            "training": {"params": json.dumps({"max_iter": 1})},
+        }
+    )
     run_days(3, 3)
     decision = read(3, "retrain.json")
     assert decision["decision"] == "rejected" and "not better" in decision["reason"]
@@ -88,14 +97,24 @@ def test_rollback_restores_the_previous_version_and_records_why(pipeline):
     run_days(0, 0)
     registry = make_registry()
     mv = registry.client.get_model_version("trip_duration", "1")
-    second = str(registry.client.create_model_version("trip_duration", source=mv.source, run_id=mv.run_id, tags=mv.tags).version)
+    second = str(
+        registry.client.create_model_version("trip_duration", source=mv.source, run_id=mv.run_id, tags=mv.tags).version
+    )
     registry.set_alias("previous", "1")
     registry.set_alias("champion", second)
     day = DAY0 + dt.timedelta(days=1)
-    result = luigi.build([Rollback(date=day, reason="bad promotion")], local_scheduler=True, detailed_summary=True, log_level="WARNING")
+    result = luigi.build(
+        [Rollback(date=day, reason="bad promotion")], local_scheduler=True, detailed_summary=True, log_level="WARNING"
+    )
     assert result.status == LuigiStatusCode.SUCCESS
     assert champion() == "1" and str(registry.version_by_alias("previous").version) == second
-    assert read(1, "rollback.json") == {"decision": "rolled back", "reason": "bad promotion", "from_version": second, "to_version": "1", "date": str(day)}
+    assert read(1, "rollback.json") == {
+        "decision": "rolled back",
+        "reason": "bad promotion",
+        "from_version": second,
+        "to_version": "1",
+        "date": str(day),
+    }
     assert "bad promotion" in registry.client.get_model_version("trip_duration", second).tags["rolled_back"]
     run_days(1, 1)
     assert make_storage().manifest("predictions", day).model["version"] == "1"

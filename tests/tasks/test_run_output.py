@@ -1,4 +1,5 @@
-"""What a run tells its reader about the model: one log line per promotion and rollback, and the per-date table naming them."""
+"""What a run tells its reader about the model: one log line per promotion and rollback, and the per-date table naming
+them."""
 
 import datetime as dt
 import json
@@ -30,7 +31,8 @@ def row(i: int) -> str:
 
 
 class Lines(logging.Handler):
-    """The messages of a logger: batchml's logger does not propagate to pytest's handler once Luigi configured logging."""
+    """The messages of a logger: batchml's logger does not propagate to pytest's handler once Luigi configured
+    logging."""
 
     def __init__(self):
         super().__init__(logging.INFO)
@@ -47,7 +49,17 @@ def test_a_promotion_and_a_rollback_are_one_log_line_each_and_shown_in_the_table
     logging.getLogger("batchml").addHandler(lines)
     try:
         # Any realized error now triggers, and any challenger passes the gate.
-        pipeline({"retrain": {"error_increase": "-1", "gate_days": "1", "min_train_days": "1", "margin": "-100", "guard_tolerance": "100"}})
+        pipeline(
+            {
+                "retrain": {
+                    "error_increase": "-1",
+                    "gate_days": "1",
+                    "min_train_days": "1",
+                    "margin": "-100",
+                    "guard_tolerance": "100",
+                }
+            }
+        )
         build(DailyScore(day(3)))
         decision = json.loads(make_storage().read_text(f"monitoring/date={day(3)}/retrain.json"))
         assert decision["decision"] == "promoted" and decision["challenger_version"] == "2"

@@ -12,7 +12,9 @@ from tasks.config import make_storage
 from tasks.targets import DocumentTarget, PartitionTarget, PinTarget
 from tests.conftest import make_manifest
 
-PIN = ModelPin(name="m", version="3", sha256="ab" * 32, alias="champion", run_id="r1", inputs=("x", "y"), classes=(0, 1))
+PIN = ModelPin(
+    name="m", version="3", sha256="ab" * 32, alias="champion", run_id="r1", inputs=("x", "y"), classes=(0, 1)
+)
 
 
 def test_a_pin_target_loads_the_pin_it_holds_and_a_date_is_pinned_once(pipeline, day):

@@ -1,4 +1,5 @@
-"""Alerts: one per onset (also with dates out of order), and delivery to a real local webhook that may be down, slow or failing."""
+"""Alerts: one per onset (also with dates out of order), and delivery to a real local webhook that may be down, slow or
+failing."""
 
 from __future__ import annotations
 
@@ -14,14 +15,29 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from batchml.monitor.alerts import KINDS, TITLES, Alert, AlertError, AlertSettings, AlertState, Cleared, decide, deliver, email_message, label, payload
+from batchml.monitor.alerts import (
+    KINDS,
+    TITLES,
+    Alert,
+    AlertError,
+    AlertSettings,
+    AlertState,
+    Cleared,
+    decide,
+    deliver,
+    email_message,
+    label,
+    payload,
+)
 from tests.conftest import free_port
 
 P = "demo"
 
 
 def drift(date: str, version: str = "3", model: str = "m") -> Alert:
-    return Alert("drift_onset", P, date, "drift in 2 of 9 inputs", model=model, version=version, details={"share_drifted": 0.22})
+    return Alert(
+        "drift_onset", P, date, "drift in 2 of 9 inputs", model=model, version=version, details={"share_drifted": 0.22}
+    )
 
 
 def cleared(date: str, model: str = "m") -> Cleared:
@@ -29,7 +45,8 @@ def cleared(date: str, model: str = "m") -> Cleared:
 
 
 def run(dates_observed, state: AlertState | None = None) -> tuple[list[list[str]], AlertState]:
-    """Feed one observation at a time through the state as saved to JSON and read back; the dates alerted at each step."""
+    """Feed one observation at a time through the state as saved to JSON and read back; the dates alerted at each
+    step."""
     state = state or AlertState()
     sent = []
     for item in dates_observed:
@@ -43,7 +60,16 @@ def run(dates_observed, state: AlertState | None = None) -> tuple[list[list[str]
 
 
 def test_a_condition_alerts_once_on_its_onset_and_again_after_it_ended():
-    sent, state = run([drift("2026-06-01"), drift("2026-06-02"), drift("2026-06-03"), cleared("2026-06-04"), drift("2026-06-05"), drift("2026-06-06")])
+    sent, state = run(
+        [
+            drift("2026-06-01"),
+            drift("2026-06-02"),
+            drift("2026-06-03"),
+            cleared("2026-06-04"),
+            drift("2026-06-05"),
+            drift("2026-06-06"),
+        ]
+    )
     assert sent == [["2026-06-01"], [], [], [], ["2026-06-05"], []]
     assert state.to_dict()["conditions"]["drift_onset/demo/m"] == {
         "holds": True,
@@ -92,7 +118,9 @@ def test_observations_of_one_call_are_taken_in_date_order():
 
 
 def test_a_new_version_breaching_is_a_new_onset():
-    sent, _ = run([drift("2026-06-01", version="3"), drift("2026-06-02", version="3"), drift("2026-06-03", version="4")])
+    sent, _ = run(
+        [drift("2026-06-01", version="3"), drift("2026-06-02", version="3"), drift("2026-06-03", version="4")]
+    )
     assert sent == [["2026-06-01"], [], ["2026-06-03"]]
 
 
@@ -102,7 +130,10 @@ def test_conditions_are_kept_apart_by_kind_model_and_subject():
     c = Alert("realized_breach", P, "2026-06-01", "MAE 6.3 > 5.0", model="m", version="3", subject="mae")
     out, state = decide(AlertState(), [a, b, c, drift("2026-06-01"), drift("2026-06-01", model="other")])
     assert len(out) == 5
-    out, _ = decide(state, [Cleared.of("estimated_breach", P, "2026-06-02", model="m", subject="rmse"), replace(a, date="2026-06-02")])
+    out, _ = decide(
+        state,
+        [Cleared.of("estimated_breach", P, "2026-06-02", model="m", subject="rmse"), replace(a, date="2026-06-02")],
+    )
     assert out == []
 
 
@@ -113,7 +144,10 @@ def test_events_alert_once_per_key_and_not_again_on_a_rerun():
     assert out == [promo]
     out, state = decide(state, [promo, rollback])
     assert out == [rollback]
-    assert state.to_dict()["sent"] == {"promotion/demo/m/4/2026-06-02": "2026-06-02", "rollback/demo/m/3/2026-06-05": "2026-06-05"}
+    assert state.to_dict()["sent"] == {
+        "promotion/demo/m/4/2026-06-02": "2026-06-02",
+        "rollback/demo/m/3/2026-06-05": "2026-06-05",
+    }
 
 
 def test_a_failed_date_is_a_condition_of_the_project():
@@ -150,7 +184,8 @@ def test_bad_alerts_and_states_are_refused_naming_the_rule():
 
 
 class Webhook:
-    """A webhook on 127.0.0.1 in this process: answers each POST with the next of `statuses` (then 200), and queues what it got."""
+    """A webhook on 127.0.0.1 in this process: answers each POST with the next of `statuses` (then 200), and queues what
+    it got."""
 
     def __init__(self, statuses=()):
         self.statuses = list(statuses)
@@ -231,12 +266,16 @@ def test_consecutive_dates_of_one_condition_reach_the_webhook_once():
         first = hook.get()
         assert hook.received.empty()  # a request is queued before it is answered, so all are queued by now
     assert [len(r) for r in records] == [1, 0, 0]
-    assert [b["text"]["text"].splitlines()[0] for b in first["json"]["blocks"]] == ["*Drift onset* — demo · 2026-06-01 · m v3"]
+    assert [b["text"]["text"].splitlines()[0] for b in first["json"]["blocks"]] == [
+        "*Drift onset* — demo · 2026-06-01 · m v3"
+    ]
 
 
 def test_only_the_kinds_listed_in_events_are_sent():
     with Webhook() as hook:
-        records = deliver([drift("2026-06-01"), promotion()], AlertSettings(webhooks=(hook.url,), events=("promotion",), **FAST))
+        records = deliver(
+            [drift("2026-06-01"), promotion()], AlertSettings(webhooks=(hook.url,), events=("promotion",), **FAST)
+        )
         got = hook.get()
     assert records[0].alerts == ("promotion/demo/m/4/2026-06-02",)
     assert [line.split(" (")[0] for line in got["json"]["text"].splitlines()] == ["Promotion"]
@@ -280,7 +319,12 @@ def test_a_webhook_that_never_answers_times_out_on_every_attempt():
     with socket.socket() as silent:  # accepts connections (the kernel's backlog) and never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
-        settings = AlertSettings(webhooks=(f"http://127.0.0.1:{silent.getsockname()[1]}/hook",), timeout_seconds=0.3, retries=1, backoff_seconds=0.05)
+        settings = AlertSettings(
+            webhooks=(f"http://127.0.0.1:{silent.getsockname()[1]}/hook",),
+            timeout_seconds=0.3,
+            retries=1,
+            backoff_seconds=0.05,
+        )
         start = time.monotonic()
         (record,) = deliver([promotion()], settings)
         elapsed = time.monotonic() - start
@@ -318,11 +362,25 @@ def test_email_goes_through_the_injected_sender_and_a_failing_sender_is_recorded
         calls.append((subject, message, sender, recipients))
 
     alerts = [drift("2026-06-01"), promotion()]
-    (record,) = deliver(alerts, AlertSettings(email=True), email_sender=luigi_like, sender="batch@example.org", recipients=["ops@example.org"])
-    assert (record.channel, record.status, record.alerts) == ("email", "sent", ("drift_onset/demo/m", "promotion/demo/m/4/2026-06-02"))
+    (record,) = deliver(
+        alerts,
+        AlertSettings(email=True),
+        email_sender=luigi_like,
+        sender="batch@example.org",
+        recipients=["ops@example.org"],
+    )
+    assert (record.channel, record.status, record.alerts) == (
+        "email",
+        "sent",
+        ("drift_onset/demo/m", "promotion/demo/m/4/2026-06-02"),
+    )
     ((subject, message, sender, recipients),) = calls
     assert subject == "[batchml] demo: 2 alerts (drift onset, promotion)"
-    assert message.splitlines()[:3] == ["Drift onset (demo · 2026-06-01 · m v3): drift in 2 of 9 inputs", "  kind: drift_onset", "  key: drift_onset/demo/m"]
+    assert message.splitlines()[:3] == [
+        "Drift onset (demo · 2026-06-01 · m v3): drift in 2 of 9 inputs",
+        "  kind: drift_onset",
+        "  key: drift_onset/demo/m",
+    ]
     assert (sender, recipients) == ("batch@example.org", ["ops@example.org"])
     assert email_message([promotion()])[0] == "[batchml] Promotion (demo · 2026-06-02 · m v4): version 4 promoted"
 
@@ -335,11 +393,19 @@ def test_email_goes_through_the_injected_sender_and_a_failing_sender_is_recorded
 
 
 def test_secrets_in_an_alert_are_redacted_before_they_leave():
-    leak = Alert("failed_date", P, "2026-06-01", "MLflow unreachable at http://u:pw-leaked9@mlflow:5000", details={"cause": "?token=abcd1234"})
+    leak = Alert(
+        "failed_date",
+        P,
+        "2026-06-01",
+        "MLflow unreachable at http://u:pw-leaked9@mlflow:5000",
+        details={"cause": "?token=abcd1234"},
+    )
     message = json.dumps(payload([leak])) + "".join(email_message([leak])) + json.dumps(leak.to_dict())
     assert "pw-leaked9" not in message and "abcd1234" not in message
 
 
 def test_every_kind_has_a_title():
     assert set(TITLES) == set(KINDS)
-    assert [line.split(" (")[0] for line in payload([Alert(k, P, "2026-06-01", "s") for k in KINDS])["text"].splitlines()] == [TITLES[k] for k in KINDS]
+    assert [
+        line.split(" (")[0] for line in payload([Alert(k, P, "2026-06-01", "s") for k in KINDS])["text"].splitlines()
+    ] == [TITLES[k] for k in KINDS]

@@ -21,8 +21,12 @@ def base(**overrides):
 
 
 def test_realized_performance_joins_on_a_composite_key_and_skips_rows_without_a_label():
-    pred = pd.DataFrame({"shop": ["a", "a", "b", "b", "b"], "n": [1, 2, 1, 3, 4], "prediction": [100.0, 200.0, 300.0, 400.0, 50.0]})
-    labels = pd.DataFrame({"shop": ["a", "a", "b", "b", "b"], "n": [1, 2, 1, 9, 4], "price": [110.0, 190.0, 330.0, 5.0, np.nan]})
+    pred = pd.DataFrame(
+        {"shop": ["a", "a", "b", "b", "b"], "n": [1, 2, 1, 3, 4], "prediction": [100.0, 200.0, 300.0, 400.0, 50.0]}
+    )
+    labels = pd.DataFrame(
+        {"shop": ["a", "a", "b", "b", "b"], "n": [1, 2, 1, 9, 4], "price": [110.0, 190.0, 330.0, 5.0, np.nan]}
+    )
     out = realized_performance(pred, labels, key=["shop", "n"], label="price", task="regression")
     assert out["mae"] == pytest.approx(np.mean([10, 10, 30]))
     assert out["rmse"] == pytest.approx(np.sqrt(np.mean([100, 100, 900])))
@@ -30,7 +34,14 @@ def test_realized_performance_joins_on_a_composite_key_and_skips_rows_without_a_
 
 
 def test_realized_performance_of_a_classifier():
-    pred = pd.DataFrame({"id": [1, 2, 3, 4], "prediction": ["yes", "no", "no", "yes"], "proba_no": [0.2, 0.9, 0.6, 0.3], "proba_yes": [0.8, 0.1, 0.4, 0.7]})
+    pred = pd.DataFrame(
+        {
+            "id": [1, 2, 3, 4],
+            "prediction": ["yes", "no", "no", "yes"],
+            "proba_no": [0.2, 0.9, 0.6, 0.3],
+            "proba_yes": [0.8, 0.1, 0.4, 0.7],
+        }
+    )
     labels = pd.DataFrame({"id": [1, 2, 3, 4], "churned": ["yes", "no", "yes", "yes"]})
     out = realized_performance(pred, labels, key=["id"], label="churned", task="classification", classes=["no", "yes"])
     assert out["accuracy"] == 0.75 and out["roc_auc"] == pytest.approx(1.0) and out["log_loss"] > 0
@@ -74,9 +85,9 @@ def test_flat_metrics_are_finite_floats():
 
 
 # Null rates: a nullable column against its reference, with a floor for the row counts.
-from batchml.monitor.checks import NullRate, null_limit, null_rates_of  # noqa: E402
 from batchml.dataset.contract import Contract  # noqa: E402
 from batchml.dataset.nulls import NullCounts  # noqa: E402
+from batchml.monitor.checks import NullRate, null_limit, null_rates_of  # noqa: E402
 
 FEES = Contract.from_dict(
     {
@@ -98,7 +109,9 @@ TRAINED = {"validated": {"rows": 20_000, "nulls": {"fee": 1000, "tip": 4000, "pa
 
 def null_report(date_nulls: dict, rows: int = 10_000, *, reference=TRAINED, scored=None, trailing=None, **thresholds):
     validated = NullCounts(rows, date_nulls)
-    nulls = null_rates_of(FEES, {"columns": scored or {}}, reference, validated, trailing, ["2026-06-09"] if trailing else [])
+    nulls = null_rates_of(
+        FEES, {"columns": scored or {}}, reference, validated, trailing, ["2026-06-09"] if trailing else []
+    )
     return base(nulls=nulls, null_rates=None, thresholds=CheckThresholds(**thresholds))
 
 
@@ -109,8 +122,14 @@ def null_checks(report) -> dict[str, dict]:
 def test_a_nullable_column_at_its_usual_null_rate_passes_with_the_defaults():
     report = null_report({"fee": 520, "tip": 1950, "paid": 9000})
     checks = null_checks(report)
-    assert report["failed"] == [] and set(checks) == {"null_rate.fee", "null_rate.tip"}  # the label's nulls are label coverage's
-    assert checks["null_rate.fee"]["value"] == 0.052 and checks["null_rate.fee"]["detail"]["measured_on"] == "validated rows"
+    assert report["failed"] == [] and set(checks) == {
+        "null_rate.fee",
+        "null_rate.tip",
+    }  # the label's nulls are label coverage's
+    assert (
+        checks["null_rate.fee"]["value"] == 0.052
+        and checks["null_rate.fee"]["detail"]["measured_on"] == "validated rows"
+    )
 
 
 def test_a_jump_from_5_to_40_percent_fails_naming_the_column_its_rate_reference_and_limit():
@@ -118,15 +137,24 @@ def test_a_jump_from_5_to_40_percent_fails_naming_the_column_its_rate_reference_
     assert report["status"] == "fail" and report["failed"] == ["null_rate.fee"]
     check = null_checks(report)["null_rate.fee"]
     # by hand: 0.05 + max(0.01, (2 - 1) * 0.05, 3 * sqrt(0.05 * 0.95 * (1/10000 + 1/20000))) = 0.05 + 0.05
-    assert check["detail"]["limit"] == pytest.approx(0.10) and check["detail"]["reference"] == 0.05 and check["value"] == 0.4
-    assert check["detail"]["column"] == "fee" and "reference 0.05 from the training window (20000 valid rows)" in check["bound"]
+    assert (
+        check["detail"]["limit"] == pytest.approx(0.10)
+        and check["detail"]["reference"] == 0.05
+        and check["value"] == 0.4
+    )
+    assert (
+        check["detail"]["column"] == "fee"
+        and "reference 0.05 from the training window (20000 valid rows)" in check["bound"]
+    )
     assert check["bound"].startswith("<= 0.1 ")
 
 
 def test_the_limit_has_a_noise_floor_for_a_small_date():
     # by hand: 50 rows, reference 5% of 20,000: 3 * sqrt(0.05 * 0.95 * (1/50 + 1/20000)) = 0.0927..., above 0.05
     floor = 3 * np.sqrt(0.05 * 0.95 * (1 / 50 + 1 / 20000))
-    assert null_limit(NullRate("fee", 0.0, 50, "validated rows", 0.05, 20_000), CheckThresholds()) == pytest.approx(0.05 + floor)
+    assert null_limit(NullRate("fee", 0.0, 50, "validated rows", 0.05, 20_000), CheckThresholds()) == pytest.approx(
+        0.05 + floor
+    )
     assert null_report({"fee": 7}, rows=50)["failed"] == []  # 14% of 50 rows: noise, not news
     assert null_report({"fee": 1400}, rows=10_000)["failed"] == ["null_rate.fee"]  # 14% of 10,000 rows is news
     assert null_report({"fee": 9}, rows=50)["failed"] == ["null_rate.fee"]  # 18% of 50 rows is above the floor too
@@ -142,31 +170,55 @@ def test_healthy_dates_drawn_at_the_reference_rate_almost_never_fail():
 def test_the_contract_cap_is_a_limit_on_top_of_the_reference():
     report = null_report({"fee": 500, "tip": 3300})  # tip: 33% against 20% (limit 40%), above its cap of 30%
     check = null_checks(report)["null_rate.tip"]
-    assert report["failed"] == ["null_rate.tip"] and check["detail"]["limit"] == 0.3 and "capped by the contract's max_null_rate" in check["bound"]
+    assert (
+        report["failed"] == ["null_rate.tip"]
+        and check["detail"]["limit"] == 0.3
+        and "capped by the contract's max_null_rate" in check["bound"]
+    )
 
 
 def test_without_a_reference_the_trailing_dates_are_the_reference_and_without_them_only_the_cap():
     trailing = NullCounts(9_000, {"fee": 450, "tip": 1800})
     assert null_report({"fee": 500, "tip": 1900}, reference=None, trailing=trailing)["failed"] == []
     report = null_report({"fee": 4000, "tip": 1900}, reference=None, trailing=trailing)
-    assert report["failed"] == ["null_rate.fee"] and "from the dates 2026-06-09 (9000 valid rows)" in null_checks(report)["null_rate.fee"]["bound"]
-    first = null_report({"fee": 800, "tip": 3500}, reference=None)  # nothing known yet: a null-by-nature column is not failed
-    assert first["failed"] == ["null_rate.tip"] and null_checks(first)["null_rate.fee"]["ok"]  # 35% is above tip's cap of 30%
+    assert (
+        report["failed"] == ["null_rate.fee"]
+        and "from the dates 2026-06-09 (9000 valid rows)" in null_checks(report)["null_rate.fee"]["bound"]
+    )
+    first = null_report(
+        {"fee": 800, "tip": 3500}, reference=None
+    )  # nothing known yet: a null-by-nature column is not failed
+    assert (
+        first["failed"] == ["null_rate.tip"] and null_checks(first)["null_rate.fee"]["ok"]
+    )  # 35% is above tip's cap of 30%
     assert null_checks(first)["null_rate.fee"]["detail"]["reference"] is None
 
 
 def test_a_features_hook_that_fills_nulls_does_not_hide_them():
     scored = {"fee": {"null_rate": 0.0, "count": 10_000}, "fare": {"null_rate": 0.0, "count": 10_000}}
-    reference = {**TRAINED, "columns": {"fee": {"null_rate": 0.0, "count": 20_000}, "fare": {"null_rate": 0.0, "count": 20_000}}}
+    reference = {
+        **TRAINED,
+        "columns": {"fee": {"null_rate": 0.0, "count": 20_000}, "fare": {"null_rate": 0.0, "count": 20_000}},
+    }
     report = null_report({"fee": 4000}, reference=reference, scored=scored)
-    assert report["failed"] == ["null_rate.fee"] and null_checks(report)["null_rate.fee"]["detail"]["measured_on"] == "validated rows"
+    assert (
+        report["failed"] == ["null_rate.fee"]
+        and null_checks(report)["null_rate.fee"]["detail"]["measured_on"] == "validated rows"
+    )
 
 
 def test_nulls_a_features_hook_adds_are_checked_on_what_was_scored():
-    reference = {**TRAINED, "columns": {"fee_share": {"null_rate": 0.0, "count": 20_000}}, "outputs": {"prediction": {"null_rate": 0.0, "count": 20_000}}}
+    reference = {
+        **TRAINED,
+        "columns": {"fee_share": {"null_rate": 0.0, "count": 20_000}},
+        "outputs": {"prediction": {"null_rate": 0.0, "count": 20_000}},
+    }
     scored = {"fee_share": {"null_rate": 0.2, "count": 10_000}, "prediction": {"null_rate": 0.0, "count": 10_000}}
     report = null_report({"fee": 500}, reference=reference, scored=scored)
-    assert report["failed"] == ["null_rate.fee_share"] and null_checks(report)["null_rate.fee_share"]["detail"]["measured_on"] == "scored rows"
+    assert (
+        report["failed"] == ["null_rate.fee_share"]
+        and null_checks(report)["null_rate.fee_share"]["detail"]["measured_on"] == "scored rows"
+    )
     assert null_checks(report)["null_rate.prediction"]["ok"]
 
 
@@ -174,5 +226,7 @@ def test_a_foreign_model_passing_a_nullable_columns_nulls_through_is_not_failed(
     scored = {"fee": {"null_rate": 0.06, "count": 10_000}, "fare": {"null_rate": 0.03, "count": 10_000}}
     report = null_report({"fee": 600}, reference=None, scored=scored)
     checks = null_checks(report)
-    assert report["failed"] == ["null_rate.fare"]  # fare is not nullable: nulls the model's inputs gained still fail at max_null_rate
+    assert report["failed"] == [
+        "null_rate.fare"
+    ]  # fare is not nullable: nulls the model's inputs gained still fail at max_null_rate
     assert checks["null_rate.fee"]["ok"] and checks["null_rate.fare"]["detail"]["limit"] == 0.01

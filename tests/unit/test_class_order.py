@@ -19,18 +19,18 @@ import yaml
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from batchml.dataset.contract import Contract
 from batchml.base.errors import IntegrityError
-from batchml.retrain.lifecycle import GatePolicy, _predict_estimator
-from batchml.stats.metrics import model_metrics
+from batchml.base.provenance import sha256_file, sha256_tree
+from batchml.dataset.contract import Contract
 from batchml.model.onnx_io import CLASSES_METADATA
 from batchml.model.pin import ModelPin
-from batchml.base.provenance import sha256_file, sha256_tree
 from batchml.model.registry import Registry, _fluent_uris
-from batchml.retrain.retraining import gate_challenger
 from batchml.model.runtimes import choose_runtime, converted_paths
-from batchml.scoring.scoring import ModelSpec, predict_partition
 from batchml.model.training import model_classes, to_onnx_bytes
+from batchml.retrain.lifecycle import GatePolicy, _predict_estimator
+from batchml.retrain.retraining import gate_challenger
+from batchml.scoring.scoring import ModelSpec, predict_partition
+from batchml.stats.metrics import model_metrics
 
 INPUTS = ("a", "b", "c")
 # Listed unsorted on purpose: "unsorted" contracts use this order, "sorted" ones sorted().
@@ -95,7 +95,9 @@ class ArrayModel(FrameModel):
 def _onnx(model, x, zipmap: bool) -> bytes:
     from skl2onnx import to_onnx
 
-    onx = to_onnx(model, x.to_numpy(np.float32), target_opset={"": 17, "ai.onnx.ml": 3}, options={id(model): {"zipmap": zipmap}})
+    onx = to_onnx(
+        model, x.to_numpy(np.float32), target_opset={"": 17, "ai.onnx.ml": 3}, options={id(model): {"zipmap": zipmap}}
+    )
     return onx.SerializeToString()
 
 
@@ -113,15 +115,24 @@ def _permuted_onnx(model, x, order) -> bytes:
     graph.node.append(helper.make_node("Gather", ["probabilities", "perm"], ["probabilities_in_order"], axis=1))
     old = next(o for o in graph.output if o.name == "probabilities")
     graph.output.remove(old)
-    graph.output.append(helper.make_tensor_value_info("probabilities_in_order", TensorProto.FLOAT, [None, len(columns)]))
-    onx.metadata_props.add(key=CLASSES_METADATA, value=json.dumps([c.item() if hasattr(c, "item") else c for c in order]))
+    graph.output.append(
+        helper.make_tensor_value_info("probabilities_in_order", TensorProto.FLOAT, [None, len(columns)])
+    )
+    onx.metadata_props.add(
+        key=CLASSES_METADATA, value=json.dumps([c.item() if hasattr(c, "item") else c for c in order])
+    )
     return onx.SerializeToString()
 
 
 def _contract_file(path, classes, kind):
     dtype = {"text": "string", "int": "integer", "bool": "boolean"}[kind]
     columns = {"k": {"dtype": "integer"}, **{c: {"dtype": "float"} for c in INPUTS}, "y": {"dtype": dtype}}
-    body = {"dataset": "d", "key": ["k"], "columns": columns, "label": {"column": "y", "task": "classification", "classes": list(classes)}}
+    body = {
+        "dataset": "d",
+        "key": ["k"],
+        "columns": columns,
+        "label": {"column": "y", "task": "classification", "classes": list(classes)},
+    }
     path.write_text(yaml.safe_dump(body, sort_keys=False))
     return path
 
@@ -137,13 +148,25 @@ class Scored:
         self.model_keys = [key(c) for c in self.model.classes_]
         self.unsorted_model = list(reversed(LABELS[kind][:k]))  # the model-side order of the unsorted runtimes
         self.sklearn_dir = root / "sklearn"
-        mlflow.sklearn.save_model(self.model, str(self.sklearn_dir), skops_trusted_types=[], pip_requirements=REQUIREMENTS)
-        for name, blob in {"labels": _onnx(self.model, self.x, False), "zipmap": _onnx(self.model, self.x, True)}.items():
+        mlflow.sklearn.save_model(
+            self.model, str(self.sklearn_dir), skops_trusted_types=[], pip_requirements=REQUIREMENTS
+        )
+        for name, blob in {
+            "labels": _onnx(self.model, self.x, False),
+            "zipmap": _onnx(self.model, self.x, True),
+        }.items():
             (root / f"{name}.onnx").write_bytes(blob)
         (root / "unsorted.onnx").write_bytes(_permuted_onnx(self.model, self.x, self.unsorted_model))
         for name, cls in {"frame": FrameModel, "array": ArrayModel}.items():
-            outputs = mlflow.models.infer_signature(self.x, pd.DataFrame({f"proba_{c}": [0.5] for c in self.unsorted_model}))
-            mlflow.pyfunc.save_model(str(root / name), python_model=cls(self.model, self.unsorted_model), signature=outputs, pip_requirements=REQUIREMENTS)
+            outputs = mlflow.models.infer_signature(
+                self.x, pd.DataFrame({f"proba_{c}": [0.5] for c in self.unsorted_model})
+            )
+            mlflow.pyfunc.save_model(
+                str(root / name),
+                python_model=cls(self.model, self.unsorted_model),
+                signature=outputs,
+                pip_requirements=REQUIREMENTS,
+            )
 
     def proba(self, c) -> np.ndarray:
         """The model's own probability of class `c`, found by identity."""
@@ -162,12 +185,35 @@ class Scored:
                 path = root / f"{name}.onnx"
             return ModelSpec(str(path), sha256_file(path), "onnx", INPUTS, ("k",), "m", runtime, tuple(classes))
         if runtime == "converted":
-            pin = ModelPin("m", "conv", sha256_tree(self.sklearn_dir), "", "", runtime="pyfunc", flavor="sklearn", inputs=INPUTS, classes=tuple(classes))
+            pin = ModelPin(
+                "m",
+                "conv",
+                sha256_tree(self.sklearn_dir),
+                "",
+                "",
+                runtime="pyfunc",
+                flavor="sklearn",
+                inputs=INPUTS,
+                classes=tuple(classes),
+            )
             pin = choose_runtime(pin, self.sklearn_dir, self.x.head(100), root / "cache", rtol=1e-4, atol=1e-5)
             assert pin.runtime == "converted", pin.note
-            return ModelSpec(str(converted_paths(root / "cache", pin)[0]), pin.converted_sha256, "converted", INPUTS, ("k",), "m", "conv", tuple(classes))
-        folder = {"pyfunc-sklearn": self.sklearn_dir, "pyfunc-frame": root / "frame", "pyfunc-array": root / "array"}[runtime]
-        return ModelSpec(str(folder), sha256_tree(folder), "pyfunc", INPUTS, ("k",), "m", runtime, tuple(classes), ("number",) * 3)
+            return ModelSpec(
+                str(converted_paths(root / "cache", pin)[0]),
+                pin.converted_sha256,
+                "converted",
+                INPUTS,
+                ("k",),
+                "m",
+                "conv",
+                tuple(classes),
+            )
+        folder = {"pyfunc-sklearn": self.sklearn_dir, "pyfunc-frame": root / "frame", "pyfunc-array": root / "array"}[
+            runtime
+        ]
+        return ModelSpec(
+            str(folder), sha256_tree(folder), "pyfunc", INPUTS, ("k",), "m", runtime, tuple(classes), ("number",) * 3
+        )
 
     def outputs(self, runtime: str, classes: list) -> pd.DataFrame:
         part = self.x.assign(k=np.arange(len(self.x)))
@@ -176,18 +222,28 @@ class Scored:
         return predict_partition(part, self.spec(runtime, classes))
 
     def raw_model(self, runtime: str, classes: list):
-        """batchml's registered model (RawRowsModel) as MLflow loads it: contract, estimator and maybe ONNX artifacts."""
+        """batchml's registered model (RawRowsModel) as MLflow loads it: contract, estimator and maybe ONNX
+        artifacts."""
         from mlflow.pyfunc import PythonModelContext
 
         from batchml.model.raw_model import RawRowsModel
 
         folder = self.root / f"raw-{'-'.join(map(str, classes))}"
         folder.mkdir(exist_ok=True)
-        artifacts = {"contract": str(_contract_file(folder / "contract.yaml", classes, self.kind)), "sklearn": str(self.sklearn_dir)}
+        artifacts = {
+            "contract": str(_contract_file(folder / "contract.yaml", classes, self.kind)),
+            "sklearn": str(self.sklearn_dir),
+        }
         if runtime == "raw-onnx":
-            artifacts["onnx"] = str(self.root / "labels.onnx")  # no metadata: the fitted classes of its config say the order
+            artifacts["onnx"] = str(
+                self.root / "labels.onnx"
+            )  # no metadata: the fitted classes of its config say the order
         model = RawRowsModel()
-        model.load_context(PythonModelContext(artifacts=artifacts, model_config={"inputs": list(INPUTS), "classes": model_classes(self.model)}))
+        model.load_context(
+            PythonModelContext(
+                artifacts=artifacts, model_config={"inputs": list(INPUTS), "classes": model_classes(self.model)}
+            )
+        )
         return model
 
 
@@ -210,12 +266,18 @@ def test_each_proba_column_holds_the_models_probability_of_its_class(scored, kin
     s = scored(kind, k)
     classes = contract_classes(kind, k, order)
     out = s.outputs(runtime, classes)
-    assert [c for c in out.columns if c.startswith("proba_")] == [f"proba_{c}" for c in classes]  # in the contract's order
+    assert [c for c in out.columns if c.startswith("proba_")] == [
+        f"proba_{c}" for c in classes
+    ]  # in the contract's order
     for c in classes:
-        np.testing.assert_allclose(out[f"proba_{c}"].to_numpy(dtype="float64"), s.proba(c), atol=2e-6, err_msg=f"{runtime}: proba_{c}")
+        np.testing.assert_allclose(
+            out[f"proba_{c}"].to_numpy(dtype="float64"), s.proba(c), atol=2e-6, err_msg=f"{runtime}: proba_{c}"
+        )
     prediction = out["prediction"].to_numpy()
     assert [key(v) for v in prediction] == [key(v) for v in s.model.predict(s.x)]  # the model's own label ...
-    assert {type(v.item() if hasattr(v, "item") else v) for v in prediction} == {type(classes[0])}  # ... in the contract's label type
+    assert {type(v.item() if hasattr(v, "item") else v) for v in prediction} == {
+        type(classes[0])
+    }  # ... in the contract's label type
 
 
 def hand_metrics(y, proba_of, classes, pred) -> dict:
@@ -230,7 +292,7 @@ def hand_metrics(y, proba_of, classes, pred) -> dict:
     out = {
         "log_loss": -sum(np.log(p[i, t]) for i, t in enumerate(truth)) / n,
         "brier": sum(sum((p[i, j] - (j == t)) ** 2 for j in range(k)) for i, t in enumerate(truth)) / n,
-        "accuracy": sum(g == t for g, t in zip(guess, truth)) / n,
+        "accuracy": sum(g == t for g, t in zip(guess, truth, strict=True)) / n,
     }
 
     def auc(j):
@@ -241,9 +303,9 @@ def hand_metrics(y, proba_of, classes, pred) -> dict:
         return sum((a > b) + 0.5 * (a == b) for a in pos for b in neg) / (len(pos) * len(neg))
 
     def f1(j):
-        tp = sum(g == j and t == j for g, t in zip(guess, truth))
-        fp = sum(g == j and t != j for g, t in zip(guess, truth))
-        fn = sum(g != j and t == j for g, t in zip(guess, truth))
+        tp = sum(g == j and t == j for g, t in zip(guess, truth, strict=True))
+        fp = sum(g == j and t != j for g, t in zip(guess, truth, strict=True))
+        fn = sum(g != j and t == j for g, t in zip(guess, truth, strict=True))
         return 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
 
     if k == 2:
@@ -303,7 +365,10 @@ def test_a_probability_tensor_that_does_not_say_its_classes_fails_naming_the_mod
 
     weights = helper.make_tensor("w", TensorProto.FLOAT, [3, 3], np.eye(3, dtype=np.float32).ravel().tolist())
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["logits"]), helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1)],
+        [
+            helper.make_node("MatMul", ["x", "w"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+        ],
         "bare",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 3])],
@@ -313,21 +378,30 @@ def test_a_probability_tensor_that_does_not_say_its_classes_fails_naming_the_mod
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with _fluent_uris(uri), mlflow.start_run():
         mlflow.onnx.log_model(
-            onnx.load_model_from_string(model.SerializeToString()), name="model", registered_model_name="tiers", pip_requirements=REQUIREMENTS
+            onnx.load_model_from_string(model.SerializeToString()),
+            name="model",
+            registered_model_name="tiers",
+            pip_requirements=REQUIREMENTS,
         )
     reg = Registry(uri, "tiers")
     pin = reg.pin_version("1", tmp_path / "cache", ("stay", "upgrade", "downgrade"))
     path = reg.fetch(pin, tmp_path / "cache")
     spec = ModelSpec(str(path), pin.sha256, pin.runtime, INPUTS, ("k",), pin.name, pin.version, pin.classes)
     part = pd.DataFrame({"k": [1, 2], "a": [0.1, 0.2], "b": [0.3, 0.1], "c": [0.0, 1.0]})
-    with pytest.raises(IntegrityError, match=r"models:/tiers/1 returns class probabilities as a bare tensor.*without guessing"):
+    with pytest.raises(
+        IntegrityError, match=r"models:/tiers/1 returns class probabilities as a bare tensor.*without guessing"
+    ):
         predict_partition(part, spec)
 
 
 def test_a_model_whose_classes_are_not_the_contracts_fails_naming_both(scored):
     s = scored("text", 3)
     with pytest.raises(
-        IntegrityError, match=r"models:/m/pyfunc-sklearn gives probabilities for the classes \['downgrade', 'stay', 'upgrade'\].*\['stay', 'upgrade', 'churn'\]"
+        IntegrityError,
+        match=(
+            r"models:/m/pyfunc-sklearn gives probabilities for the classes \['downgrade', 'stay', "
+            r"'upgrade'\].*\['stay', 'upgrade', 'churn'\]"
+        ),
     ):
         s.outputs("pyfunc-sklearn", ["stay", "upgrade", "churn"])
 
@@ -357,12 +431,26 @@ def test_the_issues_random_forest_registered_by_a_data_scientist(tmp_path):
     want = model.predict_proba(x)
     specs = [
         ModelSpec(str(folder), pin.sha256, "pyfunc", INPUTS, ("k",), "tiers", "1", classes, ("number",) * 3),
-        ModelSpec(str(converted_paths(tmp_path / "cache", converted)[0]), converted.converted_sha256, "converted", INPUTS, ("k",), "tiers", "1", classes),
+        ModelSpec(
+            str(converted_paths(tmp_path / "cache", converted)[0]),
+            converted.converted_sha256,
+            "converted",
+            INPUTS,
+            ("k",),
+            "tiers",
+            "1",
+            classes,
+        ),
     ]
     for spec in specs:
         out = predict_partition(x.assign(k=np.arange(len(x))), spec)
         for c in classes:
-            np.testing.assert_allclose(out[f"proba_{c}"], want[:, list(model.classes_).index(c)], atol=1e-5, err_msg=f"{spec.runtime} proba_{c}")
+            np.testing.assert_allclose(
+                out[f"proba_{c}"],
+                want[:, list(model.classes_).index(c)],
+                atol=1e-5,
+                err_msg=f"{spec.runtime} proba_{c}",
+            )
         assert list(out["prediction"]) == list(model.predict(x))
 
 
@@ -379,7 +467,8 @@ def test_holdout_metrics_of_a_trained_model_follow_the_contracts_classes():
 def test_a_3_class_challenger_with_unsorted_contract_classes_is_gated_on_the_right_numbers(tmp_path):
     """Champion: a data scientist's mlflow.sklearn model (the real one); challenger: batchml-registered, almost no
     signal (strong regularisation). Both are evaluated as deployed on the same rows; the gate's numbers are the
-    hand-computed ones, so the weaker challenger is rejected (log loss in contract order made the champion look worse)."""
+    hand-computed ones, so the weaker challenger is rejected (log loss in contract order made the champion look
+    worse)."""
     x, y = labelled("text", 3, n=600, seed=11)
     contract = Contract.from_dict(
         {
@@ -392,24 +481,51 @@ def test_a_3_class_challenger_with_unsorted_contract_classes_is_gated_on_the_rig
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     champion = LogisticRegression(max_iter=500).fit(x.head(400), y[:400])
     with _fluent_uris(uri), mlflow.start_run():
-        mlflow.sklearn.log_model(champion, name="model", input_example=x.head(3), registered_model_name="tiers", pip_requirements=REQUIREMENTS)
+        mlflow.sklearn.log_model(
+            champion,
+            name="model",
+            input_example=x.head(3),
+            registered_model_name="tiers",
+            pip_requirements=REQUIREMENTS,
+        )
     reg = Registry(uri, "tiers", str(tmp_path / "artifacts"))
     reg.set_alias("champion", "1")
     challenger = LogisticRegression(max_iter=500, C=1e-4).fit(x.head(400), y[:400])
     blob, note = to_onnx_bytes(challenger, x.head(200), classes=model_classes(challenger))
     assert blob is not None, note
     v2 = reg.register(
-        challenger, x, onnx_bytes=blob, profile={}, params={}, metrics={}, tags={}, inputs=list(INPUTS), classes=model_classes(challenger), run_name="c"
+        challenger,
+        x,
+        onnx_bytes=blob,
+        profile={},
+        params={},
+        metrics={},
+        tags={},
+        inputs=list(INPUTS),
+        classes=model_classes(challenger),
+        run_name="c",
     )
     frame = x.iloc[400:].assign(k=np.arange(200), y=y[400:]).reset_index(drop=True)
     policy = GatePolicy(primary="log_loss", margin=0.02, guards=("roc_auc",), guard_tolerance=0.02)
     result = gate_challenger(
-        reg, contract, frame, alias="champion", challenger_version=v2, cache_dir=tmp_path / "cache", policy=policy, dates=[dt.date(2026, 6, 1)]
+        reg,
+        contract,
+        frame,
+        alias="champion",
+        challenger_version=v2,
+        cache_dir=tmp_path / "cache",
+        policy=policy,
+        dates=[dt.date(2026, 6, 1)],
     )
     classes = list(contract.label.classes)
     for model, side in ((challenger, "challenger"), (champion, "champion")):
         want = model.predict_proba(frame[list(INPUTS)])
-        hand = hand_metrics(frame["y"].to_numpy(), lambda c, w=want, m=model: w[:, list(m.classes_).index(c)], classes, model.predict(frame[list(INPUTS)]))
+        hand = hand_metrics(
+            frame["y"].to_numpy(),
+            lambda c, w=want, m=model: w[:, list(m.classes_).index(c)],
+            classes,
+            model.predict(frame[list(INPUTS)]),
+        )
         for name in ("log_loss", "roc_auc", "accuracy", "brier", "f1"):
             assert result["gate"][side][name] == pytest.approx(hand[name], rel=1e-4), f"{side} {name}"
     assert result["decision"] == "rejected" and str(reg.version_by_alias("champion").version) == "1"
@@ -423,7 +539,9 @@ def test_the_retrain_trigger_reads_the_right_realized_log_loss(scored):
 
     s = scored("text", 3)
     classes = contract_classes("text", 3, "unsorted")
-    predictions = s.outputs("pyfunc-sklearn", classes).assign(k=np.arange(len(s.y)))  # columns named right before the fix too
+    predictions = s.outputs("pyfunc-sklearn", classes).assign(
+        k=np.arange(len(s.y))
+    )  # columns named right before the fix too
     labels = pd.DataFrame({"k": np.arange(len(s.y)), "y": s.y})
     realized = realized_performance(predictions, labels, key=["k"], label="y", task="classification", classes=classes)
     holdout = hand_metrics(s.y, s.proba, classes, s.model.predict(s.x))["log_loss"]
@@ -432,16 +550,24 @@ def test_the_retrain_trigger_reads_the_right_realized_log_loss(scored):
     for model_holdout, decision in ((holdout, "not triggered"), (holdout / 2, "triggered")):
         ratio = error_ratio(realized, model_holdout, "log_loss")
         assert ratio == pytest.approx(holdout / model_holdout, rel=1e-5)
-        got = retrain_decision(day, [DayResult(day, "no drift", ratio, 1.0)], last_retrain=None, latest_scored=day, policy=policy)
+        got = retrain_decision(
+            day, [DayResult(day, "no drift", ratio, 1.0)], last_retrain=None, latest_scored=day, policy=policy
+        )
         assert got["decision"] == decision, got["reason"]
 
 
 def test_a_pyfunc_returning_an_unnamed_probability_array_fails_naming_the_model(scored, tmp_path):
     s = scored("int", 3)
     folder = tmp_path / "unnamed"
-    mlflow.pyfunc.save_model(str(folder), python_model=ArrayModel(s.model, s.unsorted_model), pip_requirements=REQUIREMENTS)  # no output signature
-    spec = ModelSpec(str(folder), sha256_tree(folder), "pyfunc", INPUTS, ("k",), "scores", "7", (30, 2, 17), ("number",) * 3)
-    with pytest.raises(IntegrityError, match=r"models:/scores/7 returned an array of shape \(300, 3\) with no class names"):
+    mlflow.pyfunc.save_model(
+        str(folder), python_model=ArrayModel(s.model, s.unsorted_model), pip_requirements=REQUIREMENTS
+    )  # no output signature
+    spec = ModelSpec(
+        str(folder), sha256_tree(folder), "pyfunc", INPUTS, ("k",), "scores", "7", (30, 2, 17), ("number",) * 3
+    )
+    with pytest.raises(
+        IntegrityError, match=r"models:/scores/7 returned an array of shape \(300, 3\) with no class names"
+    ):
         predict_partition(s.x.assign(k=np.arange(len(s.x))), spec)
 
 
@@ -458,6 +584,10 @@ def test_default_column_numbers_are_not_taken_for_integer_classes(tmp_path):
     model = LogisticRegression(max_iter=500).fit(x, y + 1)  # ... but the model's are 1, 2, 3: column 0 is class 1
     folder = tmp_path / "default"
     mlflow.pyfunc.save_model(str(folder), python_model=DefaultColumnsModel(model, None), pip_requirements=REQUIREMENTS)
-    spec = ModelSpec(str(folder), sha256_tree(folder), "pyfunc", INPUTS, ("k",), "scores", "3", (0, 1, 2), ("number",) * 3)
-    with pytest.raises(IntegrityError, match=r"models:/scores/3 returned an array of shape \(300, 3\) with no class names"):
+    spec = ModelSpec(
+        str(folder), sha256_tree(folder), "pyfunc", INPUTS, ("k",), "scores", "3", (0, 1, 2), ("number",) * 3
+    )
+    with pytest.raises(
+        IntegrityError, match=r"models:/scores/3 returned an array of shape \(300, 3\) with no class names"
+    ):
         predict_partition(x.assign(k=np.arange(len(x))), spec)

@@ -8,24 +8,33 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from batchml.dataset.contract import Contract
 from batchml.base.errors import HookError
+from batchml.dataset.contract import Contract
+from batchml.model.registry import Registry
 from batchml.retrain.lifecycle import Project, _check_classes
 from batchml.stats.metrics import classification_metrics
 from batchml.stats.profile import reference_profile
-from batchml.model.registry import Registry
 
 
-@pytest.mark.parametrize("truth", [np.array([0, 1, 1, 0, 1]), np.array([0, 1, 1, 0, 1], dtype=object), pd.array([0, 1, 1, 0, 1], dtype="Int64")])
+@pytest.mark.parametrize(
+    "truth",
+    [np.array([0, 1, 1, 0, 1]), np.array([0, 1, 1, 0, 1], dtype=object), pd.array([0, 1, 1, 0, 1], dtype="Int64")],
+)
 def test_metrics_of_integer_classes_whatever_the_truth_dtype(truth):
     proba = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.6, 0.4], [0.7, 0.3]])
     got = classification_metrics(truth, proba, [0, 1])
-    assert got["accuracy"] == pytest.approx(0.8) and got["f1"] == pytest.approx(0.8) and got["roc_auc"] == pytest.approx(5 / 6)
+    assert (
+        got["accuracy"] == pytest.approx(0.8)
+        and got["f1"] == pytest.approx(0.8)
+        and got["roc_auc"] == pytest.approx(5 / 6)
+    )
     assert got["n"] == 5 and np.isfinite(got["log_loss"]) and np.isfinite(got["brier"])
 
 
 def test_text_classes_still_work():
-    got = classification_metrics(np.array(["no", "yes", "yes"]), np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]), ["no", "yes"])
+    got = classification_metrics(
+        np.array(["no", "yes", "yes"]), np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]), ["no", "yes"]
+    )
     assert got["accuracy"] == pytest.approx(2 / 3) and got["f1"] == pytest.approx(2 / 3)
 
 
@@ -37,7 +46,16 @@ def test_a_version_without_onnx_is_scored_with_pyfunc_and_keeps_its_reference_pr
     profile = reference_profile(frame)
     registry = Registry(f"sqlite:///{tmp_path / 'mlflow.db'}", "clf", str(tmp_path / "artifacts"))
     version = registry.register(
-        model, frame, onnx_bytes=None, profile=profile, params={}, metrics={}, tags={}, inputs=["x", "z"], classes=[0, 1], run_name="no onnx"
+        model,
+        frame,
+        onnx_bytes=None,
+        profile=profile,
+        params={},
+        metrics={},
+        tags={},
+        inputs=["x", "z"],
+        classes=[0, 1],
+        run_name="no onnx",
     )
     pin = registry.pin_version(version, tmp_path / "cache", (0, 1))
     assert pin.runtime == "pyfunc" and pin.flavor == "sklearn"
@@ -58,7 +76,9 @@ def test_fitted_classes_must_be_the_contracts():
     project = Project(contract=contract([False, True]), recipe="hooks:recipe")
     _check_classes([0, 1], contract([0, 1]), project)  # same classes: nothing to say
     _check_classes(["yes", "no"], contract(["no", "yes"]), project)  # any order: the proba columns are named
-    with pytest.raises(HookError, match=r"fitted classes \['no', 'yes'\].*lists label classes \[False, True\].*unquoted yes/no"):
+    with pytest.raises(
+        HookError, match=r"fitted classes \['no', 'yes'\].*lists label classes \[False, True\].*unquoted yes/no"
+    ):
         _check_classes(["no", "yes"], contract([False, True]), project)
 
 
@@ -68,5 +88,7 @@ def test_labels_read_back_as_categories_and_old_0_1_predictions_of_boolean_class
     got = classification_metrics(truth, proba, [True, False], y_pred=np.array([1, 0, 0, 1]))  # 0/1: none of the classes
     assert got["accuracy"] == pytest.approx(3 / 4) and got["n"] == 4 and got["outside_classes"] == 0
     assert got["log_loss"] == pytest.approx(-np.mean(np.log([0.8, 0.7, 0.6, 0.4])))
-    text = classification_metrics(pd.Series(["b", "a"], dtype="category"), np.array([[0.9, 0.1], [0.2, 0.8]]), ["b", "a"])
+    text = classification_metrics(
+        pd.Series(["b", "a"], dtype="category"), np.array([[0.9, 0.1], [0.2, 0.8]]), ["b", "a"]
+    )
     assert text["accuracy"] == 1.0 and text["log_loss"] == pytest.approx(-np.mean(np.log([0.9, 0.8])))

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from batchml.dataset.contract import Contract, _already_seen, add_keys, top_reasons, validate
 from batchml.base.errors import SchemaError
+from batchml.dataset.contract import Contract, _already_seen, add_keys, top_reasons, validate
 
 DAY = dt.date(2026, 6, 10)
 ORDERS = {
@@ -34,11 +34,19 @@ def contract() -> Contract:
 
 def csv(text: str) -> pd.DataFrame:
     """A CSV as batchml's file source reads it: text exactly as written, bad bytes marked."""
-    return pd.read_csv(io.BytesIO(text.encode("latin-1")), dtype=object, encoding_errors="surrogateescape", keep_default_na=False, na_values=[""])
+    return pd.read_csv(
+        io.BytesIO(text.encode("latin-1")),
+        dtype=object,
+        encoding_errors="surrogateescape",
+        keep_default_na=False,
+        na_values=[""],
+    )
 
 
 GOOD = "StoreCode,OrderNo,ordered_at,amount,items,express,unused\n" + "\n".join(
-    f"{'north' if i % 2 else 'south'},{i},2026-06-10 {i % 24:02d}:15:00,{i * 1.5},{i % 9 + 1},{'true' if i % 3 else 'false'},x" for i in range(1, 41)
+    f"{'north' if i % 2 else 'south'},{i},2026-06-10 "
+    f"{i % 24:02d}:15:00,{i * 1.5},{i % 9 + 1},{'true' if i % 3 else 'false'},x"
+    for i in range(1, 41)
 )
 
 
@@ -109,7 +117,9 @@ def test_a_batch_is_checked_against_every_key_the_date_has_so_far():
     batches = [rng.integers(0, 2**63, 1000, dtype=np.int64).astype("uint64") for _ in range(4)]
     for batch in batches:
         seen = add_keys(seen, batch)
-    probe = np.concatenate([batches[0][:5], batches[3][-5:], rng.integers(0, 2**63, 5, dtype=np.int64).astype("uint64"), [0, 2**64 - 1]]).astype("uint64")
+    probe = np.concatenate(
+        [batches[0][:5], batches[3][-5:], rng.integers(0, 2**63, 5, dtype=np.int64).astype("uint64"), [0, 2**64 - 1]]
+    ).astype("uint64")
     np.testing.assert_array_equal(_already_seen(probe, seen), np.isin(probe, np.concatenate(batches)))
 
 
@@ -154,7 +164,9 @@ def test_parquet_timestamps_with_a_timezone_and_a_contract_timezone():
     frame["ordered_at"] = pd.to_datetime(frame["ordered_at"]).dt.tz_localize("UTC")  # 01:15 .. 23:15 UTC
     out = validate(frame, local, DAY, origin="t")
     assert (out.valid["ordered_at"].dt.date == DAY).all()
-    assert out.rejected["reason"].str.contains(r"not on 2026-06-10 \(America/New_York\)").all() and len(out.rejected) > 0
+    assert (
+        out.rejected["reason"].str.contains(r"not on 2026-06-10 \(America/New_York\)").all() and len(out.rejected) > 0
+    )
     assert out.rows_in == 40
 
 
@@ -167,7 +179,10 @@ def test_a_bad_byte_quarantines_its_row_naming_the_column_and_unused_columns_are
 
 
 def test_missing_column_names_the_origin_the_column_and_its_source_names(contract):
-    with pytest.raises(SchemaError, match=r"orders_2026-06-10\.csv: missing required column\(s\) order_no \(source name OrderNo or order_number\)"):
+    with pytest.raises(
+        SchemaError,
+        match=r"orders_2026-06-10\.csv: missing required column\(s\) order_no \(source name OrderNo or order_number\)",
+    ):
         validate(csv(GOOD).drop(columns="OrderNo"), contract, DAY, origin="orders_2026-06-10.csv")
 
 
@@ -192,7 +207,10 @@ def test_top_reasons_count_each_rule():
         ({"timestamp": "amount"}, "timestamp 'amount' must name a datetime column"),
         ({"timezone": "Mars/Olympus"}, "timezone 'Mars/Olympus'"),
         ({"label": {"column": "y", "task": "ranking"}}, "label task 'ranking'"),
-        ({"columns": {**ORDERS["columns"], "items": {"dtype": "integer", "maximum": 5}}}, "column 'items' has an unknown field 'maximum'; did you mean 'max'"),
+        (
+            {"columns": {**ORDERS["columns"], "items": {"dtype": "integer", "maximum": 5}}},
+            "column 'items' has an unknown field 'maximum'; did you mean 'max'",
+        ),
         ({"lable": {"column": "y"}}, "unknown field 'lable'; did you mean 'label'"),
     ],
 )
@@ -222,9 +240,18 @@ def test_the_taxi_example_contract_validates_its_generator(tmp_path):
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ({"dtype": "float", "max_null_rate": 1.5}, "column 'amount' has max_null_rate 1.5, expected a share between 0 and 1"),
-        ({"dtype": "float", "max_null_rate": "10%"}, "column 'amount' has max_null_rate '10%', expected a share between 0 and 1"),
-        ({"dtype": "float", "nullable": False, "max_null_rate": 0.1}, "column 'amount' has max_null_rate but nullable: false"),
+        (
+            {"dtype": "float", "max_null_rate": 1.5},
+            "column 'amount' has max_null_rate 1.5, expected a share between 0 and 1",
+        ),
+        (
+            {"dtype": "float", "max_null_rate": "10%"},
+            "column 'amount' has max_null_rate '10%', expected a share between 0 and 1",
+        ),
+        (
+            {"dtype": "float", "nullable": False, "max_null_rate": 0.1},
+            "column 'amount' has max_null_rate but nullable: false",
+        ),
     ],
 )
 def test_a_wrong_null_cap_is_refused_naming_file_column_and_rule(spec, message):
@@ -233,9 +260,13 @@ def test_a_wrong_null_cap_is_refused_naming_file_column_and_rule(spec, message):
 
 
 def test_a_null_cap_is_a_rule_of_its_column_and_leaves_the_fingerprint_alone(contract):
-    capped = Contract.from_dict({**ORDERS, "columns": {**ORDERS["columns"], "amount": {"dtype": "float", "min": 0, "max_null_rate": 0.1}}})
+    capped = Contract.from_dict(
+        {**ORDERS, "columns": {**ORDERS["columns"], "amount": {"dtype": "float", "min": 0, "max_null_rate": 0.1}}}
+    )
     assert capped.column("amount").max_null_rate == 0.1 and contract.column("amount").max_null_rate is None
-    assert capped.fingerprint() == contract.fingerprint()  # which rows are valid did not change: committed dates stay current
+    assert (
+        capped.fingerprint() == contract.fingerprint()
+    )  # which rows are valid did not change: committed dates stay current
 
 
 def test_validation_counts_the_nulls_of_each_nullable_column_among_the_valid_rows_only(contract):
@@ -249,8 +280,12 @@ def test_validation_counts_the_nulls_of_each_nullable_column_among_the_valid_row
     )
     checked = validate(rows, contract, DAY, origin="orders.csv")
     assert len(checked.valid) == 3
-    want = {n: int(checked.valid[n].isna().sum()) for n in ("amount", "items", "express", "returned") if n in checked.valid}
-    assert checked.null_counts == want == {"amount": 1, "items": 2, "express": 1}  # non-nullable columns are not counted
+    want = {
+        n: int(checked.valid[n].isna().sum()) for n in ("amount", "items", "express", "returned") if n in checked.valid
+    }
+    assert (
+        checked.null_counts == want == {"amount": 1, "items": 2, "express": 1}
+    )  # non-nullable columns are not counted
 
 
 def test_what_needs_a_label_refuses_a_contract_without_one_naming_its_file(contract):

@@ -27,7 +27,10 @@ PROMOTED = ONSET + dt.timedelta(days=4)  # decided on this date; v2 scores from 
 REJECTED = ONSET + dt.timedelta(days=15)
 ROLLBACK = ONSET + dt.timedelta(days=25)  # v2 -> v1; v1 scores from the next date
 FAILED = {
-    ONSET + dt.timedelta(days=10): {"task": "ScorePredictions", "cause": "KilledWorker: the worker died twice while scoring partition 7"},
+    ONSET + dt.timedelta(days=10): {
+        "task": "ScorePredictions",
+        "cause": "KilledWorker: the worker died twice while scoring partition 7",
+    },
     ONSET + dt.timedelta(days=30): {"task": "CheckMetrics", "cause": "quarantine_rate = 0.21 outside <= 0.05"},
 }
 WARNED = START + dt.timedelta(days=8)
@@ -101,8 +104,12 @@ def day_documents(i: int) -> dict:
     pending = i >= DAYS - PENDING
     labelled = date - dt.timedelta(days=LAG)
     scored_by = _version(labelled)  # the version that scored the measured rows, not the run date's
-    error = 4.0 + (2.2 if labelled >= ONSET and scored_by == "1" else 0.5 if labelled >= ONSET else 0) + ((i * 11) % 7) / 20
-    unscored = labelled < START or FAILED.get(labelled, {}).get("task") == "ScorePredictions"  # no predictions to measure
+    error = (
+        4.0 + (2.2 if labelled >= ONSET and scored_by == "1" else 0.5 if labelled >= ONSET else 0) + ((i * 11) % 7) / 20
+    )
+    unscored = (
+        labelled < START or FAILED.get(labelled, {}).get("task") == "ScorePredictions"
+    )  # no predictions to measure
     realized = (
         None
         if pending or unscored
@@ -117,13 +124,18 @@ def day_documents(i: int) -> dict:
         }
     )
     failed = ["quarantine_rate"] if failure else []
-    warned = ["row_count_ratio"] if date == WARNED else (["realized_mae_ratio"] if after and realized and error > 6 else [])
+    warned = (
+        ["row_count_ratio"] if date == WARNED else (["realized_mae_ratio"] if after and realized and error > 6 else [])
+    )
     median = 30 + (8 if after else 0)
     metrics = {
         "status": "fail" if failed else "warn" if warned else "ok",
         "failed": failed,
         "warned": warned,
-        "checks": [{"name": n, "value": 1.0, "bound": "<= 0.5", "ok": False, "severity": "error" if n in failed else "warning"} for n in failed + warned],
+        "checks": [
+            {"name": n, "value": 1.0, "bound": "<= 0.5", "ok": False, "severity": "error" if n in failed else "warning"}
+            for n in failed + warned
+        ],
         "labelled_date": labelled.isoformat(),
         "thresholds": {"max_error_ratio": MAX_ERROR_RATIO},
         "numbers": {
@@ -154,11 +166,21 @@ def day_documents(i: int) -> dict:
             "champion_version": "1",
         }
     elif date == REJECTED:
-        docs["retrain"] = {"decision": "rejected", "reason": "the challenger lost on recent labels", "challenger_version": "3", "champion_version": "2"}
+        docs["retrain"] = {
+            "decision": "rejected",
+            "reason": "the challenger lost on recent labels",
+            "challenger_version": "3",
+            "champion_version": "2",
+        }
     elif after:
         docs["retrain"] = {"decision": "deferred" if date < PROMOTED else "not triggered", "reason": "policy"}
     if date == ROLLBACK:
-        docs["rollback"] = {"from_version": "2", "to_version": "1", "reason": "v2 regressed on late labels", "date": date.isoformat()}
+        docs["rollback"] = {
+            "from_version": "2",
+            "to_version": "1",
+            "reason": "v2 regressed on late labels",
+            "date": date.isoformat(),
+        }
     return docs
 
 
@@ -174,7 +196,9 @@ def write_scenario(root) -> Storage:
         date = dt.date.fromisoformat(docs["date"])
         folder = f"monitoring/date={date}"
         if docs.get("labels"):  # ExtractLabels records its duration there, and commits the labels
-            storage.write_text(f"{folder}/durations/ExtractLabels.json", json.dumps({"task": "ExtractLabels", "seconds": 1.0}))
+            storage.write_text(
+                f"{folder}/durations/ExtractLabels.json", json.dumps({"task": "ExtractLabels", "seconds": 1.0})
+            )
             manifest = Manifest(
                 dataset="labels",
                 date=str(date),
@@ -193,7 +217,14 @@ def write_scenario(root) -> Storage:
         if docs.get("predictions"):
             p = docs["predictions"]
             manifest = Manifest(
-                dataset="predictions", date=str(date), rows=p["rows"], schema_hash="x", input_fingerprint="x", code_version="x", run_id="r", model=p["model"]
+                dataset="predictions",
+                date=str(date),
+                rows=p["rows"],
+                schema_hash="x",
+                input_fingerprint="x",
+                code_version="x",
+                run_id="r",
+                model=p["model"],
             )
             storage.write_text(f"predictions/date={date}/_MANIFEST.json", manifest.to_json())
     return storage
@@ -237,7 +268,9 @@ class Dom(HTMLParser):
         return [
             a
             for t, a in self.tags
-            if t == tag and (cls is None or cls in a.get("class", "").split()) and all(a.get(k.replace("_", "-")) == v for k, v in attrs.items())
+            if t == tag
+            and (cls is None or cls in a.get("class", "").split())
+            and all(a.get(k.replace("_", "-")) == v for k, v in attrs.items())
         ]
 
 
@@ -306,8 +339,15 @@ def test_a_summary_holds_the_numbers_drawn(summaries):
 def test_pending_realized_metrics_and_defaults_of_older_documents(summaries):
     assert [s["realized_status"] for s in summaries[-PENDING - 1 :]] == ["available"] + ["pending"] * PENDING
     assert all(s["realized"] is None for s in summaries[-PENDING:])
-    old = summarize_date({"date": "2026-01-01", "metrics": {"status": "ok", "numbers": {"rows_in": 10, "realized": None}}})
-    assert (old["task"], old["metric"], old["window_days"], old["realized_status"]) == ("regression", "mae", 1, "pending")
+    old = summarize_date(
+        {"date": "2026-01-01", "metrics": {"status": "ok", "numbers": {"rows_in": 10, "realized": None}}}
+    )
+    assert (old["task"], old["metric"], old["window_days"], old["realized_status"]) == (
+        "regression",
+        "mae",
+        1,
+        "pending",
+    )
     assert old["version"] is None and old["cells"] == {} and old["events"] == []
 
 
@@ -319,7 +359,12 @@ def test_a_classifier_date_and_a_p_value_as_deciding_statistic():
             "task": "classification",
             "primary_metric": "log_loss",
             "window_days": 7,
-            "numbers": {"rows_in": 100, "quarantined": 0, "class_shares": {"yes": 0.3, "no": 0.7}, "realized": {"log_loss": 0.41, "coverage": 0.9}},
+            "numbers": {
+                "rows_in": 100,
+                "quarantined": 0,
+                "class_shares": {"yes": 0.3, "no": 0.7},
+                "realized": {"log_loss": 0.41, "coverage": 0.9},
+            },
         },
         "drift": {
             "verdict": "drift",
@@ -328,7 +373,12 @@ def test_a_classifier_date_and_a_p_value_as_deciding_statistic():
         },
     }
     s = summarize_date(docs)
-    assert (s["metric"], s["realized"], s["class_shares"], s["window_days"]) == ("log_loss", 0.41, {"yes": 0.3, "no": 0.7}, 7)
+    assert (s["metric"], s["realized"], s["class_shares"], s["window_days"]) == (
+        "log_loss",
+        0.41,
+        {"yes": 0.3, "no": 0.7},
+        7,
+    )
     assert s["cells"]["c"][:3] == [10.0, True, "chi2_pvalue"]
     html = render_dashboard([s])
     assert 'data-chart="classes"' in html and 'data-chart="prediction"' not in html
@@ -373,7 +423,11 @@ def test_heatmap_cells_are_drifted_from_the_onset_only(page):
     cells = dom.find("rect", "cell")
     assert len(cells) == (DAYS - 1) * (len(FEATURES) + 1)  # the date whose scoring failed has no drift report
     drifted = {(c["data-feature"], c["data-date"]) for c in dom.find("rect", "cell") if "drifted" in c["class"].split()}
-    scored_after = {_date(i).isoformat() for i in range(DAYS) if _date(i) >= ONSET and _date(i) not in FAILED or _date(i) == ONSET + dt.timedelta(days=30)}
+    scored_after = {
+        _date(i).isoformat()
+        for i in range(DAYS)
+        if _date(i) >= ONSET and _date(i) not in FAILED or _date(i) == ONSET + dt.timedelta(days=30)
+    }
     assert drifted == {(f, d) for f in DRIFTING for d in scored_after}
     assert [r["data-feature"] for r in dom.find("g", "heat-row")] == sorted(FEATURES) + ["prediction"]
 
@@ -388,26 +442,36 @@ def test_version_bands_and_event_markers(page):
         ("1", (ROLLBACK + dt.timedelta(days=1)).isoformat(), _date(DAYS - 1).isoformat()),
     ]
     markers = [(m["data-kind"], m["data-date"], m["data-version"]) for m in dom.find("g", "marker")]
-    assert markers == [("promoted", PROMOTED.isoformat(), "2"), ("rejected", REJECTED.isoformat(), "3"), ("rollback", ROLLBACK.isoformat(), "1")]
+    assert markers == [
+        ("promoted", PROMOTED.isoformat(), "2"),
+        ("rejected", REJECTED.isoformat(), "3"),
+        ("rollback", ROLLBACK.isoformat(), "1"),
+    ]
 
 
 def test_status_strip_and_table_show_each_date_with_its_cause(page):
     _, dom = page
     strip = dom.find("rect", "status")
-    assert [r["data-date"] for r in strip] == [d.isoformat() for d in LABEL_ONLY] + [_date(i).isoformat() for i in range(DAYS)]
+    assert [r["data-date"] for r in strip] == [d.isoformat() for d in LABEL_ONLY] + [
+        _date(i).isoformat() for i in range(DAYS)
+    ]
     rows = dom.find("tr", data_status="fail")
     assert [r["data-date"] for r in rows] == [d.isoformat() for d in sorted(FAILED, reverse=True)]
     for date, failure in FAILED.items():
         assert any(t.startswith(f"{date} · Failed: {failure['task']} failed: {failure['cause']}") for t in dom.titles)
         assert f"{failure['task']} failed: {failure['cause']}" in dom.text
         assert failure["cause"] in next(r["title"] for r in rows if r["data-date"] == date.isoformat())
-    assert [r["data-date"] for r in dom.find("tr") if "data-date" in r] == sorted([r["data-date"] for r in dom.find("tr") if "data-date" in r], reverse=True)
+    assert [r["data-date"] for r in dom.find("tr") if "data-date" in r] == sorted(
+        [r["data-date"] for r in dom.find("tr") if "data-date" in r], reverse=True
+    )
 
 
 def test_pending_dates_are_drawn_as_pending(page):
     """Pending on the dates whose labels are awaited (D - lag of the last run dates), not on the run dates."""
     _, dom = page
-    assert [r["data-date"] for r in dom.find("rect", "pending", data_state="pending")] == [_date(i - LAG).isoformat() for i in range(DAYS - PENDING, DAYS)]
+    assert [r["data-date"] for r in dom.find("rect", "pending", data_state="pending")] == [
+        _date(i - LAG).isoformat() for i in range(DAYS - PENDING, DAYS)
+    ]
     not_scored = [r["data-date"] for r in dom.find("rect", "pending", data_state="not scored")]
     assert not_scored == [d.isoformat() for d in LABEL_ONLY[-LAG:]] + [(ONSET + dt.timedelta(days=10)).isoformat()]
 
@@ -431,7 +495,9 @@ def test_a_realized_point_is_the_number_of_the_file_it_came_from_on_the_date_it_
     # the dates just after the promotion were measured while v2 held the alias, but v1 scored them
     first_of_v2 = PROMOTED + dt.timedelta(days=1)
     by_date = {p["data-date"]: p for p in points}
-    assert by_date[PROMOTED.isoformat()]["data-version"] == "1" and by_date[first_of_v2.isoformat()]["data-version"] == "2"
+    assert (
+        by_date[PROMOTED.isoformat()]["data-version"] == "1" and by_date[first_of_v2.isoformat()]["data-version"] == "2"
+    )
     # the holdout of the scoring version, and its error threshold, drawn across each measured date
     holdouts = {line["data-date"]: float(line["y1"]) for line in dom.find("line", "holdout")}
     limits = {line["data-date"]: float(line["y1"]) for line in dom.find("line", "error-threshold")}
@@ -443,8 +509,17 @@ def test_a_realized_point_is_the_number_of_the_file_it_came_from_on_the_date_it_
 
 def test_the_threshold_is_the_holdout_times_the_ratio_and_inverted_for_a_higher_is_better_metric():
     def measured(metric, holdout):
-        metrics = {"status": "ok", "primary_metric": metric, "task": "classification", "thresholds": {"max_error_ratio": 1.5}}
-        metrics["numbers"] = {"rows_in": 10, "realized": {metric: 0.5, "date": "2026-01-01", "model_version": 3}, f"champion_holdout_{metric}": holdout}
+        metrics = {
+            "status": "ok",
+            "primary_metric": metric,
+            "task": "classification",
+            "thresholds": {"max_error_ratio": 1.5},
+        }
+        metrics["numbers"] = {
+            "rows_in": 10,
+            "realized": {metric: 0.5, "date": "2026-01-01", "model_version": 3},
+            f"champion_holdout_{metric}": holdout,
+        }
         return summarize_date({"date": "2026-01-03", "metrics": metrics})["measured"]
 
     assert measured("log_loss", 0.4) == {
@@ -462,10 +537,19 @@ def test_the_threshold_is_the_holdout_times_the_ratio_and_inverted_for_a_higher_
 def test_dates_with_drift_count_only_dates_with_a_verdict():
     def day(i, verdict):
         return summarize_date(
-            {"date": f"2026-01-0{i}", "metrics": {"status": "ok", "numbers": {"rows_in": 1}}, "drift": {"verdict": verdict, "drifted_share": 0.5}}
+            {
+                "date": f"2026-01-0{i}",
+                "metrics": {"status": "ok", "numbers": {"rows_in": 1}},
+                "drift": {"verdict": verdict, "drifted_share": 0.5},
+            }
         )
 
-    dates = [day(1, "collecting baseline (1 of 3 dates)"), day(2, "collecting baseline (2 of 3 dates)"), day(3, "drift"), day(4, "no drift")]
+    dates = [
+        day(1, "collecting baseline (1 of 3 dates)"),
+        day(2, "collecting baseline (2 of 3 dates)"),
+        day(3, "drift"),
+        day(4, "no drift"),
+    ]
     tiles = {label: (value, sub) for label, value, sub, _ in _tiles(place_realized(dates))}
     assert tiles["Dates with drift"][0] == "1 of 2"
 
@@ -515,7 +599,10 @@ def test_400_dates_render_from_their_summaries():
 
 def test_heatmap_colour_follows_the_ratio_to_the_threshold(page):
     _, dom = page
-    fills = {(c["data-feature"], c["data-date"]): (float(c["data-ratio"]), c["fill"], "drifted" in c["class"].split()) for c in dom.find("rect", "cell")}
+    fills = {
+        (c["data-feature"], c["data-date"]): (float(c["data-ratio"]), c["fill"], "drifted" in c["class"].split())
+        for c in dom.find("rect", "cell")
+    }
 
     def violet(colour: str) -> bool:
         r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))

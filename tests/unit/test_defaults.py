@@ -1,4 +1,5 @@
-"""Every default has one home: the core's policy dataclasses, which the luigi.Config classes, the docs and `batchml init` follow."""
+"""Every default has one home: the core's policy dataclasses, which the luigi.Config classes, the docs and `batchml
+init` follow."""
 
 from __future__ import annotations
 
@@ -22,7 +23,12 @@ from pipelines.startup import batchml_sections
 from tasks.config import check_thresholds, drift_thresholds, from_policy, retry_policy
 
 # The sections whose settings the core reads as a policy dataclass, and those dataclasses.
-POLICIES = {"drift": (DriftThresholds,), "checks": (CheckThresholds,), "retry": (RetryPolicy,), "retrain": (RetrainPolicy, GatePolicy)}
+POLICIES = {
+    "drift": (DriftThresholds,),
+    "checks": (CheckThresholds,),
+    "retry": (RetryPolicy,),
+    "retrain": (RetrainPolicy, GatePolicy),
+}
 # Settings of those sections that no policy holds, and why.
 NOT_IN_A_POLICY = {
     ("drift", "baseline_days"): "read by the drift task to choose a reference, not by the drift statistics",
@@ -40,7 +46,11 @@ def described(cls) -> list[str]:
 def same(param, spec: dataclasses.Field) -> bool:
     """A Luigi parameter's default, description and allowed values equal to the field's."""
     default = tuple(param._default) if isinstance(param._default, list) else param._default
-    return (default, param.description, getattr(param, "allowed", None)) == (spec.default, spec.metadata["description"], spec.metadata["allowed"])
+    return (default, param.description, getattr(param, "allowed", None)) == (
+        spec.default,
+        spec.metadata["description"],
+        spec.metadata["allowed"],
+    )
 
 
 def test_every_setting_of_a_policy_section_is_a_field_of_its_policy_with_the_same_default_description_and_range():
@@ -55,7 +65,9 @@ def test_every_setting_of_a_policy_section_is_a_field_of_its_policy_with_the_sam
             twins += 1
             if getattr(param, "policy", None) is None or not same(param, fields[name]):
                 mismatched.append(f"[{section}] {name}")
-        assert set(fields) <= {name for name, _ in sections[section].get_params()}, f"a {section} policy field no setting reads"
+        assert set(fields) <= {name for name, _ in sections[section].get_params()}, (
+            f"a {section} policy field no setting reads"
+        )
     assert mismatched == []
     assert sorted(unclaimed) == sorted(NOT_IN_A_POLICY)
     assert twins == 11 + 11 + 4 + 5 + 2
@@ -68,7 +80,9 @@ def test_the_policies_built_from_an_empty_configuration_equal_the_dataclasses_ow
 
 
 def test_every_config_class_lives_in_tasks_config():
-    assert {section: cls.__module__ for section, cls in batchml_sections().items() if cls.__module__ != "tasks.config"} == {}
+    assert {
+        section: cls.__module__ for section, cls in batchml_sections().items() if cls.__module__ != "tasks.config"
+    } == {}
 
 
 def test_a_changed_default_in_a_policy_shows_in_the_config_class_and_the_docs(monkeypatch):
@@ -112,9 +126,13 @@ CHOSEN = {
 
 def test_every_value_batchml_init_writes_is_the_settings_default_unless_chosen_for_the_project(tmp_path):
     sample = tmp_path / "orders_2026-06-01.csv"
-    pd.DataFrame({"order_id": range(1, 21), "created_at": pd.date_range("2026-06-01", periods=20, freq="h"), "amount": [1.5 * i for i in range(20)]}).to_csv(
-        sample, index=False
-    )
+    pd.DataFrame(
+        {
+            "order_id": range(1, 21),
+            "created_at": pd.date_range("2026-06-01", periods=20, freq="h"),
+            "amount": [1.5 * i for i in range(20)],
+        }
+    ).to_csv(sample, index=False)
     init_project(tmp_path / "shop", sample, label="amount", task="regression")
     parser = configparser.ConfigParser(interpolation=None)
     parser.read(tmp_path / "shop" / "luigi.cfg")

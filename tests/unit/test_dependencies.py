@@ -66,9 +66,15 @@ def test_the_report_templates_dependency_is_declared():
 
 
 def test_no_requirement_is_declared_twice():
-    for section, key in [("options", "install_requires"), ("options.extras_require", "s3"), ("options.extras_require", "test")]:
+    for section, key in [
+        ("options", "install_requires"),
+        ("options.extras_require", "s3"),
+        ("options.extras_require", "test"),
+    ]:
         names = declared_list(section, key)
-        assert len(names) == len(set(names)), f"[{section}] {key} repeats {sorted({n for n in names if names.count(n) > 1})}"
+        assert len(names) == len(set(names)), (
+            f"[{section}] {key} repeats {sorted({n for n in names if names.count(n) > 1})}"
+        )
 
 
 def test_the_type_checker_is_pinned_with_the_test_extra():
@@ -76,14 +82,24 @@ def test_the_type_checker_is_pinned_with_the_test_extra():
 
     assert "mypy" in declared_list("options.extras_require", "test")
     pinned = pins()
-    needed = {canonical(r.split(";")[0].split("<")[0].split(">")[0].split("=")[0].strip()) for r in requires("mypy") or [] if "extra ==" not in r}
+    needed = {
+        canonical(r.split(";")[0].split("<")[0].split(">")[0].split("=")[0].strip())
+        for r in requires("mypy") or []
+        if "extra ==" not in r
+    }
     needed = {d for d in needed | {"mypy"} if d != "tomli"}  # tomli: python < 3.11 only
     for dist in needed:
-        assert dist in pinned and version(dist) == pinned[dist], f"{dist}: pin it in constraints.txt at the installed version"
+        assert dist in pinned and version(dist) == pinned[dist], (
+            f"{dist}: pin it in constraints.txt at the installed version"
+        )
 
 
 def pins() -> dict[str, str]:
-    lines = [line.strip() for line in (REPO / "constraints.txt").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    lines = [
+        line.strip()
+        for line in (REPO / "constraints.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert all("==" in line for line in lines), [line for line in lines if "==" not in line]
     return {canonical(line.split("==")[0]): line.split("==")[1] for line in lines}
 

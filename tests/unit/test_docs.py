@@ -10,12 +10,16 @@ REPO = Path(__file__).resolve().parents[2]
 def test_the_configuration_reference_lists_every_setting_as_the_code_defines_it():
     from pipelines.settings_doc import render
 
-    assert (REPO / "docs" / "configuration.md").read_text() == render(), "run: python -m pipelines.settings_doc > docs/configuration.md"
+    assert (REPO / "docs" / "configuration.md").read_text() == render(), (
+        "run: python -m pipelines.settings_doc > docs/configuration.md"
+    )
 
 
 def test_no_name_of_an_example_table_in_the_core():
     """The core knows contracts; the examples know their tables."""
-    names = re.compile(r"\b(trips?|trip_\w+|taxi\w*|pickup\w*|dropoff\w*|\w+_zone|churn\w*|vendor\w*|fare_\w*|passenger\w*)\b", re.I)
+    names = re.compile(
+        r"\b(trips?|trip_\w+|taxi\w*|pickup\w*|dropoff\w*|\w+_zone|churn\w*|vendor\w*|fare_\w*|passenger\w*)\b", re.I
+    )
     offenders = []
     for folder in ("batchml", "tasks"):
         for path in (REPO / folder).rglob("*"):
@@ -43,7 +47,9 @@ def test_docs_name_only_files_the_repository_has():
     for doc in DOCS:
         text = doc.read_text()
         for name in named_paths(text):
-            written_by_a_run = subprocess.run(["git", "check-ignore", "-q", "--no-index", f"{name}/"], cwd=REPO).returncode == 0
+            written_by_a_run = (
+                subprocess.run(["git", "check-ignore", "-q", "--no-index", f"{name}/"], cwd=REPO).returncode == 0
+            )
             if not written_by_a_run and not any((base / name).exists() for base in (REPO, doc.parent)):
                 missing.append(f"{doc.relative_to(REPO)}: {name}")
         if re.search(r"\bNOTES\b|\.\./shared", text):
@@ -53,10 +59,15 @@ def test_docs_name_only_files_the_repository_has():
 
 
 def test_the_finder_sees_named_paths():
-    assert named_paths("see `bench/score.py` and [the guide](docs/adopting.md), not `luigi.cfg`") == {"bench/score.py", "docs/adopting.md"}
+    assert named_paths("see `bench/score.py` and [the guide](docs/adopting.md), not `luigi.cfg`") == {
+        "bench/score.py",
+        "docs/adopting.md",
+    }
 
 
 def test_install_instructions_work_from_a_clone():
     """batchml is not on PyPI: a bare `pip install batchml` would not resolve (or install someone else's package)."""
     for doc in DOCS:
-        assert not re.search(r"pip install batchml(\s|$|`)", doc.read_text()), f"{doc.relative_to(REPO)}: installs batchml from an index"
+        assert not re.search(r"pip install batchml(\s|$|`)", doc.read_text()), (
+            f"{doc.relative_to(REPO)}: installs batchml from an index"
+        )

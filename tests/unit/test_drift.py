@@ -1,3 +1,5 @@
+from itertools import pairwise
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,7 +15,10 @@ rng = np.random.default_rng(0)
 def frames(shift=0.0, n=20_000, new_category=False):
     ref = pd.DataFrame({"x": rng.normal(10, 2, n), "c": rng.choice([1, 2, 3], n, p=[0.5, 0.3, 0.2])})
     cur = pd.DataFrame(
-        {"x": rng.normal(10 + shift, 2, n // 2), "c": rng.choice([1, 2, 3, 4], n // 2, p=[0.4, 0.3, 0.2, 0.1] if new_category else [0.5, 0.3, 0.2, 0])}
+        {
+            "x": rng.normal(10 + shift, 2, n // 2),
+            "c": rng.choice([1, 2, 3, 4], n // 2, p=[0.4, 0.3, 0.2, 0.1] if new_category else [0.5, 0.3, 0.2, 0]),
+        }
     )
     return ref, cur
 
@@ -22,7 +27,7 @@ def profiles(ref, cur, parts=4):
     reference = reference_profile(ref, categorical=("c",))
     specs = reference["columns"]
     bounds = np.linspace(0, len(cur), parts + 1).astype(int)
-    partials = [profile_partition(cur.iloc[a:b], specs) for a, b in zip(bounds[:-1], bounds[1:])]
+    partials = [profile_partition(cur.iloc[a:b], specs) for a, b in pairwise(bounds)]
     return reference, daily_profile(add_profiles(*partials), specs)
 
 
@@ -50,7 +55,9 @@ def test_statistics_match_direct_numpy_and_scipy_on_the_raw_data():
     assert report["features"]["x"]["wasserstein"] == pytest.approx(exact, abs=0.02)
     pc = ref["c"].value_counts().sort_index().to_numpy()
     qc = cur["c"].value_counts().sort_index().to_numpy()
-    assert report["features"]["c"]["chi2_pvalue"] == pytest.approx(stats.chi2_contingency(np.array([pc, qc]))[1], rel=1e-6)
+    assert report["features"]["c"]["chi2_pvalue"] == pytest.approx(
+        stats.chi2_contingency(np.array([pc, qc]))[1], rel=1e-6
+    )
 
 
 def test_same_distribution_is_no_drift_and_a_shift_names_the_feature():
@@ -80,7 +87,13 @@ def test_psi_of_an_empty_bin_is_finite():
 
 
 def test_quantiles_read_off_a_daily_profiles_bins_are_within_a_bin_of_the_exact_ones():
-    from batchml.stats.profile import add_profiles, binned_quantiles, daily_profile, profile_partition, reference_profile
+    from batchml.stats.profile import (
+        add_profiles,
+        binned_quantiles,
+        daily_profile,
+        profile_partition,
+        reference_profile,
+    )
 
     rng = np.random.default_rng(4)
     reference = reference_profile(pd.DataFrame({"p": rng.lognormal(6, 0.6, 20_000)}))

@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 from batchml.stats.drift import DriftThresholds, _bootstrap_floors, drift_report, noise_floors, window_dates
-from batchml.stats.profile import add_profiles, daily_profile, date_profiles, profile_partition, reference_profile, window_profile
+from batchml.stats.profile import (
+    add_profiles,
+    daily_profile,
+    date_profiles,
+    profile_partition,
+    reference_profile,
+    window_profile,
+)
 
 
 def synthetic_trips(date: dt.date, rows: int, drift_start: dt.date | None = None) -> pd.DataFrame:
@@ -17,7 +24,13 @@ def synthetic_trips(date: dt.date, rows: int, drift_start: dt.date | None = None
     from taxi_synthetic import trips
 
     frame = pd.concat(trips(date, rows_per_day=rows, seed=42, drift_start=drift_start), ignore_index=True)
-    return frame.rename(columns={"pickup_location_id": "pickup_zone", "dropoff_location_id": "dropoff_zone", "rate_code_id": "rate_code"})
+    return frame.rename(
+        columns={
+            "pickup_location_id": "pickup_zone",
+            "dropoff_location_id": "dropoff_zone",
+            "rate_code_id": "rate_code",
+        }
+    )
 
 
 NUMERIC = ("trip_distance", "passenger_count", "pickup_hour", "is_weekend")
@@ -32,12 +45,24 @@ def model_inputs(date: dt.date, rows: int, drift_start: dt.date | None = None) -
     """Features of the generated trips, and a prediction that is a fixed function of them (faster on weekends)."""
     trips = synthetic_trips(date, rows, drift_start)
     ts = trips["pickup_datetime"]
-    f = pd.DataFrame({c: trips[c].astype("float64") for c in ("pickup_zone", "dropoff_zone", "trip_distance", "passenger_count", *CATEGORICAL[2:])})
+    f = pd.DataFrame(
+        {
+            c: trips[c].astype("float64")
+            for c in ("pickup_zone", "dropoff_zone", "trip_distance", "passenger_count", *CATEGORICAL[2:])
+        }
+    )
     f["pickup_hour"] = ts.dt.hour + ts.dt.minute / 60.0
     f["pickup_weekday"] = ts.dt.day_of_week.astype("float64")
     f["is_weekend"] = (f["pickup_weekday"] >= 5).astype("float64")
-    rush = (f["pickup_hour"].between(7, 10, inclusive="left") | f["pickup_hour"].between(16, 19, inclusive="left")) & (f["is_weekend"] == 0)
-    f["prediction"] = 60.0 + 240.0 * f["trip_distance"] * np.where(f["is_weekend"] == 1, 0.85, 1.0) + 120.0 * rush + 30.0 * (f["passenger_count"] >= 5)
+    rush = (f["pickup_hour"].between(7, 10, inclusive="left") | f["pickup_hour"].between(16, 19, inclusive="left")) & (
+        f["is_weekend"] == 0
+    )
+    f["prediction"] = (
+        60.0
+        + 240.0 * f["trip_distance"] * np.where(f["is_weekend"] == 1, 0.85, 1.0)
+        + 120.0 * rush
+        + 30.0 * (f["passenger_count"] >= 5)
+    )
     return f
 
 
@@ -79,10 +104,14 @@ def flagged_dates(results: list[dict]) -> dict[str, int]:
 def test_a_window_of_daily_profiles_is_the_profile_of_the_concatenated_rows():
     rng = np.random.default_rng(3)
     frames = {
-        f"2026-06-0{i}": pd.DataFrame({"x": rng.lognormal(1, 1, 500 + 100 * i), "c": rng.choice([1.0, 2.0, 3.0, 7.0, np.nan], 500 + 100 * i)})
+        f"2026-06-0{i}": pd.DataFrame(
+            {"x": rng.lognormal(1, 1, 500 + 100 * i), "c": rng.choice([1.0, 2.0, 3.0, 7.0, np.nan], 500 + 100 * i)}
+        )
         for i in range(1, 5)
     }
-    specs = reference_profile(pd.DataFrame({"x": rng.lognormal(1, 1, 2000), "c": rng.choice([1.0, 2.0, 3.0], 2000)}), categorical=("c",))["columns"]
+    specs = reference_profile(
+        pd.DataFrame({"x": rng.lognormal(1, 1, 2000), "c": rng.choice([1.0, 2.0, 3.0], 2000)}), categorical=("c",)
+    )["columns"]
     # the saved JSON files, as the pipeline writes them, one date missing from the window
     saved = {d: json.loads(json.dumps(daily_profile(profile_partition(f, specs), specs))) for d, f in frames.items()}
     window = window_profile({**saved, "2026-06-05": None}, specs)
@@ -92,7 +121,9 @@ def test_a_window_of_daily_profiles_is_the_profile_of_the_concatenated_rows():
     for name in ("x", "c"):
         got, want = window["columns"][name], whole["columns"][name]
         assert (got["counts"], got["count"], got["null_rate"]) == (want["counts"], want["count"], want["null_rate"])
-        assert got["mean"] == pytest.approx(want["mean"], rel=1e-12) and got["std"] == pytest.approx(want["std"], rel=1e-9)
+        assert got["mean"] == pytest.approx(want["mean"], rel=1e-12) and got["std"] == pytest.approx(
+            want["std"], rel=1e-9
+        )
     assert window["columns"]["x"]["bin_means"] == pytest.approx(whole["columns"]["x"]["bin_means"], rel=1e-12)
     assert window["columns"]["x"]["std"] == pytest.approx(pd.concat(frames.values())["x"].std(ddof=0), rel=1e-9)
 
@@ -101,7 +132,9 @@ def test_profiles_counted_on_other_bins_do_not_add_up():
     specs = reference_profile(pd.DataFrame({"x": np.arange(100.0)}))["columns"]
     other = reference_profile(pd.DataFrame({"x": np.arange(100.0)}), n_bins=5)["columns"]
     with pytest.raises(ValueError, match="bins"):
-        window_profile({"2026-06-01": daily_profile(profile_partition(pd.DataFrame({"x": [1.0, 2.0]}), other), other)}, specs)
+        window_profile(
+            {"2026-06-01": daily_profile(profile_partition(pd.DataFrame({"x": [1.0, 2.0]}), other), other)}, specs
+        )
 
 
 def test_analytic_floors_agree_with_the_bootstrap_and_shrink_with_rows():
@@ -110,7 +143,9 @@ def test_analytic_floors_agree_with_the_bootstrap_and_shrink_with_rows():
         floors = noise_floors(ref, n)
         boot = _bootstrap_floors(tuple(float(c) for c in ref["counts"]), (), 0.0, 0.0, n, 0.95, 4000, 1)
         assert floors["psi"]["how"] == floors["js"]["how"] == "analytic"
-        assert floors["psi"]["floor"] == pytest.approx(boot["psi"], rel=0.1) and floors["js"]["floor"] == pytest.approx(boot["js"], rel=0.1)
+        assert floors["psi"]["floor"] == pytest.approx(boot["psi"], rel=0.1) and floors["js"]["floor"] == pytest.approx(
+            boot["js"], rel=0.1
+        )
     assert noise_floors(ref, 300)["js"]["floor"] > 3 * noise_floors(ref, 20_000)["js"]["floor"]
     assert noise_floors(ref, 300) == noise_floors(ref, 300)  # seeded: the same every run
 

@@ -1,4 +1,5 @@
-"""Estimated performance (batchml/stats/estimators.py) against hand-computed numbers, and a small run of its validation (bench/estimators.py)."""
+"""Estimated performance (batchml/stats/estimators.py) against hand-computed numbers, and a small run of its validation
+(bench/estimators.py)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,9 @@ def test_binary_metrics_are_of_the_last_class_whatever_the_labels_and_the_models
     tp, fp, fn = 0.7 + 0.9, 0.3 + 0.1, 0.2 + 0.1  # class "no": predicted on rows 2 and 3
     assert out["precision"] == pytest.approx(tp / (tp + fp)) and out["recall"] == pytest.approx(tp / (tp + fn))
     # the model's own label overrides argmax: row 0 labelled "no"
-    moved = E.estimate_classification(np.c_[p_yes, 1 - p_yes], ["yes", "no"], calibrator, y_pred=np.array(["no", "yes", "no", "no"]))
+    moved = E.estimate_classification(
+        np.c_[p_yes, 1 - p_yes], ["yes", "no"], calibrator, y_pred=np.array(["no", "yes", "no", "no"])
+    )
     assert moved["accuracy"] == pytest.approx((0.1 + 0.8 + 0.7 + 0.9) / 4)
 
 
@@ -161,7 +164,9 @@ def test_without_an_estimator_the_status_says_not_yet_available_and_the_metrics_
 
 def _known_error_data(rows: int, rng, low=0.0, high=2.0):
     """The error of each row is N(0, a): E|e| = a sqrt(2/pi), E[e^2] = a^2; b and the category carry nothing."""
-    frame = pd.DataFrame({"a": rng.uniform(low, high, rows), "b": rng.normal(size=rows), "k": rng.choice(["x", "y"], rows)})
+    frame = pd.DataFrame(
+        {"a": rng.uniform(low, high, rows), "b": rng.normal(size=rows), "k": rng.choice(["x", "y"], rows)}
+    )
     prediction = rng.normal(size=rows)
     return frame, prediction, prediction - rng.normal(size=rows) * frame["a"].to_numpy()
 
@@ -201,7 +206,12 @@ def test_the_loss_model_round_trips_through_skops_bytes_and_refuses_unexpected_t
     frame, prediction, truth = _known_error_data(3000, rng)
     loss_model = E.fit_loss_model(frame, prediction, truth, seed=1)
     back = E.loss_model_from_bytes(E.loss_model_to_bytes(loss_model))
-    assert (back.columns, back.categories, back.kurtosis, back.rows) == (loss_model.columns, loss_model.categories, loss_model.kurtosis, 3000)
+    assert (back.columns, back.categories, back.kurtosis, back.rows) == (
+        loss_model.columns,
+        loss_model.categories,
+        loss_model.kurtosis,
+        3000,
+    )
     assert E.estimate_regression(frame, prediction, back) == E.estimate_regression(frame, prediction, loss_model)
     with pytest.raises(ValueError, match="fractions.Fraction"):
         E.loss_model_from_bytes(skops.io.dumps({"absolute": fractions.Fraction(1, 3), "squared": None, "meta": "{}"}))
@@ -211,15 +221,24 @@ def test_the_loss_model_round_trips_through_skops_bytes_and_refuses_unexpected_t
 
 
 def test_estimate_error_pairs_the_metrics_both_sides_have():
-    out = E.estimate_error({"mae": 1.1, "rmse": 2.0, "sampling_error": {"mae": 0.01}}, {"mae": 1.0, "rmse": float("nan"), "r2": 0.5})
+    out = E.estimate_error(
+        {"mae": 1.1, "rmse": 2.0, "sampling_error": {"mae": 0.01}}, {"mae": 1.0, "rmse": float("nan"), "r2": 0.5}
+    )
     assert list(out) == ["mae"]
-    assert out["mae"]["error"] == pytest.approx(0.1) and out["mae"]["relative_error"] == pytest.approx(0.1) and out["mae"]["sampling_error"] == 0.01
+    assert (
+        out["mae"]["error"] == pytest.approx(0.1)
+        and out["mae"]["relative_error"] == pytest.approx(0.1)
+        and out["mae"]["sampling_error"] == 0.01
+    )
 
 
 def _errors(*values, band=0.001):
     day = dt.date(2026, 3, 1)
     return [
-        (day + dt.timedelta(days=i), E.estimate_error({"roc_auc": 0.8 + v, "sampling_error": {"roc_auc": band}}, {"roc_auc": 0.8}))
+        (
+            day + dt.timedelta(days=i),
+            E.estimate_error({"roc_auc": 0.8 + v, "sampling_error": {"roc_auc": band}}, {"roc_auc": 0.8}),
+        )
         for i, v in enumerate(values)
     ]
 
@@ -230,7 +249,11 @@ def test_the_check_fires_at_k_wrong_dates_of_the_last_n():
     verdicts = [E.estimator_check(d, errors, check)["verdict"] for d, _ in errors]
     assert verdicts == ["ok", "ok", "ok", "ok", "ok", "estimator wrong"]
     last = E.estimator_check(errors[-1][0], errors, check)
-    assert last["wrong_dates"] == ["2026-03-04", "2026-03-06"] and last["dates_considered"] == ["2026-03-04", "2026-03-05", "2026-03-06"]
+    assert last["wrong_dates"] == ["2026-03-04", "2026-03-06"] and last["dates_considered"] == [
+        "2026-03-04",
+        "2026-03-05",
+        "2026-03-06",
+    ]
 
 
 def test_an_error_within_the_sampling_band_does_not_count_and_relative_margins_work():

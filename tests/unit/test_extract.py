@@ -1,4 +1,5 @@
-"""Extraction: features files written on a thread of their own, quarantine and features that appear together, null keys, a full disk."""
+"""Extraction: features files written on a thread of their own, quarantine and features that appear together, null keys,
+a full disk."""
 
 import datetime as dt
 import errno
@@ -7,8 +8,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from batchml.dataset.contract import Contract
 from batchml.base.errors import SchemaError
+from batchml.dataset.contract import Contract
 from batchml.dataset.extract import extract_date
 from batchml.dataset.sources import GeneratorSource
 from batchml.store.storage import NoSpaceLeft, open_storage
@@ -20,7 +21,14 @@ DAY = dt.date(2026, 6, 10)
 def extract(storage, rows_per_file=500, rows=3000):
     source = GeneratorSource(generator="taxi_hooks:trips", options={**TRIPS, "rows_per_day": rows})
     return extract_date(
-        source, Contract.load(CONTRACT), storage, DAY, transform="taxi_hooks:features", run_id="r", max_reject_share=0.05, rows_per_file=rows_per_file
+        source,
+        Contract.load(CONTRACT),
+        storage,
+        DAY,
+        transform="taxi_hooks:features",
+        run_id="r",
+        max_reject_share=0.05,
+        rows_per_file=rows_per_file,
     )
 
 
@@ -28,7 +36,9 @@ def test_every_file_written_in_the_background_is_in_the_manifest(tmp_path):
     storage = open_storage(tmp_path / "data")
     result = extract(storage)
     manifest = storage.verify("features", DAY, checksums=True)
-    assert len(manifest.files) == 6 and manifest.rows["written"] == result.rows_valid == len(storage.read_table("features", DAY))
+    assert len(manifest.files) == 6 and manifest.rows["written"] == result.rows_valid == len(
+        storage.read_table("features", DAY)
+    )
 
 
 def test_a_features_file_that_fails_to_write_fails_the_date_and_commits_nothing(tmp_path, monkeypatch):
@@ -50,7 +60,8 @@ def test_a_features_file_that_fails_to_write_fails_the_date_and_commits_nothing(
 
 
 class Killed(BaseException):
-    """Stands for a kill -9 at a failpoint: nothing after it runs (staging is cleaned, unlike a real kill; tests/e2e/test_crashes.py kills for real)."""
+    """Stands for a kill -9 at a failpoint: nothing after it runs (staging is cleaned, unlike a real kill;
+    tests/e2e/test_crashes.py kills for real)."""
 
 
 def killed_at(monkeypatch, point: str) -> None:
@@ -79,9 +90,18 @@ def whole_date(storage) -> dict[str, object]:
 
 @pytest.mark.parametrize("replacing", [False, True])
 @pytest.mark.parametrize(
-    "point", ["extract.pending", "commit.quarantine.manifest", "extract.quarantine.committed", "commit.features.files", "extract.features.committed"]
+    "point",
+    [
+        "extract.pending",
+        "commit.quarantine.manifest",
+        "extract.quarantine.committed",
+        "commit.features.files",
+        "extract.features.committed",
+    ],
 )
-def test_a_run_killed_between_the_quarantine_and_features_commits_leaves_the_date_absent_and_the_next_run_heals(tmp_path, monkeypatch, point, replacing):
+def test_a_run_killed_between_the_quarantine_and_features_commits_leaves_the_date_absent_and_the_next_run_heals(
+    tmp_path, monkeypatch, point, replacing
+):
     reference = open_storage(tmp_path / "reference")
     extract(reference)
     storage = open_storage(tmp_path / "data")
@@ -107,7 +127,15 @@ def test_a_run_killed_between_the_quarantine_and_features_commits_leaves_the_dat
 def extract_replacing(storage):
     source = GeneratorSource(generator="taxi_hooks:trips", options={**TRIPS, "rows_per_day": 3000})
     return extract_date(
-        source, Contract.load(CONTRACT), storage, DAY, transform="taxi_hooks:features", run_id="r2", max_reject_share=0.05, rows_per_file=500, replace=True
+        source,
+        Contract.load(CONTRACT),
+        storage,
+        DAY,
+        transform="taxi_hooks:features",
+        run_id="r2",
+        max_reject_share=0.05,
+        rows_per_file=500,
+        replace=True,
     )
 
 
@@ -134,7 +162,9 @@ def keyed(text: str = KEYED):
     from batchml.dataset.contract import validate
 
     contract = Contract.from_dict(__import__("yaml").safe_load(text), path="keyed.yaml")
-    frame = pd.DataFrame({"code": ["a", "  ", "NA", "null", "None", "nA ", "b", "NULLx"], "value": ["1"] * 8}, dtype=object)
+    frame = pd.DataFrame(
+        {"code": ["a", "  ", "NA", "null", "None", "nA ", "b", "NULLx"], "value": ["1"] * 8}, dtype=object
+    )
     return validate(frame, contract, None, origin="f.csv")
 
 
@@ -142,25 +172,31 @@ def test_text_keys_that_are_empty_after_trimming_or_null_tokens_are_quarantined_
     out = keyed()
     assert list(out.valid["code"]) == ["a", "b", "NULLx"]
     assert list(out.rejected["code"]) == ["  ", "NA", "null", "None", "nA "]
-    assert all(r.startswith("code: null key: ") and "is a null token (null_tokens: ['', 'NA', 'null', 'None'])" in r for r in out.rejected["reason"]), list(
-        out.rejected["reason"]
-    )
+    assert all(
+        r.startswith("code: null key: ") and "is a null token (null_tokens: ['', 'NA', 'null', 'None'])" in r
+        for r in out.rejected["reason"]
+    ), list(out.rejected["reason"])
 
 
 def test_a_contract_whose_key_column_sets_null_tokens_takes_those_texts_as_keys():
     out = keyed(KEYED.replace("nullable: false}", 'nullable: false, null_tokens: ["null"]}'))
     assert list(out.valid["code"]) == ["a", "  ", "NA", "None", "nA ", "b", "NULLx"]  # NA is Namibia here
     assert list(out.rejected["reason"]) == ["code: null key: 'null' is a null token (null_tokens: ['null'])"]
-    with pytest.raises(SchemaError, match=r"keyed.yaml: column 'code' has null_tokens 'NA', expected a list of texts read as null, quoted"):
+    with pytest.raises(
+        SchemaError,
+        match=r"keyed.yaml: column 'code' has null_tokens 'NA', expected a list of texts read as null, quoted",
+    ):
         keyed(KEYED.replace("nullable: false}", "nullable: false, null_tokens: NA}"))
 
 
 def test_a_key_value_the_contract_allows_is_a_key_not_a_null_token():
     """A region `na` (North America) in `allowed` is a value: only the other tokens stay null keys, untuned."""
-    allowed = KEYED.replace("code: {dtype: string, nullable: false}", "code: {dtype: string, nullable: false, allowed: [a, b, na, NULLx]}")
+    allowed = KEYED.replace(
+        "code: {dtype: string, nullable: false}", "code: {dtype: string, nullable: false, allowed: [a, b, na, NULLx]}"
+    )
     out = keyed(allowed)
     assert list(out.valid["code"]) == ["a", "b", "NULLx"]
-    reasons = dict(zip(out.rejected["code"], out.rejected["reason"]))
+    reasons = dict(zip(out.rejected["code"], out.rejected["reason"], strict=True))
     assert all("null_tokens: ['', 'null', 'None']" in reasons[v] for v in ("  ", "null", "None"))
     assert "null key" not in reasons["NA"] and "not in" in reasons["NA"]  # the allowed rule speaks: NA is not na
     assert "null key" not in reasons["nA "]
@@ -177,5 +213,7 @@ def test_a_full_disk_names_the_dataset_the_date_and_the_path(small_disk):
         extract(storage, rows_per_file=10_000, rows=60_000)  # about 3 MiB of features
     text = str(caught.value)
     assert caught.value.errno == errno.ENOSPC
-    assert f"No space left on device writing features of {DAY} to {small_disk}/data/features/_staging/date={DAY}/" in text, text
+    assert (
+        f"No space left on device writing features of {DAY} to {small_disk}/data/features/_staging/date={DAY}/" in text
+    ), text
     assert DAY not in storage.committed_dates("features") and not storage.pending_dates()

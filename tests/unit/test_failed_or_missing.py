@@ -14,7 +14,11 @@ DAY = dt.date(2026, 6, 12)
 
 def test_a_date_that_failed_before_scoring_is_failed_for_both(tmp_path):
     storage = Storage(tmp_path)
-    record_failure(storage, DAY, failure_of("ExtractFeatures", "ExtractFeatures(date=2026-06-12)", ValueError("31% of rows rejected")))
+    record_failure(
+        storage,
+        DAY,
+        failure_of("ExtractFeatures", "ExtractFeatures(date=2026-06-12)", ValueError("31% of rows rejected")),
+    )
     never_run = DAY + dt.timedelta(days=1)
 
     dry_run = plan(storage, [DAY, never_run], champion_version="1")

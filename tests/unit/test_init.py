@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from batchml.base.errors import ConfigError
 from batchml.cli import main
 from batchml.dataset.contract import Contract, validate
-from batchml.base.errors import ConfigError
 from batchml.project.infer import guess_key, infer_column, infer_contract, observed_range, read_sample, snake_case
 from batchml.project.starter import init_project, path_template
 
@@ -24,13 +24,17 @@ TLC = Path(__file__).resolve().parents[1] / "data" / "tlc" / "yellow_tripdata_sa
 def orders(n: int = 40) -> pd.DataFrame:
     """A small CSV-like table (values as text) with CamelCase names, a composite key and nulls."""
     rng = np.random.default_rng(0)
-    created = pd.Timestamp("2026-06-01 00:30") + pd.to_timedelta(np.arange(n) // 4 * 1800, unit="s")  # four orders at a time
+    created = pd.Timestamp("2026-06-01 00:30") + pd.to_timedelta(
+        np.arange(n) // 4 * 1800, unit="s"
+    )  # four orders at a time
     return pd.DataFrame(
         {
             "StoreID": [str(i % 4 + 1) for i in range(n)],
             "OrderNo": [str(i // 4) for i in range(n)],  # unique only with StoreID
             "CreatedAt": [t.strftime("%Y-%m-%d %H:%M:%S") for t in created],
-            "ShippedAt": [None if i % 5 == 0 else (t + pd.Timedelta(hours=2)).isoformat() for i, t in enumerate(created)],
+            "ShippedAt": [
+                None if i % 5 == 0 else (t + pd.Timedelta(hours=2)).isoformat() for i, t in enumerate(created)
+            ],
             "Amount": [f"{v:.2f}" for v in rng.uniform(1.5, 480.25, n)],
             "Channel": [["web", "shop", "phone"][i % 3] for i in range(n)],
             "Gift": [["Y", "N"][i % 2] for i in range(n)],
@@ -112,8 +116,12 @@ def test_timestamp_guess_prefers_start_words_over_end_words():
         }
     )
     assert infer_contract(frame, "t").timestamp == "created_time"
-    assert infer_contract(frame[["updated", "closed_time"]], "t").timestamp == "closed_time"  # else the least 'end'-like
-    assert infer_contract(pd.DataFrame({"a": ["2026-06-01"], "b": ["2026-06-02"]}), "t").timestamp == "a"  # else the first
+    assert (
+        infer_contract(frame[["updated", "closed_time"]], "t").timestamp == "closed_time"
+    )  # else the least 'end'-like
+    assert (
+        infer_contract(pd.DataFrame({"a": ["2026-06-01"], "b": ["2026-06-02"]}), "t").timestamp == "a"
+    )  # else the first
 
 
 def test_tz_aware_timestamps_set_the_contract_timezone():
@@ -147,7 +155,9 @@ def test_typed_frames_keep_their_dtypes():
 
 
 def test_path_templates_from_the_file_name(tmp_path):
-    assert path_template(tmp_path / "yellow_tripdata_sample_2018-01.csv.gz")[0] == str(tmp_path / "yellow_tripdata_sample_{year}-{month}.csv.gz")
+    assert path_template(tmp_path / "yellow_tripdata_sample_2018-01.csv.gz")[0] == str(
+        tmp_path / "yellow_tripdata_sample_{year}-{month}.csv.gz"
+    )
     assert path_template(tmp_path / "x_2026-06-01.parquet")[0] == str(tmp_path / "x_{date}.parquet")
     assert path_template(tmp_path / "x_20260601.csv")[0] == str(tmp_path / "x_{year}{month}{day}.csv")
     assert path_template(tmp_path / "date=2026-06-01" / "part-0.parquet")[0] == str(tmp_path / "date={date}") + "/"
@@ -185,7 +195,11 @@ def test_the_tlc_sample_and_a_camel_case_copy_of_it(tmp_path):
     assert all(c.source == () for c in contract.columns)
     assert contract.column("congestion_surcharge").nullable  # always empty in the 2018 files
 
-    names = {"vendor_id": "VendorID", "pickup_datetime": "tpep_pickup_datetime", "dropoff_datetime": "tpep_dropoff_datetime"}
+    names = {
+        "vendor_id": "VendorID",
+        "pickup_datetime": "tpep_pickup_datetime",
+        "dropoff_datetime": "tpep_dropoff_datetime",
+    }
     names |= {"pickup_location_id": "PULocationID", "dropoff_location_id": "DOLocationID", "rate_code_id": "RatecodeID"}
     camel = read_sample(TLC).rename(columns=names)
     sample = write_csv(camel, tmp_path / "yellow_tripdata_2018-01.csv.gz")
@@ -229,7 +243,9 @@ def test_the_project_files(tmp_path):
     from batchml.model.training import TrainingSettings
 
     frame = inputs.assign(amount=rows["amount"].to_numpy(dtype="float64"))
-    settings = TrainingSettings(inputs=tuple(inputs.columns), label="amount", task="regression", seed=1, params={"max_iter": 5})
+    settings = TrainingSettings(
+        inputs=tuple(inputs.columns), label="amount", task="regression", seed=1, params={"max_iter": 5}
+    )
     model = hooks.recipe(frame, settings)
     assert model.predict(inputs).shape == (len(rows),)
 
@@ -274,7 +290,9 @@ def test_parquet_sample_with_a_date_folder(tmp_path):
     folder = tmp_path / "raw" / "date=2026-06-01"
     folder.mkdir(parents=True)
     ts = pd.date_range("2026-06-01", periods=24, freq="h", tz="UTC")
-    pd.DataFrame({"event_id": np.arange(24), "event_ts": ts, "value": np.linspace(0, 1, 24)}).to_parquet(folder / "part-0.parquet")
+    pd.DataFrame({"event_id": np.arange(24), "event_ts": ts, "value": np.linspace(0, 1, 24)}).to_parquet(
+        folder / "part-0.parquet"
+    )
     init_project(tmp_path / "p", folder / "part-0.parquet")
     cfg = configparser.ConfigParser()
     cfg.read(tmp_path / "p" / "luigi.cfg")
@@ -289,8 +307,13 @@ def test_parquet_sample_with_a_date_folder(tmp_path):
 
 
 def messy_tlc(path: Path, rows: int = 1500) -> tuple[Path, pd.DataFrame]:
-    """The real TLC sample as another export would give it: CamelCase names, New York offsets on every time, and a few unparsable pickups."""
-    frame = read_sample(TLC).head(rows).rename(columns={"vendor_id": "VendorID", "pickup_datetime": "PickupTime", "dropoff_datetime": "DropoffTime"})
+    """The real TLC sample as another export would give it: CamelCase names, New York offsets on every time, and a few
+    unparsable pickups."""
+    frame = (
+        read_sample(TLC)
+        .head(rows)
+        .rename(columns={"vendor_id": "VendorID", "pickup_datetime": "PickupTime", "dropoff_datetime": "DropoffTime"})
+    )
     for col in ("PickupTime", "DropoffTime"):
         frame[col] = frame[col] + "-05:00"  # January in New York
     bad = {3: "N/A", 400: "0000-00-00 00:00:00", 901: "2018-02-30 10:00:00-05:00"}
@@ -299,7 +322,9 @@ def messy_tlc(path: Path, rows: int = 1500) -> tuple[Path, pd.DataFrame]:
     return write_csv(frame, path), frame
 
 
-def test_a_messy_sample_finds_the_timestamp_despite_a_few_unparsable_values_and_reads_the_offset_into_the_timezone(tmp_path):
+def test_a_messy_sample_finds_the_timestamp_despite_a_few_unparsable_values_and_reads_the_offset_into_the_timezone(
+    tmp_path,
+):
     sample, frame = messy_tlc(tmp_path / "trips_2018-01.csv")
     init_project(tmp_path / "p", sample)
     contract = Contract.load(tmp_path / "p" / "contract.yaml")
@@ -309,7 +334,9 @@ def test_a_messy_sample_finds_the_timestamp_despite_a_few_unparsable_values_and_
     text = (tmp_path / "p" / "contract.yaml").read_text()
     assert "3 of 1500 values are not datetimes ('N/A', '0000-00-00 00:00:00', '2018-02-30 10:00:00-05:00')" in text
     checked = validate(read_sample(sample), contract, None, origin=str(sample))
-    assert sorted(checked.rejected["pickup_time"]) == sorted(["N/A", "0000-00-00 00:00:00", "2018-02-30 10:00:00-05:00"])  # as the file gave them
+    assert sorted(checked.rejected["pickup_time"]) == sorted(
+        ["N/A", "0000-00-00 00:00:00", "2018-02-30 10:00:00-05:00"]
+    )  # as the file gave them
     assert checked.rejected["reason"].str.contains("pickup_time").all() and len(checked.valid) == len(frame) - 3
     local = pd.Timestamp(frame.loc[0, "PickupTime"].removesuffix("-05:00"))
     assert checked.valid["pickup_time"].iloc[0] == local  # wall-clock time of the offset's zone
@@ -329,7 +356,9 @@ def test_a_parquet_sample_with_a_fixed_offset_and_one_with_daylight_saving_offse
     assert infer_contract(read_sample(tmp_path / "events.parquet"), "t").timezone == "Etc/GMT-2"
     shifting = pd.DataFrame({"event_time": ["2026-03-28T10:00:00+01:00", "2026-03-30T11:30:00+02:00"], "n": ["1", "2"]})
     inf = infer_contract(shifting, "t")
-    assert inf.timezone == "UTC" and inf.timezone_note.startswith("TODO: the sample's times carry several offsets (+01:00, +02:00")
+    assert inf.timezone == "UTC" and inf.timezone_note.startswith(
+        "TODO: the sample's times carry several offsets (+01:00, +02:00"
+    )
 
 
 def test_a_classification_label_gets_its_classes_and_a_text_label_is_a_classification(tmp_path):
@@ -338,7 +367,9 @@ def test_a_classification_label_gets_its_classes_and_a_text_label_is_a_classific
     label = Contract.load(tmp_path / "pay" / "contract.yaml").label
     assert (label.column, label.task) == ("payment_type", "classification")
     assert list(label.classes) == sorted(int(v) for v in read_sample(sample)["payment_type"].dropna().unique())
-    init_project(tmp_path / "flag", sample, label="store_and_fwd_flag")  # Y/N text, read as a boolean: no regression on it
+    init_project(
+        tmp_path / "flag", sample, label="store_and_fwd_flag"
+    )  # Y/N text, read as a boolean: no regression on it
     label = Contract.load(tmp_path / "flag" / "contract.yaml").label
     assert set(read_sample(sample)["store_and_fwd_flag"].dropna()) == {"N"}  # the sample shows one of the two
     assert (label.task, label.classes) == ("classification", (False, True))
@@ -354,4 +385,7 @@ def test_a_label_the_sample_does_not_hold_keeps_its_name_as_given(tmp_path):
     init_project(tmp_path / "p", sample, label="TripDurationS")  # as the labels feed writes it
     contract = Contract.load(tmp_path / "p" / "contract.yaml")
     assert contract.label.column == "TripDurationS" and contract.label.task == "regression"
-    assert "raise NotImplementedError" in (tmp_path / "p" / "p_hooks.py").read_text() and "TripDurationS" in (tmp_path / "p" / "p_hooks.py").read_text()
+    assert (
+        "raise NotImplementedError" in (tmp_path / "p" / "p_hooks.py").read_text()
+        and "TripDurationS" in (tmp_path / "p" / "p_hooks.py").read_text()
+    )

@@ -12,7 +12,6 @@ import pytest
 from batchml.base.errors import IntegrityError
 from batchml.store.objectstore import ObjectStorage
 from batchml.store.storage import open_storage
-
 from tests.conftest import make_manifest
 
 DAY = dt.date(2026, 1, 5)
@@ -42,7 +41,10 @@ def test_a_date_is_committed_by_its_manifest_and_read_through_it(s3):
     assert storage.committed_dates("d") == {DAY}
     assert storage.read_table("d", DAY).shape == (3, 1)
     assert storage.verify("d", DAY).files == committed.files
-    assert listed(storage) == [f"date={DAY}/_MANIFEST.json", f"date={DAY}/{committed.files[0]['path']}"]  # no staging, no lease
+    assert listed(storage) == [
+        f"date={DAY}/_MANIFEST.json",
+        f"date={DAY}/{committed.files[0]['path']}",
+    ]  # no staging, no lease
 
 
 def test_a_committed_date_is_never_replaced_unless_asked_and_a_replace_drops_the_old_files(s3):

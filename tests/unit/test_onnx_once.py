@@ -1,4 +1,5 @@
-"""A version skl2onnx cannot export is tried once (the outcome cached beside the converted models) and warned about once, whole."""
+"""A version skl2onnx cannot export is tried once (the outcome cached beside the converted models) and warned about
+once, whole."""
 
 import logging
 
@@ -10,17 +11,21 @@ from sklearn.compose import TransformedTargetRegressor
 from sklearn.linear_model import LinearRegression
 
 import batchml.model.training
-from batchml.model.pin import ModelPin
 from batchml.base.provenance import sha256_tree
+from batchml.model.pin import ModelPin
 from batchml.model.runtimes import choose_runtime, converted_paths
 
 
-def test_a_model_that_cannot_be_exported_is_tried_once_per_version_and_its_whole_warning_printed_once(tmp_path, monkeypatch, caplog):
+def test_a_model_that_cannot_be_exported_is_tried_once_per_version_and_its_whole_warning_printed_once(
+    tmp_path, monkeypatch, caplog
+):
     from skl2onnx import to_onnx
 
     rng = np.random.default_rng(3)
     x = pd.DataFrame(rng.normal(size=(200, 2)), columns=["a", "b"])
-    model = TransformedTargetRegressor(LinearRegression()).fit(x, x["a"] * 2 + 1)  # no skl2onnx converter for the wrapper
+    model = TransformedTargetRegressor(LinearRegression()).fit(
+        x, x["a"] * 2 + 1
+    )  # no skl2onnx converter for the wrapper
     folder = tmp_path / "model"
     mlflow.sklearn.save_model(model, str(folder), serialization_format="cloudpickle")
     with pytest.raises(Exception) as raised:  # skl2onnx's own error: long, over several lines

@@ -14,11 +14,17 @@ from tests.unit.test_packaged import orders, registered  # noqa: F401  (the fixt
 def forms(raw: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The same rows as Parquet, CSV and JSON readers give them."""
     return {
-        "parquet": raw.assign(placed_at=pd.to_datetime(raw["placed_at"]).astype("datetime64[us]")),  # datetime64; items Int64 with <NA>
+        "parquet": raw.assign(
+            placed_at=pd.to_datetime(raw["placed_at"]).astype("datetime64[us]")
+        ),  # datetime64; items Int64 with <NA>
         "text": raw.astype({"items": "float64"}),  # ISO text, items float64 with NaN
         # aware and in UTC: the same instants as the contract's wall-clock text (its timezone is Europe/Paris)
-        "offsets": raw.assign(placed_at=pd.to_datetime(raw["placed_at"]).dt.tz_localize("Europe/Paris").dt.tz_convert("UTC")),
-        "whole": raw.assign(items=raw["items"].fillna(0).astype("int64")),  # int64 in a column that may be null (no null today)
+        "offsets": raw.assign(
+            placed_at=pd.to_datetime(raw["placed_at"]).dt.tz_localize("Europe/Paris").dt.tz_convert("UTC")
+        ),
+        "whole": raw.assign(
+            items=raw["items"].fillna(0).astype("int64")
+        ),  # int64 in a column that may be null (no null today)
     }
 
 
@@ -35,4 +41,6 @@ def test_every_form_of_the_same_rows_gets_the_same_outputs(registered, kind, tmp
         np.testing.assert_array_equal(got[name][columns].to_numpy(), got["text"][columns].to_numpy(), err_msg=name)
     filled = got["whole"][columns].to_numpy()
     missing = raw["items"].isna().to_numpy()
-    np.testing.assert_array_equal(filled[~missing], got["text"][columns].to_numpy()[~missing])  # rows whose items were there agree
+    np.testing.assert_array_equal(
+        filled[~missing], got["text"][columns].to_numpy()[~missing]
+    )  # rows whose items were there agree

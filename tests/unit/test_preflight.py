@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import pytest
-
-import importlib.util
 
 from batchml.model.preflight import (
     TrackingStoreError,
@@ -20,7 +19,15 @@ from batchml.model.preflight import (
 
 
 @pytest.mark.parametrize(
-    "uri", ["sqlite:///mlflow.db", "sqlite:////tmp/x/mlflow.db", "http://127.0.0.1:5000", "https://mlflow.example", "databricks", "databricks-uc"]
+    "uri",
+    [
+        "sqlite:///mlflow.db",
+        "sqlite:////tmp/x/mlflow.db",
+        "http://127.0.0.1:5000",
+        "https://mlflow.example",
+        "databricks",
+        "databricks-uc",
+    ],
 )
 def test_uris_mlflow_can_open_pass(uri):
     check_tracking_uri(uri)
@@ -28,7 +35,12 @@ def test_uris_mlflow_can_open_pass(uri):
 
 @pytest.mark.parametrize(
     ("uri", "says"),
-    [("sqlite//x.db", "not a URI"), ("mlflow.db", "not a URI"), ("sqlite://x.db", "sqlite:/// followed by"), ("file:///tmp/mlruns", "file store")],
+    [
+        ("sqlite//x.db", "not a URI"),
+        ("mlflow.db", "not a URI"),
+        ("sqlite://x.db", "sqlite:/// followed by"),
+        ("file:///tmp/mlruns", "file store"),
+    ],
 )
 def test_malformed_uris_are_named(uri, says):
     with pytest.raises(TrackingStoreError, match=says) as err:
@@ -54,7 +66,10 @@ def test_an_unreadable_sqlite_file_is_named(tmp_path):
 
 def test_a_scheme_no_installed_mlflow_store_handles_is_named_with_the_installed_ones():
     problem = tracking_uri_problem("foo://bar")
-    assert problem.startswith("no installed MLflow tracking store handles the scheme 'foo' (installed: ") and "http, https" in problem
+    assert (
+        problem.startswith("no installed MLflow tracking store handles the scheme 'foo' (installed: ")
+        and "http, https" in problem
+    )
     with pytest.raises(TrackingStoreError, match="'foo'"):
         check_tracking_uri("foo://bar")
 
@@ -66,7 +81,9 @@ def test_a_plugin_store_registered_with_mlflow_is_accepted(monkeypatch):
 
     assert "plugstore" in tracking_uri_problem("plugstore://host/x")
     monkeypatch.setitem(_tracking_store_registry._registry, "plugstore", lambda *a, **k: None)
-    assert tracking_uri_problem("plugstore://host/x").startswith("no installed MLflow model registry store handles the scheme 'plugstore'")
+    assert tracking_uri_problem("plugstore://host/x").startswith(
+        "no installed MLflow model registry store handles the scheme 'plugstore'"
+    )
     monkeypatch.setitem(_get_store_registry()._registry, "plugstore", lambda *a, **k: None)
     assert tracking_uri_problem("plugstore://host/x") == ""
 
@@ -77,7 +94,11 @@ def test_a_database_url_whose_driver_is_missing_is_named_without_its_password():
     assert problem == "the driver of postgresql+psycopg is not installed (No module named 'psycopg')"
     with pytest.raises(TrackingStoreError) as err:
         check_tracking_uri("postgresql://bob:S3cretPW@db.example/mlflow")
-    assert "S3cretPW" not in str(err.value) and "bob" not in str(err.value) and "'postgresql://db.example/mlflow'" in str(err.value)
+    assert (
+        "S3cretPW" not in str(err.value)
+        and "bob" not in str(err.value)
+        and "'postgresql://db.example/mlflow'" in str(err.value)
+    )
 
 
 def test_sql_urls_are_checked_against_sqlalchemys_dialects():
@@ -87,7 +108,12 @@ def test_sql_urls_are_checked_against_sqlalchemys_dialects():
 
 
 def test_storage_and_source_urls_are_checked_against_fsspecs_filesystems():
-    assert filesystem_problem("/tmp/data") == filesystem_problem("memory://x") == filesystem_problem("simplecache::memory://x") == ""
+    assert (
+        filesystem_problem("/tmp/data")
+        == filesystem_problem("memory://x")
+        == filesystem_problem("simplecache::memory://x")
+        == ""
+    )
     assert filesystem_problem("foo://bucket/x") == "no installed fsspec filesystem handles the protocol 'foo'"
 
 

@@ -27,16 +27,31 @@ def counted_one_by_one(values: pd.Series, spec: dict) -> np.ndarray:
 
 rng = np.random.default_rng(7)
 CASES = {
-    "ids with gaps, unseen ids inside the range": (pd.Series(rng.integers(1, 266, 5000)), {"kind": "categorical", "categories": list(range(1, 266, 3))}),
-    "values below and above the categories": (pd.Series(rng.integers(-5, 12, 5000)), {"kind": "categorical", "categories": [0, 1, 2, 5]}),
-    "int8 far from zero": (pd.Series(rng.integers(-120, 120, 5000), dtype="int8"), {"kind": "categorical", "categories": [-120, -3, 100, 119]}),
-    "nullable integers": (pd.Series([1, None, 3, 3, 7] * 100, dtype="Int64"), {"kind": "categorical", "categories": [1, 3]}),
+    "ids with gaps, unseen ids inside the range": (
+        pd.Series(rng.integers(1, 266, 5000)),
+        {"kind": "categorical", "categories": list(range(1, 266, 3))},
+    ),
+    "values below and above the categories": (
+        pd.Series(rng.integers(-5, 12, 5000)),
+        {"kind": "categorical", "categories": [0, 1, 2, 5]},
+    ),
+    "int8 far from zero": (
+        pd.Series(rng.integers(-120, 120, 5000), dtype="int8"),
+        {"kind": "categorical", "categories": [-120, -3, 100, 119]},
+    ),
+    "nullable integers": (
+        pd.Series([1, None, 3, 3, 7] * 100, dtype="Int64"),
+        {"kind": "categorical", "categories": [1, 3]},
+    ),
     "numbers with NaN on 19 edges": (
         pd.Series(np.where(rng.random(5000) < 0.1, np.nan, rng.normal(10, 5, 5000))),
         {"kind": "numeric", "edges": np.quantile(rng.normal(10, 5, 999), np.linspace(0, 1, N_BINS + 1)[1:-1]).tolist()},
     ),
     "values on the edges": (pd.Series([0.0, 1.0, 1.0, 2.0, 2.5, 3.0]), {"kind": "numeric", "edges": [1.0, 2.0, 3.0]}),
-    "float32 on many edges": (pd.Series(rng.random(5000).astype("float32")), {"kind": "numeric", "edges": np.linspace(0.01, 0.99, 80).tolist()}),
+    "float32 on many edges": (
+        pd.Series(rng.random(5000).astype("float32")),
+        {"kind": "numeric", "edges": np.linspace(0.01, 0.99, 80).tolist()},
+    ),
     "empty": (pd.Series([], dtype="int64"), {"kind": "categorical", "categories": [1, 2]}),
 }
 
@@ -59,4 +74,6 @@ def test_null_counts_add_up_batch_by_batch_and_survive_json():
 
     counts = NullCounts().add(100, {"fee": 5}).add(300, {"fee": 15, "note": 30})
     assert counts.rate("fee") == 20 / 400 and counts.rate("note") == 30 / 400 and counts.rate("km") is None
-    assert NullCounts.from_json(json.loads(json.dumps(counts.as_json()))) == counts and NullCounts.from_json(None) is None
+    assert (
+        NullCounts.from_json(json.loads(json.dumps(counts.as_json()))) == counts and NullCounts.from_json(None) is None
+    )

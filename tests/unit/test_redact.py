@@ -23,10 +23,19 @@ def no_remembered_secrets():
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (f"MLflow registry at http://alice:{PW}@mlflow:5000: refused", "MLflow registry at http://***@mlflow:5000: refused"),
+        (
+            f"MLflow registry at http://alice:{PW}@mlflow:5000: refused",
+            "MLflow registry at http://***@mlflow:5000: refused",
+        ),
         (f"View run x at: https://alice:{PW}@host/#/experiments/1", "View run x at: https://***@host/#/experiments/1"),
-        (f"[source] url 'postgresql+psycopg://bob:{PW}@db:5432/trips'", "[source] url 'postgresql+psycopg://***@db:5432/trips'"),
-        (f"s3://bucket/key?X-Amz-Signature={PW}&X-Amz-Date=20260601", "s3://bucket/key?X-Amz-Signature=***&X-Amz-Date=20260601"),
+        (
+            f"[source] url 'postgresql+psycopg://bob:{PW}@db:5432/trips'",
+            "[source] url 'postgresql+psycopg://***@db:5432/trips'",
+        ),
+        (
+            f"s3://bucket/key?X-Amz-Signature={PW}&X-Amz-Date=20260601",
+            "s3://bucket/key?X-Amz-Signature=***&X-Amz-Date=20260601",
+        ),
         (f"https://hooks.example/notify?channel=ops&token={PW}", "https://hooks.example/notify?channel=ops&token=***"),
         (f"mssql://db/x;password={PW};encrypt=true", "mssql://db/x;password=***;encrypt=true"),
         (f"https://api.example/v1?api_key={PW}#top", "https://api.example/v1?api_key=***#top"),
@@ -56,8 +65,16 @@ def test_text_without_credentials_is_unchanged(text):
 
 
 def test_secret_named_environment_variables_are_redacted_wherever_they_appear():
-    env = {"AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI", "MLFLOW_TRACKING_TOKEN": "tok-123456", "PWD": "/home/user", "HOME": "/root"}
-    assert redact("signing with wJalrXUtnFEMI and tok-123456 in /home/user", environ=env) == "signing with *** and *** in /home/user"
+    env = {
+        "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI",
+        "MLFLOW_TRACKING_TOKEN": "tok-123456",
+        "PWD": "/home/user",
+        "HOME": "/root",
+    }
+    assert (
+        redact("signing with wJalrXUtnFEMI and tok-123456 in /home/user", environ=env)
+        == "signing with *** and *** in /home/user"
+    )
 
 
 def test_a_url_held_in_any_environment_variable_gives_its_password():
@@ -67,7 +84,13 @@ def test_a_url_held_in_any_environment_variable_gives_its_password():
 
 def test_remembered_setting_secrets_are_redacted_in_any_text_and_form():
     """A setting's password is redacted where no URL surrounds it: raw, percent-decoded, inside basic auth."""
-    remember(f"http://alice:{PW}%2Fx@mlflow:5000", "postgresql://bob:p/ss@w0rd@db/trips", "https://hooks.example/n?token=abcd1234", "data", "")
+    remember(
+        f"http://alice:{PW}%2Fx@mlflow:5000",
+        "postgresql://bob:p/ss@w0rd@db/trips",
+        "https://hooks.example/n?token=abcd1234",
+        "data",
+        "",
+    )
     assert redact(f"a message quoting {PW}%2Fx and {PW}/x") == "a message quoting *** and ***"
     assert redact("a driver error: password p/ss rejected") == "a driver error: password *** rejected"
     assert redact("token abcd1234 expired") == "token *** expired"
@@ -115,12 +138,16 @@ def test_a_redacting_stream_redacts_what_is_printed_to_it():
 
 def test_a_sql_source_url_whose_driver_is_missing_is_named_without_its_password():
     from batchml.base.errors import ConfigError
+    from batchml.dataset.contract import Contract
     from batchml.dataset.sources import SqlSource
     from tests.conftest import CONTRACT
-    from batchml.dataset.contract import Contract
 
     with pytest.raises(ConfigError) as raised:
-        SqlSource(url=f"postgresql+nosuchdriver://bob:{PW}@db:5432/trips", query="select * from t where d = :date", contract=Contract.load(CONTRACT))
+        SqlSource(
+            url=f"postgresql+nosuchdriver://bob:{PW}@db:5432/trips",
+            query="select * from t where d = :date",
+            contract=Contract.load(CONTRACT),
+        )
     assert str(raised.value).startswith("[source] url 'postgresql+nosuchdriver://***@db:5432/trips': NoSuchModuleError")
     assert PW not in str(raised.value)
 
@@ -132,7 +159,9 @@ def test_setting_values_are_every_value_luigi_read(monkeypatch):
 
     monkeypatch.setenv("MLFLOW_PW", PW)
     config = LuigiConfigParser()
-    config.read_string(f"[mlflow]\ntracking_uri = http://alice:${{MLFLOW_PW}}@mlflow:5000\n[source]\nurl = postgresql://bob:{PW}x@db/t\n")
+    config.read_string(
+        f"[mlflow]\ntracking_uri = http://alice:${{MLFLOW_PW}}@mlflow:5000\n[source]\nurl = postgresql://bob:{PW}x@db/t\n"
+    )
     values = setting_values(config)
     assert f"http://alice:{PW}@mlflow:5000" in values and f"postgresql://bob:{PW}x@db/t" in values
 
@@ -159,7 +188,16 @@ def test_a_source_url_with_credentials_is_named_without_them_in_the_quarantine_a
 
     storage = open_storage(tmp_path / "data")
     source = UrlSource(generator="taxi_hooks:trips", options={**TRIPS, "rows_per_day": 2000, "bad_row_share": 0.01})
-    extract_date(source, Contract.load(CONTRACT), storage, day, transform="taxi_hooks:features", run_id="r", max_reject_share=0.05, rows_per_file=1000)
+    extract_date(
+        source,
+        Contract.load(CONTRACT),
+        storage,
+        day,
+        transform="taxi_hooks:features",
+        run_id="r",
+        max_reject_share=0.05,
+        rows_per_file=1000,
+    )
     quarantined = storage.read_table("quarantine", day)
     assert len(quarantined) and set(quarantined["source"]) == {f"https://***@files.example/trips-{day}.csv?part=0"}
     texts = [p.read_text() for p in (tmp_path / "data").rglob("*.json")]
@@ -170,14 +208,23 @@ def test_a_source_url_with_credentials_is_named_without_them_in_the_quarantine_a
 def test_a_monitoring_document_is_written_without_credentials(tmp_path):
     import datetime as dt
 
-    from batchml.store.layout import monitoring_file
     from batchml.store.documents import read_document, write_document
+    from batchml.store.layout import monitoring_file
     from batchml.store.storage import Storage
 
     storage = Storage(tmp_path)
     path = monitoring_file(dt.date(2026, 6, 10), "checks.json")
-    write_document(storage, path, {"source": f"postgresql://bob:{PW}@db/trips", "rows": 3, "notes": [f"token={PW}"], "at": dt.date(2026, 6, 10)})
-    assert read_document(storage, path) == {"source": "postgresql://***@db/trips", "rows": 3, "notes": [f"token={PW}".replace(PW, "***")], "at": "2026-06-10"}
+    write_document(
+        storage,
+        path,
+        {"source": f"postgresql://bob:{PW}@db/trips", "rows": 3, "notes": [f"token={PW}"], "at": dt.date(2026, 6, 10)},
+    )
+    assert read_document(storage, path) == {
+        "source": "postgresql://***@db/trips",
+        "rows": 3,
+        "notes": [f"token={PW}".replace(PW, "***")],
+        "at": "2026-06-10",
+    }
 
 
 def test_a_variable_removed_by_another_thread_while_the_environment_is_read_is_no_error(monkeypatch):
@@ -185,11 +232,11 @@ def test_a_variable_removed_by_another_thread_while_the_environment_is_read_is_n
     copying os.environ lists the keys, then reads each, and a key gone in between raised KeyError (a
     failed Metrics task). The copy is taken again."""
     import types
-
     from collections.abc import Mapping
 
     class Vanishing(Mapping):
-        """A mapping read as os.environ is (its keys listed, then each read), whose first listing names a key gone since."""
+        """A mapping read as os.environ is (its keys listed, then each read), whose first listing names a key gone
+        since."""
 
         tries = 0
 
@@ -208,7 +255,9 @@ def test_a_variable_removed_by_another_thread_while_the_environment_is_read_is_n
 
     import batchml.base.redact
 
-    monkeypatch.setattr(batchml.base.redact, "os", types.SimpleNamespace(environ=Vanishing({"SERVICE_TOKEN": "tok-8c1f2e9a"})))
+    monkeypatch.setattr(
+        batchml.base.redact, "os", types.SimpleNamespace(environ=Vanishing({"SERVICE_TOKEN": "tok-8c1f2e9a"}))
+    )
     assert redact("sent with tok-8c1f2e9a") == "sent with ***"
     assert Vanishing.tries == 2
 

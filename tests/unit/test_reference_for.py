@@ -25,7 +25,8 @@ DAY = dt.date(2026, 6, 10)
 
 @pytest.fixture(scope="module")
 def versions(tmp_path_factory):
-    """(registry, pin of a version batchml registered with its profile, pin of a plain MLflow sklearn version, that profile)."""
+    """(registry, pin of a version batchml registered with its profile, pin of a plain MLflow sklearn version, that
+    profile)."""
     root = tmp_path_factory.mktemp("reference")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     x = pd.DataFrame({"a": np.arange(60.0), "b": np.arange(60.0) % 7})
@@ -33,7 +34,16 @@ def versions(tmp_path_factory):
     registry = Registry(uri, "prices", str(root / "artifacts"))
     profile = reference_profile(x)
     own = registry.register(
-        LinearRegression().fit(x, y), x, onnx_bytes=None, profile=profile, params={}, metrics={}, tags={}, inputs=["a", "b"], classes=None, run_name="own"
+        LinearRegression().fit(x, y),
+        x,
+        onnx_bytes=None,
+        profile=profile,
+        params={},
+        metrics={},
+        tags={},
+        inputs=["a", "b"],
+        classes=None,
+        run_name="own",
     )
     with _fluent_uris(uri), mlflow.start_run():  # registered with MLflow's own API: no profile of batchml's
         logged = mlflow.sklearn.log_model(LinearRegression().fit(x, y), name="model", input_example=x.head(3))
@@ -60,13 +70,23 @@ def test_a_version_without_one_is_scored_on_its_baseline_bins_made_once(versions
     first = {"columns": {"a": {"kind": "numeric", "edges": [0.0, 1.0]}}, "bins_from": DAY.isoformat()}
     assert reference_for(storage, registry, other, DAY, cache_dir=cache, make_bins=lambda: first) == (first, 0)
     later = {"columns": {}, "bins_from": "2026-06-11"}
-    assert reference_for(storage, registry, other, DAY + dt.timedelta(days=1), cache_dir=cache, make_bins=lambda: later) == (first, 0)
+    assert reference_for(
+        storage, registry, other, DAY + dt.timedelta(days=1), cache_dir=cache, make_bins=lambda: later
+    ) == (first, 0)
 
 
-def test_a_version_without_one_is_compared_with_its_baseline_only_once_collected_and_checked_against_none(versions, tmp_path):
+def test_a_version_without_one_is_compared_with_its_baseline_only_once_collected_and_checked_against_none(
+    versions, tmp_path
+):
     registry, _, other, _, cache = versions
     storage = open_storage(tmp_path / "data")
     assert reference_for(storage, registry, other, DAY, cache_dir=cache, baseline_days=3) == (None, 0)  # no bins yet
     reference_for(storage, registry, other, DAY, cache_dir=cache, make_bins=lambda: {"columns": {}})
-    assert reference_for(storage, registry, other, DAY, cache_dir=cache, baseline_days=3) == (None, 0)  # bins, but no date scored on them
-    assert reference_for(storage, registry, other, DAY, cache_dir=cache) == (None, 0)  # the checks and the report: the version's own only
+    assert reference_for(storage, registry, other, DAY, cache_dir=cache, baseline_days=3) == (
+        None,
+        0,
+    )  # bins, but no date scored on them
+    assert reference_for(storage, registry, other, DAY, cache_dir=cache) == (
+        None,
+        0,
+    )  # the checks and the report: the version's own only

@@ -1,19 +1,20 @@
 """The registry against a real MLflow SQLite store: what batchml registers, and what others register."""
 
 import datetime as dt
+from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 
-from batchml.dataset.contract import Contract
 from batchml.base.errors import IntegrityError
-from batchml.retrain.lifecycle import Project, train_and_register
 from batchml.base.provenance import sha256_file
+from batchml.dataset.contract import Contract
+from batchml.dataset.sources import GeneratorSource
 from batchml.model.pin import ONNX_ARTIFACT
 from batchml.model.registry import Registry, _fluent_uris
-from batchml.dataset.sources import GeneratorSource
+from batchml.retrain.lifecycle import Project, train_and_register
 from tests.conftest import CONTRACT
 
 
@@ -23,10 +24,22 @@ def registry(tmp_path_factory):
     reg = Registry(f"sqlite:///{root / 'mlflow.db'}", "trips", str(root / "artifacts"))
     src = GeneratorSource(generator="taxi_hooks:trips", options={"rows_per_day": 2000, "seed": 4})
     project = Project(
-        Contract.load(CONTRACT), recipe="taxi_hooks:recipe", features="taxi_hooks:features", labels="taxi_hooks:duration", params={"max_iter": 20}
+        Contract.load(CONTRACT),
+        recipe="taxi_hooks:recipe",
+        features="taxi_hooks:features",
+        labels="taxi_hooks:duration",
+        params={"max_iter": 20},
     )
     version = train_and_register(
-        src, project, reg, window_end=dt.date(2026, 5, 1), window_days=3, max_rows=6000, seed=1, reason="test", run_name="cold start 2026-05-03"
+        src,
+        project,
+        reg,
+        window_end=dt.date(2026, 5, 1),
+        window_days=3,
+        max_rows=6000,
+        seed=1,
+        reason="test",
+        run_name="cold start 2026-05-03",
     )
     reg.set_alias("champion", version)
     return reg
@@ -41,13 +54,22 @@ def test_pin_carries_version_runtime_inputs_and_onnx_hash(registry, tmp_path):
     pin = registry.pin("champion", tmp_path / "cache")
     mv = registry.client.get_model_version("trips", pin.version)
     assert pin.version == "1" and pin.sha256 == mv.tags["onnx_sha256"] and pin.run_id == mv.run_id
-    assert pin.runtime == "onnx" and pin.flavor == "batchml" and pin.inputs[:2] == ("pickup_zone", "dropoff_zone") and pin.classes is None
+    assert (
+        pin.runtime == "onnx"
+        and pin.flavor == "batchml"
+        and pin.inputs[:2] == ("pickup_zone", "dropoff_zone")
+        and pin.classes is None
+    )
     assert mv.tags["reason"] == "test" and mv.tags["window_end"] == "2026-05-01"
     run = registry.client.get_run(pin.run_id)
     assert run.info.run_name == "cold start 2026-05-03"
     assert {"holdout_mae", "holdout_rmse", "holdout_r2", "holdout_mape"} <= set(run.data.metrics)
     profile = registry.reference_profile(pin, tmp_path / "cache")
-    assert set(profile["columns"]) >= {"trip_distance", "pickup_zone"} and "prediction" in profile and len(profile["dates"]) == 3
+    assert (
+        set(profile["columns"]) >= {"trip_distance", "pickup_zone"}
+        and "prediction" in profile
+        and len(profile["dates"]) == 3
+    )
 
 
 def test_the_registered_version_loads_by_alias_with_mlflow_itself(registry):
@@ -60,7 +82,9 @@ def test_the_registered_version_loads_by_alias_with_mlflow_itself(registry):
     with _fluent_uris(registry.tracking_uri):
         local = mlflow.artifacts.download_artifacts("models:/trips@champion")
     contract = Contract.load(CONTRACT)
-    assert list(mlflow.models.Model.load(local).load_input_example(local).columns) == [c for c in contract.names if c != contract.label.column]
+    assert list(mlflow.models.Model.load(local).load_input_example(local).columns) == [
+        c for c in contract.names if c != contract.label.column
+    ]
 
 
 def test_fetch_caches_and_verifies(registry, tmp_path):
@@ -74,7 +98,7 @@ def test_a_tampered_artifact_is_refused(registry, tmp_path):
     pin = registry.pin("champion")
     stored = registry.client.download_artifacts(pin.run_id, ONNX_ARTIFACT, str(tmp_path / "dl"))
     source_file = registry.client.get_run(pin.run_id).info.artifact_uri.replace("file://", "") + "/" + ONNX_ARTIFACT
-    original = open(source_file, "rb").read()
+    original = Path(source_file).read_bytes()
     try:
         with open(source_file, "ab") as fh:
             fh.write(b"tampered")
@@ -82,7 +106,7 @@ def test_a_tampered_artifact_is_refused(registry, tmp_path):
             registry.fetch(pin, tmp_path / "cache2")
         assert not (tmp_path / "cache2" / "trips" / pin.version / "model.onnx").exists()
     finally:
-        open(source_file, "wb").write(original)
+        Path(source_file).write_bytes(original)
     assert sha256_file(stored) == pin.sha256
 
 
@@ -92,7 +116,12 @@ def test_a_data_scientists_sklearn_model_is_pinned_for_the_pyfunc_runtime_with_i
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     x = pd.DataFrame({"a": np.arange(50.0), "b": np.arange(50.0) % 7})
     with _fluent_uris(uri), mlflow.start_run():  # not set_tracking_uri: it would leak into later tests
-        mlflow.sklearn.log_model(LinearRegression().fit(x, 2 * x["a"] + 1), name="model", input_example=x.head(3), registered_model_name="prices")
+        mlflow.sklearn.log_model(
+            LinearRegression().fit(x, 2 * x["a"] + 1),
+            name="model",
+            input_example=x.head(3),
+            registered_model_name="prices",
+        )
     reg = Registry(uri, "prices")
     reg.set_alias("champion", "1")
     pin = reg.pin("champion", tmp_path / "cache")

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 
 from batchml.monitor.checks import CheckThresholds, run_checks
-from batchml.stats.drift import DriftThresholds, drift_report
-from batchml.stats.profile import add_profiles, daily_profile, profile_partition, reference_profile
 from batchml.monitor.report import render_daily_report
 from batchml.monitor.summary import status_of
+from batchml.stats.drift import DriftThresholds, drift_report
+from batchml.stats.profile import add_profiles, daily_profile, profile_partition, reference_profile
 
 DAY = dt.date(2026, 6, 3)
 EVIL = "<script>alert('x')</script>"
@@ -54,7 +54,14 @@ def make_inputs(shift: float = 1.0, quarantined: int = 5) -> dict:
         zone = rng.choice(zones, n, p=popularity)
         if new_zone:
             zone[:50] = 300  # a zone the reference never saw
-        out = pd.DataFrame({"distance": rng.lognormal(1, 0.5, n) * scale, "zone": zone, "vendor": rng.choice([1, 2], n), EVIL: rng.normal(0, 1, n)})
+        out = pd.DataFrame(
+            {
+                "distance": rng.lognormal(1, 0.5, n) * scale,
+                "zone": zone,
+                "vendor": rng.choice([1, 2], n),
+                EVIL: rng.normal(0, 1, n),
+            }
+        )
         return out, 100 + 60 * out["distance"]
 
     ref, ref_pred = frame(20_000, 1.0)
@@ -63,7 +70,9 @@ def make_inputs(shift: float = 1.0, quarantined: int = 5) -> dict:
     reference["prediction"] = reference_profile(pd.DataFrame({"prediction": ref_pred}))["columns"]["prediction"]
     specs = {**reference["columns"], "prediction": reference["prediction"]}
     cur["prediction"] = cur_pred
-    daily = daily_profile(add_profiles(profile_partition(cur.iloc[:4000], specs), profile_partition(cur.iloc[4000:], specs)), specs)
+    daily = daily_profile(
+        add_profiles(profile_partition(cur.iloc[:4000], specs), profile_partition(cur.iloc[4000:], specs)), specs
+    )
     drift = drift_report(reference, daily, FEATURES, DriftThresholds())
     metrics = run_checks(
         rows_in=10_000 + quarantined,
@@ -72,13 +81,35 @@ def make_inputs(shift: float = 1.0, quarantined: int = 5) -> dict:
         null_rates={f: daily["columns"][f]["null_rate"] for f in FEATURES},
         prediction=daily["columns"]["prediction"],
         reference_prediction=reference["prediction"],
-        realized={"mae": 90.0, "rmse": 120.0, "r2": 0.7, "mape": 0.2, "coverage": 0.95, "labelled": 9_500, "scored": 10_000},
+        realized={
+            "mae": 90.0,
+            "rmse": 120.0,
+            "r2": 0.7,
+            "mape": 0.2,
+            "coverage": 0.95,
+            "labelled": 9_500,
+            "scored": 10_000,
+        },
         holdout=50.0,
         thresholds=CheckThresholds(),
     )
     history = [
-        {"date": "2026-06-01", "status": "ok", "rows_in": 9_800, "drift_share": 0.0, "realized_mae": 48.0, "prediction_mean": 300.0},
-        {"date": "2026-06-02", "status": "warn", "rows_in": None, "drift_share": None, "realized_mae": None, "prediction_mean": None},
+        {
+            "date": "2026-06-01",
+            "status": "ok",
+            "rows_in": 9_800,
+            "drift_share": 0.0,
+            "realized_mae": 48.0,
+            "prediction_mean": 300.0,
+        },
+        {
+            "date": "2026-06-02",
+            "status": "warn",
+            "rows_in": None,
+            "drift_share": None,
+            "realized_mae": None,
+            "prediction_mean": None,
+        },
         {
             "date": "2026-06-03",
             "status": status_of(metrics, drift),
@@ -97,7 +128,15 @@ def make_inputs(shift: float = 1.0, quarantined: int = 5) -> dict:
         "durations": {"ExtractTrips": 3.5, "ScorePredictions": 75.0},
     }
     retrain = {"decision": "triggered", "reason": f"drift in {EVIL}", "candidate_mae": 41.5, "window_days": 7}
-    return {"summary": summary, "drift": drift, "reference": reference, "daily": daily, "metrics": metrics, "history": history, "retrain": retrain}
+    return {
+        "summary": summary,
+        "drift": drift,
+        "reference": reference,
+        "daily": daily,
+        "metrics": metrics,
+        "history": history,
+        "retrain": retrain,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -175,13 +214,20 @@ def test_trends_skip_missing_points(html):
     page = Page(html)
     trends = {a["data-series"]: a for a in page.find("svg", "trend")}
     assert set(trends) == {"rows_in", "drift_share", "realized_mae", "prediction_mean"}
-    assert {k: int(a["data-points"]) for k, a in trends.items()} == {"rows_in": 2, "drift_share": 2, "realized_mae": 1, "prediction_mean": 2}
+    assert {k: int(a["data-points"]) for k, a in trends.items()} == {
+        "rows_in": 2,
+        "drift_share": 2,
+        "realized_mae": 1,
+        "prediction_mean": 2,
+    }
     assert len(page.inside("svg", "trend", "data-series", "rows_in", "circle")) == 2
     assert "nan" not in page.inside("svg", "trend", "data-series", "rows_in", "polyline")[0]["points"]
 
 
 def test_missing_pieces_render_a_note_instead_of_failing(inputs):
-    html = render_daily_report(DAY, summary=inputs["summary"], drift=None, reference={}, daily={}, metrics=None, history=[], retrain=None)
+    html = render_daily_report(
+        DAY, summary=inputs["summary"], drift=None, reference={}, daily={}, metrics=None, history=[], retrain=None
+    )
     page = Page(html)
     text = " ".join(page.text)
     assert [a["id"] for a in page.find("section")] == SECTIONS
@@ -232,8 +278,12 @@ def test_a_failed_report_starts_with_its_cause():
     page = Page(html)
     main = html.index("<main")
     first = html.index("<", html.index(">", main) + 1)
-    assert html[first:].startswith('<div id="cause" class="banner status-fail cause">')  # before the summary, not below the fold
-    rate = next(c["value"] for c in make_inputs(quarantined=2_000)["metrics"]["checks"] if c["name"] == "quarantine_rate")
+    assert html[first:].startswith(
+        '<div id="cause" class="banner status-fail cause">'
+    )  # before the summary, not below the fold
+    rate = next(
+        c["value"] for c in make_inputs(quarantined=2_000)["metrics"]["checks"] if c["name"] == "quarantine_rate"
+    )
     text = "".join(page.text)
     assert f"checks failed: quarantine_rate = {rate:.4g} outside <= 0.02" in text
     recorded = {"task": "CheckMetrics", "cause": "MetricBreach: 2026-06-03: quarantine_rate = 0.1667 outside <= 0.02"}
@@ -247,16 +297,36 @@ def test_a_classifiers_trends_are_its_own_and_have_data():
     inputs = make_inputs()
     inputs["metrics"] = {**inputs["metrics"], "task": "classification", "primary_metric": "log_loss"}
     inputs["history"] = [
-        {"date": f"2026-06-0{i}", "status": "ok", "rows_in": 100, "drift_share": 0.0, "realized_log_loss": 0.4 + i / 100, "realized_accuracy": 0.8}
+        {
+            "date": f"2026-06-0{i}",
+            "status": "ok",
+            "rows_in": 100,
+            "drift_share": 0.0,
+            "realized_log_loss": 0.4 + i / 100,
+            "realized_accuracy": 0.8,
+        }
         | {"class_share.stay": 0.6, "class_share.upgrade": 0.3, "class_share.downgrade": 0.1}
         for i in (1, 2, 3)
     ]
     page = Page(render_daily_report(DAY, **inputs))
     trends = {a["data-series"]: int(a["data-points"]) for a in page.find("svg", "trend")}
-    expected = ["rows_in", "drift_share", "realized_log_loss", "realized_accuracy", "class_share.downgrade", "class_share.stay", "class_share.upgrade"]
+    expected = [
+        "rows_in",
+        "drift_share",
+        "realized_log_loss",
+        "realized_accuracy",
+        "class_share.downgrade",
+        "class_share.stay",
+        "class_share.upgrade",
+    ]
     assert list(trends) == expected and all(n == 3 for n in trends.values())
     text = " ".join(page.text)
-    assert "Realized MAE" not in text and "Prediction mean" not in text and "Realized Log loss" in text and "Predicted share of upgrade" in text
+    assert (
+        "Realized MAE" not in text
+        and "Prediction mean" not in text
+        and "Realized Log loss" in text
+        and "Predicted share of upgrade" in text
+    )
 
 
 def test_history_puts_realized_metrics_on_the_date_they_measure(tmp_path):
@@ -266,9 +336,17 @@ def test_history_puts_realized_metrics_on_the_date_they_measure(tmp_path):
     from batchml.store.storage import Storage
 
     storage = Storage(tmp_path)
-    for day, measures, mae in (("2026-06-01", None, None), ("2026-06-02", None, None), ("2026-06-03", "2026-06-01", 7.5)):
+    for day, measures, mae in (
+        ("2026-06-01", None, None),
+        ("2026-06-02", None, None),
+        ("2026-06-03", "2026-06-01", 7.5),
+    ):
         realized = {"mae": mae, "date": measures, "model_version": "1"} if measures else None
-        body = {"status": "ok", "labelled_date": measures, "numbers": {"rows_in": 10, "realized": realized, "prediction": {"mean": 3.0}}}
+        body = {
+            "status": "ok",
+            "labelled_date": measures,
+            "numbers": {"rows_in": 10, "realized": realized, "prediction": {"mean": 3.0}},
+        }
         storage.write_text(f"monitoring/date={day}/metrics.json", json.dumps(body))
     rows = {r["date"]: r for r in history(storage, dt.date(2026, 6, 3), 3)}
     assert rows["2026-06-01"]["realized_mae"] == 7.5
@@ -276,13 +354,16 @@ def test_history_puts_realized_metrics_on_the_date_they_measure(tmp_path):
 
 
 def test_a_grid_line_and_its_label_stand_at_the_value_they_name():
-    """The grid the report's charts and the dashboard's timelines share: a line at y_of(v), its label 3 px lower, right-aligned 6 px left of the plot."""
+    """The grid the report's charts and the dashboard's timelines share: a line at y_of(v), its label 3 px lower,
+    right-aligned 6 px left of the plot."""
     from batchml.monitor.charts import y_grid
 
     svg = y_grid([0.0, 2.5], lambda v: 100 - 10 * v, lambda v: f"{v:g} <s>", 40, 500)
     assert svg == (
-        '<line class="grid" x1="40" x2="500" y1="100.0" y2="100.0"/><text x="34" y="103.0" text-anchor="end">0 &lt;s&gt;</text>'
-        '<line class="grid" x1="40" x2="500" y1="75.0" y2="75.0"/><text x="34" y="78.0" text-anchor="end">2.5 &lt;s&gt;</text>'
+        '<line class="grid" x1="40" x2="500" y1="100.0" y2="100.0"/><text x="34" y="103.0" text-anchor="end">0 '
+        "&lt;s&gt;</text>"
+        '<line class="grid" x1="40" x2="500" y1="75.0" y2="75.0"/><text x="34" y="78.0" text-anchor="end">2.5 '
+        "&lt;s&gt;</text>"
     )
 
 

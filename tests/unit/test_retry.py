@@ -7,7 +7,7 @@ import pytest
 from mlflow.exceptions import MlflowException, RestException
 
 from batchml.base.errors import IntegrityError, SchemaError
-from batchml.base.retry import RetryPolicy, Retrying, Unavailable, is_transient, one_line
+from batchml.base.retry import Retrying, RetryPolicy, Unavailable, is_transient, one_line
 from tests.conftest import free_port
 
 FAST = RetryPolicy(attempts=4, initial_delay=0.001, max_delay=0.002, deadline=30)
@@ -40,7 +40,9 @@ def test_a_server_that_does_not_answer_is_transient(monkeypatch):
     assert is_transient(refused_by_mlflow())
     assert is_transient(ConnectionRefusedError()) and is_transient(TimeoutError())
     assert is_transient(RestException({"error_code": "TEMPORARILY_UNAVAILABLE", "message": "try later"}))
-    assert is_transient(MlflowException("API request to endpoint /x failed with error code 502 != 200. Response body: 'Bad Gateway'"))
+    assert is_transient(
+        MlflowException("API request to endpoint /x failed with error code 502 != 200. Response body: 'Bad Gateway'")
+    )
 
 
 @pytest.mark.parametrize(
@@ -79,13 +81,17 @@ def test_retries_stop_after_the_attempts_with_one_line_naming_the_call_and_cause
     assert fn.calls == 4
     message = str(info.value)
     assert "\n" not in message
-    assert message.startswith("MLflow registry at http://mlflow:5000 (get_model_version): [Errno 111] Connection refused")
+    assert message.startswith(
+        "MLflow registry at http://mlflow:5000 (get_model_version): [Errno 111] Connection refused"
+    )
     assert "gave up after 4 attempts" in message
     assert isinstance(info.value.__cause__, ConnectionRefusedError)
 
 
 def test_no_retry_starts_past_the_deadline():
-    policy = RetryPolicy(attempts=100, initial_delay=1.0, max_delay=1.0, deadline=0.1)  # the first wait already ends past it
+    policy = RetryPolicy(
+        attempts=100, initial_delay=1.0, max_delay=1.0, deadline=0.1
+    )  # the first wait already ends past it
     fn = Flaky(*[ConnectionRefusedError()] * 100)
     with pytest.raises(Unavailable, match="gave up after 1 attempt in"):
         policy.call("x", fn)

@@ -15,7 +15,20 @@ COLUMNS = {"id": "int64", "area": "float64", "rooms": "int64", "city": "str", "s
 
 
 def pin(inputs, types):
-    return ModelPin("m", "3", "0" * 64, "champion", "", "pyfunc", "python_function", tuple(inputs), None, "models:/m/3", "", tuple(types))
+    return ModelPin(
+        "m",
+        "3",
+        "0" * 64,
+        "champion",
+        "",
+        "pyfunc",
+        "python_function",
+        tuple(inputs),
+        None,
+        "models:/m/3",
+        "",
+        tuple(types),
+    )
 
 
 def test_a_fitting_signature_passes_and_integers_may_feed_doubles():
@@ -24,9 +37,17 @@ def test_a_fitting_signature_passes_and_integers_may_feed_doubles():
 
 def test_missing_and_incompatible_columns_are_all_named():
     with pytest.raises(SchemaError) as err:
-        check_signature(pin(["area", "floor", "city", "rooms"], ["number", "integer", "number", "string"]), COLUMNS, dt.date(2026, 1, 1))
+        check_signature(
+            pin(["area", "floor", "city", "rooms"], ["number", "integer", "number", "string"]),
+            COLUMNS,
+            dt.date(2026, 1, 1),
+        )
     text = str(err.value)
-    assert "missing column(s) floor" in text and "city (string column, model takes number)" in text and "rooms (integer column, model takes string)" in text
+    assert (
+        "missing column(s) floor" in text
+        and "city (string column, model takes number)" in text
+        and "rooms (integer column, model takes string)" in text
+    )
 
 
 def test_a_float_column_does_not_feed_an_integer_input():
@@ -36,12 +57,20 @@ def test_a_float_column_does_not_feed_an_integer_input():
 
 def test_pyfunc_frame_outputs_by_class_give_probabilities_and_the_label():
     out = _frame_outputs(pd.DataFrame({"a": [0.2, 0.7], "b": [0.8, 0.3], "extra": [1, 2]}), ("a", "b"))
-    assert list(out["prediction"]) == ["b", "a"] and np.allclose(out["proba_a"], [0.2, 0.7]) and list(out["extra"]) == [1, 2]
+    assert (
+        list(out["prediction"]) == ["b", "a"]
+        and np.allclose(out["proba_a"], [0.2, 0.7])
+        and list(out["extra"]) == [1, 2]
+    )
     assert list(_frame_outputs(pd.DataFrame({"y": [1.5]}), None)["prediction"]) == [1.5]
 
 
 def test_signature_frame_widens_integers_for_double_inputs():
-    frame = signature_frame(pd.DataFrame({"rooms": np.array([1, 2], dtype="int32"), "city": ["x", "y"]}), ("rooms", "city"), ("number", "string"))
+    frame = signature_frame(
+        pd.DataFrame({"rooms": np.array([1, 2], dtype="int32"), "city": ["x", "y"]}),
+        ("rooms", "city"),
+        ("number", "string"),
+    )
     assert str(frame["rooms"].dtype) == "float64" and list(frame.columns) == ["rooms", "city"]
 
 

@@ -16,7 +16,9 @@ _OPENERS = {"Path", "open", "read_csv", "read_parquet", "read_table", "copy", "c
 def escapes(text: str, depth: int) -> list[str]:
     """The places in a source at `depth` folders below the repository that name a path above it:
     `parents[k]` past the root, `REPO.parent`, and a relative path string that climbs out (`../x`)."""
-    found = [m.group(0) for m in re.finditer(r"\.parents\[(\d+)\]", text) if int(m.group(1)) >= depth]  # parents[depth - 1] is the repository
+    found = [
+        m.group(0) for m in re.finditer(r"\.parents\[(\d+)\]", text) if int(m.group(1)) >= depth
+    ]  # parents[depth - 1] is the repository
     found += re.findall(r"\bREPO\.parent\b", text)
     for node in ast.walk(ast.parse(text)):  # a string used as a path: joined with `/`, or given to Path() or a reader
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
@@ -25,7 +27,11 @@ def escapes(text: str, depth: int) -> list[str]:
             used = node.args[:1]
         else:
             continue
-        found += [n.value for n in used if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.startswith("../")]
+        found += [
+            n.value
+            for n in used
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.startswith("../")
+        ]
     return found
 
 
@@ -39,8 +45,15 @@ def test_no_test_reads_outside_the_repository():
 
 
 def test_the_finder_sees_a_path_above_the_repository():
-    probe = 'from pathlib import Path\nX = Path(__file__).resolve().parents[3] / "fixtures"\nY = Path(__file__).parents[2] / "tests"\nZ = open("../fixtures/x.csv")\nW = Path("data") / "../../up"\nhref = "../index.html"\n'
-    assert sorted(escapes(probe, depth=3)) == ["../../up", "../fixtures/x.csv", ".parents[3]"]  # tests/unit/x.py: parents[2] is the repository
+    probe = (
+        'from pathlib import Path\nX = Path(__file__).resolve().parents[3] / "fixtures"\nY = Path(__file__).parents[2] '
+        '/ "tests"\nZ = open("../fixtures/x.csv")\nW = Path("data") / "../../up"\nhref = "../index.html"\n'
+    )
+    assert sorted(escapes(probe, depth=3)) == [
+        "../../up",
+        "../fixtures/x.csv",
+        ".parents[3]",
+    ]  # tests/unit/x.py: parents[2] is the repository
 
 
 def test_the_real_samples_ship_in_the_repository():

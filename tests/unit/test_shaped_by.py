@@ -6,11 +6,18 @@ import json
 
 import pytest
 
-from batchml.monitor.backfill import plan, reshaped
-from batchml.dataset.contract import Contract, Label
 from batchml.base.hooks import load_hook
+from batchml.base.provenance import (
+    CONTRACT_PART,
+    HOOK_CODE_PART,
+    TRANSFORM_PART,
+    contract_digest,
+    hook_code_digest,
+    shaped_by,
+)
+from batchml.dataset.contract import Contract, Label
+from batchml.monitor.backfill import plan, reshaped
 from batchml.store.manifest import Manifest
-from batchml.base.provenance import CONTRACT_PART, HOOK_CODE_PART, TRANSFORM_PART, contract_digest, hook_code_digest, shaped_by
 from batchml.store.storage import open_storage
 from tests.conftest import CONTRACT, make_manifest
 
@@ -31,7 +38,10 @@ def test_the_contract_digest_follows_every_rule_and_the_label_but_not_the_datase
     digest = contract_digest(contract)
     assert contract_digest(dataclasses.replace(contract, dataset="renamed", path="/elsewhere/contract.yaml")) == digest
     tighter = dataclasses.replace(contract.columns[4], max=contract.columns[4].max / 2)
-    assert contract_digest(dataclasses.replace(contract, columns=(*contract.columns[:4], tighter, *contract.columns[5:]))) != digest
+    assert (
+        contract_digest(dataclasses.replace(contract, columns=(*contract.columns[:4], tighter, *contract.columns[5:])))
+        != digest
+    )
     assert contract_digest(dataclasses.replace(contract, timezone="UTC")) != digest
     assert contract_digest(dataclasses.replace(contract, label=Label("other"))) != digest
 
@@ -59,7 +69,10 @@ def test_no_transform_has_no_hook_code():
 
 def test_reshaped_names_each_part_that_differs_and_ignores_parts_not_recorded():
     now = {CONTRACT_PART: "c2", TRANSFORM_PART: "m:f", HOOK_CODE_PART: "h2"}
-    assert reshaped({CONTRACT_PART: "c1", TRANSFORM_PART: "m:f", HOOK_CODE_PART: "h1"}, now) == [CONTRACT_PART, HOOK_CODE_PART]
+    assert reshaped({CONTRACT_PART: "c1", TRANSFORM_PART: "m:f", HOOK_CODE_PART: "h1"}, now) == [
+        CONTRACT_PART,
+        HOOK_CODE_PART,
+    ]
     assert reshaped(now, now) == []
     assert reshaped({CONTRACT_PART: "c2"}, now) == []  # a part added later is unknown, not changed
     assert reshaped({}, now) == []

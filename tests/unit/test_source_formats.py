@@ -5,8 +5,8 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from batchml.dataset.contract import Contract
 from batchml.base.errors import ConfigError
+from batchml.dataset.contract import Contract
 from batchml.dataset.sources import FileSource, format_of
 from tests.conftest import CONTRACT
 
@@ -50,7 +50,12 @@ def test_a_csv_source_reads_parquet_labels_by_their_extension(tmp_path, taxi):
     frame = trips()
     frame.to_csv(tmp_path / f"trips_{DAY}.csv", index=False)
     durations(frame, taxi).to_parquet(tmp_path / f"labels_{DAY}.parquet")
-    src = FileSource(path=str(tmp_path / "trips_{date}.csv"), labels_path=str(tmp_path / "labels_{date}.parquet"), fmt="csv", contract=taxi)
+    src = FileSource(
+        path=str(tmp_path / "trips_{date}.csv"),
+        labels_path=str(tmp_path / "labels_{date}.parquet"),
+        fmt="csv",
+        contract=taxi,
+    )
     assert src.has_labels(DAY)
     labels = src.labels(DAY)
     assert len(labels) == len(frame) and labels["trip_duration_s"].tolist() == [10.0 * i for i in range(len(frame))]
@@ -60,7 +65,9 @@ def test_with_format_empty_csv_rows_and_labels_follow_their_extensions(tmp_path,
     frame = trips()
     frame.to_csv(tmp_path / f"trips_{DAY}.csv.gz", index=False)
     durations(frame, taxi).to_csv(tmp_path / f"labels_{DAY}.csv", index=False)
-    src = FileSource(path=str(tmp_path / "trips_{date}.csv.gz"), labels_path=str(tmp_path / "labels_{date}.csv"), contract=taxi)
+    src = FileSource(
+        path=str(tmp_path / "trips_{date}.csv.gz"), labels_path=str(tmp_path / "labels_{date}.csv"), contract=taxi
+    )
     ((_, batch),) = list(src.batches(DAY))
     assert len(batch) == len(frame)
     assert len(src.labels(DAY)) == len(frame)
@@ -71,5 +78,7 @@ def test_a_folder_of_files_takes_the_set_format_and_a_contradicting_extension_is
     folder.mkdir()
     trips().to_csv(folder / "part-0.csv", index=False)
     assert len(next(FileSource(path=str(tmp_path / "date={date}"), fmt="csv", contract=taxi).batches(DAY))[1]) == 50
-    with pytest.raises(ConfigError, match=r"\[source\] format = csv but \[source\] path .*trips_\{date\}\.parquet names a parquet file"):
+    with pytest.raises(
+        ConfigError, match=r"\[source\] format = csv but \[source\] path .*trips_\{date\}\.parquet names a parquet file"
+    ):
         FileSource(path=str(tmp_path / "trips_{date}.parquet"), fmt="csv", contract=taxi)

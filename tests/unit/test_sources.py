@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import sqlalchemy
 
-from batchml.dataset.contract import Contract, validate
 from batchml.base.errors import ConfigError, HookError, IncompleteInput, MissingInput, SchemaError
+from batchml.dataset.contract import Contract, validate
 from batchml.dataset.sources import FileSource, GeneratorSource, SqlSource, expand
 from tests.conftest import CONTRACT, REPO
 
@@ -53,7 +53,9 @@ def test_parquet_folder_per_date_with_a_labels_feed(tmp_path, taxi):
     (folder / "notes.txt").write_text("ignored")
     labels = frame[list(taxi.key)].assign(trip_duration_s=1.0)
     labels.to_parquet(tmp_path / f"labels_{DAY}.parquet")
-    src = FileSource(path=str(tmp_path / "date={date}"), labels_path=str(tmp_path / "labels_{date}.parquet"), contract=taxi)
+    src = FileSource(
+        path=str(tmp_path / "date={date}"), labels_path=str(tmp_path / "labels_{date}.parquet"), contract=taxi
+    )
     assert src.exists(DAY) and not src.exists(DAY + dt.timedelta(days=1))
     batches = list(src.batches(DAY))
     assert [o.rsplit("/", 1)[-1] for o, _ in batches] == ["a.parquet", "b.parquet"]
@@ -76,7 +78,10 @@ def test_a_real_monthly_tlc_file_gives_each_date_its_rows_and_no_other(tmp_path,
         assert len(frame) == (local_day == day).sum() > 250  # a low-volume table: ~330 trips a day
         out = validate(frame, taxi, day, origin=origin)
         assert not out.rejected["reason"].str.contains("not on").any()  # other dates' rows are not quarantined
-        assert out.rejected["reason"].str.contains("passenger_count: below minimum 1|trip_distance: below minimum").any() or len(out.rejected) == 0
+        assert (
+            out.rejected["reason"].str.contains("passenger_count: below minimum 1|trip_distance: below minimum").any()
+            or len(out.rejected) == 0
+        )
         total += len(frame)
     assert set(frame.columns) <= set(taxi.names)  # unused columns (fares, surcharges) are not read
     assert src.fingerprint(dt.date(2018, 1, 2)) != src.fingerprint(dt.date(2018, 1, 3))
@@ -85,7 +90,11 @@ def test_a_real_monthly_tlc_file_gives_each_date_its_rows_and_no_other(tmp_path,
 def test_camelcase_parquet_month_is_read_through_source_names_with_a_pushed_down_day_filter(tmp_path, taxi):
     month = pd.read_csv(TLC / "yellow_tripdata_sample_2018-02.csv.gz")
     for c in ("pickup_datetime", "dropoff_datetime"):
-        month[c] = pd.to_datetime(month[c]).dt.tz_localize("America/New_York", ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
+        month[c] = (
+            pd.to_datetime(month[c])
+            .dt.tz_localize("America/New_York", ambiguous="NaT", nonexistent="NaT")
+            .dt.tz_convert("UTC")
+        )
     month = month.rename(columns=CAMEL).sort_values("tpep_pickup_datetime")
     month.loc[month.index[:3], "passenger_count"] = None  # recent years: nulls where the meter did not record
     month.to_parquet(tmp_path / "yellow_tripdata_2018-02.parquet", row_group_size=500)
@@ -98,7 +107,9 @@ def test_camelcase_parquet_month_is_read_through_source_names_with_a_pushed_down
     out = validate(frame, taxi, day, origin="f")
     assert out.rows_in == len(frame) and (out.valid["pickup_datetime"].dt.date == day).all()
     assert str(out.valid["pickup_datetime"].dtype) == "datetime64[us]"
-    schema_filter = src._day_filter(__import__("pyarrow.parquet", fromlist=["x"]).read_schema(tmp_path / "yellow_tripdata_2018-02.parquet"), day)
+    schema_filter = src._day_filter(
+        __import__("pyarrow.parquet", fromlist=["x"]).read_schema(tmp_path / "yellow_tripdata_2018-02.parquet"), day
+    )
     assert schema_filter and schema_filter[0][0] == "tpep_pickup_datetime"
 
 
@@ -150,7 +161,9 @@ def test_sql_query_binds_the_date_and_labels_join_on_the_composite_key(tmp_path,
     engine = sqlalchemy.create_engine(url)
     both = pd.concat([trips(150), trips(80, DAY + dt.timedelta(days=1))])
     both.to_sql("trips", engine, index=False)
-    both[list(taxi.key)].assign(trip_duration_s=7.0, day=both["pickup_datetime"].dt.date.astype(str)).to_sql("labels", engine, index=False)
+    both[list(taxi.key)].assign(trip_duration_s=7.0, day=both["pickup_datetime"].dt.date.astype(str)).to_sql(
+        "labels", engine, index=False
+    )
     src = SqlSource(
         url=url,
         query="SELECT * FROM trips WHERE date(pickup_datetime) = :date",
@@ -212,7 +225,10 @@ def cut_csv(path, rows=5000, keep=2500):
 def test_a_csv_cut_mid_row_fails_its_date_naming_the_file(tmp_path, taxi):
     fields = cut_csv(tmp_path / f"trips_{DAY}.csv")
     src = FileSource(path=str(tmp_path / "trips_{date}.csv"), fmt="csv", contract=taxi)
-    with pytest.raises(IncompleteInput, match=rf"trips_{DAY}\.csv: the last line is cut \(\d of {fields} fields\); the file looks incomplete"):
+    with pytest.raises(
+        IncompleteInput,
+        match=rf"trips_{DAY}\.csv: the last line is cut \(\d of {fields} fields\); the file looks incomplete",
+    ):
         list(src.batches(DAY))
 
 
@@ -233,7 +249,9 @@ def test_with_a_marker_a_date_exists_once_its_marker_does_and_holds_the_rows_it_
     (folder / "_SUCCESS").write_text("")
     assert src.exists(DAY) and sum(len(b) for _, b in src.batches(DAY)) == 300
     (folder / "_SUCCESS").write_text("600\n")
-    with pytest.raises(IncompleteInput, match=r"_SUCCESS: states 600 rows, but .*part-0\.parquet hold 300; the date looks incomplete"):
+    with pytest.raises(
+        IncompleteInput, match=r"_SUCCESS: states 600 rows, but .*part-0\.parquet hold 300; the date looks incomplete"
+    ):
         list(src.batches(DAY))
 
 

@@ -11,7 +11,6 @@ import pytest
 from batchml.base.errors import IntegrityError
 from batchml.store.layout import MANIFEST
 from batchml.store.storage import Storage
-
 from tests.conftest import make_manifest
 
 DAY = dt.date(2026, 1, 5)
@@ -46,7 +45,9 @@ def test_readers_see_a_date_only_after_commit(tmp_path):
         committed = w.commit(manifest())
     assert visible_rows(storage) == 3
     data = (storage.partition_path("d", DAY) / "part-00000.parquet").read_bytes()
-    assert committed.files == [{"path": "part-00000.parquet", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}]
+    assert committed.files == [
+        {"path": "part-00000.parquet", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    ]
     assert json.loads(storage.manifest_path("d", DAY).read_text())["run_id"] == "r"
     assert storage.committed_dates("d") == {DAY}
     assert not list((storage.dataset_path("d") / "_staging").iterdir())
@@ -54,10 +55,9 @@ def test_readers_see_a_date_only_after_commit(tmp_path):
 
 def test_an_exception_inside_the_writer_publishes_nothing(tmp_path):
     storage = Storage(tmp_path)
-    with pytest.raises(RuntimeError):
-        with storage.writer("d", DAY) as w:
-            write_rows(w.path)
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), storage.writer("d", DAY) as w:
+        write_rows(w.path)
+        raise RuntimeError("boom")
     assert visible_rows(storage) == 0 and storage.committed_dates("d") == set()
 
 

@@ -35,9 +35,13 @@ def imports_of(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join([*package.split(".")[: len(package.split(".")) - node.level + 1], *([base] if base else [])])
+                base = ".".join(
+                    [*package.split(".")[: len(package.split(".")) - node.level + 1], *([base] if base else [])]
+                )
             out.add(base)
-            out.update(f"{base}.{alias.name}" for alias in node.names)  # `from batchml.store import layout` names a module
+            out.update(
+                f"{base}.{alias.name}" for alias in node.names
+            )  # `from batchml.store import layout` names a module
     return out
 
 
@@ -75,7 +79,13 @@ def layer(module: str) -> str | None:
 def upward(edges: dict[str, set[str]]) -> list[str]:
     """Imports from a lower sub-package of batchml to a higher one, as 'a -> b'."""
     rank = {name: i for i, name in enumerate(LAYERS)}
-    return sorted(f"{a} -> {b}" for a, targets in edges.items() if layer(a) in rank for b in targets if layer(b) in rank and rank[layer(b)] > rank[layer(a)])
+    return sorted(
+        f"{a} -> {b}"
+        for a, targets in edges.items()
+        if layer(a) in rank
+        for b in targets
+        if layer(b) in rank and rank[layer(b)] > rank[layer(a)]
+    )
 
 
 def test_the_cycle_finder_finds_a_circle():
@@ -99,7 +109,7 @@ def test_every_module_of_batchml_stands_in_a_sub_package_of_the_order():
         name = module_name(path)
         if name in ("batchml", "batchml.cli"):
             continue
-        if layer(name) not in LAYERS or name.count(".") != 2 and not path.name == "__init__.py":
+        if layer(name) not in LAYERS or name.count(".") != 2 and path.name != "__init__.py":
             misplaced.append(name)
     assert sorted(misplaced) == []
     assert sorted(p.name for p in (REPO / "batchml").iterdir() if (p / "__init__.py").exists()) == sorted(LAYERS[:-1])
@@ -115,8 +125,17 @@ def test_no_private_name_is_imported_from_another_module():
     for folder in ("batchml", "tasks", "pipelines"):
         for path in (REPO / folder).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
-                if isinstance(node, ast.ImportFrom) and node.module and not node.level and node.module.split(".")[0] in ("batchml", "tasks", "pipelines"):
-                    offenders += [f"{module_name(path)}: {node.module}.{a.name}" for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+                if (
+                    isinstance(node, ast.ImportFrom)
+                    and node.module
+                    and not node.level
+                    and node.module.split(".")[0] in ("batchml", "tasks", "pipelines")
+                ):
+                    offenders += [
+                        f"{module_name(path)}: {node.module}.{a.name}"
+                        for a in node.names
+                        if a.name.startswith("_") and not a.name.startswith("__")
+                    ]
     assert sorted(offenders) == []
 
 
@@ -130,7 +149,9 @@ def test_names_are_imported_from_the_module_that_owns_them():
         for n in tree.body:
             if isinstance(n, (ast.Assign, ast.AnnAssign)):
                 for t in n.targets if isinstance(n, ast.Assign) else [n.target]:
-                    defined.update(e.id for e in (t.elts if isinstance(t, ast.Tuple) else [t]) if isinstance(e, ast.Name))
+                    defined.update(
+                        e.id for e in (t.elts if isinstance(t, ast.Tuple) else [t]) if isinstance(e, ast.Name)
+                    )
         handed_on[name] = {
             a.asname or a.name: n.module
             for n in tree.body
@@ -154,7 +175,9 @@ def test_names_are_imported_from_the_module_that_owns_them():
 def test_storage_and_objectstore_share_the_manifest_module_instead_of_importing_each_other():
     edges = graph()
     assert "batchml.store.storage" not in edges["batchml.store.objectstore"]
-    assert {"batchml.store.manifest", "batchml.store.layout"} <= edges["batchml.store.objectstore"] & edges["batchml.store.storage"]
+    assert {"batchml.store.manifest", "batchml.store.layout"} <= edges["batchml.store.objectstore"] & edges[
+        "batchml.store.storage"
+    ]
 
 
 def test_batchml_imports_neither_luigi_nor_tasks():

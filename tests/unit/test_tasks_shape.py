@@ -32,7 +32,9 @@ def run_lengths() -> dict[str, int]:
 
 
 def test_the_measure_counts_nested_statements():
-    tree = ast.parse("def run(self):\n    a = 1\n    if a:\n        b = 2\n        yield b\n    def f():\n        return 3\n")
+    tree = ast.parse(
+        "def run(self):\n    a = 1\n    if a:\n        b = 2\n        yield b\n    def f():\n        return 3\n"
+    )
     assert statements(tree.body[0]) == 6  # a =, if, b =, yield, def f, return
 
 
@@ -48,7 +50,9 @@ def undocumented() -> list[str]:
 
     def walk(path: Path, body: list[ast.stmt], prefix: str) -> None:
         for node in body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not node.name.startswith(
+                "_"
+            ):
                 if ast.get_docstring(node) is None:
                     out.append(f"{path.relative_to(REPO)}:{node.lineno} {prefix}{node.name}")
                 if isinstance(node, ast.ClassDef):

@@ -50,7 +50,12 @@ def test_drift_shifts_inputs_and_the_duration_relation_from_drift_start():
 
 def test_bad_row_share_corrupts_about_that_share():
     frame = one_day(bad_row_share=0.02)
-    broken = (frame["passenger_count"] == 0) | (frame["trip_distance"] < 0) | frame["dropoff_location_id"].isna() | (frame["vendor_id"] == 9)
+    broken = (
+        (frame["passenger_count"] == 0)
+        | (frame["trip_distance"] < 0)
+        | frame["dropoff_location_id"].isna()
+        | (frame["vendor_id"] == 9)
+    )
     assert 0.015 < broken.mean() < 0.025
 
 

@@ -12,13 +12,22 @@ from sklearn.metrics import f1_score, log_loss, mean_absolute_error, mean_square
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from batchml.dataset.contract import Contract
 from batchml.base.errors import HookError
-from batchml.stats.metrics import classification_metrics, regression_metrics
-from batchml.model.onnx_io import PREDICTION
-from batchml.scoring.scoring import ModelSpec, predict_partition
+from batchml.dataset.contract import Contract
 from batchml.dataset.sources import GeneratorSource
-from batchml.model.training import TrainingSettings, fit_model, fit_recipe, labelled_frame, labelled_window, recipe_settings, split_holdout, to_onnx_bytes
+from batchml.model.onnx_io import PREDICTION
+from batchml.model.training import (
+    TrainingSettings,
+    fit_model,
+    fit_recipe,
+    labelled_frame,
+    labelled_window,
+    recipe_settings,
+    split_holdout,
+    to_onnx_bytes,
+)
+from batchml.scoring.scoring import ModelSpec, predict_partition
+from batchml.stats.metrics import classification_metrics, regression_metrics
 from tests.conftest import CONTRACT, TAXI_INPUTS
 
 INPUTS = list(TAXI_INPUTS)
@@ -26,9 +35,19 @@ INPUTS = list(TAXI_INPUTS)
 
 @pytest.fixture(scope="module")
 def frame():
-    src = GeneratorSource(generator="taxi_hooks:trips", options={"rows_per_day": 4000, "seed": 3, "bad_row_share": 0.01})
+    src = GeneratorSource(
+        generator="taxi_hooks:trips", options={"rows_per_day": 4000, "seed": 3, "bad_row_share": 0.01}
+    )
     dates = labelled_window(dt.date(2026, 5, 10), 3)
-    return labelled_frame(src, Contract.load(CONTRACT), dates, features="taxi_hooks:features", labels="taxi_hooks:duration", max_rows=9000, seed=1)
+    return labelled_frame(
+        src,
+        Contract.load(CONTRACT),
+        dates,
+        features="taxi_hooks:features",
+        labels="taxi_hooks:duration",
+        max_rows=9000,
+        seed=1,
+    )
 
 
 def test_labelled_frame_samples_valid_rows_of_each_date_with_key_inputs_and_label(frame):
@@ -39,13 +58,16 @@ def test_labelled_frame_samples_valid_rows_of_each_date_with_key_inputs_and_labe
 
 
 def test_the_recipe_fits_and_its_onnx_export_matches_scikit_learn(frame):
-    settings = TrainingSettings(inputs=tuple(INPUTS), label="trip_duration_s", task="regression", seed=0, params={"max_iter": 30})
+    settings = TrainingSettings(
+        inputs=tuple(INPUTS), label="trip_duration_s", task="regression", seed=0, params={"max_iter": 30}
+    )
     model = fit_recipe("taxi_hooks:recipe", frame, settings)
     blob, note = to_onnx_bytes(model, frame[INPUTS].head(500))
     assert blob is not None, note
     spec = ModelSpec("unused", "x", "onnx", tuple(INPUTS), ("vendor_id",), "m", "1")
-    import batchml.scoring.scoring as scoring
     import onnxruntime as ort
+
+    import batchml.scoring.scoring as scoring
 
     scoring._models["x"] = ort.InferenceSession(blob, providers=["CPUExecutionProvider"])
     try:
@@ -84,14 +106,18 @@ def test_a_fitted_classifier_names_its_probability_columns_in_the_contracts_orde
     rng = np.random.default_rng(2)
     x = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
     x["y"] = np.where(x["a"] > 0.5, "yes", np.where(x["a"] < -0.5, "no", "maybe"))
-    settings = TrainingSettings(inputs=("b", "a"), label="y", task="classification", seed=0, classes=("yes", "no", "maybe"))
+    settings = TrainingSettings(
+        inputs=("b", "a"), label="y", task="classification", seed=0, classes=("yes", "no", "maybe")
+    )
     fitted = fit_model("tests.unit.test_training:classifier", x, settings)
     assert fitted.inputs == ["b", "a"] and fitted.classes == ["maybe", "no", "yes"]  # scikit-learn sorts classes_
     assert fitted.named == ["yes", "no", "maybe"]
 
 
 def test_a_fitted_regressor_has_no_classes(frame):
-    settings = TrainingSettings(inputs=tuple(INPUTS), label="trip_duration_s", task="regression", seed=0, params={"max_iter": 5})
+    settings = TrainingSettings(
+        inputs=tuple(INPUTS), label="trip_duration_s", task="regression", seed=0, params={"max_iter": 5}
+    )
     fitted = fit_model("taxi_hooks:recipe", frame.head(500), settings)
     assert fitted.inputs == INPUTS and fitted.classes is None and fitted.named is None
 
@@ -105,10 +131,18 @@ def test_a_recipe_that_fails_is_named(frame):
 def test_a_pipeline_with_text_categories_and_nulls_exports_with_one_input_per_column():
     rng = np.random.default_rng(0)
     n = 600
-    x = pd.DataFrame({"plan": rng.choice(["basic", "pro", "team"], n), "spend": rng.gamma(2, 10, n), "tenure": rng.integers(1, 60, n).astype("int64")})
+    x = pd.DataFrame(
+        {
+            "plan": rng.choice(["basic", "pro", "team"], n),
+            "spend": rng.gamma(2, 10, n),
+            "tenure": rng.integers(1, 60, n).astype("int64"),
+        }
+    )
     x.loc[::17, "spend"] = np.nan
     y = (x["plan"].eq("basic") & (x["tenure"] < 12)).astype(int).to_numpy()
-    pre = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), ["plan"]), ("num", SimpleImputer(), ["spend", "tenure"])])
+    pre = ColumnTransformer(
+        [("cat", OneHotEncoder(handle_unknown="ignore"), ["plan"]), ("num", SimpleImputer(), ["spend", "tenure"])]
+    )
     model = make_pipeline(pre, LogisticRegression(max_iter=500)).fit(x, y)
     blob, note = to_onnx_bytes(model, x, classes=[0, 1])
     assert blob is not None, note

@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from batchml.monitor.backfill import damage, heal_command, plan
-from batchml.cli import main
 from batchml.base.errors import IntegrityError
+from batchml.cli import main
+from batchml.monitor.backfill import damage, heal_command, plan
 from batchml.store.layout import DATASETS
 from batchml.store.storage import Storage, open_storage
 from tests.conftest import make_manifest
@@ -38,7 +38,8 @@ def commit_predictions(storage, date=DAY, rows=2000, *, page_checksums=True) -> 
 
 
 def flip_bytes(storage, date, name, dataset=DATASET) -> str:
-    """Flip three bytes in the middle of the second column's pages (the prediction's values), size unchanged; the file's URL."""
+    """Flip three bytes in the middle of the second column's pages (the prediction's values), size unchanged; the file's
+    URL."""
     url = f"{storage.partition_url(dataset, date)}/{name}"
     with storage.open(f"{dataset}/date={date}/{name}") as fh:
         blob = bytearray(fh.read())
@@ -93,7 +94,10 @@ def test_the_size_check_passes_and_the_checksum_check_names_the_file(tmp_path):
     name = commit_predictions(storage)
     flip_bytes(storage, DAY, name)
     storage.verify(DATASET, DAY)  # sizes only: what every task's run can afford
-    with pytest.raises(IntegrityError, match=rf"predictions/date={DAY}: files disagree with _MANIFEST.json \(checksum differs \['{name}'\]\)"):
+    with pytest.raises(
+        IntegrityError,
+        match=rf"predictions/date={DAY}: files disagree with _MANIFEST.json \(checksum differs \['{name}'\]\)",
+    ):
         storage.verify(DATASET, DAY, checksums=True)
 
 
@@ -107,7 +111,9 @@ def test_read_table_raises_naming_the_corrupt_file(tmp_path, page_checksums):
         with pytest.raises(IntegrityError, match=rf"^predictions {DAY}: {url}: unreadable: .*(CRC|checksum|orrupt)"):
             storage.read_table(DATASET, DAY)
     else:  # the issue's case: a prediction silently became another number
-        changed = storage.read_table(DATASET, DAY)["prediction"].to_numpy() != np.linspace(1.0, 900.0, 2000, dtype="float32")
+        changed = storage.read_table(DATASET, DAY)["prediction"].to_numpy() != np.linspace(
+            1.0, 900.0, 2000, dtype="float32"
+        )
         assert changed.sum() >= 1
     assert verify(tmp_path) == 1
 
@@ -144,7 +150,9 @@ def test_a_date_with_a_truncated_manifest_is_listed_naming_the_file_and_the_othe
     with pytest.raises(IntegrityError, match=rf"^{manifest}: unreadable manifest: "):
         storage.manifest("features", DAY)
     todo = plan(storage, days, "2")
-    assert list(todo.corrupt) == [DAY] and todo.corrupt[DAY][0].startswith("features/_MANIFEST.json: unreadable manifest: ")
+    assert list(todo.corrupt) == [DAY] and todo.corrupt[DAY][0].startswith(
+        "features/_MANIFEST.json: unreadable manifest: "
+    )
     assert todo.missing == [days[2]] and todo.stale == [DAY, days[1]]  # the others listed as before
     assert verify(tmp_path) == 1
     assert capsys.readouterr().err.startswith(f"features {DAY}: {manifest}: unreadable manifest: ")
@@ -160,13 +168,20 @@ def test_half_a_date_is_corrupt_and_deleted_predictions_are_only_when_results_we
     shutil.rmtree(storage.partition_path("predictions", derived))
     storage.write_text(f"monitoring/date={derived}/metrics.json", "{}")  # ... but its metrics were derived from them
     assert damage(storage, unscored, checksums=True) == []
-    assert [d.short() for d in damage(storage, scored, checksums=False)] == [f"features/date={scored}: not committed, though predictions/date={scored} is"]
+    assert [d.short() for d in damage(storage, scored, checksums=False)] == [
+        f"features/date={scored}: not committed, though predictions/date={scored} is"
+    ]
     assert [d.short() for d in damage(storage, derived, checksums=False)] == [
         f"predictions/date={derived}: not committed, though monitoring/date={derived}/metrics.json was derived from it"
     ]
     shutil.rmtree(storage.partition_path("quarantine", unscored))
-    assert [(d.dataset, d.path) for d in damage(storage, unscored, checksums=False)] == [("quarantine", f"quarantine/date={unscored}")]
-    assert heal_command(DAY) == "luigi --module pipelines Backfill --start 2026-06-10 --stop 2026-06-11 --reprocess corrupt"
+    assert [(d.dataset, d.path) for d in damage(storage, unscored, checksums=False)] == [
+        ("quarantine", f"quarantine/date={unscored}")
+    ]
+    assert (
+        heal_command(DAY)
+        == "luigi --module pipelines Backfill --start 2026-06-10 --stop 2026-06-11 --reprocess corrupt"
+    )
 
 
 def test_an_s3_root_verifies_and_names_a_corrupt_file(s3, capsys):
@@ -187,7 +202,9 @@ def test_an_s3_root_verifies_and_names_a_corrupt_file(s3, capsys):
         storage.read_table(DATASET, DAY)
 
 
-def test_in_a_project_folder_verify_with_no_arguments_checks_its_root_and_every_committed_date(tmp_path, monkeypatch, capsys):
+def test_in_a_project_folder_verify_with_no_arguments_checks_its_root_and_every_committed_date(
+    tmp_path, monkeypatch, capsys
+):
     (tmp_path / "luigi.cfg").write_text("[storage]\nroot = store\n")
     storage = Storage(tmp_path / "store")
     commit_predictions(storage, dt.date(2020, 1, 1))
@@ -196,12 +213,17 @@ def test_in_a_project_folder_verify_with_no_arguments_checks_its_root_and_every_
     assert main(["verify"]) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[0] == f"predictions 2030-01-01: {url}: sha256 differs from _MANIFEST.json"
-    assert err[-1] == "1 bad files among 2 files of 2 committed dates of " + ", ".join(DATASETS) + " in [the first, the last]"
+    assert (
+        err[-1]
+        == "1 bad files among 2 files of 2 committed dates of " + ", ".join(DATASETS) + " in [the first, the last]"
+    )
 
 
 def test_a_root_that_does_not_exist_and_a_reversed_range_are_errors(tmp_path, monkeypatch, capsys):
     assert main(["verify", str(tmp_path / "typo")]) == 1
-    assert capsys.readouterr().err == f"batchml verify: {tmp_path / 'typo'}: no such folder (the storage root to verify)\n"
+    assert (
+        capsys.readouterr().err == f"batchml verify: {tmp_path / 'typo'}: no such folder (the storage root to verify)\n"
+    )
     commit_predictions(Storage(tmp_path))
     assert main(["verify", str(tmp_path), "--start", "2026-07-01", "--stop", "2026-06-01"]) == 1
     assert "--stop 2026-06-01 is not after --start 2026-07-01" in capsys.readouterr().err
