@@ -113,12 +113,12 @@ def test_a_password_in_the_tracking_uri_is_in_no_output_and_no_file_when_the_run
 
 
 def test_a_sql_source_whose_driver_is_missing_is_named_without_its_password(tmp_path):
-    """`[source] url = postgresql://...` where no PostgreSQL driver is installed: the run fails naming the URL, not its
-    password."""
+    """`[source] url = mssql+pymssql://...` where its driver is not installed (pymssql is in no extra of batchml): the
+    run fails naming the URL, not its password."""
     settings = pipeline_settings(tmp_path)
     settings["source"] = {
         "kind": "sql",
-        "url": f"postgresql://bob:{PASSWORD}@127.0.0.1:1/trips",
+        "url": f"mssql+pymssql://bob:{PASSWORD}@127.0.0.1:1/trips",
         "query": "select * from trips where day = :date",
     }
     cli = Cli(tmp_path, write_cfg(tmp_path / "luigi.cfg", settings))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import filecmp
-import importlib.util
 import os
 import re
 import subprocess
@@ -163,7 +162,6 @@ def test_the_file_named_is_the_one_with_the_typo_and_luigi_sections_are_not_chec
 
 
 # -- 3. every setting validated before anything is written ---------------------------------------
-NO_PSYCOPG = pytest.mark.skipif(importlib.util.find_spec("psycopg") is not None, reason="psycopg is installed here")
 SECRET = "S3cretPW"
 
 
@@ -212,11 +210,10 @@ SECRET = "S3cretPW"
             "[mlflow] tracking_uri = 'foo://bar': no installed MLflow tracking store handles the scheme 'foo' "
             "(installed: ",
         ),
-        pytest.param(
-            ("tracking_uri = sqlite:///", f"tracking_uri = postgresql://bob:{SECRET}@db.example/mlflow\n#"),
-            "[mlflow] tracking_uri = 'postgresql://db.example/mlflow': the driver of postgresql+psycopg is not "
-            "installed (No module named 'psycopg')",
-            marks=NO_PSYCOPG,
+        (  # pymssql is in no extra of batchml: its driver is surely missing
+            ("tracking_uri = sqlite:///", f"tracking_uri = mssql+pymssql://bob:{SECRET}@db.example/mlflow\n#"),
+            "[mlflow] tracking_uri = 'mssql+pymssql://db.example/mlflow': the driver of mssql+pymssql is not "
+            "installed (No module named 'pymssql')",
         ),
         (
             ("kind = files", f"kind = sql\nurl = foo://bob:{SECRET}@db.example/x\nquery = select 1"),
