@@ -282,3 +282,27 @@ def small_disk(tmp_path):
         pytest.skip(f"cannot mount a 1 MiB tmpfs to fill (needs root): {done.stderr.strip()}")
     yield mount
     subprocess.run(["umount", str(mount)], check=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """A PostgreSQL server on 127.0.0.1 for the session (tests/servers.py: Postgres); the tests that need it skip,
+    saying why, where PostgreSQL is not installed."""
+    from tests.servers import Postgres, postgres_bin
+
+    bindir = postgres_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql; .ci/run does it as root)")
+    server = Postgres(tmp_path_factory.mktemp("postgres"), free_port(), bindir).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres(postgres_server) -> str:
+    """A fresh database on the session's PostgreSQL server; yields its SQLAlchemy URL (postgresql+psycopg://...)."""
+    import uuid
+
+    return postgres_server.create_database(f"batchml_{uuid.uuid4().hex[:12]}")

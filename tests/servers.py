@@ -273,3 +273,102 @@ class BasicAuthProxy:
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _forward
 
         return Handler
+
+
+def postgres_bin() -> Path | None:
+    """The folder of PostgreSQL's server programs: Debian's newest /usr/lib/postgresql/N/bin, else the folder of
+    `pg_ctl` on PATH; None when PostgreSQL is not installed."""
+    import shutil
+
+    installed = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parts[-3]))
+    if installed:
+        return installed[-1].parent
+    found = shutil.which("pg_ctl")
+    return Path(found).resolve().parent if found else None
+
+
+class Postgres:
+    """A PostgreSQL server on 127.0.0.1:`port`, its data folder and unix socket in a folder of its own, with a
+    superuser `batchml` trusted without a password. PostgreSQL refuses to run as root: when the tests run as root
+    (CI), the server runs as the `postgres` account (Debian's package makes it) or else `nobody`, in a folder of the
+    system's temporary directory owned by that user (pytest's own folders are private to root); it is removed on
+    stop."""
+
+    USER = "batchml"
+
+    def __init__(self, home: Path, port: int, bindir: Path):
+        self.port, self.bindir, self.log = port, bindir, home / "postgres.log"
+        self.owner: tuple[int, int] | None = None
+        self.home = home
+        if os.geteuid() == 0:
+            import tempfile
+
+            account = next(a for a in (_account("postgres"), _account("nobody")) if a is not None)
+            self.owner = (account.pw_uid, account.pw_gid)
+            self.home = Path(tempfile.mkdtemp(prefix="batchml-pg-"))
+            os.chown(self.home, *self.owner)
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> Postgres:
+        data = self.home / "data"
+        self._run([str(self.bindir / "initdb"), "-D", str(data), "-U", self.USER, "--auth=trust", "-E", "UTF8"]
+                  + ["--no-locale", "--no-sync"])  # fmt: skip
+        settings = ["listen_addresses=127.0.0.1", f"port={self.port}", f"unix_socket_directories={self.home}"]
+        settings += ["fsync=off", "synchronous_commit=off", "full_page_writes=off"]  # a test's data need not survive
+        argv = [str(self.bindir / "postgres"), "-D", str(data)] + [a for s in settings for a in ("-c", s)]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(argv, cwd=self.home, stdout=log, stderr=subprocess.STDOUT, **self._as_owner())
+        wait_until(self.ready, "postgres", timeout, self.proc, self.log)
+        return self
+
+    def ready(self) -> bool:
+        isready = [str(self.bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.USER]
+        return subprocess.run(isready, capture_output=True).returncode == 0
+
+    def url(self, database: str = "postgres") -> str:
+        """The SQLAlchemy URL of `database` on this server, through psycopg (3)."""
+        return f"postgresql+psycopg://{self.USER}@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        """Create database `name`; its SQLAlchemy URL."""
+        import psycopg
+
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user={self.USER} dbname=postgres", autocommit=True) as c:
+            c.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def stop(self) -> None:
+        """Fast shutdown (SIGINT: clients disconnected, no wait for them), then remove a folder of its own."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=30)
+        self.proc = None
+        if self.owner is not None:
+            import shutil
+
+            shutil.rmtree(self.home, ignore_errors=True)
+
+    def _as_owner(self) -> dict:
+        """Popen arguments: its own process group, and the unprivileged account's ids when running as root."""
+        if self.owner is None:
+            return {"start_new_session": True}
+        return {"start_new_session": True, "user": self.owner[0], "group": self.owner[1], "extra_groups": []}
+
+    def _run(self, argv: list[str]) -> None:
+        with open(self.log, "ab") as log:
+            done = subprocess.run(argv, cwd=self.home, stdout=log, stderr=subprocess.STDOUT, **self._as_owner())
+        if done.returncode:
+            raise RuntimeError(f"{argv[0]} exited {done.returncode}\n{self.log.read_text()[-3000:]}")
+
+
+def _account(name: str):
+    import pwd
+
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        return None
