@@ -36,6 +36,7 @@ def date_record(storage: Storage, date: dt.date) -> DateRecord:
         "retrain": document("retrain"),
         "rollback": document("rollback"),
         "failure": document("failure"),
+        "estimated": document("estimated"),
         "predictions": _manifest_dict(storage.manifest(PREDICTIONS, date)),
         "features": _manifest_dict(storage.manifest(FEATURES, date)),
     }

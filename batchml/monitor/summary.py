@@ -3,6 +3,10 @@
 Pure: `summarize_date` takes a date's documents as `collect` reads them (a DateRecord) and
 returns one small dict; `place_realized` moves each realized metric from the run date that
 computed it to the date it measures. Missing documents and keys are tolerated.
+
+A date's estimated.json (performance estimated before its labels arrive) stays on the date
+it estimates: the estimate of D is drawn on D, beside the realized metric of D once a later
+run date has measured it.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from typing import TypedDict
 
 from batchml.monitor.charts import format_number, format_share, is_finite_number
 from batchml.monitor.monitoring import has_failed
-from batchml.stats.metrics import LOWER_IS_BETTER
+from batchml.stats.metrics import HIGHER_IS_BETTER, LOWER_IS_BETTER
 
 STATUS_LABELS = {
     "ok": "OK",
@@ -24,6 +28,9 @@ STATUS_LABELS = {
 }
 QUANTILES = ("0.05", "0.5", "0.95")
 EVENT_LABELS = {"promoted": "promoted", "rejected": "challenger rejected", "rollback": "rolled back"}
+METRICS = (*sorted(LOWER_IS_BETTER | HIGHER_IS_BETTER), "precision", "recall")  # the numbers a realized dict may hold
+# the estimated metrics, in the order the estimated line picks one when the realized chart's metric is not estimated
+ESTIMATED_METRICS = ("roc_auc", "accuracy", "f1", "precision", "recall", "mae", "rmse")
 
 
 class DateRecord(TypedDict, total=False):
@@ -36,6 +43,7 @@ class DateRecord(TypedDict, total=False):
     retrain: dict | None
     rollback: dict | None
     failure: dict | None
+    estimated: dict | None  # estimated.json: the date's performance estimated before its labels
     predictions: dict | None  # the predictions and features manifests, as dicts
     features: dict | None
     labels: bool  # labels exist for the date (read only where nothing was scored)
@@ -128,6 +136,7 @@ def summarize_date(docs: DateRecord) -> dict:
         "version": str(model["version"]) if model.get("version") is not None else None,
         "decision": retrain.get("decision"),
         "events": _events(retrain, rollback),
+        "estimate": estimate_of(docs.get("estimated")),
     }
     summary["tip"] = _tip(summary)
     return summary
@@ -152,11 +161,48 @@ def _measured(metrics: dict, metric: str, realized: dict | None, state: str) -> 
         "date": realized.get("date") or metrics.get("labelled_date"),
         "state": state,
         "value": realized.get(metric),
+        "values": {k: realized[k] for k in METRICS if is_finite_number(realized.get(k))},
         "coverage": realized.get("coverage"),
         "version": str(version) if version is not None else None,
         "holdout": holdout if is_finite_number(holdout) else None,
         "threshold": threshold,
     }
+
+
+def estimate_of(doc: dict | None) -> dict | None:
+    """A date's estimated.json boiled down to what a chart draws; None when the date has none (or an empty one).
+
+    Over the `[drift] window_days` window (`window.window_days`, or `window.days`) when the
+    document has one longer than a day (the realized metrics are over the same window then),
+    else the date's own rows. `values` and
+    `bands` (the sampling errors) keep finite numbers only: a NaN is written as null, and an
+    estimator "not yet available" has none.
+    """
+    if not doc:
+        return None
+    window = doc.get("window") or {}
+    raw_days = window.get("window_days", window.get("days"))
+    days = int(raw_days) if is_finite_number(raw_days) else 1
+    source = window if days > 1 and window.get("metrics") else doc
+    version = doc.get("version")
+    return {
+        "status": doc.get("status"),
+        "detail": doc.get("status_detail"),
+        "version": str(version) if version is not None else None,
+        "task": doc.get("task"),
+        "rows": doc.get("rows"),
+        "days": days if source is window else 1,
+        "values": {k: v for k, v in (source.get("metrics") or {}).items() if is_finite_number(v)},
+        "bands": {k: v for k, v in (source.get("sampling_error") or {}).items() if is_finite_number(v)},
+    }
+
+
+def estimated_metric(dates: list[dict]) -> str | None:
+    """The metric the estimated line shows: the realized chart's own when estimated, else the first estimated one
+    (ROC AUC for a classifier); None when no date has an estimate."""
+    held = {k for d in dates if d.get("estimate") for k in d["estimate"]["values"]}
+    primary = {d["metric"] for d in dates}
+    return next((m for m in (*sorted(primary), *ESTIMATED_METRICS) if m in held), None)
 
 
 def _cause(status: str, metrics: dict, drift: dict, failure: dict | None) -> str:
@@ -250,6 +296,17 @@ def _tip(s: dict) -> str:
         )
     elif s["realized_status"]:
         parts.append(f"realized {s['metric']}: {s['realized_status']}")
+    estimate = s["estimate"]
+    if estimate and estimate["values"]:
+        shown = s["metric"] if s["metric"] in estimate["values"] else next(iter(estimate["values"]))
+        band = estimate["bands"].get(shown)
+        parts.append(
+            f"estimated {shown} {format_number(estimate['values'][shown])}"
+            + (f" ± {format_number(2 * band, 3)}" if band is not None else "")
+            + f" ({estimate['status']})"
+        )
+    elif estimate:
+        parts.append(f"estimated performance: {estimate['status'] or 'none'}")
     if s["version"]:
         parts.append(f"model v{s['version']}")
     parts += [e["text"] for e in s["events"]]
@@ -279,6 +336,7 @@ def place_realized(dates: list[dict]) -> list[dict]:
             "r_holdout": None,
             "r_threshold": None,
             "r_metric": d["metric"],
+            "r_values": {},
         }
         for d in dates
     }
@@ -298,5 +356,6 @@ def place_realized(dates: list[dict]) -> list[dict]:
             r_holdout=m["holdout"],
             r_threshold=m["threshold"],
             r_metric=d["metric"],
+            r_values=m.get("values") or {},
         )
     return [by_date[d["date"]] for d in dates]

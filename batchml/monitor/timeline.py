@@ -13,7 +13,7 @@ from html import escape
 from markupsafe import Markup
 
 from batchml.monitor.charts import axis_ticks, format_number, format_share, is_finite_number, svg_element, y_grid
-from batchml.monitor.summary import STATUS_LABELS
+from batchml.monitor.summary import ESTIMATED_METRICS, STATUS_LABELS, estimated_metric
 
 WIDTH, LEFT, RIGHT = 1080, 132, 18  # every timeline shares this x axis, so dates line up across charts
 CLASS_COLOURS = ("#2f6fdf", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#06b6d4", "#84cc16", "#ec4899")
@@ -22,7 +22,9 @@ CLASS_COLOURS = ("#2f6fdf", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#06b6d4
 def timeline_charts(dates: list[dict]) -> list[dict]:
     """The figures of the timeline section, top to bottom, each sharing the x axis."""
     axis = _Axis(dates)
-    charts = [
+    metric = estimated_metric(dates)
+    together = metric is not None and metric in {d["metric"] for d in dates}
+    charts: list[dict] = [
         {
             "key": "status",
             "title": "Status and model version",
@@ -32,10 +34,23 @@ def timeline_charts(dates: list[dict]) -> list[dict]:
         {"key": "volume", "title": "Rows in and quarantine share", "note": "", "svg": _volume_chart(axis)},
         {
             "key": "realized",
-            "title": _realized_title(dates),
-            "note": _realized_note(dates),
-            "svg": _realized_chart(axis),
+            "title": _realized_title(dates) + (" beside the estimated" if together else ""),
+            "note": _realized_note(dates) + ("; " + _estimated_note(dates) if together else ""),
+            "svg": _realized_chart(axis, estimated=together),
+            "legend": _legend(holdout=True) if together else [],
         },
+    ]
+    if metric is not None and not together:
+        charts.append(
+            {
+                "key": "estimated",
+                "title": f"Estimated and realized {metric}",
+                "note": _estimated_note(dates),
+                "svg": _estimated_chart(axis, metric),
+                "legend": _legend(holdout=False),
+            }
+        )
+    charts += [
         {
             "key": "drift",
             "title": "Drift",
@@ -69,6 +84,27 @@ def _realized_note(dates: list[dict]) -> str:
         f"on the date measured, by the version that scored it{window}; dashed: its holdout value, red: the error "
         "threshold; grey: pending"
     )
+
+
+def _estimated_note(dates: list[dict]) -> str:
+    windows = sorted({d["estimate"]["days"] for d in dates if d.get("estimate") and d["estimate"]["days"] > 1})
+    window = f" over {'/'.join(map(str, windows))}-day windows" if windows else ""
+    return (
+        f"estimated{window} on every scored date before its labels arrive, with a band of ± 2 sampling errors; "
+        "realized points beside it once labels measured the date"
+    )
+
+
+def _legend(*, holdout: bool) -> list[tuple[str, str]]:
+    """The legend under a chart with estimates: (swatch class, text)."""
+    items = [
+        ("line estimated", "estimated"),
+        ("estimate-band", "± 2 s.e. of the estimate"),
+        ("dot realized", "realized"),
+    ]
+    if holdout:
+        items += [("line dashed holdout", "holdout"), ("line dashed error-threshold", "error threshold")]
+    return [*items, ("pending", "labels pending")]
 
 
 class _Axis:
@@ -276,9 +312,9 @@ def _volume_chart(axis: _Axis) -> Markup:
     return axis.svg(base + 26, out + axis.ticks(base), chart="volume", label="rows in and quarantined share per date")
 
 
-def _realized_chart(axis: _Axis) -> Markup:
+def _realized_chart(axis: _Axis, estimated: bool = False) -> Markup:
     """The realized error on the dates it measures, with the scoring version's holdout value and error threshold;
-    coverage below.
+    coverage below; with `estimated`, each date's estimate of the same metric and its band too.
 
     A point per measured date carries its date, value, version and the run date that
     computed it (data-*), so it can be checked against metrics.json; pending dates are grey.
@@ -287,24 +323,21 @@ def _realized_chart(axis: _Axis) -> Markup:
     values = [d["r_value"] for d in axis.dates]
     holdouts = [d["r_holdout"] if d["r_value"] is not None or d["r_state"] == "pending" else None for d in axis.dates]
     thresholds = [d["r_threshold"] if h is not None else None for d, h in zip(axis.dates, holdouts, strict=True)]
-    ticks, lo, hi = _scale(values + holdouts + thresholds)
+    metrics = sorted({d["r_metric"] for d in axis.dates if d["r_value"] is not None})
+    metric = metrics[0] if len(metrics) == 1 else axis.dates[-1]["metric"]
+    band = _estimate_band(axis, metric) if estimated else []
+    ticks, lo, hi = _scale(values + holdouts + thresholds + [v for lo_hi in band for v in lo_hi[1:]])
 
     def y1(v):
         return top + h1 * (1 - (v - lo) / (hi - lo))
 
-    metrics = sorted({d["r_metric"] for d in axis.dates if d["r_value"] is not None})
     out = _lane_label(top + h1 / 2 + 4, " / ".join(metrics) or "error") + _lane_ticks(
         ticks, y1, lambda v: format_number(v, 3)
     )
     y0 = top + h1 + gap
     out += _lane_label(y0 + h2 / 2 + 4, "label coverage")
+    out += _pending(axis, top, h1)
     for i, d in enumerate(axis.dates):
-        state = d["r_state"]
-        if state in ("pending", "not scored"):
-            out += (
-                f'<rect class="pending" data-date="{d["date"]}" data-state="{state}" {axis.cell(i)} y="{top}" '
-                f'height="{h1}"><title>{d["date"]}: realized {escape(d["r_metric"])} {state}</title></rect>'
-            )
         coverage = d["r_coverage"]
         if is_finite_number(coverage):
             h = h2 * max(0.0, min(1.0, coverage))
@@ -316,27 +349,131 @@ def _realized_chart(axis: _Axis) -> Markup:
             )
     out += f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y0}" y2="{y0}"/>'
     out += _steps(axis, holdouts, y1, "holdout") + _steps(axis, thresholds, y1, "error-threshold")
+    out += _estimate_marks(axis, metric, band, y1) if estimated else ""
     out += _polyline(axis, values, y1, "realized")
     for i, d in enumerate(axis.dates):
-        if d["r_value"] is None:
-            continue
-        tip = (
-            f"{d['date']}: realized {d['r_metric']} {format_number(d['r_value'])} of v{d['r_version']} (holdout "
-            f"{format_number(d['r_holdout'])}), computed on {d['r_by']}"
-        )
-        out += (
-            f'<circle class="realized-point" data-date="{d["date"]}" data-value="{d["r_value"]!r}" '
-            f'data-version="{escape(d["r_version"] or "")}" '
-            f'data-measured-on="{d["r_by"]}" cx="{axis.mid(i):.1f}" cy="{y1(d["r_value"]):.1f}" '
-            f'r="2.4"><title>{escape(tip)}</title></circle>'
-        )
+        if d["r_value"] is not None:
+            out += _realized_point(axis, i, d["r_metric"], d["r_value"], y1, holdout=d["r_holdout"])
     base = y0 + h2
     return axis.svg(
         base + 26,
         out + axis.ticks(base),
         chart="realized",
-        label="realized error on the dates it measures, and label coverage",
+        label="realized error on the dates it measures, and label coverage"
+        + (f"; estimated {metric} on every date" if estimated else ""),
     )
+
+
+def _estimated_chart(axis: _Axis, metric: str) -> Markup:
+    """A metric the realized chart does not show (a classifier's ROC AUC beside its log loss): each date's estimate
+    with its band, and the realized value on the dates it measures once labels arrived."""
+    top, h1 = 8, 100
+    band = _estimate_band(axis, metric)
+    realized = [d["r_values"].get(metric) for d in axis.dates]
+    ticks, lo, hi = _scale(realized + [v for lo_hi in band for v in lo_hi[1:]])
+
+    def y1(v):
+        return top + h1 * (1 - (v - lo) / (hi - lo))
+
+    out = _lane_label(top + h1 / 2 + 4, metric) + _lane_ticks(ticks, y1, lambda v: format_number(v, 3))
+    out += _pending(axis, top, h1) + _estimate_marks(axis, metric, band, y1) + _polyline(axis, realized, y1, "realized")
+    for i, v in enumerate(realized):
+        if is_finite_number(v):
+            out += _realized_point(axis, i, metric, v, y1)
+    base = top + h1
+    return axis.svg(
+        base + 26,
+        out + axis.ticks(base),
+        chart="estimated",
+        label=f"estimated {metric} on every date, and realized {metric} on the dates labels measured",
+    )
+
+
+def _pending(axis: _Axis, top: float, height: float) -> str:
+    """A grey cell on each date whose realized metrics are pending (or impossible: the date was not scored)."""
+    out = ""
+    for i, d in enumerate(axis.dates):
+        state = d["r_state"]
+        if state in ("pending", "not scored"):
+            out += (
+                f'<rect class="pending" data-date="{d["date"]}" data-state="{state}" {axis.cell(i)} y="{top}" '
+                f'height="{height}"><title>{d["date"]}: realized {escape(d["r_metric"])} {state}</title></rect>'
+            )
+    return out
+
+
+def _realized_point(axis: _Axis, i: int, metric: str, value: float, y_of, holdout: float | None = None) -> str:
+    """The realized `metric` of date i, with the version that scored it and the run date that measured it."""
+    d = axis.dates[i]
+    tip = (
+        f"{d['date']}: realized {metric} {format_number(value)} of v{d['r_version']}"
+        + (f" (holdout {format_number(holdout)})" if holdout is not None else "")
+        + f", computed on {d['r_by']}"
+    )
+    estimate = d["estimate"]["values"].get(metric) if d.get("estimate") else None
+    if estimate is not None:
+        tip += f"; estimated {format_number(estimate)}"
+    return (
+        f'<circle class="realized-point" data-kind="realized" data-metric="{escape(metric)}" data-date="{d["date"]}" '
+        f'data-value="{value!r}" data-version="{escape(d["r_version"] or "")}" '
+        f'data-measured-on="{d["r_by"]}" cx="{axis.mid(i):.1f}" cy="{y_of(value):.1f}" '
+        f'r="2.4"><title>{escape(tip)}</title></circle>'
+    )
+
+
+def _estimate_band(axis: _Axis, metric: str) -> list[tuple[int, float, float]]:
+    """(date index, low, high) of each date with an estimate of `metric`: the estimate ± 2 sampling errors, kept
+    within the metric's range (never below 0; at most 1 for a classifier's metrics)."""
+    top = 1.0 if metric in ESTIMATED_METRICS[:5] else math.inf
+    out = []
+    for i, d in enumerate(axis.dates):
+        estimate = d.get("estimate") or {}
+        value, se = (estimate.get("values") or {}).get(metric), (estimate.get("bands") or {}).get(metric)
+        if value is not None:
+            spread = 2 * se if se is not None else 0.0
+            out.append((i, max(value - spread, 0.0), min(value + spread, top)))
+    return out
+
+
+def _estimate_marks(axis: _Axis, metric: str, band: list[tuple[int, float, float]], y_of) -> str:
+    """The ± 2 s.e. band as a light area over each run of consecutive estimated dates, the estimate as a line and a
+    point per date (date, value, version and status as data-*, to check against estimated.json)."""
+    out, run = "", []
+    for k, item in enumerate(band):
+        run.append(item)
+        if k + 1 < len(band) and band[k + 1][0] == item[0] + 1:
+            continue
+        upper = [f"{axis.mid(i):.1f},{y_of(hi):.1f}" for i, _, hi in run]
+        lower = [f"{axis.mid(i):.1f},{y_of(lo):.1f}" for i, lo, _ in reversed(run)]
+        if len(run) == 1:  # a lone date: a short bar across its cell
+            i, lo, hi = run[0]
+            out += (
+                f'<rect class="estimate-band" x="{axis.mid(i) - 2.5:.1f}" y="{y_of(hi):.1f}" width="5" '
+                f'height="{max(y_of(lo) - y_of(hi), 0.5):.1f}"/>'
+            )
+        else:
+            out += f'<polygon class="estimate-band" points="{" ".join(upper + lower)}"/>'
+        run = []
+    values = [(d.get("estimate") or {}).get("values", {}).get(metric) for d in axis.dates]
+    out += _polyline(axis, values, y_of, "estimated")
+    for i, lo, hi in band:
+        d = axis.dates[i]
+        estimate = d["estimate"]
+        value, se = estimate["values"][metric], estimate["bands"].get(metric)
+        days = f" over {estimate['days']} days" if estimate["days"] > 1 else ""
+        tip = (
+            f"{d['date']}: estimated {metric} {format_number(value)}{days}"
+            + (f" ± {format_number(2 * se, 3)} (2 s.e.)" if se is not None else "")
+            + f" of v{estimate['version'] or '?'} · estimator {estimate['status'] or 'status unknown'}"
+        )
+        out += (
+            f'<circle class="estimated-point" data-kind="estimated" data-metric="{escape(metric)}" '
+            f'data-date="{d["date"]}" data-value="{value!r}" data-version="{escape(estimate["version"] or "")}" '
+            f'data-se="{se!r}" data-low="{lo!r}" data-high="{hi!r}" data-days="{estimate["days"]}" '
+            f'data-status="{escape(estimate["status"] or "")}" cx="{axis.mid(i):.1f}" cy="{y_of(value):.1f}" '
+            f'r="3"><title>{escape(tip)}</title></circle>'
+        )
+    return out
 
 
 def _steps(axis: _Axis, values: list, y_of, cls: str) -> str:

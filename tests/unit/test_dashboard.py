@@ -189,10 +189,10 @@ def drift_scenario() -> list[dict]:
     return [{"date": d.isoformat(), "labels": True} for d in LABEL_ONLY] + [day_documents(i) for i in range(DAYS)]
 
 
-def write_scenario(root) -> Storage:
-    """The scenario laid out as the pipeline writes it under a storage root."""
+def write_scenario(root, scenario: list[dict] | None = None) -> Storage:
+    """The scenario (by default `drift_scenario`) laid out as the pipeline writes it under a storage root."""
     storage = Storage(root)
-    for docs in drift_scenario():
+    for docs in drift_scenario() if scenario is None else scenario:
         date = dt.date.fromisoformat(docs["date"])
         folder = f"monitoring/date={date}"
         if docs.get("labels"):  # ExtractLabels records its duration there, and commits the labels
@@ -209,8 +209,8 @@ def write_scenario(root) -> Storage:
                 run_id="r",
             )
             storage.write_text(f"labels/date={date}/_MANIFEST.json", manifest.to_json())
-        for key in ("metrics", "drift", "retrain", "rollback", "failure"):
-            if docs.get(key):
+        for key in ("metrics", "drift", "retrain", "rollback", "failure", "estimated"):
+            if docs.get(key) is not None:  # an empty document is written too
                 storage.write_text(f"{folder}/{key}.json", json.dumps(docs[key]))
         if docs.get("has_report"):
             storage.write_text(f"{folder}/report.html", "<html></html>")
@@ -526,6 +526,7 @@ def test_the_threshold_is_the_holdout_times_the_ratio_and_inverted_for_a_higher_
         "date": "2026-01-01",
         "state": "available",
         "value": 0.5,
+        "values": {"log_loss": 0.5},
         "coverage": None,
         "version": "3",
         "holdout": 0.4,
@@ -620,3 +621,241 @@ def test_a_date_scored_only_for_a_later_dates_realized_metrics_is_not_missing():
     assert status_of(None, None, None, scored_only=True, labels_only=True) == "scored"
     assert status_of({"status": "ok"}, None, None, scored_only=True) == "ok"
     assert status_of(None, None, None) == "missing"
+
+
+# --- estimated performance beside the realized (issue 21) -----------------------------------
+
+NOT_YET = PROMOTED + dt.timedelta(days=1)  # v2's first date: batchml did not train it, no estimator yet
+OLDER = 5  # the first dates predate estimation: no estimated.json
+EMPTY = (5, 6)  # then two dates with an empty one
+
+
+def estimated_document(i: int) -> dict | None:
+    """estimated.json of the i-th date: v1's estimator fitted on reference, v2's from its first labelled dates."""
+    date = _date(i)
+    if i < OLDER or FAILED.get(date, {}).get("task") == "ScorePredictions":
+        return None
+    if i in EMPTY:
+        return {}
+    version = _version(date)
+    doc: dict = {
+        "date": date.isoformat(),
+        "version": version,
+        "model": {"name": "demand", "version": version},
+        "task": "regression",
+        "rows": 12_000 + i,
+    }
+    if date == NOT_YET:
+        nothing = {"mae": None, "rmse": None}
+        return {
+            **doc,
+            "status": "not yet available",
+            "status_detail": "no labelled dates of v2 yet",
+            "metrics": nothing,
+            "sampling_error": nothing,
+            "window": {"metrics": nothing, "window_days": 1},
+        }
+    mae = 4.0 + (i % 5) / 10 + (1.5 if date >= ONSET and version == "1" else 0.3 if date >= ONSET else 0.0)
+    estimates = {"mae": mae, "rmse": mae * 1.3}
+    bands = {"mae": 0.04 + i / 1000, "rmse": 0.09}
+    return {
+        **doc,
+        "status": "fitted on reference" if version == "1" else "from first labelled dates",
+        "metrics": estimates,
+        "sampling_error": bands,
+        "window": {"metrics": estimates, "sampling_error": bands, "window_days": 1},
+    }
+
+
+def estimated_scenario() -> list[dict]:
+    """The drift scenario with estimated.json on every scored date from the sixth on."""
+    out = []
+    for docs in drift_scenario():
+        i = (dt.date.fromisoformat(docs["date"]) - START).days
+        estimated = estimated_document(i) if i >= 0 else None
+        out.append({**docs, "estimated": estimated} if estimated is not None else docs)
+    return out
+
+
+def test_the_estimated_metrics_are_the_estimators():
+    from batchml.monitor.summary import ESTIMATED_METRICS
+    from batchml.stats.estimators import CLASSIFICATION_METRICS, REGRESSION_METRICS
+
+    assert sorted(ESTIMATED_METRICS) == sorted((*CLASSIFICATION_METRICS, *REGRESSION_METRICS))
+
+
+def test_an_estimate_is_summarized_from_its_document_and_nan_is_left_out():
+    from batchml.monitor.summary import estimate_of
+
+    doc = {
+        "version": 3,
+        "status": "from first labelled dates",
+        "status_detail": "fitted on 2026-01-01..2026-01-03",
+        "task": "classification",
+        "rows": 900,
+        "metrics": {"roc_auc": 0.81, "accuracy": 0.7, "f1": None},
+        "sampling_error": {"roc_auc": 0.012, "accuracy": 0.015, "f1": None},
+        "window": {"metrics": {"roc_auc": 0.79, "accuracy": 0.72}, "sampling_error": {"roc_auc": 0.006}, "days": 7},
+    }
+    assert estimate_of(doc) == {
+        "status": "from first labelled dates",
+        "detail": "fitted on 2026-01-01..2026-01-03",
+        "version": "3",
+        "task": "classification",
+        "rows": 900,
+        "days": 7,  # the realized metrics are over the same window then
+        "values": {"roc_auc": 0.79, "accuracy": 0.72},
+        "bands": {"roc_auc": 0.006},
+    }
+    one_day = {**doc, "window": {**doc["window"], "days": 1}}
+    assert estimate_of(one_day)["values"] == {"roc_auc": 0.81, "accuracy": 0.7}  # f1 was NaN (null)
+    assert estimate_of(one_day)["days"] == 1
+    as_written = {**doc, "window": {**doc["window"], "window_days": 7, "dates": ["2026-01-07"], "rows": 900}}
+    del as_written["window"]["days"]  # batchml.monitor.estimated names it window_days
+    assert estimate_of(as_written) == estimate_of(doc)
+    assert estimate_of(None) is None and estimate_of({}) is None
+
+
+def test_an_estimated_point_is_the_number_of_the_file_it_came_from(tmp_path):
+    """Each estimated point against estimated.json of its own date; realized points beside them once labels came."""
+    storage = write_scenario(tmp_path, estimated_scenario())
+    write_index(storage)
+    dom = Dom(storage.read_text("monitoring/index.html"))
+    points = dom.find("circle", "estimated-point")
+    expected = {
+        _date(i).isoformat(): d for i in range(DAYS) if (d := estimated_document(i)) and d["metrics"]["mae"] is not None
+    }
+    assert [p["data-date"] for p in points] == sorted(expected)
+    for point in points:
+        document = json.loads(storage.read_text(f"monitoring/date={point['data-date']}/estimated.json"))
+        assert point["data-kind"] == "estimated" and point["data-metric"] == "mae"
+        assert float(point["data-value"]) == document["metrics"]["mae"]
+        assert point["data-version"] == document["version"] == _version(dt.date.fromisoformat(point["data-date"]))
+        assert point["data-status"] == document["status"]
+        se = document["sampling_error"]["mae"]
+        assert float(point["data-se"]) == se
+        assert float(point["data-low"]) == pytest.approx(document["metrics"]["mae"] - 2 * se)
+        assert float(point["data-high"]) == pytest.approx(document["metrics"]["mae"] + 2 * se)
+    by_date = {p["data-date"]: p for p in points}
+    assert by_date[(PROMOTED + dt.timedelta(days=2)).isoformat()]["data-status"] == "from first labelled dates"
+    assert NOT_YET.isoformat() not in by_date  # no estimator yet: nothing drawn, said in the hover text
+    assert any(
+        "estimated performance: not yet available" in t
+        for t in dom.titles + [r["title"] for r in dom.find("tr") if r.get("data-date") == NOT_YET.isoformat()]
+    )
+    # the estimates of the dates whose labels are pending are drawn, with no realized point beside them
+    realized = {p["data-date"]: p for p in dom.find("circle", "realized-point")}
+    pending = [r["data-date"] for r in dom.find("rect", "pending", data_state="pending")]
+    assert pending and all(d in by_date and d not in realized for d in pending)
+    both = set(by_date) & set(realized)
+    assert len(both) > 20
+    for date in both:  # beside each other: same x, each at its own value
+        assert by_date[date]["cx"] == realized[date]["cx"]
+        higher = float(by_date[date]["data-value"]) > float(realized[date]["data-value"])
+        assert (float(by_date[date]["cy"]) < float(realized[date]["cy"])) == higher
+    # the band: a light area over each run of consecutive estimated dates (the not-yet date breaks a run)
+    assert len(dom.find("polygon", "estimate-band")) == 3  # dates 7..failed-1, failed+1..NOT_YET-1, NOT_YET+1..end
+    legend = [a for a in dom.find("div", "perf-legend")]
+    assert [a["data-chart"] for a in legend] == ["realized"]
+
+
+def test_absent_or_empty_estimates_draw_as_before(summaries):
+    older = [dict(docs, estimated={}) if i % 2 else docs for i, docs in enumerate(drift_scenario())]
+    assert render_dashboard([summarize_date(d) for d in older]) == render_dashboard(summaries)
+    dom = Dom(render_dashboard(summaries))
+    assert not dom.find("circle", "estimated-point") and not dom.find("div", "perf-legend")
+    assert not dom.find("svg", chart="estimated")
+
+
+def classifier_date(day: int, *, roc_auc: float | None, estimated: dict | None, version: str = "4") -> dict:
+    """A classifier's run date measuring the date LAG days before, with an estimate of its own date."""
+    date = dt.date(2026, 5, day)
+    measured = (date - dt.timedelta(days=LAG)).isoformat()
+    realized = (
+        {
+            "log_loss": 0.4,
+            "roc_auc": roc_auc,
+            "accuracy": 0.8,
+            "coverage": 1.0,
+            "date": measured,
+            "model_version": version,
+        }
+        if roc_auc is not None
+        else None
+    )
+    docs: dict = {
+        "date": date.isoformat(),
+        "metrics": {
+            "status": "ok",
+            "task": "classification",
+            "primary_metric": "log_loss",
+            "window_days": 7,
+            "labelled_date": measured,
+            "numbers": {
+                "rows_in": 500,
+                "realized": realized,
+                "realized_status": "available" if realized else "pending",
+                "champion_holdout_log_loss": 0.38,
+            },
+            "thresholds": {"max_error_ratio": 1.5},
+        },
+        "predictions": {"rows": {"in": 500}, "model": {"name": "churn", "version": version}},
+    }
+    if estimated is not None:
+        docs["estimated"] = estimated
+    return docs
+
+
+def test_a_classifier_draws_its_estimated_roc_auc_beside_the_realized_in_a_chart_of_its_own():
+    """log loss is not estimated: the estimate gets its own chart, on the window the realized metrics cover."""
+
+    def estimate(value, se):
+        return {
+            "version": "4",
+            "status": "fitted on reference",
+            "task": "classification",
+            "rows": 500,
+            "metrics": {"roc_auc": value + 0.05, "accuracy": 0.81},  # the day's own: not drawn over a 7-day window
+            "sampling_error": {"roc_auc": se * 2, "accuracy": 0.02},
+            "window": {
+                "metrics": {"roc_auc": value, "accuracy": 0.8},
+                "sampling_error": {"roc_auc": se},
+                "window_days": 7,
+            },
+        }
+
+    days = [
+        classifier_date(1, roc_auc=None, estimated=None),  # before estimation
+        classifier_date(2, roc_auc=None, estimated=estimate(0.84, 0.01)),
+        classifier_date(3, roc_auc=0.83, estimated=estimate(0.82, 0.01)),  # measures 05-01
+        classifier_date(4, roc_auc=0.79, estimated=estimate(0.995, 0.01)),  # measures 05-02; band capped at 1
+        classifier_date(5, roc_auc=None, estimated=estimate(0.75, 0.02)),  # 05-03: labels pending
+    ]
+    summaries = [summarize_date(d) for d in days]
+    dom = Dom(render_dashboard(summaries))
+    estimated = dom.find("circle", "estimated-point")
+    assert [(p["data-date"], float(p["data-value"]), p["data-metric"], p["data-days"]) for p in estimated] == [
+        ("2026-05-02", 0.84, "roc_auc", "7"),
+        ("2026-05-03", 0.82, "roc_auc", "7"),
+        ("2026-05-04", 0.995, "roc_auc", "7"),
+        ("2026-05-05", 0.75, "roc_auc", "7"),
+    ]
+    assert float(estimated[2]["data-high"]) == 1.0 and float(estimated[2]["data-low"]) == pytest.approx(0.975)
+    realized = [p for p in dom.find("circle", "realized-point") if p["data-metric"] == "roc_auc"]
+    assert [(p["data-date"], float(p["data-value"]), p["data-version"]) for p in realized] == [
+        ("2026-05-01", 0.83, "4"),
+        ("2026-05-02", 0.79, "4"),
+    ]
+    primary = [p for p in dom.find("circle", "realized-point") if p["data-metric"] == "log_loss"]
+    assert [p["data-date"] for p in primary] == ["2026-05-01", "2026-05-02"]
+    assert [s["data-chart"] for s in dom.find("svg", "timeline")] == [
+        "status",
+        "volume",
+        "realized",
+        "estimated",
+        "drift",
+        "prediction",
+    ]
+    assert [a["data-chart"] for a in dom.find("div", "perf-legend")] == ["estimated"]
+    assert [p["data-date"] for p in dom.find("rect", "pending", data_state="pending")] == ["2026-05-03"] * 2  # charts
+    assert "Estimated and realized roc_auc" in dom.text
