@@ -11,8 +11,14 @@
     predictions/date=YYYY-MM-DD/_profile.json             the date's profile, committed with its predictions
     monitoring/date=YYYY-MM-DD/<name>                     drift, metrics, decisions, durations, report
     monitoring/index.html                                 the dashboard over every date
+    monitoring/alerts.json                                which alert conditions hold, which events were sent
     pins/date=YYYY-MM-DD.json                             the model version pinned for a date
     _models/<sha256>.onnx, _models/<sha256>.json          a pinned model where remote workers read it
+    _catalog/catalog.db                                   the embedded Iceberg catalog (SQLite; batchml.store.tables)
+    _tables/<dataset>/metadata/                           a dataset's Iceberg table metadata
+    _tables/<dataset>/data/date=YYYY-MM-DD/<id>-part-*.parquet  the table's files: links to committed files
+    _estimators/<model>/<version>/<file>                  the performance estimator of a version batchml did not
+    train, fitted on its first labelled dates
 
 Readers skip `_`- and `.`-prefixed names, so staging, locks and trash are never data.
 """
@@ -28,8 +34,11 @@ MANIFEST = "_MANIFEST.json"
 PROFILE_FILE = "_profile.json"
 MONITORING = "monitoring"
 INDEX = f"{MONITORING}/index.html"
+ALERT_STATE = f"{MONITORING}/alerts.json"
 PINS = "pins"
 MODELS = "_models"
+CATALOG = "_catalog/catalog.db"
+TABLES = "_tables"
 DATE_GLOB = "date=*"
 DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 
@@ -111,3 +120,16 @@ def pin(date: dt.date) -> str:
 def model_file(sha256: str, suffix: str = ".onnx") -> str:
     """A pinned model put beside the data (`.onnx`), and its pin (`.json`, written after: it marks the model whole)."""
     return f"{MODELS}/{sha256}{suffix}"
+
+
+ESTIMATORS = "_estimators"
+
+
+def estimator_file(model: str, version: str, name: str) -> str:
+    """A file of the performance estimator fitted for a version batchml did not train (batchml.monitor.estimated)."""
+    return f"{ESTIMATORS}/{model}/{version}/{name}"
+
+
+def table_data(dataset: str, date: dt.date) -> str:
+    """The folder of a date's files in the dataset's Iceberg table (hard links to the committed files)."""
+    return f"{TABLES}/{dataset}/data/{date_dir(date)}"

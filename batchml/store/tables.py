@@ -1,0 +1,497 @@
+"""Committed dates as Apache Iceberg snapshots: one table per dataset, partitioned by the date (pyiceberg 0.12).
+
+The manifest stays batchml's commit and integrity record (batchml.store.manifest); the table is
+what other engines read. After a date's manifest commit, `Tables.commit_date` makes one Iceberg
+transaction that removes the date's previous data files from the table and adds the new ones:
+one OVERWRITE snapshot per committed date, whose summary carries `batchml.date`,
+`batchml.model_version`, `batchml.rows` and `batchml.run`.
+
+Layout (batchml.store.layout):
+
+    _catalog/catalog.db                                  the embedded SQLite catalog (when `catalog` is "")
+    _tables/<dataset>/metadata/                           the table's metadata (JSON, manifest lists, manifests)
+    _tables/<dataset>/data/date=YYYY-MM-DD/<id>-part-*.parquet   the data files the table references
+
+The table's data files are the committed files themselves, hard-linked (one inode, no copy;
+copied where links are impossible, e.g. an object store) under an immutable unique name. A
+date's folder reuses `part-00000.parquet` on every re-score and a replace removes the old
+folder, so registering the folder's paths directly would make an earlier snapshot read the
+later bytes; the links keep each snapshot's files until `expire` drops the snapshot.
+
+The files do not hold the `date` column (it is the hive folder name), so pyiceberg's
+`add_files`, which infers an identity partition from the column's min/max statistics, would
+record a null partition. The data files are built here the way `add_files` builds them (the
+same Parquet statistics, no field ids needed: the table carries a name mapping) with the
+partition value set from the date. Iceberg readers (pyiceberg, DuckDB, Spark) fill an identity
+partition column missing from a file from that value.
+
+A kill between the manifest commit and the table commit leaves the table at the date's old
+files: `check` reports it and `sync` (run by `batchml verify --repair`) commits the manifest's
+files again. `commit_date` is idempotent: a date whose table files already are the manifest's
+makes no new snapshot. Commits of different dates from several processes conflict only on the
+catalog pointer; pyiceberg refreshes and retries them (`commit.retry.num-retries`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from batchml.base.errors import ConfigError
+from batchml.base.setting import count, setting
+from batchml.store import layout
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyiceberg.catalog import Catalog
+    from pyiceberg.manifest import DataFile
+    from pyiceberg.table import Table
+
+DATE = "date"
+# Snapshot summary properties written with every date's commit.
+P_DATE, P_MODEL, P_ROWS, P_RUN = "batchml.date", "batchml.model_version", "batchml.rows", "batchml.run"
+
+
+@dataclass(frozen=True)
+class TableSettings:
+    """[tables] settings: the Iceberg catalog the committed dates are registered in (the home of their defaults)."""
+
+    catalog: str = setting(
+        "",
+        'The Iceberg catalog: "" for the embedded SQLite catalog at <storage root>/_catalog/catalog.db (a local '
+        "root only), a SQLAlchemy URL (postgresql+psycopg://user@host/db, sqlite:////abs/path.db) for a SQL catalog, "
+        "or rest+http(s)://host/path for a REST catalog. Secrets belong in the environment (PGPASSWORD), not here.",
+    )
+    namespace: str = setting("batchml", "The catalog namespace holding the tables (one per dataset).")
+    enabled: bool = setting(True, "Register every committed date of predictions, quarantine, features and labels.")
+    keep_snapshots_days: int = count(
+        30,
+        "Days a replaced date's earlier snapshot stays readable (as of its time) before `expire` drops it and its "
+        "files; the current snapshot is always kept.",
+    )
+
+
+def _days(date: dt.date) -> int:
+    return (date - dt.date(1970, 1, 1)).days
+
+
+class Tables:
+    """The Iceberg tables of one storage root: commit a date, read it (as of a time), list its history, expire."""
+
+    def __init__(self, root: str | os.PathLike, settings: TableSettings | None = None):
+        self.settings = settings or TableSettings()
+        text = str(root)
+        self.remote = "://" in text and not text.startswith("file://")
+        self.root = (
+            text.rstrip("/") if self.remote else os.path.abspath(os.path.expanduser(text.removeprefix("file://")))
+        )
+        self._catalog: Catalog | None = None
+
+    def __repr__(self) -> str:
+        return f"Tables({self.root!r}, catalog={self.settings.catalog or 'embedded'!r})"
+
+    # -- catalog and tables ---------------------------------------------------------------
+    def _url(self, relative: str) -> str:
+        return f"{self.root}/{relative}"
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog the settings name, made on first use (the embedded one creates its database)."""
+        if self._catalog is None:
+            self._catalog = self._open_catalog()
+        return self._catalog
+
+    def _open_catalog(self) -> Catalog:
+        from pyiceberg.catalog.sql import SqlCatalog
+
+        uri = self.settings.catalog.strip()
+        props = {"warehouse": self._url(layout.TABLES)}
+        if uri.startswith("rest+"):
+            from pyiceberg.catalog.rest import RestCatalog
+
+            return RestCatalog("batchml", uri=uri.removeprefix("rest+"), **props)
+        if not uri:
+            if self.remote:
+                raise ConfigError(
+                    f"[tables] catalog is empty (the embedded SQLite catalog) but the storage root {self.root} is "
+                    "not a local folder: SQLite needs a local file; set [tables] catalog to a PostgreSQL URL or a "
+                    "REST catalog"
+                )
+            path = os.path.join(self.root, layout.CATALOG)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            uri = f"sqlite:///{path}"
+        if "://" not in uri:
+            raise ConfigError(
+                f"[tables] catalog = {uri!r}: not a catalog; give a SQLAlchemy URL (postgresql+psycopg://..., "
+                "sqlite:///...), rest+https://... or leave it empty for the embedded catalog"
+            )
+        return SqlCatalog("batchml", uri=uri, **props)
+
+    def identifier(self, dataset: str) -> tuple[str, str]:
+        return (self.settings.namespace, dataset)
+
+    def table(self, dataset: str) -> Table | None:
+        """The dataset's table, or None before its first commit."""
+        from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+
+        try:
+            return self.catalog.load_table(self.identifier(dataset))
+        except (NoSuchTableError, NoSuchNamespaceError):
+            return None
+
+    def _create(self, dataset: str, schema: pa.Schema) -> Table:
+        """The dataset's table with `schema` plus an optional `date` column, partitioned by identity(date); a table
+        another process created meanwhile is loaded instead."""
+        import pyarrow as pa
+        from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
+
+        if DATE not in schema.names:
+            schema = schema.append(pa.field(DATE, pa.date32(), nullable=True))
+        with contextlib.suppress(NamespaceAlreadyExistsError):
+            self.catalog.create_namespace(self.settings.namespace)
+        try:
+            tx = self.catalog.create_table_transaction(
+                self.identifier(dataset), schema=schema, location=self._url(f"{layout.TABLES}/{dataset}")
+            )
+            with tx.update_spec() as spec:
+                spec.add_identity(DATE)
+            tx.set_properties({"schema.name-mapping.default": _name_mapping(tx.table_metadata.schema())})
+            return tx.commit_transaction()
+        except TableAlreadyExistsError:
+            table = self.table(dataset)
+            assert table is not None
+            return table
+
+    # -- commit ---------------------------------------------------------------------------
+    def commit_date(
+        self,
+        dataset: str,
+        date: dt.date,
+        files: list[str],
+        model_version: str | None = None,
+        *,
+        run: str = "",
+        sha256: dict[str, str] | None = None,
+    ) -> int:
+        """Make `files` (a committed date's data files, full paths or URLs) the table's rows of `date`, in one
+        OVERWRITE snapshot; its id. Idempotent: files already current for the date make no new snapshot.
+
+        `sha256` (file name -> checksum, as the manifest lists them) names each table file after its content; files
+        not in it are read for their checksum."""
+        import pyarrow.parquet as pq
+
+        table = self.table(dataset)
+        names = {
+            src: _table_name(os.path.basename(src), (sha256 or {}).get(os.path.basename(src)) or self._sum(src))
+            for src in files
+        }
+        if (
+            table is not None
+            and files
+            and sorted(names.values())
+            == sorted(os.path.basename(f.file_path) for f in self._date_files(table.metadata, table.io, date))
+        ):
+            snapshot = table.current_snapshot()
+            assert snapshot is not None
+            return snapshot.snapshot_id
+        placed = [self._place(dataset, date, src, names[src]) for src in files]
+        schemas = [pq.read_schema(p, filesystem=self._fs) for p in placed]
+        if table is None:
+            table = self._create(dataset, _merged(schemas))
+        rows = 0
+        tx = table.transaction()
+        if any(name not in tx.table_metadata.schema().column_names for s in schemas for name in s.names):
+            with tx.update_schema() as update:
+                for s in schemas:
+                    update.union_by_name(s)
+            tx.set_properties({"schema.name-mapping.default": _name_mapping(tx.table_metadata.schema())})
+        data_files = [self._data_file(tx, date, p) for p in placed]
+        rows = sum(f.record_count for f in data_files)
+        summary = {
+            P_DATE: date.isoformat(),
+            P_MODEL: str(model_version or ""),
+            P_ROWS: str(rows),
+            P_RUN: run,
+        }
+        with tx.update_snapshot(snapshot_properties=summary).overwrite() as overwrite:
+            for old in self._date_files(tx.table_metadata, table.io, date):
+                overwrite.delete_data_file(old)
+            for new in data_files:
+                overwrite.append_data_file(new)
+        committed = tx.commit_transaction()
+        snapshot = committed.current_snapshot()
+        assert snapshot is not None
+        return snapshot.snapshot_id
+
+    @property
+    def _fs(self) -> Any:
+        """The pyarrow filesystem of a remote root (None: local paths)."""
+        if not self.remote:
+            return None
+        import fsspec
+        from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+        return PyFileSystem(FSSpecHandler(fsspec.core.url_to_fs(self.root)[0]))
+
+    def _sum(self, src: str) -> str:
+        from batchml.store.manifest import checksum
+
+        if self.remote:
+            import fsspec
+
+            with fsspec.open(src, "rb") as fh:
+                return checksum(fh)
+        with open(src.removeprefix("file://"), "rb") as fh:
+            return checksum(fh)
+
+    def _place(self, dataset: str, date: dt.date, src: str, name: str) -> str:
+        """The table's own immutable path for a committed file, named after its content: a hard link to it (a copy
+        where links are impossible). A file of that name is the same content already placed."""
+        dst = self._url(f"{layout.table_data(dataset, date)}/{name}")
+        if _exists(self, dst):
+            return dst
+        if self.remote:
+            import fsspec
+
+            fs = fsspec.core.url_to_fs(self.root)[0]
+            fs.copy(src, dst)
+            return dst
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        try:
+            os.link(src.removeprefix("file://"), dst)
+        except FileExistsError:  # another process placed the same content meanwhile
+            pass
+        except OSError:  # another filesystem, or links not allowed: a copy, same bytes
+            tmp = f"{os.path.dirname(dst)}/.{name}.{uuid.uuid4().hex[:8]}.tmp"
+            shutil.copyfile(src.removeprefix("file://"), tmp)
+            os.replace(tmp, dst)
+        return dst
+
+    def _data_file(self, tx: Any, date: dt.date, path: str) -> DataFile:
+        """A DataFile as pyiceberg's add_files builds it (Parquet footer statistics), with the date's partition."""
+        import pyarrow.parquet as pq
+        from pyiceberg.io.pyarrow import (
+            compute_statistics_plan,
+            data_file_statistics_from_parquet_metadata,
+            parquet_path_to_id_mapping,
+        )
+        from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
+        from pyiceberg.typedef import Record
+
+        metadata = tx.table_metadata
+        input_file = tx._table.io.new_input(path)
+        with input_file.open() as stream:
+            parquet = pq.read_metadata(stream)
+        schema = metadata.schema()
+        statistics = data_file_statistics_from_parquet_metadata(
+            parquet_metadata=parquet,
+            stats_columns=compute_statistics_plan(schema, metadata.properties),
+            parquet_column_mapping=parquet_path_to_id_mapping(schema),
+        )
+        date_id = schema.find_field(DATE).field_id
+        if date_id in statistics.column_aggregates:
+            agg = statistics.column_aggregates[date_id]
+            if agg.current_min != agg.current_max or agg.current_min not in (_days(date), date):
+                raise ValueError(
+                    f"{path}: column {DATE!r} holds {agg.current_min}..{agg.current_max}, not only {date}: a date's "
+                    "file holds that date's rows only"
+                )
+        return DataFile.from_args(
+            content=DataFileContent.DATA,
+            file_path=path,
+            file_format=FileFormat.PARQUET,
+            partition=Record(_days(date)),
+            file_size_in_bytes=len(input_file),
+            sort_order_id=None,
+            spec_id=metadata.default_spec_id,
+            equality_ids=None,
+            key_metadata=None,
+            **statistics.to_serialized_dict(),
+        )
+
+    # -- reading --------------------------------------------------------------------------
+    @staticmethod
+    def _date_files(metadata: Any, io: Any, date: dt.date, snapshot_id: int | None = None) -> list[DataFile]:
+        """The data files of `date` in a snapshot (the current one by default)."""
+        from pyiceberg.table import DataScan
+
+        if metadata.current_snapshot_id is None:
+            return []
+        scan = DataScan(table_metadata=metadata, io=io, row_filter=_on(date), snapshot_id=snapshot_id)
+        return [task.file for task in scan.plan_files()]
+
+    def current_files(self, dataset: str, date: dt.date) -> list[DataFile]:
+        """The table's data files of `date` now (empty before the date's first commit)."""
+        table = self.table(dataset)
+        return [] if table is None else self._date_files(table.metadata, table.io, date)
+
+    def read_date(self, dataset: str, date: dt.date, as_of: dt.datetime | int | None = None) -> pa.Table:
+        """A date's rows as the table holds them now, as of a time (the snapshot current then) or as of a snapshot
+        id."""
+
+        table = self.table(dataset)
+        if table is None:
+            raise LookupError(f"{dataset}: no table in the catalog ({self}): no date was committed to it")
+        snapshot_id = as_of if isinstance(as_of, int) else None
+        if isinstance(as_of, dt.datetime):
+            stamp = as_of if as_of.tzinfo else as_of.replace(tzinfo=dt.UTC)
+            snapshot = table.snapshot_as_of_timestamp(int(stamp.timestamp() * 1000))
+            if snapshot is None:
+                raise LookupError(f"{dataset} {date}: the table has no snapshot as of {as_of.isoformat()}")
+            snapshot_id = snapshot.snapshot_id
+        return table.scan(row_filter=_on(date), snapshot_id=snapshot_id).to_arrow()
+
+    def history(self, dataset: str, date: dt.date) -> list[dict]:
+        """Every snapshot that committed `date`, oldest first: snapshot id, committed_at, model_version, rows,
+        operation, run."""
+        table = self.table(dataset)
+        if table is None:
+            return []
+        wanted = date.isoformat()
+        out = []
+        for snap in sorted(table.metadata.snapshots, key=lambda s: s.timestamp_ms):
+            summary = snap.summary
+            if summary is None or summary.get(P_DATE) != wanted:
+                continue
+            out.append(
+                {
+                    "snapshot": snap.snapshot_id,
+                    "committed_at": dt.datetime.fromtimestamp(snap.timestamp_ms / 1000, dt.UTC),
+                    "model_version": summary.get(P_MODEL) or None,
+                    "rows": int(summary.get(P_ROWS, "0")),
+                    "operation": summary.operation.value,
+                    "run": summary.get(P_RUN) or None,
+                }
+            )
+        return out
+
+    # -- checking and healing ---------------------------------------------------------------
+    def check(self, dataset: str, date: dt.date, manifest_files: list[dict]) -> list[str]:
+        """How the table's current files of `date` disagree with the date's manifest (its `files` entries: path, size),
+        one line each; empty when they agree."""
+        table = self.table(dataset)
+        where = f"{dataset} {date}: table {'.'.join(self.identifier(dataset))}"
+        if table is None:
+            return [f"{where}: not in the catalog (the date's manifest commit was not followed by its table commit)"]
+        current = self._date_files(table.metadata, table.io, date)
+        by_name = {os.path.basename(f.file_path): f for f in current}
+        listed = {_table_name(f["path"], f.get("sha256", "")): f for f in manifest_files}
+        out = [
+            f"{where}: {listed[name]['path']} (sha256 {name.split('-', 1)[0]}...) is in the manifest but not the table"
+            for name in sorted(set(listed) - set(by_name))
+        ]
+        out += [
+            f"{where}: {by_name[name].file_path} is in the table but not the manifest"
+            for name in sorted(set(by_name) - set(listed))
+        ]
+        for name in sorted(set(listed) & set(by_name)):
+            data = by_name[name]
+            if data.file_size_in_bytes != listed[name]["size"]:
+                out.append(f"{where}: {data.file_path}: size differs from the manifest")
+            elif not _exists(self, data.file_path):
+                out.append(f"{where}: {data.file_path}: missing")
+            elif _size(self, data.file_path) != data.file_size_in_bytes:
+                out.append(f"{where}: {data.file_path}: size differs from the table's metadata")
+        return out
+
+    def sync(self, storage: Any, dataset: str, date: dt.date) -> int | None:
+        """Commit a committed date's manifest files to the table unless they are its current files already (the heal
+        of a kill between the two commits); the snapshot id, or None when the date is not committed."""
+        manifest = storage.manifest(dataset, date)
+        if manifest is None:
+            return None
+        model = (manifest.model or {}).get("version")
+        sums = {f["path"]: f.get("sha256", "") for f in manifest.files}
+        return self.commit_date(
+            dataset,
+            date,
+            storage.files(dataset, date),
+            None if model is None else str(model),
+            run=manifest.run_id,
+            sha256={k: v for k, v in sums.items() if v},
+        )
+
+    # -- retention --------------------------------------------------------------------------
+    def expire(self, now: dt.datetime, datasets: tuple[str, ...] = layout.DATASETS) -> int:
+        """Drop snapshots older than `keep_snapshots_days` before `now` (never the current one) and the files only
+        they referenced; how many snapshots were dropped."""
+        cutoff = int((now - dt.timedelta(days=self.settings.keep_snapshots_days)).timestamp() * 1000)
+        dropped = 0
+        for dataset in datasets:
+            table = self.table(dataset)
+            if table is None or table.current_snapshot() is None:
+                continue
+            current = table.current_snapshot()
+            assert current is not None
+            old = [s.snapshot_id for s in table.metadata.snapshots if s.timestamp_ms < cutoff and s != current]
+            if not old:
+                continue
+            before = _referenced(table)
+            table.maintenance.expire_snapshots().by_ids(old).commit()
+            table = self.catalog.load_table(self.identifier(dataset))
+            for path in sorted(before - _referenced(table)):
+                _remove(self, path)
+            dropped += len(old)
+        return dropped
+
+
+def _on(date: dt.date) -> str:
+    """The row filter of one date (pyiceberg parses it; on the partition column it prunes whole files)."""
+    return f"{DATE} = '{date.isoformat()}'"
+
+
+def _name_mapping(schema: Any) -> str:
+    return schema.name_mapping.model_dump_json()
+
+
+def _merged(schemas: list[pa.Schema]) -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.unify_schemas(schemas, promote_options="permissive") if schemas else pa.schema([])
+
+
+def _table_name(name: str, sha256: str) -> str:
+    """A table file's name: the committed file's name after the start of its sha256 (content, not run, names it)."""
+    return f"{sha256[:24]}-{name}"
+
+
+def _size(tables: Tables, path: str) -> int:
+    if tables.remote:
+        import fsspec
+
+        return int(fsspec.core.url_to_fs(path)[0].size(path))
+    return os.path.getsize(path.removeprefix("file://"))
+
+
+def _exists(tables: Tables, path: str) -> bool:
+    if tables.remote:
+        import fsspec
+
+        return bool(fsspec.core.url_to_fs(path)[0].exists(path))
+    return os.path.exists(path.removeprefix("file://"))
+
+
+def _remove(tables: Tables, path: str) -> None:
+    if tables.remote:
+        import fsspec
+
+        fs = fsspec.core.url_to_fs(path)[0]
+        if fs.exists(path):
+            fs.rm(path)
+        return
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path.removeprefix("file://"))
+
+
+def _referenced(table: Table) -> set[str]:
+    """Every data file any snapshot of the table references."""
+    out: set[str] = set()
+    for snap in table.metadata.snapshots:
+        for manifest in snap.manifests(table.io):
+            out.update(e.data_file.file_path for e in manifest.fetch_manifest_entry(table.io, discard_deleted=True))
+    return out

@@ -1,0 +1,138 @@
+"""Committed dates as Iceberg snapshots (batchml.store.tables) on the embedded SQLite catalog, read back by pyiceberg
+and by DuckDB's iceberg extension."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from batchml.store import layout
+from batchml.store.storage import Storage
+from batchml.store.tables import Tables, TableSettings
+from tests.conftest import make_manifest
+
+DAY = dt.date(2026, 3, 2)
+OTHER = dt.date(2026, 3, 3)
+
+
+def commit(
+    storage: Storage, date: dt.date, frames: list[pa.Table], *, version: str = "1", dataset: str = "predictions"
+):
+    """Commit `frames` (one file each) as a date of `dataset` through the storage's writer, as scoring does."""
+    with storage.writer(dataset, date, replace=storage.is_committed(dataset, date)) as w:
+        for i, frame in enumerate(frames):
+            with w.open(f"part-{i:05d}.parquet") as fh:
+                pq.write_table(frame, fh)
+        rows = sum(f.num_rows for f in frames)
+        return w.commit(make_manifest(rows, dataset=dataset, date=date, model={"version": version}))
+
+
+def frame(ids: list[int], prediction: float, **extra: list) -> pa.Table:
+    return pa.table({"id": pa.array(ids, pa.int64()), "prediction": [prediction] * len(ids), **extra})
+
+
+@pytest.fixture
+def store(tmp_path):
+    return Storage(tmp_path / "data")
+
+
+def committed(store: Storage, tables: Tables, date: dt.date, frames: list[pa.Table], version: str = "1") -> int:
+    manifest = commit(store, date, frames, version=version)
+    sums = {f["path"]: f["sha256"] for f in manifest.files}
+    return tables.commit_date(
+        "predictions", date, store.files("predictions", date), model_version=version, run=manifest.run_id, sha256=sums
+    )
+
+
+def rows(table: pa.Table) -> list[tuple]:
+    """The (id, prediction) pairs of a table, sorted: the order of files is not the order of rows."""
+    return sorted(zip(table.column("id").to_pylist(), table.column("prediction").to_pylist(), strict=True))
+
+
+def test_a_rescored_date_is_a_second_snapshot_and_the_first_stays_readable(store):
+    tables = Tables(store.root)
+    first = committed(store, tables, DAY, [frame([1, 2], 10.0), frame([3], 11.0)], version="1")
+    second = committed(store, tables, DAY, [frame([1, 2, 3, 4], 20.0)], version="2")
+
+    assert first != second
+    assert rows(tables.read_date("predictions", DAY)) == [(1, 20.0), (2, 20.0), (3, 20.0), (4, 20.0)]
+    assert rows(tables.read_date("predictions", DAY, as_of=first)) == [(1, 10.0), (2, 10.0), (3, 11.0)]
+    history = tables.history("predictions", DAY)
+    assert [(h["snapshot"], h["model_version"], h["rows"], h["operation"]) for h in history] == [
+        (first, "1", 3, "append"),
+        (second, "2", 4, "overwrite"),
+    ]
+    as_of_time = history[0]["committed_at"] + dt.timedelta(milliseconds=0)
+    assert rows(tables.read_date("predictions", DAY, as_of=as_of_time)) == [(1, 10.0), (2, 10.0), (3, 11.0)]
+    # The date column comes from the partition: the files do not hold it.
+    assert "date" not in pq.read_schema(store.files("predictions", DAY)[0]).names
+    assert set(tables.read_date("predictions", DAY).column("date").to_pylist()) == {DAY}
+
+
+def test_each_date_holds_only_its_own_rows_and_a_repeated_commit_is_no_new_snapshot(store):
+    tables = Tables(store.root)
+    committed(store, tables, DAY, [frame([1, 2], 1.0)])
+    snap = committed(store, tables, OTHER, [frame([7], 2.0)])
+
+    again = tables.commit_date("predictions", OTHER, store.files("predictions", OTHER), model_version="1")
+
+    assert again == snap
+    assert rows(tables.read_date("predictions", DAY)) == [(1, 1.0), (2, 1.0)]
+    assert rows(tables.read_date("predictions", OTHER)) == [(7, 2.0)]
+    assert len(tables.table("predictions").metadata.snapshots) == 2
+    assert tables.check("predictions", DAY, store.manifest("predictions", DAY).files) == []
+
+
+def test_a_new_output_column_evolves_the_schema(store):
+    tables = Tables(store.root)
+    committed(store, tables, DAY, [frame([1], 1.0, proba_a=[0.4])])
+    committed(store, tables, OTHER, [frame([2], 2.0, proba_a=[0.3], proba_b=[0.7])])
+
+    schema = tables.table("predictions").schema()
+    assert {"proba_a", "proba_b", "date"} <= set(schema.column_names)
+    assert tables.read_date("predictions", OTHER).column("proba_b").to_pylist() == [0.7]
+    assert tables.read_date("predictions", DAY).column("proba_b").to_pylist() == [None]
+
+
+def test_check_names_a_date_whose_table_commit_did_not_happen_and_sync_heals_it(store):
+    tables = Tables(store.root)
+    committed(store, tables, DAY, [frame([1], 1.0)])
+    commit(store, DAY, [frame([5, 6], 3.0)], version="2")  # a kill after the manifest commit: no table commit
+
+    problems = tables.check("predictions", DAY, store.manifest("predictions", DAY).files)
+    assert problems and all(p.startswith("predictions 2026-03-02: table batchml.predictions") for p in problems)
+
+    tables.sync(store, "predictions", DAY)
+    assert tables.check("predictions", DAY, store.manifest("predictions", DAY).files) == []
+    assert rows(tables.read_date("predictions", DAY)) == [(5, 3.0), (6, 3.0)]
+    assert tables.history("predictions", DAY)[-1]["model_version"] == "2"
+
+
+def test_expire_drops_old_snapshots_and_only_their_files(store):
+    tables = Tables(store.root, TableSettings(keep_snapshots_days=1))
+    first = committed(store, tables, DAY, [frame([1], 1.0)])
+    committed(store, tables, DAY, [frame([2], 2.0)])
+    links = sorted((store.root / layout.table_data("predictions", DAY)).iterdir())
+    assert len(links) == 2
+
+    assert tables.expire(dt.datetime.now(dt.UTC)) == 0
+    assert tables.expire(dt.datetime.now(dt.UTC) + dt.timedelta(days=2)) == 1
+
+    assert [h["rows"] for h in tables.history("predictions", DAY)] == [1]
+    assert rows(tables.read_date("predictions", DAY)) == [(2, 2.0)]
+    with pytest.raises(ValueError):
+        tables.read_date("predictions", DAY, as_of=first)
+    current = [f.file_path for f in tables.current_files("predictions", DAY)]
+    assert [str(p) for p in (store.root / layout.table_data("predictions", DAY)).iterdir()] == current
+
+
+def test_the_embedded_catalog_lives_in_the_storage_root(store):
+    tables = Tables(store.root)
+    committed(store, tables, DAY, [frame([1], 1.0)])
+    with sqlite3.connect(store.root / layout.CATALOG) as db:
+        names = [r[0] for r in db.execute("SELECT table_name FROM iceberg_tables")]
+    assert names == ["predictions"]
