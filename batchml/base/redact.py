@@ -168,6 +168,24 @@ def remember(*values: str) -> set[str]:
     return new
 
 
+def remember_literal(*values: str) -> set[str]:
+    """Redact these values themselves everywhere from now on, as no pattern can recognise them (a Slack webhook URL,
+    whose path is its secret): each value whole, and a URL's path and query on their own; returns the new ones."""
+    new = set()
+    for value in values:
+        value = value.strip() if isinstance(value, str) else ""
+        found = {value, *secrets_of(value)}
+        if "://" in value:
+            try:
+                parts = urlsplit(value)
+                found |= {parts.path + (f"?{parts.query}" if parts.query else ""), parts.path}
+            except ValueError:
+                pass
+        new |= {s for s in found if len(s) >= MIN_SECRET and s.strip("/")} - _known
+    _known.update(new)
+    return new
+
+
 def forget() -> None:
     """Drop the remembered secrets (tests)."""
     _known.clear()

@@ -85,6 +85,13 @@ def seconds(default: float, description: str) -> Any:
     return number(default, description, low=0, low_open=True)
 
 
+def names(default: tuple[str, ...], description: str, choices: tuple[str, ...] | None = None) -> Any:
+    """A list of names (written `a, b` or as a JSON list), each one of `choices` when given."""
+    return dataclasses.field(
+        default=default, metadata={"description": description, "allowed": None, "choices": choices}
+    )
+
+
 def policy_field(cls: type, name: str) -> dataclasses.Field:
     """The field `name` of the policy dataclass `cls`, which must carry a description."""
     found = {f.name: f for f in dataclasses.fields(cls)}

@@ -46,6 +46,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from batchml.base.redact import redact, redacted
+from batchml.base.setting import count, names, number, seconds, setting
 
 log = logging.getLogger(__name__)
 
@@ -227,12 +228,20 @@ def decide(state: AlertState, observed: Iterable[Alert | Cleared]) -> tuple[list
 class AlertSettings:
     """What [alerts] sets: where alerts go, how long a delivery may take, which kinds are sent."""
 
-    webhooks: tuple[str, ...] = ()
-    email: bool = False
-    timeout_seconds: float = 5.0
-    retries: int = 2
-    backoff_seconds: float = 1.0
-    events: tuple[str, ...] = KINDS
+    webhooks: tuple[str, ...] = names(
+        (),
+        "Webhook URLs (Slack-compatible JSON), separated by commas or new lines. Secrets: give them from the "
+        "environment (`webhooks = ${ALERTS_WEBHOOK}`); they are never printed, logged or written.",
+    )
+    email: bool = setting(
+        False, "Also send alerts by email, through Luigi's own [email] settings (method, sender, receiver)."
+    )
+    timeout_seconds: float = seconds(5.0, "Each attempt of a delivery gives up after this long.")
+    retries: int = count(2, "More attempts after a timeout, a refused connection, a 429 or a 5xx.", least=0)
+    backoff_seconds: float = number(1.0, "Wait before the first retry, doubled before each next one.", low=0)
+    events: tuple[str, ...] = names(
+        KINDS, "The kinds of alert sent (the others are still decided and recorded in monitoring/alerts.json).", KINDS
+    )
 
     def __post_init__(self):
         object.__setattr__(self, "webhooks", tuple(u.strip() for u in self.webhooks if u and u.strip()))

@@ -15,6 +15,7 @@ import pandas as pd
 from batchml.dataset.contract import Contract
 from batchml.model.registry import Registry
 from batchml.monitor.checks import error_ratio
+from batchml.monitor.notify import ESTIMATED, HoldoutOf, estimated_ratio
 from batchml.retrain.lifecycle import GatePolicy, evaluate, gate
 from batchml.retrain.policy import DayResult, RetrainPolicy, drift_onset, retrain_decision, training_window
 from batchml.store import layout
@@ -37,8 +38,10 @@ class RetrainPlan:
     recipe_available: bool
 
 
-def day_results(storage: Storage, date: dt.date, days: int) -> list[DayResult]:
-    """The drift verdict and realized-error ratio of the `days` dates ending at `date`, newest first."""
+def day_results(storage: Storage, date: dt.date, days: int, holdout_of: HoldoutOf | None = None) -> list[DayResult]:
+    """The drift verdict and realized-error ratio of the `days` dates ending at `date`, newest first; with
+    `holdout_of` (the estimated trigger), the estimated primary metric's ratio to its version's holdout value too
+    (monitoring/date=D/estimated.json, `estimated_ratio`)."""
     out = []
     for i in range(days):
         d = date - dt.timedelta(days=i)
@@ -48,7 +51,10 @@ def day_results(storage: Storage, date: dt.date, days: int) -> list[DayResult]:
         ratio = error_ratio(
             numbers.get("realized") or {}, numbers.get("champion_holdout"), metrics.get("primary_metric", "mae")
         )
-        out.append(DayResult(d, (drift or {}).get("verdict"), ratio, 1.0 if ratio is not None else None))
+        estimated = (
+            estimated_ratio(read_document(storage, monitoring_file(d, ESTIMATED)), holdout_of) if holdout_of else None
+        )
+        out.append(DayResult(d, (drift or {}).get("verdict"), ratio, 1.0 if ratio is not None else None, estimated))
     return out
 
 
@@ -66,10 +72,19 @@ def gate_dates(date: dt.date, label_lag: int, gate_days: int) -> list[dt.date]:
     return [newest - dt.timedelta(days=i) for i in range(gate_days - 1, -1, -1)]
 
 
-def decide(storage: Storage, date: dt.date, plan: RetrainPlan) -> tuple[dict, tuple[dt.date, dt.date] | None]:
-    """The policy's decision for `date`, and the training window when a challenger should be trained now."""
+def decide(
+    storage: Storage, date: dt.date, plan: RetrainPlan, holdout_of: HoldoutOf | None = None
+) -> tuple[dict, tuple[dt.date, dt.date] | None]:
+    """The policy's decision for `date`, and the training window when a challenger should be trained now.
+
+    `holdout_of(version, metric)`: a version's holdout value, read for the estimated trigger only."""
     policy = plan.policy
-    results = day_results(storage, date, policy.n + plan.window_days + plan.label_lag + plan.gate_days)
+    results = day_results(
+        storage,
+        date,
+        policy.n + plan.window_days + plan.label_lag + plan.gate_days,
+        holdout_of if "estimated" in policy.triggers else None,
+    )
     scored = storage.committed_dates(layout.PREDICTIONS)
     decision = retrain_decision(
         date,
@@ -87,9 +102,7 @@ def decide(storage: Storage, date: dt.date, plan: RetrainPlan) -> tuple[dict, tu
             "reason": "retraining unavailable: [training] recipe is not set",
         }
         return {**decision, **unavailable}, None
-    onset = (
-        drift_onset(date, results) if decision["drifted_dates"] and len(decision["drifted_dates"]) >= policy.k else None
-    )
+    onset = drift_onset(date, results) if decision["trigger"] == "drift" else None
     window = training_window(
         date,
         onset=onset,
