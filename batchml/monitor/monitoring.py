@@ -217,6 +217,7 @@ def report_inputs(storage, date: dt.date, *, reference: dict | None, trend_days:
         "history": history(storage, date, trend_days),
         "retrain": decision,
         "failure": read_document(storage, monitoring_file(date, "failure.json")),
+        "estimated": read_document(storage, monitoring_file(date, "estimated.json")),
     }
 
 

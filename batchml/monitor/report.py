@@ -25,11 +25,13 @@ from batchml.monitor.charts import (
     y_grid,
 )
 from batchml.monitor.summary import STATUS_LABELS, status_key, status_of
+from batchml.stats.estimators import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
 SECTIONS = (
     ("summary", "Summary"),
     ("drift", "Drift"),
     ("metrics", "Metrics"),
+    ("estimated", "Estimated performance"),
     ("trends", "Trends"),
     ("retraining", "Retraining"),
 )
@@ -53,6 +55,24 @@ REALIZED = {
         ("brier", "Brier score"),
     ),
 }
+# What an estimator's status means, for the estimated-performance section (batchml.stats.estimators.STATUSES).
+ESTIMATOR_STATUS = {
+    "fitted on reference": (
+        "ok",
+        "The estimator was fitted when batchml registered this version, on reference rows the model did not train on.",
+    ),
+    "from first labelled dates": (
+        "scored",
+        "batchml did not train this version: its estimator was fitted on the rows of its first labelled dates, "
+        "whose own estimates are therefore in-sample (flatter than later ones).",
+    ),
+    "not yet available": (
+        "missing",
+        "No estimator yet: this version has no labelled dates so far. Estimates appear once the labels of its "
+        "first dates are in; until then only drift and the realized metrics speak for it.",
+    ),
+}
+ESTIMATE_TITLES = {"precision": "Precision", "recall": "Recall"}  # with those of REALIZED
 STATISTICS = (
     ("psi", "PSI"),
     ("js", "JS distance"),
@@ -72,9 +92,10 @@ def render_daily_report(
     history: list[dict],
     retrain: dict | None,
     failure: dict | None = None,
+    estimated: dict | None = None,
 ) -> str:
-    """The monitoring page of one date: its cause first when it failed, then summary, drift, metric checks, trends and
-    retraining."""
+    """The monitoring page of one date: its cause first when it failed, then summary, drift, metric checks, estimated
+    performance (`estimated`: the date's estimated.json), trends and retraining."""
     model = summary.get("model") or {}
     durations = summary.get("durations") or {}
     longest = max(durations.values(), default=0) or 1
@@ -99,6 +120,7 @@ def render_daily_report(
         drift=_drift_view(drift, reference, daily),
         statistics=[(key, title, ((drift or {}).get("thresholds") or {}).get(key)) for key, title in STATISTICS],
         metrics=_metrics_view(metrics),
+        estimated=_estimated_view(estimated, metrics),
         trends=[
             (title, _line_svg(key, history, date.isoformat(), threshold if key == "drift_share" else None))
             for key, title in _trend_series(metrics, history)
@@ -247,6 +269,83 @@ def _realized_view(metrics: dict) -> dict:
     holdout = (metrics.get("numbers") or {}).get(f"champion_holdout_{primary}")
     title = dict(shown).get(primary, primary)
     return {"realized_metrics": shown, "champion_holdout": f"champion hold-out {title} {format_number(holdout)}"}
+
+
+def _estimated_view(estimated: dict | None, metrics: dict | None) -> dict | None:
+    """The estimated-performance section: the date's estimates with their ± 2 s.e. band and the estimator's status
+    and version; the estimate of the date whose labels this date's metrics measured beside its realized value and
+    error; the `estimator` check. None when the date has neither an estimate nor an estimate's error."""
+    metrics = metrics or {}
+    error = metrics.get("estimate_error") or {}
+    compared = error.get("metrics") if isinstance(error.get("metrics"), dict) else error  # {metric: {...}} either way
+    check = next((c for c in metrics.get("checks") or [] if c.get("name") == "estimator"), None)
+    if not estimated and not compared:
+        return None
+    estimated = estimated or {}
+    task = estimated.get("task") or metrics.get("task") or "regression"
+    titles = {**dict(REALIZED["classification"]), **dict(REALIZED["regression"]), **ESTIMATE_TITLES}
+    window = estimated.get("window") or {}
+    days = window.get("window_days", window.get("days")) or 1
+    rows = []
+    for name in CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS:
+        value = (estimated.get("metrics") or {}).get(name)
+        se = (estimated.get("sampling_error") or {}).get(name)
+        row = {"metric": name, "title": titles.get(name, name), **_band(value, se)}
+        if days > 1:
+            row["window"] = _band(
+                (window.get("metrics") or {}).get(name), (window.get("sampling_error") or {}).get(name)
+            )
+        rows.append(row)
+    status = estimated.get("status")
+    colour, meaning = ESTIMATOR_STATUS.get(str(status), ("missing", ""))
+    model = estimated.get("model") or {}
+    version = estimated.get("version", model.get("version"))
+    detail = (check or {}).get("detail") or {}
+    return {
+        "present": bool(estimated),
+        "status": status or "no status recorded",
+        "colour": colour,
+        "meaning": meaning,
+        "status_detail": estimated.get("status_detail"),
+        "version": _text(version),
+        "rows": estimated.get("rows"),
+        "days": days,
+        "estimates": rows if any(r["value"] is not None for r in rows) else [],
+        "compared": [
+            {"metric": name, "title": titles.get(name, name), **_compared(e)}
+            for name, e in (compared or {}).items()
+            if isinstance(e, dict)
+        ],
+        "compared_date": error.get("date") or ((metrics.get("numbers") or {}).get("realized") or {}).get("date"),
+        "compared_version": error.get("version"),
+        "check": check
+        and {
+            "ok": bool(check.get("ok")),
+            "value": check.get("value"),
+            "bound": check.get("bound"),
+            "reason": detail.get("reason") if isinstance(detail, dict) else None,
+        },
+    }
+
+
+def _band(value, se) -> dict:
+    """An estimate with its ± 2 s.e. band (None where the document holds null: NaN, or no estimator yet)."""
+    value = value if is_finite_number(value) else None
+    se = se if is_finite_number(se) else None
+    band = (value - 2 * se, value + 2 * se) if value is not None and se is not None else None
+    return {"value": value, "se": se, "band": band}
+
+
+def _compared(entry: dict) -> dict:
+    """One metric of `estimate_error`: estimated, realized, error, relative error, and whether the error is within
+    2 sampling errors (what chance alone would give)."""
+    numbers = {
+        k: entry.get(k) if is_finite_number(entry.get(k)) else None
+        for k in ("estimated", "realized", "error", "relative_error", "sampling_error")
+    }
+    error, se = numbers["error"], numbers["sampling_error"]
+    numbers["within"] = abs(error) <= 2 * se if error is not None and se is not None else None
+    return numbers
 
 
 def _retrain_view(retrain: dict | None) -> dict | None:

@@ -14,7 +14,7 @@ from batchml.stats.profile import add_profiles, daily_profile, profile_partition
 DAY = dt.date(2026, 6, 3)
 EVIL = "<script>alert('x')</script>"
 FEATURES = ["distance", "zone", "vendor", EVIL]
-SECTIONS = ["summary", "drift", "metrics", "trends", "retraining"]
+SECTIONS = ["summary", "drift", "metrics", "estimated", "trends", "retraining"]
 
 
 class Page(HTMLParser):
@@ -372,3 +372,161 @@ def test_a_failed_date_whose_checks_name_nothing_says_checks_failed_without_a_da
 
     assert failure_cause(None, {"status": "fail", "failed": []}) == "checks failed"
     assert failure_cause(None, {"status": "fail", "failed": ["null_rate.fee"]}) == "checks failed: null_rate.fee"
+
+
+# --- estimated performance (issue 21) --------------------------------------------------------
+
+
+def estimated_document(**changes) -> dict:
+    """estimated.json of DAY as batchml.monitor.estimated writes it: a regression estimated from reference."""
+    doc = {
+        "date": DAY.isoformat(),
+        "version": "3",
+        "model": {"name": "trip_duration", "version": "3"},
+        "status": "fitted on reference",
+        "status_detail": None,
+        "task": "regression",
+        "rows": 10_000,
+        "metrics": {"mae": 52.0, "rmse": 71.5},
+        "sampling_error": {"mae": 1.5, "rmse": 2.25},
+        "window": {
+            "window_days": 7,
+            "dates": ["2026-06-01", "2026-06-02", "2026-06-03"],
+            "rows": 30_000,
+            "metrics": {"mae": 50.5, "rmse": 70.0},
+            "sampling_error": {"mae": 0.6, "rmse": 1.25},
+        },
+    }
+    return {**doc, **changes}
+
+
+def with_estimate_error(metrics: dict, *, wrong: bool) -> dict:
+    """metrics.json of DAY once the labels of June 1st are in: the estimate made for that date against them, and
+    the estimator check (the shape batchml.monitor.estimated writes)."""
+    error = {
+        "date": "2026-06-01",
+        "version": "3",
+        "status": "fitted on reference",
+        "dates": ["2026-06-01"],
+        "metrics": {
+            "mae": {
+                "estimated": 49.0,
+                "realized": 90.0,
+                "error": -41.0,
+                "relative_error": -41 / 90,
+                "sampling_error": 1.5,
+            },
+            "rmse": {
+                "estimated": 70.0,
+                "realized": 71.0,
+                "error": -1.0,
+                "relative_error": -1 / 71,
+                "sampling_error": 2.0,
+            },
+        },
+    }
+    check = {
+        "name": "estimator",
+        "value": 2.0 if wrong else 0.0,
+        "bound": "< 2 of the last 3 labelled dates off by more than the margin",
+        "ok": not wrong,
+        "severity": "warn",
+        "detail": {
+            "verdict": "estimator wrong" if wrong else "ok",
+            "reason": "mae estimate off by more than 10% relative",
+        },
+    }
+    warned = [*metrics["warned"], "estimator"] if wrong else metrics["warned"]
+    return {**metrics, "estimate_error": error, "checks": [*metrics["checks"], check], "warned": warned}
+
+
+def test_the_estimated_section_shows_each_estimate_with_its_band_status_and_version():
+    page = Page(render_daily_report(DAY, **make_inputs(), estimated=estimated_document()))
+    rows = {a["data-metric"]: a for a in page.find("tr") if "data-value" in a}
+    assert {m: (float(a["data-value"]), float(a["data-se"])) for m, a in rows.items()} == {
+        "mae": (52.0, 1.5),
+        "rmse": (71.5, 2.25),
+    }
+    text = " ".join(page.text)
+    assert "± 3" in text and "49 to 55" in text  # 52 ± 2 × 1.5, formatted by hand
+    assert "± 4.5" in text and "67 to 76" in text  # 71.5 ± 2 × 2.25
+    assert "50.5 ± 1.2" in text and "Over 7 days" in text  # the window's estimate
+    banner = next(a for a in page.find("div", "banner") if a.get("data-estimator-status"))
+    assert banner["data-estimator-status"] == "fitted on reference" and "status-ok" in banner["class"]
+    assert "model v3 on 10,000 scored rows" in text
+    assert "Estimated beside realized" not in text  # no labels yet for an estimated date
+
+
+def test_an_estimator_not_yet_available_says_so_in_words():
+    nothing = {"mae": None, "rmse": None}
+    doc = estimated_document(
+        status="not yet available",
+        status_detail="2 of 3 labelled dates of v3 awaited",
+        metrics=nothing,
+        sampling_error=nothing,
+        window={"window_days": 1, "metrics": nothing, "sampling_error": nothing},
+    )
+    page = Page(render_daily_report(DAY, **make_inputs(), estimated=doc))
+    text = " ".join(page.text)
+    assert "No estimator yet" in text and "2 of 3 labelled dates of v3 awaited" in text
+    assert "No estimate for this date's rows (not yet available)" in text
+    assert not [a for a in page.find("tr") if "data-value" in a]
+    doc = estimated_document(status="from first labelled dates")
+    assert "batchml did not train this version" in " ".join(
+        Page(render_daily_report(DAY, **make_inputs(), estimated=doc)).text
+    )
+
+
+def test_the_estimate_of_the_labelled_date_stands_beside_its_realized_value_and_the_estimator_check_warns():
+    inputs = make_inputs()
+    inputs["metrics"] = with_estimate_error(inputs["metrics"], wrong=True)
+    page = Page(render_daily_report(DAY, **inputs, estimated=estimated_document()))
+    compared = {a["data-metric"]: a for a in page.find("tr") if "data-estimated" in a}
+    expected = inputs["metrics"]["estimate_error"]["metrics"]
+    assert {
+        m: (float(a["data-estimated"]), float(a["data-realized"]), float(a["data-error"])) for m, a in compared.items()
+    } == {m: (e["estimated"], e["realized"], e["error"]) for m, e in expected.items()}
+    assert float(compared["mae"]["data-realized"]) == inputs["metrics"]["numbers"]["realized"]["mae"]
+    text = " ".join(page.text)
+    assert "Estimated beside realized, 2026-06-01" in text and "-45.6%" in text  # -41 / 90, by hand
+    # |-41| > 2 × 1.5: not chance; |-1| <= 2 × 2.0: within the band
+    badges = [t for t in page.text if t in ("yes", "no")]
+    assert badges == ["no", "yes"]
+    check = page.find("div", "estimator-check")[0]
+    assert "status-warn" in check["class"] and "Estimator check: breach" in text
+    assert [a["data-check"] for a in page.find("tr", "warn")][-1] == "estimator"  # with the other checks
+    inputs["metrics"] = with_estimate_error(make_inputs()["metrics"], wrong=False)
+    page = Page(render_daily_report(DAY, **inputs, estimated=estimated_document()))
+    assert "status-ok" in page.find("div", "estimator-check")[0]["class"] and "Estimator check: pass" in " ".join(
+        page.text
+    )
+
+
+def test_the_estimate_error_in_the_flat_shape_reads_the_same():
+    inputs = make_inputs()
+    nested = with_estimate_error(inputs["metrics"], wrong=False)
+    flat = {**nested, "estimate_error": nested["estimate_error"]["metrics"]}
+    pages = [Page(render_daily_report(DAY, **inputs | {"metrics": m})) for m in (nested, flat)]
+    rows = [[a for a in p.find("tr") if "data-estimated" in a] for p in pages]
+    assert rows[0] == rows[1] and len(rows[0]) == 2
+
+
+def test_no_estimated_json_renders_a_note():
+    text = " ".join(Page(render_daily_report(DAY, **make_inputs())).text)
+    assert "No performance estimate for this date: estimation is off, or the date predates it." in text
+
+
+def test_the_report_inputs_carry_the_dates_estimated_json(tmp_path):
+    import json
+
+    from batchml.monitor.monitoring import report_inputs
+    from batchml.store.storage import Storage
+    from tests.conftest import make_manifest
+
+    storage = Storage(tmp_path)
+    for dataset in ("predictions", "features"):
+        with storage.writer(dataset, DAY) as w:
+            w.commit(make_manifest(0, dataset=dataset, date=DAY, model={"version": "3"}))
+    assert report_inputs(storage, DAY, reference=None, trend_days=3)["estimated"] is None
+    storage.write_text(f"monitoring/date={DAY}/estimated.json", json.dumps(estimated_document()))
+    assert report_inputs(storage, DAY, reference=None, trend_days=3)["estimated"] == estimated_document()
