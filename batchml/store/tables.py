@@ -55,6 +55,9 @@ if TYPE_CHECKING:
 DATE = "date"
 # Snapshot summary properties written with every date's commit.
 P_DATE, P_MODEL, P_ROWS, P_RUN = "batchml.date", "batchml.model_version", "batchml.rows", "batchml.run"
+# Commits of different dates conflict only on the catalog's pointer: pyiceberg refreshes and retries them. Daily runs
+# of a backfill commit many dates at once, more than its default 4 retries absorb.
+RETRIES = {"commit.retry.num-retries": "20", "commit.retry.min-wait-ms": "50", "commit.retry.max-wait-ms": "2000"}
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,7 @@ class Tables:
         """The dataset's table with `schema` plus an optional `date` column, partitioned by identity(date); a table
         another process created meanwhile is loaded instead."""
         import pyarrow as pa
-        from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
+        from pyiceberg.exceptions import CommitFailedException, NamespaceAlreadyExistsError, TableAlreadyExistsError
 
         if DATE not in schema.names:
             schema = schema.append(pa.field(DATE, pa.date32(), nullable=True))
@@ -156,15 +159,19 @@ class Tables:
             self.catalog.create_namespace(self.settings.namespace)
         try:
             tx = self.catalog.create_table_transaction(
-                self.identifier(dataset), schema=schema, location=self._url(f"{layout.TABLES}/{dataset}")
+                self.identifier(dataset),
+                schema=schema,
+                location=self._url(f"{layout.TABLES}/{dataset}"),
+                properties=RETRIES,
             )
             with tx.update_spec() as spec:
                 spec.add_identity(DATE)
             tx.set_properties({"schema.name-mapping.default": _name_mapping(tx.table_metadata.schema())})
             return tx.commit_transaction()
-        except TableAlreadyExistsError:
+        except (TableAlreadyExistsError, CommitFailedException):  # another process created it first
             table = self.table(dataset)
-            assert table is not None
+            if table is None:
+                raise
             return table
 
     # -- commit ---------------------------------------------------------------------------
@@ -184,6 +191,7 @@ class Tables:
         `sha256` (file name -> checksum, as the manifest lists them) names each table file after its content; files
         not in it are read for their checksum."""
         import pyarrow.parquet as pq
+        from pyiceberg.expressions.parser import parse
 
         table = self.table(dataset)
         names = {
@@ -219,6 +227,9 @@ class Tables:
             P_RUN: run,
         }
         with tx.update_snapshot(snapshot_properties=summary).overwrite() as overwrite:
+            # The date is the conflict scope: a retry after another process committed another date goes through;
+            # after another commit of this date it fails (serializable per date).
+            overwrite.delete_by_predicate(parse(_on(date)))
             for old in self._date_files(tx.table_metadata, table.io, date):
                 overwrite.delete_data_file(old)
             for new in data_files:

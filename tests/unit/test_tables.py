@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -136,3 +137,68 @@ def test_the_embedded_catalog_lives_in_the_storage_root(store):
     with sqlite3.connect(store.root / layout.CATALOG) as db:
         names = [r[0] for r in db.execute("SELECT table_name FROM iceberg_tables")]
     assert names == ["predictions"]
+
+
+def duckdb_connection():
+    """DuckDB with its iceberg extension (and the avro one it needs) loaded by path from their PyPI packages: nothing
+    is downloaded."""
+    import duckdb
+    import duckdb_extension_avro
+    import duckdb_extension_iceberg
+
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    for module, name in ((duckdb_extension_avro, "avro"), (duckdb_extension_iceberg, "iceberg")):
+        path = Path(module.__file__).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
+        con.execute(f"LOAD '{path}'")
+    return con
+
+
+def test_duckdb_and_pyiceberg_read_exactly_the_committed_rows_of_a_date(store):
+    tables = Tables(store.root)
+    committed(store, tables, DAY, [frame([1, 2], 1.0)])
+    committed(store, tables, OTHER, [frame([3, 4], 2.0), frame([5], 2.5)])
+    committed(store, tables, OTHER, [frame([6, 7, 8], 3.0)], version="2")  # re-scored: the old rows are gone
+    location = tables.table("predictions").metadata_location
+
+    con = duckdb_connection()
+    got = con.execute(
+        f"SELECT id, prediction FROM iceberg_scan('{location}') WHERE date = DATE '{OTHER}' ORDER BY id"
+    ).fetchall()
+    by_date = con.execute(
+        f"SELECT date, count(*) FROM iceberg_scan('{location}') GROUP BY date ORDER BY date"
+    ).fetchall()
+
+    expected = rows(pa.concat_tables([pq.read_table(f) for f in store.files("predictions", OTHER)]))
+    assert got == expected == [(6, 3.0), (7, 3.0), (8, 3.0)]
+    assert rows(tables.read_date("predictions", OTHER)) == expected
+    assert by_date == [(DAY, 2), (OTHER, 3)]
+
+
+def _commit_in_a_process(root: str, date: str, barrier) -> int:
+    """One process's table commit of a date already committed to the storage, started together with the others."""
+    storage = Storage(root)
+    day = dt.date.fromisoformat(date)
+    barrier.wait()
+    return Tables(root).sync(storage, "predictions", day)
+
+
+def test_dates_committed_by_several_processes_at_once_all_land(store):
+    import concurrent.futures
+    import multiprocessing
+
+    days = [DAY + dt.timedelta(days=i) for i in range(3)]
+    for i, day in enumerate(days):
+        commit(store, day, [frame([i * 10, i * 10 + 1], float(i))])
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Manager().Barrier(len(days))
+    with concurrent.futures.ProcessPoolExecutor(len(days), mp_context=ctx) as pool:
+        snapshots = list(
+            pool.map(_commit_in_a_process, [str(store.root)] * 4, [d.isoformat() for d in days], [barrier] * 4)
+        )
+
+    tables = Tables(store.root)
+    assert len(set(snapshots)) == len(days)
+    assert len(tables.table("predictions").metadata.snapshots) == len(days)
+    for i, day in enumerate(days):
+        assert rows(tables.read_date("predictions", day)) == [(i * 10, float(i)), (i * 10 + 1, float(i))]
+        assert tables.check("predictions", day, store.manifest("predictions", day).files) == []
