@@ -19,13 +19,19 @@ from batchml.base.hooks import add_project_path
 from batchml.base.retry import RetryPolicy
 from batchml.base.setting import Allowed, policy_field
 from batchml.dataset.contract import Contract
-from batchml.dataset.sources import FileSource, GeneratorSource, Source, SqlSource
-from batchml.model.registry import Registry
+from batchml.dataset.extract import SchemaSettings
+from batchml.dataset.sources import FileSource, GeneratorSource, Source, SourceSettings, SqlSource
+from batchml.model.registry import Registry, RegistrySettings
+from batchml.model.runtimes import RuntimeChoice
+from batchml.model.training import TrainingPolicy
 from batchml.monitor.checks import CheckThresholds
+from batchml.monitor.monitoring import ReportSettings
 from batchml.project.context import Context, Settings, build_context, current_context, in_folder
 from batchml.retrain.lifecycle import GatePolicy
 from batchml.retrain.policy import RetrainPolicy
+from batchml.scoring.compute import ClusterSettings
 from batchml.stats.drift import DriftThresholds
+from batchml.store.storage import StorageSettings
 
 
 class OptionalDateParameter(OptionalParameterMixin, luigi.DateParameter):
@@ -70,6 +76,8 @@ def from_field(spec: dataclasses.Field) -> luigi.Parameter:
     """The Luigi parameter of a setting's field: its default, description and allowed values, its kind from the
     default."""
     default, description, allowed = spec.default, spec.metadata["description"], spec.metadata.get("allowed")
+    if isinstance(default, str) and spec.metadata.get("choices"):
+        return luigi.ChoiceParameter(choices=list(spec.metadata["choices"]), default=default, description=description)
     if isinstance(default, bool):
         return luigi.BoolParameter(default=default, description=description)
     if isinstance(default, (int, float)):
@@ -92,29 +100,6 @@ def from_policy(cls: type, name: str) -> luigi.Parameter:
 def count(default: int, description: str, *, least: int = 1, most: int | None = None) -> luigi.IntParameter:
     """An integer setting of at least `least` (1: a count of things, 0: a lag or a number of retries)."""
     return from_field(setting.count(default, description, least=least, most=most))
-
-
-def number(
-    default: float,
-    description: str,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_open=False,
-    high_open=False,
-) -> luigi.FloatParameter:
-    """A real-valued setting within [low, high] (each end open when said, absent when None)."""
-    return from_field(setting.number(default, description, low=low, high=high, low_open=low_open, high_open=high_open))
-
-
-def share(default: float, description: str) -> luigi.FloatParameter:
-    """A share or rate: a number in [0, 1]."""
-    return from_field(setting.share(default, description))
-
-
-def seconds(default: float, description: str) -> luigi.FloatParameter:
-    """A duration in seconds: a number > 0."""
-    return from_field(setting.seconds(default, description))
 
 
 # Settings that bound each other, (section, key) <= (section, key): checked at start with the ranges.
@@ -200,88 +185,33 @@ class project_settings(luigi.Config):
 class storage(luigi.Config):
     """Where datasets live: a folder or an object-store URL, one partition per date."""
 
-    root = luigi.Parameter(
-        default="data",
-        description=(
-            "Storage root: a folder (relative to the project), or s3://bucket/prefix (endpoint and credentials from "
-            "the environment: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...)."
-        ),
-    )
-    lease_seconds = seconds(
-        60.0, "Object stores: a date's write lease; a crashed writer's lease expires after this long."
-    )
-    rows_per_file = count(250_000, "Rows per Parquet file of features; one Dask partition each.")
+    root = from_policy(StorageSettings, "root")
+    lease_seconds = from_policy(StorageSettings, "lease_seconds")
+    rows_per_file = from_policy(StorageSettings, "rows_per_file")
 
 
 class source(luigi.Config):
     """Where a date's rows come from, and when its labels are complete."""
 
-    kind = luigi.ChoiceParameter(
-        choices=["files", "sql", "python"],
-        default="files",
-        description="Where a date's rows come from: files, a SQL query, or a project's generator function.",
-    )
-    label_lag_days = count(
-        2, "Labels of date D are complete on D + label_lag_days; realized metrics of D are computed then.", least=0
-    )
-    path = luigi.Parameter(
-        default="",
-        description=(
-            "files: fsspec path template of a date's rows: {date} (YYYY-MM-DD), {year}, {month}, {day}, or "
-            "{date:%%Y-%%m}; a file, a folder or a glob. A file holding many dates gives each date its rows."
-        ),
-    )
-    labels_path = luigi.Parameter(
-        default="",
-        description=(
-            "files: path template of a labels feed (key columns and the label column); not needed with [labels] "
-            "transform."
-        ),
-    )
-    format = luigi.ChoiceParameter(
-        choices=["", "parquet", "csv"],
-        default="",
-        description=(
-            "files: the format of paths whose name does not say it (folders, globs); a name ending in .parquet, .pq or "
-            ".csv (.csv.gz too) is read "
-            "as that, the labels path by its own. Empty: by the extension, else parquet."
-        ),
-    )
-    encoding = luigi.Parameter(
-        default="utf-8",
-        description="files, CSV: text encoding. A value that does not decode quarantines its row, naming the column.",
-    )
-    complete_marker = luigi.Parameter(
-        default="",
-        description=(
-            "files: a date's input exists only once this file does, in the folder of its files: _SUCCESS, {date}.done "
-            "(a template with / is a path of its own). An integer in it is the row count the files must hold. "
-            "Empty: a date exists once its files hold a row of it."
-        ),
-    )
-    url = luigi.Parameter(
-        default="", description="sql: SQLAlchemy URL (put credentials in the environment, e.g. a DSN)."
-    )
-    query = luigi.Parameter(default="", description="sql: query returning one date's rows; binds :date (YYYY-MM-DD).")
-    labels_query = luigi.Parameter(
-        default="", description="sql: query returning the key columns and the label of one date; binds :date."
-    )
-    generator = luigi.Parameter(
-        default="",
-        description=(
-            "python: module:function called as function(date, **options), returning a DataFrame or an iterable of them."
-        ),
-    )
+    kind = from_policy(SourceSettings, "kind")
+    label_lag_days = from_policy(SourceSettings, "label_lag_days")
+    path = from_policy(SourceSettings, "path")
+    labels_path = from_policy(SourceSettings, "labels_path")
+    format = from_policy(SourceSettings, "format")
+    encoding = from_policy(SourceSettings, "encoding")
+    complete_marker = from_policy(SourceSettings, "complete_marker")
+    url = from_policy(SourceSettings, "url")
+    query = from_policy(SourceSettings, "query")
+    labels_query = from_policy(SourceSettings, "labels_query")
+    generator = from_policy(SourceSettings, "generator")
     options = luigi.DictParameter(default={}, description="python: keyword arguments of the generator (JSON).")
 
 
 class schema(luigi.Config):
     """The dataset contract and how many broken rows a date may have."""
 
-    path = luigi.Parameter(
-        default="contract.yaml", description="The dataset contract (YAML), relative to the project folder."
-    )
-    max_reject_share = share(0.05, "A date with a larger share of rejected rows fails.")
+    path = from_policy(SchemaSettings, "path")
+    max_reject_share = from_policy(SchemaSettings, "max_reject_share")
 
 
 class features(luigi.Config):
@@ -311,49 +241,24 @@ class labels(luigi.Config):
 class mlflow(luigi.Config):
     """The registry: tracking URI, registered model, the alias a date pins, the local artifact cache."""
 
-    tracking_uri = luigi.Parameter(
-        default="sqlite:///mlflow.db",
-        description="MLflow tracking and registry URI (a relative SQLite path is in the project folder).",
-    )
-    registered_model = luigi.Parameter(
-        default="", description="Registered model name (empty: the contract's dataset name)."
-    )
-    alias = luigi.Parameter(default="champion", description="The alias a date resolves and pins.")
-    cold_start = luigi.BoolParameter(
-        default=False,
-        description=(
-            "Train and register a first model with the project's recipe when no version holds the alias. Off: such a "
-            "run fails naming the alias and registry."
-        ),
-    )
-    artifact_location = luigi.Parameter(
-        default="", description="Artifact root of the experiment when batchml creates it (empty: MLflow's default)."
-    )
-    cache_dir = luigi.Parameter(
-        default=".cache/batchml/models", description="Local cache of model artifacts, sha256 verified."
-    )
-    http_request_max_retries = count(2, "MLflow's own quick HTTP retries inside one attempt of [retry].", least=0)
-    http_request_timeout = count(10, "Seconds per MLflow HTTP request.")
+    tracking_uri = from_policy(RegistrySettings, "tracking_uri")
+    registered_model = from_policy(RegistrySettings, "registered_model")
+    alias = from_policy(RegistrySettings, "alias")
+    cold_start = from_policy(RegistrySettings, "cold_start")
+    artifact_location = from_policy(RegistrySettings, "artifact_location")
+    cache_dir = from_policy(RegistrySettings, "cache_dir")
+    http_request_max_retries = from_policy(RegistrySettings, "http_request_max_retries")
+    http_request_timeout = from_policy(RegistrySettings, "http_request_timeout")
 
 
 class runtime(luigi.Config):
     """How a registered version is scored: converted to ONNX when its outputs agree with the model's, else through
     MLflow's pyfunc."""
 
-    convert_sklearn = luigi.BoolParameter(
-        default=True,
-        description=(
-            "Score an sklearn-flavour version as ONNX converted with skl2onnx when it agrees with the model; off: "
-            "pyfunc."
-        ),
-    )
-    parity_rows = count(
-        2000, "Rows of the date's features the conversion is checked on (and the baseline bins made from)."
-    )
-    parity_rtol = number(
-        1e-3, "Relative tolerance of the converted model's outputs against the sklearn model's own.", low=0
-    )
-    parity_atol = number(1e-3, "Absolute tolerance of that check (probabilities, or the regression's unit).", low=0)
+    convert_sklearn = from_policy(RuntimeChoice, "convert_sklearn")
+    parity_rows = from_policy(RuntimeChoice, "parity_rows")
+    parity_rtol = from_policy(RuntimeChoice, "parity_rtol")
+    parity_atol = from_policy(RuntimeChoice, "parity_atol")
 
 
 class retry(luigi.Config):
@@ -368,30 +273,22 @@ class retry(luigi.Config):
 class training(luigi.Config):
     """Retraining: the project's recipe, its parameters, the labelled window and sampling."""
 
-    recipe = luigi.Parameter(
-        default="",
-        description=(
-            "module:function: (labelled training frame, TrainingSettings) -> a fitted scikit-learn-API estimator. "
-            "Empty: retraining is unavailable."
-        ),
-    )
+    recipe = from_policy(TrainingPolicy, "recipe")
     params = luigi.DictParameter(
         default={}, description="The recipe's own parameters (JSON), given to it as settings.params."
     )
-    window_days = count(14, "Days of labelled history a model trains on.")
-    max_rows = count(500_000, "Rows sampled from that window at most.")
-    seed = count(7, "Seed of sampling and training (numpy takes 0 to 2**32 - 1).", least=0, most=2**32 - 1)
+    window_days = from_policy(TrainingPolicy, "window_days")
+    max_rows = from_policy(TrainingPolicy, "max_rows")
+    seed = from_policy(TrainingPolicy, "seed")
 
 
 class dask(luigi.Config):
     """Where scoring runs: an embedded LocalCluster or an existing Dask scheduler."""
 
-    scheduler_address = luigi.Parameter(
-        default="", description="Existing Dask scheduler (tcp://host:8786); empty starts a LocalCluster."
-    )
-    n_workers = count(2, "LocalCluster workers.")
-    threads_per_worker = count(1, "LocalCluster threads per worker.")
-    processes = luigi.BoolParameter(default=False, description="LocalCluster workers as processes instead of threads.")
+    scheduler_address = from_policy(ClusterSettings, "scheduler_address")
+    n_workers = from_policy(ClusterSettings, "n_workers")
+    threads_per_worker = from_policy(ClusterSettings, "threads_per_worker")
+    processes = from_policy(ClusterSettings, "processes")
 
 
 class drift(luigi.Config):
@@ -461,7 +358,7 @@ class retrain(luigi.Config):
 class report(luigi.Config):
     """The monitoring pages."""
 
-    trend_days = count(30, "Dates shown in the report's trend charts.")
+    trend_days = from_policy(ReportSettings, "trend_days")
 
 
 def project():

@@ -139,10 +139,7 @@ def champion_pin() -> ModelPin | None:
 
 def runtime_choice() -> RuntimeChoice:
     """[runtime] settings: whether sklearn models are converted, and the parity check on the date's rows."""
-    cfg = runtime()
-    return RuntimeChoice(
-        convert_sklearn=cfg.convert_sklearn, parity_rows=cfg.parity_rows, rtol=cfg.parity_rtol, atol=cfg.parity_atol
-    )
+    return RuntimeChoice(**runtime().param_kwargs)
 
 
 def _sampler(date: dt.date):

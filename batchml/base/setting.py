@@ -6,7 +6,7 @@
 
 The luigi.Config classes in tasks/config.py build their parameters from these fields
 (`from_policy`), docs/configuration.md is generated from those classes, and `batchml init`
-writes the same values; tests/unit/test_defaults.py ties them.
+writes its defaults from the fields themselves; tests/unit/test_defaults.py ties them.
 """
 
 from __future__ import annotations
@@ -55,6 +55,14 @@ def _shown(bound: float | None) -> str:
 def setting(default: Any, description: str, allowed: Allowed | None = None) -> Any:
     """A dataclass field: its default, with what it does and (numbers) the values it may take in its metadata."""
     return dataclasses.field(default=default, metadata={"description": description, "allowed": allowed})
+
+
+def choice(default: str, description: str, choices: tuple[str, ...]) -> Any:
+    """A text setting that takes one of `choices`."""
+    if default not in choices:
+        raise ValueError(f"{default!r}: not one of the choices {choices}")
+    metadata = {"description": description, "allowed": None, "choices": choices}
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def count(default: int, description: str, *, least: int = 1, most: int | None = None) -> Any:

@@ -19,6 +19,7 @@ from batchml.base.errors import MissingInput, RejectedShareTooHigh
 from batchml.base.faults import failpoint
 from batchml.base.provenance import code_version, shaped_by
 from batchml.base.redact import redact
+from batchml.base.setting import setting, share
 from batchml.dataset.contract import REASON, Contract, add_keys, empty_rejected, top_reasons, validate
 from batchml.dataset.features import labels_of, model_inputs
 from batchml.dataset.nulls import NullCounts
@@ -32,6 +33,15 @@ FEATURES, QUARANTINE = layout.FEATURES, layout.QUARANTINE
 # Features row groups: scoring cuts a small date's files into row ranges (one per core and
 # more), and a range reads only the row groups that hold it.
 ROW_GROUP_ROWS = 65_536
+
+
+@dataclass(frozen=True)
+class SchemaSettings:
+    """[schema] settings: the dataset contract and how many broken rows a date may have (the home of their
+    defaults)."""
+
+    path: str = setting("contract.yaml", "The dataset contract (YAML), relative to the project folder.")
+    max_reject_share: float = share(0.05, "A date with a larger share of rejected rows fails.")
 
 
 @dataclass

@@ -14,6 +14,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Protocol
 
 import fsspec
@@ -22,9 +23,56 @@ import pandas as pd
 from batchml.base.errors import ConfigError, IncompleteInput, MissingInput, SchemaError
 from batchml.base.hooks import call_hook
 from batchml.base.redact import redact
+from batchml.base.setting import choice, count, setting
 from batchml.dataset.contract import Contract, local_datetimes
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """[source] settings: where a date's rows come from, and when its labels are complete (the home of their
+    defaults; `options`, a dict, is the Luigi section's own)."""
+
+    kind: str = choice(
+        "files",
+        "Where a date's rows come from: files, a SQL query, or a project's generator function.",
+        ("files", "sql", "python"),
+    )
+    label_lag_days: int = count(
+        2, "Labels of date D are complete on D + label_lag_days; realized metrics of D are computed then.", least=0
+    )
+    path: str = setting(
+        "",
+        "files: fsspec path template of a date's rows: {date} (YYYY-MM-DD), {year}, {month}, {day}, or "
+        "{date:%%Y-%%m}; a file, a folder or a glob. A file holding many dates gives each date its rows.",
+    )
+    labels_path: str = setting(
+        "",
+        "files: path template of a labels feed (key columns and the label column); not needed with [labels] transform.",
+    )
+    format: str = choice(
+        "",
+        "files: the format of paths whose name does not say it (folders, globs); a name ending in .parquet, .pq or "
+        ".csv (.csv.gz too) is read as that, the labels path by its own. Empty: by the extension, else parquet.",
+        ("", "parquet", "csv"),
+    )
+    encoding: str = setting(
+        "utf-8", "files, CSV: text encoding. A value that does not decode quarantines its row, naming the column."
+    )
+    complete_marker: str = setting(
+        "",
+        "files: a date's input exists only once this file does, in the folder of its files: _SUCCESS, {date}.done "
+        "(a template with / is a path of its own). An integer in it is the row count the files must hold. "
+        "Empty: a date exists once its files hold a row of it.",
+    )
+    url: str = setting("", "sql: SQLAlchemy URL (put credentials in the environment, e.g. a DSN).")
+    query: str = setting("", "sql: query returning one date's rows; binds :date (YYYY-MM-DD).")
+    labels_query: str = setting("", "sql: query returning the key columns and the label of one date; binds :date.")
+    generator: str = setting(
+        "",
+        "python: module:function called as function(date, **options), returning a DataFrame or an iterable of them.",
+    )
 
 
 class Source(Protocol):

@@ -26,6 +26,7 @@ from batchml.base.errors import IntegrityError
 from batchml.base.provenance import code_version, sha256_bytes, sha256_file, sha256_tree
 from batchml.base.redact import redact, redacted
 from batchml.base.retry import Retrying, RetryPolicy
+from batchml.base.setting import count, setting
 from batchml.model.packaged import ESTIMATOR_PATH, Packaging
 from batchml.model.packaged import log_model as log_packaged_model
 from batchml.model.pin import ONNX_ARTIFACT, ModelPin
@@ -225,6 +226,29 @@ def _flavors(folder: Path) -> dict:
     return yaml.safe_load((folder / "MLmodel").read_text()).get("flavors") or {}
 
 
+@dataclass(frozen=True)
+class RegistrySettings:
+    """[mlflow] settings: the registry's tracking URI, the registered model, the alias a date pins and the local
+    artifact cache (the home of their defaults)."""
+
+    tracking_uri: str = setting(
+        "sqlite:///mlflow.db", "MLflow tracking and registry URI (a relative SQLite path is in the project folder)."
+    )
+    registered_model: str = setting("", "Registered model name (empty: the contract's dataset name).")
+    alias: str = setting("champion", "The alias a date resolves and pins.")
+    cold_start: bool = setting(
+        False,
+        "Train and register a first model with the project's recipe when no version holds the alias. Off: such a "
+        "run fails naming the alias and registry.",
+    )
+    artifact_location: str = setting(
+        "", "Artifact root of the experiment when batchml creates it (empty: MLflow's default)."
+    )
+    cache_dir: str = setting(".cache/batchml/models", "Local cache of model artifacts, sha256 verified.")
+    http_request_max_retries: int = count(2, "MLflow's own quick HTTP retries inside one attempt of [retry].", least=0)
+    http_request_timeout: int = count(10, "Seconds per MLflow HTTP request.")
+
+
 class Registry:
     """The registered model `model_name` at `tracking_uri`.
 
@@ -256,13 +280,13 @@ class Registry:
                 return None
             raise
 
-    def pin(self, alias: str, cache_dir: str | os.PathLike = ".cache/batchml/models", classes=None):
+    def pin(self, alias: str, cache_dir: str | os.PathLike = RegistrySettings.cache_dir, classes=None):
         """Resolve `alias` once into a ModelPin; None when no version holds it."""
         mv = self.version_by_alias(alias)
         return None if mv is None else self._pin(mv, alias, cache_dir, classes)
 
     def pin_version(
-        self, version: str, cache_dir: str | os.PathLike = ".cache/batchml/models", classes=None
+        self, version: str, cache_dir: str | os.PathLike = RegistrySettings.cache_dir, classes=None
     ) -> ModelPin:
         """A ModelPin for an explicit version (a challenger, a rollback target)."""
         return self._pin(self.client.get_model_version(self.name, str(version)), "", cache_dir, classes)
@@ -575,6 +599,31 @@ class Registry:
             with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
                 os.replace(self.client.download_artifacts(pin.run_id, artifact, tmp), target)
         return json.loads(target.read_text())
+
+    def log_version_files(self, version: str, files: dict[str, bytes]) -> None:
+        """Add files to a registered version's run as artifacts at their relative paths (evidence made after it was
+        registered, such as its performance estimator)."""
+        run_id = self.client.get_model_version(self.name, version).run_id
+        with tempfile.TemporaryDirectory() as tmp:
+            for relative, data in files.items():
+                path = Path(tmp, relative)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(data)
+            self.client.log_artifacts(run_id, tmp)
+
+    def version_file(self, pin: ModelPin, artifact: str, cache_dir: str | os.PathLike) -> bytes | None:
+        """An artifact of the pinned version's run, cached beside its model; None when the run has no such file."""
+        target = Path(cache_dir, pin.name, pin.version, "artifacts", artifact)
+        if not target.exists():
+            if not pin.run_id:
+                return None
+            listed = {f.path for f in self.client.list_artifacts(pin.run_id, str(Path(artifact).parent))}
+            if artifact not in listed:
+                return None
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+                os.replace(self.client.download_artifacts(pin.run_id, artifact, tmp), target)
+        return target.read_bytes()
 
     def version_tags(self, version: str, name: str = "") -> dict[str, str]:
         return dict(self.client.get_model_version(name or self.name, version).tags)

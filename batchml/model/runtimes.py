@@ -27,6 +27,7 @@ import pandas as pd
 
 from batchml.base.errors import IntegrityError, SchemaError
 from batchml.base.provenance import sha256_bytes, sha256_file
+from batchml.base.setting import count, number, setting
 from batchml.model.onnx_io import graph_classes, session_classes
 from batchml.model.pin import ModelPin
 from batchml.store.manifest import Manifest
@@ -131,12 +132,22 @@ def check_inputs(pin: ModelPin, features: Manifest, date: dt.date) -> tuple[str,
 
 @dataclasses.dataclass(frozen=True)
 class RuntimeChoice:
-    """How a date's runtime is chosen: whether sklearn models are converted, and the parity check on the date's rows."""
+    """[runtime] settings: whether sklearn models are converted, and the parity check on the date's rows (the home of
+    their defaults)."""
 
-    convert_sklearn: bool
-    parity_rows: int
-    rtol: float
-    atol: float
+    convert_sklearn: bool = setting(
+        True,
+        "Score an sklearn-flavour version as ONNX converted with skl2onnx when it agrees with the model; off: pyfunc.",
+    )
+    parity_rows: int = count(
+        2000, "Rows of the date's features the conversion is checked on (and the baseline bins made from)."
+    )
+    parity_rtol: float = number(
+        1e-3, "Relative tolerance of the converted model's outputs against the sklearn model's own.", low=0
+    )
+    parity_atol: float = number(
+        1e-3, "Absolute tolerance of that check (probabilities, or the regression's unit).", low=0
+    )
 
 
 def decide_runtime(
@@ -155,7 +166,12 @@ def decide_runtime(
     if pin.flavor != "sklearn" or not choice.convert_sklearn:
         return pin
     pin = choose_runtime(
-        pin, model_dir, sample(choice.parity_rows)[list(inputs)], cache_dir, rtol=choice.rtol, atol=choice.atol
+        pin,
+        model_dir,
+        sample(choice.parity_rows)[list(inputs)],
+        cache_dir,
+        rtol=choice.parity_rtol,
+        atol=choice.parity_atol,
     )
     registry.fetch(pin, cache_dir)
     return pin

@@ -16,6 +16,7 @@ import pandas as pd
 from batchml.base.errors import HookError, MissingInput
 from batchml.base.hooks import call_hook
 from batchml.base.progress import Progress
+from batchml.base.setting import count, setting
 from batchml.dataset.contract import Contract, validate
 from batchml.dataset.features import labels_of, model_inputs
 from batchml.dataset.nulls import NullCounts
@@ -23,6 +24,21 @@ from batchml.dataset.sources import Source
 
 log = logging.getLogger(__name__)
 RECIPE_HOOK = "[training] recipe"
+
+
+@dataclass(frozen=True)
+class TrainingPolicy:
+    """[training] settings: the project's recipe, the labelled window and sampling (the home of their defaults;
+    `params`, a dict, is the Luigi section's own and reaches the recipe as TrainingSettings.params)."""
+
+    recipe: str = setting(
+        "",
+        "module:function: (labelled training frame, TrainingSettings) -> a fitted scikit-learn-API estimator. "
+        "Empty: retraining is unavailable.",
+    )
+    window_days: int = count(14, "Days of labelled history a model trains on.")
+    max_rows: int = count(500_000, "Rows sampled from that window at most.")
+    seed: int = count(7, "Seed of sampling and training (numpy takes 0 to 2**32 - 1).", least=0, most=2**32 - 1)
 
 
 @dataclass(frozen=True)

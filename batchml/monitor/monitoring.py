@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 
 import pandas as pd
 
+from batchml.base.setting import count
 from batchml.store import layout
 from batchml.store.documents import read_document
 from batchml.store.layout import monitoring_file
@@ -186,6 +188,13 @@ def class_shares(profile: dict | None, classes) -> dict[str, float] | None:
         if cols.get(name, {}).get("mean") is not None
     }
     return out or None
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """[report] settings: the monitoring pages (the home of their defaults)."""
+
+    trend_days: int = count(30, "Dates shown in the report's trend charts.")
 
 
 def report_inputs(storage, date: dt.date, *, reference: dict | None, trend_days: int) -> dict:

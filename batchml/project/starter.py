@@ -18,7 +18,12 @@ import numpy as np
 import yaml
 
 from batchml.base.errors import ConfigError, SchemaError
+from batchml.base.setting import policy_field
 from batchml.dataset.contract import Contract
+from batchml.dataset.extract import SchemaSettings
+from batchml.dataset.sources import SourceSettings
+from batchml.model.registry import RegistrySettings
+from batchml.model.training import TrainingPolicy
 from batchml.project.infer import (
     ColumnGuess,
     Inferred,
@@ -29,6 +34,8 @@ from batchml.project.infer import (
     sample_format,
     snake_case,
 )
+from batchml.scoring.compute import ClusterSettings
+from batchml.store.storage import StorageSettings
 
 TASKS = ("regression", "classification")
 
@@ -322,8 +329,24 @@ def _hour(values: pd.Series) -> np.ndarray:
 '''
 
 
+def _setting(cls: type, name: str) -> str:
+    """`name = value` as luigi.cfg reads it, the value the setting's default in its home, the policy dataclass `cls`."""
+    default = policy_field(cls, name).default
+    if isinstance(default, bool):
+        text = "true" if default else "false"
+    elif isinstance(default, tuple):
+        text = json.dumps(list(default))
+    else:
+        text = str(default)
+    return f"{name} = {text.replace('%', '%%')}".rstrip()
+
+
 def luigi_cfg(inf: Inferred, sample: Path, module: str, *, label: str | None, fmt: str) -> str:
-    """luigi.cfg for the files source the sample stands for, with embedded defaults and TODOs."""
+    """luigi.cfg for the files source the sample stands for, with embedded defaults and TODOs.
+
+    A setting written as its default takes the value from its home, the core's policy dataclass
+    (`_setting`), so the file follows a changed default as the luigi.Config classes and the docs do.
+    """
     template, note = path_template(sample)
     label_in_rows = label is not None and label in [c.name for c in inf.columns]
     day = example_date(inf, sample)
@@ -341,15 +364,15 @@ def luigi_cfg(inf: Inferred, sample: Path, module: str, *, label: str | None, fm
         "",
         "[storage]",
         "# Features, quarantine, predictions, metrics and reports: <root>/<dataset>/date=YYYY-MM-DD/.",
-        "root = data",
+        _setting(StorageSettings, "root"),
         "",
         "[source]",
-        "kind = files",
+        _setting(SourceSettings, "kind"),
         f"# {note}",
         f"path = {template.replace('%', '%%')}",
         f"format = {fmt}",
         "# Labels of date D are complete on D + label_lag_days; realized error is measured then.",
-        "label_lag_days = 2",
+        _setting(SourceSettings, "label_lag_days"),
     ]
     if not label_in_rows:
         lines += [
@@ -359,9 +382,9 @@ def luigi_cfg(inf: Inferred, sample: Path, module: str, *, label: str | None, fm
     lines += [
         "",
         "[schema]",
-        "path = contract.yaml",
+        _setting(SchemaSettings, "path"),
         "# A date with a larger share of quarantined rows fails.",
-        "max_reject_share = 0.05",
+        _setting(SchemaSettings, "max_reject_share"),
         "",
         "[features]",
         f"transform = {module}:features",
@@ -386,27 +409,27 @@ def luigi_cfg(inf: Inferred, sample: Path, module: str, *, label: str | None, fm
         f"# TODO: check {module}.recipe; it trains challengers when the data drifts (and a cold start).",
         f"recipe = {module}:recipe",
         "params = {}",
-        "window_days = 14",
-        "max_rows = 500000",
-        "seed = 7",
+        _setting(TrainingPolicy, "window_days"),
+        _setting(TrainingPolicy, "max_rows"),
+        _setting(TrainingPolicy, "seed"),
         "",
         "[mlflow]",
         "# The registry: a SQLite file in this folder (a tracking server in production: http://...).",
-        "tracking_uri = sqlite:///mlflow.db",
+        _setting(RegistrySettings, "tracking_uri"),
         "# TODO: the name your model is registered under in that registry.",
         f"registered_model = {inf.dataset}",
-        "alias = champion",
+        _setting(RegistrySettings, "alias"),
         "# Off: a date fails, naming the alias, until a version of the registered model holds it.",
         "# On: the first run trains and registers one with [training] recipe (needs labelled dates).",
-        "cold_start = false",
+        _setting(RegistrySettings, "cold_start"),
         "artifact_location = mlartifacts",
-        "cache_dir = .cache/batchml/models",
+        _setting(RegistrySettings, "cache_dir"),
         "",
         "[dask]",
         "# Empty: a LocalCluster; tcp://host:8786 for an existing cluster.",
-        "scheduler_address =",
-        "n_workers = 2",
-        "threads_per_worker = 1",
+        _setting(ClusterSettings, "scheduler_address"),
+        _setting(ClusterSettings, "n_workers"),
+        _setting(ClusterSettings, "threads_per_worker"),
     ]
     return "\n".join(lines) + "\n"
 

@@ -18,12 +18,27 @@ import subprocess
 import sys
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+
+from batchml.base.setting import count, setting
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _client = None
 _settings: tuple | None = None  # what _client was made for
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """[dask] settings: where scoring runs, an embedded LocalCluster or an existing Dask scheduler (the home of their
+    defaults)."""
+
+    scheduler_address: str = setting("", "Existing Dask scheduler (tcp://host:8786); empty starts a LocalCluster.")
+    n_workers: int = count(2, "LocalCluster workers.")
+    threads_per_worker: int = count(1, "LocalCluster threads per worker.")
+    processes: bool = setting(False, "LocalCluster workers as processes instead of threads.")
+
 
 # The embedded cluster runs a few long tasks (about one second per partition) on as many
 # cores. Distributed's defaults suit an interactive cluster: a stack sampler every 10 ms per
@@ -38,7 +53,11 @@ _EMBEDDED_CONFIG = {
 
 
 def get_client(
-    scheduler_address: str = "", *, n_workers: int = 2, threads_per_worker: int = 1, processes: bool = False
+    scheduler_address: str = ClusterSettings.scheduler_address,
+    *,
+    n_workers: int = ClusterSettings.n_workers,
+    threads_per_worker: int = ClusterSettings.threads_per_worker,
+    processes: bool = ClusterSettings.processes,
 ):
     """The process's Dask client: connect to `scheduler_address`, or start a LocalCluster.
 

@@ -25,11 +25,13 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from batchml.base.errors import IntegrityError
 from batchml.base.faults import failpoint
+from batchml.base.setting import count, seconds, setting
 from batchml.store import layout
 from batchml.store.layout import MANIFEST
 from batchml.store.manifest import Manifest, ManifestReader, checksum, file_entry
@@ -45,6 +47,7 @@ __all__ = [
     "NoSpaceLeft",
     "PartitionWriter",
     "Storage",
+    "StorageSettings",
     "naming_a_full_disk",
     "open_storage",
 ]
@@ -72,7 +75,24 @@ def naming_a_full_disk(dataset: str, date: dt.date | None, where: object) -> Ite
         ) from exc
 
 
-def open_storage(root: str | os.PathLike, *, lease_seconds: float = 60.0) -> Storage | ObjectStorage:
+@dataclass(frozen=True)
+class StorageSettings:
+    """[storage] settings: where datasets live, one partition per date (the home of their defaults)."""
+
+    root: str = setting(
+        "data",
+        "Storage root: a folder (relative to the project), or s3://bucket/prefix (endpoint and credentials from the "
+        "environment: AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...).",
+    )
+    lease_seconds: float = seconds(
+        60.0, "Object stores: a date's write lease; a crashed writer's lease expires after this long."
+    )
+    rows_per_file: int = count(250_000, "Rows per Parquet file of features; one Dask partition each.")
+
+
+def open_storage(
+    root: str | os.PathLike, *, lease_seconds: float = StorageSettings.lease_seconds
+) -> Storage | ObjectStorage:
     """The storage at `root`: a local folder, or an object store URL (s3://bucket/prefix)."""
     text = str(root)
     if "://" in text and not text.startswith("file://"):

@@ -13,11 +13,19 @@ import pytest
 import pipelines  # noqa: F401  (registers every section)
 from batchml.base.retry import RetryPolicy
 from batchml.base.setting import policy_field
+from batchml.dataset.extract import SchemaSettings
+from batchml.dataset.sources import SourceSettings
+from batchml.model.registry import RegistrySettings
+from batchml.model.runtimes import RuntimeChoice
+from batchml.model.training import TrainingPolicy
 from batchml.monitor.checks import CheckThresholds
+from batchml.monitor.monitoring import ReportSettings
 from batchml.project.starter import init_project
 from batchml.retrain.lifecycle import GatePolicy
 from batchml.retrain.policy import RetrainPolicy
+from batchml.scoring.compute import ClusterSettings
 from batchml.stats.drift import DriftThresholds
+from batchml.store.storage import StorageSettings
 from pipelines.settings_doc import render, section_table
 from pipelines.startup import batchml_sections
 from tasks.config import check_thresholds, drift_thresholds, from_policy, retry_policy
@@ -28,6 +36,14 @@ POLICIES = {
     "checks": (CheckThresholds,),
     "retry": (RetryPolicy,),
     "retrain": (RetrainPolicy, GatePolicy),
+    "storage": (StorageSettings,),
+    "source": (SourceSettings,),
+    "schema": (SchemaSettings,),
+    "mlflow": (RegistrySettings,),
+    "runtime": (RuntimeChoice,),
+    "training": (TrainingPolicy,),
+    "dask": (ClusterSettings,),
+    "report": (ReportSettings,),
 }
 # Settings of those sections that no policy holds, and why.
 NOT_IN_A_POLICY = {
@@ -36,6 +52,8 @@ NOT_IN_A_POLICY = {
     ("retrain", "min_train_days"): "RetrainPlan's, as gate_days",
     ("retrain", "metric"): "empty means the task's own metric; GatePolicy.primary is always a metric",
     ("retrain", "guards"): "empty means the task's own guards; GatePolicy.guards are always metrics",
+    ("source", "options"): "a dict of the generator's keyword arguments; a frozen dataclass holds no dict default",
+    ("training", "params"): "a dict of the recipe's own parameters, as source options",
 }
 
 
@@ -46,7 +64,11 @@ def described(cls) -> list[str]:
 def same(param, spec: dataclasses.Field) -> bool:
     """A Luigi parameter's default, description and allowed values equal to the field's."""
     default = tuple(param._default) if isinstance(param._default, list) else param._default
-    return (default, param.description, getattr(param, "allowed", None)) == (
+    description = param.description
+    if isinstance(param, luigi.ChoiceParameter):  # Luigi appends the choices, which the field holds apart
+        assert set(param._choices) == set(spec.metadata["choices"])
+        description = description.removesuffix(" Choices: {" + ", ".join(str(c) for c in param._choices) + "}")
+    return (default, description, getattr(param, "allowed", None)) == (
         spec.default,
         spec.metadata["description"],
         spec.metadata["allowed"],
@@ -70,7 +92,7 @@ def test_every_setting_of_a_policy_section_is_a_field_of_its_policy_with_the_sam
         )
     assert mismatched == []
     assert sorted(unclaimed) == sorted(NOT_IN_A_POLICY)
-    assert twins == 11 + 11 + 4 + 5 + 2
+    assert twins == 11 + 11 + 4 + 7 + 2 + 3 + 11 + 2 + 8 + 4 + 4 + 4 + 1
 
 
 def test_the_policies_built_from_an_empty_configuration_equal_the_dataclasses_own_defaults():
@@ -151,3 +173,68 @@ def test_every_value_batchml_init_writes_is_the_settings_default_unless_chosen_f
     assert differ == []
     assert len(compared) >= 15
     assert set(CHOSEN) <= {(s, k) for s in parser.sections() for k in parser.options(s)}
+
+
+def _init_cfg(tmp_path) -> configparser.ConfigParser:
+    """The luigi.cfg `batchml init` writes for a small sample with a label."""
+    sample = tmp_path / "orders_2026-06-01.csv"
+    pd.DataFrame(
+        {
+            "order_id": range(1, 21),
+            "created_at": pd.date_range("2026-06-01", periods=20, freq="h"),
+            "amount": [1.5 * i for i in range(20)],
+        }
+    ).to_csv(sample, index=False)
+    init_project(tmp_path / "shop", sample, label="amount", task="regression")
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(tmp_path / "shop" / "luigi.cfg")
+    return parser
+
+
+# Keys `batchml init` writes as a default that no policy dataclass holds (Luigi's own [core], and the dicts).
+NOT_FROM_A_POLICY = {("core", "local_scheduler"), ("training", "params")}
+
+
+def test_every_default_batchml_init_writes_equals_its_policy_dataclass_field(tmp_path):
+    parser = _init_cfg(tmp_path)
+    sections = batchml_sections()
+    from_policies, differ, homeless = 0, [], []
+    for section in parser.sections():
+        for key, text in parser.items(section):
+            if (section, key) in CHOSEN or (section, key) in NOT_FROM_A_POLICY:
+                continue
+            param = dict(sections[section].get_params())[key]
+            if getattr(param, "policy", None) is None:
+                homeless.append(f"[{section}] {key}")
+                continue
+            from_policies += 1
+            cls, name = param.policy
+            # parsed as the setting parses it, compared with the dataclass field's own default
+            value = param.normalize(param.parse(text))
+            expected = policy_field(cls, name).default
+            if (tuple(value) if isinstance(value, (list, tuple)) else value) != expected:
+                differ.append(f"[{section}] {key} = {text}, {cls.__name__}.{name} = {expected!r}")
+    assert homeless == []
+    assert differ == []
+    assert from_policies == 15  # storage 1, source 2, schema 2, training 3, mlflow 4, dask 3
+
+
+@pytest.mark.parametrize(
+    ("cls", "name", "changed", "line"),
+    [
+        (SourceSettings, "label_lag_days", 5, "label_lag_days = 5"),
+        (RegistrySettings, "cold_start", True, "cold_start = true"),
+        (ClusterSettings, "n_workers", 3, "n_workers = 3"),
+        (StorageSettings, "root", "store", "root = store"),
+        (SchemaSettings, "max_reject_share", 0.1, "max_reject_share = 0.1"),
+    ],
+)
+def test_a_changed_default_in_a_policy_shows_in_the_luigi_cfg_batchml_init_writes(
+    tmp_path, monkeypatch, cls, name, changed, line
+):
+    monkeypatch.setattr(policy_field(cls, name), "default", changed)
+    parser = _init_cfg(tmp_path)
+    text = (tmp_path / "shop" / "luigi.cfg").read_text().splitlines()
+    assert line in text
+    section = next(s for s in parser.sections() if parser.has_option(s, name))
+    assert parser.get(section, name) == line.split(" = ")[1]
