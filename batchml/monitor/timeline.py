@@ -34,7 +34,7 @@ def timeline_charts(dates: list[dict]) -> list[dict]:
         {"key": "volume", "title": "Rows in and quarantine share", "note": "", "svg": _volume_chart(axis)},
         {
             "key": "realized",
-            "title": _realized_title(dates) + (" beside the estimated" if together else ""),
+            "title": _realized_title(dates, estimated=together),
             "note": _realized_note(dates) + ("; " + _estimated_note(dates) if together else ""),
             "svg": _realized_chart(axis, estimated=together),
             "legend": _legend(holdout=True) if together else [],
@@ -72,9 +72,11 @@ def timeline_charts(dates: list[dict]) -> list[dict]:
     return charts
 
 
-def _realized_title(dates: list[dict]) -> str:
+def _realized_title(dates: list[dict], *, estimated: bool = False) -> str:
     metrics = sorted({d["r_metric"] for d in dates if d["r_state"]})
-    return f"Realized error ({', '.join(metrics) or 'none yet'}) and label coverage"
+    return (
+        f"Realized {'and estimated ' if estimated else ''}error ({', '.join(metrics) or 'none yet'}) and label coverage"
+    )
 
 
 def _realized_note(dates: list[dict]) -> str:

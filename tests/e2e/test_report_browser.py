@@ -27,7 +27,19 @@ from batchml.monitor.summary import summarize_date
 from batchml.stats.drift import DriftThresholds, drift_report
 from batchml.stats.profile import add_profiles, daily_profile, profile_partition, reference_profile
 from tests.conftest import TAXI_INPUTS
-from tests.unit.test_dashboard import DAYS, DRIFTING, FAILED, LABEL_ONLY, ONSET, PROMOTED, Dom, drift_scenario
+from tests.unit.test_dashboard import (
+    DAYS,
+    DRIFTING,
+    FAILED,
+    LABEL_ONLY,
+    ONSET,
+    PROMOTED,
+    Dom,
+    drift_scenario,
+    estimated_document,
+    estimated_scenario,
+)
+from tests.unit.test_dashboard import START as START_DAY
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = (
@@ -371,4 +383,125 @@ def test_a_failed_report_shows_its_cause_on_the_first_screen(chromium, failed_pa
         shot = Path(os.environ["BATCHML_SCREENSHOTS"]) / f"report-failed-{width}.png"
         _chromium(
             f"--screenshot={shot}", f"--window-size={width},900", report.as_uri(), user_data=tmp_path / "profile-shot"
+        )
+
+
+# --- estimated beside realized (issue 21) ----------------------------------------------------
+
+PLACED = """<script>
+(function () {
+  // Each estimated and realized point: its date, kind and value as written, the value its height stands for on the
+  // chart's own labelled grid, and how far its centre is from the centre of its date's status cell.
+  function centre(el) { var r = el.getBoundingClientRect(); return [(r.left + r.right) / 2, (r.top + r.bottom) / 2]; }
+  var cells = {};
+  document.querySelectorAll('rect.status').forEach(function (r) { cells[r.dataset.date] = centre(r)[0]; });
+  var out = [];
+  document.querySelectorAll('circle.estimated-point, circle.realized-point').forEach(function (c) {
+    var svg = c.closest('svg'), grid = [];
+    svg.querySelectorAll('line.grid').forEach(function (line) {
+      var label = line.nextElementSibling;
+      if (label && label.tagName === 'text') {
+        grid.push([centre(line)[1], parseFloat(label.textContent.replace(/,/g, ''))]);
+      }
+    });
+    grid.sort(function (a, b) { return a[0] - b[0]; });
+    var top = grid[0], bottom = grid[grid.length - 1], xy = centre(c);
+    var value = bottom[1] + (xy[1] - bottom[0]) * (top[1] - bottom[1]) / (top[0] - bottom[0]);
+    out.push([c.dataset.kind, c.dataset.date, c.dataset.value, value, xy[0] - cells[c.dataset.date],
+              svg.dataset.chart, (top[1] - bottom[1])].join(','));
+  });
+  var legend = document.querySelector('.perf-legend'), r = legend.getBoundingClientRect();
+  var boxes = [];
+  document.querySelectorAll('figure.timeline, .perf-legend, .tiles.headline').forEach(function (el) {
+    var b = el.getBoundingClientRect(); boxes.push([Math.round(b.left), Math.round(b.right)].join(','));
+  });
+  var host = window.parent.document.body;  // the page holding this one in a frame as wide as the width tested
+  host.setAttribute('data-points', out.join(';'));
+  host.setAttribute('data-legend', [r.width, r.height, r.left, r.right, legend.textContent].join('|'));
+  host.setAttribute('data-boxes', boxes.join(';'));
+  host.setAttribute('data-scroll-width', document.documentElement.scrollWidth);
+  host.setAttribute('data-viewport', window.innerWidth);
+})();
+</script></body>"""
+
+
+@pytest.fixture(scope="module")
+def estimated_dashboard(tmp_path_factory) -> Path:
+    """The dashboard of the drift scenario with estimated.json on every scored date from the sixth on."""
+    page = tmp_path_factory.mktemp("estimated") / "index.html"
+    page.write_text(render_dashboard([summarize_date(d) for d in estimated_scenario()]), encoding="utf-8")
+    return page
+
+
+@pytest.mark.parametrize("width", [1400, 1024, 390])
+def test_estimated_and_realized_points_stand_where_their_documents_say_in_chromium(
+    chromium, estimated_dashboard, width, tmp_path
+):
+    """Drawn by Chromium at three widths: every estimated point at the value of its estimated.json on its date's
+    x, every realized point at the value of the metrics.json that measured it, the legend visible, no overflow."""
+    probe = estimated_dashboard.with_name(f"placed-{width}.html")
+    probe.write_text(estimated_dashboard.read_text(encoding="utf-8").replace("</body>", PLACED), encoding="utf-8")
+    # Headless Chromium keeps its window at least 500 px wide: the page is laid out in a frame `width` px wide, a
+    # viewport of its own (media queries included), and reports to the page around it (file pages may reach each
+    # other with --allow-file-access-from-files).
+    host = probe.with_name(f"host-{width}.html")
+    host.write_text(
+        f'<!DOCTYPE html><html><body style="margin:0"><iframe src="{probe.name}" '
+        f'style="border:0;display:block;width:{width}px;height:900px"></iframe></body></html>',
+        encoding="utf-8",
+    )
+    window = f"--window-size={max(width, 500)},900"
+    flags = ("--allow-file-access-from-files", window)
+    dump = _chromium("--dump-dom", *flags, host.as_uri(), user_data=tmp_path / "profile")
+    assert dump.returncode == 0, dump.stderr[-2000:]
+    (body,) = Dom(dump.stdout).find("body")
+    assert int(body["data-viewport"]) == width
+    assert int(body["data-scroll-width"]) <= width, f"the page scrolls sideways at {width} px"
+    for box in body["data-boxes"].split(";"):
+        left, right = map(int, box.split(","))
+        assert left >= 0 and right <= width, f"a chart or the legend passes the {width} px viewport: {box}"
+
+    points = [p.split(",") for p in body["data-points"].split(";")]
+    estimated = {
+        date: (float(value), float(drawn), float(dx), span)
+        for kind, date, value, drawn, dx, chart, span in points
+        if kind == "estimated"
+    }
+    realized = {
+        date: (float(value), float(drawn), float(dx), span)
+        for kind, date, value, drawn, dx, chart, span in points
+        if kind == "realized"
+    }
+    expected = {
+        (START_DAY + dt.timedelta(days=i)).isoformat(): d["metrics"]["mae"]
+        for i in range(DAYS)
+        if (d := estimated_document(i)) and d["metrics"]["mae"] is not None
+    }
+    assert set(estimated) == set(expected)
+    for date, (value, drawn, dx, span) in estimated.items():
+        assert value == expected[date]  # the document's number, on its own date
+        assert drawn == pytest.approx(value, abs=0.01 * float(span)), f"{date}: drawn at {drawn}, written {value}"
+        assert abs(dx) < 1.0, f"{date}: the estimated point is {dx:.2f} px off its date"
+    by_run = {s["date"]: s for s in (summarize_date(d) for d in estimated_scenario())}
+    measured = {
+        s["measured"]["date"]: s["measured"]["value"]
+        for s in by_run.values()
+        if s["measured"] and s["measured"]["value"]
+    }
+    assert set(realized) == set(measured) and len(set(realized) & set(estimated)) > 20
+    for date, (value, drawn, dx, span) in realized.items():
+        assert value == measured[date]
+        assert drawn == pytest.approx(value, abs=0.01 * float(span)), f"{date}: drawn at {drawn}, measured {value}"
+        assert abs(dx) < 1.0
+
+    width_px, height_px, left, right, text = body["data-legend"].split("|")
+    assert float(width_px) > 0 and float(height_px) > 0 and float(left) >= 0 and float(right) <= width
+    assert "estimated" in text and "realized" in text and "± 2 s.e." in text
+    if os.environ.get("BATCHML_SCREENSHOTS"):
+        shot = Path(os.environ["BATCHML_SCREENSHOTS"]) / f"dashboard-estimated-{width}.png"
+        _chromium(
+            f"--screenshot={shot}",
+            f"--window-size={width},1600",
+            estimated_dashboard.as_uri(),
+            user_data=tmp_path / "profile-shot",
         )

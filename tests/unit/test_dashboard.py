@@ -755,8 +755,9 @@ def test_an_estimated_point_is_the_number_of_the_file_it_came_from(tmp_path):
         assert (float(by_date[date]["cy"]) < float(realized[date]["cy"])) == higher
     # the band: a light area over each run of consecutive estimated dates (the not-yet date breaks a run)
     assert len(dom.find("polygon", "estimate-band")) == 3  # dates 7..failed-1, failed+1..NOT_YET-1, NOT_YET+1..end
-    legend = [a for a in dom.find("div", "perf-legend")]
+    legend = dom.find("div", "perf-legend")
     assert [a["data-chart"] for a in legend] == ["realized"]
+    assert "Realized and estimated error (mae) and label coverage" in dom.text
 
 
 def test_absent_or_empty_estimates_draw_as_before(summaries):
