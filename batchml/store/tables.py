@@ -114,6 +114,8 @@ class Tables:
 
         uri = self.settings.catalog.strip()
         props = {"warehouse": self._url(layout.TABLES)}
+        if self.remote:  # fsspec, as batchml's storage: the endpoint and credentials of the environment (AWS_*)
+            props["py-io-impl"] = "pyiceberg.io.fsspec.FsspecFileIO"
         if uri.startswith("rest+"):
             from pyiceberg.catalog.rest import RestCatalog
 
