@@ -50,6 +50,9 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from batchml.model.onnx_io import class_codes as _codes  # `True` matches `True`, never `1`
+from batchml.model.onnx_io import plain as _plain
+
 FITTED_ON_REFERENCE = "fitted on reference"
 FROM_FIRST_LABELLED_DATES = "from first labelled dates"
 NOT_YET_AVAILABLE = "not yet available"
@@ -62,28 +65,6 @@ _MIN_ROWS = 20  # fewer reference rows than this cannot judge a calibration: ide
 
 
 # ---------------------------------------------------------------- classes and probabilities
-
-
-def _kind(value) -> str:
-    if isinstance(value, (bool, np.bool_)):
-        return "bool"
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        return "number"
-    return "text" if isinstance(value, str) else type(value).__name__
-
-
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _codes(values, classes) -> np.ndarray:
-    """Each value's position in `classes`, -1 outside them; `True` matches `True`, never `1`."""
-    keys = {(_kind(c), _plain(c)): j for j, c in enumerate(classes)}
-    values = values.tolist() if isinstance(values, (pd.Series, np.ndarray, pd.Index)) else list(values)
-    return np.array(
-        [keys.get((_kind(v), _plain(v)), -1) if not (isinstance(v, float) and math.isnan(v)) else -1 for v in values],
-        dtype=np.int64,
-    )
 
 
 def _probabilities(proba, classes) -> np.ndarray:
