@@ -32,6 +32,7 @@ from batchml.retrain.policy import RetrainPolicy
 from batchml.scoring.compute import ClusterSettings
 from batchml.stats.drift import DriftThresholds
 from batchml.store.storage import StorageSettings
+from batchml.store.tables import TableSettings
 
 
 class OptionalDateParameter(OptionalParameterMixin, luigi.DateParameter):
@@ -188,6 +189,31 @@ class storage(luigi.Config):
     root = from_policy(StorageSettings, "root")
     lease_seconds = from_policy(StorageSettings, "lease_seconds")
     rows_per_file = from_policy(StorageSettings, "rows_per_file")
+
+
+class tables(luigi.Config):
+    """Apache Iceberg tables of the committed dates: every date's commit is also a snapshot (docs/tables.md)."""
+
+    catalog = from_policy(TableSettings, "catalog")
+    namespace = from_policy(TableSettings, "namespace")
+    enabled = from_policy(TableSettings, "enabled")
+    datasets = from_policy(TableSettings, "datasets")
+    keep_snapshots_days = from_policy(TableSettings, "keep_snapshots_days")
+
+
+def table_settings() -> TableSettings:
+    """[tables] as the core's settings; a SQLite catalog path relative to the project folder resolved against it."""
+    cfg = tables()
+    uri = cfg.catalog
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        uri = "sqlite:///" + in_folder(find_project_dir(), uri.removeprefix("sqlite:///"))
+    return TableSettings(
+        catalog=uri,
+        namespace=cfg.namespace,
+        enabled=cfg.enabled,
+        datasets=tuple(cfg.datasets),
+        keep_snapshots_days=cfg.keep_snapshots_days,
+    )
 
 
 class source(luigi.Config):
@@ -403,7 +429,7 @@ def check_thresholds() -> CheckThresholds:
 def context_configs() -> tuple[type[luigi.Config], ...]:
     """The sections the context is read from: read_settings reads these, and a change to any of them gives a new
     context."""
-    return (storage, schema, features, labels, training, mlflow, retry)
+    return (storage, schema, features, labels, training, mlflow, retry, tables)
 
 
 def context_key() -> tuple:
@@ -456,6 +482,7 @@ def read_settings() -> Settings:
         hooks=MappingProxyType(
             {"features": features().transform, "labels": labels().transform, "recipe": training().recipe}
         ),
+        tables=table_settings(),
     )
 
 

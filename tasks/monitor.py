@@ -10,6 +10,7 @@ from batchml.base.errors import BatchmlError
 from batchml.base.provenance import new_run_id
 from batchml.dataset.extract import extract_labels
 from batchml.monitor.baseline import reference_for
+from batchml.monitor.estimated import ESTIMATED, ESTIMATOR_CHECK, date_estimate, estimator_for, with_estimate_error
 from batchml.monitor.monitoring import date_drift, date_metrics, log_date_metrics
 from batchml.store.layout import LABELS, PREDICTIONS
 from tasks.config import (
@@ -18,6 +19,8 @@ from tasks.config import (
     checks,
     drift,
     drift_thresholds,
+    estimation,
+    estimation_policy,
     hooks,
     load_contract,
     make_registry,
@@ -96,6 +99,41 @@ class DetectDrift(InProject, luigi.Task):
         self.set_status_message(f"{result['verdict']}: {', '.join(result['drifted_features']) or 'no feature'} drifted")
 
 
+class EstimatePerformance(InProject, luigi.Task):
+    """monitoring/date=D/estimated.json: the date's performance estimated from its predictions, before its labels."""
+
+    date = luigi.DateParameter()
+
+    def requires(self):
+        """The date's predictions and its pin."""
+        return {"scores": ScorePredictions(self.date), "model": ResolveModel(self.date)}
+
+    def output(self) -> DocumentTarget:
+        """The date's estimate."""
+        return DocumentTarget(self.date, ESTIMATED)
+
+    def run(self):
+        """Estimate the date with its version's estimator (fitted at registration, or on its first labelled dates)."""
+        storage, pin, contract = make_storage(), self.input()["model"].load(), load_contract()
+        estimator = estimator_for(
+            storage,
+            make_registry(),
+            pin,
+            contract,
+            self.date,
+            cache_dir=cache_dir(),
+            baseline_days=drift().baseline_days,
+        )
+        result = date_estimate(storage, self.date, pin, estimator, contract, window_days=drift().window_days)
+        self.output().dump(result)
+        self.set_status_message(f"{result['status']}: {result['metrics']}")
+
+
+def estimated_of(date: dt.date) -> dict:
+    """EstimatePerformance of `date` when [estimation] is enabled, keyed "estimated" (nothing otherwise)."""
+    return {"estimated": EstimatePerformance(date)} if estimation().enabled else {}
+
+
 class Metrics(InProject, luigi.Task):
     """monitoring/date=D/metrics.json: data quality, prediction statistics, realized error of D - lag.
 
@@ -118,6 +156,7 @@ class Metrics(InProject, luigi.Task):
             "scores": ScorePredictions(self.date),
             "drift": DetectDrift(self.date),
             "model": ResolveModel(self.date),
+            **estimated_of(self.date),
         }
 
     def output(self) -> DocumentTarget:
@@ -139,6 +178,7 @@ class Metrics(InProject, luigi.Task):
             yield [
                 ScorePredictions(labelled),
                 ExtractLabels(labelled),
+                *estimated_of(labelled).values(),
             ]  # scored in this run too: realized metrics are not lost
         storage, registry, pin = make_storage(), make_registry(), self.input()["model"].load()
         reference, _ = reference_for(storage, registry, pin, self.date, cache_dir=cache_dir())
@@ -156,8 +196,13 @@ class Metrics(InProject, luigi.Task):
             thresholds=check_thresholds(),
             trailing_days=checks().trailing_days,
         )
+        result = with_estimate_error(storage, self.date, result, estimation_policy())
         self.output().dump(result)
-        log_date_metrics(registry, self.date, result, self.input()["drift"].load())
+        log_date_metrics(registry, self.date, result, self.input()["drift"].load(), self._estimated())
+
+    def _estimated(self) -> dict | None:
+        """The date's estimate, when [estimation] made one."""
+        return self.input()["estimated"].load() if "estimated" in self.input() else None
 
     def _realized_status(self) -> str:
         """Where the labelled date's labels stand: "not scored" (no rows), "pending" (not arrived) or "available"."""
@@ -187,7 +232,7 @@ class CheckMetrics(InProject, luigi.Task):
         result = self.input().load()
         if result is None:
             return [{"name": "metrics.json missing"}]
-        warn_only = set(checks().warn_only)
+        warn_only = {*checks().warn_only, ESTIMATOR_CHECK}  # the estimator's check warns, never fails
         return [c for c in result["checks"] if not c["ok"] and c["name"] not in warn_only]
 
     def complete(self) -> bool:

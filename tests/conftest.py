@@ -111,6 +111,7 @@ SECTIONS = (
     "retry",
     "runtime",
     "RangeDaily",
+    "tables",
 )
 
 

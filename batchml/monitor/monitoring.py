@@ -298,13 +298,15 @@ def date_metrics(
     return result
 
 
-def log_date_metrics(registry, date: dt.date, metrics: dict, drift: dict) -> None:
-    """The date's numbers, status, drift verdict and documents on its MLflow monitoring run."""
+def log_date_metrics(registry, date: dt.date, metrics: dict, drift: dict, estimated: dict | None = None) -> None:
+    """The date's numbers, status, drift verdict and documents on its MLflow monitoring run (with its estimated
+    performance and, once labels are in, the estimate's error: batchml.monitor.estimated)."""
     from batchml.monitor.checks import flat_metrics
+    from batchml.monitor.estimated import ESTIMATED, flat_estimates
 
     registry.log_daily(
         date.isoformat(),
-        flat_metrics(metrics, drift if drift.get("features") else None),
+        {**flat_metrics(metrics, drift if drift.get("features") else None), **flat_estimates(estimated, metrics)},
         {"status": metrics["status"], "drift_verdict": drift["verdict"], "model_version": metrics["model"]["version"]},
-        {"metrics.json": metrics, "drift.json": drift},
+        {"metrics.json": metrics, "drift.json": drift, **({ESTIMATED: estimated} if estimated else {})},
     )

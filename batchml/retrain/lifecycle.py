@@ -35,6 +35,7 @@ from batchml.model.training import (
     split_holdout,
     to_onnx_bytes,
 )
+from batchml.monitor.estimated import Estimator, fit_estimator, registered_estimator_files
 from batchml.scoring.scoring import ModelSpec, predict_partition
 from batchml.stats.metrics import PRIMARY, lower_is_better, model_metrics
 from batchml.stats.profile import date_profiles, reference_profile
@@ -69,7 +70,8 @@ def train_and_register(
     """Train on the labelled window ending at `window_end`, register the model, return its version.
 
     A tenth of every date's rows is held out: its metrics are the version's training-time
-    reference for realized error later.
+    reference for realized error later, and the version's performance estimator is fitted on
+    it (logged with the version: batchml.monitor.estimated).
     """
     contract, progress, nulls = project.contract, Progress(log), NullCounts()
     dates = labelled_window(window_end, window_days)
@@ -120,6 +122,8 @@ def train_and_register(
         primary=primary,
         packaging=packaging,
     )
+    estimator = holdout_estimator(fitted, holdout, contract, f"the held-out tenth of {dates[0]}..{dates[-1]}")
+    registry.log_version_files(version, registered_estimator_files(estimator))
     progress.note(
         f"training: registered version {version}, trained on {dates[0]}..{dates[-1]} ({len(train)} rows): holdout "
         f"{primary} {metrics[f'holdout_{primary}']:.4g}"
@@ -136,6 +140,14 @@ def holdout_metrics(fitted: FittedModel, holdout: pd.DataFrame, contract: Contra
             contract.task, holdout[contract.require_label().column].to_numpy(), outputs, fitted.named
         ).items()
     }
+
+
+def holdout_estimator(fitted: FittedModel, holdout: pd.DataFrame, contract: Contract, fitted_on: str) -> Estimator:
+    """The version's performance estimator, fitted on the held-out rows it did not train on (batchml.monitor.estimated):
+    a calibrator of its probabilities, or a model of its loss from its inputs and prediction."""
+    outputs = _predict_estimator(fitted.estimator, holdout[fitted.inputs], fitted.named)
+    truth = holdout[contract.require_label().column].to_numpy()
+    return fit_estimator(contract.task, holdout[fitted.inputs], outputs, truth, fitted.named, fitted_on=fitted_on)
 
 
 def training_profile(fitted: FittedModel, train: pd.DataFrame, task: str, nulls: NullCounts) -> dict:

@@ -505,3 +505,104 @@ def test_estimated_and_realized_points_stand_where_their_documents_say_in_chromi
             estimated_dashboard.as_uri(),
             user_data=tmp_path / "profile-shot",
         )
+
+
+SECTION_BOXES = """<script>
+(function () {
+  // The estimated section and everything in it, laid out at the frame's width.
+  var out = [];
+  // A wide table scrolls inside its .table-scroll box: that box must fit, not the table.
+  document.querySelectorAll('#estimated, #estimated > *, #estimated .table-scroll').forEach(function (el) {
+    var r = el.getBoundingClientRect();
+    out.push([el.tagName.toLowerCase(), Math.round(r.left), Math.round(r.right)].join(','));
+  });
+  var host = window.parent.document.body;
+  host.setAttribute('data-boxes', out.join(';'));
+  host.setAttribute('data-viewport', window.innerWidth);
+  host.setAttribute('data-scroll-width', document.documentElement.scrollWidth);
+  host.setAttribute('data-text', document.getElementById('estimated').textContent);
+})();
+</script></body>"""
+
+
+def _in_frame(page: Path, script: str, width: int, tmp_path: Path) -> dict:
+    """The attributes `script` sets on the host page, `page` laid out by Chromium in a frame `width` px wide."""
+    probe = page.with_name(f"probe-{width}-{page.name}")
+    probe.write_text(page.read_text(encoding="utf-8").replace("</body>", script), encoding="utf-8")
+    host = page.with_name(f"host-{width}-{page.name}")
+    host.write_text(
+        f'<!DOCTYPE html><html><body style="margin:0"><iframe src="{probe.name}" '
+        f'style="border:0;display:block;width:{width}px;height:900px"></iframe></body></html>',
+        encoding="utf-8",
+    )
+    flags = ("--allow-file-access-from-files", f"--window-size={max(width, 500)},900")
+    dump = _chromium("--dump-dom", *flags, host.as_uri(), user_data=tmp_path / f"profile-{width}")
+    assert dump.returncode == 0, dump.stderr[-2000:]
+    (body,) = Dom(dump.stdout).find("body")
+    assert int(body["data-viewport"]) == width
+    return body
+
+
+@pytest.mark.parametrize("width", [1400, 1024, 390])
+def test_the_estimated_section_of_a_daily_report_fits_in_chromium(chromium, tmp_path, width):
+    inputs = realistic_inputs()
+    realized = inputs["metrics"]["numbers"]["realized"]
+    estimated = {
+        "version": "4",
+        "model": {"name": "trip_duration", "version": "4"},
+        "status": "from first labelled dates",
+        "status_detail": "fitted on the rows of 2026-05-20 to 2026-05-26 (v4 was registered outside batchml)",
+        "task": "regression",
+        "rows": 12_000,
+        "metrics": {"mae": realized["mae"] * 0.93, "rmse": realized["rmse"] * 0.95},
+        "sampling_error": {"mae": 1.7, "rmse": 3.1},
+        "window": {
+            "window_days": 7,
+            "metrics": {"mae": realized["mae"] * 0.9, "rmse": realized["rmse"]},
+            "sampling_error": {"mae": 0.7, "rmse": 1.2},
+        },
+    }
+    error = {
+        m: {
+            "estimated": e,
+            "realized": realized[m],
+            "error": e - realized[m],
+            "relative_error": (e - realized[m]) / realized[m],
+            "sampling_error": estimated["sampling_error"][m],
+        }
+        for m, e in estimated["metrics"].items()
+    }
+    check = {
+        "name": "estimator",
+        "value": 2.0,
+        "bound": "< 2 of the last 3 labelled dates off by more than the margin",
+        "ok": False,
+        "severity": "warn",
+        "detail": {
+            "reason": "mae estimate off by more than 10% relative on 2 of "
+            "the last 3 labelled dates: the labels no longer follow"
+        },
+    }
+    inputs["metrics"] = {
+        **inputs["metrics"],
+        "estimate_error": {"date": realized.get("date") or DAY.isoformat(), "version": "4", "metrics": error},
+        "checks": [*inputs["metrics"]["checks"], check],
+    }
+    page = tmp_path / "report.html"
+    page.write_text(render_daily_report(DAY, **inputs, estimated=estimated), encoding="utf-8")
+    body = _in_frame(page, SECTION_BOXES, width, tmp_path)
+    boxes = [(tag, int(left), int(right)) for tag, left, right in (b.split(",") for b in body["data-boxes"].split(";"))]
+    assert [tag for tag, _, _ in boxes].count("div") >= 4  # the banners and the two tables' scroll boxes
+    outside = [b for b in boxes if b[1] < 0 or b[2] > width]
+    assert not outside, f"the estimated section passes the {width} px viewport: {outside[:5]}"
+    text = body["data-text"]
+    assert (
+        "From first labelled dates" in text
+        and "Estimated beside realized" in text
+        and "Estimator check: breach" in text
+    )
+    if os.environ.get("BATCHML_SCREENSHOTS"):
+        shot = Path(os.environ["BATCHML_SCREENSHOTS"]) / f"report-estimated-{width}.png"
+        _chromium(
+            f"--screenshot={shot}", f"--window-size={max(width, 500)},4000", page.as_uri(), user_data=tmp_path / "shot"
+        )
