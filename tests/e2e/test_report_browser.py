@@ -56,7 +56,7 @@ DAY = dt.date(2026, 6, 14)
 LABEL = "trip_duration_s"
 FEATURES = TAXI_INPUTS
 CATEGORICAL = ("pickup_zone", "dropoff_zone", "vendor", "payment_type", "rate_code", "pickup_weekday")
-SECTIONS = ("summary", "drift", "metrics", "trends", "retraining")
+SECTIONS = ("summary", "drift", "metrics", "estimated", "trends", "retraining")
 
 
 def _scored(
