@@ -129,11 +129,16 @@ logging.getLogger("luigi-interface").addFilter(
 )  # filters survive Luigi's logging setup; handlers do not
 
 
+def _date_of(task) -> dt.date | None:
+    """The date a task is for; None for a task with no date (a range, a wrapper)."""
+    date = getattr(task, "date", None)
+    return date if hasattr(date, "isoformat") else None
+
+
 @luigi.Task.event_handler(luigi.Event.FAILURE)
 def _record_date_failure(task, exception):
     """monitoring/date=D/failure.json for the dashboard; recording never fails the run."""
-    date = getattr(task, "date", None)
-    if date is None or not hasattr(date, "isoformat"):
+    if (date := _date_of(task)) is None:
         return
     record = failure_of(task.get_task_family(), task.task_id, exception)
     try:
@@ -160,8 +165,7 @@ def _clear_date_failure(task):
 @luigi.Task.event_handler(luigi.Event.PROCESSING_TIME)
 def _record_duration(task, seconds):
     """Keep each task's duration next to the date's results, for the daily report."""
-    date = getattr(task, "date", None)
-    if date is None or not hasattr(date, "isoformat"):
+    if (date := _date_of(task)) is None:
         return
     try:
         record_duration(make_storage(), date, task.get_task_family(), seconds)
