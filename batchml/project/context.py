@@ -19,12 +19,14 @@ registry that cannot be reached or a contract that does not parse fails only wha
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import os
 import threading
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from batchml.base.errors import ConfigError
 from batchml.base.hooks import add_project_path
@@ -33,6 +35,10 @@ from batchml.dataset.contract import Contract
 from batchml.model.preflight import check_sqlite_store, check_tracking_uri
 from batchml.model.registry import Registry, configure_http
 from batchml.store.storage import open_storage
+from batchml.store.tables import Tables, TableSettings
+
+if TYPE_CHECKING:
+    from batchml.store.manifest import Manifest
 
 
 def in_folder(folder: Path, path: str) -> str:
@@ -58,6 +64,7 @@ class Settings:
     http_request_timeout: int
     retry: RetryPolicy
     hooks: Mapping[str, str]  # role (features, labels, recipe) -> 'module:function', "" when not set
+    tables: TableSettings = TableSettings()  # [tables]: the Iceberg catalog each committed date is registered in
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,20 @@ class Context:
         root = self.settings.storage_root
         if "://" not in root and os.path.exists(root) and not os.path.isdir(root):
             raise ConfigError(f"[storage] root = {self.settings.storage_setting}: {root} is a file, not a folder")
-        return open_storage(root, lease_seconds=self.settings.lease_seconds)
+        storage = open_storage(root, lease_seconds=self.settings.lease_seconds)
+        if self.settings.tables.enabled:
+            storage.after_commit = self._commit_table
+        return storage
+
+    @functools.cached_property
+    def tables(self) -> Tables:
+        """The Iceberg tables of the storage root, in the catalog [tables] names."""
+        return Tables(self.settings.storage_root, self.settings.tables)
+
+    def _commit_table(self, dataset: str, date: dt.date, manifest: Manifest) -> None:
+        """After a date's manifest commit, under its lock: the date's snapshot in the dataset's table."""
+        if dataset in self.settings.tables.datasets:
+            self.tables.commit_manifest(self.storage, dataset, date, manifest)
 
     @functools.cached_property
     def contract(self) -> Contract:

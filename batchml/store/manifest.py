@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import IO, TYPE_CHECKING
 
@@ -122,6 +123,9 @@ class ManifestReader:
     """
 
     strict_listing = True
+    # Called as after_commit(dataset, date, manifest) once a date's commit is published, still under the date's lock or
+    # lease; batchml.project.context sets it to register the date in its Iceberg table (batchml.store.tables).
+    after_commit: Callable[[str, dt.date, Manifest], object] | None = None
 
     if TYPE_CHECKING:  # what a subclass provides (declared for the type checker only)
 

@@ -361,4 +361,6 @@ class ObjectPartitionWriter:
                     with contextlib.suppress(FileNotFoundError):
                         fs.rm_file(f"{folder}/{f['path']}")
         self.published = True
+        if self.storage.after_commit is not None:  # the date's Iceberg snapshot (batchml.store.tables)
+            self.storage.after_commit(self.dataset, self.date, manifest)
         return manifest

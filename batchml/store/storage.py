@@ -299,7 +299,10 @@ class PartitionWriter:
         still in the page cache.
         """
         with naming_a_full_disk(self.dataset, self.date, self.path):
-            return self._commit(manifest, file_rows or {})
+            committed = self._commit(manifest, file_rows or {})
+        if self.storage.after_commit is not None:  # the date's Iceberg snapshot (batchml.store.tables)
+            self.storage.after_commit(self.dataset, self.date, committed)
+        return committed
 
     def _commit(self, manifest: Manifest, file_rows: dict[str, int]) -> Manifest:
         manifest.files = []

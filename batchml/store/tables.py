@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from batchml.base.errors import ConfigError
-from batchml.base.setting import count, setting
+from batchml.base.setting import count, names, setting
 from batchml.store import layout
 
 if TYPE_CHECKING:
@@ -66,12 +66,19 @@ class TableSettings:
 
     catalog: str = setting(
         "",
-        'The Iceberg catalog: "" for the embedded SQLite catalog at <storage root>/_catalog/catalog.db (a local '
+        'The Iceberg catalog: "" for the embedded SQLite catalog, _catalog/catalog.db in the storage root (a local '
         "root only), a SQLAlchemy URL (postgresql+psycopg://user@host/db, sqlite:////abs/path.db) for a SQL catalog, "
         "or rest+http(s)://host/path for a REST catalog. Secrets belong in the environment (PGPASSWORD), not here.",
     )
     namespace: str = setting("batchml", "The catalog namespace holding the tables (one per dataset).")
-    enabled: bool = setting(True, "Register every committed date of predictions, quarantine, features and labels.")
+    enabled: bool = setting(
+        True, "Register every committed date of the datasets below as a snapshot of its Iceberg table."
+    )
+    datasets: tuple[str, ...] = names(
+        layout.DATASETS,
+        "The datasets with an Iceberg table (one per dataset, partitioned by date).",
+        layout.DATASETS,
+    )
     keep_snapshots_days: int = count(
         30,
         "Days a replaced date's earlier snapshot stays readable (as of its time) before `expire` drops it and its "
@@ -412,22 +419,26 @@ class Tables:
                 out.append(f"{where}: {data.file_path}: size differs from the table's metadata")
         return out
 
-    def sync(self, storage: Any, dataset: str, date: dt.date) -> int | None:
-        """Commit a committed date's manifest files to the table unless they are its current files already (the heal
-        of a kill between the two commits); the snapshot id, or None when the date is not committed."""
-        manifest = storage.manifest(dataset, date)
-        if manifest is None:
-            return None
+    def commit_manifest(self, storage: Any, dataset: str, date: dt.date, manifest: Any) -> int:
+        """Commit a date's manifest (just committed to `storage`) to the table: its files, checksums, model version and
+        run; the snapshot id. Storage calls it after each commit, under the date's lock (batchml.project.context)."""
+        folder = storage.partition_url(dataset, date)
         model = (manifest.model or {}).get("version")
-        sums = {f["path"]: f.get("sha256", "") for f in manifest.files}
         return self.commit_date(
             dataset,
             date,
-            storage.files(dataset, date),
+            [f"{folder}/{f['path']}" for f in manifest.files],
             None if model is None else str(model),
             run=manifest.run_id,
-            sha256={k: v for k, v in sums.items() if v},
+            sha256={f["path"]: f["sha256"] for f in manifest.files if f.get("sha256")},
         )
+
+    def sync(self, storage: Any, dataset: str, date: dt.date) -> int | None:
+        """Commit a committed date's manifest files to the table unless they are its current files already (the heal
+        of a kill between the two commits, `batchml verify --repair`); the snapshot id, or None when the date is not
+        committed."""
+        manifest = storage.manifest(dataset, date)
+        return None if manifest is None else self.commit_manifest(storage, dataset, date, manifest)
 
     # -- retention --------------------------------------------------------------------------
     def expire(self, now: dt.datetime, datasets: tuple[str, ...] = layout.DATASETS) -> int:
