@@ -6,10 +6,19 @@ import argparse
 import datetime as dt
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import batchml
 from batchml.base.errors import BatchmlError
 from batchml.store.layout import DATASETS
+
+if TYPE_CHECKING:
+    from batchml.store.tables import Tables
+
+CATALOG_HELP = (
+    "the Iceberg catalog (default: [tables] catalog of ./luigi.cfg when no ROOT is given, else the embedded one in "
+    "ROOT)"
+)
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -22,18 +31,64 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tables(args: argparse.Namespace, root: str) -> Tables:
+    """The tables of `root` in the catalog `--catalog` names, else the project's [tables] (./luigi.cfg) when no ROOT
+    was given, else the embedded catalog."""
+    from dataclasses import replace
+
+    from batchml.store.tables import Tables, TableSettings
+    from batchml.store.verify import project_tables
+
+    settings = TableSettings() if args.root else project_tables(Path.cwd())
+    if args.catalog is not None:
+        settings = replace(settings, catalog=args.catalog)
+    return Tables(root, settings)
+
+
 def _verify(args: argparse.Namespace) -> int:
     from batchml.store.storage import open_storage
-    from batchml.store.verify import check_scope, project_root, verify_dates
+    from batchml.store.verify import check_scope, project_root, verify_dates, verify_tables
 
     root = args.root or project_root(Path.cwd())
     check_scope(root, args.start, args.stop)
     datasets = tuple(dict.fromkeys(args.dataset)) if args.dataset else DATASETS
-    result = verify_dates(open_storage(root), datasets, args.start, args.stop)
+    storage = open_storage(root)
+    result = verify_dates(storage, datasets, args.start, args.stop)
+    tables = _tables(args, root)
+    if tables.settings.enabled and (args.repair or tables.catalog_exists()):
+        verify_tables(storage, tables, result, datasets, args.start, args.stop, repair=args.repair)
+    for line in result.repaired:
+        print(line)
     for line in result.bad:
         print(line, file=sys.stderr)
     print(result.summary(datasets, args.start, args.stop), file=sys.stdout if result.ok else sys.stderr)
     return 0 if result.ok else 1
+
+
+def _history(args: argparse.Namespace) -> int:
+    from batchml.store.verify import project_root
+
+    root = args.root or project_root(Path.cwd())
+    tables = _tables(args, root)
+    entries = tables.history(args.dataset, args.date) if tables.catalog_exists() else []
+    if not entries:
+        print(f"no snapshot of {args.dataset} {args.date} in the Iceberg catalog of {root}", file=sys.stderr)
+        return 1
+    rows = [("snapshot", "committed at (UTC)", "model version", "rows", "operation")]
+    rows += [
+        (
+            str(e["snapshot"]),
+            e["committed_at"].strftime("%Y-%m-%d %H:%M:%S"),
+            e["model_version"] or "-",
+            str(e["rows"]),
+            e["operation"],
+        )
+        for e in entries
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -103,7 +158,30 @@ def parser() -> argparse.ArgumentParser:
         choices=DATASETS,
         help=f"a dataset to check; repeat for several (default: all of {', '.join(DATASETS)})",
     )
+    verify.add_argument(
+        "--repair",
+        action="store_true",
+        help="re-commit to its Iceberg table each date whose table files are not its manifest's (a run killed "
+        "between the two commits; docs/tables.md)",
+    )
+    verify.add_argument("--catalog", metavar="URL", help=CATALOG_HELP)
     verify.set_defaults(run=_verify)
+    history = commands.add_parser(
+        "history",
+        help="list the Iceberg snapshots that committed a date: snapshot, time, model version, rows, operation",
+        description="List every snapshot of a dataset's Iceberg table that committed DATE, oldest first "
+        "(docs/tables.md). Exit 1 when there is none.",
+    )
+    history.add_argument(
+        "root",
+        metavar="ROOT",
+        nargs="?",
+        help="the storage root: a folder or s3://bucket/prefix (default: [storage] root of ./luigi.cfg)",
+    )
+    history.add_argument("--date", required=True, type=dt.date.fromisoformat, metavar="YYYY-MM-DD")
+    history.add_argument("--dataset", default="predictions", choices=DATASETS, help="(default: predictions)")
+    history.add_argument("--catalog", metavar="URL", help=CATALOG_HELP)
+    history.set_defaults(run=_history)
     return top
 
 

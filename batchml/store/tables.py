@@ -117,7 +117,6 @@ class Tables:
         return self._catalog
 
     def _open_catalog(self) -> Catalog:
-        from pyiceberg.catalog.sql import SqlCatalog
 
         uri = self.settings.catalog.strip()
         props = {"warehouse": self._url(layout.TABLES)}
@@ -142,7 +141,13 @@ class Tables:
                 f"[tables] catalog = {uri!r}: not a catalog; give a SQLAlchemy URL (postgresql+psycopg://..., "
                 "sqlite:///...), rest+https://... or leave it empty for the embedded catalog"
             )
-        return SqlCatalog("batchml", uri=uri, **props)
+        return _sql_catalog(uri, props)
+
+    def catalog_exists(self) -> bool:
+        """False for an embedded catalog not made yet: a root none of whose dates was registered."""
+        return bool(self.settings.catalog.strip()) or (
+            not self.remote and os.path.exists(os.path.join(self.root, layout.CATALOG))
+        )
 
     def identifier(self, dataset: str) -> tuple[str, str]:
         return (self.settings.namespace, dataset)
@@ -331,7 +336,7 @@ class Tables:
             spec_id=metadata.default_spec_id,
             equality_ids=None,
             key_metadata=None,
-            **statistics.to_serialized_dict(),
+            **_with_date_bounds(statistics.to_serialized_dict(), date_id, date),
         )
 
     # -- reading --------------------------------------------------------------------------
@@ -462,6 +467,36 @@ class Tables:
                 _remove(self, path)
             dropped += len(old)
         return dropped
+
+
+def _with_date_bounds(stats: dict[str, Any], date_id: int, date: dt.date) -> dict[str, Any]:
+    """A file's statistics with the date as its `date` column's bounds: the file does not hold the column (it is the
+    folder's name), and without bounds a filter on the date (the overwrite's conflict scope, a reader's pruning)
+    cannot rule out the files of other dates."""
+    from pyiceberg.conversions import to_bytes
+    from pyiceberg.types import DateType
+
+    bound = to_bytes(DateType(), _days(date))
+    return {
+        **stats,
+        "lower_bounds": {**(stats.get("lower_bounds") or {}), date_id: bound},
+        "upper_bounds": {**(stats.get("upper_bounds") or {}), date_id: bound},
+    }
+
+
+def _sql_catalog(uri: str, props: dict[str, str]) -> Catalog:
+    """A SQL catalog; its first use creates its tables, and processes starting together race to create them: the
+    losers find them made (SQLAlchemy's 'already exists') and open the catalog again."""
+    from pyiceberg.catalog.sql import SqlCatalog
+    from sqlalchemy.exc import DBAPIError
+
+    for attempt in range(3):
+        try:
+            return SqlCatalog("batchml", uri=uri, **props)
+        except DBAPIError as exc:
+            if attempt == 2 or "already exists" not in str(exc):
+                raise
+    raise AssertionError("unreachable")
 
 
 def _on(date: dt.date) -> str:

@@ -24,6 +24,7 @@ from batchml.store.manifest import Problem, UnreadableManifest
 if TYPE_CHECKING:
     from batchml.store.objectstore import ObjectStorage
     from batchml.store.storage import Storage
+    from batchml.store.tables import Tables, TableSettings
 
 
 @dataclass
@@ -33,6 +34,8 @@ class Verification:
     dates: int = 0
     files: int = 0
     bad: list[str] = field(default_factory=list)
+    tables: bool = False  # whether the dates' Iceberg tables were checked too
+    repaired: list[str] = field(default_factory=list)  # dates re-committed to their table by --repair
 
     @property
     def ok(self) -> bool:
@@ -41,7 +44,11 @@ class Verification:
     def summary(self, datasets: tuple[str, ...], start: dt.date | None, stop: dt.date | None) -> str:
         scope = f"{', '.join(datasets)} in [{start or 'the first'}, {stop or 'the last'}{')' if stop else ']'}"
         if self.ok:
-            return f"verified {self.files} files of {self.dates} committed dates of {scope}: all match their manifests"
+            tables = " and their Iceberg tables" if self.tables else ""
+            return (
+                f"verified {self.files} files of {self.dates} committed dates of {scope}: all match their "
+                f"manifests{tables}"
+            )
         return f"{len(self.bad)} bad files among {self.files} files of {self.dates} committed dates of {scope}"
 
 
@@ -76,6 +83,38 @@ def verify_dates(
     return out
 
 
+def verify_tables(
+    storage: Storage | ObjectStorage,
+    tables: Tables,
+    out: Verification,
+    datasets: tuple[str, ...],
+    start: dt.date | None = None,
+    stop: dt.date | None = None,
+    *,
+    repair: bool = False,
+) -> Verification:
+    """Check each committed date's table files against its manifest (batchml.store.tables); with `repair`, commit the
+    manifest's files to the table where they differ (a run killed between its manifest and its table commit) and
+    report only what is still wrong after."""
+    out.tables = True
+    for dataset in (d for d in datasets if d in tables.settings.datasets):
+        for date in sorted(_in_range(storage.committed_dates(dataset), start, stop)):
+            manifest = storage.manifest(dataset, date)
+            if manifest is None:
+                continue
+            problems = tables.check(dataset, date, manifest.files)
+            if problems and repair:
+                tables.commit_manifest(storage, dataset, date, manifest)
+                out.repaired.append(f"{dataset} {date}: re-committed to its table from {MANIFEST}")
+                problems = tables.check(dataset, date, manifest.files)
+            out.bad.extend(problems)
+    return out
+
+
+def _in_range(dates: set[dt.date], start: dt.date | None, stop: dt.date | None) -> set[dt.date]:
+    return {d for d in dates if (start is None or d >= start) and (stop is None or d < stop)}
+
+
 def project_root(folder: Path) -> str:
     """The storage root of the project in `folder`: its luigi.cfg's `[storage] root` (default `data`), relative paths
     resolved against the folder."""
@@ -94,6 +133,44 @@ def project_root(folder: Path) -> str:
     if "://" in root or os.path.isabs(os.path.expanduser(root)):
         return os.path.expanduser(root)
     return str(folder / root)
+
+
+def project_tables(folder: Path) -> TableSettings:
+    """The [tables] settings of the project in `folder` (its luigi.cfg), the defaults without one; a relative SQLite
+    catalog path resolved against the folder."""
+    import json
+
+    from batchml.store.tables import TableSettings
+
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    cfg = folder / "luigi.cfg"
+    try:
+        parser.read(cfg if cfg.is_file() else [])
+    except configparser.Error as exc:
+        raise ConfigError(f"{cfg}: not a valid config file: {exc}") from exc
+    if not parser.has_section("tables"):
+        return TableSettings()
+    section, default = parser["tables"], TableSettings()
+    catalog = section.get("catalog", "").strip()
+    if catalog.startswith("sqlite:///") and not catalog.startswith("sqlite:////"):
+        catalog = f"sqlite:///{folder / catalog.removeprefix('sqlite:///')}"
+    datasets_text = section.get("datasets", "").strip()
+    if datasets_text.startswith("["):
+        datasets = tuple(json.loads(datasets_text))
+    elif datasets_text:
+        datasets = tuple(d.strip() for d in datasets_text.replace("\n", ",").split(",") if d.strip())
+    else:
+        datasets = default.datasets
+    try:
+        return TableSettings(
+            catalog=catalog,
+            namespace=section.get("namespace", default.namespace).strip() or default.namespace,
+            enabled=section.getboolean("enabled", default.enabled),
+            datasets=datasets,
+            keep_snapshots_days=section.getint("keep_snapshots_days", default.keep_snapshots_days),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"{cfg}: [tables]: {exc}") from exc
 
 
 def check_scope(root: str, start: dt.date | None, stop: dt.date | None) -> None:

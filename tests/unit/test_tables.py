@@ -202,3 +202,62 @@ def test_dates_committed_by_several_processes_at_once_all_land(store):
     for i, day in enumerate(days):
         assert rows(tables.read_date("predictions", day)) == [(i * 10, float(i)), (i * 10 + 1, float(i))]
         assert tables.check("predictions", day, store.manifest("predictions", day).files) == []
+
+
+def test_batchml_history_lists_what_scored_a_date_when_run_in_a_project_folder(tmp_path):
+    import subprocess
+    import sys
+
+    store = Storage(tmp_path / "project" / "store")
+    tables = Tables(store.root)
+    first = committed(store, tables, DAY, [frame([1, 2, 3], 1.0)], version="4")
+    second = committed(store, tables, DAY, [frame([1, 2], 2.0)], version="5")
+    committed(store, tables, OTHER, [frame([9], 3.0)], version="5")
+    (tmp_path / "project" / "luigi.cfg").write_text("[storage]\nroot = store\n")
+
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "batchml"), "history", "--date", DAY.isoformat()],
+        cwd=tmp_path / "project",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].split() == ["snapshot", "committed", "at", "(UTC)", "model", "version", "rows", "operation"]
+    stamps = [h["committed_at"].strftime("%Y-%m-%d %H:%M:%S").split() for h in tables.history("predictions", DAY)]
+    assert [line.split() for line in lines[1:]] == [
+        [str(first), *stamps[0], "4", "3", "append"],
+        [str(second), *stamps[1], "5", "2", "overwrite"],
+    ]
+    missing = subprocess.run(
+        [str(Path(sys.executable).parent / "batchml"), "history", "--date", "2026-01-01"],
+        cwd=tmp_path / "project",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode == 1 and "no snapshot of predictions 2026-01-01" in missing.stderr
+
+
+def test_verify_names_a_date_whose_table_disagrees_and_repair_recommits_it(store, capsys):
+    from batchml.cli import main
+
+    tables = Tables(store.root)
+    committed(store, tables, DAY, [frame([1], 1.0)])
+    committed(store, tables, OTHER, [frame([2], 1.0)])
+    commit(store, DAY, [frame([5, 6], 3.0)], version="2")  # killed before its table commit
+    root = str(store.root)
+
+    assert main(["verify", root, "--dataset", "predictions"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("predictions 2026-03-02: table batchml.predictions: part-00000.parquet")
+    assert err[-1].startswith("2 bad files among 2 files of 2 committed dates of predictions")
+
+    assert main(["verify", root, "--dataset", "predictions", "--repair"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "predictions 2026-03-02: re-committed to its table from _MANIFEST.json"
+    assert out[-1].endswith("all match their manifests and their Iceberg tables")
+    assert rows(tables.read_date("predictions", DAY)) == [(5, 3.0), (6, 3.0)]
+    assert main(["verify", root]) == 0
