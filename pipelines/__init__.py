@@ -22,6 +22,7 @@ from batchml.monitor.failures import clear_failure, failure_of, one_line, record
 from batchml.monitor.monitoring import record_duration
 from pipelines import startup
 from pipelines.defaults import apply_defaults, redact_output
+from tasks.alerts import tell_failure, tell_success
 from tasks.backfill import Backfill, ReextractDate, RescoreDate  # noqa: F401
 from tasks.config import make_source, make_storage, mlflow
 from tasks.daily import DailyScore  # noqa: F401
@@ -146,6 +147,7 @@ def _record_date_failure(task, exception):
     except Exception as exc:
         log.warning("could not record the failure of %s: %s", task, one_line(exc))
     log_date_failure(date, record.task, record.cause)
+    tell_failure(date, record.task, record.cause)
 
 
 @luigi.Task.event_handler(luigi.Event.SUCCESS)
@@ -153,6 +155,7 @@ def _clear_date_failure(task):
     """A date whose daily job succeeded is no longer failing."""
     if not isinstance(task, DailyScore):
         return
+    tell_success(task.date)
     cleared = False
     try:
         cleared = clear_failure(make_storage(), task.date)

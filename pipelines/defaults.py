@@ -12,6 +12,7 @@ remove them (and any URL's credentials) from all the process prints and logs.
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 
 SAFETY_DEFAULTS: dict[str, dict[str, str]] = {
@@ -52,12 +53,30 @@ def setting_values(config) -> list[str]:
     return values
 
 
+# Settings whose URLs are secrets whole (a Slack webhook's path is its secret): no pattern recognises them.
+SECRET_URL_SETTINGS = (("alerts", "webhooks"),)
+
+
+def secret_urls(config, argv: list[str]) -> list[str]:
+    """The URLs of SECRET_URL_SETTINGS, in any file Luigi read or on the command line (`--alerts-webhooks URL`)."""
+    texts = []
+    for section, key in SECRET_URL_SETTINGS:
+        for name in dict.fromkeys((key, key.replace("_", "-"))):
+            if config.has_option(section, name):
+                texts.append(config.get(section, name))
+        flag = f"--{section}-{key}".replace("_", "-")
+        texts += [a.split("=", 1)[1] for a in argv if a.startswith(flag + "=")]
+        texts += [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == flag]
+    return [item for text in texts for item in re.split(r"[\s,\[\]\"']+", text) if "://" in item]
+
+
 def redact_output(config, argv: list[str]) -> None:
     """Redact the secrets of every setting and argument (`--mlflow-tracking-uri http://u:p@h`) from the process's
-    output."""
-    from batchml.base.redact import install
+    output, and the webhook URLs whole."""
+    from batchml.base.redact import install, remember_literal
 
     install([*setting_values(config), *argv])
+    remember_literal(*secret_urls(config, argv))
 
 
 def _is_set(config, section: str, key: str) -> bool:

@@ -89,6 +89,9 @@ def _allowed(param) -> str:
     allowed = getattr(param, "allowed", None)
     if allowed is not None:
         return str(allowed).replace("any finite ", "a finite ")
+    if isinstance(param, luigi.ListParameter) and hasattr(param, "choices"):  # tasks.config.NamesParameter
+        listed = f" of {', '.join(param.choices)}" if param.choices else ""
+        return f"a list{listed}: `a, b` or a JSON list"
     kinds = [
         (luigi.ChoiceParameter, "one of the choices"),
         (luigi.BoolParameter, "true or false"),

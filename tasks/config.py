@@ -6,6 +6,7 @@ import dataclasses
 import datetime
 import functools
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -16,6 +17,7 @@ from luigi.parameter import OptionalParameterMixin
 from batchml.base import setting
 from batchml.base.errors import ConfigError
 from batchml.base.hooks import add_project_path
+from batchml.base.redact import remember_literal
 from batchml.base.retry import RetryPolicy
 from batchml.base.setting import Allowed, policy_field
 from batchml.dataset.contract import Contract
@@ -24,6 +26,7 @@ from batchml.dataset.sources import FileSource, GeneratorSource, Source, SourceS
 from batchml.model.registry import Registry, RegistrySettings
 from batchml.model.runtimes import RuntimeChoice
 from batchml.model.training import TrainingPolicy
+from batchml.monitor.alerts import AlertSettings
 from batchml.monitor.checks import CheckThresholds
 from batchml.monitor.monitoring import ReportSettings
 from batchml.project.context import Context, Settings, build_context, current_context, in_folder
@@ -87,8 +90,32 @@ def from_field(spec: dataclasses.Field) -> luigi.Parameter:
         ranged = RangedIntParameter if allowed.integer else RangedFloatParameter
         return ranged(default, allowed=allowed, description=description)
     if isinstance(default, tuple):
-        return luigi.ListParameter(default=list(default), description=description)
+        return NamesParameter(default, choices=spec.metadata.get("choices"), description=description)
     return luigi.Parameter(default=default, description=description)
+
+
+class NamesParameter(luigi.ListParameter):
+    """A list setting written as a JSON list or as items separated by commas or new lines (`drift, realized`); each
+    one of `choices` when given, else refused naming them."""
+
+    def __init__(self, default, *, choices=None, **kwargs):
+        self.choices = tuple(choices) if choices else None
+        super().__init__(default=list(default), **kwargs)
+
+    def parse(self, x):
+        """A JSON list as Luigi reads it, else the items between commas and new lines."""
+        text = x.strip()
+        if text.startswith("["):
+            return super().parse(text)
+        return [item.strip() for item in re.split(r"[,\n]", text) if item.strip()]
+
+    def normalize(self, x):
+        """The items as a tuple; an item not among `choices` refused, naming them."""
+        value = super().normalize(x)
+        unknown = [item for item in value or () if self.choices and item not in self.choices]
+        if unknown:
+            raise ValueError(f"{', '.join(map(repr, unknown))} not among {', '.join(self.choices or ())}")
+        return value
 
 
 def from_policy(cls: type, name: str) -> luigi.Parameter:
@@ -357,9 +384,11 @@ class checks(luigi.Config):
 class retrain(luigi.Config):
     """When drift or error triggers a challenger, and the gate it must pass to be promoted."""
 
+    triggers = from_policy(RetrainPolicy, "triggers")
     k = from_policy(RetrainPolicy, "k")
     n = from_policy(RetrainPolicy, "n")
     error_increase = from_policy(RetrainPolicy, "error_increase")
+    estimated_increase = from_policy(RetrainPolicy, "estimated_increase")
     cooldown_days = from_policy(RetrainPolicy, "cooldown_days")
     allow_in_backfill = from_policy(RetrainPolicy, "allow_in_backfill")
     gate_days = count(2, "Most recent labelled dates held out to compare challenger and champion.")
@@ -379,6 +408,28 @@ class retrain(luigi.Config):
     min_train_days = count(
         7, "Labelled dates since the drift onset needed before a challenger is trained (a week: every weekday seen)."
     )
+
+
+class alerts(luigi.Config):
+    """Who is told about a failed date, a drift onset, an estimated or realized breach, a promotion, a rejection or
+    a rollback: webhooks (Slack-compatible JSON) and Luigi's own email settings. One alert per onset."""
+
+    webhooks = from_policy(AlertSettings, "webhooks")
+    email = from_policy(AlertSettings, "email")
+    timeout_seconds = from_policy(AlertSettings, "timeout_seconds")
+    retries = from_policy(AlertSettings, "retries")
+    backoff_seconds = from_policy(AlertSettings, "backoff_seconds")
+    events = from_policy(AlertSettings, "events")
+
+
+def alert_settings() -> AlertSettings:
+    """`[alerts]` as the core's AlertSettings; its webhook URLs are remembered as secrets, never to be shown."""
+    cfg = alerts()
+    settings = AlertSettings(
+        **{k: (tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in cfg.param_kwargs.items()}
+    )
+    remember_literal(*settings.webhooks)
+    return settings
 
 
 class report(luigi.Config):

@@ -13,6 +13,7 @@ from batchml.monitor.baseline import reference_for
 from batchml.monitor.estimated import ESTIMATED, ESTIMATOR_CHECK, date_estimate, estimator_for, with_estimate_error
 from batchml.monitor.monitoring import date_drift, date_metrics, log_date_metrics
 from batchml.store.layout import LABELS, PREDICTIONS
+from tasks.alerts import tell_breaches, tell_drift
 from tasks.config import (
     cache_dir,
     check_thresholds,
@@ -96,6 +97,7 @@ class DetectDrift(InProject, luigi.Task):
         )
         result = date_drift(storage, self.date, pin, reference, have, baseline_days=days, thresholds=drift_thresholds())
         self.output().dump(result)
+        tell_drift(self.date, result)
         self.set_status_message(f"{result['verdict']}: {', '.join(result['drifted_features']) or 'no feature'} drifted")
 
 
@@ -198,6 +200,7 @@ class Metrics(InProject, luigi.Task):
         )
         result = with_estimate_error(storage, self.date, result, estimation_policy())
         self.output().dump(result)
+        tell_breaches(self.date, result, self._estimated(), registry)
         log_date_metrics(registry, self.date, result, self.input()["drift"].load(), self._estimated())
 
     def _estimated(self) -> dict | None:

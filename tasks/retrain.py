@@ -11,6 +11,7 @@ from batchml.retrain.lifecycle import GatePolicy, train_and_register
 from batchml.retrain.policy import RetrainPolicy
 from batchml.retrain.retraining import PREVIOUS, RetrainPlan, decide, gate_challenger, gate_dates, roll_back
 from batchml.stats.metrics import PRIMARY
+from tasks.alerts import holdout_of, tell_decision, tell_rollback
 from tasks.config import (
     cache_dir,
     load_contract,
@@ -33,9 +34,11 @@ __all__ = ["PREVIOUS", "RetrainIfDrifted", "Rollback", "TrainChallenger"]
 def _plan() -> RetrainPlan:
     cfg = retrain()
     policy = RetrainPolicy(
+        triggers=tuple(cfg.triggers),
         k=cfg.k,
         n=cfg.n,
         error_increase=cfg.error_increase,
+        estimated_increase=cfg.estimated_increase,
         cooldown_days=cfg.cooldown_days,
         allow_in_backfill=cfg.allow_in_backfill,
     )
@@ -96,7 +99,7 @@ class TrainChallenger(InProject, luigi.Task):
 
 
 class RetrainIfDrifted(InProject, luigi.Task):
-    """monitoring/date=D/retrain.json: the policy's decision, and the gate's when it fired."""
+    """monitoring/date=D/retrain.json: the policy's decision ([retrain] triggers), and the gate's when it fired."""
 
     date = luigi.DateParameter()
 
@@ -111,13 +114,14 @@ class RetrainIfDrifted(InProject, luigi.Task):
     def run(self):
         """Decide; when the policy fires, train a challenger and gate it against the champion."""
         registry = make_registry()
-        decision, window = decide(make_storage(), self.date, _plan())
+        decision, window = decide(make_storage(), self.date, _plan(), holdout_of(registry))
         if window is not None:
             trained = yield TrainChallenger(
                 self.date, window_start=window[0], window_end=window[1], reason=decision["reason"]
             )  # only when it fires
             decision = with_gate(decision, gate(registry, self.date, trained.load()["version"]), window)
         self.output().dump(decision)
+        tell_decision(self.date, decision)
         registry.log_daily(
             self.date.isoformat(), {}, {"retrain_decision": decision["decision"]}, {"retrain.json": decision}
         )
@@ -182,6 +186,7 @@ class Rollback(InProject, luigi.Task):
             registry, alias=mlflow().alias, date=self.date, reason=self.reason, to_version=self.to_version
         )
         self.output().dump(record)
+        tell_rollback(self.date, record)
         registry.log_daily(
             self.date.isoformat(),
             {},

@@ -112,6 +112,7 @@ SECTIONS = (
     "runtime",
     "RangeDaily",
     "tables",
+    "alerts",
 )
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -372,3 +376,45 @@ def _account(name: str):
         return pwd.getpwnam(name)
     except KeyError:
         return None
+
+
+class Webhook:
+    """A webhook on 127.0.0.1 in this process: answers each POST with the next of `statuses` (then 200), and queues what
+    it got."""
+
+    def __init__(self, statuses=()):
+        self.statuses = list(statuses)
+        self.received: queue.Queue = queue.Queue()
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                hook.received.put({"path": self.path, "headers": dict(self.headers), "json": json.loads(body)})
+                status = hook.statuses.pop(0) if hook.statuses else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/T0/B0/xyzSECRETpath"
+
+    def get(self, timeout: float = 10) -> dict:
+        return self.received.get(timeout=timeout)
+
+    def __enter__(self) -> Webhook:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()

@@ -6,12 +6,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import queue
 import socket
-import threading
 import time
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -30,6 +27,7 @@ from batchml.monitor.alerts import (
     payload,
 )
 from tests.conftest import free_port
+from tests.servers import Webhook
 
 P = "demo"
 
@@ -181,48 +179,6 @@ def test_bad_alerts_and_states_are_refused_naming_the_rule():
 
 
 # Delivery, against a real HTTP server on 127.0.0.1
-
-
-class Webhook:
-    """A webhook on 127.0.0.1 in this process: answers each POST with the next of `statuses` (then 200), and queues what
-    it got."""
-
-    def __init__(self, statuses=()):
-        self.statuses = list(statuses)
-        self.received: queue.Queue = queue.Queue()
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                hook.received.put({"path": self.path, "headers": dict(self.headers), "json": json.loads(body)})
-                status = hook.statuses.pop(0) if hook.statuses else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/T0/B0/xyzSECRETpath"
-
-    def get(self, timeout: float = 10) -> dict:
-        return self.received.get(timeout=timeout)
-
-    def __enter__(self) -> Webhook:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 FAST = {"timeout_seconds": 2, "retries": 2, "backoff_seconds": 0.05}

@@ -18,6 +18,7 @@ from batchml.dataset.sources import SourceSettings
 from batchml.model.registry import RegistrySettings
 from batchml.model.runtimes import RuntimeChoice
 from batchml.model.training import TrainingPolicy
+from batchml.monitor.alerts import AlertSettings
 from batchml.monitor.checks import CheckThresholds
 from batchml.monitor.monitoring import ReportSettings
 from batchml.project.starter import init_project
@@ -28,7 +29,7 @@ from batchml.stats.drift import DriftThresholds
 from batchml.store.storage import StorageSettings
 from pipelines.settings_doc import render, section_table
 from pipelines.startup import batchml_sections
-from tasks.config import check_thresholds, drift_thresholds, from_policy, retry_policy
+from tasks.config import alert_settings, check_thresholds, drift_thresholds, from_policy, retry_policy
 
 # The sections whose settings the core reads as a policy dataclass, and those dataclasses.
 POLICIES = {
@@ -44,6 +45,7 @@ POLICIES = {
     "training": (TrainingPolicy,),
     "dask": (ClusterSettings,),
     "report": (ReportSettings,),
+    "alerts": (AlertSettings,),
 }
 # Settings of those sections that no policy holds, and why.
 NOT_IN_A_POLICY = {
@@ -92,13 +94,14 @@ def test_every_setting_of_a_policy_section_is_a_field_of_its_policy_with_the_sam
         )
     assert mismatched == []
     assert sorted(unclaimed) == sorted(NOT_IN_A_POLICY)
-    assert twins == 11 + 11 + 4 + 7 + 2 + 3 + 11 + 2 + 8 + 4 + 4 + 4 + 1
+    assert twins == 11 + 11 + 4 + 7 + 2 + 3 + 11 + 2 + 8 + 4 + 4 + 4 + 1 + 6
 
 
 def test_the_policies_built_from_an_empty_configuration_equal_the_dataclasses_own_defaults():
     assert drift_thresholds() == DriftThresholds()
     assert check_thresholds() == CheckThresholds()
     assert retry_policy() == RetryPolicy()
+    assert alert_settings() == AlertSettings()
 
 
 def test_every_config_class_lives_in_tasks_config():

@@ -75,3 +75,31 @@ def test_an_unknown_trigger_is_refused_naming_the_setting_and_the_choices():
 def test_estimates_after_the_decision_date_are_ignored():
     future = [DayResult(D + dt.timedelta(days=i), estimated_ratio=3.0) for i in range(1, 6)]
     assert decide(future, triggers=("estimated",))["estimated_dates_considered"] == []
+
+
+def test_triggers_are_read_from_luigi_cfg_as_a_comma_list_or_json_and_an_unknown_one_stops_the_start():
+    import luigi
+
+    from pipelines.startup import value_problem
+    from tasks.config import retrain
+    from tasks.retrain import _plan
+
+    param = dict(retrain.get_params())["triggers"]
+    assert param.normalize(param.parse("drift, estimated\n realized")) == ("drift", "estimated", "realized")
+    assert param.normalize(param.parse('["estimated"]')) == ("estimated",)
+    assert value_problem(param, "drift, labels") == "ValueError: 'labels' not among drift, estimated, realized"
+    config = luigi.configuration.get_config()
+    saved = dict(config.items("retrain")) if config.has_section("retrain") else None
+    try:
+        if not config.has_section("retrain"):
+            config.add_section("retrain")
+        config.set("retrain", "triggers", "estimated, realized")
+        config.set("retrain", "estimated_increase", "0.25")
+        policy = _plan().policy
+    finally:
+        config.remove_section("retrain")
+        if saved is not None:
+            config.add_section("retrain")
+            for key, value in saved.items():
+                config.set("retrain", key, value)
+    assert (policy.triggers, policy.estimated_increase) == (("estimated", "realized"), 0.25)
