@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from html import escape
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -287,13 +288,14 @@ def _estimated_view(estimated: dict | None, metrics: dict | None) -> dict | None
     window = estimated.get("window") or {}
     days = window.get("window_days", window.get("days")) or 1
     rows = []
+    top = 1.0 if task == "classification" else math.inf  # a classifier's metrics are shares
     for name in CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS:
         value = (estimated.get("metrics") or {}).get(name)
         se = (estimated.get("sampling_error") or {}).get(name)
-        row = {"metric": name, "title": titles.get(name, name), **_band(value, se)}
+        row = {"metric": name, "title": titles.get(name, name), **_band(value, se, top)}
         if days > 1:
             row["window"] = _band(
-                (window.get("metrics") or {}).get(name), (window.get("sampling_error") or {}).get(name)
+                (window.get("metrics") or {}).get(name), (window.get("sampling_error") or {}).get(name), top
             )
         rows.append(row)
     status = estimated.get("status")
@@ -328,11 +330,12 @@ def _estimated_view(estimated: dict | None, metrics: dict | None) -> dict | None
     }
 
 
-def _band(value, se) -> dict:
-    """An estimate with its ± 2 s.e. band (None where the document holds null: NaN, or no estimator yet)."""
+def _band(value, se, top: float = math.inf) -> dict:
+    """An estimate with its ± 2 s.e. band, kept within [0, top] (None where the document holds null: NaN, or no
+    estimator yet)."""
     value = value if is_finite_number(value) else None
     se = se if is_finite_number(se) else None
-    band = (value - 2 * se, value + 2 * se) if value is not None and se is not None else None
+    band = (max(value - 2 * se, 0.0), min(value + 2 * se, top)) if value is not None and se is not None else None
     return {"value": value, "se": se, "band": band}
 
 

@@ -530,3 +530,21 @@ def test_the_report_inputs_carry_the_dates_estimated_json(tmp_path):
     assert report_inputs(storage, DAY, reference=None, trend_days=3)["estimated"] is None
     storage.write_text(f"monitoring/date={DAY}/estimated.json", json.dumps(estimated_document()))
     assert report_inputs(storage, DAY, reference=None, trend_days=3)["estimated"] == estimated_document()
+
+
+def test_a_classifiers_estimates_are_its_five_metrics_by_name():
+    values = {"accuracy": 0.81, "precision": 0.62, "recall": 0.55, "f1": 0.583, "roc_auc": 0.994}
+    doc = estimated_document(
+        task="classification",
+        metrics=values,
+        sampling_error=dict.fromkeys(values, 0.01),
+        window={"window_days": 1, "metrics": values, "sampling_error": dict.fromkeys(values, 0.01)},
+    )
+    page = Page(render_daily_report(DAY, **make_inputs(), estimated=doc))
+    rows = [(a["data-metric"], float(a["data-value"])) for a in page.find("tr") if "data-value" in a]
+    assert rows == list(values.items())
+    text = " ".join(page.text)
+    assert all(title in text for title in ("Accuracy", "Precision", "Recall", "F1", "ROC AUC"))
+    assert "Over 1 days" not in text  # a one-day window adds no column
+    assert "0.79 to 0.83" in text  # accuracy 0.81 ± 2 × 0.01
+    assert "0.974 to 1" in text  # ROC AUC 0.994 ± 0.02, no band above 1
