@@ -229,6 +229,20 @@ def is_luigi_command() -> bool:
     return "luigi.cmdline" in sys.modules and (program == "luigi" or (program == "__main__.py" and in_package))
 
 
+@contextlib.contextmanager
+def _parsed_quietly(argv: list[str]):
+    """Luigi's command-line parser for `argv`, made the global one, with what it prints (--help, its own errors)
+    swallowed: the start-up checks report in their own words."""
+    from luigi.cmdline_parser import CmdlineParser
+
+    with (
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+        CmdlineParser.global_instance(argv) as parser,
+    ):
+        yield parser
+
+
 def check_task_parameters(argv: list[str]) -> None:
     """A bad parameter on the command line is one line naming it, not a traceback: the task's own (`--date 2026-13-45`,
     a missing `--date`, `--stop` not after `--start`, `--of` naming no task) and a setting given there
@@ -236,11 +250,7 @@ def check_task_parameters(argv: list[str]) -> None:
     from luigi.cmdline_parser import CmdlineParser
 
     try:
-        with (
-            contextlib.redirect_stdout(io.StringIO()),
-            contextlib.redirect_stderr(io.StringIO()),
-            CmdlineParser.global_instance(argv) as parser,
-        ):
+        with _parsed_quietly(argv) as parser:
             task = parser._get_task_cls()
             family, args = task.get_task_family(), parser.known_args
             given = [(name, param, getattr(args, name, None)) for name, param in task.get_params()]
@@ -389,11 +399,7 @@ def prepare(argv: list[str]) -> None:
     except StartupError as exc:
         exit_with(str(exc), code)
     try:
-        with (
-            contextlib.redirect_stdout(io.StringIO()),
-            contextlib.redirect_stderr(io.StringIO()),
-            CmdlineParser.global_instance(argv),
-        ):
+        with _parsed_quietly(argv):
             from tasks.config import context
 
             root = (

@@ -92,6 +92,17 @@ class _Writer:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _provenance(contract: Contract, source: Source, date: dt.date, run_id: str) -> dict[str, Any]:
+    """What a manifest of the date records of where its rows came from: contract, input, code and run."""
+    return {
+        "date": date.isoformat(),
+        "schema_hash": contract.fingerprint(),
+        "input_fingerprint": source.fingerprint(date),
+        "code_version": code_version(),
+        "run_id": run_id,
+    }
+
+
 def extract_date(
     source: Source,
     contract: Contract,
@@ -183,13 +194,7 @@ def extract_date(
                 f"above max_reject_share={max_reject_share:.1%}. Top reasons: {listed}. Rejected rows kept in {kept}"
             )
 
-        common: dict[str, Any] = dict(
-            date=date.isoformat(),
-            schema_hash=contract.fingerprint(),
-            input_fingerprint=source.fingerprint(date),
-            code_version=code_version(),
-            run_id=run_id,
-        )
+        common: dict[str, Any] = _provenance(contract, source, date, run_id)
         common["shaped_by"] = shaped_by(contract, transform)  # what Backfill compares to list a date as changed
         with (
             naming_a_full_disk(QUARANTINE, date, f"{quarantine.url}/part-00000.parquet"),
@@ -276,12 +281,8 @@ def extract_labels(
             labels.to_parquet(fh, index=False, write_page_checksum=True)
         manifest = Manifest(
             dataset=LABELS,
-            date=date.isoformat(),
             rows={"in": len(labels), "written": len(labels), "quarantined": 0},
-            schema_hash=contract.fingerprint(),
-            input_fingerprint=source.fingerprint(date),
-            code_version=code_version(),
-            run_id=run_id,
+            **_provenance(contract, source, date, run_id),
             extra={"label": contract.require_label().column, "key": list(contract.key)},
         )
         out.commit(manifest, {"part-00000.parquet": len(labels)})
