@@ -45,7 +45,6 @@ from batchml.store.storage import Storage
 
 log = logging.getLogger(__name__)
 
-ESTIMATED = "estimated.json"  # monitoring/date=D/estimated.json, the date's estimated performance
 ALERTS = "alerts.json"  # monitoring/date=D/alerts.json, the alerts sent about the date and how they went
 # The estimated metric compared with the holdout: the realized primary where it can be estimated (mae), else
 # ROC AUC (a classifier's log loss cannot be estimated from its confidence).

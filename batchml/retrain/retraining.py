@@ -15,7 +15,8 @@ import pandas as pd
 from batchml.dataset.contract import Contract
 from batchml.model.registry import Registry
 from batchml.monitor.checks import error_ratio
-from batchml.monitor.notify import ESTIMATED, HoldoutOf, estimated_ratio
+from batchml.monitor.estimated import ESTIMATED
+from batchml.monitor.notify import HoldoutOf, estimated_ratio
 from batchml.retrain.lifecycle import GatePolicy, evaluate, gate
 from batchml.retrain.policy import DayResult, RetrainPolicy, drift_onset, retrain_decision, training_window
 from batchml.store import layout

@@ -103,3 +103,39 @@ def test_triggers_are_read_from_luigi_cfg_as_a_comma_list_or_json_and_an_unknown
             for key, value in saved.items():
                 config.set("retrain", key, value)
     assert (policy.triggers, policy.estimated_increase) == (("estimated", "realized"), 0.25)
+
+
+def test_the_retrain_decision_reads_the_estimates_of_the_window_from_estimated_json(tmp_path):
+    from batchml.retrain.retraining import RetrainPlan, day_results
+    from batchml.retrain.retraining import decide as decide_for
+    from batchml.store.documents import write_document
+    from batchml.store.storage import Storage
+
+    storage = Storage(tmp_path)
+    holdout = {("3", "mae"): 4.0}
+    maes = {0: 5.6, 1: 5.0, 2: 5.4, 3: None, 4: 5.3}  # by age; None: a date without an estimate (not run)
+    for age, mae in maes.items():
+        if mae is not None:
+            doc = {"version": "3", "status": "fitted on reference", "task": "regression", "metrics": {"mae": mae}}
+            write_document(storage, f"monitoring/date={D - dt.timedelta(days=age)}/estimated.json", doc)
+    results = day_results(storage, D, 6, lambda version, metric: holdout.get((version, metric)))
+    # newest first: 5.6 / 4.0 = 1.4, 1.25, 1.35, none, 1.325, none (no file)
+    assert [r.estimated_ratio for r in results] == [
+        pytest.approx(x) if x else None for x in (1.4, 1.25, 1.35, None, 1.325, None)
+    ]
+    assert [r.estimated_ratio for r in day_results(storage, D, 6)] == [None] * 6  # without holdout_of: not read
+
+    plan = RetrainPlan(
+        RetrainPolicy(triggers=("estimated",), k=3, n=5, estimated_increase=0.3),
+        label_lag=2,
+        gate_days=2,
+        window_days=14,
+        min_train_days=7,
+        recipe_available=False,
+    )
+    decision, window = decide_for(storage, D, plan, lambda version, metric: holdout.get((version, metric)))
+    # degraded (ratio - 1 >= 0.3): ages 0, 2, 4 -> 3 of the 4 dates with an estimate
+    assert (decision["trigger"], decision["decision"], window) == ("estimated", "unavailable", None)
+    assert "3 of the last 4 dates with an estimate" in decision["trigger_reason"]
+    decision, _ = decide_for(storage, D, plan, lambda version, metric: None)  # a version without a holdout value
+    assert decision["decision"] == "not triggered" and decision["estimated_dates_considered"] == []
