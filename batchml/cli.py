@@ -140,18 +140,11 @@ def parser() -> argparse.ArgumentParser:
         nargs="?",
         help="the storage root: a folder or s3://bucket/prefix (default: [storage] root of ./luigi.cfg)",
     )
-    verify.add_argument(
-        "--start",
-        type=dt.date.fromisoformat,
-        metavar="YYYY-MM-DD",
-        help="the first date checked (default: the first committed)",
-    )
-    verify.add_argument(
-        "--stop",
-        type=dt.date.fromisoformat,
-        metavar="YYYY-MM-DD",
-        help="the first date not checked, exclusive (default: after the last committed)",
-    )
+    for flag, what in (
+        ("--start", "the first date checked (default: the first committed)"),
+        ("--stop", "the first date not checked, exclusive (default: after the last committed)"),
+    ):
+        verify.add_argument(flag, type=dt.date.fromisoformat, metavar="YYYY-MM-DD", help=what)
     verify.add_argument(
         "--dataset",
         action="append",
