@@ -14,7 +14,8 @@ staged), `extract.pending` (the date's `_pending` marker written, nothing commit
 `extract.quarantine.committed` (quarantine committed, features not), `extract.features.committed`
 (both committed, the marker not yet removed), `score.partition` (a predictions file
 staged), `commit.<dataset>.files` (data staged, no manifest yet), `commit.<dataset>.manifest`
-(manifest staged, not published).
+(manifest staged, not published), `tables.<dataset>.placed` (a date committed, its table files
+linked, no table commit yet), `tables.<dataset>.commit` (the table transaction built, not committed).
 """
 
 from __future__ import annotations

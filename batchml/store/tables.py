@@ -42,7 +42,8 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from batchml.base.errors import ConfigError
+from batchml.base.errors import ConfigError, IntegrityError
+from batchml.base.faults import failpoint
 from batchml.base.setting import count, names, setting
 from batchml.store import layout
 
@@ -169,8 +170,13 @@ class Tables:
 
         if DATE not in schema.names:
             schema = schema.append(pa.field(DATE, pa.date32(), nullable=True))
-        with contextlib.suppress(NamespaceAlreadyExistsError):
+        try:
             self.catalog.create_namespace(self.settings.namespace)
+        except NamespaceAlreadyExistsError:
+            pass
+        except Exception:  # created by another process between pyiceberg's check and its insert: a unique-key error
+            if not self.catalog.namespace_exists(self.settings.namespace):
+                raise
         try:
             tx = self.catalog.create_table_transaction(
                 self.identifier(dataset),
@@ -182,7 +188,9 @@ class Tables:
                 spec.add_identity(DATE)
             tx.set_properties({"schema.name-mapping.default": _name_mapping(tx.table_metadata.schema())})
             return tx.commit_transaction()
-        except (TableAlreadyExistsError, CommitFailedException):  # another process created it first
+        # Another process created it first: pyiceberg says so, or its retry (the table's RETRIES) finds it cannot
+        # refresh a table that was only staged (ValueError).
+        except (TableAlreadyExistsError, CommitFailedException, ValueError):
             table = self.table(dataset)
             if table is None:
                 raise
@@ -205,6 +213,7 @@ class Tables:
         `sha256` (file name -> checksum, as the manifest lists them) names each table file after its content; files
         not in it are read for their checksum."""
         import pyarrow.parquet as pq
+        from pyiceberg.exceptions import ValidationException
         from pyiceberg.expressions.parser import parse
 
         table = self.table(dataset)
@@ -222,6 +231,7 @@ class Tables:
             assert snapshot is not None
             return snapshot.snapshot_id
         placed = [self._place(dataset, date, src, names[src]) for src in files]
+        failpoint(f"tables.{dataset}.placed")
         schemas = [pq.read_schema(p, filesystem=self._fs) for p in placed]
         if table is None:
             table = self._create(dataset, _merged(schemas))
@@ -248,7 +258,15 @@ class Tables:
                 overwrite.delete_data_file(old)
             for new in data_files:
                 overwrite.append_data_file(new)
-        committed = tx.commit_transaction()
+        failpoint(f"tables.{dataset}.commit")
+        try:
+            committed = tx.commit_transaction()
+        except ValidationException as exc:
+            raise IntegrityError(
+                f"{dataset} {date}: table {'.'.join(self.identifier(dataset))}: another commit of this date landed "
+                f"while this one was being made; this one committed nothing to the table ({exc}). `batchml verify` "
+                "compares the table with the date's manifest; `--repair` makes them agree"
+            ) from exc
         snapshot = committed.current_snapshot()
         assert snapshot is not None
         return snapshot.snapshot_id

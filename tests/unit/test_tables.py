@@ -156,7 +156,7 @@ def duckdb_connection():
 def test_duckdb_and_pyiceberg_read_exactly_the_committed_rows_of_a_date(store):
     tables = Tables(store.root)
     committed(store, tables, DAY, [frame([1, 2], 1.0)])
-    committed(store, tables, OTHER, [frame([3, 4], 2.0), frame([5], 2.5)])
+    first = committed(store, tables, OTHER, [frame([3, 4], 2.0), frame([5], 2.5)])
     committed(store, tables, OTHER, [frame([6, 7, 8], 3.0)], version="2")  # re-scored: the old rows are gone
     location = tables.table("predictions").metadata_location
 
@@ -172,6 +172,11 @@ def test_duckdb_and_pyiceberg_read_exactly_the_committed_rows_of_a_date(store):
     assert got == expected == [(6, 3.0), (7, 3.0), (8, 3.0)]
     assert rows(tables.read_date("predictions", OTHER)) == expected
     assert by_date == [(DAY, 2), (OTHER, 3)]
+    as_of = con.execute(
+        f"SELECT id, prediction FROM iceberg_scan('{location}', snapshot_from_id => {first}) "
+        f"WHERE date = DATE '{OTHER}' ORDER BY id"
+    ).fetchall()
+    assert as_of == [(3, 2.0), (4, 2.0), (5, 2.5)] == rows(tables.read_date("predictions", OTHER, as_of=first))
 
 
 def _commit_in_a_process(root: str, date: str, barrier) -> int:
@@ -261,3 +266,42 @@ def test_verify_names_a_date_whose_table_disagrees_and_repair_recommits_it(store
     assert out[-1].endswith("all match their manifests and their Iceberg tables")
     assert rows(tables.read_date("predictions", DAY)) == [(5, 3.0), (6, 3.0)]
     assert main(["verify", root]) == 0
+
+
+SYNC = """
+import datetime as dt, sys
+from batchml.store.storage import Storage
+from batchml.store.tables import Tables
+Tables(sys.argv[1]).sync(Storage(sys.argv[1]), "predictions", dt.date.fromisoformat(sys.argv[2]))
+"""
+
+
+def test_a_table_commit_of_a_date_that_changed_under_it_fails_instead_of_overwriting_it(store, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    tables = Tables(store.root)
+    committed(store, tables, DAY, [frame([1], 1.0)])
+    commit(store, DAY, [frame([2], 2.0)], version="2")  # the commit a repair will register
+    fifo = tmp_path / "gate"
+    os.mkfifo(fifo)
+    gate = os.open(fifo, os.O_RDWR)  # held open: the run waits at its failpoint until it is closed
+    run = subprocess.Popen(
+        [sys.executable, "-c", SYNC, str(store.root), DAY.isoformat()],
+        env={**os.environ, "BATCHML_FAILPOINT": "tables.predictions.commit", "BATCHML_FAILPOINT_FIFO": str(fifo)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "batchml failpoint tables.predictions.commit reached" in run.stderr.readline()
+        third = committed(store, tables, DAY, [frame([3, 4], 3.0)], version="3")  # meanwhile, under the date's lock
+    finally:
+        os.close(gate)
+    err = run.stderr.read()
+    assert run.wait(timeout=120) != 0
+    assert "IntegrityError: predictions 2026-03-02: table batchml.predictions: another commit of this date" in err
+
+    assert tables.table("predictions").current_snapshot().snapshot_id == third
+    assert rows(tables.read_date("predictions", DAY)) == [(3, 3.0), (4, 3.0)]
+    assert tables.check("predictions", DAY, store.manifest("predictions", DAY).files) == []
