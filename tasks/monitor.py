@@ -31,8 +31,8 @@ from tasks.config import (
 )
 from tasks.extract import SourceData
 from tasks.identity import InProject
-from tasks.model import ResolveModel, read_pin
-from tasks.score import ScorePredictions
+from tasks.model import read_pin
+from tasks.score import ScorePredictions, scored
 from tasks.targets import DocumentTarget, PartitionTarget
 
 
@@ -83,7 +83,7 @@ class DetectDrift(InProject, luigi.Task):
 
     def requires(self):
         """The date's predictions (and its profile), and its pin."""
-        return {"scores": ScorePredictions(self.date), "model": ResolveModel(self.date)}
+        return scored(self.date)
 
     def output(self) -> DocumentTarget:
         """The date's drift document."""
@@ -108,7 +108,7 @@ class EstimatePerformance(InProject, luigi.Task):
 
     def requires(self):
         """The date's predictions and its pin."""
-        return {"scores": ScorePredictions(self.date), "model": ResolveModel(self.date)}
+        return scored(self.date)
 
     def output(self) -> DocumentTarget:
         """The date's estimate."""
@@ -154,12 +154,7 @@ class Metrics(InProject, luigi.Task):
 
     def requires(self):
         """The date's predictions, its drift document and its pin."""
-        return {
-            "scores": ScorePredictions(self.date),
-            "drift": DetectDrift(self.date),
-            "model": ResolveModel(self.date),
-            **estimated_of(self.date),
-        }
+        return {**scored(self.date), "drift": DetectDrift(self.date), **estimated_of(self.date)}
 
     def output(self) -> DocumentTarget:
         """The date's metrics document."""

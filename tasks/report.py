@@ -13,10 +13,9 @@ from batchml.monitor.monitoring import report_inputs
 from batchml.store.layout import monitoring_file
 from tasks.config import cache_dir, make_registry, make_storage, report
 from tasks.identity import InProject
-from tasks.model import ResolveModel
 from tasks.monitor import DetectDrift, Metrics
 from tasks.retrain import RetrainIfDrifted
-from tasks.score import ScorePredictions
+from tasks.score import scored
 from tasks.targets import StorageFileTarget
 
 
@@ -28,11 +27,10 @@ class DailyReport(InProject, luigi.Task):
     def requires(self):
         """Every result the page shows, and the date's pin."""
         return {
-            "scores": ScorePredictions(self.date),
+            **scored(self.date),
             "drift": DetectDrift(self.date),
             "metrics": Metrics(self.date),
             "retrain": RetrainIfDrifted(self.date),
-            "model": ResolveModel(self.date),
         }
 
     def output(self) -> StorageFileTarget:

@@ -101,3 +101,8 @@ def score_date(date, pin, model_url: str, reference: dict | None, on_progress, *
         )
 
     return retry_policy().call(f"{'re-' if replace else ''}scoring {date} on Dask", attempt)
+
+
+def scored(date: dt.date) -> dict[str, luigi.Task]:
+    """What a task judging a date's predictions requires: the predictions (with their profile) and the date's pin."""
+    return {"scores": ScorePredictions(date), "model": ResolveModel(date)}
