@@ -10,7 +10,15 @@ from batchml.base.errors import BatchmlError
 from batchml.base.provenance import new_run_id
 from batchml.dataset.extract import extract_labels
 from batchml.monitor.baseline import reference_for
-from batchml.monitor.estimated import ESTIMATED, ESTIMATOR_CHECK, date_estimate, estimator_for, with_estimate_error
+from batchml.monitor.estimated import (
+    ESTIMATED,
+    ESTIMATOR_CHECK,
+    awaited_labels,
+    date_estimate,
+    first_dates_estimator,
+    own_estimator,
+    with_estimate_error,
+)
 from batchml.monitor.monitoring import date_drift, date_metrics, log_date_metrics
 from batchml.store.layout import LABELS, PREDICTIONS
 from tasks.alerts import tell_breaches, tell_drift
@@ -117,15 +125,11 @@ class EstimatePerformance(InProject, luigi.Task):
     def run(self):
         """Estimate the date with its version's estimator (fitted at registration, or on its first labelled dates)."""
         storage, pin, contract = make_storage(), self.input()["model"].load(), load_contract()
-        estimator = estimator_for(
-            storage,
-            make_registry(),
-            pin,
-            contract,
-            self.date,
-            cache_dir=cache_dir(),
-            baseline_days=drift().baseline_days,
-        )
+        days, lag = drift().baseline_days, source().label_lag_days
+        estimator = own_estimator(make_registry(), pin, contract.task, cache_dir())
+        if estimator is None:  # a version batchml did not train: its first labelled dates, once due
+            yield [ExtractLabels(d) for d in awaited_labels(storage, pin, self.date, days, lag) if labels_arrived(d)]
+            estimator = first_dates_estimator(storage, pin, contract, self.date, days, lag)
         result = date_estimate(storage, self.date, pin, estimator, contract, window_days=drift().window_days)
         self.output().dump(result)
         self.set_status_message(f"{result['status']}: {result['metrics']}")

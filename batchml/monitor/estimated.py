@@ -220,16 +220,28 @@ def _features(storage, date: dt.date, key: list[str], pin: ModelPin) -> pd.DataF
     return storage.read_table(layout.FEATURES, date, columns=list(dict.fromkeys([*key, *pin.inputs])))
 
 
-def first_dates_estimator(storage, pin: ModelPin, contract, date: dt.date, days: int) -> Estimator:
-    """The estimator of a version batchml did not train: read, or fitted on its first `days` scored dates once all
-    their labels are committed (then written once), or 'not yet available' saying how many are awaited."""
+def awaited_labels(storage, pin: ModelPin, date: dt.date, days: int, lag: int) -> list[dt.date]:
+    """The first `days` dates the version scored whose labels are due by `date` (`lag` days after each) and not yet
+    committed: what its estimator waits for."""
+    return [
+        d
+        for d in _versions_dates(storage, pin, days)
+        if d <= date - dt.timedelta(days=lag) and not storage.is_committed(layout.LABELS, d)
+    ]
+
+
+def first_dates_estimator(storage, pin: ModelPin, contract, date: dt.date, days: int, lag: int) -> Estimator:
+    """The estimator of a version batchml did not train: read, or fitted on its first `days` scored dates once their
+    labels, due `lag` days after each, are committed (then written once), or 'not yet available' saying how many
+    labelled dates are still awaited."""
     task = contract.task
     found = _read_stored(storage, pin, task)
     if found is not None:
         return found
     dates = _versions_dates(storage, pin, days)
-    labelled = [d for d in dates if d < date and storage.is_committed(layout.LABELS, d)]
-    if len(dates) < days or len(labelled) < days:
+    due = date - dt.timedelta(days=lag)
+    labelled = [d for d in dates if d <= due and storage.is_committed(layout.LABELS, d)]
+    if len(labelled) < days:
         missing = days - len(labelled)
         return not_yet(
             task,
@@ -266,14 +278,10 @@ def _read_stored(storage, pin: ModelPin, task: str) -> Estimator | None:
     return estimator_from_files(task, read)
 
 
-def estimator_for(storage, registry, pin: ModelPin, contract, date: dt.date, *, cache_dir, baseline_days: int):
-    """The estimator a date of `pin` is estimated with: the version's own (logged at registration), else the one
-    fitted on its first labelled dates (see the module docstring)."""
-    task = contract.task
+def own_estimator(registry, pin: ModelPin, task: str, cache_dir) -> Estimator | None:
+    """The estimator logged with the version at registration (through the model cache); None when it has none."""
     own = estimator_from_files(task, lambda name: registry.version_file(pin, f"{ARTIFACT_DIR}/{name}", cache_dir))
-    if own is not None and own.status != NOT_YET_AVAILABLE:
-        return own
-    return first_dates_estimator(storage, pin, contract, date, baseline_days)
+    return own if own is not None and own.status != NOT_YET_AVAILABLE else None
 
 
 # ---------------------------------------------------------------- a date's estimate

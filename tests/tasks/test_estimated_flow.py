@@ -72,3 +72,119 @@ def test_a_regressor_gets_its_loss_model_at_registration_and_each_date_its_estim
     assert got["metrics"] == pytest.approx({"mae": want["mae"], "rmse": want["rmse"]}, rel=1e-9)
     assert got["sampling_error"] == pytest.approx(want["sampling_error"], rel=1e-9)
     assert got["window"]["dates"] == [day.isoformat()] and got["window"]["metrics"] == pytest.approx(got["metrics"])
+
+
+def recipe(frame: pd.DataFrame, settings):
+    """A batchml recipe for the homes classifier: one-hot text, imputed numbers, a logistic regression."""
+    from tests.e2e.test_any_model import sklearn_pipeline
+
+    return sklearn_pipeline("classification").fit(frame[list(settings.inputs)], frame[settings.label])
+
+
+FLIP_FROM = DAY + dt.timedelta(days=5)
+
+
+def flipped_segment(rows: pd.DataFrame) -> pd.Series:
+    """The homes segment, with low and high swapped on the rows listed from FLIP_FROM: labels stop following inputs."""
+    import homes_hooks
+
+    segment = pd.Series(homes_hooks.segment(rows), index=rows.index)
+    swapped = segment.map({"low": "high", "high": "low", "mid": "mid"})
+    return swapped.where(rows["listed_at"] >= pd.Timestamp(FLIP_FROM), segment)
+
+
+def test_a_classifier_gets_its_calibrator_at_registration_and_each_date_its_expected_accuracy(project, tmp_path):
+    hooks, apply = project
+    apply(
+        "homes_estimated",
+        "classification",
+        labels={"transform": "homes_hooks:segment"},
+        source={"label_lag_days": "1"},
+        training={"recipe": "tests.tasks.test_estimated_flow:recipe", "window_days": "3", "params": "{}"},
+        mlflow={"cold_start": "true"},
+    )
+    assert build(DailyScore(DAY)).status == LuigiStatusCode.SUCCESS, pipelines._failures
+    pin = read_pin(DAY)
+    calibrator = calibrator_from_json(run_artifact(pin.run_id, "estimator/calibrator.json", tmp_path).decode())
+    assert calibrator["classes"] == ["high", "low", "mid"] and calibrator["status"] == FITTED_ON_REFERENCE
+
+    rows = make_storage().read_table("predictions", DAY)
+    raw = rows[["proba_high", "proba_low", "proba_mid"]].to_numpy(dtype="float64")
+    classes = np.array(calibrator["classes"])
+    assert (rows["prediction"].to_numpy() == classes[raw.argmax(axis=1)]).all()  # predictions are the argmax
+    got = document(DAY, "estimated.json")
+    assert (got["version"], got["status"], got["task"], got["rows"]) == (
+        pin.version,
+        FITTED_ON_REFERENCE,
+        "classification",
+        len(rows),
+    )
+    # By hand: a row predicted j is right with its calibrated probability of j; accuracy is their mean.
+    calibrated = calibrate(raw, calibrator)
+    assert got["metrics"]["accuracy"] == pytest.approx(calibrated[np.arange(len(rows)), raw.argmax(axis=1)].mean())
+    want = estimate_classification(raw, list(classes), calibrator, rows["prediction"])
+    assert got["metrics"] == pytest.approx({m: want[m] for m in got["metrics"]}, rel=1e-9)
+    assert got["sampling_error"] == pytest.approx(want["sampling_error"], rel=1e-9)
+    assert set(got["metrics"]) == {"accuracy", "precision", "recall", "f1", "roc_auc"}
+
+
+def monitoring_run_metrics(day: dt.date) -> dict[str, float]:
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri())
+    experiment = client.get_experiment_by_name(f"{model_name()}-monitoring")
+    (run,) = client.search_runs([experiment.experiment_id], filter_string=f"tags.date = '{day}'")
+    return run.data.metrics
+
+
+def test_a_version_registered_with_mlflow_gets_its_estimator_from_its_first_labelled_dates_and_a_warning_when_labels_stop_following_inputs(  # noqa: E501
+    project,
+):
+    hooks, apply = project
+    apply(
+        "homes_foreign",
+        "classification",
+        labels={"transform": "tests.tasks.test_estimated_flow:flipped_segment"},
+        source={"label_lag_days": "1"},
+    )
+    log_sklearn(hooks, "classification", "homes_foreign")
+    days = [DAY + dt.timedelta(days=i) for i in range(8)]
+    for day in days:  # in order: each date's estimator is the one its predecessors' labels allow
+        assert build(DailyScore(day)).status == LuigiStatusCode.SUCCESS, pipelines._failures
+    estimated = {d: document(d, "estimated.json") for d in days}
+    # The first run scores DAY and, for its realized metrics, DAY - 1: the version's first dates. baseline_days = 2
+    # (the homes fixture): their labels are due (lag 1) by DAY + 1, whose estimate is the first.
+    first = DAY - dt.timedelta(days=1)
+    waiting = [document(first, "estimated.json"), estimated[DAY]]
+    assert [(e["status"], e["metrics"], e["rows"]) for e in waiting] == [("not yet available", {}, 0)] * 2
+    assert all(e["status_detail"].endswith("; waiting for 2 more labelled dates") for e in waiting)
+    assert {estimated[d]["status"] for d in days[1:]} == {"from first labelled dates"}
+    assert estimated[days[1]]["estimator"] == {"rows": 2400, "fitted_on": f"{first}..{DAY}"}
+    assert make_storage().read_text("_estimators/homes_foreign/1/meta.json") is not None
+
+    metrics = {d: document(d, "metrics.json") for d in days}
+    assert all("estimate_error" not in metrics[d] for d in days[:2])  # DAY - 1 and DAY had no estimate
+    for d in days[2:]:
+        labelled = d - dt.timedelta(days=1)
+        error = metrics[d]["estimate_error"]
+        assert error["date"] == labelled.isoformat()
+        realized = metrics[d]["numbers"]["realized"]
+        for name, e in error["metrics"].items():
+            assert e["estimated"] == pytest.approx(estimated[labelled]["metrics"][name])
+            assert e["realized"] == pytest.approx(realized[name])
+            assert e["error"] == pytest.approx(e["estimated"] - e["realized"])
+    check = {d: next(c for c in metrics[d]["checks"] if c["name"] == "estimator") for d in days[2:]}
+    healthy, first_flip, second_flip = days[2:6], days[6], days[7]
+    assert all(check[d]["ok"] and check[d]["detail"]["wrong_dates"] == [] for d in healthy)
+    assert abs(metrics[healthy[0]]["estimate_error"]["metrics"]["roc_auc"]["error"]) < 0.03
+    assert check[first_flip]["ok"] and check[first_flip]["detail"]["wrong_dates"] == [FLIP_FROM.isoformat()]
+    assert not check[second_flip]["ok"] and check[second_flip]["severity"] == "warn"
+    assert check[second_flip]["detail"]["wrong_dates"] == [FLIP_FROM.isoformat(), days[6].isoformat()]
+    assert metrics[second_flip]["status"] == "warn" and "estimator" in metrics[second_flip]["warned"]
+    # MLflow: the date's monitoring run carries the estimate, its band and, once labels are in, its error.
+    logged = monitoring_run_metrics(second_flip)
+    assert logged["estimated_roc_auc"] == pytest.approx(estimated[second_flip]["metrics"]["roc_auc"])
+    assert logged["estimated_roc_auc_sampling_error"] == pytest.approx(
+        estimated[second_flip]["sampling_error"]["roc_auc"]
+    )
+    assert logged["estimate_error_roc_auc"] == pytest.approx(
+        metrics[second_flip]["estimate_error"]["metrics"]["roc_auc"]["error"]
+    )
