@@ -11,7 +11,7 @@ the same run and on the same files:
 
 (m) manifest  `writer.commit(manifest)`: today's commit (sha256 of every file, the manifest written last, the date
               published by one rename, or the manifest PUT on S3).
-(t) table     `Tables.sync(storage, dataset, date)`: the table transaction that follows it (the files placed under
+(t) table     `Tables.commit_manifest(...)`: the table transaction that follows it (the files placed under
               the table, their Parquet footers read for statistics, one OVERWRITE snapshot in the catalog).
 (w) write     the data files themselves, written into the staging folder: context, what a date costs anyway.
 
@@ -107,7 +107,7 @@ def commit_date(storage, tables, date: dt.date, data, rows_per_file: int) -> dic
             with w.open(f"part-{i:05d}.parquet") as fh:
                 pq.write_table(data.slice(offset, rows_per_file), fh)
         written = time.perf_counter()
-        w.commit(
+        manifest = w.commit(
             Manifest(
                 dataset=DATASET,
                 date=date.isoformat(),
@@ -120,8 +120,8 @@ def commit_date(storage, tables, date: dt.date, data, rows_per_file: int) -> dic
             )
         )
         manifested = time.perf_counter()
-    tables.sync(storage, DATASET, date)
-    done = time.perf_counter()
+        tables.commit_manifest(storage, DATASET, date, manifest)  # under the date's lock, as the storage's after_commit
+        done = time.perf_counter()
     return {"write_s": written - start, "manifest_s": manifested - written, "table_s": done - manifested}
 
 
