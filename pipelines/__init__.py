@@ -136,16 +136,23 @@ def _date_of(task) -> dt.date | None:
     return date if hasattr(date, "isoformat") else None
 
 
+def _in_storage(what: str, write, *args, errors: type[BaseException] | tuple = Exception):
+    """`write(storage, *args)`'s result; a failure (of `errors`) is logged as 'could not <what>', never raised: a
+    monitoring record never fails the run it records."""
+    try:
+        return write(make_storage(), *args)
+    except errors as exc:
+        log.warning("could not %s: %s", what, one_line(exc))
+        return None
+
+
 @luigi.Task.event_handler(luigi.Event.FAILURE)
 def _record_date_failure(task, exception):
     """monitoring/date=D/failure.json for the dashboard; recording never fails the run."""
     if (date := _date_of(task)) is None:
         return
     record = failure_of(task.get_task_family(), task.task_id, exception)
-    try:
-        record_failure(make_storage(), date, record)
-    except Exception as exc:
-        log.warning("could not record the failure of %s: %s", task, one_line(exc))
+    _in_storage(f"record the failure of {task}", record_failure, date, record)
     log_date_failure(date, record.task, record.cause)
     tell_failure(date, record.task, record.cause)
 
@@ -156,12 +163,7 @@ def _clear_date_failure(task):
     if not isinstance(task, DailyScore):
         return
     tell_success(task.date)
-    cleared = False
-    try:
-        cleared = clear_failure(make_storage(), task.date)
-    except Exception as exc:
-        log.warning("could not clear the failure record of %s: %s", task, one_line(exc))
-    if cleared:
+    if _in_storage(f"clear the failure record of {task}", clear_failure, task.date):
         clear_logged_failure(task.date)
 
 
@@ -170,10 +172,9 @@ def _record_duration(task, seconds):
     """Keep each task's duration next to the date's results, for the daily report."""
     if (date := _date_of(task)) is None:
         return
-    try:
-        record_duration(make_storage(), date, task.get_task_family(), seconds)
-    except OSError as exc:  # durations are informative; never fail a run over them
-        log.warning("could not record the duration of %s: %s", task, exc)
+    # durations are informative; never fail a run over them
+    family = task.get_task_family()
+    _in_storage(f"record the duration of {task}", record_duration, date, family, seconds, errors=OSError)
 
 
 @luigi.Task.event_handler(luigi.Event.DEPENDENCY_MISSING)
