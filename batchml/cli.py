@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import batchml
-from batchml.base.errors import BatchmlError
+from batchml.base.errors import BatchmlError, ConfigError
 from batchml.store.layout import DATASETS
 
 if TYPE_CHECKING:
@@ -88,6 +88,27 @@ def _history(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+def _expire(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from batchml.store.verify import project_root
+
+    root = args.root or project_root(Path.cwd())
+    tables = _tables(args, root)
+    if args.keep_days is not None and args.keep_days < 0:
+        raise ConfigError(f"--keep-days {args.keep_days}: give a number of days >= 0")
+    if args.keep_days is not None:
+        tables = type(tables)(root, replace(tables.settings, keep_snapshots_days=args.keep_days))
+    if not tables.catalog_exists():
+        print(f"no Iceberg catalog for {root}: nothing to expire")
+        return 0
+    now = dt.datetime.now(dt.UTC)
+    dropped = tables.expire(now)
+    cutoff = now - dt.timedelta(days=tables.settings.keep_snapshots_days)
+    print(f"expired {dropped} snapshots committed before {cutoff:%Y-%m-%d %H:%M:%S} UTC (the current ones kept)")
     return 0
 
 
@@ -175,6 +196,27 @@ def parser() -> argparse.ArgumentParser:
     history.add_argument("--dataset", default="predictions", choices=DATASETS, help="(default: predictions)")
     history.add_argument("--catalog", metavar="URL", help=CATALOG_HELP)
     history.set_defaults(run=_history)
+    expire = commands.add_parser(
+        "expire",
+        help="drop Iceberg snapshots older than [tables] keep_snapshots_days and the table files only they held",
+        description="Expire the snapshots of every table older than the retention (never a table's current one, nor "
+        "the commit of a date's current rows) and delete the table files only they referenced; the committed date "
+        "folders are not touched. Run it daily.",
+    )
+    expire.add_argument(
+        "root",
+        metavar="ROOT",
+        nargs="?",
+        help="the storage root: a folder or s3://bucket/prefix (default: [storage] root of ./luigi.cfg)",
+    )
+    expire.add_argument("--catalog", metavar="URL", help=CATALOG_HELP)
+    expire.add_argument(
+        "--keep-days",
+        type=int,
+        metavar="N",
+        help="keep N days of snapshots instead of [tables] keep_snapshots_days (0: only the current ones)",
+    )
+    expire.set_defaults(run=_expire)
     return top
 
 

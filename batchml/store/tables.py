@@ -465,8 +465,9 @@ class Tables:
 
     # -- retention --------------------------------------------------------------------------
     def expire(self, now: dt.datetime, datasets: tuple[str, ...] = layout.DATASETS) -> int:
-        """Drop snapshots older than `keep_snapshots_days` before `now` (never the current one) and the files only
-        they referenced; how many snapshots were dropped."""
+        """Drop snapshots older than `keep_snapshots_days` before `now` and the files only they referenced; how many
+        snapshots were dropped. Kept whatever their age: a table's current snapshot, and for each date the latest
+        snapshot that committed it (its current rows' commit, which `history` lists)."""
         cutoff = int((now - dt.timedelta(days=self.settings.keep_snapshots_days)).timestamp() * 1000)
         dropped = 0
         for dataset in datasets:
@@ -475,7 +476,15 @@ class Tables:
                 continue
             current = table.current_snapshot()
             assert current is not None
-            old = [s.snapshot_id for s in table.metadata.snapshots if s.timestamp_ms < cutoff and s != current]
+            latest: dict[str, Any] = {}  # date -> the latest snapshot that committed it
+            for snap in sorted(table.metadata.snapshots, key=lambda s: s.timestamp_ms):
+                committed_date = snap.summary.get(P_DATE) if snap.summary is not None else None
+                if committed_date:
+                    latest[str(committed_date)] = snap.snapshot_id
+            keep = {current.snapshot_id, *latest.values()}
+            old = [
+                s.snapshot_id for s in table.metadata.snapshots if s.timestamp_ms < cutoff and s.snapshot_id not in keep
+            ]
             if not old:
                 continue
             before = _referenced(table)

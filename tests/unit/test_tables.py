@@ -305,3 +305,32 @@ def test_a_table_commit_of_a_date_that_changed_under_it_fails_instead_of_overwri
     assert tables.table("predictions").current_snapshot().snapshot_id == third
     assert rows(tables.read_date("predictions", DAY)) == [(3, 3.0), (4, 3.0)]
     assert tables.check("predictions", DAY, store.manifest("predictions", DAY).files) == []
+
+
+def test_batchml_expire_drops_replaced_snapshots_and_keeps_each_dates_current_commit(store, capsys):
+    from batchml.cli import main
+
+    tables = Tables(store.root)
+    first = committed(store, tables, DAY, [frame([1], 1.0)], version="1")
+    second = committed(store, tables, DAY, [frame([2], 2.0)], version="2")
+    other = committed(store, tables, OTHER, [frame([3], 3.0)], version="2")  # the table's current snapshot
+    folder = store.root / layout.table_data("predictions", DAY)
+    current = store.manifest("predictions", DAY).files[0]["sha256"][:24]
+    (old_link,) = [p for p in folder.iterdir() if not p.name.startswith(current)]
+
+    assert main(["expire", str(store.root)]) == 0  # 30 days kept: nothing is that old
+    assert capsys.readouterr().out.startswith("expired 0 snapshots committed before ")
+    assert main(["expire", str(store.root), "--keep-days", "0"]) == 0
+    assert capsys.readouterr().out.startswith("expired 1 snapshots committed before ")
+
+    snapshots = {s.snapshot_id for s in tables.table("predictions").metadata.snapshots}
+    assert snapshots == {second, other} and first not in snapshots
+    assert [h["snapshot"] for h in tables.history("predictions", DAY)] == [second]
+    assert rows(tables.read_date("predictions", DAY)) == [(2, 2.0)]
+    assert rows(tables.read_date("predictions", OTHER)) == [(3, 3.0)]
+    assert not old_link.exists()
+    assert [p.name for p in folder.iterdir()] == [
+        Path(f.file_path).name for f in tables.current_files("predictions", DAY)
+    ]
+    assert store.verify("predictions", DAY, checksums=True)  # the date's own folder is untouched
+    assert main(["expire", str(store.root), "--keep-days", "-1"]) == 1
