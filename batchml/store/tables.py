@@ -118,7 +118,6 @@ class Tables:
         return self._catalog
 
     def _open_catalog(self) -> Catalog:
-
         uri = self.settings.catalog.strip()
         props = {"warehouse": self._url(layout.TABLES)}
         if self.remote:  # fsspec, as batchml's storage: the endpoint and credentials of the environment (AWS_*)
@@ -154,13 +153,41 @@ class Tables:
         return (self.settings.namespace, dataset)
 
     def table(self, dataset: str) -> Table | None:
-        """The dataset's table, or None before its first commit."""
-        from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError
+        """The dataset's table, or None before its first commit. Metadata that cannot be read (cut short, not JSON,
+        gone) raises IntegrityError naming its file."""
+        from pyiceberg.exceptions import NoSuchNamespaceError, NoSuchTableError, ValidationError
 
         try:
             return self.catalog.load_table(self.identifier(dataset))
         except (NoSuchTableError, NoSuchNamespaceError):
             return None
+        except (ValidationError, FileNotFoundError, UnicodeDecodeError) as exc:
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+            reason = lines[-1].split(" [type=", 1)[0]  # pydantic's last line says what is wrong, and where
+            raise IntegrityError(
+                f"{self._metadata_location(dataset)}: unreadable metadata of table {'.'.join(self.identifier(dataset))}"
+                f": {reason}"
+            ) from exc
+
+    def _metadata_location(self, dataset: str) -> str:
+        """The metadata file a SQL catalog points the dataset's table at (the table's name in other catalogs)."""
+        from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
+
+        if isinstance(self.catalog, SqlCatalog):
+            from sqlalchemy import select
+            from sqlalchemy.orm import Session
+
+            with Session(self.catalog.engine) as session:
+                location = session.scalar(
+                    select(IcebergTables.metadata_location).where(
+                        IcebergTables.catalog_name == self.catalog.name,
+                        IcebergTables.table_namespace == self.settings.namespace,
+                        IcebergTables.table_name == dataset,
+                    )
+                )
+            if location:
+                return str(location)
+        return ".".join(self.identifier(dataset))
 
     def _create(self, dataset: str, schema: pa.Schema) -> Table:
         """The dataset's table with `schema` plus an optional `date` column, partitioned by identity(date); a table
@@ -221,21 +248,19 @@ class Tables:
             src: _table_name(os.path.basename(src), (sha256 or {}).get(os.path.basename(src)) or self._sum(src))
             for src in files
         }
+        current = table.current_snapshot() if table is not None else None
         if (
             table is not None
-            and files
+            and current is not None
             and sorted(names.values())
             == sorted(os.path.basename(f.file_path) for f in self._date_files(table.metadata, table.io, date))
         ):
-            snapshot = table.current_snapshot()
-            assert snapshot is not None
-            return snapshot.snapshot_id
+            return current.snapshot_id
         placed = [self._place(dataset, date, src, names[src]) for src in files]
         failpoint(f"tables.{dataset}.placed")
         schemas = [pq.read_schema(p, filesystem=self._fs) for p in placed]
         if table is None:
             table = self._create(dataset, _merged(schemas))
-        rows = 0
         tx = table.transaction()
         if any(name not in tx.table_metadata.schema().column_names for s in schemas for name in s.names):
             with tx.update_schema() as update:
