@@ -11,7 +11,8 @@ import pytest
 from luigi.execution_summary import LuigiStatusCode
 
 from pipelines import DailyScore
-from tasks.config import make_storage, project_name
+from tasks.config import make_registry, make_storage, project_name
+from tasks.retrain import Rollback
 from tests.conftest import free_port, trips
 from tests.servers import Webhook
 
@@ -83,6 +84,9 @@ def test_drift_setting_in_on_day_3_sends_one_onset_and_a_webhook_that_is_down_ne
     state = json.loads(make_storage().read_text("monitoring/alerts.json"))
     (drift_key,) = [k for k in state["conditions"] if k.startswith("drift_onset/")]
     assert state["conditions"][drift_key]["since"] == onset.isoformat() and state["conditions"][drift_key]["holds"]
+    # the estimated breach was evaluated on every date from estimated.json and the version's holdout MAE (its tag)
+    (estimated_key,) = [k for k in state["conditions"] if k.startswith("estimated_breach/")]
+    assert state["conditions"][estimated_key]["last"] == (DAY0 + dt.timedelta(days=5)).isoformat()
 
     # Webhook URLs are secrets: their paths are nowhere in the run's output, logs or the storage.
     secrets = ("/hooks/T0/B0/xyzSECRETpath", "/services/T9/B9/downSECRETpath")
@@ -111,3 +115,31 @@ def test_no_alert_state_is_kept_when_no_webhook_or_email_is_set(pipeline, day):
     assert build(DailyScore(day)).status == LuigiStatusCode.FAILED
     assert make_storage().read_text("monitoring/alerts.json") is None
     assert monitoring(day, "alerts.json") is None
+
+
+def test_a_rejection_and_a_rollback_are_told(pipeline, hook):
+    pipeline({"alerts": {"webhooks": hook.url, **FAST}, "retrain": {"triggers": "drift, estimated, realized"}})
+    for i in range(3):
+        assert build(DailyScore(DAY0 + dt.timedelta(days=i))).status == LuigiStatusCode.SUCCESS
+    # Any realized error now triggers, and the challenger gets one boosting round: it must lose.
+    pipeline(
+        {
+            "alerts": {"webhooks": hook.url, **FAST},
+            "retrain": {"error_increase": "-1", "gate_days": "1", "min_train_days": "1"},
+            "training": {"params": json.dumps({"max_iter": 1})},
+        }
+    )
+    day = DAY0 + dt.timedelta(days=3)
+    assert build(DailyScore(day)).status == LuigiStatusCode.SUCCESS
+    decision = monitoring(day, "retrain.json")
+    assert (decision["decision"], decision["trigger"]) == ("rejected", "realized")
+    (line,) = texts(posts(hook), "Candidate rejected")
+    assert f"v{decision['challenger_version']} rejected, v1 stays" in line
+
+    registry = make_registry()
+    registry.set_alias("previous", "1")
+    registry.set_alias("champion", decision["challenger_version"])
+    assert build(Rollback(date=day, reason="bad promotion")).status == LuigiStatusCode.SUCCESS
+    assert build(Rollback(date=day, reason="bad promotion")).status == LuigiStatusCode.SUCCESS  # done: nothing new
+    (line,) = texts(posts(hook), "Rollback")
+    assert line.endswith(f"v{decision['challenger_version']} rolled back to v1: bad promotion")
