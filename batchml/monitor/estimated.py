@@ -352,7 +352,7 @@ def date_estimate(storage, date: dt.date, pin: ModelPin, estimator: Estimator, c
         "version": pin.version,
         "model": {"name": pin.name, "version": pin.version},
         "status": estimator.status,
-        "status_detail": estimator.detail,
+        "status_detail": estimator.detail or f"fitted on {estimator.fitted_on} ({estimator.rows} labelled rows)",
         "task": contract.task,
         "rows": 0,
         "metrics": {},
@@ -365,8 +365,9 @@ def date_estimate(storage, date: dt.date, pin: ModelPin, estimator: Estimator, c
     days = [date - dt.timedelta(days=i) for i in range(window_days - 1, 0, -1)]
     earlier = [read_document(storage, layout.monitoring_file(d, ESTIMATED)) for d in days]
     same = [e for e in earlier if e and e.get("version") == pin.version and e.get("model", {}).get("name") == pin.name]
-    window = combine([*same, body])
-    dates = [e["date"] for e in [*same, body] if e.get("metrics") and e.get("rows")]
+    counted = [*same, body] if body["metrics"] else []  # a date without an estimate has no window's either
+    window = combine(counted)
+    dates = [e["date"] for e in counted if e.get("metrics") and e.get("rows")]
     body["window"] = {"window_days": window_days, "dates": dates, **window}
     return body
 

@@ -73,6 +73,20 @@ def test_a_regressor_gets_its_loss_model_at_registration_and_each_date_its_estim
     assert got["sampling_error"] == pytest.approx(want["sampling_error"], rel=1e-9)
     assert got["window"]["dates"] == [day.isoformat()] and got["window"]["metrics"] == pytest.approx(got["metrics"])
 
+    # Two days later (label lag 2) the labels of `day` are in: its estimate against its realized MAE and RMSE.
+    later = day + dt.timedelta(days=2)
+    assert build(DailyScore(later)).status == LuigiStatusCode.SUCCESS, pipelines._failures
+    metrics = document(later, "metrics.json")
+    realized, error = metrics["numbers"]["realized"], metrics["estimate_error"]
+    assert (error["date"], error["version"]) == (day.isoformat(), pin.version)
+    for name in ("mae", "rmse"):
+        assert error["metrics"][name]["estimated"] == pytest.approx(got["metrics"][name])
+        assert error["metrics"][name]["error"] == pytest.approx(got["metrics"][name] - realized[name])
+    # The loss model, fitted on the same weeks' held-out rows, is within 10% of the realized MAE on a healthy date.
+    assert abs(error["metrics"]["mae"]["relative_error"]) < 0.1
+    (check,) = [c for c in metrics["checks"] if c["name"] == "estimator"]
+    assert check["ok"] and check["detail"]["check"]["metric"] == "mae" and check["detail"]["check"]["relative"]
+
 
 def recipe(frame: pd.DataFrame, settings):
     """A batchml recipe for the homes classifier: one-hot text, imputed numbers, a logistic regression."""
