@@ -95,8 +95,10 @@ class EstimationPolicy:
         "An error counts only beyond this many sampling errors of the estimate (what chance gives at its row count).",
         low=0,
     )
-    k: int = count(EstimatorCheck.k, "The estimator check warns when the estimate was wrong on k ...")
-    n: int = count(EstimatorCheck.n, "... of the last n labelled dates whose error is known.")
+    k: int = count(EstimatorCheck.k, "The estimator check warns when the estimate was wrong on k of the last n dates.")
+    n: int = count(
+        EstimatorCheck.n, "The labelled dates (with a known estimate error) the estimator check looks back on."
+    )
 
     def check(self, task: str) -> EstimatorCheck:
         """The check of a task's estimator: ROC AUC by an absolute margin, or MAE by a relative one."""
