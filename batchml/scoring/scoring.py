@@ -1,15 +1,18 @@
 """Scoring a features partition on Dask, with the runtime the date's pin chose.
 
-`predict_partition` is the module-level function Dask maps over partitions. It finds the
-model in a per-process cache keyed by its sha256, so each worker loads and verifies a
-model once; tasks carry only a small `ModelSpec` (where the model is and what it takes).
+`score_piece` is the module-level function each Dask task runs on one piece of a date's
+features; `predict_partition` finds the model in a per-process cache keyed by its sha256,
+so each worker loads and verifies a model once; tasks carry only a small `ModelSpec`
+(where the model is and what it takes).
 
 Runtimes: `onnx` and `converted` (ONNX Runtime: inputs fed by name, one column each, or as
 one 2-D tensor in the model's input order) and `pyfunc` (an MLflow model loaded with
 `mlflow.pyfunc.load_model` from a verified local copy). Each partition is one fused Dask
 task (read -> predict -> write -> profile) running the model on one thread; everything
 around the model is kept single-threaded and light so the cores stay on the model
-(measurements in bench/score.py).
+(measurements in bench/score.py). The tasks are plain futures (`Client.submit`), not a
+`dask.dataframe`: importing it (and through it `dask.array` and scipy) cost every run
+about 0.5 s of CPU for a graph of one task per piece.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import threading
 from dataclasses import dataclass
 from itertools import pairwise
 
-import dask.dataframe as dd  # imported here, not per call: the first import takes ~0.7 s
 import fsspec
 import numpy as np
 import onnxruntime as ort
@@ -256,19 +258,22 @@ def _empty_outputs(spec: ModelSpec) -> dict[str, np.ndarray]:
     return out
 
 
+def score_piece(
+    piece: tuple[str, int, int], number: int, columns: list[str], out_dir: str, spec: ModelSpec, profile_specs
+) -> pd.DataFrame:
+    """One Dask task: read a piece of the features (`read_rows`), score it, write it as file `number`, profile it."""
+    return score_partition(read_rows(piece, columns), out_dir, spec, profile_specs, number)
+
+
 def score_partition(
-    part: pd.DataFrame,
-    out_dir: str,
-    spec: ModelSpec,
-    profile_specs: dict | None,
-    partition_info: dict | None = None,
+    part: pd.DataFrame, out_dir: str, spec: ModelSpec, profile_specs: dict | None, number: int = 0
 ) -> pd.DataFrame:
     """Score one partition, write it as one Parquet file, and profile it, in one task.
 
     Returns a one-row frame: the file written, its rows, and the partition's partial
     profile on the reference bins (None without `specs`).
     """
-    name = _file_name(partition_info["number"] if partition_info else 0)
+    name = _file_name(number)
     predictions = predict_partition(part, spec)
     with fsspec.open(f"{out_dir}/{name}", "wb") as fh:
         pq.write_table(
@@ -321,7 +326,7 @@ def score_files(
 ) -> ScoreResult:
     """Score a date's features files into Parquet files in `out_dir`, profiling in the same pass.
 
-    Each partition is one fused task (read, predict, write, profile); the small
+    Each partition is one task (`score_piece`: read, predict, write, profile); the small
     per-partition results are tree-reduced on the cluster. A partition is a file, or, when
     there are fewer files than `min_partitions` (default: twice the cluster's threads), a
     range of rows of one, cut about equal so that a small date keeps every core busy.
@@ -336,20 +341,18 @@ def score_files(
     columns = list(dict.fromkeys([*spec.key, *spec.inputs]))
     wanted = min_partitions if min_partitions is not None else 2 * sum(client.nthreads().values())
     pieces = row_ranges(files, wanted) if len(files) < wanted else [(f, 0, _ALL_ROWS) for f in files]
-    features = dd.from_map(
-        read_rows, pieces, columns=columns, meta=read_rows((files[0], 0, 0), columns), enforce_metadata=False
+    # One task per piece, reading its own rows: nothing is read ahead of the model or held
+    # between tasks, and a piece's features never travel through the scheduler.
+    parts = client.map(
+        score_piece,
+        pieces,
+        range(len(pieces)),
+        columns=columns,
+        out_dir=out_dir,
+        spec=spec,
+        profile_specs=profile_specs,
+        pure=False,
     )
-    meta = pd.DataFrame(
-        {
-            "file": pd.Series([], dtype=object),
-            "rows": pd.Series([], dtype="int64"),
-            "profile": pd.Series([], dtype=object),
-        }
-    )
-    results = features.map_partitions(score_partition, out_dir, spec, profile_specs, meta=meta)
-    # One fused task per partition: Client.compute does not fuse dask-expr graphs itself
-    # (dask/distributed#8833), and unfused partitions are read ahead and held in memory.
-    parts = client.compute(results.to_delayed(optimize_graph=True))
     total = len(parts)
     if on_progress:
         from distributed import as_completed
