@@ -162,7 +162,9 @@ class Tables:
         except (NoSuchTableError, NoSuchNamespaceError):
             return None
         except (ValidationError, FileNotFoundError, UnicodeDecodeError) as exc:
-            lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+            lines = [
+                line.strip() for line in str(exc).splitlines() if line.strip() and "further information" not in line
+            ] or [type(exc).__name__]
             reason = lines[-1].split(" [type=", 1)[0]  # pydantic's last line says what is wrong, and where
             raise IntegrityError(
                 f"{self._metadata_location(dataset)}: unreadable metadata of table {'.'.join(self.identifier(dataset))}"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from batchml.base.errors import ConfigError
+from batchml.base.errors import ConfigError, IntegrityError
 from batchml.store.layout import DATASETS, MANIFEST
 from batchml.store.manifest import Problem, UnreadableManifest
 
@@ -98,6 +98,11 @@ def verify_tables(
     report only what is still wrong after."""
     out.tables = True
     for dataset in (d for d in datasets if d in tables.settings.datasets):
+        try:
+            tables.table(dataset)
+        except IntegrityError as exc:  # its metadata unreadable: one line for the table, the other datasets checked
+            out.bad.append(str(exc))
+            continue
         for date in sorted(_in_range(storage.committed_dates(dataset), start, stop)):
             manifest = storage.manifest(dataset, date)
             if manifest is None:

@@ -1,0 +1,104 @@
+"""Faults around the Iceberg tables (batchml.store.tables) of a real run: a kill -9 between a date's manifest commit and
+its table commit, and table metadata cut short.
+
+The run is the `luigi` CLI (tests/e2e/conftest.py), held at the failpoint `tables.predictions.commit` (the manifest
+committed, the table transaction built, not committed; batchml/base/faults.py) and killed there, as the OOM killer or a
+lost node would. batchml's readers go through the manifest; other engines through the table: each must see a whole
+date, the old or the new one, and the next run must make them agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from batchml.base.errors import IntegrityError
+from batchml.store.storage import Storage
+from batchml.store.tables import Tables
+from tests.e2e.conftest import BIN, last_lines, make_cli, registry_settings
+
+DAY = dt.date(2026, 4, 20)
+POINT = "tables.predictions.commit"
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory) -> dict[str, str]:
+    """One registry for the module: the first run cold-starts the model, the others reuse it."""
+    return registry_settings(tmp_path_factory.mktemp("registry"))
+
+
+def committed_rows(storage: Storage, dataset: str, date: dt.date) -> pa.Table:
+    """A date's rows as its manifest lists them (what batchml's readers read)."""
+    return pa.concat_tables(pq.read_table(f) for f in storage.files(dataset, date))
+
+
+def same_rows(a: pa.Table, b: pa.Table) -> bool:
+    """The same rows in any order, on the columns both hold."""
+    columns = sorted(set(a.column_names) & set(b.column_names) - {"date"})
+    key = [(c, "ascending") for c in columns]
+    return a.num_rows == b.num_rows and a.select(columns).sort_by(key).equals(b.select(columns).sort_by(key))
+
+
+def batchml_cli(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "batchml"), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+@pytest.mark.faults
+def test_a_run_killed_between_its_manifest_and_table_commits_shows_a_whole_date_and_the_next_run_heals(
+    tmp_path, registry
+):
+    cli = make_cli(tmp_path, registry)
+    run = cli.start("DailyScore", "--date", DAY.isoformat(), env={"BATCHML_FAILPOINT": POINT})
+    run.wait_for(f"batchml failpoint {POINT} reached", timeout=300)
+    run.kill()
+
+    storage, tables = Storage(cli.root), Tables(cli.root)
+    new = committed_rows(storage, "predictions", DAY)  # the manifest commit was done: batchml's readers see the date
+    assert new.num_rows > 0
+    # the table's readers see the date as it was before the run: not there, not a part of it
+    assert tables.read_date("predictions", DAY).num_rows == 0
+    assert tables.history("predictions", DAY) == []
+    # the datasets committed before the kill are in their tables whole
+    assert same_rows(tables.read_date("features", DAY), committed_rows(storage, "features", DAY))
+
+    verify = batchml_cli("verify", str(cli.root), cwd=tmp_path)
+    assert verify.returncode == 1, last_lines(verify, 20)
+    assert f"predictions {DAY}" in verify.stdout + verify.stderr, last_lines(verify, 20)
+
+    rerun = cli.luigi("DailyScore", "--date", DAY.isoformat())
+    assert rerun.returncode == 0, last_lines(rerun, 40)
+    assert same_rows(Tables(cli.root).read_date("predictions", DAY), committed_rows(storage, "predictions", DAY))
+    manifest = storage.manifest("predictions", DAY)
+    assert manifest is not None and Tables(cli.root).check("predictions", DAY, manifest.files) == []
+    assert batchml_cli("verify", str(cli.root), cwd=tmp_path).returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.faults
+def test_table_metadata_cut_short_is_named_by_readers_and_by_verify(tmp_path, registry):
+    cli = make_cli(tmp_path, registry)
+    run = cli.luigi("DailyScore", "--date", DAY.isoformat())
+    assert run.returncode == 0, last_lines(run, 40)
+    table = Tables(cli.root).table("predictions")
+    assert table is not None
+    metadata = table.metadata_location.removeprefix("file://")
+    with open(metadata, "r+b") as fh:
+        fh.truncate(len(fh.read()) // 2)
+
+    with pytest.raises(IntegrityError) as raised:
+        Tables(cli.root).read_date("predictions", DAY)
+    assert metadata in str(raised.value), raised.value
+
+    verify = batchml_cli("verify", str(cli.root), cwd=tmp_path)
+    assert verify.returncode == 1, last_lines(verify, 20)
+    lines = verify.stderr.splitlines()
+    # one line names the file and what is wrong; the manifests are still checked, and the summary counts it
+    (named,) = [line for line in lines if metadata in line]
+    assert "unreadable metadata of table batchml.predictions: Invalid JSON" in named, named
+    assert lines[-1].startswith("1 bad files among "), lines
+    assert "Traceback" not in verify.stderr, verify.stderr[-3000:]
