@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,10 +94,17 @@ def seconds(default: float, description: str) -> Any:
     return number(default, description, low=0, low_open=True)
 
 
-def names(default: tuple[str, ...], description: str, choices: tuple[str, ...] | None = None) -> Any:
-    """A list of names (written `a, b` or as a JSON list), each one of `choices` when given."""
+def names(
+    default: tuple[str, ...],
+    description: str,
+    choices: tuple[str, ...] | None = None,
+    problem: Callable[[str], str] | None = None,
+) -> Any:
+    """A list of names (written `a, b` or as a JSON list), each one of `choices` when given; `problem(item)` says
+    why an item is refused ("" when it is not)."""
     return dataclasses.field(
-        default=default, metadata={"description": description, "allowed": None, "choices": choices}
+        default=default,
+        metadata={"description": description, "allowed": None, "choices": choices, "problem": problem},
     )
 
 

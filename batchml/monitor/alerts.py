@@ -232,6 +232,7 @@ class AlertSettings:
         (),
         "Webhook URLs (Slack-compatible JSON), separated by commas or new lines. Secrets: give them from the "
         "environment (`webhooks = ${ALERTS_WEBHOOK}`); they are never printed, logged or written.",
+        problem=lambda url: webhook_problem(url),
     )
     email: bool = setting(
         False, "Also send alerts by email, through Luigi's own [email] settings (method, sender, receiver)."
@@ -247,8 +248,8 @@ class AlertSettings:
         object.__setattr__(self, "webhooks", tuple(u.strip() for u in self.webhooks if u and u.strip()))
         object.__setattr__(self, "events", tuple(self.events))
         for url in self.webhooks:
-            if urlsplit(url).scheme not in ("http", "https"):
-                raise AlertError(f"[alerts] webhooks: {label(url)} is not an http(s) URL")
+            if webhook_problem(url):
+                raise AlertError(f"[alerts] webhooks: {webhook_problem(url)}")
         if not self.timeout_seconds > 0:
             raise AlertError(f"[alerts] timeout_seconds must be > 0, got {self.timeout_seconds}")
         if self.retries < 0:
@@ -281,6 +282,15 @@ class DeliveryRecord:
         return redacted({**asdict(self), "alerts": list(self.alerts)})
 
 
+def webhook_problem(url: str) -> str:
+    """Why `url` cannot be a webhook (shown by its label only), or ""."""
+    try:
+        ok = urlsplit(url.strip()).scheme in ("http", "https") and bool(urlsplit(url.strip()).hostname)
+    except ValueError:
+        ok = False
+    return "" if ok else f"{label(url)} is not an http(s) URL"
+
+
 def label(url: str) -> str:
     """A webhook URL as it may be shown: scheme, host and port, the path masked, and a fingerprint.
 
@@ -292,6 +302,8 @@ def label(url: str) -> str:
         host = parts.hostname or ""
         port = f":{parts.port}" if parts.port else ""
     except ValueError:
+        return f"<webhook> #{fingerprint}"
+    if not parts.scheme or not host:  # not a URL: nothing of it can be shown
         return f"<webhook> #{fingerprint}"
     user = "***@" if parts.username or parts.password else ""
     path = "/***" if parts.path.strip("/") or parts.query else ""

@@ -187,3 +187,18 @@ def test_webhook_urls_given_in_a_setting_or_on_the_command_line_are_secrets_of_t
         assert "SECRET" not in redact(line)
     finally:
         forget()
+
+
+def test_a_webhook_that_is_not_an_http_url_stops_the_start_shown_by_its_label_only():
+    from pipelines.startup import value_problem
+    from tasks.config import alerts
+
+    param = dict(alerts.get_params())["webhooks"]
+    problem = value_problem(param, "https://hooks.slack.com/services/T0/B0/okSECRET, hooks.example.org/h/badSECRET")
+    assert problem.startswith("ValueError: <webhook> #") and problem.endswith(" is not an http(s) URL")
+    assert "SECRET" not in problem
+    assert value_problem(param, "https://hooks.slack.com/services/T0/B0/okSECRET") == ""
+    assert value_problem(dict(alerts.get_params())["events"], "drift_onset, drift") == (
+        "ValueError: 'drift' not among failed_date, drift_onset, estimated_breach, realized_breach, promotion, "
+        "rejection, rollback"
+    )
