@@ -1,4 +1,5 @@
-"""One context per process: the project folder, storage, registry, dataset contract and hooks, built once.
+"""One context per process: the project folder, storage (with its Iceberg tables), registry, dataset contract and hooks,
+built once.
 
 Every target's exists() and nearly every task asks for the storage, and many for the registry
 or the contract. `current_context(key, build)` builds them once per process and configuration:
