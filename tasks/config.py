@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
+from typing import TypeVar
 
 import luigi
 from luigi.parameter import OptionalParameterMixin
@@ -36,6 +37,8 @@ from batchml.scoring.compute import ClusterSettings
 from batchml.stats.drift import DriftThresholds
 from batchml.store.storage import StorageSettings
 from batchml.store.tables import TableSettings
+
+P = TypeVar("P")
 
 
 class OptionalDateParameter(OptionalParameterMixin, luigi.DateParameter):
@@ -90,9 +93,7 @@ def from_field(spec: dataclasses.Field) -> luigi.Parameter:
         ranged = RangedIntParameter if allowed.integer else RangedFloatParameter
         return ranged(default, allowed=allowed, description=description)
     if isinstance(default, tuple):
-        return NamesParameter(
-            default, choices=spec.metadata.get("choices"), problem=spec.metadata.get("problem"), description=description
-        )
+        return NamesParameter(default, choices=spec.metadata.get("choices"), description=description)
     return luigi.Parameter(default=default, description=description)
 
 
@@ -100,9 +101,8 @@ class NamesParameter(luigi.ListParameter):
     """A list setting written as a JSON list or as items separated by commas or new lines (`drift, realized`); each
     one of `choices` when given, else refused naming them."""
 
-    def __init__(self, default, *, choices=None, problem=None, **kwargs):
+    def __init__(self, default, *, choices=None, **kwargs):
         self.choices = tuple(choices) if choices else None
-        self.problem = problem  # item -> why it is refused, or ""
         super().__init__(default=list(default), **kwargs)
 
     def parse(self, x):
@@ -118,9 +118,6 @@ class NamesParameter(luigi.ListParameter):
         unknown = [item for item in value or () if self.choices and item not in self.choices]
         if unknown:
             raise ValueError(f"{', '.join(map(repr, unknown))} not among {', '.join(self.choices or ())}")
-        problems = [self.problem(item) for item in value or ()] if self.problem else []
-        if any(problems):
-            raise ValueError("; ".join(p for p in problems if p))
         return value
 
 
@@ -129,6 +126,17 @@ def from_policy(cls: type, name: str) -> luigi.Parameter:
     param = from_field(policy_field(cls, name))
     param.policy = (cls, name)
     return param
+
+
+def policy_from(cls: type[P], section: luigi.Config) -> P:
+    """The policy dataclass `cls` as `section` (a Config class built with from_policy) sets it: every parameter whose
+    home is a field of `cls`, lists as tuples; the section's other settings are not the policy's."""
+    values = {
+        name: getattr(section, name)
+        for name, param in section.get_params()
+        if getattr(param, "policy", (None,))[0] is cls
+    }
+    return cls(**{name: tuple(v) if isinstance(v, (list, tuple)) else v for name, v in values.items()})
 
 
 def count(default: int, description: str, *, least: int = 1, most: int | None = None) -> luigi.IntParameter:
@@ -430,10 +438,7 @@ class alerts(luigi.Config):
 
 def alert_settings() -> AlertSettings:
     """`[alerts]` as the core's AlertSettings; its webhook URLs are remembered as secrets, never to be shown."""
-    cfg = alerts()
-    settings = AlertSettings(
-        **{k: (tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in cfg.param_kwargs.items()}
-    )
+    settings = policy_from(AlertSettings, alerts())
     remember_literal(*settings.webhooks)
     return settings
 
@@ -460,26 +465,12 @@ def project():
 
 def drift_thresholds() -> DriftThresholds:
     """The drift policy as `[drift]` sets it, for the core's drift report."""
-    cfg = drift()
-    return DriftThresholds(
-        psi=cfg.psi,
-        js=cfg.js,
-        wasserstein=cfg.wasserstein,
-        drift_share=cfg.drift_share,
-        numeric_methods=tuple(cfg.numeric_methods),
-        categorical_methods=tuple(cfg.categorical_methods),
-        exclude=tuple(cfg.exclude),
-        window_days=cfg.window_days,
-        floor_quantile=cfg.floor_quantile,
-        floor_draws=cfg.floor_draws,
-        match_weekdays=cfg.match_weekdays,
-    )
+    return policy_from(DriftThresholds, drift())
 
 
 def check_thresholds() -> CheckThresholds:
     """The data and model checks' limits as `[checks]` sets them, for the core's checks."""
-    cfg = checks()
-    return CheckThresholds(**{k: (tuple(v) if k == "warn_only" else v) for k, v in cfg.param_kwargs.items()})
+    return policy_from(CheckThresholds, checks())
 
 
 # -- the process's context (batchml/project/context.py): storage, registry, contract, hooks --------
@@ -655,10 +646,7 @@ def cache_dir() -> str:
 
 def retry_policy() -> RetryPolicy:
     """How transient failures are retried (bounded, jittered), as `[retry]` sets it."""
-    cfg = retry()
-    return RetryPolicy(
-        attempts=cfg.attempts, initial_delay=cfg.initial_delay, max_delay=cfg.max_delay, deadline=cfg.deadline
-    )
+    return policy_from(RetryPolicy, retry())
 
 
 def make_registry() -> Registry:

@@ -23,6 +23,7 @@ from tasks.config import (
     make_source,
     make_storage,
     mlflow,
+    policy_from,
     project,
     runtime,
     source,
@@ -139,7 +140,7 @@ def champion_pin() -> ModelPin | None:
 
 def runtime_choice() -> RuntimeChoice:
     """[runtime] settings: whether sklearn models are converted, and the parity check on the date's rows."""
-    return RuntimeChoice(**runtime().param_kwargs)
+    return policy_from(RuntimeChoice, runtime())
 
 
 def _sampler(date: dt.date):

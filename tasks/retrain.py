@@ -19,6 +19,7 @@ from tasks.config import (
     make_source,
     make_storage,
     mlflow,
+    policy_from,
     project,
     retrain,
     source,
@@ -33,17 +34,8 @@ __all__ = ["PREVIOUS", "RetrainIfDrifted", "Rollback", "TrainChallenger"]
 
 def _plan() -> RetrainPlan:
     cfg = retrain()
-    policy = RetrainPolicy(
-        triggers=tuple(cfg.triggers),
-        k=cfg.k,
-        n=cfg.n,
-        error_increase=cfg.error_increase,
-        estimated_increase=cfg.estimated_increase,
-        cooldown_days=cfg.cooldown_days,
-        allow_in_backfill=cfg.allow_in_backfill,
-    )
     return RetrainPlan(
-        policy=policy,
+        policy=policy_from(RetrainPolicy, cfg),
         label_lag=source().label_lag_days,
         gate_days=cfg.gate_days,
         window_days=training().window_days,

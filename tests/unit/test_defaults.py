@@ -29,7 +29,16 @@ from batchml.stats.drift import DriftThresholds
 from batchml.store.storage import StorageSettings
 from pipelines.settings_doc import render, section_table
 from pipelines.startup import batchml_sections
-from tasks.config import alert_settings, check_thresholds, drift_thresholds, from_policy, retry_policy
+from tasks.config import (
+    alert_settings,
+    check_thresholds,
+    drift,
+    drift_thresholds,
+    from_policy,
+    policy_from,
+    retrain,
+    retry_policy,
+)
 
 # The sections whose settings the core reads as a policy dataclass, and those dataclasses.
 POLICIES = {
@@ -102,6 +111,15 @@ def test_the_policies_built_from_an_empty_configuration_equal_the_dataclasses_ow
     assert check_thresholds() == CheckThresholds()
     assert retry_policy() == RetryPolicy()
     assert alert_settings() == AlertSettings()
+
+
+def test_a_policy_is_read_from_its_section_field_by_field_and_only_its_own_fields():
+    section = drift(psi=0.4, exclude=["amount", "hour"], match_weekdays=False, baseline_days=3)
+    assert policy_from(DriftThresholds, section) == DriftThresholds(
+        psi=0.4, exclude=("amount", "hour"), match_weekdays=False
+    )  # baseline_days is the section's, not the thresholds'
+    section = retrain(k=2, n=4, margin=0.05)
+    assert policy_from(RetrainPolicy, section) == RetrainPolicy(k=2, n=4)  # margin is GatePolicy's
 
 
 def test_every_config_class_lives_in_tasks_config():
