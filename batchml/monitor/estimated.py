@@ -214,12 +214,16 @@ def labelled_rows(storage, dates: list[dt.date], contract, pin: ModelPin) -> tup
             joined = joined.merge(_features(storage, date, key, pin), on=key)
         frames.append(joined[joined[label].notna()])
     frame = pd.concat(frames, ignore_index=True)
-    inputs = frame[[c for c in pin.inputs if c in frame]] if not pin.classes else frame.iloc[:, :0]
-    return inputs, frame[outputs], frame[label].to_numpy()
+    if pin.classes:
+        return frame.iloc[:, :0], frame[outputs], frame[label].to_numpy()
+    names = list(pin.inputs) or [c for c in frame.columns if c not in (*key, *outputs, label)]
+    return frame[names], frame[outputs], frame[label].to_numpy()
 
 
 def _features(storage, date: dt.date, key: list[str], pin: ModelPin) -> pd.DataFrame:
-    return storage.read_table(layout.FEATURES, date, columns=list(dict.fromkeys([*key, *pin.inputs])))
+    """The date's features: the model's inputs, or every column when its signature names none (scoring's rule)."""
+    columns = list(dict.fromkeys([*key, *pin.inputs])) if pin.inputs else None
+    return storage.read_table(layout.FEATURES, date, columns=columns)
 
 
 def awaited_labels(storage, pin: ModelPin, date: dt.date, days: int, lag: int) -> list[dt.date]:

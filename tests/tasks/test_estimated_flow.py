@@ -202,3 +202,42 @@ def test_a_version_registered_with_mlflow_gets_its_estimator_from_its_first_labe
     assert logged["estimate_error_roc_auc"] == pytest.approx(
         metrics[second_flip]["estimate_error"]["metrics"]["roc_auc"]["error"]
     )
+
+
+def noisy_price(rows: pd.DataFrame) -> pd.Series:
+    """The homes price with noise that grows with the area (seeded by each row's id): what the loss model learns."""
+    import homes_hooks
+
+    noise = np.random.default_rng(rows["id"].to_numpy() % 7919).normal(size=len(rows))
+    return pd.Series(homes_hooks.price(rows) + noise * rows["area"].fillna(120.0) / 4, index=rows.index)
+
+
+def test_a_regressor_registered_with_mlflow_gets_its_loss_model_from_its_first_labelled_dates(project):
+    import base64
+
+    hooks, apply = project
+    apply(
+        "homes_regressor",
+        "regression",
+        labels={"transform": "tests.tasks.test_estimated_flow:noisy_price"},
+        source={"label_lag_days": "1"},
+    )
+    log_sklearn(hooks, "regression", "homes_regressor")
+    days = [DAY + dt.timedelta(days=i) for i in range(3)]
+    for day in days:
+        assert build(DailyScore(day)).status == LuigiStatusCode.SUCCESS, pipelines._failures
+    assert document(DAY, "estimated.json")["status"] == "not yet available"
+    got = document(days[1], "estimated.json")
+    assert got["status"] == "from first labelled dates" and got["task"] == "regression"
+
+    storage = make_storage()
+    stored = storage.read_text("_estimators/homes_regressor/1/loss_model.skops.b64")
+    loss_model = loss_model_from_bytes(base64.b64decode(stored))
+    assert loss_model.columns == INPUTS and loss_model.rows == 2400
+    rows = storage.read_table("predictions", days[1], columns=["id", "prediction"]).merge(
+        storage.read_table("features", days[1]), on="id"
+    )
+    want = estimate_regression(rows[INPUTS], rows["prediction"], loss_model)
+    assert got["metrics"] == pytest.approx({"mae": want["mae"], "rmse": want["rmse"]}, rel=1e-9)
+    error = document(days[2], "metrics.json")["estimate_error"]
+    assert error["date"] == days[1].isoformat() and abs(error["metrics"]["mae"]["relative_error"]) < 0.1

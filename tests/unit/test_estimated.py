@@ -221,3 +221,41 @@ def test_sampling_errors_drawn_on_a_sample_of_rows_match_those_drawn_on_every_ro
     assert every["sampling_error"]["accuracy"] == pytest.approx(bernoulli, rel=0.15)
     assert sampled["sampling_error"]["accuracy"] == pytest.approx(bernoulli, rel=0.15)
     assert sampled["sampling_error"]["roc_auc"] == pytest.approx(every["sampling_error"]["roc_auc"], rel=0.25)
+
+
+def commit(storage, dataset: str, day: dt.date, frame: pd.DataFrame) -> None:
+    from tests.conftest import make_manifest
+
+    with storage.writer(dataset, day) as w:
+        frame.to_parquet(w.path / "part-00000.parquet")
+        w.commit(make_manifest(len(frame), dataset=dataset, date=day))
+
+
+def test_a_regressors_labelled_rows_join_on_the_key_and_take_every_feature_when_its_signature_names_none(tmp_path):
+    from batchml.monitor.estimated import labelled_rows
+
+    storage = open_storage(tmp_path)
+    contract = Contract.from_dict(
+        {
+            "dataset": "rows",
+            "key": "id",
+            "columns": {
+                "id": {"dtype": "integer", "nullable": False},
+                "a": {"dtype": "float", "nullable": False},
+                "b": {"dtype": "string", "nullable": False},
+                "y": {"dtype": "float", "nullable": True},
+            },
+            "label": "y",
+        },
+        path="rows.yaml",
+    )
+    commit(storage, "features", DAY, pd.DataFrame({"id": [1, 2, 3], "a": [0.5, 1.5, 2.5], "b": ["u", "v", "u"]}))
+    commit(storage, "predictions", DAY, pd.DataFrame({"id": [3, 1, 2], "prediction": [30.0, 10.0, 20.0]}))
+    commit(storage, "labels", DAY, pd.DataFrame({"id": [2, 3, 1], "y": [21.0, None, 9.0]}))
+    unsigned = ModelPin(name="m", version="1", sha256="s", alias="", run_id="")
+    inputs, outputs, truth = labelled_rows(storage, [DAY], contract, unsigned)
+    rows = pd.concat([inputs, outputs], axis=1).assign(y=truth).sort_values("a").reset_index(drop=True)
+    expected = pd.DataFrame({"a": [0.5, 1.5], "b": ["u", "v"], "prediction": [10.0, 20.0], "y": [9.0, 21.0]})
+    pd.testing.assert_frame_equal(rows, expected, check_dtype=False)  # row 3 has no label: left out
+    signed = ModelPin(name="m", version="1", sha256="s", alias="", run_id="", inputs=("a",))
+    assert list(labelled_rows(storage, [DAY], contract, signed)[0].columns) == ["a"]
