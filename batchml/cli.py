@@ -155,12 +155,7 @@ def parser() -> argparse.ArgumentParser:
             "With no arguments in a project folder: the project's storage root, every committed date."
         ),
     )
-    verify.add_argument(
-        "root",
-        metavar="ROOT",
-        nargs="?",
-        help="the storage root: a folder or s3://bucket/prefix (default: [storage] root of ./luigi.cfg)",
-    )
+    _root_argument(verify)
     for flag, what in (
         ("--start", "the first date checked (default: the first committed)"),
         ("--stop", "the first date not checked, exclusive (default: after the last committed)"),
@@ -186,12 +181,7 @@ def parser() -> argparse.ArgumentParser:
         description="List every snapshot of a dataset's Iceberg table that committed DATE, oldest first "
         "(docs/tables.md). Exit 1 when there is none.",
     )
-    history.add_argument(
-        "root",
-        metavar="ROOT",
-        nargs="?",
-        help="the storage root: a folder or s3://bucket/prefix (default: [storage] root of ./luigi.cfg)",
-    )
+    _root_argument(history)
     history.add_argument("--date", required=True, type=dt.date.fromisoformat, metavar="YYYY-MM-DD")
     history.add_argument("--dataset", default="predictions", choices=DATASETS, help="(default: predictions)")
     history.add_argument("--catalog", metavar="URL", help=CATALOG_HELP)
@@ -203,12 +193,7 @@ def parser() -> argparse.ArgumentParser:
         "the commit of a date's current rows) and delete the table files only they referenced; the committed date "
         "folders are not touched. Run it daily.",
     )
-    expire.add_argument(
-        "root",
-        metavar="ROOT",
-        nargs="?",
-        help="the storage root: a folder or s3://bucket/prefix (default: [storage] root of ./luigi.cfg)",
-    )
+    _root_argument(expire)
     expire.add_argument("--catalog", metavar="URL", help=CATALOG_HELP)
     expire.add_argument(
         "--keep-days",
@@ -218,6 +203,16 @@ def parser() -> argparse.ArgumentParser:
     )
     expire.set_defaults(run=_expire)
     return top
+
+
+def _root_argument(command: argparse.ArgumentParser) -> None:
+    """ROOT, the storage root a command reads; the project's by default."""
+    command.add_argument(
+        "root",
+        metavar="ROOT",
+        nargs="?",
+        help="the storage root: a folder or s3://bucket/prefix (default: [storage] root of ./luigi.cfg)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
