@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+
 import luigi
 
 from batchml.base.errors import IntegrityError
 from batchml.monitor.backfill import damage, heal_command
 from batchml.store.layout import PREDICTIONS
-from tasks.config import make_storage
+from tasks.config import context, make_storage
 from tasks.identity import InProject
 from tasks.monitor import CheckMetrics
 from tasks.report import DailyReport
 from tasks.retrain import RetrainIfDrifted
 from tasks.score import ScorePredictions
+
+log = logging.getLogger("batchml")
 
 # (storage root, date) found not done by this process: the run produces it, checksumming what it commits.
 _PRODUCING: set[tuple[str, object]] = set()
@@ -60,6 +64,8 @@ class DailyScore(InProject, luigi.WrapperTask):
             _PRODUCING.discard(here)
         else:
             self._fail_if_damaged(damage(storage, self.date, checksums=True))
+        for dataset in context().heal_tables(self.date):  # a run killed between a manifest and its table commit
+            log.warning("%s %s: its Iceberg table was behind its manifest; re-committed", dataset, self.date)
         return True
 
     def _fail_if_damaged(self, bad: list) -> None:

@@ -102,6 +102,19 @@ class Context:
         if dataset in self.settings.tables.datasets:
             self.tables.commit_manifest(self.storage, dataset, date, manifest)
 
+    def heal_tables(self, date: dt.date) -> list[str]:
+        """Commit to its table each dataset of `date` whose table files are not its manifest's (a run killed between
+        the two commits); the datasets healed. The rerun of a finished date calls it (tasks/daily.py)."""
+        if not self.settings.tables.enabled or not self.tables.catalog_exists():
+            return []
+        healed = []
+        for dataset in self.settings.tables.datasets:
+            manifest = self.storage.manifest(dataset, date)
+            if manifest is not None and self.tables.check(dataset, date, manifest.files):
+                self.tables.commit_manifest(self.storage, dataset, date, manifest)
+                healed.append(dataset)
+        return healed
+
     @functools.cached_property
     def contract(self) -> Contract:
         return Contract.load(self.settings.contract_path)
