@@ -334,3 +334,25 @@ def test_batchml_expire_drops_replaced_snapshots_and_keeps_each_dates_current_co
     ]
     assert store.verify("predictions", DAY, checksums=True)  # the date's own folder is untouched
     assert main(["expire", str(store.root), "--keep-days", "-1"]) == 1
+
+
+def test_the_cli_reads_tables_settings_from_the_projects_luigi_cfg(tmp_path):
+    from batchml.base.errors import ConfigError
+    from batchml.store.verify import project_tables
+
+    assert project_tables(tmp_path) == TableSettings()  # no luigi.cfg: the defaults
+    cfg = tmp_path / "luigi.cfg"
+    cfg.write_text(
+        "[tables]\ncatalog = sqlite:///meta/catalog.db\nnamespace = ml\nenabled = false\n"
+        "datasets = predictions, quarantine\nkeep_snapshots_days = 7\n"
+    )
+    assert project_tables(tmp_path) == TableSettings(
+        catalog=f"sqlite:///{tmp_path}/meta/catalog.db",
+        namespace="ml",
+        enabled=False,
+        datasets=("predictions", "quarantine"),
+        keep_snapshots_days=7,
+    )
+    cfg.write_text('[tables]\ndatasets = ["labels"]\nkeep_snapshots_days = a week\n')
+    with pytest.raises(ConfigError, match=r"luigi.cfg: \[tables\]: .*a week"):
+        project_tables(tmp_path)
