@@ -259,3 +259,27 @@ def test_a_regressors_labelled_rows_join_on_the_key_and_take_every_feature_when_
     pd.testing.assert_frame_equal(rows, expected, check_dtype=False)  # row 3 has no label: left out
     signed = ModelPin(name="m", version="1", sha256="s", alias="", run_id="", inputs=("a",))
     assert list(labelled_rows(storage, [DAY], contract, signed)[0].columns) == ["a"]
+
+
+def test_a_large_regressor_date_is_estimated_on_a_sample_with_the_band_of_every_row():
+    from batchml.monitor.estimated import estimate_rows
+
+    rng = np.random.default_rng(2)
+    x = pd.DataFrame({"a": rng.uniform(0, 4, 20_000)})
+    prediction = x["a"].to_numpy()
+    truth = prediction + rng.normal(scale=0.5 + x["a"], size=len(x))  # the error grows with a
+    estimator = fit_estimator(
+        "regression", x.head(4000), {"prediction": prediction[:4000]}, truth[:4000], None, fitted_on="r"
+    )
+    outputs = pd.DataFrame({"prediction": prediction})
+    every = estimate_rows(estimator, outputs, x, None, most_rows=0)
+    sampled = estimate_rows(estimator, outputs, x, None, most_rows=4000)
+    assert every["metrics"] == pytest.approx(
+        {
+            "mae": estimator.loss_model.absolute.predict(x.assign(__prediction__=prediction)).mean(),
+            "rmse": every["metrics"]["rmse"],
+        }
+    )
+    assert sampled["metrics"] == pytest.approx(every["metrics"], rel=0.02)
+    assert sampled["metrics"] != every["metrics"]  # a sample was read
+    assert sampled["sampling_error"] == pytest.approx(every["sampling_error"], rel=0.05)  # the band of 20,000 rows
