@@ -11,7 +11,7 @@ from batchml.dataset.extract import ExtractResult, extract_date
 from batchml.store.layout import FEATURES
 from tasks.config import hooks, load_contract, make_source, make_storage, schema, storage
 from tasks.identity import InProject
-from tasks.targets import PartitionTarget
+from tasks.targets import PartitionTask
 
 
 class SourceData(InProject, luigi.ExternalTask):
@@ -46,18 +46,14 @@ def extract(date: dt.date, *, replace: bool = False) -> ExtractResult:
     )
 
 
-class ExtractFeatures(InProject, luigi.Task):
+class ExtractFeatures(PartitionTask):
     """features/date=D (valid rows, model features) and quarantine/date=D (rejected rows, reasons)."""
 
-    date = luigi.DateParameter()
+    dataset = FEATURES
 
     def requires(self):
         """The date's rows at the source."""
         return SourceData(self.date)
-
-    def output(self) -> PartitionTarget:
-        """The date's committed features."""
-        return PartitionTarget(FEATURES, self.date)
 
     def run(self):
         """Validate and extract the date's rows."""

@@ -41,7 +41,7 @@ from tasks.extract import SourceData
 from tasks.identity import InProject
 from tasks.model import read_pin
 from tasks.score import ScorePredictions, scored
-from tasks.targets import DocumentTarget, PartitionTarget
+from tasks.targets import DocumentTask, PartitionTask
 
 
 class MetricBreach(BatchmlError):
@@ -64,18 +64,14 @@ class LabelsArrived(InProject, luigi.ExternalTask):
         return labels_arrived(self.date)
 
 
-class ExtractLabels(InProject, luigi.Task):
+class ExtractLabels(PartitionTask):
     """labels/date=D: the labels of the rows of D, once they have arrived."""
 
-    date = luigi.DateParameter()
+    dataset = LABELS
 
     def requires(self):
         """The date's labels at the source."""
         return LabelsArrived(self.date)
-
-    def output(self) -> PartitionTarget:
-        """The date's committed labels."""
-        return PartitionTarget(LABELS, self.date)
 
     def run(self):
         """Extract and commit the date's labels."""
@@ -84,18 +80,14 @@ class ExtractLabels(InProject, luigi.Task):
         )
 
 
-class DetectDrift(InProject, luigi.Task):
+class DetectDrift(DocumentTask):
     """monitoring/date=D/drift.json: the date against the pinned version's reference profile."""
 
-    date = luigi.DateParameter()
+    document = "drift.json"
 
     def requires(self):
         """The date's predictions (and its profile), and its pin."""
         return scored(self.date)
-
-    def output(self) -> DocumentTarget:
-        """The date's drift document."""
-        return DocumentTarget(self.date, "drift.json")
 
     def run(self):
         """Compare the date's window with the version's reference (or its baseline, once collected)."""
@@ -109,18 +101,14 @@ class DetectDrift(InProject, luigi.Task):
         self.set_status_message(f"{result['verdict']}: {', '.join(result['drifted_features']) or 'no feature'} drifted")
 
 
-class EstimatePerformance(InProject, luigi.Task):
+class EstimatePerformance(DocumentTask):
     """monitoring/date=D/estimated.json: the date's performance estimated from its predictions, before its labels."""
 
-    date = luigi.DateParameter()
+    document = ESTIMATED
 
     def requires(self):
         """The date's predictions and its pin."""
         return scored(self.date)
-
-    def output(self) -> DocumentTarget:
-        """The date's estimate."""
-        return DocumentTarget(self.date, ESTIMATED)
 
     def run(self):
         """Estimate the date with its version's estimator (fitted at registration, or on its first labelled dates)."""
@@ -140,7 +128,7 @@ def estimated_of(date: dt.date) -> dict:
     return {"estimated": EstimatePerformance(date)} if estimation().enabled else {}
 
 
-class Metrics(InProject, luigi.Task):
+class Metrics(DocumentTask):
     """monitoring/date=D/metrics.json: data quality, prediction statistics, realized error of D - lag.
 
     Writes the numbers whatever they say; CheckMetrics turns breaches into a failure. Labels
@@ -149,7 +137,7 @@ class Metrics(InProject, luigi.Task):
     re-scoring.
     """
 
-    date = luigi.DateParameter()
+    document = "metrics.json"
 
     @property
     def labelled_date(self) -> dt.date:
@@ -159,10 +147,6 @@ class Metrics(InProject, luigi.Task):
     def requires(self):
         """The date's predictions, its drift document and its pin."""
         return {**scored(self.date), "drift": DetectDrift(self.date), **estimated_of(self.date)}
-
-    def output(self) -> DocumentTarget:
-        """The date's metrics document."""
-        return DocumentTarget(self.date, "metrics.json")
 
     def complete(self) -> bool:
         """Written, and not waiting for labels that have arrived since."""

@@ -27,7 +27,7 @@ from tasks.config import (
 )
 from tasks.identity import InProject
 from tasks.monitor import Metrics
-from tasks.targets import DocumentTarget
+from tasks.targets import DocumentTarget, DocumentTask
 
 __all__ = ["PREVIOUS", "RetrainIfDrifted", "Rollback", "TrainChallenger"]
 
@@ -90,18 +90,14 @@ class TrainChallenger(InProject, luigi.Task):
         )
 
 
-class RetrainIfDrifted(InProject, luigi.Task):
+class RetrainIfDrifted(DocumentTask):
     """monitoring/date=D/retrain.json: the policy's decision ([retrain] triggers), and the gate's when it fired."""
 
-    date = luigi.DateParameter()
+    document = "retrain.json"
 
     def requires(self):
         """The date's metrics (the policy reads the dates' drift and metrics documents)."""
         return Metrics(self.date)
-
-    def output(self) -> DocumentTarget:
-        """The date's retrain decision."""
-        return DocumentTarget(self.date, "retrain.json")
 
     def run(self):
         """Decide; when the policy fires, train a challenger and gate it against the champion."""

@@ -16,25 +16,20 @@ from batchml.scoring.predictions import model_for_workers, predict_date
 from batchml.store.layout import PREDICTIONS
 from tasks.config import cache_dir, dask_client, load_contract, make_registry, make_storage, retry_policy, runtime
 from tasks.extract import ExtractFeatures
-from tasks.identity import InProject
 from tasks.model import ResolveModel, model_path
-from tasks.targets import PartitionTarget
+from tasks.targets import PartitionTask
 
 log = logging.getLogger("batchml")
 
 
-class ScorePredictions(InProject, luigi.Task):
+class ScorePredictions(PartitionTask):
     """predictions/date=D, and the date's profile on the model's reference bins, in one pass."""
 
-    date = luigi.DateParameter()
+    dataset = PREDICTIONS
 
     def requires(self):
         """The date's features and its pinned model."""
         return {"features": ExtractFeatures(self.date), "model": ResolveModel(self.date)}
-
-    def output(self) -> PartitionTarget:
-        """The date's committed predictions."""
-        return PartitionTarget(PREDICTIONS, self.date)
 
     def run(self):
         """Score the date on Dask with its pin, reporting progress to the scheduler."""

@@ -16,6 +16,7 @@ from batchml.store import layout
 from batchml.store.documents import read_document, write_document
 from batchml.store.manifest import Manifest
 from tasks.config import make_storage
+from tasks.identity import InProject
 
 
 class PartitionTarget(luigi.Target):
@@ -99,3 +100,25 @@ class DocumentTarget(StorageFileTarget):
     def dump(self, body: dict) -> None:
         """Write the document whole, redacted."""
         write_document(make_storage(), self.relative, body)
+
+
+class PartitionTask(InProject, luigi.Task):
+    """A task whose output is a date's committed partition of `dataset` (features, labels, predictions)."""
+
+    date = luigi.DateParameter()
+    dataset: str  # set by each task
+
+    def output(self) -> PartitionTarget:
+        """The date's committed partition."""
+        return PartitionTarget(self.dataset, self.date)
+
+
+class DocumentTask(InProject, luigi.Task):
+    """A task whose output is one monitoring document of a date, monitoring/date=D/<document>."""
+
+    date = luigi.DateParameter()
+    document: str  # set by each task: drift.json, metrics.json, ...
+
+    def output(self) -> DocumentTarget:
+        """The date's document."""
+        return DocumentTarget(self.date, self.document)
