@@ -28,6 +28,7 @@ from batchml.model.registry import Registry, RegistrySettings
 from batchml.model.runtimes import RuntimeChoice
 from batchml.model.training import TrainingPolicy
 from batchml.monitor.alerts import AlertSettings
+from batchml.monitor.baseline import BaselinePolicy
 from batchml.monitor.checks import CheckThresholds
 from batchml.monitor.monitoring import ReportSettings
 from batchml.project.context import Context, Settings, build_context, current_context, in_folder
@@ -371,11 +372,7 @@ class drift(luigi.Config):
     window_days = from_policy(DriftThresholds, "window_days")
     floor_quantile = from_policy(DriftThresholds, "floor_quantile")
     floor_draws = from_policy(DriftThresholds, "floor_draws")
-    baseline_days = count(
-        7,
-        "A version without batchml's reference profile is judged against the sum of its first baseline_days scored "
-        "dates; until then 'collecting baseline'.",
-    )
+    baseline_days = from_policy(BaselinePolicy, "baseline_days")
     match_weekdays = from_policy(DriftThresholds, "match_weekdays")
 
 

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import dataclass
 
 import pandas as pd
 
+from batchml.base.setting import count
 from batchml.dataset.features import categorical_inputs
 from batchml.model.onnx_io import PREDICTION, proba_columns
 from batchml.model.pin import ModelPin
@@ -31,6 +33,17 @@ from batchml.stats.profile import reference_profile, window_profile
 from batchml.store.layout import PREDICTIONS
 
 BASELINES = "_baselines"
+
+
+@dataclass(frozen=True)
+class BaselinePolicy:
+    """[drift] baseline_days: the reference of a version batchml did not profile (the home of its default)."""
+
+    baseline_days: int = count(
+        7,
+        "A version without batchml's reference profile is judged against the sum of its first baseline_days scored "
+        "dates; until then 'collecting baseline'.",
+    )
 
 
 def baseline_dir(pin: ModelPin) -> str:

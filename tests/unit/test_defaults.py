@@ -19,6 +19,7 @@ from batchml.model.registry import RegistrySettings
 from batchml.model.runtimes import RuntimeChoice
 from batchml.model.training import TrainingPolicy
 from batchml.monitor.alerts import AlertSettings
+from batchml.monitor.baseline import BaselinePolicy
 from batchml.monitor.checks import CheckThresholds
 from batchml.monitor.monitoring import ReportSettings
 from batchml.project.starter import init_project
@@ -42,7 +43,7 @@ from tasks.config import (
 
 # The sections whose settings the core reads as a policy dataclass, and those dataclasses.
 POLICIES = {
-    "drift": (DriftThresholds,),
+    "drift": (DriftThresholds, BaselinePolicy),
     "checks": (CheckThresholds,),
     "retry": (RetryPolicy,),
     "retrain": (RetrainPolicy, GatePolicy),
@@ -58,7 +59,6 @@ POLICIES = {
 }
 # Settings of those sections that no policy holds, and why.
 NOT_IN_A_POLICY = {
-    ("drift", "baseline_days"): "read by the drift task to choose a reference, not by the drift statistics",
     ("retrain", "gate_days"): "RetrainPlan's, built per run with the label lag and the training window",
     ("retrain", "min_train_days"): "RetrainPlan's, as gate_days",
     ("retrain", "metric"): "empty means the task's own metric; GatePolicy.primary is always a metric",
@@ -103,7 +103,7 @@ def test_every_setting_of_a_policy_section_is_a_field_of_its_policy_with_the_sam
         )
     assert mismatched == []
     assert sorted(unclaimed) == sorted(NOT_IN_A_POLICY)
-    assert twins == 11 + 11 + 4 + 7 + 2 + 3 + 11 + 2 + 8 + 4 + 4 + 4 + 1 + 6
+    assert twins == 12 + 11 + 4 + 7 + 2 + 3 + 11 + 2 + 8 + 4 + 4 + 4 + 1 + 6
 
 
 def test_the_policies_built_from_an_empty_configuration_equal_the_dataclasses_own_defaults():
