@@ -30,6 +30,7 @@ from batchml.model.training import TrainingPolicy
 from batchml.monitor.alerts import AlertSettings
 from batchml.monitor.baseline import BaselinePolicy
 from batchml.monitor.checks import CheckThresholds
+from batchml.monitor.estimated import EstimationPolicy
 from batchml.monitor.monitoring import ReportSettings
 from batchml.project.context import Context, Settings, build_context, current_context, in_folder
 from batchml.retrain.lifecycle import GatePolicy
@@ -150,6 +151,7 @@ ORDERED = (
     (("retrain", "k"), ("retrain", "n")),
     (("retry", "initial_delay"), ("retry", "max_delay")),
     (("checks", "min_row_ratio"), ("checks", "max_row_ratio")),
+    (("estimation", "k"), ("estimation", "n")),
 )
 
 
@@ -438,6 +440,22 @@ def alert_settings() -> AlertSettings:
     settings = policy_from(AlertSettings, alerts())
     remember_literal(*settings.webhooks)
     return settings
+
+
+class estimation(luigi.Config):
+    """Performance estimated before the labels arrive, and the check of the estimate once they do."""
+
+    enabled = from_policy(EstimationPolicy, "enabled")
+    margin = from_policy(EstimationPolicy, "margin")
+    relative_margin = from_policy(EstimationPolicy, "relative_margin")
+    band = from_policy(EstimationPolicy, "band")
+    k = from_policy(EstimationPolicy, "k")
+    n = from_policy(EstimationPolicy, "n")
+
+
+def estimation_policy() -> EstimationPolicy:
+    """The estimation settings as `[estimation]` sets them."""
+    return policy_from(EstimationPolicy, estimation())
 
 
 class report(luigi.Config):
