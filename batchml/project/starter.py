@@ -460,6 +460,9 @@ def readme(inf: Inferred, sample: Path, module: str, *, label: str | None) -> st
         else "3. Choose the label: uncomment `label:` in `contract.yaml` (column and task), then write\n"
         f"   `{module}.labels` and set `[labels] transform` in `luigi.cfg` (or `[source] labels_path`)."
     )
+    registry = str(policy_field(RegistrySettings, "tracking_uri").default).removeprefix("sqlite:///")
+    alias = policy_field(RegistrySettings, "alias").default
+    root = policy_field(StorageSettings, "root").default
     return f"""# {inf.dataset}: a batchml project
 
 Written by `batchml init` from `{sample}` ({inf.rows} rows read).
@@ -467,7 +470,7 @@ Written by `batchml init` from `{sample}` ({inf.rows} rows read).
 ## Files
 
 - `contract.yaml`: the dataset contract inferred from the sample (key, timestamp, columns, label).
-- `luigi.cfg`: settings. The source reads files like the sample; the registry is `mlflow.db` here.
+- `luigi.cfg`: settings. The source reads files like the sample; the registry is `{registry}` here.
 - `{module}.py`: hooks: `features` (model inputs), `labels`, `recipe` (training).
 
 ## Next steps
@@ -477,17 +480,17 @@ Written by `batchml init` from `{sample}` ({inf.rows} rows read).
 {chr(10).join("   " + g for g in guesses)}
 2. Check `[source] path` in `luigi.cfg`: the template for the other dates' files.
 {label_step}
-4. Register a model in the registry (`mlflow.db`, or your tracking server: `[mlflow] tracking_uri`)
+4. Register a model in the registry (`{registry}`, or your tracking server: `[mlflow] tracking_uri`)
    under `[mlflow] registered_model`, trained on what `{module}.features` returns, and give
-   the version the alias `champion`. Or set `[mlflow] cold_start = true` to let batchml train a
+   the version the alias `{alias}`. Or set `[mlflow] cold_start = true` to let batchml train a
    first one with `{module}.recipe`.
 5. Run a date, from this folder:
 
        luigi --module pipelines ExtractFeatures --date {day}
        luigi --module pipelines DailyScore --date {day}
 
-   `data/features/`, `data/quarantine/` (rows that broke the contract, with their reason) and
-   `data/predictions/` hold the results, one `date=YYYY-MM-DD/` folder per date.
+   `{root}/features/`, `{root}/quarantine/` (rows that broke the contract, with their reason) and
+   `{root}/predictions/` hold the results, one `date=YYYY-MM-DD/` folder per date.
 """
 
 

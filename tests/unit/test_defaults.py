@@ -259,3 +259,14 @@ def test_a_changed_default_in_a_policy_shows_in_the_luigi_cfg_batchml_init_write
     assert line in text
     section = next(s for s in parser.sections() if parser.has_option(s, name))
     assert parser.get(section, name) == line.split(" = ")[1]
+
+
+def test_the_readme_batchml_init_writes_names_the_default_alias_registry_and_storage_root(tmp_path, monkeypatch):
+    monkeypatch.setattr(policy_field(RegistrySettings, "alias"), "default", "live")
+    monkeypatch.setattr(policy_field(RegistrySettings, "tracking_uri"), "default", "sqlite:///models.db")
+    monkeypatch.setattr(policy_field(StorageSettings, "root"), "default", "store")
+    _init_cfg(tmp_path)
+    readme = (tmp_path / "shop" / "README.md").read_text()
+    assert "the alias `live`" in readme and "`champion`" not in readme
+    assert "the registry is `models.db` here" in readme and "mlflow.db" not in readme
+    assert "`store/predictions/`" in readme and "`data/" not in readme
