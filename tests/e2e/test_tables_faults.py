@@ -4,7 +4,8 @@ its table commit, and table metadata cut short.
 The run is the `luigi` CLI (tests/e2e/conftest.py), held at the failpoint `tables.predictions.commit` (the manifest
 committed, the table transaction built, not committed; batchml/base/faults.py) and killed there, as the OOM killer or a
 lost node would. batchml's readers go through the manifest; other engines through the table: each must see a whole
-date, the old or the new one, and the next run must make them agree.
+date, the old or the new one, and the next run must make them agree. On a local root with the embedded catalog, and on
+S3 (the session's moto server) with a PostgreSQL catalog (tests/servers.py).
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import datetime as dt
 import subprocess
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from batchml.base.errors import IntegrityError
-from batchml.store.storage import Storage
-from batchml.store.tables import Tables
-from tests.e2e.conftest import BIN, last_lines, make_cli, registry_settings
+from batchml.store.storage import open_storage
+from batchml.store.tables import Tables, TableSettings
+from tests.conftest import pipeline_settings, storage_settings, write_cfg
+from tests.e2e.conftest import BIN, Cli, last_lines, make_cli, registry_settings
 
 DAY = dt.date(2026, 4, 20)
 POINT = "tables.predictions.commit"
@@ -31,9 +32,25 @@ def registry(tmp_path_factory) -> dict[str, str]:
     return registry_settings(tmp_path_factory.mktemp("registry"))
 
 
-def committed_rows(storage: Storage, dataset: str, date: dt.date) -> pa.Table:
+@pytest.fixture(params=["local", "s3"])
+def place(request, tmp_path) -> tuple[str, str]:
+    """(storage root, [tables] catalog): a folder and the embedded catalog, or a bucket and a PostgreSQL catalog."""
+    if request.param == "local":
+        return str(tmp_path / "data"), ""
+    return f"{request.getfixturevalue('s3')}/data", request.getfixturevalue("postgres")
+
+
+def project(tmp_path, registry: dict[str, str], root: str, catalog: str) -> Cli:
+    settings = pipeline_settings(tmp_path)
+    settings["mlflow"].update(registry)
+    settings["storage"].update(storage_settings(root))
+    settings["tables"] = {"catalog": catalog}
+    return Cli(tmp_path, write_cfg(tmp_path / "luigi.cfg", settings))
+
+
+def committed_rows(storage, dataset: str, date: dt.date) -> pa.Table:
     """A date's rows as its manifest lists them (what batchml's readers read)."""
-    return pa.concat_tables(pq.read_table(f) for f in storage.files(dataset, date))
+    return pa.Table.from_pandas(storage.read_table(dataset, date), preserve_index=False)
 
 
 def same_rows(a: pa.Table, b: pa.Table) -> bool:
@@ -54,14 +71,15 @@ def batchml_cli(*args: str, cwd) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 @pytest.mark.faults
 def test_a_run_killed_between_its_manifest_and_table_commits_shows_a_whole_date_and_the_next_run_heals(
-    tmp_path, registry
+    tmp_path, registry, place
 ):
-    cli = make_cli(tmp_path, registry)
+    root, catalog = place
+    cli = project(tmp_path, registry, root, catalog)
     run = cli.start("DailyScore", "--date", DAY.isoformat(), env={"BATCHML_FAILPOINT": POINT})
     run.wait_for(f"batchml failpoint {POINT} reached", timeout=300)
     run.kill()
 
-    storage, tables = Storage(cli.root), Tables(cli.root)
+    storage, tables = open_storage(root), Tables(root, TableSettings(catalog=catalog))
     new = committed_rows(storage, "predictions", DAY)  # the manifest commit was done: batchml's readers see the date
     assert new.num_rows > 0
     # the table's readers see the date as it was before the run: not there, not a part of it
@@ -70,16 +88,21 @@ def test_a_run_killed_between_its_manifest_and_table_commits_shows_a_whole_date_
     # the datasets committed before the kill are in their tables whole
     assert same_rows(tables.read_date("features", DAY), committed_rows(storage, "features", DAY))
 
-    verify = batchml_cli("verify", str(cli.root), cwd=tmp_path)
+    verify_args = ["verify", root, *(["--catalog", catalog] if catalog else [])]
+    verify = batchml_cli(*verify_args, cwd=tmp_path)
     assert verify.returncode == 1, last_lines(verify, 20)
     assert f"predictions {DAY}" in verify.stdout + verify.stderr, last_lines(verify, 20)
 
     rerun = cli.luigi("DailyScore", "--date", DAY.isoformat())
     assert rerun.returncode == 0, last_lines(rerun, 40)
-    assert same_rows(Tables(cli.root).read_date("predictions", DAY), committed_rows(storage, "predictions", DAY))
+    healed = f"predictions {DAY}: its Iceberg table was behind its manifest; re-committed"
+    assert healed in rerun.stdout + rerun.stderr, last_lines(rerun, 40)
+    tables = Tables(root, TableSettings(catalog=catalog))
+    assert same_rows(tables.read_date("predictions", DAY), committed_rows(storage, "predictions", DAY))
     manifest = storage.manifest("predictions", DAY)
-    assert manifest is not None and Tables(cli.root).check("predictions", DAY, manifest.files) == []
-    assert batchml_cli("verify", str(cli.root), cwd=tmp_path).returncode == 0
+    assert manifest is not None and tables.check("predictions", DAY, manifest.files) == []
+    assert [h["model_version"] for h in tables.history("predictions", DAY)] == [str(manifest.model["version"])]
+    assert batchml_cli(*verify_args, cwd=tmp_path).returncode == 0
 
 
 @pytest.mark.slow
