@@ -11,7 +11,9 @@ S3 (the session's moto server) with a PostgreSQL catalog (tests/servers.py).
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
+import sys
 
 import pyarrow as pa
 import pytest
@@ -19,8 +21,9 @@ import pytest
 from batchml.base.errors import IntegrityError
 from batchml.store.storage import open_storage
 from batchml.store.tables import Tables, TableSettings
-from tests.conftest import pipeline_settings, storage_settings, write_cfg
-from tests.e2e.conftest import BIN, Cli, last_lines, make_cli, registry_settings
+from tests.conftest import REPO, pipeline_settings, storage_settings, write_cfg
+from tests.e2e.conftest import BIN, Cli, Running, last_lines, make_cli, registry_settings
+from tests.tasks.test_tables_catalogs import commit, frame, rows
 
 DAY = dt.date(2026, 4, 20)
 POINT = "tables.predictions.commit"
@@ -103,6 +106,47 @@ def test_a_run_killed_between_its_manifest_and_table_commits_shows_a_whole_date_
     assert manifest is not None and tables.check("predictions", DAY, manifest.files) == []
     assert [h["model_version"] for h in tables.history("predictions", DAY)] == [str(manifest.model["version"])]
     assert batchml_cli(*verify_args, cwd=tmp_path).returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.faults
+def test_a_rescore_killed_before_its_table_commit_leaves_the_tables_readers_on_the_old_rows(place):
+    """A date scored, then re-scored by a process killed at its table commit: batchml's readers see the new rows, the
+    table's readers the old ones, whole; committing the manifest to the table then makes them agree, with both
+    commits in the date's history."""
+    root, catalog = place
+    old, new = frame(range(3), 1.0), frame(range(5), 2.0)
+    commit(root, catalog, DAY, [old], "1")
+    code = (
+        "import datetime as dt; from tests.tasks.test_tables_catalogs import commit, frame; "
+        f"commit({root!r}, {catalog!r}, dt.date({DAY.year}, {DAY.month}, {DAY.day}), [frame(range(5), 2.0)], '2')"
+    )
+    run = Running(
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=REPO,
+            env={**os.environ, "BATCHML_FAILPOINT": POINT},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+    )
+    run.wait_for(f"batchml failpoint {POINT} reached")
+    run.kill()
+
+    storage, tables = open_storage(root), Tables(root, TableSettings(catalog=catalog))
+    assert rows(pa.Table.from_pandas(storage.read_table("predictions", DAY), preserve_index=False)) == rows(new)
+    assert rows(tables.read_date("predictions", DAY)) == rows(old)
+    manifest = storage.manifest("predictions", DAY)
+    assert manifest is not None and tables.check("predictions", DAY, manifest.files) != []
+
+    tables.sync(storage, "predictions", DAY)
+    assert rows(tables.read_date("predictions", DAY)) == rows(new)
+    assert tables.check("predictions", DAY, manifest.files) == []
+    first, second = tables.history("predictions", DAY)
+    assert (first["model_version"], second["model_version"]) == ("1", "2")
+    assert rows(tables.read_date("predictions", DAY, as_of=first["snapshot"])) == rows(old)
 
 
 @pytest.mark.slow
