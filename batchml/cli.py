@@ -155,7 +155,7 @@ def parser() -> argparse.ArgumentParser:
             "With no arguments in a project folder: the project's storage root, every committed date."
         ),
     )
-    _root_argument(verify)
+    _storage_arguments(verify)
     for flag, what in (
         ("--start", "the first date checked (default: the first committed)"),
         ("--stop", "the first date not checked, exclusive (default: after the last committed)"),
@@ -173,7 +173,6 @@ def parser() -> argparse.ArgumentParser:
         help="re-commit to its Iceberg table each date whose table files are not its manifest's (a run killed "
         "between the two commits; docs/tables.md)",
     )
-    verify.add_argument("--catalog", metavar="URL", help=CATALOG_HELP)
     verify.set_defaults(run=_verify)
     history = commands.add_parser(
         "history",
@@ -181,10 +180,9 @@ def parser() -> argparse.ArgumentParser:
         description="List every snapshot of a dataset's Iceberg table that committed DATE, oldest first "
         "(docs/tables.md). Exit 1 when there is none.",
     )
-    _root_argument(history)
+    _storage_arguments(history)
     history.add_argument("--date", required=True, type=dt.date.fromisoformat, metavar="YYYY-MM-DD")
     history.add_argument("--dataset", default="predictions", choices=DATASETS, help="(default: predictions)")
-    history.add_argument("--catalog", metavar="URL", help=CATALOG_HELP)
     history.set_defaults(run=_history)
     expire = commands.add_parser(
         "expire",
@@ -193,8 +191,7 @@ def parser() -> argparse.ArgumentParser:
         "the commit of a date's current rows) and delete the table files only they referenced; the committed date "
         "folders are not touched. Run it daily.",
     )
-    _root_argument(expire)
-    expire.add_argument("--catalog", metavar="URL", help=CATALOG_HELP)
+    _storage_arguments(expire)
     expire.add_argument(
         "--keep-days",
         type=int,
@@ -205,14 +202,15 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def _root_argument(command: argparse.ArgumentParser) -> None:
-    """ROOT, the storage root a command reads; the project's by default."""
+def _storage_arguments(command: argparse.ArgumentParser) -> None:
+    """ROOT, the storage root a command reads (the project's by default), and --catalog, its Iceberg catalog."""
     command.add_argument(
         "root",
         metavar="ROOT",
         nargs="?",
         help="the storage root: a folder or s3://bucket/prefix (default: [storage] root of ./luigi.cfg)",
     )
+    command.add_argument("--catalog", metavar="URL", help=CATALOG_HELP)
 
 
 def main(argv: list[str] | None = None) -> int:
