@@ -21,6 +21,7 @@ from batchml.model.training import TrainingPolicy
 from batchml.monitor.alerts import AlertSettings
 from batchml.monitor.baseline import BaselinePolicy
 from batchml.monitor.checks import CheckThresholds
+from batchml.monitor.estimated import EstimationPolicy
 from batchml.monitor.monitoring import ReportSettings
 from batchml.project.starter import init_project
 from batchml.retrain.lifecycle import GatePolicy
@@ -35,6 +36,7 @@ from tasks.config import (
     check_thresholds,
     drift,
     drift_thresholds,
+    estimation_policy,
     from_policy,
     policy_from,
     retrain,
@@ -56,6 +58,7 @@ POLICIES = {
     "dask": (ClusterSettings,),
     "report": (ReportSettings,),
     "alerts": (AlertSettings,),
+    "estimation": (EstimationPolicy,),
 }
 # Settings of those sections that no policy holds, and why.
 NOT_IN_A_POLICY = {
@@ -103,7 +106,7 @@ def test_every_setting_of_a_policy_section_is_a_field_of_its_policy_with_the_sam
         )
     assert mismatched == []
     assert sorted(unclaimed) == sorted(NOT_IN_A_POLICY)
-    assert twins == 12 + 11 + 4 + 7 + 2 + 3 + 11 + 2 + 8 + 4 + 4 + 4 + 1 + 6
+    assert twins == 12 + 11 + 4 + 7 + 2 + 3 + 11 + 2 + 8 + 4 + 4 + 4 + 1 + 6 + 6
 
 
 def test_the_policies_built_from_an_empty_configuration_equal_the_dataclasses_own_defaults():
@@ -111,6 +114,7 @@ def test_the_policies_built_from_an_empty_configuration_equal_the_dataclasses_ow
     assert check_thresholds() == CheckThresholds()
     assert retry_policy() == RetryPolicy()
     assert alert_settings() == AlertSettings()
+    assert estimation_policy() == EstimationPolicy()
 
 
 def test_a_policy_is_read_from_its_section_field_by_field_and_only_its_own_fields():
