@@ -322,10 +322,13 @@ def url_settings() -> list[UrlSetting]:
     """The settings naming a store, a database or a filesystem by URL, with the check each needs; within Luigi's
     command-line context."""
     from batchml.model.preflight import filesystem_problem, sql_url_problem, tracking_uri_problem
-    from tasks.config import mlflow, source, storage, tracking_uri
+    from tasks.config import mlflow, source, storage, tables, tracking_uri
 
     found = [UrlSetting("mlflow", "tracking_uri", mlflow().tracking_uri, tracking_uri(), tracking_uri_problem)]
     found.append(UrlSetting("storage", "root", storage().root, storage().root, filesystem_problem))
+    catalog = tables().catalog.strip()
+    if tables().enabled and catalog and not catalog.startswith("rest+"):  # a SQL catalog: its dialect and driver
+        found.append(UrlSetting("tables", "catalog", catalog, catalog, sql_url_problem))
     cfg = source()
     if cfg.kind == "sql":
         found.append(UrlSetting("source", "url", cfg.url, cfg.url, sql_url_problem))

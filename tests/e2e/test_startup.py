@@ -215,6 +215,11 @@ SECRET = "S3cretPW"
             "[mlflow] tracking_uri = 'mssql+pymssql://db.example/mlflow': the driver of mssql+pymssql is not "
             "installed (No module named 'pymssql')",
         ),
+        (  # the Iceberg catalog's database: named at start, not after a date's manifest commit
+            ("[core]", f"[tables]\ncatalog = mssql+pymssql://bob:{SECRET}@db.example/iceberg\n[core]"),
+            "[tables] catalog = 'mssql+pymssql://db.example/iceberg': the driver of mssql+pymssql is not installed "
+            "(No module named 'pymssql')",
+        ),
         (
             ("kind = files", f"kind = sql\nurl = foo://bob:{SECRET}@db.example/x\nquery = select 1"),
             "[source] url = 'foo://db.example/x': no installed SQLAlchemy dialect handles the scheme 'foo'",
