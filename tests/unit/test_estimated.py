@@ -283,3 +283,26 @@ def test_a_large_regressor_date_is_estimated_on_a_sample_with_the_band_of_every_
     assert sampled["metrics"] == pytest.approx(every["metrics"], rel=0.02)
     assert sampled["metrics"] != every["metrics"]  # a sample was read
     assert sampled["sampling_error"] == pytest.approx(every["sampling_error"], rel=0.05)  # the band of 20,000 rows
+
+
+def test_a_regressors_date_is_sampled_before_its_predictions_are_joined_with_its_features(tmp_path):
+    from batchml.monitor.estimated import estimate_rows, scored_rows
+
+    storage = open_storage(tmp_path)
+    ids = np.arange(50)
+    commit(storage, "features", DAY, pd.DataFrame({"id": ids, "a": ids * 1.0, "b": ids % 3}))
+    commit(storage, "predictions", DAY, pd.DataFrame({"id": ids[::-1], "prediction": ids[::-1] * 2.0}))
+    rng = np.random.default_rng(3)
+    x = pd.DataFrame({"a": rng.uniform(0, 50, 400)})
+    truth = 2 * x["a"].to_numpy() + rng.normal(size=400)
+    estimator = fit_estimator("regression", x, {"prediction": 2 * x["a"].to_numpy()}, truth, None, fitted_on="r")
+    pin = ModelPin(name="m", version="1", sha256="s", alias="", run_id="", inputs=("a",))
+    outputs, inputs, rows = scored_rows(storage, DAY, pin, estimator, ["id"], most_rows=10)
+    assert (len(outputs), list(inputs.columns), rows) == (10, ["a"], 50)
+    np.testing.assert_array_equal(outputs["prediction"].to_numpy(), 2 * inputs["a"].to_numpy())  # joined row by row
+    every = scored_rows(storage, DAY, pin, estimator, ["id"], most_rows=0)
+    assert len(every[0]) == 50
+    sampled = estimate_rows(estimator, outputs, inputs, None, rows=rows)
+    alone = estimate_rows(estimator, outputs, inputs, None)  # the same 10 rows as a date of 10 rows
+    assert sampled["metrics"] == alone["metrics"]
+    assert sampled["sampling_error"]["mae"] == pytest.approx(alone["sampling_error"]["mae"] * math.sqrt(10 / 50))
