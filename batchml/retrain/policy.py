@@ -122,7 +122,8 @@ def retrain_decision(
     if "realized" in policy.triggers and increase is not None and increase >= policy.error_increase:
         return decide(
             "triggered",
-            f"realized MAE {increase:+.0%} against the model's holdout MAE (policy: +{policy.error_increase:.0%})",
+            f"realized primary metric {increase:+.0%} worse than the model's holdout value "
+            f"(policy: +{policy.error_increase:.0%})",
             "realized",
         )
     parts = [
