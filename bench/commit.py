@@ -2,7 +2,7 @@
 
 Usage:
   bench/commit.py [--measure all|date|backfill|reads] [--rows 5000000] [--rows-per-file 250000] [--dates 30]
-                  [--small-rows 20000] [--snapshots 365] [--repeats 3] [--root DIR|s3://...] [--catalog URL]
+                  [--small-rows 20000] [--snapshots 365] [--rescore] [--repeats 3] [--root DIR|s3://...] [--catalog URL]
                   [--out bench/out]
 
 Each measurement writes synthetic prediction files (an id, an entity, an event time, a float32 prediction and a
@@ -30,6 +30,9 @@ in a project's second date; the first table commit of a process also pays pyiceb
                     (retention passed for all but the current snapshot). Ratios: large / one-date, before and after
                     expiry; the metadata files and bytes under the table's metadata/ are printed too (a local root).
                     The target: a year of daily snapshots does not slow reads (ratio <= 1.5 after expiry).
+                    Expiry keeps every date's latest commit: with dates committed once it drops nothing.
+                    --rescore commits each date a second time right after the first (a re-score; twice the
+                    snapshots, of which expiry drops the first of each date).
 
 The catalog is the embedded SQLite one unless --catalog names another (postgresql+psycopg://...); --root is a folder
 under --out unless given (s3://bucket/prefix with the environment's endpoint and credentials, and a --catalog).
@@ -217,9 +220,12 @@ def measure_reads(args) -> dict:
     commit_date(storage, tables, START, data, args.rows_per_file)
     storage, tables = open_root(large, args.catalog)
     start = time.perf_counter()
+    commits, rescored = 0, frame(READ_ROWS, seed=1)  # other values: an identical commit makes no snapshot
     for d in range(args.snapshots):
-        commit_date(storage, tables, START + dt.timedelta(days=d), data, args.rows_per_file)
-    commit_s = (time.perf_counter() - start) / args.snapshots
+        for version in [data, rescored] if args.rescore else [data]:
+            commit_date(storage, tables, START + dt.timedelta(days=d), version, args.rows_per_file)
+            commits += 1
+    commit_s = (time.perf_counter() - start) / commits
     table = tables.table(DATASET)
     assert table is not None
     snapshots, (files, size) = len(table.metadata.snapshots), metadata_size(large)
@@ -231,6 +237,7 @@ def measure_reads(args) -> dict:
     out = {
         "measure": "reads",
         "snapshots": snapshots,
+        "rescored": args.rescore,
         "expired_snapshots": dropped,
         "read_1_s": round(one, 4),
         "read_many_s": round(many, 4),
@@ -247,7 +254,8 @@ def measure_reads(args) -> dict:
     }
     print(
         f"Reading one date of {READ_ROWS} rows: {one * 1000:.0f} ms from a one-date table, {many * 1000:.0f} ms after "
-        f"{snapshots} daily snapshots (x{out['ratio_many']}); after expiring {dropped} of them {expired * 1000:.0f} ms "
+        f"{snapshots} snapshots of {args.snapshots} dates (x{out['ratio_many']}); after expiring {dropped} of them "
+        f"{expired * 1000:.0f} ms "
         f"against {one_again * 1000:.0f} (x{out['ratio_expired']}, target <= {READ_TARGET}). A date's commit took "
         f"{commit_s * 1000:.0f} ms on average; the table's metadata/ holds {files} files, {size / 1e6:.1f} MB "
         f"({files_expired} files, {size_expired / 1e6:.1f} MB after expiry)"
@@ -263,6 +271,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dates", type=int, default=30, help="backfill: dates committed one after the other")
     parser.add_argument("--small-rows", type=int, default=20_000, help="backfill: rows of each date")
     parser.add_argument("--snapshots", type=int, default=365, help="reads: daily dates committed to the table")
+    parser.add_argument("--rescore", action="store_true", help="reads: commit each date twice (a re-score)")
     parser.add_argument("--repeats", type=int, default=3, help="date: runs on a fresh root (median)")
     parser.add_argument("--root", help="where the storage roots go (default: --out/commit); s3://... needs --catalog")
     parser.add_argument("--catalog", default="", help='[tables] catalog: "" embedded (a local root), or a URL')
