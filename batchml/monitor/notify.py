@@ -74,9 +74,10 @@ def notify(
     if not delivery.enabled or not observed:
         return []
     try:
-        state = AlertState.from_dict(read_document(storage, ALERT_STATE), where=storage.url(ALERT_STATE))
-        alerts, state = decide(state, observed)
-        write_document(storage, ALERT_STATE, state.to_dict())
+        with storage.locked("alerts"):  # tasks of other dates (--workers N) update the state too
+            state = AlertState.from_dict(read_document(storage, ALERT_STATE), where=storage.url(ALERT_STATE))
+            alerts, state = decide(state, observed)
+            write_document(storage, ALERT_STATE, state.to_dict())
         if not alerts:
             return []
         records = deliver(

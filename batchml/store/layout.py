@@ -4,9 +4,9 @@
     <dataset>/date=YYYY-MM-DD/_MANIFEST.json              what was committed, written last: the commit
     <dataset>/_staging/date=YYYY-MM-DD/<run>/             a write in progress
     <dataset>/_locks/date=YYYY-MM-DD.lock (.json on S3)   one writer per date at a time
+    _locks/<name>.lock (.json on S3)                      one writer of a shared document at a time (alerts)
     <dataset>/_trash/date=YYYY-MM-DD.<id>                 the old date during a replace without atomic exchange
-    features/_pending/date=YYYY-MM-DD.json                a date whose quarantine and features are being committed
-    together
+    features/_pending/date=YYYY-MM-DD.json                a date whose quarantine and features commit together
     quarantine/_rejected/date=YYYY-MM-DD.<run>.parquet    rows of a date refused for too many rejects
     predictions/date=YYYY-MM-DD/_profile.json             the date's profile, committed with its predictions
     monitoring/date=YYYY-MM-DD/<name>                     drift, metrics, decisions, durations, report
@@ -70,6 +70,11 @@ def staging(dataset: str, date: dt.date) -> str:
 def lock(dataset: str, date: dt.date, suffix: str) -> str:
     """A date's lock file (`.lock`, a local flock) or lease object (`.json`, on an object store)."""
     return f"{dataset}/_locks/{date_dir(date)}{suffix}"
+
+
+def named_lock(name: str, suffix: str) -> str:
+    """The lock of a shared document (`alerts`): a local flock (`.lock`) or a lease object (`.json`)."""
+    return f"_locks/{name}{suffix}"
 
 
 def trash(dataset: str) -> str:

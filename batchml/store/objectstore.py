@@ -184,6 +184,18 @@ class ObjectStorage(DateVisibility, ManifestReader):
         Yields `still_held()`: renews the lease now, and raises IntegrityError if it was lost.
         """
         key = self._key(layout.lock(dataset, date, ".json"))
+        with self._held(key, f"{dataset} {date}", self.partition_url(dataset, date)) as still_held:
+            yield still_held
+
+    @contextlib.contextmanager
+    def locked(self, name: str) -> Iterator[None]:
+        """Hold the lease `name` for the block: one writer of a shared document at a time."""
+        with self._held(self._key(layout.named_lock(name, ".json")), name, self.url(layout.named_lock(name, ""))):
+            yield
+
+    @contextlib.contextmanager
+    def _held(self, key: str, what: str, where: str) -> Iterator[Callable[[], None]]:
+        """Hold the lease object `key` (of `what`, at `where`) for the block, renewed at a third of its length."""
         owner = uuid.uuid4().hex
         held: dict[str, Any] = {"etag": self._acquire(key, owner), "renewed": time.monotonic(), "lost": False}
         guard = threading.Lock()  # the renewing thread and the writer's checks
@@ -197,14 +209,14 @@ class ObjectStorage(DateVisibility, ManifestReader):
                     etag = self._put_if(key, self._lease_body(owner), match=held["etag"])
                 except Exception as exc:  # the store not answering: try again while the lease lasts
                     if time.monotonic() - held["renewed"] < self.lease_seconds:
-                        log.warning("%s: could not renew the lease of %s %s: %s", self.root, dataset, date, exc)
+                        log.warning("%s: could not renew the lease of %s: %s", self.root, what, exc)
                         return True
                     etag = None
                 if etag is not None:
                     held.update(etag=etag, renewed=time.monotonic())
                     return True
                 held["lost"] = True
-                log.error("%s: lost the lease of %s %s", self.root, dataset, date)
+                log.error("%s: lost the lease of %s", self.root, what)
                 return False
 
         def keep() -> None:
@@ -213,12 +225,9 @@ class ObjectStorage(DateVisibility, ManifestReader):
 
         def still_held() -> None:
             if not renew():
-                raise IntegrityError(
-                    f"{self.partition_url(dataset, date)}: lost the lease of the date to another writer; nothing "
-                    "committed"
-                )
+                raise IntegrityError(f"{where}: lost the lease of {what} to another writer; nothing committed")
 
-        thread = threading.Thread(target=keep, name=f"lease {dataset} {date}", daemon=True)
+        thread = threading.Thread(target=keep, name=f"lease {what}", daemon=True)
         thread.start()
         try:
             yield still_held

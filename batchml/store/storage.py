@@ -241,6 +241,15 @@ class Storage(DateVisibility, ManifestReader):
             finally:
                 shutil.rmtree(staging_parent, ignore_errors=True)
 
+    @contextlib.contextmanager
+    def locked(self, name: str) -> Iterator[None]:
+        """Hold the lock `name` for the block: one writer of a shared document at a time."""
+        path = self.root / layout.named_lock(name, ".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released by the kernel if this process dies
+            yield
+
     def _recover(self, dataset: str, date: dt.date) -> None:
         """Under the date's lock: finish or undo what a crashed replace left in _trash."""
         final = self.partition_path(dataset, date)

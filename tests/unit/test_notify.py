@@ -202,3 +202,28 @@ def test_a_webhook_that_is_not_an_http_url_stops_the_start_shown_by_its_label_on
         "ValueError: 'drift' not among failed_date, drift_onset, estimated_breach, realized_breach, promotion, "
         "rejection, rollback"
     )
+
+
+def _notify_many(root: str, worker: int, n: int) -> None:
+    """Tell n onsets of conditions of this worker's own (one subject each), one notify call each."""
+    storage = Storage(root)
+    delivery = Delivery(AlertSettings(email=True), lambda *a: None, "b@x.org", ("ops@example.org",))
+    for i in range(n):
+        onset = Alert("realized_breach", P, D.isoformat(), "worse", model=M, subject=f"w{worker}-{i}")
+        notify(storage, D, [onset], delivery)
+
+
+def test_notify_from_processes_at_once_keeps_every_condition_in_the_state(tmp_path):
+    """Tasks of other dates (--workers N) notify at the same time: the state's read-decide-write is one at a time."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_notify_many, args=(str(tmp_path), w, 25)) for w in range(6)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0] * 6
+    state = json.loads(Storage(tmp_path).read_text("monitoring/alerts.json"))
+    held = {key for key, c in state["conditions"].items() if c["holds"]}
+    assert held == {f"realized_breach/{P}/{M}/w{w}-{i}" for w in range(6) for i in range(25)}
