@@ -58,7 +58,15 @@ DATE = "date"
 P_DATE, P_MODEL, P_ROWS, P_RUN = "batchml.date", "batchml.model_version", "batchml.rows", "batchml.run"
 # Commits of different dates conflict only on the catalog's pointer: pyiceberg refreshes and retries them. Daily runs
 # of a backfill commit many dates at once, more than its default 4 retries absorb.
-RETRIES = {"commit.retry.num-retries": "20", "commit.retry.min-wait-ms": "50", "commit.retry.max-wait-ms": "2000"}
+# Commits of other dates retry (each date is its own conflict scope); a commit deletes metadata files beyond the
+# last 20, so a year of daily commits keeps the metadata folder small (snapshots are expired by `expire`).
+TABLE_PROPERTIES = {
+    "commit.retry.num-retries": "20",
+    "commit.retry.min-wait-ms": "50",
+    "commit.retry.max-wait-ms": "2000",
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "20",
+}
 
 
 @dataclass(frozen=True)
@@ -211,13 +219,13 @@ class Tables:
                 self.identifier(dataset),
                 schema=schema,
                 location=self._url(f"{layout.TABLES}/{dataset}"),
-                properties=RETRIES,
+                properties=TABLE_PROPERTIES,
             )
             with tx.update_spec() as spec:
                 spec.add_identity(DATE)
             tx.set_properties({"schema.name-mapping.default": _name_mapping(tx.table_metadata.schema())})
             return tx.commit_transaction()
-        # Another process created it first: pyiceberg says so, or its retry (the table's RETRIES) finds it cannot
+        # Another process created it first: pyiceberg says so, or its retry (TABLE_PROPERTIES) finds it cannot
         # refresh a table that was only staged (ValueError).
         except (TableAlreadyExistsError, CommitFailedException, ValueError):
             table = self.table(dataset)

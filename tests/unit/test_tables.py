@@ -131,6 +131,16 @@ def test_expire_drops_old_snapshots_and_only_their_files(store):
     assert [str(p) for p in (store.root / layout.table_data("predictions", DAY)).iterdir()] == current
 
 
+def test_thirty_daily_commits_keep_only_the_last_metadata_files(store):
+    """Each commit writes a new metadata.json; the table deletes those beyond the last 20 (write.metadata.*)."""
+    tables = Tables(store.root)
+    for i in range(30):
+        committed(store, tables, DAY + dt.timedelta(days=i), [frame([i], float(i))])
+    metadata = list((store.root / "_tables" / "predictions" / "metadata").glob("*.metadata.json"))
+    assert 20 <= len(metadata) <= 21  # the current one and the 20 before it at most
+    assert rows(tables.read_date("predictions", DAY)) == [(0, 0.0)]  # every date still reads
+
+
 def test_the_embedded_catalog_lives_in_the_storage_root(store):
     tables = Tables(store.root)
     committed(store, tables, DAY, [frame([1], 1.0)])
