@@ -359,6 +359,7 @@ class dask(luigi.Config):
     n_workers = from_policy(ClusterSettings, "n_workers")
     threads_per_worker = from_policy(ClusterSettings, "threads_per_worker")
     processes = from_policy(ClusterSettings, "processes")
+    in_process_rows = from_policy(ClusterSettings, "in_process_rows")
 
 
 class drift(luigi.Config):
@@ -684,3 +685,17 @@ def dask_client():
     return get_client(
         address, n_workers=cfg.n_workers, threads_per_worker=cfg.threads_per_worker, processes=cfg.processes
     )
+
+
+def scoring_here() -> tuple[int, int]:
+    """(rows, threads): a date of at most `rows` rows is scored on `threads` threads of this process, without a
+    cluster; (0, 0) when every date goes to the run's cluster ([dask] in_process_rows)."""
+    import multiprocessing
+
+    from luigi.worker import TaskProcess
+
+    from batchml.scoring.compute import threads_here
+
+    cfg = policy_from(ClusterSettings, dask())
+    threads = threads_here(cfg, forked=isinstance(multiprocessing.current_process(), TaskProcess))
+    return (cfg.in_process_rows, threads) if threads else (0, 0)

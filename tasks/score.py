@@ -14,7 +14,16 @@ from batchml.model.pin import ModelPin
 from batchml.monitor.baseline import first_bins, reference_for
 from batchml.scoring.predictions import model_for_workers, predict_date
 from batchml.store.layout import PREDICTIONS
-from tasks.config import cache_dir, dask_client, load_contract, make_registry, make_storage, retry_policy, runtime
+from tasks.config import (
+    cache_dir,
+    dask_client,
+    load_contract,
+    make_registry,
+    make_storage,
+    retry_policy,
+    runtime,
+    scoring_here,
+)
 from tasks.extract import ExtractFeatures
 from tasks.model import ResolveModel, model_path
 from tasks.targets import PartitionTask
@@ -82,17 +91,20 @@ def score_date(date, pin, model_url: str, reference: dict | None, on_progress, *
     """
 
     def attempt():
+        rows, threads = scoring_here()  # a small date: on threads of this process, the cluster never started
         return predict_date(
             make_storage(),
             date,
             pin=pin,
             model_path=model_url,
             key=load_contract().key,
-            client=dask_client(),
+            client=dask_client,
             run_id=new_run_id(),
             reference=reference,
             on_progress=on_progress,
             replace=replace,
+            in_process_rows=rows,
+            threads_here=threads,
         )
 
     return retry_policy().call(f"{'re-' if replace else ''}scoring {date} on Dask", attempt)

@@ -36,6 +36,8 @@ def predict_date(
     reference: dict | None = None,
     on_progress=None,
     replace: bool = False,
+    in_process_rows: int = 0,
+    threads_here: int = 0,
 ) -> Manifest | None:
     """Commit predictions for `date`; None when another run committed them first.
 
@@ -44,7 +46,9 @@ def predict_date(
     their manifest's sha256 first, naming any bad one. Checks rows in = rows scored + rows
     quarantined before anything is published. `replace` re-scores a committed date (on
     request only: a re-pinned, stale date); the old files stay visible until the new ones
-    are complete.
+    are complete. `client` is a Dask client or a function that opens one; a date of at most
+    `in_process_rows` rows is scored on `threads_here` threads of this process instead, and
+    the client is never opened.
     """
     features = storage.verify(FEATURES, date, checksums=True)  # every byte scoring reads, against its sha256
     inputs = check_inputs(pin, features, date)
@@ -64,13 +68,18 @@ def predict_date(
         if out.committed:
             log.info("predictions for %s already committed by another run; nothing to do", date)
             return None
+        scored = features.rows["in"] - features.rows["quarantined"]
+        here = threads_here if threads_here and scored <= in_process_rows else 0
+        if here:
+            log.info("scoring %d rows of %s on %d threads of this process ([dask] in_process_rows)", scored, date, here)
         result = score_files(
-            client,
+            None if here else (client() if callable(client) else client),
             storage.files(FEATURES, date),
             out.url,
             spec=spec,
             profile_specs=specs,
             on_progress=on_progress,
+            threads=here,
         )
         rows = {"in": features.rows["in"], "written": result.rows, "quarantined": features.rows["quarantined"]}
         if rows["in"] != rows["written"] + rows["quarantined"]:

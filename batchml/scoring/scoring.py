@@ -323,6 +323,7 @@ def score_files(
     on_progress=None,
     split_every: int = 8,
     min_partitions: int | None = None,
+    threads: int = 0,
 ) -> ScoreResult:
     """Score a date's features files into Parquet files in `out_dir`, profiling in the same pass.
 
@@ -332,15 +333,20 @@ def score_files(
     range of rows of one, cut about equal so that a small date keeps every core busy.
     Partitions read their own rows (`read_rows`: only the row groups and columns they
     need), which also starts the first task sooner than Dask's Parquet reader (0.1 s on a
-    2-core machine). `on_progress(done, total)` is called as partitions finish.
+    2-core machine). `on_progress(done, total)` is called as partitions finish. With no
+    `client`, the same pieces are scored on `threads` threads of this process (a small date:
+    see compute.threads_here) and give the same files.
     """
     fs, path = fsspec.core.url_to_fs(out_dir)
     fs.makedirs(path, exist_ok=True)
     if not files:  # every row of the date was quarantined
         return ScoreResult(rows=0, file_rows={})
     columns = list(dict.fromkeys([*spec.key, *spec.inputs]))
-    wanted = min_partitions if min_partitions is not None else 2 * sum(client.nthreads().values())
+    cores = threads if client is None else sum(client.nthreads().values())
+    wanted = min_partitions if min_partitions is not None else 2 * cores
     pieces = row_ranges(files, wanted) if len(files) < wanted else [(f, 0, _ALL_ROWS) for f in files]
+    if client is None:
+        return _result(_combine(*_score_here(pieces, threads, columns, out_dir, spec, profile_specs, on_progress)))
     # One task per piece, reading its own rows: nothing is read ahead of the model or held
     # between tasks, and a piece's features never travel through the scheduler.
     parts = client.map(
@@ -365,9 +371,30 @@ def score_files(
         level = [
             client.submit(_combine, *level[i : i + split_every], pure=False) for i in range(0, len(level), split_every)
         ]
-    combined = _combine(level[0].result())
+    return _result(_combine(level[0].result()))
+
+
+def _result(combined: dict) -> ScoreResult:
     file_rows = {name: int(rows) for name, rows in combined["files"].items()}
     return ScoreResult(rows=sum(file_rows.values()), file_rows=file_rows, profile=combined["profile"])
+
+
+def _score_here(pieces, threads: int, columns, out_dir: str, spec: ModelSpec, profile_specs, on_progress) -> list:
+    """Each piece scored by `score_piece` on a pool of `threads` threads of this process, as the embedded cluster's
+    worker threads would; the results in piece order (the first failure raised)."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    total = len(pieces)
+    if on_progress:
+        on_progress(0, total)
+    with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="batchml-score") as pool:
+        futures = [
+            pool.submit(score_piece, piece, i, columns, out_dir, spec, profile_specs) for i, piece in enumerate(pieces)
+        ]
+        for done, _ in enumerate(as_completed(futures), start=1):
+            if on_progress:
+                on_progress(done, total)
+        return [future.result() for future in futures]
 
 
 _ALL_ROWS = 2**62  # a piece that is a whole file

@@ -35,8 +35,11 @@ for i, n in enumerate((7, 5)):  # two files, fewer than the pieces wanted: cut i
     frame.to_parquet(f"{tmp}/f{i}.parquet", row_group_size=2)
     files.append(f"{tmp}/f{i}.parquet")
 spec = ModelSpec(f"{tmp}/model.onnx", sha256_bytes(blob), "onnx", ("a", "b"), ("k",), "m", "3")
-result = score_files(get_client("", n_workers=2, threads_per_worker=1), files, f"{tmp}/out", spec=spec)
-close_client()
+if sys.argv[2] == "cluster":
+    result = score_files(get_client("", n_workers=2, threads_per_worker=1), files, f"{tmp}/out", spec=spec)
+    close_client()
+else:  # a small date on 2 threads of this process, no cluster
+    result = score_files(None, files, f"{tmp}/out", spec=spec, threads=2)
 scored = pd.concat([pd.read_parquet(f"{tmp}/out/{name}") for name in sorted(result.file_rows)], ignore_index=True)
 print(json.dumps({
     "rows": result.rows,
@@ -45,16 +48,21 @@ print(json.dumps({
     "prediction": scored["prediction"].tolist(),
     "version": scored["model_version"].astype(str).unique().tolist(),
     "dask.dataframe": "dask.dataframe" in sys.modules,
+    "distributed": "distributed" in sys.modules,
 }))
 """
 
 
-def test_a_date_is_scored_one_future_per_piece_without_dask_dataframe(tmp_path):
+def scored(tmp_path, where: str) -> dict:
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", PROBE, str(tmp_path), where], cwd=REPO, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    got = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_date_is_scored_one_future_per_piece_without_dask_dataframe(tmp_path):
+    got = scored(tmp_path, "cluster")
     keys = list(range(7)) + list(range(100, 105))
     # 2 workers x 1 thread: 4 pieces wanted, 2 per file; each piece its own file, numbered in piece order
     want = {"part-00000.parquet": 3, "part-00001.parquet": 4, "part-00002.parquet": 2, "part-00003.parquet": 3}
@@ -64,3 +72,15 @@ def test_a_date_is_scored_one_future_per_piece_without_dask_dataframe(tmp_path):
     b = [k % 100 + 10.0 * (k >= 100) for k in keys]
     assert got["prediction"] == [x + 2 * y for x, y in zip(a, b, strict=True)]
     assert got["dask.dataframe"] is False
+
+
+def test_a_small_date_scored_on_threads_of_the_process_gives_the_same_files_without_distributed(tmp_path):
+    """No client: the same pieces on a pool of threads, as the embedded cluster's worker threads; `distributed` (0.27 s
+    of CPU to import) is never imported."""
+    (tmp_path / "cluster").mkdir()
+    (tmp_path / "here").mkdir()
+    on_cluster, here = scored(tmp_path / "cluster", "cluster"), scored(tmp_path / "here", "here")
+    assert on_cluster["distributed"] is True and here["distributed"] is False
+    assert {k: v for k, v in here.items() if k != "distributed"} == {
+        k: v for k, v in on_cluster.items() if k != "distributed"
+    }
