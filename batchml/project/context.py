@@ -90,11 +90,13 @@ class Context:
         storage = open_storage(root, lease_seconds=self.settings.lease_seconds)
         if self.settings.tables.enabled:
             storage.after_commit = self._commit_table
+            storage.tables = self.tables  # batchml's own reads of committed dates go through the tables
         return storage
 
     @functools.cached_property
     def tables(self) -> Tables:
-        """The Iceberg tables of the storage root, in the catalog [tables] names."""
+        """The Iceberg tables of the storage root, in the catalog [tables] names; each table loaded once per process for
+        reads, and kept current by this process's own commits."""
         return Tables(self.settings.storage_root, self.settings.tables)
 
     def _commit_table(self, dataset: str, date: dt.date, manifest: Manifest) -> None:
@@ -110,8 +112,8 @@ class Context:
         healed = []
         for dataset in self.settings.tables.datasets:
             manifest = self.storage.manifest(dataset, date)
-            if manifest is not None and self.tables.check(dataset, date, manifest.files):
-                self.tables.commit_manifest(self.storage, dataset, date, manifest)
+            behind = manifest is not None and self.tables.check(dataset, date, manifest.files)
+            if behind and self.tables.heal(self.storage, dataset, date)[1]:  # under the date's lock
                 healed.append(dataset)
         return healed
 

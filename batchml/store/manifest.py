@@ -18,7 +18,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from batchml.base.errors import IntegrityError
 from batchml.store.layout import MANIFEST
@@ -126,6 +126,9 @@ class ManifestReader:
     # Called as after_commit(dataset, date, manifest) once a date's commit is published, still under the date's lock or
     # lease; batchml.project.context sets it to register the date in its Iceberg table (batchml.store.tables).
     after_commit: Callable[[str, dt.date, Manifest], object] | None = None
+    # The Iceberg tables batchml reads committed dates through (batchml.store.tables.Tables), set by
+    # batchml.project.context when [tables] is enabled; None: the manifests and the folders alone.
+    tables: Any = None
 
     if TYPE_CHECKING:  # what a subclass provides (declared for the type checker only)
 
@@ -144,10 +147,13 @@ class ManifestReader:
         return manifest
 
     def files(self, dataset: str, date: dt.date) -> list[str]:
-        """The data files of a committed date, as its manifest lists them: what a safe reader reads."""
-        return [
-            f"{self.partition_url(dataset, date)}/{f['path']}" for f in self.committed_manifest(dataset, date).files
-        ]
+        """The data files of a committed date, as its manifest lists them: what a safe reader reads. With `tables`
+        set, the table's files of the date, healed first where the table is not at the manifest."""
+        manifest = self.committed_manifest(dataset, date)
+        through = None if self.tables is None else self.tables.files_of(self, dataset, date, manifest)
+        if through is not None:
+            return through
+        return [f"{self.partition_url(dataset, date)}/{f['path']}" for f in manifest.files]
 
     def read_table(self, dataset: str, date: dt.date, columns: list[str] | None = None) -> pd.DataFrame:
         """A committed date as one pandas frame, read through its manifest with Parquet page checksums verified.

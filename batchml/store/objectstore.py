@@ -188,6 +188,12 @@ class ObjectStorage(DateVisibility, ManifestReader):
             yield still_held
 
     @contextlib.contextmanager
+    def date_lock(self, dataset: str, date: dt.date) -> Iterator[None]:
+        """Hold the date's lease for the block, as its writer does (a table heal takes it: batchml.store.tables)."""
+        with self._lease(dataset, date):
+            yield
+
+    @contextlib.contextmanager
     def locked(self, name: str) -> Iterator[None]:
         """Hold the lease `name` for the block: one writer of a shared document at a time."""
         with self._held(self._key(layout.named_lock(name, ".json")), name, self.url(layout.named_lock(name, ""))):

@@ -225,10 +225,7 @@ class Storage(DateVisibility, ManifestReader):
         it was published.
         """
         failpoint(f"writer.{dataset}")
-        lock_path = self.root / layout.lock(dataset, date, ".lock")
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(lock_path, "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released by the kernel if this process dies
+        with self.date_lock(dataset, date):
             self._recover(dataset, date)
             staging_parent = self.root / layout.staging(dataset, date)
             shutil.rmtree(staging_parent, ignore_errors=True)  # leftovers of crashed runs
@@ -240,6 +237,15 @@ class Storage(DateVisibility, ManifestReader):
                     yield writer
             finally:
                 shutil.rmtree(staging_parent, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def date_lock(self, dataset: str, date: dt.date) -> Iterator[None]:
+        """Hold the date's lock for the block, as its writer does (a table heal takes it: batchml.store.tables)."""
+        lock_path = self.root / layout.lock(dataset, date, ".lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released by the kernel if this process dies
+            yield
 
     @contextlib.contextmanager
     def locked(self, name: str) -> Iterator[None]:

@@ -36,9 +36,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +54,8 @@ if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
     from pyiceberg.manifest import DataFile
     from pyiceberg.table import Table
+
+log = logging.getLogger(__name__)
 
 DATE = "date"
 # Snapshot summary properties written with every date's commit.
@@ -67,6 +71,9 @@ TABLE_PROPERTIES = {
     "write.metadata.delete-after-commit.enabled": "true",
     "write.metadata.previous-versions-max": "20",
 }
+# Set on a table once every date its dataset's folder held was found in it (batchml's reads then list dates from the
+# table alone; before, a root that predates the tables is registered from one listing of its folder).
+P_COMPLETE = "batchml.dates-complete"
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,8 @@ class Tables:
             text.rstrip("/") if self.remote else os.path.abspath(os.path.expanduser(text.removeprefix("file://")))
         )
         self._catalog: Catalog | None = None
+        # dataset -> its table as this process last loaded or committed it (batchml's own reads; commits load afresh)
+        self._loaded: dict[str, Table | None] = {}
 
     def __repr__(self) -> str:
         return f"Tables({self.root!r}, catalog={self.settings.catalog or 'embedded'!r})"
@@ -258,6 +267,8 @@ class Tables:
             src: _table_name(os.path.basename(src), (sha256 or {}).get(os.path.basename(src)) or self._sum(src))
             for src in files
         }
+        # Links are cheap: placed first on a local root, so that a commit of the same bytes again relinks them.
+        placed = [self._place(dataset, date, src, names[src]) for src in files] if not self.remote else []
         current = table.current_snapshot() if table is not None else None
         if (
             table is not None
@@ -265,8 +276,9 @@ class Tables:
             and sorted(names.values())
             == sorted(os.path.basename(f.file_path) for f in self._date_files(table.metadata, table.io, date))
         ):
+            self._loaded[dataset] = table
             return current.snapshot_id
-        placed = [self._place(dataset, date, src, names[src]) for src in files]
+        placed = placed or [self._place(dataset, date, src, names[src]) for src in files]
         failpoint(f"tables.{dataset}.placed")
         schemas = [pq.read_schema(p, filesystem=self._fs) for p in placed]
         if table is None:
@@ -302,6 +314,7 @@ class Tables:
                 f"while this one was being made; this one committed nothing to the table ({exc}). `batchml verify` "
                 "compares the table with the date's manifest; `--repair` makes them agree"
             ) from exc
+        self._loaded[dataset] = committed  # this process's reads see its own commit without loading the table again
         snapshot = committed.current_snapshot()
         assert snapshot is not None
         return snapshot.snapshot_id
@@ -329,25 +342,31 @@ class Tables:
 
     def _place(self, dataset: str, date: dt.date, src: str, name: str) -> str:
         """The table's own immutable path for a committed file, named after its content: a hard link to it (a copy
-        where links are impossible). A file of that name is the same content already placed."""
+        where links are impossible). On an object store, a file of that name is the same content already placed. On a
+        local root, a link to another file of that name (an earlier commit of the same bytes: a re-score or
+        re-extraction that gave them again) is replaced by a link to this committed, just checksummed file: the earlier
+        file may have been damaged in place since (its date's folder holds the same inode), and snapshots naming the
+        path read the same content either way."""
         dst = self._url(f"{layout.table_data(dataset, date)}/{name}")
-        if _exists(self, dst):
-            return dst
         if self.remote:
-            import fsspec
+            if not _exists(self, dst):
+                import fsspec
 
-            fs = fsspec.core.url_to_fs(self.root)[0]
-            fs.copy(src, dst)
+                fsspec.core.url_to_fs(self.root)[0].copy(src, dst)
             return dst
+        path = src.removeprefix("file://")
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.samefile(path, dst):
+                return dst
         os.makedirs(os.path.dirname(dst), exist_ok=True)
+        tmp = f"{os.path.dirname(dst)}/.{name}.{uuid.uuid4().hex[:8]}.tmp"
         try:
-            os.link(src.removeprefix("file://"), dst)
-        except FileExistsError:  # another process placed the same content meanwhile
-            pass
-        except OSError:  # another filesystem, or links not allowed: a copy, same bytes
-            tmp = f"{os.path.dirname(dst)}/.{name}.{uuid.uuid4().hex[:8]}.tmp"
-            shutil.copyfile(src.removeprefix("file://"), tmp)
-            os.replace(tmp, dst)
+            os.link(path, tmp)
+        except OSError:  # another filesystem, or links not allowed: a copy, same bytes (one placed already is kept)
+            if os.path.exists(dst):
+                return dst
+            shutil.copyfile(path, tmp)
+        os.replace(tmp, dst)  # atomic: a reader of the path sees one whole file or the other, of the same content
         return dst
 
     def _data_file(self, tx: Any, date: dt.date, path: str) -> DataFile:
@@ -498,6 +517,95 @@ class Tables:
         manifest = storage.manifest(dataset, date)
         return None if manifest is None else self.commit_manifest(storage, dataset, date, manifest)
 
+    # -- batchml's own reads ------------------------------------------------------------------
+    # The storage consults these when the context sets `storage.tables` (batchml.project.context): the files of a
+    # committed date and the committed dates of a dataset come from the table, the manifest being the integrity record.
+    def loaded(self, dataset: str) -> Table | None:
+        """The dataset's table as this process last loaded or committed it (one load per process and dataset); None
+        before its first commit. Reads only: commits load the table afresh."""
+        if dataset not in self._loaded:
+            self._loaded[dataset] = self.table(dataset) if self.catalog_exists() else None
+        return self._loaded[dataset]
+
+    def files_of(self, storage: Any, dataset: str, date: dt.date, manifest: Any) -> list[str] | None:
+        """The files of a committed date as its table holds them now, in its manifest's order; None for a dataset
+        without a table. Where the table and `manifest` disagree (a run killed between its manifest and table
+        commits, or a commit of another process since this one loaded the table), the date is healed first, under its
+        lock, and its files read again: never a mixture of the two."""
+        if dataset not in self.settings.datasets:
+            return None
+        table = self.loaded(dataset)
+        held = self._held(table, date)
+        if set(held) != set(_wanted(manifest)):
+            manifest = self.heal(storage, dataset, date, why="reading it")[0] or manifest
+            held = self._held(self._loaded.get(dataset), date)
+        missing = [path for name, path in _wanted(manifest).items() if name not in held]
+        if missing:  # only if the date changed again between the heal and this read: a later call sees it whole
+            raise IntegrityError(
+                f"{dataset} {date}: table {'.'.join(self.identifier(dataset))} does not hold {', '.join(missing)} of "
+                "the date's manifest after healing it"
+            )
+        return [held[name] for name in _wanted(manifest)]
+
+    def heal(self, storage: Any, dataset: str, date: dt.date, why: str = "") -> tuple[Any, bool]:
+        """Under the date's lock (a lease on an object store): commit the date's manifest files to the table unless
+        they are its current files already. The manifest read under the lock (None when the date is not committed) and
+        whether a commit was needed; with `why`, that commit is logged as a warning naming the dataset and the date."""
+        with storage.date_lock(dataset, date):
+            manifest = storage.manifest(dataset, date)
+            table = self.table(dataset) if self.catalog_exists() else None
+            self._loaded[dataset] = table
+            if manifest is None or set(self._held(table, date)) == set(_wanted(manifest)):
+                return manifest, False
+            self.commit_manifest(storage, dataset, date, manifest)
+        if why:
+            log.warning(
+                "%s %s: table %s did not hold the date's manifest files (a run stopped between its manifest and table "
+                "commits); re-committed them before %s",
+                dataset,
+                date,
+                ".".join(self.identifier(dataset)),
+                why,
+            )
+        return manifest, True
+
+    def _held(self, table: Table | None, date: dt.date) -> dict[str, str]:
+        """The table's current files of `date`: table file name -> its path."""
+        if table is None:
+            return {}
+        return {os.path.basename(f.file_path): f.file_path for f in self._date_files(table.metadata, table.io, date)}
+
+    def dates(self, storage: Any, dataset: str, listed: Callable[[], set[dt.date]]) -> set[dt.date] | None:
+        """The dates the dataset's table holds, from its current snapshot's manifest list (one metadata read, no
+        listing of the folder); None for a dataset without a table. Until a table is known to hold every date of its
+        folder (a root that predates the tables, or no table yet), the folder is listed once (`listed`) and each
+        committed date missing from the table is healed first."""
+        if dataset not in self.settings.datasets:
+            return None
+        table = self.loaded(dataset)
+        if table is None or table.properties.get(P_COMPLETE) != "true":
+            return self._register(storage, dataset, listed())
+        return _partition_dates(table)
+
+    def _register(self, storage: Any, dataset: str, folder: set[dt.date]) -> set[dt.date]:
+        """Heal each date of `folder` the table lacks, then mark the table as holding them all."""
+        from pyiceberg.exceptions import CommitFailedException
+
+        table = self.loaded(dataset)
+        held = _partition_dates(table) if table is not None else set()
+        for date in sorted(folder - held):
+            if self.heal(storage, dataset, date, why="listing the dates")[0] is not None:
+                held.add(date)
+        table = self._loaded.get(dataset)
+        if table is not None:
+            try:
+                with table.transaction() as tx:
+                    tx.set_properties({P_COMPLETE: "true"})
+                self._loaded[dataset] = table
+            except CommitFailedException:  # another process committed meanwhile: the next process marks it
+                pass
+        return held
+
     # -- retention --------------------------------------------------------------------------
     def expire(self, now: dt.datetime, datasets: tuple[str, ...] = layout.DATASETS) -> int:
         """Drop snapshots older than `keep_snapshots_days` before `now` and the files only they referenced; how many
@@ -559,6 +667,43 @@ def _sql_catalog(uri: str, props: dict[str, str]) -> Catalog:
             if attempt == 2 or "already exists" not in str(exc):
                 raise
     raise AssertionError("unreachable")
+
+
+def _wanted(manifest: Any) -> dict[str, str]:
+    """A manifest's files as the table names them: table file name -> the file's name in the date's folder."""
+    return {_table_name(f["path"], f.get("sha256", "")): f["path"] for f in manifest.files}
+
+
+def _partition_dates(table: Table) -> set[dt.date]:
+    """The dates with data files in the table's current snapshot. Each manifest of a snapshot batchml commits holds one
+    date (its partition summary's bounds are equal): the manifest list says it; a manifest spanning several dates
+    (rewritten by another engine) is read for its entries."""
+    from pyiceberg.conversions import from_bytes
+    from pyiceberg.manifest import ManifestContent
+    from pyiceberg.types import DateType
+
+    snapshot = table.current_snapshot()
+    if snapshot is None:
+        return set()
+    epoch, out = dt.date(1970, 1, 1), set()
+    for manifest in snapshot.manifests(table.io):
+        if manifest.content != ManifestContent.DATA:
+            continue
+        live = (
+            None
+            if manifest.added_files_count is None
+            else manifest.added_files_count + (manifest.existing_files_count or 0)
+        )
+        if live == 0:
+            continue  # deleted entries only
+        summary = manifest.partitions[0] if manifest.partitions else None
+        bound = summary.lower_bound if summary is not None and summary.lower_bound == summary.upper_bound else None
+        if live is not None and bound:
+            out.add(epoch + dt.timedelta(days=int(from_bytes(DateType(), bound))))
+            continue
+        for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
+            out.add(epoch + dt.timedelta(days=entry.data_file.partition[0]))
+    return out
 
 
 def _on(date: dt.date) -> str:

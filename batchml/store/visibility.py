@@ -32,7 +32,7 @@ lists the files of the dates this class shows.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from batchml.store import layout
 from batchml.store.layout import FEATURES, PREDICTIONS, QUARANTINE
@@ -48,6 +48,7 @@ class DateVisibility:
     """The reader's view of committed dates, over the raw view a storage kind provides."""
 
     if TYPE_CHECKING:  # what a storage kind provides (declared for the type checker only)
+        tables: Any  # batchml.store.tables.Tables, or None (batchml.store.manifest.ManifestReader)
 
         def _raw_manifest(self, dataset: str, date: dt.date) -> Manifest | None: ...
 
@@ -68,15 +69,20 @@ class DateVisibility:
         return self._raw_committed(dataset, date) and not self._hidden(dataset, date)
 
     def committed_dates(self, dataset: str) -> set[dt.date]:
-        """Every visible committed date of a dataset: a listing of it, of the markers and (for quarantine) of
-        features."""
-        dates = self._raw_dates(dataset)
+        """Every visible committed date of a dataset: its dates, less the markers' and (for quarantine) those without
+        features. A dataset's dates come from its Iceberg table when `tables` is set (batchml.store.tables), else
+        from a listing of its folder."""
+        dates = self._dates(dataset)
         if dataset not in TOGETHER or not dates:
             return dates
         dates -= self.pending_dates()
         if dataset == QUARANTINE:
-            dates &= self._raw_dates(FEATURES)
+            dates &= self._dates(FEATURES)
         return dates
+
+    def _dates(self, dataset: str) -> set[dt.date]:
+        listed = None if self.tables is None else self.tables.dates(self, dataset, lambda: self._raw_dates(dataset))
+        return self._raw_dates(dataset) if listed is None else listed
 
     def pending_dates(self) -> set[dt.date]:
         """Dates whose quarantine and features commits were begun and not finished (a run killed between them, or one

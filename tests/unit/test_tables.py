@@ -4,6 +4,7 @@ and by DuckDB's iceberg extension."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 from pathlib import Path
 
@@ -366,3 +367,111 @@ def test_the_cli_reads_tables_settings_from_the_projects_luigi_cfg(tmp_path):
     cfg.write_text('[tables]\ndatasets = ["labels"]\nkeep_snapshots_days = a week\n')
     with pytest.raises(ConfigError, match=r"luigi.cfg: \[tables\]: .*a week"):
         project_tables(tmp_path)
+
+
+def reading_through(store: Storage) -> Tables:
+    """The storage's reads of committed dates going through its tables, as the context sets them up."""
+    tables = Tables(store.root)
+    store.tables = tables
+    return tables
+
+
+def test_a_storage_reading_through_its_tables_heals_a_date_its_table_lacks_then_reads_the_tables_files(store, caplog):
+    tables = Tables(store.root)
+    store.after_commit = lambda dataset, date, manifest: tables.commit_manifest(store, dataset, date, manifest)
+    committed_first = commit(store, DAY, [frame([1, 2], 10.0)], version="1")
+    store.after_commit = None  # the re-score's process stopped between its manifest and table commits
+    rescored = commit(store, DAY, [frame([1, 2, 3], 20.0)], version="2")
+    assert tables.check("predictions", DAY, rescored.files)  # the table holds the first scoring, the folder the second
+    assert rows(tables.read_date("predictions", DAY)) == [(1, 10.0), (2, 10.0)]
+
+    store.tables = tables
+    with caplog.at_level("WARNING", logger="batchml.store.tables"):
+        files = store.files("predictions", DAY)
+    assert [r.getMessage() for r in caplog.records if "re-committed" in r.getMessage()] == [
+        f"predictions {DAY}: table batchml.predictions did not hold the date's manifest files (a run stopped between "
+        "its manifest and table commits); re-committed them before reading it"
+    ]
+    sha = rescored.files[0]["sha256"]
+    assert files == [str(store.root / layout.table_data("predictions", DAY) / f"{sha[:24]}-part-00000.parquet")]
+    assert rows(pa.concat_tables(pq.read_table(f) for f in files)) == [(1, 20.0), (2, 20.0), (3, 20.0)]
+    assert rows(tables.read_date("predictions", DAY)) == [(1, 20.0), (2, 20.0), (3, 20.0)]
+    assert [(h["model_version"], h["run"]) for h in tables.history("predictions", DAY)] == [
+        ("1", committed_first.run_id),
+        ("2", rescored.run_id),
+    ]
+
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="batchml.store.tables"):
+        assert store.files("predictions", DAY) == files
+    assert caplog.records == []
+    assert len(tables.history("predictions", DAY)) == 2  # healed once; a healthy date commits nothing
+
+
+def test_a_date_another_process_committed_since_the_table_was_loaded_is_read_whole_without_a_heal_warning(
+    store, caplog
+):
+    reader = reading_through(store)
+    writer = Tables(store.root)
+    store.after_commit = lambda dataset, date, manifest: writer.commit_manifest(store, dataset, date, manifest)
+    commit(store, DAY, [frame([1], 1.0)])
+    assert rows(pa.concat_tables(pq.read_table(f) for f in store.files("predictions", DAY))) == [(1, 1.0)]
+    commit(store, DAY, [frame([1, 2], 2.0)], version="2")  # committed through the other Tables: reader's is stale
+    with caplog.at_level("WARNING", logger="batchml.store.tables"):
+        assert rows(pa.concat_tables(pq.read_table(f) for f in store.files("predictions", DAY))) == [
+            (1, 2.0),
+            (2, 2.0),
+        ]
+    assert caplog.records == []
+    assert len(reader.history("predictions", DAY)) == 2
+
+
+def test_committed_dates_come_from_the_table_once_it_holds_every_date_of_the_folder(store, monkeypatch, caplog):
+    third = OTHER + dt.timedelta(days=1)
+    commit(store, DAY, [frame([1], 1.0)])  # a root that predates the tables: no table yet
+    commit(store, OTHER, [frame([2], 2.0)])
+    tables = reading_through(store)
+    with caplog.at_level("WARNING", logger="batchml.store.tables"):
+        assert store.committed_dates("predictions") == {DAY, OTHER}  # registered from one listing of the folder
+    assert sum("before listing the dates" in r.getMessage() for r in caplog.records) == 2
+    assert tables.table("predictions").properties["batchml.dates-complete"] == "true"
+    assert len(tables.history("predictions", DAY)) == len(tables.history("predictions", OTHER)) == 1
+
+    commit(store, third, [frame([3], 3.0)])  # committed to the folder, its table commit never made (tables not set)
+    listings = []
+    raw = store._raw_dates
+    monkeypatch.setattr(store, "_raw_dates", lambda dataset: listings.append(dataset) or raw(dataset))
+    assert store.committed_dates("predictions") == {DAY, OTHER}  # the table's dates, not the folder's
+    assert listings == []
+    store.files("predictions", third)  # a read of the date heals it
+    assert store.committed_dates("predictions") == {DAY, OTHER, third}
+    assert listings == []
+
+
+def test_the_tables_dates_leave_out_a_date_whose_files_were_all_replaced_by_none(store):
+    tables = reading_through(store)
+    store.after_commit = lambda dataset, date, manifest: tables.commit_manifest(store, dataset, date, manifest)
+    commit(store, DAY, [frame([1], 1.0)])
+    commit(store, OTHER, [frame([2], 2.0)])
+    commit(store, OTHER, [frame([2, 3], 4.0)], version="2")  # a re-score: its old files deleted, new ones added
+    assert store.committed_dates("predictions") == {DAY, OTHER}
+    tables.commit_date("predictions", OTHER, [])  # a date emptied in the table (no file left)
+    assert store.tables.dates(store, "predictions", lambda: set()) == {DAY}
+
+
+def test_a_date_committed_again_with_the_same_bytes_after_a_file_was_damaged_in_place_reads_whole(store):
+    tables = reading_through(store)
+    store.after_commit = lambda dataset, date, manifest: tables.commit_manifest(store, dataset, date, manifest)
+    commit(store, DAY, [frame([1, 2], 10.0)])
+    (path,) = store.files("predictions", DAY)
+    folder_file = store.partition_path("predictions", DAY) / "part-00000.parquet"
+    assert os.path.samefile(path, folder_file)  # the table's file is a link to the committed one
+    with open(folder_file, "r+b") as fh:  # a byte flipped in place: the table's link sees it too
+        fh.seek(4)
+        byte = fh.read(1)
+        fh.seek(4)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    commit(store, DAY, [frame([1, 2], 10.0)])  # the heal: the same rows again, the same bytes, the same table name
+    assert store.files("predictions", DAY) == [path]
+    assert rows(pa.concat_tables(pq.read_table(f) for f in store.files("predictions", DAY))) == [(1, 10.0), (2, 10.0)]
+    assert len(tables.history("predictions", DAY)) == 1  # no new snapshot: the table's files already were the bytes
