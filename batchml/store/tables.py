@@ -559,9 +559,9 @@ class Tables:
                 return manifest, False
             self.commit_manifest(storage, dataset, date, manifest)
         if why:
-            log.warning(
-                "%s %s: table %s did not hold the date's manifest files (a run stopped between its manifest and table "
-                "commits); re-committed them before %s",
+            log.warning(  # the words of DailyScore's heal (tasks/daily.py), then what this one did
+                "%s %s: its Iceberg table was behind its manifest; re-committed the manifest's files to table %s "
+                "before %s (a run stopped between the two commits, or the date was committed with [tables] disabled)",
                 dataset,
                 date,
                 ".".join(self.identifier(dataset)),
@@ -594,7 +594,12 @@ class Tables:
         table = self.loaded(dataset)
         held = _partition_dates(table) if table is not None else set()
         for date in sorted(folder - held):
-            if self.heal(storage, dataset, date, why="listing the dates")[0] is not None:
+            # A date not visible (its extraction under way: `_pending`) is left to its writer, whose lock this process
+            # may hold.
+            if (
+                storage.manifest(dataset, date) is not None
+                and self.heal(storage, dataset, date, why="listing the dates")[0]
+            ):
                 held.add(date)
         table = self._loaded.get(dataset)
         if table is not None:

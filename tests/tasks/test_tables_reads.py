@@ -7,7 +7,9 @@ date's manifest commit and its table commit leaves (tests/e2e/test_tables_faults
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import logging
 
 import luigi
 import pyarrow as pa
@@ -29,12 +31,24 @@ def build(*tasks):
     return luigi.build(list(tasks), local_scheduler=True, detailed_summary=True, log_level="WARNING")
 
 
-def healed(logged: str, dataset: str, date: dt.date) -> list[str]:
-    """The warnings of a heal of the date's table in what a run logged (batchml's log handler writes to stderr)."""
-    return [line for line in logged.splitlines() if f"{dataset} {date}: table batchml.{dataset} did not hold" in line]
+@contextlib.contextmanager
+def batchml_log(caplog):
+    """What batchml logs during the block, whatever handlers the run's logging configuration set up before."""
+    logger = logging.getLogger("batchml")
+    logger.addHandler(caplog.handler)
+    try:
+        yield caplog
+    finally:
+        logger.removeHandler(caplog.handler)
 
 
-def test_a_daily_run_scores_the_features_its_table_holds_healing_a_date_the_table_lacks_first(pipeline, day, capfd):
+def healed(caplog, dataset: str, date: dt.date) -> list[str]:
+    """The warnings of a heal of the date's table by a read of it."""
+    heal = f"{dataset} {date}: its Iceberg table was behind its manifest; re-committed the manifest's files"
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith(heal)]
+
+
+def test_a_daily_run_scores_the_features_its_table_holds_healing_a_date_the_table_lacks_first(pipeline, day, caplog):
     pipeline(OFF)
     assert build(ExtractFeatures(day)).status == LuigiStatusCode.SUCCESS
     assert make_storage().tables is None
@@ -42,11 +56,10 @@ def test_a_daily_run_scores_the_features_its_table_holds_healing_a_date_the_tabl
     assert not (make_storage().root / layout.TABLES / "features").exists()  # the folder has the date, no table
 
     pipeline(ON)
-    capfd.readouterr()
-    result = build(DailyScore(day))
+    with batchml_log(caplog):
+        result = build(DailyScore(day))
     assert result.status == LuigiStatusCode.SUCCESS, result.summary_text
-    logged = capfd.readouterr().err
-    assert len(healed(logged, "features", day)) == 1, logged
+    assert len(healed(caplog, "features", day)) == 1, caplog.text
 
     storage, tables = make_storage(), context().tables
     # Healed before scoring read it, from the manifest the extraction committed (not extracted again).
@@ -64,7 +77,7 @@ def test_a_daily_run_scores_the_features_its_table_holds_healing_a_date_the_tabl
     assert keys(scored) == keys(in_table)
 
 
-def test_backfill_plans_from_the_tables_dates_and_heals_a_date_only_the_folder_has(pipeline, day, capfd):
+def test_backfill_plans_from_the_tables_dates_and_heals_a_date_only_the_folder_has(pipeline, day, capsys, caplog):
     later = day + dt.timedelta(days=1)
     assert build(DailyScore(day)).status == LuigiStatusCode.SUCCESS
     scored = make_storage().committed_dates("predictions")  # the day and the dates its first run scored for reference
@@ -90,14 +103,14 @@ def test_backfill_plans_from_the_tables_dates_and_heals_a_date_only_the_folder_h
     storage._raw_dates = lambda dataset: listings.append(dataset) or raw(dataset)
     assert storage.committed_dates("predictions") == scored  # the table's dates: `later` is only in the folder
     assert listings == []
-    capfd.readouterr()
+    capsys.readouterr()
     assert build(Backfill(start=day, stop=later + dt.timedelta(days=1), dry_run=True)).status == LuigiStatusCode.SUCCESS
-    assert f"missing (1): {later}" in capfd.readouterr().out
+    assert f"missing (1): {later}" in capsys.readouterr().out
 
-    assert build(Backfill(start=day, stop=later + dt.timedelta(days=1))).status == LuigiStatusCode.SUCCESS
-    logged = capfd.readouterr().err
+    with batchml_log(caplog):
+        assert build(Backfill(start=day, stop=later + dt.timedelta(days=1))).status == LuigiStatusCode.SUCCESS
     storage = make_storage()
     assert scored | {later} <= storage.committed_dates("predictions") <= folder
     assert storage.manifest("predictions", later).run_id == scored_later  # healed, not scored again
     assert [h["run"] for h in context().tables.history("predictions", later)] == [scored_later]
-    assert f"predictions {later}: its Iceberg table was behind its manifest; re-committed" in logged, logged
+    assert f"predictions {later}: its Iceberg table was behind its manifest; re-committed" in caplog.text

@@ -389,8 +389,9 @@ def test_a_storage_reading_through_its_tables_heals_a_date_its_table_lacks_then_
     with caplog.at_level("WARNING", logger="batchml.store.tables"):
         files = store.files("predictions", DAY)
     assert [r.getMessage() for r in caplog.records if "re-committed" in r.getMessage()] == [
-        f"predictions {DAY}: table batchml.predictions did not hold the date's manifest files (a run stopped between "
-        "its manifest and table commits); re-committed them before reading it"
+        f"predictions {DAY}: its Iceberg table was behind its manifest; re-committed the manifest's files to table "
+        "batchml.predictions before reading it (a run stopped between the two commits, or the date was committed with "
+        "[tables] disabled)"
     ]
     sha = rescored.files[0]["sha256"]
     assert files == [str(store.root / layout.table_data("predictions", DAY) / f"{sha[:24]}-part-00000.parquet")]
