@@ -17,11 +17,13 @@ import pyarrow.parquet as pq
 from luigi.execution_summary import LuigiStatusCode
 
 from batchml.store import layout
-from batchml.store.tables import P_COMPLETE
+from batchml.store.storage import open_storage
+from batchml.store.tables import P_COMPLETE, Tables, TableSettings
 from pipelines import Backfill, DailyScore
 from tasks.config import context, make_storage
 from tasks.extract import ExtractFeatures
-from tests.conftest import KEY
+from tests.conftest import KEY, make_manifest
+from tests.tasks.test_tables_catalogs import commit, frame, rows
 
 OFF = {"tables": {"enabled": "false"}}
 ON = {"tables": {"enabled": "true"}}
@@ -114,3 +116,24 @@ def test_backfill_plans_from_the_tables_dates_and_heals_a_date_only_the_folder_h
     assert storage.manifest("predictions", later).run_id == scored_later  # healed, not scored again
     assert [h["run"] for h in context().tables.history("predictions", later)] == [scored_later]
     assert f"predictions {later}: its Iceberg table was behind its manifest; re-committed" in caplog.text
+
+
+def test_on_s3_with_a_postgresql_catalog_a_read_heals_a_rescore_the_table_missed_under_the_dates_lease(postgres, s3):
+    """The object-store side: the heal takes the date's lease, and the files read are the table's copies."""
+    root = f"{s3}/data"
+    commit(root, postgres, day := dt.date(2026, 3, 2), [frame(range(3), 1.0)], "1")
+    storage = open_storage(root, lease_seconds=3)
+    with storage.writer("predictions", day, replace=True) as w:  # a re-score whose process never made its table commit
+        with w.open("part-00000.parquet") as fh:
+            pq.write_table(frame(range(5), 2.0), fh)
+        w.commit(make_manifest(5, dataset="predictions", date=day, model={"version": "2"}))
+    tables = Tables(root, TableSettings(catalog=postgres))
+    assert rows(tables.read_date("predictions", day)) == [(i, 1.0) for i in range(3)]
+
+    storage.tables = tables
+    files = storage.files("predictions", day)
+    assert files and all(f.startswith(f"{root}/_tables/predictions/data/date={day}/") for f in files)
+    read = pa.concat_tables(pq.read_table(f, filesystem=storage.fs) for f in files)
+    assert rows(read) == [(i, 2.0) for i in range(5)]
+    assert [h["model_version"] for h in tables.history("predictions", day)] == ["1", "2"]
+    assert storage.fs.glob(f"{storage.base}/predictions/_locks/*") == []  # the lease was released
