@@ -95,7 +95,9 @@ def from_field(spec: dataclasses.Field) -> luigi.Parameter:
         ranged = RangedIntParameter if allowed.integer else RangedFloatParameter
         return ranged(default, allowed=allowed, description=description)
     if isinstance(default, tuple):
-        return NamesParameter(default, choices=spec.metadata.get("choices"), description=description)
+        return NamesParameter(
+            default, choices=spec.metadata.get("choices"), problem=spec.metadata.get("problem"), description=description
+        )
     return luigi.Parameter(default=default, description=description)
 
 
@@ -103,8 +105,9 @@ class NamesParameter(luigi.ListParameter):
     """A list setting written as a JSON list or as items separated by commas or new lines (`drift, realized`); each
     one of `choices` when given, else refused naming them."""
 
-    def __init__(self, default, *, choices=None, **kwargs):
+    def __init__(self, default, *, choices=None, problem=None, **kwargs):
         self.choices = tuple(choices) if choices else None
+        self.problem = problem  # item -> why it is refused, or ""
         super().__init__(default=list(default), **kwargs)
 
     def parse(self, x):
@@ -120,6 +123,9 @@ class NamesParameter(luigi.ListParameter):
         unknown = [item for item in value or () if self.choices and item not in self.choices]
         if unknown:
             raise ValueError(f"{', '.join(map(repr, unknown))} not among {', '.join(self.choices or ())}")
+        problems = [self.problem(item) for item in value or ()] if self.problem else []
+        if any(problems):
+            raise ValueError("; ".join(p for p in problems if p))
         return value
 
 
