@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from batchml.base.errors import IntegrityError
@@ -41,8 +43,8 @@ def test_a_partition_target_loads_the_verified_manifest_of_its_date(pipeline, da
     assert not target.exists()
     storage = make_storage()
     with storage.writer("features", day) as writer:
-        (writer.path / "part-0.parquet").write_bytes(b"PAR1")
-        writer.commit(make_manifest(dataset="features", date=day))
+        pq.write_table(pa.table({"id": [1, 2]}), writer.path / "part-0.parquet")  # a real file: tables read it
+        writer.commit(make_manifest(2, dataset="features", date=day))
     assert target.exists()
     assert target.load().dataset == "features"
     (storage.partition_path("features", day) / "part-0.parquet").write_bytes(b"PAR1 longer")
