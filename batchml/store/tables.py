@@ -30,6 +30,12 @@ files: `check` reports it and `sync` (run by `batchml verify --repair`) commits 
 files again. `commit_date` is idempotent: a date whose table files already are the manifest's
 makes no new snapshot. Commits of different dates from several processes conflict only on the
 catalog pointer; pyiceberg refreshes and retries them (`commit.retry.num-retries`).
+
+batchml reads what it writes through the tables: the project context sets `storage.tables`, and the storage's
+`files(dataset, date)` and `committed_dates(dataset)` then ask `files_of` and `dates` here. A date's files are the
+table's current ones, after comparing them with the date's manifest (the integrity record) and healing the date under
+its lock where they disagree; a dataset's dates come from the current snapshot's manifest list. Each table is loaded
+once per process for reads (`loaded`) and replaced by this process's own commits.
 """
 
 from __future__ import annotations
