@@ -22,7 +22,8 @@ from tests.servers import wait_until
 DAY = dt.date(2026, 2, 10)
 DAILY = {
     "SourceData", "ExtractFeatures", "ChampionModel", "ResolveModel", "ScorePredictions", "DetectDrift",
-    "LabelsArrived", "ExtractLabels", "Metrics", "CheckMetrics", "RetrainIfDrifted", "DailyReport", "DailyScore",
+    "LabelsArrived", "ExtractLabels", "EstimatePerformance", "Metrics", "CheckMetrics", "RetrainIfDrifted",
+    "DailyReport", "DailyScore",
 }  # fmt: skip
 
 
