@@ -239,7 +239,10 @@ class Tables:
             with tx.update_spec() as spec:
                 spec.add_identity(DATE)
             tx.set_properties({"schema.name-mapping.default": _name_mapping(tx.table_metadata.schema())})
-            return tx.commit_transaction()
+            tx.commit_transaction()  # gives the staged table, which a retried commit could not refresh: load it
+            created = self.table(dataset)
+            assert created is not None
+            return created
         # Another process created it first: pyiceberg says so, or its retry (TABLE_PROPERTIES) finds it cannot
         # refresh a table that was only staged (ValueError).
         except (TableAlreadyExistsError, CommitFailedException, ValueError):

@@ -318,6 +318,36 @@ def test_a_table_commit_of_a_date_that_changed_under_it_fails_instead_of_overwri
     assert tables.check("predictions", DAY, store.manifest("predictions", DAY).files) == []
 
 
+def test_the_commit_that_creates_the_table_retries_over_another_dates_commit(store, tmp_path):
+    """The first commit creates the table; another date committed before its snapshot lands makes it retry, and the
+    retry refreshes the table (the created one, not pyiceberg's staged table, which cannot be refreshed)."""
+    import os
+    import subprocess
+    import sys
+
+    commit(store, DAY, [frame([1], 1.0)])  # committed to the folder; its table commit is the run's
+    fifo = tmp_path / "gate"
+    os.mkfifo(fifo)
+    gate = os.open(fifo, os.O_RDWR)
+    run = subprocess.Popen(
+        [sys.executable, "-c", SYNC, str(store.root), DAY.isoformat()],
+        env={**os.environ, "BATCHML_FAILPOINT": "tables.predictions.commit", "BATCHML_FAILPOINT_FIFO": str(fifo)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "batchml failpoint tables.predictions.commit reached" in run.stderr.readline()
+        other = committed(store, Tables(store.root), OTHER, [frame([7], 2.0)])  # meanwhile, another date
+    finally:
+        os.close(gate)
+    err = run.stderr.read()
+    assert run.wait(timeout=120) == 0, err
+    tables = Tables(store.root)
+    assert rows(tables.read_date("predictions", DAY)) == [(1, 1.0)]
+    assert rows(tables.read_date("predictions", OTHER)) == [(7, 2.0)]
+    assert other in [h["snapshot"] for h in tables.history("predictions", OTHER)]
+
+
 def test_batchml_expire_drops_replaced_snapshots_and_keeps_each_dates_current_commit(store, capsys):
     from batchml.cli import main
 
