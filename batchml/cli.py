@@ -55,7 +55,7 @@ def _verify(args: argparse.Namespace) -> int:
     storage = open_storage(root)
     result = verify_dates(storage, datasets, args.start, args.stop)
     tables = _tables(args, root)
-    if tables.settings.enabled and (args.repair or tables.catalog_exists()):
+    if tables.settings.kept_for(root) and (args.repair or tables.catalog_exists()):
         verify_tables(storage, tables, result, datasets, args.start, args.stop, repair=args.repair)
     for line in result.repaired:
         print(line)

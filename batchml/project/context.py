@@ -88,7 +88,7 @@ class Context:
         if "://" not in root and os.path.exists(root) and not os.path.isdir(root):
             raise ConfigError(f"[storage] root = {self.settings.storage_setting}: {root} is a file, not a folder")
         storage = open_storage(root, lease_seconds=self.settings.lease_seconds)
-        if self.settings.tables.enabled:
+        if self.settings.tables.kept_for(root):
             storage.after_commit = self._commit_table
             storage.tables = self.tables  # batchml's own reads of committed dates go through the tables
         return storage
@@ -107,7 +107,7 @@ class Context:
     def heal_tables(self, date: dt.date) -> list[str]:
         """Commit to its table each dataset of `date` whose table files are not its manifest's (a run killed between
         the two commits); the datasets healed. The rerun of a finished date calls it (tasks/daily.py)."""
-        if not self.settings.tables.enabled or not self.tables.catalog_exists():
+        if not self.settings.tables.kept_for(self.settings.storage_root) or not self.tables.catalog_exists():
             return []
         healed = []
         for dataset in self.settings.tables.datasets:

@@ -89,8 +89,9 @@ class TableSettings:
     catalog: str = setting(
         "",
         'The Iceberg catalog: "" for the embedded SQLite catalog, _catalog/catalog.db in the storage root (a local '
-        "root only), a SQLAlchemy URL (postgresql+psycopg://user@host/db, sqlite:////abs/path.db) for a SQL catalog, "
-        "or rest+http(s)://host/path for a REST catalog. Secrets belong in the environment (PGPASSWORD), not here.",
+        "root; an object-store root with no catalog keeps no tables), a SQLAlchemy URL (postgresql+psycopg://user@host"
+        "/db, sqlite:////abs/path.db) for a SQL catalog, or rest+http(s)://host/path for a REST catalog. Secrets "
+        "belong in the environment (PGPASSWORD), not here.",
     )
     namespace: str = setting("batchml", "The catalog namespace holding the tables (one per dataset).")
     enabled: bool = setting(
@@ -106,6 +107,13 @@ class TableSettings:
         "Days a replaced date's earlier snapshot stays readable (as of its time) before `expire` drops it and its "
         "files; the current snapshot is always kept.",
     )
+
+    def kept_for(self, root: str) -> bool:
+        """Whether a storage root's dates go to tables: enabled, and a catalog to keep them in. An object-store root
+        with the embedded catalog has none (SQLite needs a local file): its dates are kept as before, folders and
+        manifests, until [tables] catalog names one."""
+        remote = "://" in str(root) and not str(root).startswith("file://")
+        return self.enabled and bool(self.catalog.strip() or not remote)
 
 
 def _days(date: dt.date) -> int:

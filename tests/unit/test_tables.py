@@ -506,3 +506,11 @@ def test_a_date_committed_again_with_the_same_bytes_after_a_file_was_damaged_in_
     assert store.files("predictions", DAY) == [path]
     assert rows(pa.concat_tables(pq.read_table(f) for f in store.files("predictions", DAY))) == [(1, 10.0), (2, 10.0)]
     assert len(tables.history("predictions", DAY)) == 1  # no new snapshot: the table's files already were the bytes
+
+
+def test_an_object_store_root_keeps_tables_only_once_a_catalog_is_named():
+    """The embedded catalog is a SQLite file: an s3:// root with it keeps no tables (dates committed as before)."""
+    assert TableSettings().kept_for("data") and TableSettings().kept_for("/srv/p/data")
+    assert not TableSettings().kept_for("s3://bucket/prefix")
+    assert TableSettings(catalog="postgresql+psycopg://u@db/iceberg").kept_for("s3://bucket/prefix")
+    assert not TableSettings(enabled=False, catalog="postgresql+psycopg://u@db/iceberg").kept_for("s3://b/p")
