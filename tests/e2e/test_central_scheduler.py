@@ -86,14 +86,14 @@ def test_daily_score_through_luigid_every_task_done_with_progress_messages_and_h
     assert luigid.requests("set_task_status_message") >= partitions + 2
 
     # The task history (SQLite): each task was handed out once per run of it and finished DONE.
-    # The labelled date (D - 2) is extracted, pinned and scored too, for D's realized metrics;
+    # The labelled date (D - 2) is extracted, pinned, scored and estimated too, for D's realized metrics;
     # ResolveModel(D) runs twice, as it yields ChampionModel on a cold start and runs again once
     # that is done, and Metrics twice, as it yields the labelled date's scoring and labels.
     events = luigid.events()
     last = {task: event for task, _, event, _ in events}
     assert set(last) == set(tasks) and set(last.values()) == {"DONE"}
     runs = Counter(name for _, name, event, _ in events if event == "RUNNING")
-    twice = {"ExtractFeatures": 2, "ScorePredictions": 2, "Metrics": 2, "ResolveModel": 3}
+    twice = {"ExtractFeatures": 2, "ScorePredictions": 2, "EstimatePerformance": 2, "Metrics": 2, "ResolveModel": 3}
     assert runs == {name: twice.get(name, 1) for name in DAILY - {"SourceData", "LabelsArrived"}}
     # ... and the UI shows it.
     with urllib.request.urlopen(f"{luigid.url}/history/by_task_id/{score}", timeout=10) as page:
