@@ -456,13 +456,19 @@ def _nan_for_none(metrics: dict) -> dict:
 
 
 def with_estimate_error(storage, date: dt.date, metrics: dict, policy: EstimationPolicy) -> dict:
-    """metrics.json with the labelled date's `estimate_error` and the `estimator` check (a warning, never a failure).
+    """metrics.json with the date's own estimate (`estimated`), the labelled date's `estimate_error` and the
+    `estimator` check (a warning, never a failure).
 
     The check looks at the errors recorded for the same version in the metrics.json of the
     `3 n + 7` dates before `date` (wide enough for gaps and a label lag), and this one's.
     """
+    if not policy.enabled:
+        return metrics
+    own = read_document(storage, layout.monitoring_file(date, ESTIMATED))
+    if own:  # the date's own estimate beside its realized numbers (estimated.json holds the whole of it)
+        metrics = {**metrics, "estimated": {k: own.get(k) for k in ("version", "status", "metrics", "sampling_error")}}
     realized = (metrics.get("numbers") or {}).get("realized")
-    error = estimate_errors(storage, realized) if realized and policy.enabled else None
+    error = estimate_errors(storage, realized) if realized else None
     if error is None:
         return metrics
     check = policy.check(metrics.get("task", "regression"))

@@ -306,3 +306,14 @@ def test_a_regressors_date_is_sampled_before_its_predictions_are_joined_with_its
     alone = estimate_rows(estimator, outputs, inputs, None)  # the same 10 rows as a date of 10 rows
     assert sampled["metrics"] == alone["metrics"]
     assert sampled["sampling_error"]["mae"] == pytest.approx(alone["sampling_error"]["mae"] * math.sqrt(10 / 50))
+
+
+def test_metrics_json_carries_the_dates_own_estimate_beside_its_realized_numbers(tmp_path):
+    storage = open_storage(tmp_path)
+    labelled = DAY - dt.timedelta(days=1)
+    metrics = metrics_json(labelled, {"roc_auc": 0.85})
+    own = estimate(DAY, 500, {"roc_auc": 0.88, "accuracy": 0.8}, {"roc_auc": 0.01, "accuracy": 0.02})
+    write_document(storage, f"monitoring/date={DAY}/estimated.json", own)
+    got = with_estimate_error(storage, DAY, metrics, EstimationPolicy())
+    assert got["estimated"] == {k: own[k] for k in ("version", "status", "metrics", "sampling_error")}
+    assert with_estimate_error(storage, DAY, metrics, EstimationPolicy(enabled=False)) == metrics
