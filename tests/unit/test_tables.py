@@ -3,9 +3,12 @@ and by DuckDB's iceberg extension."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -287,28 +290,32 @@ Tables(sys.argv[1]).sync(Storage(sys.argv[1]), "predictions", dt.date.fromisofor
 """
 
 
-def test_a_table_commit_of_a_date_that_changed_under_it_fails_instead_of_overwriting_it(store, tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    tables = Tables(store.root)
-    committed(store, tables, DAY, [frame([1], 1.0)])
-    commit(store, DAY, [frame([2], 2.0)], version="2")  # the commit a repair will register
+@contextlib.contextmanager
+def sync_held_at_its_commit(store: Storage, tmp_path: Path, date: dt.date):
+    """A process syncing `date`'s table, held at its failpoint just before the snapshot lands; released on leaving
+    the block. Yields the process (its stderr still to read)."""
     fifo = tmp_path / "gate"
     os.mkfifo(fifo)
     gate = os.open(fifo, os.O_RDWR)  # held open: the run waits at its failpoint until it is closed
     run = subprocess.Popen(
-        [sys.executable, "-c", SYNC, str(store.root), DAY.isoformat()],
+        [sys.executable, "-c", SYNC, str(store.root), date.isoformat()],
         env={**os.environ, "BATCHML_FAILPOINT": "tables.predictions.commit", "BATCHML_FAILPOINT_FIFO": str(fifo)},
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
         assert "batchml failpoint tables.predictions.commit reached" in run.stderr.readline()
-        third = committed(store, tables, DAY, [frame([3, 4], 3.0)], version="3")  # meanwhile, under the date's lock
+        yield run
     finally:
         os.close(gate)
+
+
+def test_a_table_commit_of_a_date_that_changed_under_it_fails_instead_of_overwriting_it(store, tmp_path):
+    tables = Tables(store.root)
+    committed(store, tables, DAY, [frame([1], 1.0)])
+    commit(store, DAY, [frame([2], 2.0)], version="2")  # the commit a repair will register
+    with sync_held_at_its_commit(store, tmp_path, DAY) as run:
+        third = committed(store, tables, DAY, [frame([3, 4], 3.0)], version="3")  # meanwhile, under the date's lock
     err = run.stderr.read()
     assert run.wait(timeout=120) != 0
     assert "IntegrityError: predictions 2026-03-02: table batchml.predictions: another commit of this date" in err
@@ -321,25 +328,9 @@ def test_a_table_commit_of_a_date_that_changed_under_it_fails_instead_of_overwri
 def test_the_commit_that_creates_the_table_retries_over_another_dates_commit(store, tmp_path):
     """The first commit creates the table; another date committed before its snapshot lands makes it retry, and the
     retry refreshes the table (the created one, not pyiceberg's staged table, which cannot be refreshed)."""
-    import os
-    import subprocess
-    import sys
-
     commit(store, DAY, [frame([1], 1.0)])  # committed to the folder; its table commit is the run's
-    fifo = tmp_path / "gate"
-    os.mkfifo(fifo)
-    gate = os.open(fifo, os.O_RDWR)
-    run = subprocess.Popen(
-        [sys.executable, "-c", SYNC, str(store.root), DAY.isoformat()],
-        env={**os.environ, "BATCHML_FAILPOINT": "tables.predictions.commit", "BATCHML_FAILPOINT_FIFO": str(fifo)},
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert "batchml failpoint tables.predictions.commit reached" in run.stderr.readline()
+    with sync_held_at_its_commit(store, tmp_path, DAY) as run:
         other = committed(store, Tables(store.root), OTHER, [frame([7], 2.0)])  # meanwhile, another date
-    finally:
-        os.close(gate)
     err = run.stderr.read()
     assert run.wait(timeout=120) == 0, err
     tables = Tables(store.root)
