@@ -613,7 +613,8 @@ class Registry:
 
     def version_file(self, pin: ModelPin, artifact: str, cache_dir: str | os.PathLike) -> bytes | None:
         """An artifact of the pinned version's run, cached beside its model; None when the run has no such file."""
-        target = Path(cache_dir, pin.name, pin.version, "artifacts", artifact)
+        # Under "run-files", not "artifacts": the cache is a copy, not an artifact store (tests/e2e/test_scale_out.py).
+        target = Path(cache_dir, pin.name, pin.version, "run-files", artifact)
         if not target.exists():
             if not pin.run_id:
                 return None
