@@ -135,7 +135,7 @@ class FileSource:
     """Parquet or CSV (gzip too) under an fsspec path template (a file, a folder or a glob).
 
     `s3://raw/orders/date={date}/` reads every file in that folder; a template such as
-    `/data/yellow_tripdata_{year}-{month}.parquet` names a file holding many dates, from
+    `/data/orders_{year}-{month}.parquet` names a file holding many dates, from
     which a date's rows are those whose contract timestamp falls on it (pushed down into
     the Parquet read as a filter). Rows of a date-specific file that belong to another
     date are kept and quarantined by validation instead.
