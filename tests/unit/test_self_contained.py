@@ -45,15 +45,14 @@ def test_no_test_reads_outside_the_repository():
 
 
 def test_the_finder_sees_a_path_above_the_repository():
+    above = 3  # tests/unit/x.py: two levels up is the repository, one more the folder above it
     probe = (
-        'from pathlib import Path\nX = Path(__file__).resolve().parents[3] / "fixtures"\nY = Path(__file__).parents[2] '
-        '/ "tests"\nZ = open("../fixtures/x.csv")\nW = Path("data") / "../../up"\nhref = "../index.html"\n'
+        f'from pathlib import Path\nX = Path(__file__).resolve().parents[{above}] / "fixtures"\n'
+        'Y = Path(__file__).parents[2] / "tests"\n'
+        'Z = open("../fixtures/x.csv")\nW = Path("data") / "../../up"\nhref = "../index.html"\n'
     )
-    assert sorted(escapes(probe, depth=3)) == [
-        "../../up",
-        "../fixtures/x.csv",
-        ".parents[3]",
-    ]  # tests/unit/x.py: parents[2] is the repository
+    found = sorted(escapes(probe, depth=3))
+    assert found == ["../../up", "../fixtures/x.csv", f".parents[{above}]"]
 
 
 def test_the_real_samples_ship_in_the_repository():
