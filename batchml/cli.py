@@ -74,7 +74,7 @@ def _history(args: argparse.Namespace) -> int:
     if not entries:
         print(f"no snapshot of {args.dataset} {args.date} in the Iceberg catalog of {root}", file=sys.stderr)
         return 1
-    rows = [("snapshot", "committed at (UTC)", "model version", "rows", "operation")]
+    rows = [("snapshot", "committed at (UTC)", "model version", "rows", "operation", "readable as of")]
     rows += [
         (
             str(e["snapshot"]),
@@ -82,6 +82,7 @@ def _history(args: argparse.Namespace) -> int:
             e["model_version"] or "-",
             str(e["rows"]),
             e["operation"],
+            "no (expired)" if e["expired"] else "yes",
         )
         for e in entries
     ]

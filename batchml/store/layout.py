@@ -17,6 +17,7 @@
     _catalog/catalog.db                                   the embedded Iceberg catalog (SQLite; batchml.store.tables)
     _tables/<dataset>/metadata/                           a dataset's Iceberg table metadata
     _tables/<dataset>/data/date=YYYY-MM-DD/<id>-part-*.parquet  the table's files: links to committed files
+    _tables/<dataset>/history/date=YYYY-MM-DD/<snapshot>.json   a commit of the date whose snapshot was expired
     _estimators/<model>/<version>/<file>                  the performance estimator of a version batchml did not
     train, fitted on its first labelled dates
 
@@ -133,6 +134,11 @@ ESTIMATORS = "_estimators"
 def estimator_file(model: str, version: str, name: str) -> str:
     """A file of the performance estimator fitted for a version batchml did not train (batchml.monitor.estimated)."""
     return f"{ESTIMATORS}/{model}/{version}/{name}"
+
+
+def table_history(dataset: str, date: dt.date) -> str:
+    """The folder of a date's history entries whose snapshots retention dropped (one JSON file per snapshot)."""
+    return f"{TABLES}/{dataset}/history/{date_dir(date)}"
 
 
 def table_data(dataset: str, date: dt.date) -> str:

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import logging
 import os
 import shutil
@@ -104,8 +105,8 @@ class TableSettings:
     )
     keep_snapshots_days: int = count(
         30,
-        "Days a replaced date's earlier snapshot stays readable (as of its time) before `expire` drops it and its "
-        "files; the current snapshot is always kept.",
+        "Days a snapshot stays readable as of its time; then a date's commit (or `batchml expire`) drops it and the "
+        "files only it referenced, keeping its history entry. The current snapshot is always kept.",
     )
 
     def kept_for(self, root: str) -> bool:
@@ -321,6 +322,7 @@ class Tables:
         self._loaded[dataset] = committed  # this process's reads see its own commit without loading the table again
         snapshot = committed.current_snapshot()
         assert snapshot is not None
+        self._expire_due(dataset, committed)
         return snapshot.snapshot_id
 
     def _names_of(self, table: Table, date: dt.date) -> list[str]:
@@ -341,6 +343,8 @@ class Tables:
         files with `placed`; the table as committed."""
         from pyiceberg.expressions.parser import parse
 
+        from batchml.store.month_manifests import date_overwrite
+
         tx = table.transaction()
         if any(name not in tx.table_metadata.schema().column_names for s in schemas for name in s.names):
             with tx.update_schema() as update:
@@ -355,7 +359,7 @@ class Tables:
             P_ROWS: str(rows),
             P_RUN: run,
         }
-        with tx.update_snapshot(snapshot_properties=summary).overwrite() as overwrite:
+        with date_overwrite(tx, table.io, summary) as overwrite:  # one manifest per month: reads stay fast
             # The date is the conflict scope: a retry after another process committed another date goes through;
             # after another commit of this date it fails (serializable per date).
             overwrite.delete_by_predicate(parse(_on(date)))
@@ -491,27 +495,19 @@ class Tables:
         return table.scan(row_filter=_on(date), snapshot_id=snapshot_id).to_arrow()
 
     def history(self, dataset: str, date: dt.date) -> list[dict]:
-        """Every snapshot that committed `date`, oldest first: snapshot id, committed_at, model_version, rows,
-        operation, run."""
+        """Every commit of `date`, oldest first: snapshot id, committed_at, model_version, rows, operation, run, and
+        `expired` (its snapshot dropped by retention: listed, no longer readable as of its time)."""
         table = self.table(dataset)
         if table is None:
             return []
-        wanted = date.isoformat()
-        out = []
-        for snap in sorted(table.metadata.snapshots, key=lambda s: s.timestamp_ms):
-            summary = snap.summary
-            if summary is None or summary.get(P_DATE) != wanted:
-                continue
-            out.append(
-                {
-                    "snapshot": snap.snapshot_id,
-                    "committed_at": dt.datetime.fromtimestamp(snap.timestamp_ms / 1000, dt.UTC),
-                    "model_version": summary.get(P_MODEL) or None,
-                    "rows": int(summary.get(P_ROWS, "0")),
-                    "operation": summary.operation.value,
-                    "run": summary.get(P_RUN) or None,
-                }
-            )
+        entries = {e["snapshot"]: {**e, "expired": True} for e in self._records(dataset, date)}
+        for snap in table.metadata.snapshots:
+            entry = _entry(snap)
+            if entry is not None and entry["date"] == date.isoformat():
+                entries[snap.snapshot_id] = {**entry, "expired": False}
+        out = sorted(entries.values(), key=lambda e: e["committed_at"])
+        for entry in out:
+            del entry["date"]
         return out
 
     # -- checking and healing ---------------------------------------------------------------
@@ -660,35 +656,83 @@ class Tables:
 
     # -- retention --------------------------------------------------------------------------
     def expire(self, now: dt.datetime, datasets: tuple[str, ...] = layout.DATASETS) -> int:
-        """Drop snapshots older than `keep_snapshots_days` before `now` and the files only they referenced; how many
-        snapshots were dropped. Kept whatever their age: a table's current snapshot, and for each date the latest
-        snapshot that committed it (its current rows' commit, which `history` lists)."""
+        """Drop every snapshot committed more than `keep_snapshots_days` before `now` except each table's current one,
+        and the table files only they referenced; how many snapshots were dropped. The dates those snapshots committed
+        stay listed by `history` (from the records written before the drop), no longer readable as of their time."""
+        return sum(self._expire(dataset, now) for dataset in datasets)
+
+    def _expire(self, dataset: str, now: dt.datetime) -> int:
+        from pyiceberg.exceptions import CommitFailedException
+
         cutoff = int((now - dt.timedelta(days=self.settings.keep_snapshots_days)).timestamp() * 1000)
-        dropped = 0
-        for dataset in datasets:
+        for attempt in range(3):  # a date committed meanwhile by another process: plan again on the new metadata
             table = self.table(dataset)
-            if table is None or table.current_snapshot() is None:
-                continue
-            current = table.current_snapshot()
-            assert current is not None
-            latest: dict[str, Any] = {}  # date -> the latest snapshot that committed it
-            for snap in sorted(table.metadata.snapshots, key=lambda s: s.timestamp_ms):
-                committed_date = snap.summary.get(P_DATE) if snap.summary is not None else None
-                if committed_date:
-                    latest[str(committed_date)] = snap.snapshot_id
-            keep = {current.snapshot_id, *latest.values()}
+            current = table.current_snapshot() if table is not None else None
+            if table is None or current is None:
+                return 0
             old = [
-                s.snapshot_id for s in table.metadata.snapshots if s.timestamp_ms < cutoff and s.snapshot_id not in keep
+                s for s in table.metadata.snapshots if s.timestamp_ms < cutoff and s.snapshot_id != current.snapshot_id
             ]
             if not old:
-                continue
+                return 0
+            for snap in old:  # before the drop: a kill after it leaves records of snapshots still there (one listing)
+                self._record(dataset, snap)
             before = _referenced(table)
-            table.maintenance.expire_snapshots().by_ids(old).commit()
+            try:
+                table.maintenance.expire_snapshots().by_ids([s.snapshot_id for s in old]).commit()
+            except CommitFailedException:
+                if attempt == 2:
+                    raise
+                continue
             table = self.catalog.load_table(self.identifier(dataset))
+            self._loaded[dataset] = table
+            # The data files (links), manifests and manifest lists only the dropped snapshots referenced; a commit
+            # under way elsewhere builds on the current snapshot, which is kept, and its new files are in neither set.
             for path in sorted(before - _referenced(table)):
                 _remove(self, path)
-            dropped += len(old)
-        return dropped
+            return len(old)
+        raise AssertionError("unreachable")
+
+    def _expire_due(self, dataset: str, table: Table) -> None:
+        """After a commit: expire the table's snapshots when its oldest is past retention (about once a day for a
+        daily run), so that a year of commits keeps the metadata, and with it every read and commit, small without
+        anyone running `batchml expire`. Another process committing meanwhile leaves it to the next commit."""
+        from pyiceberg.exceptions import CommitFailedException
+
+        now = dt.datetime.now(dt.UTC)
+        cutoff = (now - dt.timedelta(days=self.settings.keep_snapshots_days)).timestamp() * 1000
+        current = table.metadata.current_snapshot_id
+        if not any(s.timestamp_ms < cutoff and s.snapshot_id != current for s in table.metadata.snapshots):
+            return
+        try:
+            dropped = self._expire(dataset, now)
+        except (CommitFailedException, OSError) as exc:
+            log.warning(
+                "%s: expiring snapshots older than %d days left to the next commit: %s",
+                dataset,
+                self.settings.keep_snapshots_days,
+                exc,
+            )
+            return
+        log.info("%s: expired %d snapshots older than %d days", dataset, dropped, self.settings.keep_snapshots_days)
+
+    def _record(self, dataset: str, snap: Any) -> None:
+        """Keep what a snapshot committed (its date's history entry) in a small JSON file beside the table."""
+        entry = _entry(snap)
+        if entry is None:
+            return
+        path = self._url(
+            f"{layout.table_history(dataset, dt.date.fromisoformat(entry['date']))}/{snap.snapshot_id}.json"
+        )
+        _write_text(self, path, json.dumps({**entry, "committed_at": entry["committed_at"].isoformat()}))
+
+    def _records(self, dataset: str, date: dt.date) -> list[dict]:
+        """The history entries of `date` kept for its expired snapshots."""
+        out = []
+        for text in _read_texts(self, self._url(layout.table_history(dataset, date))):
+            entry = json.loads(text)
+            out.append({**entry, "committed_at": dt.datetime.fromisoformat(entry["committed_at"])})
+        return out
 
 
 def _with_date_bounds(stats: dict[str, Any], date_id: int, date: dt.date) -> dict[str, Any]:
@@ -726,10 +770,15 @@ def _wanted(manifest: Any) -> dict[str, str]:
     return {_table_name(f["path"], f.get("sha256", "")): f["path"] for f in manifest.files}
 
 
+# Manifest path -> the dates its live entries hold. Manifests are immutable: one read per process serves every later
+# listing (past months' manifests are carried unchanged from snapshot to snapshot).
+_MANIFEST_DATES: dict[str, frozenset[dt.date]] = {}
+
+
 def _partition_dates(table: Table) -> set[dt.date]:
-    """The dates with data files in the table's current snapshot. Each manifest of a snapshot batchml commits holds one
-    date (its partition summary's bounds are equal): the manifest list says it; a manifest spanning several dates
-    (rewritten by another engine) is read for its entries."""
+    """The dates with data files in the table's current snapshot. A manifest holding one date (its partition summary's
+    bounds are equal) says so in the manifest list; a month's manifest (batchml.store.month_manifests) or one spanning
+    several dates (rewritten by another engine) is read for its entries, once per process."""
     from pyiceberg.conversions import from_bytes
     from pyiceberg.manifest import ManifestContent
     from pyiceberg.types import DateType
@@ -753,8 +802,14 @@ def _partition_dates(table: Table) -> set[dt.date]:
         if live is not None and bound:
             out.add(epoch + dt.timedelta(days=int(from_bytes(DateType(), bound))))
             continue
-        for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
-            out.add(epoch + dt.timedelta(days=entry.data_file.partition[0]))
+        if manifest.manifest_path not in _MANIFEST_DATES:
+            if len(_MANIFEST_DATES) > 4096:
+                _MANIFEST_DATES.clear()
+            _MANIFEST_DATES[manifest.manifest_path] = frozenset(
+                epoch + dt.timedelta(days=entry.data_file.partition[0])
+                for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)
+            )
+        out |= _MANIFEST_DATES[manifest.manifest_path]
     return out
 
 
@@ -807,9 +862,61 @@ def _remove(tables: Tables, path: str) -> None:
 
 
 def _referenced(table: Table) -> set[str]:
-    """Every data file any snapshot of the table references."""
-    out: set[str] = set()
-    for snap in table.metadata.snapshots:
-        for manifest in snap.manifests(table.io):
-            out.update(e.data_file.file_path for e in manifest.fetch_manifest_entry(table.io, discard_deleted=True))
+    """Every file any snapshot of the table references: data files, manifests and manifest lists (each manifest read
+    once: snapshots share them)."""
+    manifests = {m.manifest_path: m for snap in table.metadata.snapshots for m in snap.manifests(table.io)}
+    data = {
+        e.data_file.file_path
+        for manifest in manifests.values()
+        for e in manifest.fetch_manifest_entry(table.io, discard_deleted=True)
+    }
+    return data | set(manifests) | {snap.manifest_list for snap in table.metadata.snapshots}
+
+
+def _entry(snap: Any) -> dict | None:
+    """A snapshot's history entry (None for one that committed no date: made by another engine)."""
+    summary = snap.summary
+    if summary is None or not summary.get(P_DATE):
+        return None
+    return {
+        "snapshot": snap.snapshot_id,
+        "date": summary.get(P_DATE),
+        "committed_at": dt.datetime.fromtimestamp(snap.timestamp_ms / 1000, dt.UTC),
+        "model_version": summary.get(P_MODEL) or None,
+        "rows": int(summary.get(P_ROWS, "0")),
+        "operation": summary.operation.value,
+        "run": summary.get(P_RUN) or None,
+    }
+
+
+def _write_text(tables: Tables, path: str, text: str) -> None:
+    """Write a small file whole (a temporary file renamed over it on a local root)."""
+    if tables.remote:
+        import fsspec
+
+        with fsspec.open(path, "w") as fh:
+            fh.write(text)
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
+    with open(tmp, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def _read_texts(tables: Tables, folder: str) -> list[str]:
+    """The texts of the .json files in a folder (none when it does not exist)."""
+    if tables.remote:
+        import fsspec
+
+        fs = fsspec.core.url_to_fs(folder)[0]
+        paths = fs.glob(f"{folder}/*.json") if fs.exists(folder) else []
+        return [fs.cat_file(p).decode() for p in paths]
+    if not os.path.isdir(folder):
+        return []
+    out = []
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".json"):
+            with open(os.path.join(folder, name)) as fh:
+                out.append(fh.read())
     return out

@@ -112,6 +112,14 @@ def test_a_postgresql_catalog_with_an_s3_warehouse_keeps_each_date_and_its_histo
     assert table.metadata_location.startswith(f"{root}/")
     assert all(task.file.file_path.startswith(f"{root}/") for task in table.scan().plan_files())
 
+    # Retention on S3: the replaced snapshots go, their commits stay listed from the records written beside the table.
+    assert Tables(root, TableSettings(catalog=catalog, keep_snapshots_days=0)).expire(dt.datetime.now(dt.UTC)) == 2
+    assert [(h["snapshot"], h["rows"], h["expired"]) for h in tables.history(DATASET, DAY)] == [
+        (first, 3, True),
+        (second, 4, True),
+    ]
+    assert rows(tables.read_date(DATASET, DAY)) == [(1, 20.0), (2, 20.0), (3, 20.0), (4, 20.0)]
+
 
 @pytest.mark.slow
 @pytest.mark.faults

@@ -120,14 +120,17 @@ def test_check_names_a_date_whose_table_commit_did_not_happen_and_sync_heals_it(
 def test_expire_drops_old_snapshots_and_only_their_files(store):
     tables = Tables(store.root, TableSettings(keep_snapshots_days=1))
     first = committed(store, tables, DAY, [frame([1], 1.0)])
-    committed(store, tables, DAY, [frame([2], 2.0)])
+    second = committed(store, tables, DAY, [frame([2], 2.0)])
     links = sorted((store.root / layout.table_data("predictions", DAY)).iterdir())
     assert len(links) == 2
 
     assert tables.expire(dt.datetime.now(dt.UTC)) == 0
     assert tables.expire(dt.datetime.now(dt.UTC) + dt.timedelta(days=2)) == 1
 
-    assert [h["rows"] for h in tables.history("predictions", DAY)] == [1]
+    assert [(h["snapshot"], h["expired"]) for h in tables.history("predictions", DAY)] == [
+        (first, True),
+        (second, False),
+    ]
     assert rows(tables.read_date("predictions", DAY)) == [(2, 2.0)]
     with pytest.raises(ValueError):
         tables.read_date("predictions", DAY, as_of=first)
@@ -244,11 +247,13 @@ def test_batchml_history_lists_what_scored_a_date_when_run_in_a_project_folder(t
 
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert lines[0].split() == ["snapshot", "committed", "at", "(UTC)", "model", "version", "rows", "operation"]
+    assert lines[0].split() == [
+        *("snapshot", "committed", "at", "(UTC)", "model", "version", "rows", "operation", "readable", "as", "of")
+    ]
     stamps = [h["committed_at"].strftime("%Y-%m-%d %H:%M:%S").split() for h in tables.history("predictions", DAY)]
     assert [line.split() for line in lines[1:]] == [
-        [str(first), *stamps[0], "4", "3", "append"],
-        [str(second), *stamps[1], "5", "2", "overwrite"],
+        [str(first), *stamps[0], "4", "3", "append", "yes"],
+        [str(second), *stamps[1], "5", "2", "overwrite", "yes"],
     ]
     missing = subprocess.run(
         [str(Path(sys.executable).parent / "batchml"), "history", "--date", "2026-01-01"],
@@ -339,7 +344,7 @@ def test_the_commit_that_creates_the_table_retries_over_another_dates_commit(sto
     assert other in [h["snapshot"] for h in tables.history("predictions", OTHER)]
 
 
-def test_batchml_expire_drops_replaced_snapshots_and_keeps_each_dates_current_commit(store, capsys):
+def test_batchml_expire_drops_every_old_snapshot_but_the_current_and_history_still_lists_them(store, capsys):
     from batchml.cli import main
 
     tables = Tables(store.root)
@@ -353,19 +358,78 @@ def test_batchml_expire_drops_replaced_snapshots_and_keeps_each_dates_current_co
     assert main(["expire", str(store.root)]) == 0  # 30 days kept: nothing is that old
     assert capsys.readouterr().out.startswith("expired 0 snapshots committed before ")
     assert main(["expire", str(store.root), "--keep-days", "0"]) == 0
-    assert capsys.readouterr().out.startswith("expired 1 snapshots committed before ")
+    assert capsys.readouterr().out.startswith("expired 2 snapshots committed before ")
 
-    snapshots = {s.snapshot_id for s in tables.table("predictions").metadata.snapshots}
-    assert snapshots == {second, other} and first not in snapshots
-    assert [h["snapshot"] for h in tables.history("predictions", DAY)] == [second]
-    assert rows(tables.read_date("predictions", DAY)) == [(2, 2.0)]
+    assert {s.snapshot_id for s in tables.table("predictions").metadata.snapshots} == {other}
+    assert [
+        (h["snapshot"], h["model_version"], h["rows"], h["expired"]) for h in tables.history("predictions", DAY)
+    ] == [
+        (first, "1", 1, True),
+        (second, "2", 1, True),
+    ]
+    assert [(h["snapshot"], h["expired"]) for h in tables.history("predictions", OTHER)] == [(other, False)]
+    assert rows(tables.read_date("predictions", DAY)) == [(2, 2.0)]  # the current rows, from the current snapshot
     assert rows(tables.read_date("predictions", OTHER)) == [(3, 3.0)]
+    with pytest.raises(ValueError):
+        tables.read_date("predictions", DAY, as_of=second)
     assert not old_link.exists()
     assert [p.name for p in folder.iterdir()] == [
         Path(f.file_path).name for f in tables.current_files("predictions", DAY)
     ]
     assert store.verify("predictions", DAY, checksums=True)  # the date's own folder is untouched
     assert main(["expire", str(store.root), "--keep-days", "-1"]) == 1
+
+
+def test_a_commit_expires_the_snapshots_past_retention_without_batchml_expire(store):
+    tables = Tables(store.root, TableSettings(keep_snapshots_days=0))
+    first = committed(store, tables, DAY, [frame([1], 1.0)], version="1")
+    first_link = next((store.root / layout.table_data("predictions", DAY)).iterdir())
+    second = committed(store, tables, DAY, [frame([2], 2.0)], version="2")
+
+    assert [s.snapshot_id for s in tables.table("predictions").metadata.snapshots] == [second]
+    assert [(h["snapshot"], h["expired"]) for h in tables.history("predictions", DAY)] == [
+        (first, True),
+        (second, False),
+    ]
+    assert not first_link.exists()
+    assert rows(tables.read_date("predictions", DAY)) == [(2, 2.0)]
+    table = tables.table("predictions")
+    snapshot = table.current_snapshot()
+    listed = {Path(snapshot.manifest_list).name, *(Path(m.manifest_path).name for m in snapshot.manifests(table.io))}
+    assert {p.name for p in (store.root / "_tables" / "predictions" / "metadata").glob("*.avro")} == listed
+    kept = Tables(store.root, TableSettings(keep_snapshots_days=30))
+    third = committed(store, kept, OTHER, [frame([3], 3.0)])
+    assert {s.snapshot_id for s in kept.table("predictions").metadata.snapshots} == {second, third}
+
+
+def test_the_current_snapshot_lists_one_manifest_per_month_and_every_date_reads_its_own_rows(store):
+    days = [dt.date(2026, 3, 29), dt.date(2026, 3, 30), dt.date(2026, 3, 31), dt.date(2026, 4, 1), dt.date(2026, 4, 2)]
+    tables = Tables(store.root)
+    for i, day in enumerate(days):
+        committed(store, tables, day, [frame([i, 100 + i], float(i)), frame([200 + i], float(i))])
+    committed(store, tables, days[2], [frame([7], 70.0)], version="2")  # a re-score in March
+
+    table = tables.table("predictions")
+    con = duckdb_connection()
+    manifests = table.current_snapshot().manifests(table.io)
+    assert sorted((m.added_files_count + m.existing_files_count) for m in manifests) == [4, 5]  # April's, March's
+    assert len(manifests) == 2
+    for i, day in enumerate(days):
+        want = [(7, 70.0)] if day == days[2] else [(i, float(i)), (100 + i, float(i)), (200 + i, float(i))]
+        assert rows(tables.read_date("predictions", day)) == want
+        got = con.execute(
+            f"SELECT id, prediction FROM iceberg_scan('{table.metadata_location}') "
+            f"WHERE date = DATE '{day}' ORDER BY id"
+        ).fetchall()
+        assert got == want
+    assert tables.dates(store, "predictions", lambda: set(days)) == set(days)
+    assert rows(
+        tables.read_date("predictions", days[2], as_of=tables.history("predictions", days[2])[0]["snapshot"])
+    ) == [
+        (2, 2.0),
+        (102, 2.0),
+        (202, 2.0),
+    ]
 
 
 def test_the_cli_reads_tables_settings_from_the_projects_luigi_cfg(tmp_path):
