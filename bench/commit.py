@@ -30,9 +30,11 @@ in a project's second date; the first table commit of a process also pays pyiceb
                     (retention passed for all but the current snapshot). Ratios: large / one-date, before and after
                     expiry; the metadata files and bytes under the table's metadata/ are printed too (a local root).
                     The target: a year of daily snapshots does not slow reads (ratio <= 1.5 after expiry).
-                    Expiry keeps every date's latest commit: with dates committed once it drops nothing.
+                    The bench commits the year within minutes, so no commit finds a snapshot past retention
+                    (30 days): "before expiry" is a year of snapshots kept (keep_snapshots_days = 365), "after" is
+                    what a daily run's own commits keep (they expire the snapshots past retention as they go).
                     --rescore commits each date a second time right after the first (a re-score; twice the
-                    snapshots, of which expiry drops the first of each date).
+                    snapshots).
 
 The catalog is the embedded SQLite one unless --catalog names another (postgresql+psycopg://...); --root is a folder
 under --out unless given (s3://bucket/prefix with the environment's endpoint and credentials, and a --catalog).
