@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import json
 import logging
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from queue import Empty, Queue
 from typing import Any
 
 import numpy as np
@@ -92,6 +96,48 @@ class _Writer:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _read_ahead(batches: Iterator[tuple[str, pd.DataFrame]], depth: int = 1) -> Iterator[tuple[str, pd.DataFrame]]:
+    """`batches`, read on a thread of their own up to `depth` batches ahead of the caller: reading the next file or
+    query result, or a generator making it, overlaps the validation of the batch before (2.7 s -> 2.3 s extracting a
+    2M-row date of eight 250k-row batches; a second batch ahead gained nothing more). The source runs on that one
+    thread from start to end (a query's connection stays on the thread that opened it); its exceptions are raised
+    here, in order, and a caller that stops early stops it and waits for it."""
+    done = object()
+    queue: Queue = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in batches:
+                queue.put((item, None))  # a caller that stopped drains the queue until this thread ends
+                if stop.is_set():
+                    return
+            queue.put((done, None))
+        except BaseException as exc:  # handed to the caller, which raises it
+            queue.put((done, exc))
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="batchml-source-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, exc = queue.get()
+            if exc is not None:
+                raise exc
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # take what it puts until it sees `stop` (or ends) and closes the source
+            with contextlib.suppress(Empty):
+                queue.get(timeout=0.05)
+        thread.join()
+
+
 def _provenance(contract: Contract, source: Source, date: dt.date, run_id: str) -> dict[str, Any]:
     """What a manifest of the date records of where its rows came from: contract, input, code and run."""
     return {
@@ -149,7 +195,7 @@ def extract_date(
         nulls = NullCounts()
         rows_in = 0
         with _Writer(features) as writer:
-            for origin, batch in source.batches(date):
+            for origin, batch in _read_ahead(source.batches(date)):
                 origin = redact(
                     origin
                 )  # named in the quarantine, the manifest and errors: a source URL's credentials are not

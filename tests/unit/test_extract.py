@@ -3,14 +3,17 @@ a full disk."""
 
 import datetime as dt
 import errno
+import threading
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
 from batchml.base.errors import SchemaError
-from batchml.dataset.contract import Contract
+from batchml.dataset.contract import Contract, add_keys
 from batchml.dataset.extract import extract_date
+from batchml.dataset.features import model_inputs
 from batchml.dataset.sources import GeneratorSource
 from batchml.store.storage import NoSpaceLeft, open_storage
 from tests.conftest import CONTRACT, TRIPS
@@ -217,3 +220,95 @@ def test_a_full_disk_names_the_dataset_the_date_and_the_path(small_disk):
         f"No space left on device writing features of {DAY} to {small_disk}/data/features/_staging/date={DAY}/" in text
     ), text
     assert DAY not in storage.committed_dates("features") and not storage.pending_dates()
+
+
+class Watched(GeneratorSource):
+    """The example's synthetic rows, in batches, recording which thread reads each batch and when the extraction
+    asks for the next one; `fail_at` raises instead of reading that batch."""
+
+    def __init__(self, fail_at: int | None = None):
+        super().__init__(generator="taxi_hooks:trips", options={**TRIPS, "rows_per_day": 3000, "chunk_rows": 500})
+        self.fail_at, self.threads, self.closed = fail_at, [], False
+        self.second_read = threading.Event()  # the source is reading batch 2
+        self.first_validated = threading.Event()  # the extraction is done with batch 1
+
+    def batches(self, date):
+        try:
+            for i, batch in enumerate(super().batches(date)):
+                self.threads.append(threading.current_thread())
+                if i == 1:
+                    self.second_read.set()
+                if i == self.fail_at:
+                    raise OSError(f"batch {i}: connection reset")
+                yield batch
+        finally:
+            self.closed = True
+
+
+def extract_from(storage, source):
+    return extract_date(
+        source,
+        Contract.load(CONTRACT),
+        storage,
+        DAY,
+        transform="taxi_hooks:features",
+        run_id="r",
+        max_reject_share=0.05,
+        rows_per_file=500,
+    )
+
+
+def test_the_next_batch_is_read_while_the_one_before_is_validated(tmp_path, monkeypatch):
+    from batchml.dataset import extract as module
+
+    source, real = Watched(), module.validate
+
+    def validate(batch, *args, **kwargs):
+        if not source.first_validated.is_set():  # batch 1: the source reads batch 2 meanwhile, on its own thread
+            assert source.second_read.wait(timeout=10), "batch 2 was not read while batch 1 was being validated"
+            source.first_validated.set()
+        return real(batch, *args, **kwargs)
+
+    monkeypatch.setattr(module, "validate", validate)
+    storage = open_storage(tmp_path / "data")
+    result = extract_from(storage, source)
+
+    assert len(set(source.threads)) == 1 and source.threads[0] is not threading.current_thread()
+    assert source.closed
+    assert result.rows_in == 3000 and result.rows_valid + result.rows_rejected == 3000
+    # The same rows in the same order as reading and validating one batch after the other in this thread.
+    contract, seen, expected = Contract.load(CONTRACT), np.empty(0, dtype="uint64"), []
+    for origin, batch in GeneratorSource(generator=source.generator, options=source.options).batches(DAY):
+        checked = real(batch, contract, DAY, origin=origin, seen_keys=seen)
+        seen = add_keys(seen, checked.key_hashes)
+        expected.append(model_inputs(checked.valid.reset_index(drop=True), contract, "taxi_hooks:features"))
+    pd.testing.assert_frame_equal(
+        storage.read_table("features", DAY).reset_index(drop=True), pd.concat(expected, ignore_index=True)
+    )
+
+
+def test_a_source_that_fails_mid_date_fails_the_extraction_with_its_error_and_commits_nothing(tmp_path):
+    storage = open_storage(tmp_path / "data")
+    source = Watched(fail_at=3)
+
+    with pytest.raises(OSError, match="batch 3: connection reset"):
+        extract_from(storage, source)
+
+    assert source.closed
+    assert DAY not in storage.committed_dates("features") and DAY not in storage.committed_dates("quarantine")
+    assert not [t for t in threading.enumerate() if t.name == "batchml-source-reader"]
+
+
+def test_an_extraction_that_fails_early_stops_the_source_reading_ahead(tmp_path, monkeypatch):
+    from batchml.dataset import extract as module
+
+    def broken(batch, *args, **kwargs):
+        raise RuntimeError("validation broke")
+
+    monkeypatch.setattr(module, "validate", broken)
+    storage, source = open_storage(tmp_path / "data"), Watched()
+    with pytest.raises(RuntimeError, match="validation broke"):
+        extract_from(storage, source)
+
+    assert source.closed and len(source.threads) <= 3  # stopped a batch or two ahead, not read to the end (6)
+    assert not [t for t in threading.enumerate() if t.name == "batchml-source-reader"]
