@@ -334,6 +334,14 @@ def add_keys(seen: np.ndarray, hashes: np.ndarray) -> np.ndarray:
     return np.sort(np.concatenate([seen, hashes]), kind="stable")
 
 
+def seen_before(hashes: np.ndarray, seen: np.ndarray) -> bool:
+    """Whether any of the sorted `hashes` (a batch's valid keys, as `validate` gives them) is in the sorted `seen`."""
+    if not len(seen) or not len(hashes):
+        return False
+    at = np.minimum(np.searchsorted(seen, hashes), len(seen) - 1)
+    return bool((seen[at] == hashes).any())
+
+
 def _already_seen(ordered: np.ndarray, order: np.ndarray, seen: np.ndarray) -> np.ndarray:
     """Which hashes of a batch are in the sorted `seen`, given the batch sorted (`ordered`, its `order`): looked up in
     sorted order, twice as fast on a large date."""

@@ -24,7 +24,15 @@ from batchml.base.faults import failpoint
 from batchml.base.provenance import code_version, shaped_by
 from batchml.base.redact import redact
 from batchml.base.setting import setting, share
-from batchml.dataset.contract import REASON, Contract, add_keys, empty_rejected, top_reasons, validate
+from batchml.dataset.contract import (
+    REASON,
+    Contract,
+    add_keys,
+    empty_rejected,
+    seen_before,
+    top_reasons,
+    validate,
+)
 from batchml.dataset.features import labels_of, model_inputs
 from batchml.dataset.nulls import NullCounts
 from batchml.dataset.sources import Source
@@ -94,6 +102,25 @@ class _Writer:
                 future.result() if exc_type is None else future.exception()  # on an error, it stays the cause
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _validated_ahead(batches: Iterator[tuple[str, pd.DataFrame]], pool: ThreadPoolExecutor, contract: Contract, date):
+    """(origin, batch, its validation as a future: None for a batch of no rows), each batch's validation started on
+    `pool` as soon as it is read, so the next batch is validated while the caller writes the one before (2 cores:
+    the caller's model inputs and writes overlap it). A batch is validated alone (its own keys); the caller checks
+    its keys against the date's before using it. The origin is redacted: it is named in the quarantine, the manifest
+    and errors, and a source URL's credentials are not."""
+    before = None
+    for origin, batch in batches:
+        origin = redact(origin)
+        ahead = (
+            pool.submit(validate, batch, contract, date, origin=origin) if batch is not None and len(batch) else None
+        )
+        if before is not None:
+            yield before
+        before = (origin, batch, ahead)
+    if before is not None:
+        yield before
 
 
 def _read_ahead(batches: Iterator[tuple[str, pd.DataFrame]], depth: int = 1) -> Iterator[tuple[str, pd.DataFrame]]:
@@ -194,15 +221,16 @@ def extract_date(
         rejected: list[pd.DataFrame] = []
         nulls = NullCounts()
         rows_in = 0
-        with _Writer(features) as writer:
-            for origin, batch in _read_ahead(source.batches(date)):
-                origin = redact(
-                    origin
-                )  # named in the quarantine, the manifest and errors: a source URL's credentials are not
-                if batch is None or not len(batch):  # a 0-byte or header-only file: no rows, nothing to check
+        with _Writer(features) as writer, ThreadPoolExecutor(1, thread_name_prefix="batchml-validate") as validator:
+            for origin, batch, ahead in _validated_ahead(_read_ahead(source.batches(date)), validator, contract, date):
+                if ahead is None:  # a 0-byte or header-only file: no rows, nothing to check
                     empty_inputs.append(origin)
                     continue
-                checked = validate(batch, contract, date, origin=origin, seen_keys=seen)
+                checked = ahead.result()
+                if seen_before(checked.key_hashes, seen):
+                    # A key of an earlier batch again (validated alone, the batch could not know): validated once
+                    # more against the date's keys, so those rows go to the quarantine with their source text.
+                    checked = validate(batch, contract, date, origin=origin, seen_keys=seen)
                 rows_in += checked.rows_in
                 seen = add_keys(seen, checked.key_hashes)
                 nulls.add(len(checked.valid), checked.null_counts)

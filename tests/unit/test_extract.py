@@ -312,3 +312,34 @@ def test_an_extraction_that_fails_early_stops_the_source_reading_ahead(tmp_path,
 
     assert source.closed and len(source.threads) <= 3  # stopped a batch or two ahead, not read to the end (6)
     assert not [t for t in threading.enumerate() if t.name == "batchml-source-reader"]
+
+
+class Repeating(GeneratorSource):
+    """The example's rows in batches of 500, the fourth batch's first rows being rows of the first batch again, with
+    their values written as text (a CSV export read as text); the extraction validates batches ahead, alone."""
+
+    def __init__(self, repeated: int):
+        super().__init__(generator="taxi_hooks:trips", options={**TRIPS, "rows_per_day": 3000, "chunk_rows": 500})
+        self.repeated = repeated
+
+    def batches(self, date):
+        first = None
+        for i, (origin, batch) in enumerate(super().batches(date)):
+            first = batch if first is None else first
+            if i == 3:
+                batch = pd.concat([first.iloc[: self.repeated].astype(str), batch.astype(str)], ignore_index=True)
+            yield origin, batch
+
+
+def test_a_key_of_an_earlier_batch_again_is_quarantined_as_a_duplicate_with_its_source_text(tmp_path):
+    storage = open_storage(tmp_path / "data")
+    result = extract_from(storage, Repeating(repeated=7))
+
+    assert result.rows_in == 3007
+    bad = pq.read_table(storage.files("quarantine", DAY)[0]).to_pandas()
+    duplicates = bad[bad["reason"].str.startswith("key (vendor_id, pickup_datetime")]
+    assert len(duplicates) >= 7 and set(duplicates["source"]) == {"taxi_hooks:trips(2026-06-10)#3"}
+    first = next(GeneratorSource(generator="taxi_hooks:trips", options=Repeating(0).options).batches(DAY))[1]
+    assert set(duplicates["trip_distance"]) >= set(first["trip_distance"].iloc[:7].astype(str)) - {"nan"}
+    features = storage.read_table("features", DAY)
+    assert len(features) == result.rows_valid == 3007 - len(bad)
