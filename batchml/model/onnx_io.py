@@ -248,7 +248,11 @@ def onnx_feed(session, part: pd.DataFrame, inputs: tuple[str, ...]) -> dict:
         dtype = ORT_TYPES.get(declared[0].type, np.float32)
         matrix: np.ndarray = np.empty((n, len(inputs)), dtype=dtype)
         for j, name in enumerate(inputs):
-            matrix[:, j] = part[name].to_numpy(dtype=dtype, na_value=np.nan)
+            column = part[name]
+            values = column.to_numpy()  # numpy-backed numbers: the column itself, cast as it is copied in
+            if values.dtype.kind not in "iufb":  # nullable (masked) or other: its nulls as NaN
+                values = column.to_numpy(dtype=dtype, na_value=np.nan)
+            matrix[:, j] = values
         return {declared[0].name: matrix}
     feed = {}
     for item in declared:

@@ -84,3 +84,47 @@ def test_a_small_date_is_cut_into_row_ranges_that_cover_it_once(tmp_path):
     assert len(pieces) == 6
     got = pd.concat([read_rows(p, ["k"]) for p in pieces], ignore_index=True)
     assert got["k"].tolist() == list(range(10)) + list(range(100, 107))
+
+
+def test_an_onnx_matrix_input_holds_every_column_as_float_with_its_nulls_as_nan():
+    """One 2-D float input built from numpy ints, floats, bools, float32 and nullable Int64 (with a null), against a
+    column-by-column conversion written here."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from batchml.model.onnx_io import onnx_feed
+
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["X"], ["Y"])],
+        "identity",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 5])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 5])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "count": rng.integers(-5, 100, 50),
+            "share": rng.random(50),
+            "flag": rng.random(50) > 0.5,
+            "small": rng.random(50).astype("float32"),
+            "maybe": pd.array(rng.integers(0, 5, 50), dtype="Int64"),
+        }
+    )
+    frame.loc[3, "maybe"] = pd.NA
+    frame.loc[4, "share"] = np.nan
+    names = ("maybe", "count", "share", "flag", "small")  # the model's order, not the frame's
+
+    fed = onnx_feed(session, frame, names)["X"]
+
+    expected = np.array(
+        [[np.nan if pd.isna(frame.at[i, c]) else float(frame.at[i, c]) for c in names] for i in range(50)],
+        dtype=np.float32,
+    )
+    assert fed.dtype == np.float32 and fed.shape == (50, 5)
+    np.testing.assert_array_equal(fed, expected)
+    np.testing.assert_array_equal(session.run(None, {"X": fed})[0], expected)
+    assert onnx.checker.check_model(model) is None
