@@ -22,7 +22,15 @@ DAY = dt.date(2026, 6, 10)
 
 
 def extract(storage, rows_per_file=500, rows=3000):
-    source = GeneratorSource(generator="taxi_hooks:trips", options={**TRIPS, "rows_per_day": rows})
+    return extract_from(
+        storage,
+        GeneratorSource(generator="taxi_hooks:trips", options={**TRIPS, "rows_per_day": rows}),
+        rows_per_file=rows_per_file,
+    )
+
+
+def extract_from(storage, source, rows_per_file=500):
+    """Extract DAY of `source` with the taxi example's contract and features."""
     return extract_date(
         source,
         Contract.load(CONTRACT),
@@ -243,19 +251,6 @@ class Watched(GeneratorSource):
                 yield batch
         finally:
             self.closed = True
-
-
-def extract_from(storage, source):
-    return extract_date(
-        source,
-        Contract.load(CONTRACT),
-        storage,
-        DAY,
-        transform="taxi_hooks:features",
-        run_id="r",
-        max_reject_share=0.05,
-        rows_per_file=500,
-    )
 
 
 def test_the_next_batch_is_read_while_the_one_before_is_validated(tmp_path, monkeypatch):
