@@ -110,6 +110,9 @@ def _expire(args: argparse.Namespace) -> int:
     dropped = tables.expire(now)
     cutoff = now - dt.timedelta(days=tables.settings.keep_snapshots_days)
     print(f"expired {dropped} snapshots committed before {cutoff:%Y-%m-%d %H:%M:%S} UTC (the current ones kept)")
+    orphans = tables.remove_orphans(now)
+    if orphans:
+        print(f"removed {len(orphans)} table files no snapshot references (left by commits stopped a day ago or more)")
     return 0
 
 

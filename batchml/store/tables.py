@@ -661,6 +661,28 @@ class Tables:
         stay listed by `history` (from the records written before the drop), no longer readable as of their time."""
         return sum(self._expire(dataset, now) for dataset in datasets)
 
+    def remove_orphans(
+        self, now: dt.datetime, datasets: tuple[str, ...] = layout.DATASETS, grace: dt.timedelta = dt.timedelta(days=1)
+    ) -> list[str]:
+        """Delete the files under each table's `data/` and its manifests and manifest lists under `metadata/` that no
+        snapshot references and that are older than `grace` (a commit under way has not referenced its files yet):
+        what a commit or an expiry stopped by a kill left behind. The deleted paths. The `metadata.json` versions are
+        the table's own to keep or delete (`write.metadata.previous-versions-max`)."""
+        cutoff = (now - grace).timestamp()
+        removed: list[str] = []
+        for dataset in datasets:
+            table = self.table(dataset) if self.catalog_exists() else None
+            if table is None:
+                continue
+            referenced = {_plain(path) for path in _referenced(table)}
+            for path, modified in _files_under(self, self._url(f"{layout.TABLES}/{dataset}")):
+                if "/history/" in path or path.endswith(".metadata.json") or _plain(path) in referenced:
+                    continue
+                if modified < cutoff:
+                    _remove(self, path)
+                    removed.append(path)
+        return removed
+
     def _expire(self, dataset: str, now: dt.datetime) -> int:
         from pyiceberg.exceptions import CommitFailedException
 
@@ -887,6 +909,32 @@ def _entry(snap: Any) -> dict | None:
         "operation": summary.operation.value,
         "run": summary.get(P_RUN) or None,
     }
+
+
+def _plain(path: str) -> str:
+    """A path as a table's metadata and a listing both name it: no file:// scheme."""
+    return path.removeprefix("file://")
+
+
+def _files_under(tables: Tables, folder: str) -> list[tuple[str, float]]:
+    """Every file below `folder` with its modification time (seconds since the epoch)."""
+    if tables.remote:
+        import fsspec
+
+        fs = fsspec.core.url_to_fs(folder)[0]
+        out = []
+        for path, info in fs.find(folder, detail=True).items():
+            stamp = info.get("LastModified") or info.get("mtime") or info.get("created")
+            seconds = stamp.timestamp() if isinstance(stamp, dt.datetime) else float(stamp or 0)
+            out.append((fs.unstrip_protocol(path), seconds))
+        return out
+    out = []
+    for where, _, files in os.walk(_plain(folder)):
+        for name in files:
+            path = os.path.join(where, name)
+            with contextlib.suppress(FileNotFoundError):
+                out.append((path, os.path.getmtime(path)))
+    return out
 
 
 def _write_text(tables: Tables, path: str, text: str) -> None:

@@ -96,6 +96,16 @@ def test_a_postgresql_catalog_with_an_s3_warehouse_keeps_each_date_and_its_histo
 
     tables = Tables(root, TableSettings(catalog=catalog))
     assert rows(tables.read_date(DATASET, DAY)) == [(1, 20.0), (2, 20.0), (3, 20.0), (4, 20.0)]
+    # A file a stopped commit left on S3 goes once it is older than a day (here: two days from now); the rest stays.
+    import fsspec
+
+    fs = fsspec.core.url_to_fs(root)[0]
+    stray = f"{root}/_tables/{DATASET}/data/date={DAY}/0123abcd-part-00000.parquet"
+    fs.pipe(stray, b"left by a stopped commit")
+    assert tables.remove_orphans(dt.datetime.now(dt.UTC)) == []
+    assert tables.remove_orphans(dt.datetime.now(dt.UTC) + dt.timedelta(days=2)) == [stray]
+    assert not fs.exists(stray)
+    assert rows(tables.read_date(DATASET, DAY)) == [(1, 20.0), (2, 20.0), (3, 20.0), (4, 20.0)]
     assert rows(tables.read_date(DATASET, DAY, as_of=first)) == [(1, 10.0), (2, 10.0), (3, 11.0)]
     assert rows(tables.read_date(DATASET, DAY + dt.timedelta(days=1))) == [(9, 30.0)]
     assert [(h["snapshot"], h["model_version"], h["rows"]) for h in tables.history(DATASET, DAY)] == [

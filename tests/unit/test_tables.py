@@ -569,3 +569,28 @@ def test_an_object_store_root_keeps_tables_only_once_a_catalog_is_named():
     assert not TableSettings().kept_for("s3://bucket/prefix")
     assert TableSettings(catalog="postgresql+psycopg://u@db/iceberg").kept_for("s3://bucket/prefix")
     assert not TableSettings(enabled=False, catalog="postgresql+psycopg://u@db/iceberg").kept_for("s3://b/p")
+
+
+def test_batchml_expire_removes_the_table_files_a_stopped_commit_left_once_they_are_a_day_old(store, capsys):
+    from batchml.cli import main
+
+    tables = Tables(store.root)
+    first = committed(store, tables, DAY, [frame([1], 1.0)], version="1")
+    committed(store, tables, DAY, [frame([2], 2.0)], version="2")
+    folder = store.root / "_tables" / "predictions"
+    # What a commit killed after placing its link, and one killed after writing a manifest, leave behind.
+    left = [folder / "data" / "date=2026-03-02" / "0123abcd-part-00000.parquet", folder / "metadata" / "dead-m0.avro"]
+    for path in left:
+        path.write_bytes(b"left by a stopped commit")
+        os.utime(path, (0, dt.datetime.now().timestamp() - 2 * 86400))
+    fresh = folder / "metadata" / "under-way-m0.avro"  # a commit under way: not referenced yet, not old
+    fresh.write_bytes(b"being committed")
+    referenced = {p for p in folder.rglob("*") if p.is_file()} - {*left, fresh}
+
+    assert main(["expire", str(store.root)]) == 0
+
+    assert capsys.readouterr().out.splitlines()[-1].startswith("removed 2 table files no snapshot references")
+    assert not any(p.exists() for p in left) and fresh.exists()
+    assert all(p.exists() for p in referenced)
+    assert rows(tables.read_date("predictions", DAY)) == [(2, 2.0)]
+    assert rows(tables.read_date("predictions", DAY, as_of=first)) == [(1, 1.0)]  # within retention: still readable
