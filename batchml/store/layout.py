@@ -136,6 +136,11 @@ def estimator_file(model: str, version: str, name: str) -> str:
     return f"{ESTIMATORS}/{model}/{version}/{name}"
 
 
+def is_remote(root: str) -> bool:
+    """Whether a storage root is an object store URL (s3://...), not a local folder (a path or file://)."""
+    return "://" in root and not root.startswith("file://")
+
+
 def table_history(dataset: str, date: dt.date) -> str:
     """The folder of a date's history entries whose snapshots retention dropped (one JSON file per snapshot)."""
     return f"{TABLES}/{dataset}/history/{date_dir(date)}"

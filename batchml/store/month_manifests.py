@@ -81,17 +81,22 @@ def _live(manifest: ManifestFile) -> bool:
     return manifest.added_files_count + manifest.existing_files_count > 0
 
 
-def _month(manifest: ManifestFile) -> tuple[int, int] | None:
-    """The (year, month) all of a data manifest's partitions lie in, by its first partition field's bounds (a date,
-    in days since 1970); None when they span months or are not known."""
-    if not manifest.partitions:
-        return None
-    summary = manifest.partitions[0]
-    if summary.lower_bound is None or summary.upper_bound is None:
+def date_bounds(manifest: ManifestFile) -> tuple[dt.date, dt.date] | None:
+    """The first and last date a data manifest's entries hold, by its first partition field's bounds in the manifest
+    list (a date, in days since 1970); None when they are not known."""
+    summary = manifest.partitions[0] if manifest.partitions else None
+    if summary is None or summary.lower_bound is None or summary.upper_bound is None:
         return None
     try:
-        low = EPOCH + dt.timedelta(days=int(from_bytes(DateType(), summary.lower_bound)))
-        high = EPOCH + dt.timedelta(days=int(from_bytes(DateType(), summary.upper_bound)))
+        low, high = (int(from_bytes(DateType(), bound)) for bound in (summary.lower_bound, summary.upper_bound))
+        return EPOCH + dt.timedelta(days=low), EPOCH + dt.timedelta(days=high)
     except (ValueError, TypeError, OverflowError):
         return None
-    return (low.year, low.month) if (low.year, low.month) == (high.year, high.month) else None
+
+
+def _month(manifest: ManifestFile) -> tuple[int, int] | None:
+    """The (year, month) all of a data manifest's partitions lie in; None when they span months or are not known."""
+    bounds = date_bounds(manifest)
+    if bounds is None or (bounds[0].year, bounds[0].month) != (bounds[1].year, bounds[1].month):
+        return None
+    return bounds[0].year, bounds[0].month

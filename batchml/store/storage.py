@@ -95,7 +95,7 @@ def open_storage(
 ) -> Storage | ObjectStorage:
     """The storage at `root`: a local folder, or an object store URL (s3://bucket/prefix)."""
     text = str(root)
-    if "://" in text and not text.startswith("file://"):
+    if layout.is_remote(text):
         from batchml.store.objectstore import ObjectStorage
 
         return ObjectStorage(text, lease_seconds=lease_seconds)

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -113,8 +114,7 @@ class TableSettings:
         """Whether a storage root's dates go to tables: enabled, and a catalog to keep them in. An object-store root
         with the embedded catalog has none (SQLite needs a local file): its dates are kept as before, folders and
         manifests, until [tables] catalog names one."""
-        remote = "://" in str(root) and not str(root).startswith("file://")
-        return self.enabled and bool(self.catalog.strip() or not remote)
+        return self.enabled and bool(self.catalog.strip() or not layout.is_remote(str(root)))
 
 
 def _days(date: dt.date) -> int:
@@ -127,7 +127,7 @@ class Tables:
     def __init__(self, root: str | os.PathLike, settings: TableSettings | None = None):
         self.settings = settings or TableSettings()
         text = str(root)
-        self.remote = "://" in text and not text.startswith("file://")
+        self.remote = layout.is_remote(text)
         self.root = (
             text.rstrip("/") if self.remote else os.path.abspath(os.path.expanduser(text.removeprefix("file://")))
         )
@@ -287,12 +287,8 @@ class Tables:
         # Links are cheap: placed first on a local root, so that a commit of the same bytes again relinks them.
         placed = [self._place(dataset, date, src, names[src]) for src in files] if not self.remote else []
         current = table.current_snapshot() if table is not None else None
-        if (
-            table is not None
-            and current is not None
-            and sorted(names.values())
-            == sorted(os.path.basename(f.file_path) for f in self._date_files(table.metadata, table.io, date))
-        ):
+        before = sorted(self._held(table, date))  # the date's files now: unchanged by a failed attempt, or it fails
+        if current is not None and sorted(names.values()) == before:
             self._loaded[dataset] = table
             return current.snapshot_id
         placed = placed or [self._place(dataset, date, src, names[src]) for src in files]
@@ -301,13 +297,12 @@ class Tables:
         if table is None:
             table = self._create(dataset, _merged(schemas))
         for _ in range(3):
-            before = self._names_of(table, date)  # pyiceberg's retries refresh `table` in place
             try:
                 committed = self._overwrite(table, dataset, date, placed, schemas, model_version, run)
                 break
             except ValidationException as exc:
                 fresh = self.table(dataset)
-                if fresh is None or self._names_of(fresh, date) != before:
+                if fresh is None or sorted(self._held(fresh, date)) != before:
                     raise IntegrityError(
                         f"{dataset} {date}: table {'.'.join(self.identifier(dataset))}: another commit of this date "
                         f"landed while this one was being made; this one committed nothing to the table ({exc}). "
@@ -324,10 +319,6 @@ class Tables:
         assert snapshot is not None
         self._expire_due(dataset, committed)
         return snapshot.snapshot_id
-
-    def _names_of(self, table: Table, date: dt.date) -> list[str]:
-        """The names of the table's current files of `date`."""
-        return sorted(os.path.basename(f.file_path) for f in self._date_files(table.metadata, table.io, date))
 
     def _overwrite(
         self,
@@ -619,10 +610,10 @@ class Tables:
         return {os.path.basename(f.file_path): f.file_path for f in self._date_files(table.metadata, table.io, date)}
 
     def dates(self, storage: Any, dataset: str, listed: Callable[[], set[dt.date]]) -> set[dt.date] | None:
-        """The dates the dataset's table holds, from its current snapshot's manifest list (one metadata read, no
-        listing of the folder); None for a dataset without a table. Until a table is known to hold every date of its
-        folder (a root that predates the tables, or no table yet), the folder is listed once (`listed`) and each
-        committed date missing from the table is healed first."""
+        """The dates the dataset's table holds, from its current snapshot's manifests (no listing of the folder; a
+        month's manifest read once per process); None for a dataset without a table. Until a table is known to hold
+        every date of its folder (a root that predates the tables, or no table yet), the folder is listed once
+        (`listed`) and each committed date missing from the table is healed first."""
         if dataset not in self.settings.datasets:
             return None
         table = self.loaded(dataset)
@@ -670,8 +661,8 @@ class Tables:
         the table's own to keep or delete (`write.metadata.previous-versions-max`)."""
         cutoff = (now - grace).timestamp()
         removed: list[str] = []
-        for dataset in datasets:
-            table = self.table(dataset) if self.catalog_exists() else None
+        for dataset in datasets if self.catalog_exists() else ():
+            table = self.table(dataset)
             if table is None:
                 continue
             referenced = {_plain(path) for path in _referenced(table)}
@@ -743,18 +734,26 @@ class Tables:
         entry = _entry(snap)
         if entry is None:
             return
-        path = self._url(
-            f"{layout.table_history(dataset, dt.date.fromisoformat(entry['date']))}/{snap.snapshot_id}.json"
-        )
-        _write_text(self, path, json.dumps({**entry, "committed_at": entry["committed_at"].isoformat()}))
+        folder = layout.table_history(dataset, dt.date.fromisoformat(entry["date"]))
+        record = json.dumps({**entry, "committed_at": entry["committed_at"].isoformat()})
+        self._files.write_text(f"{folder}/{snap.snapshot_id}.json", record)
 
     def _records(self, dataset: str, date: dt.date) -> list[dict]:
         """The history entries of `date` kept for its expired snapshots."""
-        out = []
-        for text in _read_texts(self, self._url(layout.table_history(dataset, date))):
-            entry = json.loads(text)
-            out.append({**entry, "committed_at": dt.datetime.fromisoformat(entry["committed_at"])})
+        folder, out = layout.table_history(dataset, date), []
+        for name in self._files.list_names(folder):
+            text = self._files.read_text(f"{folder}/{name}") if name.endswith(".json") else None
+            if text:
+                entry = json.loads(text)
+                out.append({**entry, "committed_at": dt.datetime.fromisoformat(entry["committed_at"])})
         return out
+
+    @functools.cached_property
+    def _files(self) -> Any:
+        """The storage root's small-file reads and writes (batchml.store.storage), for the history records."""
+        from batchml.store.storage import open_storage
+
+        return open_storage(self.root)
 
 
 def _with_date_bounds(stats: dict[str, Any], date_id: int, date: dt.date) -> dict[str, Any]:
@@ -801,14 +800,14 @@ def _partition_dates(table: Table) -> set[dt.date]:
     """The dates with data files in the table's current snapshot. A manifest holding one date (its partition summary's
     bounds are equal) says so in the manifest list; a month's manifest (batchml.store.month_manifests) or one spanning
     several dates (rewritten by another engine) is read for its entries, once per process."""
-    from pyiceberg.conversions import from_bytes
     from pyiceberg.manifest import ManifestContent
-    from pyiceberg.types import DateType
+
+    from batchml.store.month_manifests import EPOCH, date_bounds
 
     snapshot = table.current_snapshot()
     if snapshot is None:
         return set()
-    epoch, out = dt.date(1970, 1, 1), set()
+    out = set()
     for manifest in snapshot.manifests(table.io):
         if manifest.content != ManifestContent.DATA:
             continue
@@ -819,16 +818,15 @@ def _partition_dates(table: Table) -> set[dt.date]:
         )
         if live == 0:
             continue  # deleted entries only
-        summary = manifest.partitions[0] if manifest.partitions else None
-        bound = summary.lower_bound if summary is not None and summary.lower_bound == summary.upper_bound else None
-        if live is not None and bound:
-            out.add(epoch + dt.timedelta(days=int(from_bytes(DateType(), bound))))
+        bounds = date_bounds(manifest)
+        if live is not None and bounds is not None and bounds[0] == bounds[1]:
+            out.add(bounds[0])
             continue
         if manifest.manifest_path not in _MANIFEST_DATES:
             if len(_MANIFEST_DATES) > 4096:
                 _MANIFEST_DATES.clear()
             _MANIFEST_DATES[manifest.manifest_path] = frozenset(
-                epoch + dt.timedelta(days=entry.data_file.partition[0])
+                EPOCH + dt.timedelta(days=entry.data_file.partition[0])
                 for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)
             )
         out |= _MANIFEST_DATES[manifest.manifest_path]
@@ -934,37 +932,4 @@ def _files_under(tables: Tables, folder: str) -> list[tuple[str, float]]:
             path = os.path.join(where, name)
             with contextlib.suppress(FileNotFoundError):
                 out.append((path, os.path.getmtime(path)))
-    return out
-
-
-def _write_text(tables: Tables, path: str, text: str) -> None:
-    """Write a small file whole (a temporary file renamed over it on a local root)."""
-    if tables.remote:
-        import fsspec
-
-        with fsspec.open(path, "w") as fh:
-            fh.write(text)
-        return
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
-    with open(tmp, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
-def _read_texts(tables: Tables, folder: str) -> list[str]:
-    """The texts of the .json files in a folder (none when it does not exist)."""
-    if tables.remote:
-        import fsspec
-
-        fs = fsspec.core.url_to_fs(folder)[0]
-        paths = fs.glob(f"{folder}/*.json") if fs.exists(folder) else []
-        return [fs.cat_file(p).decode() for p in paths]
-    if not os.path.isdir(folder):
-        return []
-    out = []
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".json"):
-            with open(os.path.join(folder, name)) as fh:
-                out.append(fh.read())
     return out
