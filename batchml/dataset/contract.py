@@ -336,19 +336,20 @@ def add_keys(seen: np.ndarray, hashes: np.ndarray) -> np.ndarray:
 
 def seen_before(hashes: np.ndarray, seen: np.ndarray) -> bool:
     """Whether any of the sorted `hashes` (a batch's valid keys, as `validate` gives them) is in the sorted `seen`."""
-    if not len(seen) or not len(hashes):
-        return False
-    at = np.minimum(np.searchsorted(seen, hashes), len(seen) - 1)
-    return bool((seen[at] == hashes).any())
+    return bool(len(seen) and _in_sorted(hashes, seen).any())
 
 
 def _already_seen(ordered: np.ndarray, order: np.ndarray, seen: np.ndarray) -> np.ndarray:
     """Which hashes of a batch are in the sorted `seen`, given the batch sorted (`ordered`, its `order`): looked up in
     sorted order, twice as fast on a large date."""
-    at = np.minimum(np.searchsorted(seen, ordered), len(seen) - 1)
     found = np.empty(len(ordered), dtype=bool)
-    found[order] = seen[at] == ordered
+    found[order] = _in_sorted(ordered, seen)
     return found
+
+
+def _in_sorted(ordered: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """Which of the sorted `ordered` are in the sorted, non-empty `seen` (binary search)."""
+    return seen[np.minimum(np.searchsorted(seen, ordered), len(seen) - 1)] == ordered
 
 
 def validate(

@@ -7,11 +7,10 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import threading
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Generator, Iterator
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from queue import Empty, Queue
 from typing import Any
 
 import numpy as np
@@ -42,6 +41,7 @@ from batchml.store.storage import Storage, naming_a_full_disk
 
 log = logging.getLogger(__name__)
 FEATURES, QUARANTINE = layout.FEATURES, layout.QUARANTINE
+Batch = tuple[str, pd.DataFrame]  # a source's batch: where it came from, its rows
 # Features row groups: scoring cuts a small date's files into row ranges (one per core and
 # more), and a range reads only the row groups that hold it.
 ROW_GROUP_ROWS = 65_536
@@ -104,7 +104,9 @@ class _Writer:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _validated_ahead(batches: Iterator[tuple[str, pd.DataFrame]], pool: ThreadPoolExecutor, contract: Contract, date):
+def _validated_ahead(
+    batches: Iterator[Batch], pool: ThreadPoolExecutor, contract: Contract, date: dt.date
+) -> Generator[tuple[str, pd.DataFrame, Future | None], None, None]:
     """(origin, batch, its validation as a future: None for a batch of no rows), each batch's validation started on
     `pool` as soon as it is read, so the next batch is validated while the caller writes the one before (2 cores:
     the caller's model inputs and writes overlap it). A batch is validated alone (its own keys); the caller checks
@@ -123,46 +125,22 @@ def _validated_ahead(batches: Iterator[tuple[str, pd.DataFrame]], pool: ThreadPo
         yield before
 
 
-def _read_ahead(batches: Iterator[tuple[str, pd.DataFrame]], depth: int = 1) -> Iterator[tuple[str, pd.DataFrame]]:
-    """`batches`, read on a thread of their own up to `depth` batches ahead of the caller: reading the next file or
-    query result, or a generator making it, overlaps the validation of the batch before (2.7 s -> 2.3 s extracting a
-    2M-row date of eight 250k-row batches; a second batch ahead gained nothing more). The source runs on that one
-    thread from start to end (a query's connection stays on the thread that opened it); its exceptions are raised
-    here, in order, and a caller that stops early stops it and waits for it."""
-    done = object()
-    queue: Queue = Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in batches:
-                queue.put((item, None))  # a caller that stopped drains the queue until this thread ends
-                if stop.is_set():
-                    return
-            queue.put((done, None))
-        except BaseException as exc:  # handed to the caller, which raises it
-            queue.put((done, exc))
-        finally:
-            close = getattr(batches, "close", None)
-            if close is not None:
-                close()
-
-    thread = threading.Thread(target=produce, name="batchml-source-reader", daemon=True)
-    thread.start()
+def _read_ahead(batches: Iterator[Batch], pool: ThreadPoolExecutor) -> Generator[Batch, None, None]:
+    """`batches`, the next one read on `pool` (one thread) while the caller works on the one before: reading the next
+    file or query result, or a generator making it, overlaps the validation of the batch before (2.7 s -> 2.3 s
+    extracting a 2M-row date of eight 250k-row batches; a second batch ahead gained nothing more). The source runs on
+    that one thread from start to end, its close included (a query's connection stays on the thread that opened it);
+    its exceptions are raised here, in order, and a caller that stops early stops it."""
+    ahead = pool.submit(next, batches, None)
     try:
-        while True:
-            item, exc = queue.get()
-            if exc is not None:
-                raise exc
-            if item is done:
-                return
-            yield item
+        while (batch := ahead.result()) is not None:
+            ahead = pool.submit(next, batches, None)
+            yield batch
     finally:
-        stop.set()
-        while thread.is_alive():  # take what it puts until it sees `stop` (or ends) and closes the source
-            with contextlib.suppress(Empty):
-                queue.get(timeout=0.05)
-        thread.join()
+        futures.wait([ahead])  # the read under way, if any, ends before the source is closed on its thread
+        close = getattr(batches, "close", None)
+        if close is not None:
+            pool.submit(close).result()
 
 
 def _provenance(contract: Contract, source: Source, date: dt.date, run_id: str) -> dict[str, Any]:
@@ -221,8 +199,15 @@ def extract_date(
         rejected: list[pd.DataFrame] = []
         nulls = NullCounts()
         rows_in = 0
-        with _Writer(features) as writer, ThreadPoolExecutor(1, thread_name_prefix="batchml-validate") as validator:
-            for origin, batch, ahead in _validated_ahead(_read_ahead(source.batches(date)), validator, contract, date):
+        with (
+            _Writer(features) as writer,
+            ThreadPoolExecutor(1, thread_name_prefix="batchml-source-reader") as reader,
+            ThreadPoolExecutor(1, thread_name_prefix="batchml-validate") as validator,
+            # closed before their threads stop: a failure stops the source on its thread
+            contextlib.closing(_read_ahead(source.batches(date), reader)) as batches,
+            contextlib.closing(_validated_ahead(batches, validator, contract, date)) as checked_batches,
+        ):
+            for origin, batch, ahead in checked_batches:
                 if ahead is None:  # a 0-byte or header-only file: no rows, nothing to check
                     empty_inputs.append(origin)
                     continue
