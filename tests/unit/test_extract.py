@@ -338,3 +338,40 @@ def test_a_key_of_an_earlier_batch_again_is_quarantined_as_a_duplicate_with_its_
     assert set(duplicates["trip_distance"]) >= set(first["trip_distance"].iloc[:7].astype(str)) - {"nan"}
     features = storage.read_table("features", DAY)
     assert len(features) == result.rows_valid == 3007 - len(bad)
+
+
+def test_a_parquet_file_read_in_batches_extracts_as_one_read_whole_with_its_duplicates_across_batches(
+    tmp_path, monkeypatch
+):
+    """One date's Parquet file, handed over in batches, commits the features and quarantine a single batch of the same
+    rows does: a key of the first batch again in the last is quarantined naming the file."""
+    import batchml.dataset.sources as sources
+    from batchml.dataset.sources import FileSource
+
+    rows = pd.concat(
+        [b for _, b in GeneratorSource(generator="taxi_hooks:trips", options={**TRIPS, "rows_per_day": 3000}).batches(DAY)],
+        ignore_index=True,
+    )
+    rows = pd.concat([rows, rows.iloc[:7]], ignore_index=True)  # 7 rows of the first batch again, in the last
+    rows.to_parquet(tmp_path / f"{DAY}.parquet", row_group_size=500)
+    source = FileSource(path=str(tmp_path / "{date}.parquet"), contract=Contract.load(CONTRACT))
+    committed = {}
+    for name, batch_rows in (("whole", 10**6), ("batched", 1000)):
+        monkeypatch.setattr(sources, "PARQUET_BATCH_ROWS", batch_rows)
+        storage = open_storage(tmp_path / name)
+        result = extract_from(storage, source)
+        committed[name] = (
+            result,
+            storage.read_table("features", DAY),
+            pq.read_table(storage.files("quarantine", DAY)[0]).to_pandas(),
+        )
+
+    (whole, features, bad), (batched, features_b, bad_b) = committed["whole"], committed["batched"]
+    assert batched.rows_in == whole.rows_in == 3007 and batched.rows_valid == whole.rows_valid
+    pd.testing.assert_frame_equal(features_b, features)
+    for frame in (bad, bad_b):  # a quarantined timestamp's text is its batch's rendering ("...22.900" or "...22.900000")
+        for column in ("pickup_datetime", "dropoff_datetime"):
+            frame[column] = pd.to_datetime(frame[column])
+    pd.testing.assert_frame_equal(bad_b, bad)
+    duplicates = bad_b[bad_b["reason"].str.startswith("key (vendor_id, pickup_datetime")]
+    assert len(duplicates) >= 7 and set(duplicates["source"]) == {f"file://{tmp_path}/{DAY}.parquet"}

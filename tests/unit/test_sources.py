@@ -261,3 +261,37 @@ def test_a_marker_template_names_a_file_beside_per_date_files(tmp_path, taxi):
     assert src.marker(DAY) == str(tmp_path / f"{DAY}.done") and not src.exists(DAY)
     (tmp_path / f"{DAY}.done").write_text("40")
     assert src.exists(DAY) and sum(len(b) for _, b in src.batches(DAY)) == 40
+
+
+def test_a_large_parquet_file_of_one_date_comes_in_batches_with_every_row_and_type_of_a_whole_read(
+    tmp_path, taxi, monkeypatch
+):
+    """A date's file is handed over in batches (the extraction validates one while it reads the next, and never holds
+    the file whole), and the batches together are the file: same rows in order, same columns and types, a nullable
+    integer column null in one batch only still Int64 in every batch."""
+    import batchml.dataset.sources as sources
+
+    frame = trips(1000)
+    frame.loc[frame.index[700:705], "dropoff_location_id"] = pd.NA  # nulls in the third batch only
+    frame.to_parquet(tmp_path / f"{DAY}.parquet", row_group_size=300)
+    src = FileSource(path=str(tmp_path / "{date}.parquet"), contract=taxi)
+    whole = pd.read_parquet(tmp_path / f"{DAY}.parquet", columns=taxi.read_columns(frame.columns))
+    monkeypatch.setattr(sources, "PARQUET_BATCH_ROWS", 256)
+
+    batches = list(src.batches(DAY))
+
+    assert [len(b) for _, b in batches] == [256, 256, 256, 232]
+    assert {o for o, _ in batches} == {f"file://{tmp_path}/{DAY}.parquet"}
+    assert all(str(b["dropoff_location_id"].dtype) == "Int64" for _, b in batches)
+    pd.testing.assert_frame_equal(pd.concat([b for _, b in batches], ignore_index=True), whole)
+
+
+def test_a_parquet_file_of_no_rows_is_one_empty_batch_and_a_broken_one_is_named(tmp_path, taxi):
+    trips(10).iloc[:0].to_parquet(tmp_path / f"{DAY}.parquet")
+    src = FileSource(path=str(tmp_path / "{date}.parquet"), contract=taxi)
+    ((_, empty),) = list(src.batches(DAY))
+    assert len(empty) == 0 and set(empty.columns) <= set(taxi.names)
+
+    (tmp_path / f"{DAY}.parquet").write_bytes(b"PAR1 not a parquet file PAR1")
+    with pytest.raises(SchemaError, match=rf"{DAY}\.parquet: cannot be read as parquet"):
+        list(src.batches(DAY))
