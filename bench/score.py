@@ -822,8 +822,8 @@ def main(argv: list[str] | None = None) -> None:
         "--source",
         choices=["files", "generator"],
         default="files",
-        help="daily: the date's rows as Parquet files exported before the clock ([source] kind = files), or made by the "
-        "example's generator inside the run (its CPU time then counts as the pipeline's)",
+        help="daily: the date's rows as Parquet files exported before the clock ([source] kind = files), or made by "
+        "the example's generator inside the run (its CPU time then counts as the pipeline's)",
     )
     parser.add_argument(
         "--single-thread",

@@ -28,7 +28,7 @@ from batchml.dataset.contract import (
     Contract,
     add_keys,
     empty_rejected,
-    seen_before,
+    repeats,
     top_reasons,
     validate,
 )
@@ -212,12 +212,14 @@ def extract_date(
                     empty_inputs.append(origin)
                     continue
                 checked = ahead.result()
-                if seen_before(checked.key_hashes, seen):
+                keys = add_keys(seen, checked.key_hashes)
+                if repeats(keys):
                     # A key of an earlier batch again (validated alone, the batch could not know): validated once
                     # more against the date's keys, so those rows go to the quarantine with their source text.
                     checked = validate(batch, contract, date, origin=origin, seen_keys=seen)
+                    keys = add_keys(seen, checked.key_hashes)
                 rows_in += checked.rows_in
-                seen = add_keys(seen, checked.key_hashes)
+                seen = keys
                 nulls.add(len(checked.valid), checked.null_counts)
                 for start in range(0, len(checked.valid), rows_per_file):
                     name = f"part-{len(file_rows):05d}.parquet"

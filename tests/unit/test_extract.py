@@ -348,10 +348,8 @@ def test_a_parquet_file_read_in_batches_extracts_as_one_read_whole_with_its_dupl
     import batchml.dataset.sources as sources
     from batchml.dataset.sources import FileSource
 
-    rows = pd.concat(
-        [b for _, b in GeneratorSource(generator="taxi_hooks:trips", options={**TRIPS, "rows_per_day": 3000}).batches(DAY)],
-        ignore_index=True,
-    )
+    made = GeneratorSource(generator="taxi_hooks:trips", options={**TRIPS, "rows_per_day": 3000}).batches(DAY)
+    rows = pd.concat([b for _, b in made], ignore_index=True)
     rows = pd.concat([rows, rows.iloc[:7]], ignore_index=True)  # 7 rows of the first batch again, in the last
     rows.to_parquet(tmp_path / f"{DAY}.parquet", row_group_size=500)
     source = FileSource(path=str(tmp_path / "{date}.parquet"), contract=Contract.load(CONTRACT))
@@ -369,7 +367,7 @@ def test_a_parquet_file_read_in_batches_extracts_as_one_read_whole_with_its_dupl
     (whole, features, bad), (batched, features_b, bad_b) = committed["whole"], committed["batched"]
     assert batched.rows_in == whole.rows_in == 3007 and batched.rows_valid == whole.rows_valid
     pd.testing.assert_frame_equal(features_b, features)
-    for frame in (bad, bad_b):  # a quarantined timestamp's text is its batch's rendering ("...22.900" or "...22.900000")
+    for frame in (bad, bad_b):  # a quarantined timestamp's text is as its batch renders it (".900" or ".900000")
         for column in ("pickup_datetime", "dropoff_datetime"):
             frame[column] = pd.to_datetime(frame[column])
     pd.testing.assert_frame_equal(bad_b, bad)
