@@ -303,6 +303,9 @@ def score_child(job: ScoreJob) -> None:
     cluster_start_s = time.perf_counter() - start
     date = dt.date.fromisoformat(job.date)
     start = time.perf_counter()
+    loaded = load_pinned_model(date)
+    model_load_s = time.perf_counter() - start
+    start = time.perf_counter()
     ok = luigi.build([ScorePredictions(date=date)], local_scheduler=True, log_level="WARNING")
     seconds = time.perf_counter() - start
     if not ok:
@@ -317,9 +320,30 @@ def score_child(job: ScoreJob) -> None:
         "seconds": seconds,
         "imports_s": imports_s,
         "cluster_start_s": cluster_start_s,
+        "model_load_s": model_load_s if loaded else 0.0,
         "maxrss_mib": maxrss_mib,
     }
     print(json.dumps({**out, "runtime": manifest.model["runtime"]}))
+
+
+def load_pinned_model(date: dt.date) -> bool:
+    """The date's pinned model loaded into the process-wide cache the workers score with, as the limit (b') loads its
+    models before its clock: a once-per-process cost (a pyfunc's imports and deserialisation, 1.5-2 s for a
+    scikit-learn model; an ONNX session, milliseconds), counted in a DailyScore's fixed cost, not in rows/s. False
+    when the workers are processes of their own, which load it inside the clock."""
+    from batchml.scoring.scoring import onnx_session, pyfunc_model
+    from tasks.config import dask, make_registry
+    from tasks.model import model_path, read_pin
+
+    if dask().processes or dask().scheduler_address:
+        return False
+    pin = read_pin(date)
+    local = model_path(make_registry(), pin, date)
+    if pin.runtime == "pyfunc":
+        pyfunc_model(str(local), pin.scored_sha256)
+    else:
+        onnx_session(str(local), pin.scored_sha256)
+    return True
 
 
 def measure_score(job: ScoreJob) -> dict:
@@ -555,8 +579,8 @@ def measure_score_runtime(args, work: Path) -> dict:
     print(
         f"(a) score:  {score['rows']:,} rows in {score['seconds']:.2f} s = {rate:,.0f} rows/s ({score['runtime']}); "
         f"peak RSS {score['peak_rss_mib']:.0f} MiB; "
-        f"not timed: imports {score['imports_s']:.2f} s, cluster start {score['cluster_start_s']:.2f} s; whole process "
-        f"{score['process_s']:.1f} s",
+        f"not timed: imports {score['imports_s']:.2f} s, cluster start {score['cluster_start_s']:.2f} s, the model's "
+        f"load {score['model_load_s']:.2f} s; whole process {score['process_s']:.1f} s",
         flush=True,
     )
     frame = features_frame(root, DATE)
@@ -572,7 +596,12 @@ def measure_score_runtime(args, work: Path) -> dict:
             f"{limit_rate / single:.2f} of it)",
             flush=True,
         )
-    print(f"a/b' = {rate / limit_rate:.3f} of the limit (target >= {target})", flush=True)
+    with_load = score["rows"] / (score["seconds"] + score["model_load_s"])
+    print(
+        f"a/b' = {rate / limit_rate:.3f} of the limit (target >= {target}); with the model's load in the clock "
+        f"{with_load / limit_rate:.3f}",
+        flush=True,
+    )
     result = {
         "measure": "score",
         "runtime": args.runtime,
@@ -588,6 +617,8 @@ def measure_score_runtime(args, work: Path) -> dict:
         "peak_rss_mib": round(score["peak_rss_mib"]),
         "imports_s": round(score["imports_s"], 2),
         "cluster_start_s": round(score["cluster_start_s"], 2),
+        "model_load_s": round(score["model_load_s"], 2),
+        "ratio_to_limit_with_model_load": round(with_load / limit_rate, 3),
     }
     if args.runtime == "onnx":
         forget_predictions(root, DATE)
