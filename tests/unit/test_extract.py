@@ -355,7 +355,7 @@ def test_a_parquet_file_read_in_batches_extracts_as_one_read_whole_with_its_dupl
     source = FileSource(path=str(tmp_path / "{date}.parquet"), contract=Contract.load(CONTRACT))
     committed = {}
     for name, batch_rows in (("whole", 10**6), ("batched", 1000)):
-        monkeypatch.setattr(sources, "PARQUET_BATCH_ROWS", batch_rows)
+        monkeypatch.setattr(sources, "FILE_BATCH_ROWS", batch_rows)
         storage = open_storage(tmp_path / name)
         result = extract_from(storage, source)
         committed[name] = (

@@ -276,7 +276,7 @@ def test_a_large_parquet_file_of_one_date_comes_in_batches_with_every_row_and_ty
     frame.to_parquet(tmp_path / f"{DAY}.parquet", row_group_size=300)
     src = FileSource(path=str(tmp_path / "{date}.parquet"), contract=taxi)
     whole = pd.read_parquet(tmp_path / f"{DAY}.parquet", columns=taxi.read_columns(frame.columns))
-    monkeypatch.setattr(sources, "PARQUET_BATCH_ROWS", 256)
+    monkeypatch.setattr(sources, "FILE_BATCH_ROWS", 256)
 
     batches = list(src.batches(DAY))
 
@@ -294,4 +294,26 @@ def test_a_parquet_file_of_no_rows_is_one_empty_batch_and_a_broken_one_is_named(
 
     (tmp_path / f"{DAY}.parquet").write_bytes(b"PAR1 not a parquet file PAR1")
     with pytest.raises(SchemaError, match=rf"{DAY}\.parquet: cannot be read as parquet"):
+        list(src.batches(DAY))
+
+
+def test_a_large_csv_file_of_one_date_comes_in_batches_of_its_text_and_a_cut_last_line_still_fails_it(
+    tmp_path, taxi, monkeypatch
+):
+    import batchml.dataset.sources as sources
+
+    path = tmp_path / f"trips_{DAY}.csv"
+    trips(1000).to_csv(path, index=False)
+    src = FileSource(path=str(tmp_path / "trips_{date}.csv"), contract=taxi)
+    whole = src._read(str(path), None)
+    monkeypatch.setattr(sources, "FILE_BATCH_ROWS", 256)
+
+    batches = [b for _, b in src.batches(DAY)]
+
+    assert [len(b) for b in batches] == [256, 256, 256, 232]
+    assert all(str(t) == "object" for b in batches for t in b.dtypes)  # text, exactly as written
+    pd.testing.assert_frame_equal(pd.concat(batches, ignore_index=True), whole)
+    with open(path, "rb+") as fh:  # the last line cut short, after three whole batches
+        fh.truncate(path.stat().st_size - 40)
+    with pytest.raises(IncompleteInput, match=rf"trips_{DAY}\.csv: the last line is cut"):
         list(src.batches(DAY))
