@@ -66,21 +66,52 @@ class ExtractResult:
 
 
 class _Writer:
-    """Features files written on a thread of their own while the next rows are read and validated.
+    """Features files of `rows_per_file` rows (the last fewer), written on a thread of their own while the next rows
+    are read and validated.
 
-    Writing Parquet releases the GIL, so on a date of many files it overlaps the reading
-    and validation of the next batch (a fifth of extracting a 2M-row date). At most
-    `in_flight` files wait; the first failure is raised in the extracting thread, and
-    leaving the block waits for every write.
+    Rows are cut into files whatever the batches they came in: a source's batches of 262,144
+    rows no longer make a 250,000-row file and a 12,144-row one each (16 uneven partitions to
+    score instead of 8). Rows of a batch whose columns differ in type from those held start a
+    file of their own. Writing Parquet releases the GIL, so on a date of many files it
+    overlaps the reading and validation of the next batch (a fifth of extracting a 2M-row
+    date). At most `in_flight` files wait; the first failure is raised in the extracting
+    thread, and leaving the block waits for every write.
     """
 
-    def __init__(self, staging, in_flight: int = 2):
-        self.staging, self.in_flight = staging, in_flight
+    def __init__(self, staging, rows_per_file: int, in_flight: int = 2):
+        self.staging, self.rows_per_file, self.in_flight = staging, rows_per_file, in_flight
         self.pending: collections.deque = collections.deque()
+        self.file_rows: dict[str, int] = {}
+        self.held: list[pa.Table] = []  # rows not yet in a file, fewer than rows_per_file
 
     def __enter__(self):
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="batchml-features-writer")
         return self
+
+    def add(self, table: pa.Table) -> None:
+        """Hold `table`'s rows, and write every whole file they complete."""
+        if self.held and not table.schema.equals(self.held[0].schema):
+            self.finish()
+        self.held.append(table)
+        rows = sum(t.num_rows for t in self.held)
+        if rows < self.rows_per_file:
+            return
+        joined, start = pa.concat_tables(self.held), 0
+        while rows - start >= self.rows_per_file:
+            self._file(joined.slice(start, self.rows_per_file))
+            start += self.rows_per_file
+        self.held = [joined.slice(start)] if start < rows else []
+
+    def finish(self) -> None:
+        """Write the rows held as the last file."""
+        if self.held:
+            self._file(pa.concat_tables(self.held))
+            self.held = []
+
+    def _file(self, table: pa.Table) -> None:
+        name = f"part-{len(self.file_rows):05d}.parquet"
+        self.file_rows[name] = table.num_rows
+        self.write(name, table)
 
     def write(self, name: str, table: pa.Table) -> None:
         while len(self.pending) >= self.in_flight:
@@ -195,12 +226,11 @@ def extract_date(
         empty_inputs: list[str] = []
         seen = np.empty(0, dtype="uint64")
         columns: dict[str, str] = {}
-        file_rows: dict[str, int] = {}
         rejected: list[pd.DataFrame] = []
         nulls = NullCounts()
         rows_in = 0
         with (
-            _Writer(features) as writer,
+            _Writer(features, rows_per_file) as writer,
             ThreadPoolExecutor(1, thread_name_prefix="batchml-source-reader") as reader,
             ThreadPoolExecutor(1, thread_name_prefix="batchml-validate") as validator,
             # closed before their threads stop: a failure stops the source on its thread
@@ -221,16 +251,16 @@ def extract_date(
                 rows_in += checked.rows_in
                 seen = keys
                 nulls.add(len(checked.valid), checked.null_counts)
-                for start in range(0, len(checked.valid), rows_per_file):
-                    name = f"part-{len(file_rows):05d}.parquet"
+                for start in range(0, len(checked.valid), rows_per_file):  # the hook sees at most a file's rows
                     part = model_inputs(
                         checked.valid.iloc[start : start + rows_per_file].reset_index(drop=True), contract, transform
                     )
                     columns = columns or {c: str(t) for c, t in part.dtypes.items()}
-                    writer.write(name, pa.Table.from_pandas(part, preserve_index=False))
-                    file_rows[name] = len(part)
+                    writer.add(pa.Table.from_pandas(part, preserve_index=False))
                 if len(checked.rejected):
                     rejected.append(checked.rejected.assign(source=origin))
+            writer.finish()
+        file_rows = writer.file_rows
 
         if rows_in == 0:
             raise MissingInput(

@@ -373,3 +373,31 @@ def test_a_parquet_file_read_in_batches_extracts_as_one_read_whole_with_its_dupl
     pd.testing.assert_frame_equal(bad_b, bad)
     duplicates = bad_b[bad_b["reason"].str.startswith("key (vendor_id, pickup_datetime")]
     assert len(duplicates) >= 7 and set(duplicates["source"]) == {f"file://{tmp_path}/{DAY}.parquet"}
+
+
+class Rebatched(GeneratorSource):
+    """The example's 3000 rows of the date, handed over in batches of `rows`."""
+
+    def __init__(self, rows: int):
+        super().__init__(generator="taxi_hooks:trips", options={**TRIPS, "rows_per_day": 3000})
+        self.rows = rows
+
+    def batches(self, date):
+        whole = pd.concat([batch for _, batch in super().batches(date)], ignore_index=True)
+        for start in range(0, len(whole), self.rows):
+            yield f"rows {start}..", whole.iloc[start : start + self.rows]
+
+
+def test_features_files_hold_rows_per_file_rows_whatever_the_batches_the_source_gives(tmp_path):
+    """Batches of 300 rows make files of 500 (the last fewer), with the rows, in order, of one batch of them all."""
+    committed = {}
+    for rows in (300, 3000):
+        storage = open_storage(tmp_path / str(rows))
+        result = extract_from(storage, Rebatched(rows))
+        sizes = [f["rows"] for f in storage.manifest("features", DAY).files]
+        committed[rows] = result, sizes, storage.read_table("features", DAY)
+
+    (result, sizes, features), (_, sizes_one, features_one) = committed[300], committed[3000]
+    assert sizes == sizes_one and sum(sizes) == result.rows_valid
+    assert set(sizes[:-1]) == {500} and 0 < sizes[-1] <= 500
+    pd.testing.assert_frame_equal(features, features_one)
