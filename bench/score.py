@@ -463,6 +463,52 @@ def concurrent_limit(scorers: list, rows: int, native_threads: int | None = None
         return rows / (time.perf_counter() - start)
 
 
+def partition_steps(root: Path, pin, model_path: Path, reps: int = 3) -> dict:
+    """(d) The first features file's partition on one thread, each step of a scoring task timed alone with batchml's
+    own functions (best of `reps`): the model, and what the task must also do for those rows. The work besides the
+    model, as a share of the model's time, bounds a/b' with every other cost (Dask, checksums, commits) at zero."""
+    import io
+
+    from batchml.monitor.baseline import baseline_bins
+    from batchml.scoring.predictions import profile_specs
+    from batchml.scoring.scoring import ModelSpec, onnx_feed, onnx_session, predict_partition, read_rows
+    from batchml.scoring.scoring import write_predictions as write
+    from batchml.stats.profile import profile_partition
+    from batchml.store.layout import FEATURES
+    from batchml.store.storage import open_storage
+    from tasks.config import load_contract
+
+    storage = open_storage(root)
+    key = tuple(load_contract().key)
+    piece = (storage.files(FEATURES, DATE)[0], 0, 2**62)
+    part = read_rows(piece, list(storage.read_table(FEATURES, DATE).columns))
+    inputs = tuple(_inputs(pin, part))
+    spec = ModelSpec(str(model_path), pin.scored_sha256, pin.runtime, inputs, key, pin.name, pin.version, pin.classes)
+    columns = list(dict.fromkeys([*key, *inputs]))
+    specs = profile_specs(baseline_bins(storage, pin, lambda: None))
+    session = onnx_session(spec.url, spec.sha256)
+    feed = onnx_feed(session, part, inputs)
+    predictions = predict_partition(part, spec)
+
+    def best(step) -> float:
+        return min(_timed(step) for _ in range(reps))
+
+    model = best(lambda: session.run(None, feed))
+    steps = {
+        "read": best(lambda: read_rows(piece, columns)),
+        "inputs and outputs": max(0.0, best(lambda: predict_partition(part, spec)) - model),
+        "write": best(lambda: write(predictions, io.BytesIO())),
+        "profile": best(lambda: profile_partition(part, specs, extra={"prediction": predictions["prediction"]})),
+    }
+    return {"rows": len(part), "model_s": model, "steps_s": steps, "besides_share": sum(steps.values()) / model}
+
+
+def _timed(step) -> float:
+    start = time.perf_counter()
+    step()
+    return time.perf_counter() - start
+
+
 def describe_limit(limit: dict, runtime: str, workers: int) -> str:
     what = "ONNX Runtime sessions" if runtime != "pyfunc" else "loaded pyfunc models' predict"
     text = f"{workers} {what} at once, one per worker thread, on the rows in memory"
@@ -620,6 +666,17 @@ def measure_score_runtime(args, work: Path) -> dict:
         "model_load_s": round(score["model_load_s"], 2),
         "ratio_to_limit_with_model_load": round(with_load / limit_rate, 3),
     }
+    if args.runtime != "pyfunc":
+        steps = partition_steps(root, pin, model_path)
+        listed = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in steps["steps_s"].items())
+        share = steps["besides_share"]
+        print(
+            f"(d) one partition of {steps['rows']:,} rows on one thread, each step alone: the model "
+            f"{steps['model_s'] * 1000:.0f} ms; besides it {listed}: {share:.1%} of the model's time, so at most "
+            f"{1 / (1 + share):.3f} of b' with nothing else around the model",
+            flush=True,
+        )
+        result |= {"partition_besides_model_share": round(share, 3), "bound_from_partition": round(1 / (1 + share), 3)}
     if args.runtime == "onnx":
         forget_predictions(root, DATE)
         process_s = luigi_cli(

@@ -276,12 +276,7 @@ def score_partition(
     name = _file_name(number)
     predictions = predict_partition(part, spec)
     with fsspec.open(f"{out_dir}/{name}", "wb") as fh:
-        pq.write_table(
-            pa.Table.from_pandas(predictions, preserve_index=False),
-            fh,
-            use_dictionary=["model_name", "model_version"],
-            write_page_checksum=True,
-        )
+        write_predictions(predictions, fh)
     failpoint("score.partition")
     partial = None
     if profile_specs:
@@ -289,6 +284,16 @@ def score_partition(
             part, profile_specs, extra={c: predictions[c] for c in spec.output_columns if c in profile_specs}
         )
     return pd.DataFrame({"file": [name], "rows": [len(predictions)], "profile": [partial]})
+
+
+def write_predictions(predictions: pd.DataFrame, fh) -> None:
+    """A partition's predictions as one Parquet file, with page checksums."""
+    pq.write_table(
+        pa.Table.from_pandas(predictions, preserve_index=False),
+        fh,
+        use_dictionary=["model_name", "model_version"],
+        write_page_checksum=True,
+    )
 
 
 def _combine(*parts) -> dict:
