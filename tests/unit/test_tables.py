@@ -594,3 +594,20 @@ def test_batchml_expire_removes_the_table_files_a_stopped_commit_left_once_they_
     assert all(p.exists() for p in referenced)
     assert rows(tables.read_date("predictions", DAY)) == [(2, 2.0)]
     assert rows(tables.read_date("predictions", DAY, as_of=first)) == [(1, 1.0)]  # within retention: still readable
+
+
+def test_a_date_of_an_empty_file_agrees_with_its_manifest_and_a_repeated_commit_is_no_new_snapshot(store):
+    """A quarantine with no rows is one file of no rows: the table holds it, `check` finds nothing to heal, and
+    committing the same manifest again makes no snapshot (it made one at every run's end)."""
+    tables = Tables(store.root)
+    committed(store, tables, DAY, [frame([1], 1.0)])
+    empty = committed(store, tables, OTHER, [frame([], 0.0)])
+
+    assert tables.check("predictions", OTHER, store.manifest("predictions", OTHER).files) == []
+    assert [os.path.basename(f.file_path) for f in tables.current_files("predictions", OTHER)] == [
+        os.path.basename(p) for p in tables.files_of(store, "predictions", OTHER, store.manifest("predictions", OTHER))
+    ]
+    assert tables.sync(store, "predictions", OTHER) == empty
+    assert len(tables.table("predictions").metadata.snapshots) == 2
+    assert tables.read_date("predictions", OTHER).num_rows == 0
+    assert rows(tables.read_date("predictions", DAY)) == [(1, 1.0)]
