@@ -93,13 +93,23 @@ def classification_metrics(y_true, proba: np.ndarray, classes, y_pred=None) -> d
 
 def _auc(score: np.ndarray, positive: np.ndarray) -> float:
     """ROC AUC of `score` for `positive` rows (Mann-Whitney, ties counted half); NaN without both kinds of rows."""
-    from scipy.stats import rankdata
-
     p = int(positive.sum())
     q = len(positive) - p
     if not p or not q:
         return float("nan")
-    return float((rankdata(score)[positive].sum() - p * (p + 1) / 2) / (p * q))
+    return float((_ranks(score)[positive].sum() - p * (p + 1) / 2) / (p * q))
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties given their average rank (as `scipy.stats.rankdata`, without importing scipy.stats)."""
+    order = np.argsort(values, kind="mergesort")
+    ordered = values[order]
+    starts = np.concatenate([[True], ordered[1:] != ordered[:-1]])
+    group = np.cumsum(starts) - 1  # each sorted value's group of equal values
+    bounds = np.concatenate([np.flatnonzero(starts), [len(values)]])
+    ranks = np.empty(len(values))
+    ranks[order] = (bounds[group] + bounds[group + 1] + 1) / 2
+    return ranks
 
 
 def _f1(predicted: np.ndarray, actual: np.ndarray) -> float:

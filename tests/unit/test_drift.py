@@ -106,3 +106,33 @@ def test_quantiles_read_off_a_daily_profiles_bins_are_within_a_bin_of_the_exact_
         exact = np.quantile(current["p"], float(q))
         width = np.diff(edges).max() if 0.05 < float(q) < 0.95 else exact * 0.5
         assert abs(value - exact) <= width, (q, value, exact)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_numpy_statistics_equal_scipys_on_random_counts_and_samples(seed):
+    """JS distance, W1, the chi-squared test's p-value (with Yates' correction at one degree of freedom) and its
+    quantile, computed without scipy.stats and scipy.spatial, against them: counts with empty bins, two bins, ties."""
+    from scipy.special import chdtri
+
+    from batchml.stats.drift import _wasserstein, chi2_pvalue, js_distance
+
+    rng = np.random.default_rng(seed)
+    k = 2 if seed % 3 == 0 else int(rng.integers(3, 12))
+    ref, cur = rng.integers(0, 50, k), rng.integers(0, 50, k)
+    ref[0], cur[-1] = 0, 0  # a bin empty on one side
+    ref[1] = max(ref[1], 1)
+    assert js_distance(ref, cur) == pytest.approx(distance.jensenshannon(ref, cur, base=2), rel=1e-12)
+    kept = (ref + cur) > 0
+    assert chi2_pvalue(ref, cur) == pytest.approx(stats.chi2_contingency(np.array([ref, cur])[:, kept])[1], rel=1e-9)
+    u, v = rng.normal(size=k).round(1), rng.normal(0.5, size=k + 3).round(1)  # ties within and across
+    uw, vw = rng.random(k), rng.random(k + 3)
+    assert _wasserstein(u, v, uw, vw) == pytest.approx(stats.wasserstein_distance(u, v, uw, vw), rel=1e-12)
+    assert chdtri(k - 1, 0.05) == pytest.approx(stats.chi2.ppf(0.95, k - 1), rel=1e-12)
+
+
+def test_ranks_for_roc_auc_equal_scipys_rankdata_with_ties():
+    from batchml.stats.metrics import _ranks
+
+    rng = np.random.default_rng(3)
+    for values in (rng.integers(0, 5, 200).astype(float), rng.random(50), np.array([1.0]), np.array([2.0, 2.0, 2.0])):
+        np.testing.assert_allclose(_ranks(values), stats.rankdata(values))
