@@ -46,7 +46,9 @@ features (--rows trips) and pins it; the features stay in --out for the next run
             of one run just before and one just after the large date, after a warm-up run),
             and its per-row part, the large date's time beyond the fixed cost, compared with
             the time the limit (b') needs for those rows. Each task's own duration is printed
-            for both sizes, and what the process spends outside its tasks.
+            for both sizes, and what the process spends outside its tasks. Then the fixed cost of
+            a steady day: 1,000-row dates after the version's [drift] baseline_days dates, whose
+            runs compute drift against its baseline (mean of two).
 --measure backfill: `luigi --module pipelines Backfill` of --dates dates of --rows trips in
             one invocation, against one DailyScore of a --big-rows date, rows/s of each
             whole process. Labels are left out of these runs ([labels] transform empty), so
@@ -791,6 +793,12 @@ def measure_daily(args, work: Path) -> dict:
         f"{limit['rows_per_s']:,.0f} rows/s) "
         f"needs {limit_s:.2f} s; ratio {per_row_s / limit_s:.2f} (target <= {DAILY_PER_ROW_TARGET})"
     )
+    steady = steady_fixed_cost(args, work)
+    print(
+        f"fixed cost on a steady day: {steady['seconds']:.2f} s ({', '.join(f'{s:.2f}' for s in steady['runs'])} s: "
+        f"1,000-row dates after the version's {steady['baseline_days']}-date baseline, drift computed; DetectDrift "
+        f"{steady['tasks'].get('DetectDrift', 0.0):.2f} s) (target <= {DAILY_FIXED_TARGET_S:.0f} s)"
+    )
     print(f"whole process: {large['seconds']:.2f} s = {large['seconds'] / limit_s:.2f} x the limit's time (context)")
     if large["generating"] is not None:
         print(
@@ -808,6 +816,8 @@ def measure_daily(args, work: Path) -> dict:
         "fixed_before_s": round(before["seconds"], 2),
         "fixed_after_s": round(after["seconds"], 2),
         "warm_up_s": round(runs["warm-up"]["seconds"], 2),
+        "fixed_steady_s": round(steady["seconds"], 2),
+        "fixed_steady_runs_s": [round(s, 2) for s in steady["runs"]],
         "target_fixed_s": DAILY_FIXED_TARGET_S,
         "per_row_s": round(per_row_s, 2),
         "limit_rows_per_s": round(limit["rows_per_s"]),
@@ -816,6 +826,51 @@ def measure_daily(args, work: Path) -> dict:
         "target_per_row_ratio": DAILY_PER_ROW_TARGET,
         "whole_ratio_to_limit_time": round(large["seconds"] / limit_s, 2),
         "tasks_s": {"large": large["tasks"], "fixed": {t: round(s, 3) for t, s in fixed["tasks"].items()}},
+    }
+
+
+def steady_fixed_cost(args, work: Path, timed: int = 2) -> dict:
+    """A 1,000-row DailyScore on a day like most: the version's baseline of `[drift] baseline_days` dates collected, so
+    the run computes drift against it (the first date of a fresh root, the fixed cost above, has nothing to compare
+    with). The project scores its first baseline_days dates untimed, then `timed` dates one run each; their mean."""
+    from batchml.monitor.baseline import BaselinePolicy
+    from batchml.monitor.monitoring import read_durations
+    from batchml.store.storage import open_storage
+
+    days = BaselinePolicy().baseline_days
+    dates = [DATE + dt.timedelta(days=i) for i in range(days + timed)]
+    root, source = work / "daily-steady-data", None
+    shutil.rmtree(root, ignore_errors=True)
+    if args.source == "files":
+        source = work / "daily-steady-source"
+        shutil.rmtree(source, ignore_errors=True)
+        for date in dates:
+            export_source(source, date, args.fixed_rows)
+    cfg = write_project(
+        work / "project-daily-steady",
+        work,
+        root=root,
+        rows=args.fixed_rows,
+        rows_per_file=args.rows_per_file,
+        runtime=args.runtime,
+        workers=args.workers,
+        source=source,
+    )
+    seconds, tasks = [], []
+    for date in dates:
+        took = luigi_cli(cfg, "DailyScore", "--date", date.isoformat())
+        if date in dates[days:]:
+            drift = json.loads((root / "monitoring" / f"date={date}" / "drift.json").read_text())
+            if not drift.get("features"):
+                raise RuntimeError(f"{date}: no drift computed; the steady day is not what it claims ({drift})")
+            seconds.append(took)
+            tasks.append(read_durations(open_storage(root), date))
+    names = set().union(*tasks)
+    return {
+        "seconds": sum(seconds) / len(seconds),
+        "runs": seconds,
+        "baseline_days": days,
+        "tasks": {t: sum(run.get(t, 0.0) for run in tasks) / len(tasks) for t in names},
     }
 
 
