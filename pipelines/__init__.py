@@ -277,10 +277,8 @@ def date_range(task) -> tuple[dt.date, dt.date] | None:
 
 
 def _remember_dates(argv: list[str]) -> None:
-    from luigi.cmdline_parser import CmdlineParser
-
     try:
-        with CmdlineParser.global_instance(argv) as parser:
+        with startup.command_line(argv) as parser:
             found = date_range(parser.get_task_obj())
     except (Exception, SystemExit):  # --help, or a command line Luigi itself will reject with its message
         return

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import luigi
+from luigi.cmdline_parser import CmdlineParser
 from luigi.task_register import Register
 
 # Sections Luigi and its contrib modules read directly (not all are luigi.Config classes, and
@@ -230,15 +231,32 @@ def is_luigi_command() -> bool:
 
 
 @contextlib.contextmanager
-def _parsed_quietly(argv: list[str]):
-    """Luigi's command-line parser for `argv`, made the global one, with what it prints (--help, its own errors)
-    swallowed: the start-up checks report in their own words."""
-    from luigi.cmdline_parser import CmdlineParser
+def command_line(argv: list[str]):
+    """Luigi's command-line parser for `argv`, made the global one while the block runs. Built once per command line:
+    Luigi builds its argparse parser from every task's and setting's parameters (20-50 ms), and the start-up checks
+    and the per-date table ask for it five times before Luigi parses the line once more for the run."""
+    key = tuple(argv)
+    parser = _PARSERS.get(key)
+    if parser is None:
+        parser = _PARSERS[key] = CmdlineParser(argv)
+    before, CmdlineParser._instance = CmdlineParser._instance, parser
+    try:
+        yield parser
+    finally:
+        CmdlineParser._instance = before
 
+
+_PARSERS: dict[tuple[str, ...], CmdlineParser] = {}
+
+
+@contextlib.contextmanager
+def _parsed_quietly(argv: list[str]):
+    """`command_line(argv)`, with what the parser prints (--help, its own errors) swallowed: the start-up checks report
+    in their own words."""
     with (
         contextlib.redirect_stdout(io.StringIO()),
         contextlib.redirect_stderr(io.StringIO()),
-        CmdlineParser.global_instance(argv) as parser,
+        command_line(argv) as parser,
     ):
         yield parser
 
@@ -247,7 +265,6 @@ def check_task_parameters(argv: list[str]) -> None:
     """A bad parameter on the command line is one line naming it, not a traceback: the task's own (`--date 2026-13-45`,
     a missing `--date`, `--stop` not after `--start`, `--of` naming no task) and a setting given there
     (`--dask-n-workers 0`)."""
-    from luigi.cmdline_parser import CmdlineParser
 
     try:
         with _parsed_quietly(argv) as parser:
@@ -281,10 +298,7 @@ def check_task_parameters(argv: list[str]) -> None:
     names = {name for name, _, _ in given}
     if {"start", "stop"} <= names and start is None and stop is None and not {"start", "stop"} & set(missing):
         unset = False
-        with (
-            contextlib.suppress(Exception),
-            CmdlineParser.global_instance(argv),
-        ):  # neither set in the config file either
+        with contextlib.suppress(Exception), command_line(argv):  # neither set in the config file either
             unset = all(dict(task.get_params())[n]._get_value(family, n) is None for n in ("start", "stop"))
         if unset:
             raise StartupError(f"{family}: --start or --stop is required (YYYY-MM-DD; --stop is exclusive)")
@@ -391,7 +405,6 @@ def contract_problem() -> str:
 
 def prepare(argv: list[str]) -> None:
     """Check the settings and the scheduler and key the pid lock on the storage root; exit on a problem."""
-    from luigi.cmdline_parser import CmdlineParser
 
     config = luigi.configuration.get_config()
     files = config_files()
@@ -431,7 +444,7 @@ def prepare(argv: list[str]) -> None:
     os.makedirs(base, exist_ok=True)  # Luigi makes only the last folder of lock_pid_dir
     config.set("core", "lock_pid_dir", root_lock_dir(base, root).replace("%", "%%"))
     Register.clear_instance_cache()
-    with CmdlineParser.global_instance(argv):
+    with command_line(argv):
         core = luigi.interface.core()
     try:
         check_scheduler(core, files, argv, timeout=float(config.get("core", "rpc_connect_timeout", 5)))

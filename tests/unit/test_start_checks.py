@@ -222,3 +222,27 @@ def test_a_good_command_line_passes():
         ["RangeDaily", "--of", "DailyScore", "--start", "2026-01-01", "--stop", "2026-01-02", "--dask-n-workers", "1"]
     )
     check_task_parameters(["Backfill", "--start", "2026-01-01", "--stop", "2026-01-02", "--reprocess", "stale"])
+
+
+def test_the_start_up_checks_build_luigis_command_line_parser_once(monkeypatch):
+    """Luigi builds its parser from every task's and setting's parameters (20-50 ms): the checks and the per-date table
+    share one for the run's command line."""
+    from luigi.cmdline_parser import CmdlineParser
+
+    from pipelines import startup
+
+    built = []
+    original = CmdlineParser.__init__
+
+    def counted(self, argv):
+        built.append(list(argv))
+        original(self, argv)
+
+    monkeypatch.setattr(CmdlineParser, "__init__", counted)
+    argv = ["Backfill", "--start", "2026-01-01", "--stop", "2026-01-03", "--reprocess", "stale"]
+    check_task_parameters(argv)
+    for _ in range(3):
+        with startup.command_line(argv) as parser:
+            assert parser.get_task_obj().stop.isoformat() == "2026-01-03"
+    assert built == [argv]
+    assert CmdlineParser._instance is None  # the global parser is Luigi's own again after each block
