@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from batchml.base.errors import MissingInput, RejectedShareTooHigh
 from batchml.base.faults import failpoint
-from batchml.base.provenance import code_version, shaped_by
+from batchml.base.provenance import code_version, sha256_bytes, shaped_by
 from batchml.base.redact import redact
 from batchml.base.setting import setting, share
 from batchml.dataset.contract import (
@@ -82,6 +82,7 @@ class _Writer:
         self.staging, self.rows_per_file, self.in_flight = staging, rows_per_file, in_flight
         self.pending: collections.deque = collections.deque()
         self.file_rows: dict[str, int] = {}
+        self.digests: dict[str, tuple[int, str]] = {}  # file -> (size, sha256) of the bytes written
         self.held: list[pa.Table] = []  # rows not yet in a file, fewer than rows_per_file
 
     def __enter__(self):
@@ -119,11 +120,17 @@ class _Writer:
         self.pending.append(self.pool.submit(self._write, name, table))
 
     def _write(self, name: str, table: pa.Table) -> None:
+        """One file, made in memory and written whole; the sha256 of its bytes kept for the commit (`digests`), which
+        then need not read the file back."""
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, write_page_checksum=True, row_group_size=ROW_GROUP_ROWS)
+        data = sink.getvalue()
         with (
             naming_a_full_disk(self.staging.dataset, self.staging.date, f"{self.staging.url}/{name}"),
             self.staging.open(name) as fh,
         ):
-            pq.write_table(table, fh, write_page_checksum=True, row_group_size=ROW_GROUP_ROWS)
+            fh.write(data)
+        self.digests[name] = (data.size, sha256_bytes(data))
         failpoint("extract.staged")
 
     def __exit__(self, exc_type, *exc):
@@ -260,7 +267,7 @@ def extract_date(
                 if len(checked.rejected):
                     rejected.append(checked.rejected.assign(source=origin))
             writer.finish()
-        file_rows = writer.file_rows
+        file_rows, digests = writer.file_rows, writer.digests
 
         if rows_in == 0:
             raise MissingInput(
@@ -321,6 +328,7 @@ def extract_date(
                 **common,
             ),
             file_rows,
+            digests,
         )
         failpoint("extract.features.committed")
         storage.delete(layout.pending(date))

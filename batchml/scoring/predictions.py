@@ -101,7 +101,7 @@ def predict_date(
             body = daily_profile(result.profile, specs)
             with out.open(PROFILE_FILE, "w") as fh:
                 fh.write(json.dumps(body, sort_keys=True))
-        committed = out.commit(manifest, result.file_rows)
+        committed = out.commit(manifest, result.file_rows, result.digests)
         log.info("committed predictions for %s: %d rows, models:/%s/%s", date, rows["written"], pin.name, pin.version)
         return committed
 

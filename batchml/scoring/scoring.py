@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 
 import fsspec
@@ -270,20 +270,25 @@ def score_partition(
 ) -> pd.DataFrame:
     """Score one partition, write it as one Parquet file, and profile it, in one task.
 
-    Returns a one-row frame: the file written, its rows, and the partition's partial
-    profile on the reference bins (None without `specs`).
+    Returns a one-row frame: the file written, its rows, its size and the sha256 of the
+    bytes written (the commit need not read the file back for it), and the partition's
+    partial profile on the reference bins (None without `specs`).
     """
     name = _file_name(number)
     predictions = predict_partition(part, spec)
+    sink = pa.BufferOutputStream()
+    write_predictions(predictions, sink)
+    data = sink.getvalue()
     with fsspec.open(f"{out_dir}/{name}", "wb") as fh:
-        write_predictions(predictions, fh)
+        fh.write(data)
     failpoint("score.partition")
     partial = None
     if profile_specs:
         partial = profile_partition(
             part, profile_specs, extra={c: predictions[c] for c in spec.output_columns if c in profile_specs}
         )
-    return pd.DataFrame({"file": [name], "rows": [len(predictions)], "profile": [partial]})
+    written = {"file": [name], "rows": [len(predictions)], "size": [data.size], "sha256": [sha256_bytes(data)]}
+    return pd.DataFrame({**written, "profile": [partial]})
 
 
 def write_predictions(predictions: pd.DataFrame, fh) -> None:
@@ -297,14 +302,18 @@ def write_predictions(predictions: pd.DataFrame, fh) -> None:
 
 
 def _combine(*parts) -> dict:
-    """Tree-reduction step: merge the files written and add up the partial profiles.
+    """Tree-reduction step: merge the files written (name -> rows, size, sha256) and add up the partial profiles.
 
     A part is a partition's one-row result frame, or an earlier step's dict.
     """
     files, profiles = {}, []
     for part in parts:
         if isinstance(part, pd.DataFrame):
-            part = {"files": dict(zip(part["file"], part["rows"], strict=True)), "profile": part["profile"].iloc[0]}
+            row = part.iloc[0]
+            part = {
+                "files": {row["file"]: (int(row["rows"]), int(row["size"]), row["sha256"])},
+                "profile": row["profile"],
+            }
         files.update(part["files"])
         if part["profile"] is not None:
             profiles.append(part["profile"])
@@ -316,6 +325,7 @@ class ScoreResult:
     rows: int
     file_rows: dict[str, int]
     profile: dict | None = None
+    digests: dict[str, tuple[int, str]] = field(default_factory=dict)  # file -> (size, sha256) of the bytes written
 
 
 def score_files(
@@ -380,8 +390,10 @@ def score_files(
 
 
 def _result(combined: dict) -> ScoreResult:
-    file_rows = {name: int(rows) for name, rows in combined["files"].items()}
-    return ScoreResult(rows=sum(file_rows.values()), file_rows=file_rows, profile=combined["profile"])
+    files = combined["files"]
+    file_rows = {name: rows for name, (rows, _, _) in files.items()}
+    digests = {name: (size, sha256) for name, (_, size, sha256) in files.items()}
+    return ScoreResult(sum(file_rows.values()), file_rows, combined["profile"], digests)
 
 
 def _score_here(pieces, threads: int, columns, out_dir: str, spec: ModelSpec, profile_specs, on_progress) -> list:

@@ -87,6 +87,13 @@ def checksum(fh: IO[bytes]) -> str:
     return digest.hexdigest()
 
 
+def written_checksum(digests: dict[str, tuple[int, str]], name: str, size: int) -> str | None:
+    """The sha256 a staged file's writer took of the bytes it wrote (`digests`: name -> (size, sha256)); None when it
+    took none, or the file's size is not what it wrote (the commit then reads the file)."""
+    known = digests.get(name)
+    return known[1] if known is not None and known[0] == size else None
+
+
 def file_entry(name: str, size: int, sha256: str, rows: int | None = None) -> dict:
     """A data file as the manifest lists it."""
     entry = {"path": name, "size": int(size), CHECKSUM: sha256}

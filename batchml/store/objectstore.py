@@ -41,7 +41,7 @@ from batchml.base.errors import IntegrityError
 from batchml.base.faults import failpoint
 from batchml.store import layout
 from batchml.store.layout import MANIFEST
-from batchml.store.manifest import Manifest, ManifestReader, checksum, file_entry
+from batchml.store.manifest import Manifest, ManifestReader, checksum, file_entry, written_checksum
 from batchml.store.visibility import DateVisibility
 
 log = logging.getLogger(__name__)
@@ -315,13 +315,19 @@ class ObjectPartitionWriter:
     def committed(self) -> bool:
         return not self.replace and self.storage._raw_committed(self.dataset, self.date)
 
-    def commit(self, manifest: Manifest, file_rows: dict[str, int] | None = None) -> Manifest:
+    def commit(
+        self,
+        manifest: Manifest,
+        file_rows: dict[str, int] | None = None,
+        digests: dict[str, tuple[int, str]] | None = None,
+    ) -> Manifest:
         """Copy the staged files into the date's folder under run-unique names, then PUT the manifest.
 
-        The manifest records each file's size and sha256; the checksum is streamed from the
-        staged object (one read, in 4 MiB blocks) before its server-side copy.
+        The manifest records each file's size and sha256: the one its writer took of the bytes
+        it wrote (`digests`: name -> (size, sha256)), else streamed from the staged object (one
+        read, in 4 MiB blocks) before its server-side copy.
         """
-        fs, file_rows = self.storage.fs, file_rows or {}
+        fs, file_rows, digests = self.storage.fs, file_rows or {}, digests or {}
         folder = self.storage._partition_key(self.dataset, self.date)
         try:
             seen = fs.info(f"{folder}/{MANIFEST}")["ETag"]  # before reading it: the PUT below is conditional on it
@@ -342,8 +348,10 @@ class ObjectPartitionWriter:
                     continue
                 stem, dot, ext = name.partition(".")
                 final = f"{stem}-{self.run}{dot}{ext}"
-                with fs.open(info["name"], "rb", block_size=1 << 22, cache_type="readahead") as fh:
-                    digest = checksum(fh)
+                digest = written_checksum(digests, name, info["size"])
+                if digest is None:
+                    with fs.open(info["name"], "rb", block_size=1 << 22, cache_type="readahead") as fh:
+                        digest = checksum(fh)
                 copied.append(f"{folder}/{final}")
                 fs.copy(info["name"], copied[-1])
                 manifest.files.append(file_entry(final, info["size"], digest, file_rows.get(name)))

@@ -34,7 +34,7 @@ from batchml.base.faults import failpoint
 from batchml.base.setting import count, seconds, setting
 from batchml.store import layout
 from batchml.store.layout import MANIFEST
-from batchml.store.manifest import Manifest, ManifestReader, checksum, file_entry
+from batchml.store.manifest import Manifest, ManifestReader, checksum, file_entry, written_checksum
 from batchml.store.visibility import DateVisibility
 
 if TYPE_CHECKING:
@@ -307,25 +307,33 @@ class PartitionWriter:
         """True when the date is already committed and this writer should not replace it."""
         return not self.replace and self.storage._raw_committed(self.dataset, self.date)
 
-    def commit(self, manifest: Manifest, file_rows: dict[str, int] | None = None) -> Manifest:
+    def commit(
+        self,
+        manifest: Manifest,
+        file_rows: dict[str, int] | None = None,
+        digests: dict[str, tuple[int, str]] | None = None,
+    ) -> Manifest:
         """Record the staged files in the manifest (name, size, sha256), write it last, and publish the date.
 
-        Each staged file is read once, in chunks, for its checksum: just written, it is
-        still in the page cache.
+        A file's sha256 is the one its writer took of the bytes it wrote (`digests`: name ->
+        (size, sha256)), else the file is read once, in chunks, for it.
         """
         with naming_a_full_disk(self.dataset, self.date, self.path):
-            committed = self._commit(manifest, file_rows or {})
+            committed = self._commit(manifest, file_rows or {}, digests or {})
         if self.storage.after_commit is not None:  # the date's Iceberg snapshot (batchml.store.tables)
             self.storage.after_commit(self.dataset, self.date, committed)
         return committed
 
-    def _commit(self, manifest: Manifest, file_rows: dict[str, int]) -> Manifest:
+    def _commit(self, manifest: Manifest, file_rows: dict[str, int], digests: dict[str, tuple[int, str]]) -> Manifest:
         manifest.files = []
         for p in sorted(self.path.iterdir()):
             if not p.name.startswith(("_", ".")):
-                with open(p, "rb") as fh:
-                    digest = checksum(fh)
-                manifest.files.append(file_entry(p.name, p.stat().st_size, digest, file_rows.get(p.name)))
+                size = p.stat().st_size
+                digest = written_checksum(digests, p.name, size)
+                if digest is None:
+                    with open(p, "rb") as fh:
+                        digest = checksum(fh)
+                manifest.files.append(file_entry(p.name, size, digest, file_rows.get(p.name)))
         failpoint(f"commit.{self.dataset}.files")
         manifest_tmp = self.path / ".manifest.tmp"
         manifest_tmp.write_text(manifest.to_json())

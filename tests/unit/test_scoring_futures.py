@@ -49,6 +49,11 @@ print(json.dumps({
     "version": scored["model_version"].astype(str).unique().tolist(),
     "dask.dataframe": "dask.dataframe" in sys.modules,
     "distributed": "distributed" in sys.modules,
+    "digests": {  # what each task took of the bytes it wrote, against the files on disk
+        name: [size == len(data), sha == sha256_bytes(data)]
+        for name, (size, sha) in result.digests.items()
+        for data in [open(f"{tmp}/out/{name}", "rb").read()]
+    },
 }))
 """
 
@@ -72,6 +77,7 @@ def test_a_date_is_scored_one_future_per_piece_without_dask_dataframe(tmp_path):
     b = [k % 100 + 10.0 * (k >= 100) for k in keys]
     assert got["prediction"] == [x + 2 * y for x, y in zip(a, b, strict=True)]
     assert got["dask.dataframe"] is False
+    assert got["digests"] == {name: [True, True] for name in want}  # the commit takes them instead of reading back
 
 
 def test_a_small_date_scored_on_threads_of_the_process_gives_the_same_files_without_distributed(tmp_path):

@@ -157,3 +157,24 @@ def test_an_old_date_left_in_trash_by_a_crashed_replace_comes_back(tmp_path):
     with storage.writer("d", DAY) as w:
         assert w.committed  # the old date is back before the writer decides anything
     assert visible_rows(storage) == 3 and not trash.exists()
+
+
+def test_a_commit_records_the_sha256_its_writer_took_of_a_file_of_that_size_and_reads_any_other(tmp_path):
+    """A writer that hashed the bytes it wrote hands (size, sha256) to the commit, which then does not read the file
+    back; a file whose size is not what was hashed is read for its checksum."""
+    storage = Storage(tmp_path / "data")
+    with storage.writer("d", DAY) as w:
+        write_rows(w.path, 3, "part-00000.parquet")
+        write_rows(w.path, 4, "part-00001.parquet")
+        sizes = {p.name: p.stat().st_size for p in w.path.iterdir()}
+        taken = "0" * 64  # not the file's: only the writer's word can put it in the manifest
+        w.commit(
+            manifest(7),
+            digests={
+                "part-00000.parquet": (sizes["part-00000.parquet"], taken),
+                "part-00001.parquet": (sizes["part-00001.parquet"] + 1, taken),
+            },
+        )
+    listed = {f["path"]: f["sha256"] for f in storage.manifest("d", DAY).files}
+    real = hashlib.sha256(storage.partition_path("d", DAY).joinpath("part-00001.parquet").read_bytes()).hexdigest()
+    assert listed == {"part-00000.parquet": taken, "part-00001.parquet": real}
