@@ -43,14 +43,16 @@ def predict_date(
 
     With a `reference` profile, the date's profile on the reference bins is computed in the
     same pass and committed with the predictions. The features' files are checked against
-    their manifest's sha256 first, naming any bad one. Checks rows in = rows scored + rows
+    their manifest: sizes first, then every byte's sha256 as scoring reads it, naming a bad
+    file (the date is read once). Checks rows in = rows scored + rows
     quarantined before anything is published. `replace` re-scores a committed date (on
     request only: a re-pinned, stale date); the old files stay visible until the new ones
     are complete. `client` is a Dask client or a function that opens one; a date of at most
     `in_process_rows` rows is scored on `threads_here` threads of this process instead, and
     the client is never opened.
     """
-    features = storage.verify(FEATURES, date, checksums=True)  # every byte scoring reads, against its sha256
+    # The files' sizes here; their sha256 as scoring reads them: every byte read once, and checked.
+    features = storage.verify(FEATURES, date)
     inputs = check_inputs(pin, features, date)
     specs = profile_specs(reference)  # the profile's bins, or None: no profile
     spec = ModelSpec(
@@ -72,14 +74,16 @@ def predict_date(
         here = threads_here if threads_here and scored <= in_process_rows else 0
         if here:
             log.info("scoring %d rows of %s on %d threads of this process ([dask] in_process_rows)", scored, date, here)
+        files = storage.files(FEATURES, date)  # in the manifest's order
         result = score_files(
             None if here else (client() if callable(client) else client),
-            storage.files(FEATURES, date),
+            files,
             out.url,
             spec=spec,
             profile_specs=specs,
             on_progress=on_progress,
             threads=here,
+            sha256={url: f["sha256"] for url, f in zip(files, features.files, strict=True) if f.get("sha256")},
         )
         rows = {"in": features.rows["in"], "written": result.rows, "quarantined": features.rows["quarantined"]}
         if rows["in"] != rows["written"] + rows["quarantined"]:

@@ -259,10 +259,18 @@ def _empty_outputs(spec: ModelSpec) -> dict[str, np.ndarray]:
 
 
 def score_piece(
-    piece: tuple[str, int, int], number: int, columns: list[str], out_dir: str, spec: ModelSpec, profile_specs
+    piece: tuple[str, int, int],
+    number: int,
+    columns: list[str],
+    out_dir: str,
+    spec: ModelSpec,
+    profile_specs,
+    sha256: dict[str, str] | None = None,
 ) -> pd.DataFrame:
-    """One Dask task: read a piece of the features (`read_rows`), score it, write it as file `number`, profile it."""
-    return score_partition(read_rows(piece, columns), out_dir, spec, profile_specs, number)
+    """One Dask task: read a piece of the features (`read_rows`; a whole file checked against its sha256 in `sha256`),
+    score it, write it as file `number`, profile it."""
+    part = read_rows(piece, columns, (sha256 or {}).get(piece[0]))
+    return score_partition(part, out_dir, spec, profile_specs, number)
 
 
 def score_partition(
@@ -339,6 +347,7 @@ def score_files(
     split_every: int = 8,
     min_partitions: int | None = None,
     threads: int = 0,
+    sha256: dict[str, str] | None = None,
 ) -> ScoreResult:
     """Score a date's features files into Parquet files in `out_dir`, profiling in the same pass.
 
@@ -350,7 +359,9 @@ def score_files(
     need), which also starts the first task sooner than Dask's Parquet reader (0.1 s on a
     2-core machine). `on_progress(done, total)` is called as partitions finish. With no
     `client`, the same pieces are scored on `threads` threads of this process (a small date:
-    see compute.threads_here) and give the same files.
+    see compute.threads_here) and give the same files. `sha256` (file -> checksum) checks every
+    byte read: a task reading a whole file checks the bytes it read, so a date is read once; a
+    file cut into row ranges is read whole here first.
     """
     fs, path = fsspec.core.url_to_fs(out_dir)
     fs.makedirs(path, exist_ok=True)
@@ -359,9 +370,19 @@ def score_files(
     columns = list(dict.fromkeys([*spec.key, *spec.inputs]))
     cores = threads if client is None else sum(client.nthreads().values())
     wanted = min_partitions if min_partitions is not None else 2 * cores
-    pieces = row_ranges(files, wanted) if len(files) < wanted else [(f, 0, _ALL_ROWS) for f in files]
+    if len(files) < wanted:
+        pieces = row_ranges(files, wanted)
+        checked = sha256 or {}
+        for f in files:
+            if f in checked:  # a range reads part of its file: the whole file is checked here
+                _check_sha256(f, checked[f], _whole(f))
+        sha256 = None
+    else:
+        pieces = [(f, 0, _ALL_ROWS) for f in files]
     if client is None:
-        return _result(_combine(*_score_here(pieces, threads, columns, out_dir, spec, profile_specs, on_progress)))
+        return _result(
+            _combine(*_score_here(pieces, threads, columns, out_dir, spec, profile_specs, on_progress, sha256))
+        )
     # One task per piece, reading its own rows: nothing is read ahead of the model or held
     # between tasks, and a piece's features never travel through the scheduler.
     parts = client.map(
@@ -372,6 +393,7 @@ def score_files(
         out_dir=out_dir,
         spec=spec,
         profile_specs=profile_specs,
+        sha256=sha256,
         pure=False,
     )
     total = len(parts)
@@ -396,7 +418,9 @@ def _result(combined: dict) -> ScoreResult:
     return ScoreResult(sum(file_rows.values()), file_rows, combined["profile"], digests)
 
 
-def _score_here(pieces, threads: int, columns, out_dir: str, spec: ModelSpec, profile_specs, on_progress) -> list:
+def _score_here(
+    pieces, threads: int, columns, out_dir: str, spec: ModelSpec, profile_specs, on_progress, sha256=None
+) -> list:
     """Each piece scored by `score_piece` on a pool of `threads` threads of this process, as the embedded cluster's
     worker threads would; the results in piece order (the first failure raised)."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -406,7 +430,8 @@ def _score_here(pieces, threads: int, columns, out_dir: str, spec: ModelSpec, pr
         on_progress(0, total)
     with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="batchml-score") as pool:
         futures = [
-            pool.submit(score_piece, piece, i, columns, out_dir, spec, profile_specs) for i, piece in enumerate(pieces)
+            pool.submit(score_piece, piece, i, columns, out_dir, spec, profile_specs, sha256)
+            for i, piece in enumerate(pieces)
         ]
         for done, _ in enumerate(as_completed(futures), start=1):
             if on_progress:
@@ -431,15 +456,16 @@ def row_ranges(files: list[str], wanted: int) -> list[tuple[str, int, int]]:
     return out
 
 
-def read_rows(piece: tuple[str, int, int], columns: list[str]) -> pd.DataFrame:
-    """Rows [lo, hi) of one Parquet file, only `columns`: reads only the row groups that hold them.
+def read_rows(piece: tuple[str, int, int], columns: list[str], sha256: str | None = None) -> pd.DataFrame:
+    """Rows [lo, hi) of one Parquet file, only `columns`: reads only the row groups that hold them. With `sha256`, the
+    whole file is read once, checked against it, and parsed from memory.
 
     Page checksums are verified as the pages are read (2 ms of a 250k-row partition), so a
     file damaged after its sha256 was checked fails naming the file, never scores garbage.
     """
     path, lo, hi = piece
     try:
-        with _readable(path) as fh:
+        with _readable(path) if sha256 is None else _checked(path, sha256) as fh:
             pf = pq.ParquetFile(fh, pre_buffer=False, page_checksum_verification=True)
             if lo == 0 and hi >= pf.metadata.num_rows:
                 return pf.read(columns=columns).to_pandas()
@@ -454,6 +480,25 @@ def read_rows(piece: tuple[str, int, int], columns: list[str]) -> pd.DataFrame:
         raise  # the store did not answer: retried like any outage
     except (OSError, pa.ArrowException) as exc:
         raise IntegrityError(f"{path}: cannot be read ({exc})") from exc
+
+
+def _whole(path: str) -> bytes:
+    with fsspec.open(path, "rb") as fh:
+        return fh.read()
+
+
+def _check_sha256(path: str, expected: str, data) -> None:
+    actual = sha256_bytes(data)
+    if actual != expected:
+        raise IntegrityError(f"{path}: sha256 {actual} differs from its manifest's {expected}; nothing scored")
+
+
+@contextlib.contextmanager
+def _checked(path: str, sha256: str):
+    """A file read whole, checked against `sha256`, as a reader of its bytes in memory."""
+    data = _whole(path)
+    _check_sha256(path, sha256, data)
+    yield pa.BufferReader(data)
 
 
 def _readable(path: str):
