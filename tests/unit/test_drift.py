@@ -112,8 +112,7 @@ def test_quantiles_read_off_a_daily_profiles_bins_are_within_a_bin_of_the_exact_
 def test_the_numpy_statistics_equal_scipys_on_random_counts_and_samples(seed):
     """JS distance, W1, the chi-squared test's p-value (with Yates' correction at one degree of freedom) and its
     quantile, computed without scipy.stats and scipy.spatial, against them: counts with empty bins, two bins, ties."""
-    from scipy.special import chdtri
-
+    from batchml.stats.chi2 import ppf
     from batchml.stats.drift import _wasserstein, chi2_pvalue, js_distance
 
     rng = np.random.default_rng(seed)
@@ -127,7 +126,20 @@ def test_the_numpy_statistics_equal_scipys_on_random_counts_and_samples(seed):
     u, v = rng.normal(size=k).round(1), rng.normal(0.5, size=k + 3).round(1)  # ties within and across
     uw, vw = rng.random(k), rng.random(k + 3)
     assert _wasserstein(u, v, uw, vw) == pytest.approx(stats.wasserstein_distance(u, v, uw, vw), rel=1e-12)
-    assert chdtri(k - 1, 0.05) == pytest.approx(stats.chi2.ppf(0.95, k - 1), rel=1e-12)
+    assert ppf(0.95, k - 1) == pytest.approx(stats.chi2.ppf(0.95, k - 1), rel=1e-12)
+
+
+@pytest.mark.parametrize("k", [*range(1, 12), 57, 100, 263, 264, 1000])
+def test_the_chi_squared_survival_function_and_quantile_equal_scipys(k):
+    """The closed forms (an integer number of degrees of freedom) against scipy's, from the centre to far tails."""
+    from batchml.stats.chi2 import ppf, sf
+
+    for x in (1e-6, 0.01, 0.5, 1.0, 5.0, k / 2, k, k + 3 * np.sqrt(2 * k), 2 * k + 50, 5 * k + 200, 1500.0):
+        want = stats.chi2.sf(x, k)
+        assert sf(x, k) == pytest.approx(want, rel=1e-11, abs=1e-300), (x, k)
+    for q in (0.5, 0.9, 0.95, 0.99, 0.999):
+        assert ppf(q, k) == pytest.approx(stats.chi2.ppf(q, k), rel=1e-12), (q, k)
+    assert sf(0.0, k) == 1.0
 
 
 def test_ranks_for_roc_auc_equal_scipys_rankdata_with_ties():
