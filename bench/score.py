@@ -47,7 +47,7 @@ features (--rows trips) and pins it; the features stay in --out for the next run
             and its per-row part, the large date's time beyond the fixed cost, compared with
             the time the limit (b') needs for those rows. Each task's own duration is printed
             for both sizes, and what the process spends outside its tasks. Then the fixed cost of
-            a steady day: 1,000-row dates after the version's [drift] baseline_days dates, whose
+            a steady day: --fixed-rows dates after the version's [drift] baseline_days dates, whose
             runs compute drift against its baseline (mean of two).
 --measure backfill: `luigi --module pipelines Backfill` of --dates dates of --rows trips in
             one invocation, against one DailyScore of a --big-rows date, rows/s of each
@@ -741,23 +741,7 @@ def measure_daily(args, work: Path) -> dict:
         ("large", args.rows),
         ("fixed-after", args.fixed_rows),
     ):
-        root, source = work / f"daily-{name}-data", None
-        shutil.rmtree(root, ignore_errors=True)
-        generating = None
-        if args.source == "files":
-            source = work / f"daily-{name}-source"
-            shutil.rmtree(source, ignore_errors=True)
-            generating = export_source(source, DATE, rows)
-        cfg = write_project(
-            work / f"project-daily-{name}",
-            work,
-            root=root,
-            rows=rows,
-            rows_per_file=args.rows_per_file,
-            runtime=args.runtime,
-            workers=args.workers,
-            source=source,
-        )
+        cfg, root, generating = daily_project(args, work, name, rows, [DATE])
         seconds = luigi_cli(cfg, "DailyScore", "--date", DATE.isoformat())
         storage = open_storage(root)
         runs[name] = {
@@ -804,8 +788,8 @@ def measure_daily(args, work: Path) -> dict:
     steady = steady_fixed_cost(args, work)
     print(
         f"fixed cost on a steady day: {steady['seconds']:.2f} s ({', '.join(f'{s:.2f}' for s in steady['runs'])} s: "
-        f"1,000-row dates after the version's {steady['baseline_days']}-date baseline, drift computed; DetectDrift "
-        f"{steady['tasks'].get('DetectDrift', 0.0):.2f} s) (target <= {DAILY_FIXED_TARGET_S:.0f} s)"
+        f"{args.fixed_rows:,}-row dates after the version's {steady['baseline_days']}-date baseline, drift computed; "
+        f"DetectDrift {steady['tasks'].get('DetectDrift', 0.0):.2f} s) (target <= {DAILY_FIXED_TARGET_S:.0f} s)"
     )
     print(f"whole process: {large['seconds']:.2f} s = {large['seconds'] / limit_s:.2f} x the limit's time (context)")
     if large["generating"] is not None:
@@ -837,6 +821,28 @@ def measure_daily(args, work: Path) -> dict:
     }
 
 
+def daily_project(args, work: Path, name: str, rows: int, dates: list[dt.date]) -> tuple[Path, Path, float | None]:
+    """A project of --runtime on a fresh storage root, with `rows` trips a date; with --source files, the dates' rows
+    exported first. (Its luigi.cfg, its root, the seconds the generator took to make the exported rows.)"""
+    root, source, generating = work / f"daily-{name}-data", None, None
+    shutil.rmtree(root, ignore_errors=True)
+    if args.source == "files":
+        source = work / f"daily-{name}-source"
+        shutil.rmtree(source, ignore_errors=True)
+        generating = sum(export_source(source, date, rows) for date in dates)
+    cfg = write_project(
+        work / f"project-daily-{name}",
+        work,
+        root=root,
+        rows=rows,
+        rows_per_file=args.rows_per_file,
+        runtime=args.runtime,
+        workers=args.workers,
+        source=source,
+    )
+    return cfg, root, generating
+
+
 def steady_fixed_cost(args, work: Path, timed: int = 2) -> dict:
     """A 1,000-row DailyScore on a day like most: the version's baseline of `[drift] baseline_days` dates collected, so
     the run computes drift against it (the first date of a fresh root, the fixed cost above, has nothing to compare
@@ -847,23 +853,7 @@ def steady_fixed_cost(args, work: Path, timed: int = 2) -> dict:
 
     days = BaselinePolicy().baseline_days
     dates = [DATE + dt.timedelta(days=i) for i in range(days + timed)]
-    root, source = work / "daily-steady-data", None
-    shutil.rmtree(root, ignore_errors=True)
-    if args.source == "files":
-        source = work / "daily-steady-source"
-        shutil.rmtree(source, ignore_errors=True)
-        for date in dates:
-            export_source(source, date, args.fixed_rows)
-    cfg = write_project(
-        work / "project-daily-steady",
-        work,
-        root=root,
-        rows=args.fixed_rows,
-        rows_per_file=args.rows_per_file,
-        runtime=args.runtime,
-        workers=args.workers,
-        source=source,
-    )
+    cfg, root, _ = daily_project(args, work, "steady", args.fixed_rows, dates)
     seconds, tasks = [], []
     for date in dates:
         took = luigi_cli(cfg, "DailyScore", "--date", date.isoformat())
