@@ -278,7 +278,7 @@ def date_range(task) -> tuple[dt.date, dt.date] | None:
 
 def _remember_dates(argv: list[str]) -> None:
     try:
-        with startup.command_line(argv) as parser:
+        with startup.command_line_quietly(argv) as parser:
             found = date_range(parser.get_task_obj())
     except (Exception, SystemExit):  # --help, or a command line Luigi itself will reject with its message
         return
@@ -321,9 +321,17 @@ def _no_collection_at_exit() -> None:
     gc.freeze()
 
 
+# A run's heap is mostly the modules it imports (MLflow, pandas, SQLAlchemy, pyiceberg). With Python's default
+# thresholds (700, 10, 10) the cyclic collector ran 840 times in a 1,000-row DailyScore, 6 of them over the whole
+# heap: 0.6 s of its 3.0-3.1 s. At (5,000, 10, 10) it runs 115 times, none over the whole heap (0.2 s), and the run
+# takes 2.6-2.7 s; garbage in cycles waits for 5,000 allocations instead of 700 (Python 3.13's own default is 2,000).
+COLLECTOR_THRESHOLDS = (5_000, 10, 10)
+
+
 # -- before Luigi schedules anything ----------------------------------------------------------
 apply_defaults(luigi.configuration.get_config())
 if startup.is_luigi_command():  # a `luigi --module pipelines ...` run, not a library import
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)
     atexit.register(
         _no_collection_at_exit
     )  # runs after the exit handlers registered later (the cluster's, MLflow's), before _print_causes

@@ -250,7 +250,7 @@ _PARSERS: dict[tuple[str, ...], CmdlineParser] = {}
 
 
 @contextlib.contextmanager
-def _parsed_quietly(argv: list[str]):
+def command_line_quietly(argv: list[str]):
     """`command_line(argv)`, with what the parser prints (--help, its own errors) swallowed: the start-up checks report
     in their own words."""
     with (
@@ -267,7 +267,7 @@ def check_task_parameters(argv: list[str]) -> None:
     (`--dask-n-workers 0`)."""
 
     try:
-        with _parsed_quietly(argv) as parser:
+        with command_line_quietly(argv) as parser:
             task = parser._get_task_cls()
             family, args = task.get_task_family(), parser.known_args
             given = [(name, param, getattr(args, name, None)) for name, param in task.get_params()]
@@ -415,7 +415,7 @@ def prepare(argv: list[str]) -> None:
     except StartupError as exc:
         exit_with(str(exc), code)
     try:
-        with _parsed_quietly(argv):
+        with command_line_quietly(argv):
             from tasks.config import context
 
             root = (
