@@ -302,6 +302,9 @@ def score_child(job: ScoreJob) -> None:
     for module in ("batchml.scoring.scoring", "tasks.score", "pipelines", "pyiceberg.catalog.sql"):
         importlib.import_module(module)
     imports_s = time.perf_counter() - start
+    import gc
+
+    gc.set_threshold(*importlib.import_module("pipelines").COLLECTOR_THRESHOLDS)  # as a `luigi` process sets them
     import luigi
 
     from batchml.scoring.compute import close_client
