@@ -401,3 +401,22 @@ def test_features_files_hold_rows_per_file_rows_whatever_the_batches_the_source_
     assert sizes == sizes_one and sum(sizes) == result.rows_valid
     assert set(sizes[:-1]) == {500} and 0 < sizes[-1] <= 500
     pd.testing.assert_frame_equal(features, features_one)
+
+
+def test_a_features_column_of_many_values_gives_up_its_dictionary_early_and_one_of_few_values_keeps_it(tmp_path):
+    """Arrow builds a dictionary of up to 1 MB before falling back to plain encoding: for a column of many values
+    (timestamps, distances) that is work for nothing. Features files stop at 32 KB; zones and hours keep theirs."""
+    storage = open_storage(tmp_path / "data")
+    extract(storage, rows_per_file=20_000, rows=20_000)  # 20,000 timestamps: a 160 KB dictionary by default
+    meta = pq.ParquetFile(storage.files("features", DAY)[0]).metadata
+    names = meta.schema.to_arrow_schema().names
+    dictionaries = {}
+    for group in range(meta.num_row_groups):
+        for i, name in enumerate(names):
+            column = meta.row_group(group).column(i)
+            if column.has_dictionary_page:
+                dictionaries[name] = max(
+                    dictionaries.get(name, 0), column.data_page_offset - column.dictionary_page_offset
+                )
+    assert max(dictionaries.values()) < 40 << 10  # 32 KB and the last values the writer added before it looked
+    assert {"pickup_zone", "dropoff_zone", "payment_type"} <= set(dictionaries)
