@@ -116,9 +116,9 @@ class _Writer:
     def _file(self, table: pa.Table) -> None:
         name = f"part-{len(self.file_rows):05d}.parquet"
         self.file_rows[name] = table.num_rows
-        self.write(name, table)
+        self._submit(name, table)
 
-    def write(self, name: str, table: pa.Table) -> None:
+    def _submit(self, name: str, table: pa.Table) -> None:
         while len(self.pending) >= self.in_flight:
             self.pending.popleft().result()
         self.pending.append(self.pool.submit(self._write, name, table))
