@@ -266,16 +266,14 @@ class FileSource:
             if self._size(url) == 0:  # 0 bytes: no rows (not even a header), as a header-only file
                 yield url, pd.DataFrame({name: pd.Series([], dtype=object) for name in self.contract.names})
                 continue
-            if not many:
-                for frame in self._file_batches(url):
-                    read += len(frame)
-                    yield url, frame
+            if many:  # the date's rows of a file of many dates (a marker counts the whole file's)
+                frame = self._read(url, date)
+                read += self._file_rows(url) if expected is not None and self.fmt == "parquet" else len(frame)
+                yield url, self._rows_on(frame, date, url)
                 continue
-            frame = self._read(url, date if many else None)
-            read += self._file_rows(url) if expected is not None and self.fmt == "parquet" else len(frame)
-            if many:
-                frame = self._rows_on(frame, date, url)
-            yield url, frame
+            for frame in self._file_batches(url):
+                read += len(frame)
+                yield url, frame
         if expected is not None and read != expected:
             raise IncompleteInput(
                 f"{marker}: states {expected} rows, but {', '.join(files)} hold {read}; the date looks incomplete"
@@ -305,7 +303,7 @@ class FileSource:
                     wanted = (columns_of or self.contract.read_columns)(names)
                     table = pq.read_table(fh, columns=wanted, filters=self._day_filter(pf.schema_arrow, date))
                 return table.to_pandas()
-            return next(self._csv_frames(url, columns_of))
+            return pd.concat(list(self._csv_frames(url, columns_of)), ignore_index=True)
 
     def _file_batches(self, url: str) -> Iterator[pd.DataFrame]:
         """The contract's columns of a file of one date, in batches of at most FILE_BATCH_ROWS rows (a file of no rows:
@@ -314,7 +312,7 @@ class FileSource:
         against 2.2 s in batches)."""
         with _naming(url, self.fmt):
             if self.fmt == "csv":
-                yield from self._csv_frames(url, rows=FILE_BATCH_ROWS)
+                yield from self._csv_frames(url)
                 return
             import pyarrow.parquet as pq
 
@@ -327,8 +325,8 @@ class FileSource:
                 for batch in pf.iter_batches(batch_size=FILE_BATCH_ROWS, columns=wanted):
                     yield batch.to_pandas()
 
-    def _csv_frames(self, url: str, columns_of=None, rows: int | None = None) -> Iterator[pd.DataFrame]:
-        """A CSV file's contract columns as text: one frame, or frames of at most `rows` rows (a file of no rows: one
+    def _csv_frames(self, url: str, columns_of=None) -> Iterator[pd.DataFrame]:
+        """A CSV file's contract columns as text, in frames of at most FILE_BATCH_ROWS rows (a file of no rows: one
         empty frame). A last line cut short fails the file (IncompleteInput) once it has been read to its end."""
         with fsspec.open(url, "rb", compression="infer", **self.options) as fh:
             ends = _Ends(fh)
@@ -343,13 +341,10 @@ class FileSource:
                     encoding_errors="surrogateescape",
                     keep_default_na=False,
                     na_values=[""],
-                    chunksize=rows,
+                    chunksize=FILE_BATCH_ROWS,
                 )
-                if rows is None:
-                    whole = frames  # given once its end is checked below
-                else:
-                    with frames:
-                        yield from frames
+                with frames:
+                    yield from frames
             except pd.errors.ParserError:
                 torn = ends.cut(self.encoding, any_length=True)
                 if torn:
@@ -358,8 +353,6 @@ class FileSource:
             torn = ends.cut(self.encoding)
             if torn:
                 raise IncompleteInput(_torn(url, *torn))
-            if rows is None:
-                yield whole
 
     def _timestamp_source(self, names) -> str | None:
         ts = self.contract.timestamp
