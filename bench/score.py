@@ -341,9 +341,9 @@ def score_child(job: ScoreJob) -> None:
 
 def load_pinned_model(date: dt.date) -> bool:
     """The date's pinned model loaded into the process-wide cache the workers score with, as the limit (b') loads its
-    models before its clock: a once-per-process cost (a pyfunc's imports and deserialisation, 1.5-2 s for a
-    scikit-learn model; an ONNX session, milliseconds), counted in a DailyScore's fixed cost, not in rows/s. False
-    when the workers are processes of their own, which load it inside the clock."""
+    models before its clock: a once-per-process cost (a pyfunc's imports, MLflow's requirements check and
+    deserialisation, about 3 s for a scikit-learn model; an ONNX session, milliseconds), counted in a DailyScore's
+    fixed cost, not in rows/s. False when the workers are processes of their own, which load it inside the clock."""
     from batchml.scoring.scoring import onnx_session, pyfunc_model
     from tasks.config import dask, make_registry
     from tasks.model import model_path, read_pin
@@ -480,12 +480,19 @@ def partition_steps(root: Path, pin, model_path: Path, reps: int = 3) -> dict:
     """(d) The first features file's partition on one thread, each step of a scoring task timed alone with batchml's
     own functions (best of `reps`): the model, and what the task must also do for those rows. The work besides the
     model, as a share of the model's time, bounds a/b' with every other cost (Dask, checksums, commits) at zero."""
-    import io
+    import pyarrow.parquet as pq
 
+    from batchml.base.provenance import sha256_bytes
     from batchml.monitor.baseline import baseline_bins
     from batchml.scoring.predictions import profile_specs
-    from batchml.scoring.scoring import ModelSpec, onnx_feed, onnx_session, predict_partition, read_rows
-    from batchml.scoring.scoring import write_predictions as write
+    from batchml.scoring.scoring import (
+        ModelSpec,
+        onnx_feed,
+        onnx_session,
+        predict_partition,
+        predictions_file,
+        read_rows,
+    )
     from batchml.stats.profile import profile_partition
     from batchml.store.layout import FEATURES
     from batchml.store.storage import open_storage
@@ -494,7 +501,8 @@ def partition_steps(root: Path, pin, model_path: Path, reps: int = 3) -> dict:
     storage = open_storage(root)
     key = tuple(load_contract().key)
     piece = (storage.files(FEATURES, DATE)[0], 0, 2**62)
-    part = read_rows(piece, list(storage.read_table(FEATURES, DATE).columns))
+    sha256 = storage.manifest(FEATURES, DATE).files[0]["sha256"]  # files() lists them in the manifest's order
+    part = read_rows(piece, pq.read_schema(piece[0]).names)
     inputs = tuple(_inputs(pin, part))
     spec = ModelSpec(str(model_path), pin.scored_sha256, pin.runtime, inputs, key, pin.name, pin.version, pin.classes)
     columns = list(dict.fromkeys([*key, *inputs]))
@@ -507,10 +515,10 @@ def partition_steps(root: Path, pin, model_path: Path, reps: int = 3) -> dict:
         return min(_timed(step) for _ in range(reps))
 
     model = best(lambda: session.run(None, feed))
-    steps = {
-        "read": best(lambda: read_rows(piece, columns)),
+    steps = {  # as score_piece does each: the whole file read and checked, the file made in memory and hashed
+        "read": best(lambda: read_rows(piece, columns, sha256)),
         "inputs and outputs": max(0.0, best(lambda: predict_partition(part, spec)) - model),
-        "write": best(lambda: write(predictions, io.BytesIO())),
+        "write": best(lambda: sha256_bytes(predictions_file(predictions))),
         "profile": best(lambda: profile_partition(part, specs, extra={"prediction": predictions["prediction"]})),
     }
     return {"rows": len(part), "model_s": model, "steps_s": steps, "besides_share": sum(steps.values()) / model}

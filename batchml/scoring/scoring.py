@@ -284,9 +284,7 @@ def score_partition(
     """
     name = _file_name(number)
     predictions = predict_partition(part, spec)
-    sink = pa.BufferOutputStream()
-    write_predictions(predictions, sink)
-    data = sink.getvalue()
+    data = predictions_file(predictions)
     with fsspec.open(f"{out_dir}/{name}", "wb") as fh:
         fh.write(data)
     failpoint("score.partition")
@@ -299,14 +297,17 @@ def score_partition(
     return pd.DataFrame({**written, "profile": [partial]})
 
 
-def write_predictions(predictions: pd.DataFrame, fh) -> None:
-    """A partition's predictions as one Parquet file, with page checksums."""
+def predictions_file(predictions: pd.DataFrame) -> pa.Buffer:
+    """A partition's predictions as the bytes of one Parquet file, with page checksums: made in memory, so that the
+    task writes it whole and hashes the bytes it wrote."""
+    sink = pa.BufferOutputStream()
     pq.write_table(
         pa.Table.from_pandas(predictions, preserve_index=False),
-        fh,
+        sink,
         use_dictionary=["model_name", "model_version"],
         write_page_checksum=True,
     )
+    return sink.getvalue()
 
 
 def _combine(*parts) -> dict:
