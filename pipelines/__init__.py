@@ -322,9 +322,9 @@ def _no_collection_at_exit() -> None:
 
 
 # A run's heap is mostly the modules it imports (MLflow, pandas, SQLAlchemy, pyiceberg). With Python's default
-# thresholds (700, 10, 10) the cyclic collector ran 840 times in a 1,000-row DailyScore, 6 of them over the whole
-# heap: 0.6 s of its 3.0-3.1 s. At (5,000, 10, 10) it runs 115 times, none over the whole heap (0.2 s), and the run
-# takes 2.6-2.7 s; garbage in cycles waits for 5,000 allocations instead of 700 (Python 3.13's own default is 2,000).
+# thresholds (700, 10, 10) the cyclic collector went over all of it several times a run; at (5,000, 10, 10) it does
+# not, and a 1,000-row DailyScore's fixed cost went from 2.88-2.93 s to 2.56-2.65 s (bench/score.py --measure daily).
+# Garbage in cycles waits for 5,000 allocations instead of 700 (Python 3.13's own default is 2,000).
 COLLECTOR_THRESHOLDS = (5_000, 10, 10)
 
 

@@ -233,7 +233,7 @@ def is_luigi_command() -> bool:
 @contextlib.contextmanager
 def command_line(argv: list[str]):
     """Luigi's command-line parser for `argv`, made the global one while the block runs. Built once per command line:
-    Luigi builds its argparse parser from every task's and setting's parameters (20-50 ms), and the start-up checks
+    Luigi builds its argparse parser from every task's and setting's parameters, and the start-up checks
     and the per-date table ask for it five times before Luigi parses the line once more for the run."""
     key = tuple(argv)
     parser = _PARSERS.get(key)
@@ -265,7 +265,6 @@ def check_task_parameters(argv: list[str]) -> None:
     """A bad parameter on the command line is one line naming it, not a traceback: the task's own (`--date 2026-13-45`,
     a missing `--date`, `--stop` not after `--start`, `--of` naming no task) and a setting given there
     (`--dask-n-workers 0`)."""
-
     try:
         with command_line_quietly(argv) as parser:
             task = parser._get_task_cls()

@@ -9,7 +9,7 @@ a finite sum:
 
 summed in log space so that no term overflows or underflows before the sum. The quantile is
 found by bisection on it. scipy.special gives the same numbers (tests/unit/test_drift.py
-compares them) but costs a daily run 0.07 s to import.
+compares them), but importing it was half of a steady day's DetectDrift (0.08 s -> 0.04 s).
 """
 
 from __future__ import annotations

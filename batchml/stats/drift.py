@@ -104,8 +104,8 @@ def psi(ref_counts, cur_counts) -> float:
     return float(np.sum((q - p) * np.log(q / p)))
 
 
-# The statistics are numpy, the chi-squared distribution batchml.stats.chi2: scipy.stats and scipy.spatial took
-# 0.4-0.5 s of every daily run that computes drift to import. tests/unit/test_drift.py checks each against scipy's.
+# The statistics are numpy, the chi-squared distribution batchml.stats.chi2: a daily run that computes drift imports
+# neither scipy.stats nor scipy.spatial for them. tests/unit/test_drift.py checks each against scipy's.
 
 
 def js_distance(ref_counts, cur_counts) -> float:
