@@ -401,7 +401,9 @@ def validate(
     order = np.argsort(hashes)  # equal hashes may come in any order: they are one key (quicksort: 4 ms, stable 21)
     ordered = hashes[order]
     if len(raw):
-        dup = pd.Series(hashes).duplicated().to_numpy()
+        # Sorted, equal hashes sit side by side: a batch with none (most) needs no hash table to find its repeats.
+        repeated = bool((ordered[1:] == ordered[:-1]).any())
+        dup = pd.Series(hashes).duplicated().to_numpy() if repeated else np.zeros(len(hashes), dtype=bool)
         if seen_keys is not None and len(seen_keys):
             dup = dup | _already_seen(ordered, order, seen_keys)
         rules.append((dup & ~key_null, f"key ({', '.join(contract.key)}): duplicate"))

@@ -309,3 +309,28 @@ def test_what_needs_a_label_refuses_a_contract_without_one_naming_its_file(contr
     unlabelled = Contract.from_dict({k: v for k, v in ORDERS.items() if k != "label"}, path="orders.yaml")
     with pytest.raises(SchemaError, match=r"orders.yaml: no 'label' in the contract"):
         labels_of(pd.DataFrame({"store": ["north"], "order_no": [1]}), unlabelled, "json:dumps")
+
+
+def scrambling_hook(rows: pd.DataFrame) -> pd.DataFrame:
+    """A hook that changes the rows it is given, in place and by assignment, before it returns its output."""
+    rows.loc[:, "order_no"] = -1
+    rows.iloc[0, rows.columns.get_loc("amount")] = 1e9
+    rows["store"] = "nowhere"
+    del rows["ordered_at"]
+    return pd.DataFrame({"amount": rows["amount"] * 2, "returned": rows["order_no"] > 0})
+
+
+def test_a_hook_that_changes_its_rows_changes_neither_the_callers_rows_nor_the_key_it_gets_back(contract):
+    from batchml.dataset.features import labels_of, model_inputs
+
+    rows = validate(csv(GOOD), contract, DAY, origin="t").valid
+    before = rows.copy()
+    hook = "tests.unit.test_contract:scrambling_hook"
+
+    inputs = model_inputs(rows, contract, hook)
+    labels = labels_of(rows, contract, hook)
+
+    pd.testing.assert_frame_equal(rows, before)
+    for out in (inputs, labels):
+        assert out[["store", "order_no"]].values.tolist() == before[["store", "order_no"]].values.tolist()
+    assert inputs["amount"].iloc[0] == 2e9 and inputs["amount"].iloc[1] == 2 * before["amount"].iloc[1]
