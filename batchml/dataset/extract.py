@@ -34,7 +34,7 @@ from batchml.dataset.contract import (
 )
 from batchml.dataset.features import labels_of, model_inputs
 from batchml.dataset.nulls import NullCounts
-from batchml.dataset.sources import Source
+from batchml.dataset.sources import FILE_BATCH_ROWS, Source
 from batchml.store import layout
 from batchml.store.manifest import Manifest
 from batchml.store.storage import Storage, naming_a_full_disk
@@ -246,6 +246,9 @@ def extract_date(
         rejected: list[pd.DataFrame] = []
         nulls = NullCounts()
         rows_in = 0
+        # The hook sees at most a file's rows, or a source file's batch whole: cut at 250,000 rows, each 262,144-row
+        # batch called it twice.
+        hook_rows = max(rows_per_file, FILE_BATCH_ROWS)
         with (
             _Writer(features, rows_per_file) as writer,
             ThreadPoolExecutor(1, thread_name_prefix="batchml-source-reader") as reader,
@@ -268,9 +271,9 @@ def extract_date(
                 rows_in += checked.rows_in
                 seen = keys
                 nulls.add(len(checked.valid), checked.null_counts)
-                for start in range(0, len(checked.valid), rows_per_file):  # the hook sees at most a file's rows
+                for start in range(0, len(checked.valid), hook_rows):
                     part = model_inputs(
-                        checked.valid.iloc[start : start + rows_per_file].reset_index(drop=True), contract, transform
+                        checked.valid.iloc[start : start + hook_rows].reset_index(drop=True), contract, transform
                     )
                     columns = columns or {c: str(t) for c, t in part.dtypes.items()}
                     writer.add(pa.Table.from_pandas(part, preserve_index=False))

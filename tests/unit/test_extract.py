@@ -420,3 +420,29 @@ def test_a_features_column_of_many_values_gives_up_its_dictionary_early_and_one_
                 )
     assert max(dictionaries.values()) < 40 << 10  # 32 KB and the last values the writer added before it looked
     assert {"pickup_zone", "dropoff_zone", "payment_type"} <= set(dictionaries)
+
+
+
+def test_the_hook_gets_a_source_files_batch_whole_and_a_larger_batch_in_pieces_of_a_file(tmp_path, monkeypatch):
+    """A batch as large as a source file's (FILE_BATCH_ROWS, here 700) reaches the hook in one call, not cut at
+    rows_per_file (500) into a file's piece and a small rest; a batch of a whole date is cut at that size."""
+    from batchml.dataset import extract as module
+
+    calls: list[int] = []
+
+    def model_inputs(rows, *args):
+        calls.append(len(rows))
+        return real(rows, *args)
+
+    real = module.model_inputs
+    monkeypatch.setattr(module, "model_inputs", model_inputs)
+    monkeypatch.setattr(module, "FILE_BATCH_ROWS", 700, raising=False)
+    seen = {}
+    for rows in (700, 3000):
+        calls.clear()
+        result = extract_from(open_storage(tmp_path / str(rows)), Rebatched(rows))
+        seen[rows] = list(calls)
+        assert sum(calls) == result.rows_valid
+
+    assert len(seen[700]) == 5 and max(seen[700]) <= 700 and min(seen[700][:-1]) > 500  # a call per batch
+    assert len(seen[3000]) == 5 and set(seen[3000][:-1]) == {700}  # the date's one batch, in pieces of 700
