@@ -369,6 +369,7 @@ def validate(
     typed: dict[str, pd.Series] = {}
     rules: list[tuple[np.ndarray, object]] = []  # (violation mask, reason or per-row reason fn)
     nulls: dict[str, np.ndarray] = {}  # null masks of the nullable columns: counted on the valid rows at no extra pass
+    key_null = np.zeros(len(raw), dtype=bool)
     for col in contract.columns:
         source, is_key = raw[col.name], col.name in contract.key
         tokens = _null_tokens(source, null_tokens_of(col, is_key))
@@ -376,7 +377,10 @@ def validate(
         typed[col.name] = values
         if unparsable.any():
             rules.append((unparsable, _unparsable_reason(col, source, why)))
-        isnull = values.isna().to_numpy() & ~unparsable
+        missing = values.isna().to_numpy()
+        isnull = missing & ~unparsable
+        if is_key:
+            key_null |= missing
         if is_key and tokens.any():  # a key identifies a row: one that is text for null identifies none
             rules.append((tokens, _null_key_reason(col, source)))
             isnull &= ~tokens
@@ -391,13 +395,11 @@ def validate(
             if col.max is not None:
                 rules.append((arr > col.max, f"{col.name}: above maximum {col.max}"))
         if col.allowed is not None:
-            present = values.notna().to_numpy()
             inside = values.isin(list(col.allowed)).to_numpy(dtype=bool, na_value=False)
-            rules.append((present & ~inside, f"{col.name}: not in {list(col.allowed)}"))
+            rules.append((~missing & ~inside, f"{col.name}: not in {list(col.allowed)}"))
 
-    typed_frame = pd.DataFrame(typed, index=raw.index)
-    key_null = typed_frame[list(contract.key)].isna().any(axis=1).to_numpy()
-    hashes = key_hashes(typed_frame, contract.key) if len(raw) else np.empty(0, dtype="uint64")
+    keys = pd.DataFrame({k: typed[k] for k in contract.key}, copy=False)
+    hashes = key_hashes(keys, contract.key) if len(raw) else np.empty(0, dtype="uint64")
     order = np.argsort(hashes)  # equal hashes may come in any order: they are one key (quicksort: 4 ms, stable 21)
     ordered = hashes[order]
     if len(raw):
@@ -409,7 +411,7 @@ def validate(
         rules.append((dup & ~key_null, f"key ({', '.join(contract.key)}): duplicate"))
 
     if contract.timestamp and date is not None:
-        ts = typed_frame[contract.timestamp]
+        ts = typed[contract.timestamp]
         start, end = contract.day_bounds(date)
         off = (ts.notna() & ((ts < start) | (ts >= end))).to_numpy()
         rules.append((off, f"{contract.timestamp}: not on {date.isoformat()} ({contract.timezone})"))
@@ -417,14 +419,26 @@ def validate(
     bad = np.zeros(len(raw), dtype=bool)
     for mask, _ in rules:
         bad |= mask
-    valid = typed_frame.loc[~bad].reset_index(drop=True)
-    for col in contract.columns:
-        valid[col.name] = valid[col.name].astype(col.final_dtype())
+    keep = ~bad
+    valid = pd.DataFrame({col.name: _kept(typed[col.name], col, keep) for col in contract.columns}, copy=False)
     rejected = _as_text(raw.loc[bad]).reset_index(drop=True)
     rejected[REASON] = _reasons(rules, bad)
     counts = {name: int(np.count_nonzero(mask & ~bad)) for name, mask in nulls.items()}
     # The valid rows' hashes, sorted (a subset of `ordered`): add_keys merges them into the date's.
     return Validated(valid=valid, rejected=rejected, key_hashes=ordered[~bad[order]], null_counts=counts)
+
+
+_NUMPY_FILL = {"int64": 0, "bool": False, "float64": np.nan}  # what a null becomes in a column of numpy values
+
+
+def _kept(values: pd.Series, col: Column, keep: np.ndarray):
+    """The values of the rows kept, in the column's final dtype. A non-nullable integer or boolean column holds no null
+    on a kept row (the null was a rule's violation), so its values become numpy's before the rows are picked: one
+    boolean index of a numpy array instead of a masked array's take and a cast (a third of the valid frame's cost)."""
+    final = col.final_dtype()
+    if final in _NUMPY_FILL:
+        return values.to_numpy(dtype=final, na_value=_NUMPY_FILL[final])[keep]
+    return pd.Series(values.array[keep]).astype(final)
 
 
 def empty_rejected(contract: Contract) -> pd.DataFrame:
