@@ -44,11 +44,14 @@ def model_inputs(rows: pd.DataFrame, contract: Contract, transform: str = "") ->
             f"{FEATURES_HOOK} = {transform} returned {len(out)} rows for {len(rows)}: a transform keeps every row "
             "(reject rows in the contract)"
         )
+    twice = sorted({str(c) for c in out.columns[out.columns.duplicated()]})
+    if twice:
+        raise HookError(f"{FEATURES_HOOK} = {transform} returned more than one column named {', '.join(twice)}")
     out = out.reset_index(drop=True)
-    for k in contract.key:
-        if k not in out.columns:
-            out[k] = rows[k].to_numpy()
-    return out[list(dict.fromkeys([*contract.key, *out.columns]))]
+    # One frame of the key, then the hook's columns: not the key's columns inserted one by one and the frame reordered
+    columns = {k: out[k] if k in out.columns else rows[k].to_numpy() for k in contract.key}
+    columns.update((c, out[c]) for c in out.columns if c not in columns)
+    return pd.DataFrame(columns, copy=False)
 
 
 def labels_of(rows: pd.DataFrame, contract: Contract, transform: str) -> pd.DataFrame:

@@ -334,3 +334,18 @@ def test_a_hook_that_changes_its_rows_changes_neither_the_callers_rows_nor_the_k
     for out in (inputs, labels):
         assert out[["store", "order_no"]].values.tolist() == before[["store", "order_no"]].values.tolist()
     assert inputs["amount"].iloc[0] == 2e9 and inputs["amount"].iloc[1] == 2 * before["amount"].iloc[1]
+
+
+def doubling_hook(rows: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat([rows[["amount"]], rows[["amount"]]], axis=1)
+
+
+def test_a_hook_returning_two_columns_of_one_name_is_refused_naming_the_hook_and_the_column(contract):
+    from batchml.base.errors import HookError
+    from batchml.dataset.features import model_inputs
+
+    rows = validate(csv(GOOD), contract, DAY, origin="t").valid
+    with pytest.raises(
+        HookError, match=r"tests.unit.test_contract:doubling_hook returned more than one column named amount"
+    ):
+        model_inputs(rows, contract, "tests.unit.test_contract:doubling_hook")

@@ -422,7 +422,6 @@ def test_a_features_column_of_many_values_gives_up_its_dictionary_early_and_one_
     assert {"pickup_zone", "dropoff_zone", "payment_type"} <= set(dictionaries)
 
 
-
 def test_the_hook_gets_a_source_files_batch_whole_and_a_larger_batch_in_pieces_of_a_file(tmp_path, monkeypatch):
     """A batch as large as a source file's (FILE_BATCH_ROWS, here 700) reaches the hook in one call, not cut at
     rows_per_file (500) into a file's piece and a small rest; a batch of a whole date is cut at that size."""
