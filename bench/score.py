@@ -841,6 +841,7 @@ def daily_project(args, work: Path, name: str, rows: int, dates: list[dt.date]) 
         source = work / f"daily-{name}-source"
         shutil.rmtree(source, ignore_errors=True)
         generating = sum(export_source(source, date, rows) for date in dates)
+        os.sync()  # the export on disk before the clock, as a team's file is long before the run reads it
     cfg = write_project(
         work / f"project-daily-{name}",
         work,
