@@ -5,6 +5,7 @@ Usage:
   bench/score.py --runtime onnx|converted|pyfunc [--rows 5000000] [--workers 2] [--out bench/out] [--rows-per-file
   250000] [--single-thread]
   bench/score.py --measure daily    [--runtime onnx] [--rows 2000000] [--fixed-rows 1000] [--source files|generator]
+                                    [--in-process-rows N]
   bench/score.py --measure backfill [--runtime onnx] [--dates 30] [--rows 200000] [--big-rows 6000000]
 
 Setup, with the taxi example project (examples/taxi: contract, `taxi_hooks:features`,
@@ -115,6 +116,7 @@ def write_project(
     workers: int,
     processes: bool = False,
     source: Path | None = None,
+    in_process_rows: int | None = None,
 ) -> Path:
     """The taxi example's files and a luigi.cfg pointing at --out; returns the luigi.cfg.
 
@@ -149,6 +151,7 @@ def write_project(
             "n_workers": str(workers),
             "threads_per_worker": "1",
             "processes": str(processes).lower(),
+            **({"in_process_rows": str(in_process_rows)} if in_process_rows is not None else {}),
         },
     }
     for section, values in settings.items():
@@ -626,6 +629,7 @@ def measure_score_runtime(args, work: Path) -> dict:
         runtime=args.runtime,
         workers=args.workers,
         processes=args.processes,
+        in_process_rows=args.in_process_rows,
     )
     start = time.perf_counter()
     register_models(work)
@@ -851,6 +855,7 @@ def daily_project(args, work: Path, name: str, rows: int, dates: list[dt.date]) 
         runtime=args.runtime,
         workers=args.workers,
         source=source,
+        in_process_rows=args.in_process_rows,
     )
     return cfg, root, generating
 
@@ -899,6 +904,7 @@ def measure_backfill(args, work: Path) -> dict:
         rows_per_file=args.rows_per_file,
         runtime=args.runtime,
         workers=args.workers,
+        in_process_rows=args.in_process_rows,
     )
     big = write_project(
         work / "project-big",
@@ -908,6 +914,7 @@ def measure_backfill(args, work: Path) -> dict:
         rows_per_file=args.rows_per_file,
         runtime=args.runtime,
         workers=args.workers,
+        in_process_rows=args.in_process_rows,
     )
     stop = DATE + dt.timedelta(days=args.dates)
     small_s = luigi_cli(
@@ -987,6 +994,12 @@ def main(argv: list[str] | None = None) -> None:
         "--processes",
         action="store_true",
         help="score: the embedded cluster's workers as processes ([dask] processes = true)",
+    )
+    parser.add_argument(
+        "--in-process-rows",
+        type=int,
+        help="[dask] in_process_rows of the measured project (default: batchml's, 100,000): a date of at most this "
+        "many rows is scored on threads of the run's process, the embedded cluster not started",
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out", help="working folder (git-ignored)")
     parser.add_argument("--rows-per-file", type=int, default=250_000, help="rows per features file")
