@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import logging
 import socket
 import sys
 from pathlib import Path
@@ -63,6 +65,19 @@ KEY = [
     "pickup_location_id",
     "dropoff_location_id",
 ]  # the taxi contract's
+
+
+@contextlib.contextmanager
+def batchml_log(caplog):
+    """What batchml logs during the block, whatever handlers the run's logging configuration set up before: the
+    packaged configuration gives the `batchml` logger its own handler and `propagate = 0`, so pytest's handler on the
+    root logger sees nothing of it once a run has configured logging."""
+    logger = logging.getLogger("batchml")
+    logger.addHandler(caplog.handler)
+    try:
+        yield caplog
+    finally:
+        logger.removeHandler(caplog.handler)
 
 
 def distinct_keys(table) -> int:

@@ -13,7 +13,7 @@ from luigi.execution_summary import LuigiStatusCode
 
 from pipelines import Backfill, DailyScore, DetectDrift, RangeDaily
 from tasks.config import make_registry, make_storage
-from tests.conftest import distinct_keys
+from tests.conftest import batchml_log, distinct_keys
 
 
 def build(*tasks):
@@ -143,10 +143,11 @@ def test_a_date_whose_source_changed_is_listed_kept_on_a_plain_run_and_re_extrac
     assert storage.manifest("features", day).run_id == before.run_id  # never re-extracted silently
 
     caplog.set_level(logging.INFO, logger="batchml")
-    assert (
-        build(Backfill(start=day, stop=day + dt.timedelta(days=1), reprocess="changed")).status
-        == LuigiStatusCode.SUCCESS
-    )
+    with batchml_log(caplog):
+        assert (
+            build(Backfill(start=day, stop=day + dt.timedelta(days=1), reprocess="changed")).status
+            == LuigiStatusCode.SUCCESS
+        )
     assert re.search(rf"backfill: date 1 of 1: {day} done \(\d+\.\d s\)", caplog.text)
     assert re.search(rf"re-scored \d of \d partitions of {day} with models:/trip_duration/1", caplog.text)
     features, predictions = storage.verify("features", day), storage.verify("predictions", day)

@@ -7,9 +7,7 @@ date's manifest commit and its table commit leaves (tests/e2e/test_tables_faults
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import logging
 
 import luigi
 import pyarrow as pa
@@ -22,7 +20,7 @@ from batchml.store.tables import P_COMPLETE, Tables, TableSettings
 from pipelines import Backfill, DailyScore
 from tasks.config import context, make_storage
 from tasks.extract import ExtractFeatures
-from tests.conftest import KEY, make_manifest
+from tests.conftest import KEY, batchml_log, make_manifest
 from tests.tasks.test_tables_catalogs import commit, frame, rows
 
 OFF = {"tables": {"enabled": "false"}}
@@ -31,17 +29,6 @@ ON = {"tables": {"enabled": "true"}}
 
 def build(*tasks):
     return luigi.build(list(tasks), local_scheduler=True, detailed_summary=True, log_level="WARNING")
-
-
-@contextlib.contextmanager
-def batchml_log(caplog):
-    """What batchml logs during the block, whatever handlers the run's logging configuration set up before."""
-    logger = logging.getLogger("batchml")
-    logger.addHandler(caplog.handler)
-    try:
-        yield caplog
-    finally:
-        logger.removeHandler(caplog.handler)
 
 
 def healed(caplog, dataset: str, date: dt.date) -> list[str]:
