@@ -485,7 +485,6 @@ def partition_steps(root: Path, pin, model_path: Path, reps: int = 3) -> dict:
     model, as a share of the model's time, bounds a/b' with every other cost (Dask, checksums, commits) at zero."""
     import pyarrow.parquet as pq
 
-    from batchml.base.provenance import sha256_bytes
     from batchml.monitor.baseline import baseline_bins
     from batchml.scoring.predictions import profile_specs
     from batchml.scoring.scoring import (
@@ -521,7 +520,7 @@ def partition_steps(root: Path, pin, model_path: Path, reps: int = 3) -> dict:
     steps = {  # as score_piece does each: the whole file read and checked, the file made in memory and hashed
         "read": best(lambda: read_rows(piece, columns, sha256)),
         "inputs and outputs": max(0.0, best(lambda: predict_partition(part, spec)) - model),
-        "write": best(lambda: sha256_bytes(predictions_file(predictions))),
+        "write": best(lambda: predictions_file(predictions)),
         "profile": best(lambda: profile_partition(part, specs, extra={"prediction": predictions["prediction"]})),
     }
     return {"rows": len(part), "model_s": model, "steps_s": steps, "besides_share": sum(steps.values()) / model}

@@ -16,11 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from batchml.base.errors import MissingInput, RejectedShareTooHigh
 from batchml.base.faults import failpoint
-from batchml.base.provenance import code_version, sha256_bytes, shaped_by
+from batchml.base.provenance import code_version, shaped_by
 from batchml.base.redact import redact
 from batchml.base.setting import setting, share
 from batchml.dataset.contract import (
@@ -36,7 +35,7 @@ from batchml.dataset.features import labels_of, model_inputs
 from batchml.dataset.nulls import NullCounts
 from batchml.dataset.sources import FILE_BATCH_ROWS, Source
 from batchml.store import layout
-from batchml.store.manifest import Manifest
+from batchml.store.manifest import Manifest, parquet_file
 from batchml.store.storage import Storage, naming_a_full_disk
 
 log = logging.getLogger(__name__)
@@ -126,21 +125,15 @@ class _Writer:
     def _write(self, name: str, table: pa.Table) -> None:
         """One file, made in memory and written whole; the sha256 of its bytes kept for the commit (`digests`), which
         then need not read the file back."""
-        sink = pa.BufferOutputStream()
-        pq.write_table(
-            table,
-            sink,
-            write_page_checksum=True,
-            row_group_size=ROW_GROUP_ROWS,
-            dictionary_pagesize_limit=DICTIONARY_PAGE_BYTES,
+        data, sha256 = parquet_file(
+            table, row_group_size=ROW_GROUP_ROWS, dictionary_pagesize_limit=DICTIONARY_PAGE_BYTES
         )
-        data = sink.getvalue()
         with (
             naming_a_full_disk(self.staging.dataset, self.staging.date, f"{self.staging.url}/{name}"),
             self.staging.open(name) as fh,
         ):
             fh.write(data)
-        self.digests[name] = (data.size, sha256_bytes(data))
+        self.digests[name] = (data.size, sha256)
         failpoint("extract.staged")
 
     def __exit__(self, exc_type, *exc):

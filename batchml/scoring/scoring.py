@@ -45,6 +45,7 @@ from batchml.model.onnx_io import (
     session_classes,
 )
 from batchml.stats.profile import add_profiles, profile_partition
+from batchml.store.manifest import parquet_file
 
 _models: dict[str, object] = {}
 _models_lock = threading.Lock()
@@ -284,7 +285,7 @@ def score_partition(
     """
     name = _file_name(number)
     predictions = predict_partition(part, spec)
-    data = predictions_file(predictions)
+    data, sha256 = predictions_file(predictions)
     with fsspec.open(f"{out_dir}/{name}", "wb") as fh:
         fh.write(data)
     failpoint("score.partition")
@@ -293,21 +294,15 @@ def score_partition(
         partial = profile_partition(
             part, profile_specs, extra={c: predictions[c] for c in spec.output_columns if c in profile_specs}
         )
-    written = {"file": [name], "rows": [len(predictions)], "size": [data.size], "sha256": [sha256_bytes(data)]}
+    written = {"file": [name], "rows": [len(predictions)], "size": [data.size], "sha256": [sha256]}
     return pd.DataFrame({**written, "profile": [partial]})
 
 
-def predictions_file(predictions: pd.DataFrame) -> pa.Buffer:
-    """A partition's predictions as the bytes of one Parquet file, with page checksums: made in memory, so that the
-    task writes it whole and hashes the bytes it wrote."""
-    sink = pa.BufferOutputStream()
-    pq.write_table(
-        pa.Table.from_pandas(predictions, preserve_index=False),
-        sink,
-        use_dictionary=["model_name", "model_version"],
-        write_page_checksum=True,
-    )
-    return sink.getvalue()
+def predictions_file(predictions: pd.DataFrame) -> tuple[pa.Buffer, str]:
+    """A partition's predictions as the bytes of one Parquet file and their sha256 (`parquet_file`): the task writes
+    them whole and hands the commit the digest of the bytes it wrote."""
+    table = pa.Table.from_pandas(predictions, preserve_index=False)
+    return parquet_file(table, use_dictionary=["model_name", "model_version"])
 
 
 def _combine(*parts) -> dict:

@@ -8,7 +8,8 @@ dates through `ManifestReader`; neither imports the other.
 
 Checks come in two strengths: `verify(dataset, date)` compares sizes (one listing, cheap
 enough for every run of a task), `verify(..., checksums=True)` streams every file through
-sha256 (where a date is read for scoring, and in `batchml verify`).
+sha256 (`batchml verify`). Scoring checks the sha256 of the bytes it reads as it reads them,
+and writers hash the bytes they write (`parquet_file`), so a commit need not read them back.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from batchml.store.layout import MANIFEST
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 CHECKSUM = "sha256"  # hardware-accelerated (SHA-NI) in OpenSSL: faster here than blake2b, and what model pins use
 _CHUNK = 1 << 20
@@ -85,6 +87,18 @@ def checksum(fh: IO[bytes]) -> str:
     while chunk := fh.read(_CHUNK):
         digest.update(chunk)
     return digest.hexdigest()
+
+
+def parquet_file(table: pa.Table, **options: Any) -> tuple[pa.Buffer, str]:
+    """`table` as the bytes of one Parquet file with page checksums (and pyarrow's `options`), made in memory, and the
+    sha256 of those bytes: a writer writes them whole and hands (size, sha256) to the commit (`written_checksum`)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, write_page_checksum=True, **options)
+    data = sink.getvalue()
+    return data, hashlib.sha256(data).hexdigest()
 
 
 def written_checksum(digests: dict[str, tuple[int, str]], name: str, size: int) -> str | None:
