@@ -432,9 +432,10 @@ _NUMPY_FILL = {"int64": 0, "bool": False, "float64": np.nan}  # what a null beco
 
 
 def _kept(values: pd.Series, col: Column, keep: np.ndarray):
-    """The values of the rows kept, in the column's final dtype. A non-nullable integer or boolean column holds no null
-    on a kept row (the null was a rule's violation), so its values become numpy's before the rows are picked: one
-    boolean index of a numpy array instead of a masked array's take and a cast."""
+    """The values of the rows kept, in the column's final dtype. Where that dtype is numpy's (a non-nullable integer or
+    boolean, whose kept rows hold no null: a null was a rule's violation; a float, whose nulls become NaN), the values
+    become numpy's before the rows are picked: one boolean index of a numpy array instead of a masked array's take and
+    a cast."""
     final = col.final_dtype()
     if final in _NUMPY_FILL:
         return values.to_numpy(dtype=final, na_value=_NUMPY_FILL[final])[keep]

@@ -19,6 +19,9 @@ FEATURES_HOOK = "[features] transform"
 LABELS_HOOK = "[labels] transform"
 
 
+_COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3 or pd.options.mode.copy_on_write is True
+
+
 def private_copy(rows: pd.DataFrame) -> pd.DataFrame:
     """`rows` as a hook may change them, in place or not, without changing the caller's.
 
@@ -27,9 +30,6 @@ def private_copy(rows: pd.DataFrame) -> pd.DataFrame:
     Copy-on-Write, every value is copied.
     """
     return rows.copy(deep=not _COPY_ON_WRITE)
-
-
-_COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3 or pd.options.mode.copy_on_write is True
 
 
 def model_inputs(rows: pd.DataFrame, contract: Contract, transform: str = "") -> pd.DataFrame:

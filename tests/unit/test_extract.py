@@ -435,7 +435,7 @@ def test_the_hook_gets_a_source_files_batch_whole_and_a_larger_batch_in_pieces_o
 
     real = module.model_inputs
     monkeypatch.setattr(module, "model_inputs", model_inputs)
-    monkeypatch.setattr(module, "FILE_BATCH_ROWS", 700, raising=False)
+    monkeypatch.setattr(module, "FILE_BATCH_ROWS", 700)
     seen = {}
     for rows in (700, 3000):
         calls.clear()
