@@ -16,7 +16,8 @@ import os
 import shutil
 import tempfile
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -124,13 +125,19 @@ def _open_client(tracking_uri: str):
     return client
 
 
-_monitoring_ids: dict[
-    tuple[str, str], tuple[str, str]
-] = {}  # (tracking URI, model) -> (monitoring experiment, timeline run)
-_step_origins: dict[tuple[str, str], dt.date] = {}  # (tracking URI, monitoring experiment) -> the date of step 0
-_date_runs: dict[
-    tuple[str, str, str], str
-] = {}  # (tracking URI, monitoring experiment, date) -> the date's run: a date logs 3 times
+@dataclass
+class _Monitoring:
+    """What a process knows of a model's monitoring experiment, found or created once and then reused: a date logs
+    three times, and a backfill logs every date to the same experiment and timeline."""
+
+    experiment_id: str
+    origin: dt.date  # the date of step 0
+    timeline: str = ""  # the "monitor timeline" run, once a date has logged numbers
+    dates: dict[str, str] = field(default_factory=dict)  # date -> its "monitor D" run
+
+
+_monitoring: dict[tuple[str, str], _Monitoring] = {}  # (tracking URI, model) -> its monitoring experiment
+MONITORING_LOCK = "mlflow-monitoring"  # the project's lock (Storage.locked) under which they are found or created
 STEP_ORIGIN_TAG = "batchml.step_origin"
 FAILURE_TAGS = ("failure_task", "failure_cause")
 
@@ -258,10 +265,19 @@ class Registry:
     """
 
     def __init__(
-        self, tracking_uri: str, model_name: str, artifact_location: str = "", retry: RetryPolicy | None = None
+        self,
+        tracking_uri: str,
+        model_name: str,
+        artifact_location: str = "",
+        retry: RetryPolicy | None = None,
+        lock: Callable[[str], contextlib.AbstractContextManager[None]] | None = None,
     ):
+        """`lock(name)` holds a lock shared by every process of the project (Storage.locked): the monitoring
+        experiment and its runs are found or created under it. Without one (a registry outside a project), two
+        processes logging a new date at once can each create a run of it."""
         self.tracking_uri, self.name, self.artifact_location = tracking_uri, model_name, artifact_location
         self._retry = retry
+        self._lock = lock or (lambda name: contextlib.nullcontext())
 
     @functools.cached_property
     def client(self):
@@ -511,17 +527,28 @@ class Registry:
 
     def _experiment_id(self) -> str:
         """The experiment named after the model, created with the configured artifact location."""
-        found = self.client.get_experiment_by_name(self.name)
-        if found is not None:
-            return found.experiment_id
         note = (
             f"Versions of the registered model {self.name}, trained and registered by batchml: one run per training "
             "(cold start or challenger), with its parameters, holdout metrics, reference profile, training data and "
             "model."
         )
-        return self.client.create_experiment(
-            self.name, artifact_location=self.artifact_location or None, tags={"mlflow.note.content": note}
-        )
+        return self._experiment(self.name, self.artifact_location, {"mlflow.note.content": note}).experiment_id
+
+    def _experiment(self, name: str, location: str, tags: dict[str, str]):
+        """The experiment `name`, created with `tags` when it does not exist yet.
+
+        Another process may create it between the lookup and the creation (two pods retraining at once); its
+        name is unique in the store, so the creation that loses finds the one that won.
+        """
+        found = self.client.get_experiment_by_name(name)
+        if found is None:
+            try:
+                self.client.create_experiment(name, artifact_location=location or None, tags=tags)
+            except Exception as exc:
+                if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            found = self.client.get_experiment_by_name(name)
+        return found
 
     def set_alias(self, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(self.name, alias, version)
@@ -653,10 +680,9 @@ class Registry:
         """
         from mlflow.entities import Metric, RunTag
 
-        experiment_id = self._monitoring_experiment()
-        run_id = self._date_run(experiment_id, date)
-        day = dt.date.fromisoformat(date)
-        step = (day - self._step_origin(experiment_id, day)).days
+        monitoring = self._monitoring(date, timeline=bool(metrics))
+        run_id, day = monitoring.dates[date], dt.date.fromisoformat(date)
+        step = (day - monitoring.origin).days
         at = int(dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC).timestamp() * 1000)
         batch = [Metric(k, float(v), at, step) for k, v in sorted(metrics.items())]
         self.client.log_batch(run_id, metrics=batch, tags=[RunTag(k, redact(str(v))) for k, v in tags.items()])
@@ -667,9 +693,8 @@ class Registry:
                 self.client.log_dict(run_id, redacted(body), name)
         self._end_date_run(run_id)
         if batch:
-            timeline = self._timeline_run(experiment_id)
-            self.client.log_batch(timeline, metrics=batch)
-            self.client.set_terminated(timeline)  # a run nothing writes to between dates is not RUNNING
+            self.client.log_batch(monitoring.timeline, metrics=batch)
+            self.client.set_terminated(monitoring.timeline)  # a run nothing writes to between dates is not RUNNING
         return run_id
 
     def log_failure(self, date: str, task: str, cause: str) -> str:
@@ -679,7 +704,7 @@ class Registry:
         """
         from mlflow.entities import RunTag
 
-        run_id = self._date_run(self._monitoring_experiment(), date)
+        run_id = self._monitoring(date).dates[date]
         self.client.log_batch(
             run_id, tags=[RunTag("failure_task", task), RunTag("failure_cause", redact(cause)[:4000])]
         )
@@ -688,8 +713,9 @@ class Registry:
 
     def clear_failure(self, date: str) -> None:
         """The date's run no longer carries a failure (its daily job succeeded): re-ended on its checks' status."""
-        runs = self.client.search_runs(
-            [self._monitoring_experiment()], filter_string=f"tags.date = '{date}'", max_results=1
+        experiment = self.client.get_experiment_by_name(f"{self.name}-monitoring")
+        runs = experiment and self.client.search_runs(
+            [experiment.experiment_id], filter_string=f"tags.date = '{date}'", max_results=1
         )
         if not runs:
             return
@@ -699,70 +725,66 @@ class Registry:
                 self.client.delete_tag(run.info.run_id, key)
         self._end_date_run(run.info.run_id)
 
-    def _date_run(self, experiment_id: str, date: str) -> str:
-        key = (self.tracking_uri, experiment_id, date)
-        if key not in _date_runs:
-            runs = self.client.search_runs([experiment_id], filter_string=f"tags.date = '{date}'", max_results=1)
-            _date_runs[key] = (
-                runs[0].info.run_id
-                if runs
-                else self.client.create_run(experiment_id, run_name=f"monitor {date}", tags={"date": date}).info.run_id
-            )
-        return _date_runs[key]
-
     def _end_date_run(self, run_id: str) -> None:
         tags = self.client.get_run(run_id).data.tags
         failed = tags.get("status") == "fail" or any(key in tags for key in FAILURE_TAGS)
         self.client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
 
-    def _step_origin(self, experiment_id: str, day: dt.date) -> dt.date:
-        """The date of step 0: the first date logged to the monitoring experiment (recorded as its tag)."""
-        key = (self.tracking_uri, experiment_id)
-        if key not in _step_origins:
-            tag = self.client.get_experiment(experiment_id).tags.get(STEP_ORIGIN_TAG)
-            if tag is None:
-                self.client.set_experiment_tag(experiment_id, STEP_ORIGIN_TAG, day.isoformat())
-            _step_origins[key] = dt.date.fromisoformat(tag) if tag else day
-        return _step_origins[key]
+    def _monitoring(self, date: str, *, timeline: bool = False) -> _Monitoring:
+        """The monitoring experiment with the date's run (and the timeline run): known, found, or created.
 
-    def _monitoring_experiment(self) -> str:
-        known = _monitoring_ids.get((self.tracking_uri, self.name))
-        if known:
-            return known[0]
-        experiment = f"{self.name}-monitoring"
-        found = self.client.get_experiment_by_name(experiment)
-        if found:
-            return found.experiment_id
-        location = f"{self.artifact_location}/monitoring" if self.artifact_location else None
-        experiment_id = self.client.create_experiment(experiment, artifact_location=location)
-        note = (
-            f"Daily monitoring of models:/{self.name}, written by batchml. One run per date (monitor YYYY-MM-DD) with "
-            "its "
-            "checks, drift and retraining decision as metrics, tags and JSON documents, and its report.html; FAILED "
-            "when the "
-            "date failed (tags failure_task, failure_cause). The run 'monitor timeline' holds every date as a step "
-            "(days since "
-            "the tag batchml.step_origin), so its charts are timelines. The dashboard is monitoring/index.html under "
-            "the storage root."
-        )
-        self.client.set_experiment_tag(experiment_id, "mlflow.note.content", note)
-        return experiment_id
+        Each is found, else created, so two processes logging at once (two pods running one
+        date, the first dates of a `--workers N` backfill) would each create their own: the
+        experiment's second creation fails, and the runs and the step origin split in two.
+        The finding and creating is done under the project's lock, once per process.
+        """
+        key = (self.tracking_uri, self.name)
+        known = _monitoring.get(key)
+        if known is None or date not in known.dates or (timeline and not known.timeline):
+            with self._lock(MONITORING_LOCK):
+                known = _monitoring[key] = self._find_or_create(known, date, timeline)
+        return known
 
-    def _timeline_run(self, experiment_id: str) -> str:
-        known = _monitoring_ids.get((self.tracking_uri, self.name))
-        if known and known[0] == experiment_id:
-            return known[1]
-        runs = self.client.search_runs([experiment_id], filter_string="tags.kind = 'timeline'", max_results=1)
-        if runs:
-            run_id = runs[0].info.run_id
-        else:
+    def _find_or_create(self, known: _Monitoring | None, date: str, timeline: bool) -> _Monitoring:
+        """Under the monitoring lock: what `_monitoring` does not know yet."""
+        if known is None:
             note = (
-                "Every monitored date as a step: step = days since the experiment's batchml.step_origin tag (the first "
-                "date "
-                "logged), each value timestamped at its date (choose x axis: Time (wall) to read dates)."
+                f"Daily monitoring of models:/{self.name}, written by batchml. One run per date (monitor YYYY-MM-DD) "
+                "with its checks, drift and retraining decision as metrics, tags and JSON documents, and its "
+                "report.html; FAILED when the date failed (tags failure_task, failure_cause). The run 'monitor "
+                "timeline' holds every date as a step (days since the tag batchml.step_origin), so its charts are "
+                "timelines. The dashboard is monitoring/index.html under the storage root."
             )
-            run_id = self.client.create_run(
-                experiment_id, run_name="monitor timeline", tags={"kind": "timeline", "mlflow.note.content": note}
-            ).info.run_id
-        _monitoring_ids[(self.tracking_uri, self.name)] = (experiment_id, run_id)  # a backfill logs every date to them
-        return run_id
+            location = f"{self.artifact_location}/monitoring" if self.artifact_location else ""
+            experiment = self._experiment(
+                f"{self.name}-monitoring", location, {"mlflow.note.content": note, STEP_ORIGIN_TAG: date}
+            )
+            origin = experiment.tags.get(STEP_ORIGIN_TAG)
+            if origin is None:  # an experiment from before the tag: its first date logged from now on
+                self.client.set_experiment_tag(experiment.experiment_id, STEP_ORIGIN_TAG, origin := date)
+            known = _Monitoring(experiment.experiment_id, dt.date.fromisoformat(origin))
+        if date not in known.dates:
+            runs = self.client.search_runs([known.experiment_id], filter_string=f"tags.date = '{date}'", max_results=1)
+            known.dates[date] = (
+                runs[0].info.run_id
+                if runs
+                else self.client.create_run(
+                    known.experiment_id, run_name=f"monitor {date}", tags={"date": date}
+                ).info.run_id
+            )
+        if timeline and not known.timeline:
+            runs = self.client.search_runs([known.experiment_id], filter_string="tags.kind = 'timeline'", max_results=1)
+            note = (
+                "Every monitored date as a step: step = days since the experiment's batchml.step_origin tag (the "
+                "first date logged), each value timestamped at its date (choose x axis: Time (wall) to read dates)."
+            )
+            known.timeline = (
+                runs[0].info.run_id
+                if runs
+                else self.client.create_run(
+                    known.experiment_id,
+                    run_name="monitor timeline",
+                    tags={"kind": "timeline", "mlflow.note.content": note},
+                ).info.run_id
+            )
+        return known

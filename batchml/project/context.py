@@ -127,7 +127,13 @@ class Context:
         check_tracking_uri(s.tracking_uri)  # named errors before MLflow's own
         check_sqlite_store(s.tracking_uri)
         configure_http(s.http_request_max_retries, s.http_request_timeout)
-        return Registry(s.tracking_uri, s.registered_model or self.contract.dataset, s.artifact_location, retry=s.retry)
+        return Registry(
+            s.tracking_uri,
+            s.registered_model or self.contract.dataset,
+            s.artifact_location,
+            retry=s.retry,
+            lock=lambda name: self.storage.locked(name),  # every process of the project: pods, --workers N
+        )
 
 
 def build_context(settings: Settings) -> Context:
