@@ -733,10 +733,10 @@ class Registry:
     def _monitoring(self, date: str, *, timeline: bool = False) -> _Monitoring:
         """The monitoring experiment with the date's run (and the timeline run): known, found, or created.
 
-        Each is found, else created, so two processes logging at once (two pods running one
-        date, the first dates of a `--workers N` backfill) would each create their own: the
-        experiment's second creation fails, and the runs and the step origin split in two.
-        The finding and creating is done under the project's lock, once per process.
+        Finding, then creating, is not atomic: two processes logging at once (two pods running
+        one date, the first dates of a `--workers N` backfill) would each create their own, the
+        experiment's second creation would fail, and the runs and the step origin would split
+        in two. So it is done under the project's lock, once per process.
         """
         key = (self.tracking_uri, self.name)
         known = _monitoring.get(key)
