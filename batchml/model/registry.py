@@ -218,6 +218,16 @@ def register_version(
     )
 
 
+@contextlib.contextmanager
+def _unless_it_exists():
+    """Create something in MLflow unless it exists: another process may have created it first."""
+    try:
+        yield
+    except Exception as exc:
+        if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+            raise
+
+
 def _named_classes(tags: dict, classes) -> tuple | None:
     """The classes a batchml version's proba_<class> columns are named after: the contract's, in its order,
     when given (scoring matches them to the model's own by identity); else the fitted classes of its tags."""
@@ -512,11 +522,8 @@ class Registry:
             mlflow.log_dict(profile, PROFILE_ARTIFACT)
             mlflow.set_tags({**version_tags, "code_version": code_version()})
             run_id = run.info.run_id
-        try:
+        with _unless_it_exists():
             self.client.create_registered_model(self.name)
-        except Exception as exc:  # already exists
-            if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
-                raise
         mv = self.client.create_model_version(
             self.name, source=info.model_uri, run_id=run_id, tags=version_tags, model_id=info.model_id
         )
@@ -542,11 +549,8 @@ class Registry:
         """
         found = self.client.get_experiment_by_name(name)
         if found is None:
-            try:
+            with _unless_it_exists():
                 self.client.create_experiment(name, artifact_location=location or None, tags=tags)
-            except Exception as exc:
-                if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
-                    raise
             found = self.client.get_experiment_by_name(name)
         return found
 
@@ -714,9 +718,9 @@ class Registry:
     def clear_failure(self, date: str) -> None:
         """The date's run no longer carries a failure (its daily job succeeded): re-ended on its checks' status."""
         experiment = self.client.get_experiment_by_name(f"{self.name}-monitoring")
-        runs = experiment and self.client.search_runs(
-            [experiment.experiment_id], filter_string=f"tags.date = '{date}'", max_results=1
-        )
+        if experiment is None:
+            return
+        runs = self.client.search_runs([experiment.experiment_id], filter_string=f"tags.date = '{date}'", max_results=1)
         if not runs:
             return
         run = runs[0]
@@ -764,27 +768,20 @@ class Registry:
                 self.client.set_experiment_tag(experiment.experiment_id, STEP_ORIGIN_TAG, origin := date)
             known = _Monitoring(experiment.experiment_id, dt.date.fromisoformat(origin))
         if date not in known.dates:
-            runs = self.client.search_runs([known.experiment_id], filter_string=f"tags.date = '{date}'", max_results=1)
-            known.dates[date] = (
-                runs[0].info.run_id
-                if runs
-                else self.client.create_run(
-                    known.experiment_id, run_name=f"monitor {date}", tags={"date": date}
-                ).info.run_id
-            )
+            known.dates[date] = self._run(known.experiment_id, f"monitor {date}", {"date": date})
         if timeline and not known.timeline:
-            runs = self.client.search_runs([known.experiment_id], filter_string="tags.kind = 'timeline'", max_results=1)
             note = (
                 "Every monitored date as a step: step = days since the experiment's batchml.step_origin tag (the "
                 "first date logged), each value timestamped at its date (choose x axis: Time (wall) to read dates)."
             )
-            known.timeline = (
-                runs[0].info.run_id
-                if runs
-                else self.client.create_run(
-                    known.experiment_id,
-                    run_name="monitor timeline",
-                    tags={"kind": "timeline", "mlflow.note.content": note},
-                ).info.run_id
-            )
+            known.timeline = self._run(known.experiment_id, "monitor timeline", {"kind": "timeline"}, note)
         return known
+
+    def _run(self, experiment_id: str, name: str, tags: dict[str, str], note: str = "") -> str:
+        """The id of the experiment's run with `tags`, created (named `name`, with its `note`) when there is none."""
+        found = " and ".join(f"tags.{k} = '{v}'" for k, v in tags.items())
+        runs = self.client.search_runs([experiment_id], filter_string=found, max_results=1)
+        if runs:
+            return runs[0].info.run_id
+        tags = {**tags, "mlflow.note.content": note} if note else tags
+        return self.client.create_run(experiment_id, run_name=name, tags=tags).info.run_id

@@ -132,7 +132,8 @@ class Context:
             s.registered_model or self.contract.dataset,
             s.artifact_location,
             retry=s.retry,
-            lock=lambda name: self.storage.locked(name),  # every process of the project: pods, --workers N
+            # every process of the project (pods, --workers N); the storage opened only when a lock is taken
+            lock=lambda name: self.storage.locked(name),
         )
 
 
